@@ -1,0 +1,81 @@
+//! Every bound in MCOS, in one place (TigerBeetle's TIGER_STYLE).
+//!
+//! Configuration may lower a limit, never exceed it. The compile-time assertions at the bottom
+//! relate the limits to each other, so a change that breaks a relation fails the build.
+
+/// Priority classes in a policy table (one byte of class id).
+pub const CLASSES: usize = 256;
+
+/// Tiers one node can hold (tier ids are 0..MAX_TIERS, fastest first).
+pub const MAX_TIERS: usize = 4;
+
+/// Engines one node can feed (one descriptor ring per engine per shard).
+pub const MAX_ENGINES: usize = 4;
+
+/// Fast-path shards in one node (each directory entry has exactly one writer: its shard).
+pub const MAX_SHARDS: usize = 64;
+
+/// Frames one tier can hold. Frame ids are 28 bits wide in the block-state word.
+pub const MAX_FRAMES_PER_TIER: u32 = 1 << 28;
+
+/// Depth of each movement-descriptor ring (fast path -> engine).
+pub const DESCRIPTOR_RING_DEPTH: usize = 1024;
+
+/// Depth of each completion ring (engine -> fast path).
+pub const COMPLETION_RING_DEPTH: usize = 1024;
+
+/// Depth of the telemetry ring (fast path -> brain). Full ring: samples are dropped and counted.
+pub const TELEMETRY_RING_DEPTH: usize = 4096;
+
+/// Descriptors an engine takes from a ring in one batch (one io_uring submission, one memcpy pass).
+pub const ENGINE_BATCH: usize = 32;
+
+/// In-flight moves per shard (the MSHR analogue): duplicate misses merge onto one slot.
+pub const INFLIGHT_MOVES: usize = 256;
+
+/// Victim candidates the fast path inspects per eviction before giving up (bounded scan).
+pub const VICTIM_SCAN_MAX: usize = 16;
+
+/// Prefetch descriptors one access may emit.
+pub const PREFETCH_DEGREE_MAX: u8 = 4;
+
+/// Sequences tracked by the per-sequence prefetch table (per shard).
+pub const SEQUENCE_SLOTS: usize = 1024;
+
+/// Admission sketch: rows x counters per row, 4-bit saturating counters.
+pub const SKETCH_ROWS: usize = 4;
+/// Counters per sketch row (power of two).
+pub const SKETCH_WIDTH: usize = 4096;
+/// Largest value a 4-bit sketch counter holds.
+pub const SKETCH_COUNTER_MAX: u8 = 15;
+
+/// Largest block payload a tier accepts.
+pub const MAX_BLOCK_BYTES: usize = 64 << 20;
+
+/// Alignment of disk frames and of buffers used for O_DIRECT I/O.
+pub const DISK_ALIGN: usize = 4096;
+
+/// Bytes of the header stored in front of every block in every tier (key, length, checksum).
+pub const BLOCK_HEADER_BYTES: usize = 64;
+
+/// Ticks a policy table lives without being refreshed before the fast path falls back to the
+/// built-in default table (upper bound; a table may ask for less).
+pub const POLICY_TTL_TICKS_MAX: u32 = 1 << 20;
+
+const _: () = assert!(CLASSES == 1 << 8, "class ids are one byte");
+const _: () = assert!(DESCRIPTOR_RING_DEPTH.is_power_of_two());
+const _: () = assert!(COMPLETION_RING_DEPTH.is_power_of_two());
+const _: () = assert!(TELEMETRY_RING_DEPTH.is_power_of_two());
+const _: () = assert!(SKETCH_WIDTH.is_power_of_two());
+const _: () = assert!(ENGINE_BATCH <= DESCRIPTOR_RING_DEPTH);
+// Every in-flight move must be able to post its completion without the engine waiting.
+const _: () = assert!(INFLIGHT_MOVES <= COMPLETION_RING_DEPTH);
+// A shard may have every in-flight move queued on one engine.
+const _: () = assert!(INFLIGHT_MOVES <= DESCRIPTOR_RING_DEPTH);
+const _: () = assert!(BLOCK_HEADER_BYTES <= DISK_ALIGN);
+const _: () = assert!(MAX_BLOCK_BYTES % DISK_ALIGN == 0);
+const _: () = assert!(
+    MAX_TIERS <= 8,
+    "tier ids are 3 bits in the block-state word"
+);
+const _: () = assert!(MAX_ENGINES <= 16, "engine ids are 4 bits");

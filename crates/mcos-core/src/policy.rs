@@ -1,0 +1,382 @@
+//! The policy table: the interface between the brain (which writes it) and the fast path (which
+//! executes it on every event).
+//!
+//! One entry per priority class, each packed into 128 bits so that the same table can live in
+//! SRAM next to a hardware pipeline (layout below; hardware-anchors.md section 6.1 is the model),
+//! plus a few table-wide fields. A table is validated before it is installed; the fast path
+//! never sees an invalid one.
+//!
+//! Class entry layout (bit ranges inclusive, little end first):
+//!
+//! | bits      | field             |
+//! |-----------|-------------------|
+//! | 2:0       | preferred_tier    |
+//! | 5:3       | floor_tier        |
+//! | 9:6       | admit_threshold   |
+//! | 13:10     | evict_priority    |
+//! | 14        | pinned            |
+//! | 16:15     | insert_position   |
+//! | 19:17     | prefetch_mode     |
+//! | 22:20     | prefetch_degree   |
+//! | 30:23     | reserved (0)      |
+//! | 62:31     | quota_blocks      |
+//! | 94:63     | ttl_ticks         |
+//! | 110:95    | entry_version     |
+//! | 127:111   | reserved (0)      |
+
+use crate::error::ContractError;
+use crate::limits;
+use crate::topology::{TierId, Topology};
+
+/// Where a newly admitted block enters its tier's recency order.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum InsertPosition {
+    /// Most recently used end: the block survives a full pass of the tier (plain LRU).
+    Mru = 0,
+    /// Least recently used end: evicted next unless it is hit first (scan resistance, the
+    /// RRIP "distant" insertion).
+    Lru = 1,
+}
+
+/// What the fast path prefetches when a block of this class is accessed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum PrefetchMode {
+    /// No prefetch.
+    Off = 0,
+    /// The next `prefetch_degree` blocks of the same sequence (from sequence intents).
+    Sequential = 1,
+}
+
+/// The policy for one priority class.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClassPolicy {
+    /// Tier new blocks of this class are admitted into.
+    pub preferred_tier: TierId,
+    /// Slowest tier a block of this class is demoted to on eviction; evicted from there, it is
+    /// dropped. Equal to `preferred_tier`: no demotion.
+    pub floor_tier: TierId,
+    /// Admission: the block's estimated access count (4-bit sketch) must reach this value.
+    /// 0 admits everything.
+    pub admit_threshold: u8,
+    /// Eviction order between classes: among victim candidates the highest priority goes first.
+    pub evict_priority: u8,
+    /// Blocks of this class are never evicted.
+    pub pinned: bool,
+    /// Where new blocks enter the recency order.
+    pub insert_position: InsertPosition,
+    /// Prefetch behaviour.
+    pub prefetch_mode: PrefetchMode,
+    /// Blocks prefetched per access (at most `limits::PREFETCH_DEGREE_MAX`).
+    pub prefetch_degree: u8,
+    /// Most blocks of this class resident in its preferred tier per shard; 0: no quota.
+    pub quota_blocks: u32,
+    /// Ticks without access after which a block of this class is evicted first; 0: never.
+    pub ttl_ticks: u32,
+    /// Version of this entry, bumped by the brain on every change.
+    pub entry_version: u16,
+}
+
+impl ClassPolicy {
+    /// The built-in default: admit everything into tier 0 at the MRU end, demote down to the
+    /// slowest tier, no prefetch, no quota. With one tier this is exact LRU.
+    pub const fn default_for(floor_tier: TierId) -> ClassPolicy {
+        ClassPolicy {
+            preferred_tier: TierId(0),
+            floor_tier,
+            admit_threshold: 0,
+            evict_priority: 0,
+            pinned: false,
+            insert_position: InsertPosition::Mru,
+            prefetch_mode: PrefetchMode::Off,
+            prefetch_degree: 0,
+            quota_blocks: 0,
+            ttl_ticks: 0,
+            entry_version: 0,
+        }
+    }
+
+    /// Packs the entry into its 128-bit hardware layout.
+    pub fn to_bits(&self) -> u128 {
+        let mut w: u128 = 0;
+        w |= u128::from(self.preferred_tier.0 & 0x7);
+        w |= u128::from(self.floor_tier.0 & 0x7) << 3;
+        w |= u128::from(self.admit_threshold & 0xf) << 6;
+        w |= u128::from(self.evict_priority & 0xf) << 10;
+        w |= u128::from(self.pinned) << 14;
+        w |= u128::from(self.insert_position as u8 & 0x3) << 15;
+        w |= u128::from(self.prefetch_mode as u8 & 0x7) << 17;
+        w |= u128::from(self.prefetch_degree & 0x7) << 20;
+        w |= u128::from(self.quota_blocks) << 31;
+        w |= u128::from(self.ttl_ticks) << 63;
+        w |= u128::from(self.entry_version) << 95;
+        w
+    }
+
+    /// Unpacks a 128-bit entry; unknown enum values are errors, not guesses.
+    pub fn from_bits(w: u128) -> Result<ClassPolicy, ContractError> {
+        let field = |shift: u32, bits: u32| ((w >> shift) & ((1u128 << bits) - 1)) as u64;
+        let insert_position = match field(15, 2) {
+            0 => InsertPosition::Mru,
+            1 => InsertPosition::Lru,
+            v => {
+                return Err(ContractError::Decode {
+                    what: "insert_position",
+                    value: v,
+                });
+            }
+        };
+        let prefetch_mode = match field(17, 3) {
+            0 => PrefetchMode::Off,
+            1 => PrefetchMode::Sequential,
+            v => {
+                return Err(ContractError::Decode {
+                    what: "prefetch_mode",
+                    value: v,
+                });
+            }
+        };
+        Ok(ClassPolicy {
+            preferred_tier: TierId(field(0, 3) as u8),
+            floor_tier: TierId(field(3, 3) as u8),
+            admit_threshold: field(6, 4) as u8,
+            evict_priority: field(10, 4) as u8,
+            pinned: field(14, 1) == 1,
+            insert_position,
+            prefetch_mode,
+            prefetch_degree: field(20, 3) as u8,
+            quota_blocks: field(31, 32) as u32,
+            ttl_ticks: field(63, 32) as u32,
+            entry_version: field(95, 16) as u16,
+        })
+    }
+
+    fn validate(&self, class: u8, tiers: usize) -> Result<(), ContractError> {
+        let bad = |reason: String| Err(ContractError::PolicyClass { class, reason });
+        if self.preferred_tier.index() >= tiers {
+            return bad(format!(
+                "preferred tier {} does not exist (the node has {tiers} tiers)",
+                self.preferred_tier.0
+            ));
+        }
+        if self.floor_tier.index() >= tiers {
+            return bad(format!(
+                "floor tier {} does not exist (the node has {tiers} tiers)",
+                self.floor_tier.0
+            ));
+        }
+        if self.floor_tier < self.preferred_tier {
+            return bad(format!(
+                "floor tier {} is faster than preferred tier {}",
+                self.floor_tier.0, self.preferred_tier.0
+            ));
+        }
+        if self.admit_threshold > limits::SKETCH_COUNTER_MAX {
+            return bad(format!(
+                "admit_threshold {} exceeds the sketch counter maximum {}",
+                self.admit_threshold,
+                limits::SKETCH_COUNTER_MAX
+            ));
+        }
+        if self.evict_priority > 15 {
+            return bad(format!("evict_priority {} exceeds 15", self.evict_priority));
+        }
+        if self.prefetch_degree > limits::PREFETCH_DEGREE_MAX {
+            return bad(format!(
+                "prefetch_degree {} exceeds {}",
+                self.prefetch_degree,
+                limits::PREFETCH_DEGREE_MAX
+            ));
+        }
+        if self.ttl_ticks > limits::POLICY_TTL_TICKS_MAX {
+            return bad(format!(
+                "ttl_ticks {} exceeds {}",
+                self.ttl_ticks,
+                limits::POLICY_TTL_TICKS_MAX
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A complete policy table: one entry per class plus table-wide fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyTable {
+    /// Version the brain gave this table (reported by `mcos policy show`).
+    pub version: u32,
+    /// Ticks this table stays in force without a refresh before the fast path falls back to
+    /// the built-in default; 0: forever (the built-in default itself).
+    pub ttl_ticks: u32,
+    /// Per tier, the share of frames (out of 256) kept for blocks that were hit after
+    /// admission (segmented LRU's protected segment). 0: plain LRU order.
+    pub protected_share: [u8; limits::MAX_TIERS],
+    /// Accesses between halvings of the admission sketch (TinyLFU's reset); 0: never halve.
+    pub sketch_window: u32,
+    /// One entry per class.
+    pub classes: [ClassPolicy; limits::CLASSES],
+}
+
+impl PolicyTable {
+    /// The built-in default table for a node with `tiers` tiers: exact LRU in tier 0, blocks
+    /// demoted tier by tier down to the slowest, admit all, no prefetch, never expires.
+    pub fn builtin(tiers: usize) -> PolicyTable {
+        let floor = TierId(tiers.saturating_sub(1).min(limits::MAX_TIERS - 1) as u8);
+        PolicyTable {
+            version: 0,
+            ttl_ticks: 0,
+            protected_share: [0; limits::MAX_TIERS],
+            sketch_window: 0,
+            classes: [ClassPolicy::default_for(floor); limits::CLASSES],
+        }
+    }
+
+    /// Checks every entry against the node's topology. A table that fails is never installed.
+    pub fn validate(&self, topology: &Topology) -> Result<(), ContractError> {
+        let tiers = topology.tiers.len();
+        if self.ttl_ticks > limits::POLICY_TTL_TICKS_MAX {
+            return Err(ContractError::Policy(format!(
+                "table ttl_ticks {} exceeds {}",
+                self.ttl_ticks,
+                limits::POLICY_TTL_TICKS_MAX
+            )));
+        }
+        for (class, entry) in self.classes.iter().enumerate() {
+            entry.validate(class as u8, tiers)?;
+            if entry.quota_blocks > 0 {
+                let cap = topology
+                    .tier(entry.preferred_tier)
+                    .map(|t| t.capacity_blocks)
+                    .unwrap_or(0);
+                if entry.quota_blocks > cap {
+                    return Err(ContractError::PolicyClass {
+                        class: class as u8,
+                        reason: format!(
+                            "quota of {} blocks exceeds the preferred tier's {cap} blocks",
+                            entry.quota_blocks
+                        ),
+                    });
+                }
+            }
+        }
+        if self.protected_share.iter().any(|&s| s == 255) {
+            return Err(ContractError::Policy(
+                "protected_share 255/256 leaves no room for new blocks; use at most 254".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The entry for class `c`.
+    pub fn class(&self, c: u8) -> &ClassPolicy {
+        &self.classes[usize::from(c)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{TierKind, TierSpec};
+    use proptest::prelude::*;
+
+    fn topo(n: usize) -> Topology {
+        Topology {
+            tiers: (0..n)
+                .map(|_| TierSpec {
+                    kind: TierKind::HostDram,
+                    capacity_blocks: 100,
+                    block_bytes: 64,
+                })
+                .collect(),
+            links: vec![],
+        }
+    }
+
+    #[test]
+    fn builtin_is_valid() {
+        for n in 1..=limits::MAX_TIERS {
+            PolicyTable::builtin(n).validate(&topo(n)).unwrap();
+        }
+    }
+
+    #[test]
+    fn validation_names_the_class_and_the_problem() {
+        let mut t = PolicyTable::builtin(2);
+        t.classes[7].preferred_tier = TierId(3);
+        let e = t.validate(&topo(2)).unwrap_err().to_string();
+        assert!(
+            e.contains("class 7") && e.contains("preferred tier 3"),
+            "{e}"
+        );
+
+        let mut t = PolicyTable::builtin(2);
+        t.classes[1].admit_threshold = 16;
+        assert!(t.validate(&topo(2)).is_err());
+
+        let mut t = PolicyTable::builtin(2);
+        t.classes[2].preferred_tier = TierId(1);
+        t.classes[2].floor_tier = TierId(0);
+        assert!(
+            t.validate(&topo(2))
+                .unwrap_err()
+                .to_string()
+                .contains("faster")
+        );
+
+        let mut t = PolicyTable::builtin(1);
+        t.classes[3].quota_blocks = 101;
+        assert!(t.validate(&topo(1)).is_err());
+    }
+
+    fn arb_class() -> impl Strategy<Value = ClassPolicy> {
+        (
+            (
+                0u8..8,
+                0u8..8,
+                0u8..16,
+                0u8..16,
+                any::<bool>(),
+                0u8..2,
+                0u8..2,
+                0u8..8,
+            ),
+            (any::<u32>(), any::<u32>(), any::<u16>()),
+        )
+            .prop_map(
+                |((p, f, a, e, pin, ins, pf, deg), (q, ttl, ver))| ClassPolicy {
+                    preferred_tier: TierId(p),
+                    floor_tier: TierId(f),
+                    admit_threshold: a,
+                    evict_priority: e,
+                    pinned: pin,
+                    insert_position: if ins == 0 {
+                        InsertPosition::Mru
+                    } else {
+                        InsertPosition::Lru
+                    },
+                    prefetch_mode: if pf == 0 {
+                        PrefetchMode::Off
+                    } else {
+                        PrefetchMode::Sequential
+                    },
+                    prefetch_degree: deg,
+                    quota_blocks: q,
+                    ttl_ticks: ttl,
+                    entry_version: ver,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn class_entry_round_trips_through_its_bit_layout(c in arb_class()) {
+            prop_assert_eq!(ClassPolicy::from_bits(c.to_bits()).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn unknown_enum_values_do_not_decode() {
+        let w = 3u128 << 15;
+        assert!(ClassPolicy::from_bits(w).is_err());
+    }
+}
