@@ -58,29 +58,38 @@ fn ring_batch_pop_sees_whole_records() {
 #[test]
 fn policy_install_is_never_torn() {
     loom::model(|| {
-        let (mut installer, mut readers) = policy_cell(PolicyTable::builtin(1), 1);
-        let mut reader = readers.pop().unwrap();
-        let writer = loom::thread::spawn(move || {
-            let mut installed = 0;
-            for v in 1..=2u32 {
-                let mut t = PolicyTable::builtin(1);
-                t.version = v;
-                t.classes[0].entry_version = v as u16;
-                t.classes[255].entry_version = v as u16;
-                if installer.try_install(&t).is_ok() {
-                    installed += 1;
+        // A table is a few KiB: run the model in coroutines with room for it.
+        let big = || loom::thread::Builder::new().stack_size(1 << 20);
+        let body = big()
+            .spawn(move || {
+                let (mut installer, mut readers) = policy_cell(PolicyTable::builtin(1), 1);
+                let mut reader = readers.pop().unwrap();
+                let writer = big()
+                    .spawn(move || {
+                        let mut installed = 0;
+                        for v in 1..=2u32 {
+                            let mut t = PolicyTable::builtin(1);
+                            t.version = v;
+                            t.classes[0].entry_version = v as u16;
+                            t.classes[255].entry_version = v as u16;
+                            if installer.try_install(&t).is_ok() {
+                                installed += 1;
+                            }
+                        }
+                        installed
+                    })
+                    .unwrap();
+                for _ in 0..2 {
+                    reader.refresh();
+                    reader.with_table(|t| {
+                        assert_eq!(u32::from(t.classes[0].entry_version), t.version);
+                        assert_eq!(u32::from(t.classes[255].entry_version), t.version);
+                    });
                 }
-            }
-            installed
-        });
-        for _ in 0..2 {
-            reader.refresh();
-            reader.with_table(|t| {
-                assert_eq!(u32::from(t.classes[0].entry_version), t.version);
-                assert_eq!(u32::from(t.classes[255].entry_version), t.version);
-            });
-        }
-        let installed = writer.join().unwrap();
-        assert!(installed >= 1, "the first install never waits");
+                let installed = writer.join().unwrap();
+                assert!(installed >= 1, "the first install never waits");
+            })
+            .unwrap();
+        body.join().unwrap();
     });
 }
