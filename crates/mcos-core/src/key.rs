@@ -54,13 +54,19 @@ impl BlockKey {
     /// Key for a block named by an external trace id that already stands for its whole prefix
     /// (Mooncake's `hash_ids`).
     pub fn from_trace_id(namespace: &Namespace, id: u64) -> BlockKey {
+        BlockKey::from_trace_id_under(namespace.root(), id)
+    }
+
+    /// `from_trace_id` with the namespace root computed once by the caller (no allocation).
+    pub fn from_trace_id_under(root: BlockKey, id: u64) -> BlockKey {
         let mut buf = [0u8; 24];
-        buf[..16].copy_from_slice(&namespace.root().0.to_le_bytes());
+        buf[..16].copy_from_slice(&root.0.to_le_bytes());
         buf[16..].copy_from_slice(&id.to_le_bytes());
         BlockKey(nonzero(xxh3_128_with_seed(&buf, TRACE_SEED)))
     }
 
-    /// The low 64 bits: the directory's tag and the descriptor's verification field.
+    /// The low 64 bits: the directory's tag and the descriptor's verification field. Never 0
+    /// for a key made by this module.
     pub fn tag(self) -> u64 {
         self.0 as u64
     }
@@ -77,8 +83,9 @@ impl BlockKey {
     }
 }
 
+/// Keys never have zero low 64 bits: the directory and descriptors use 0 as "no block".
 fn nonzero(h: u128) -> u128 {
-    if h == 0 { 1 } else { h }
+    if h as u64 == 0 { h | 1 } else { h }
 }
 
 impl fmt::Debug for BlockKey {

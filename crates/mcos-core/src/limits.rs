@@ -18,6 +18,10 @@ pub const MAX_SHARDS: usize = 64;
 /// Frames one tier can hold. Frame ids are 28 bits wide in the block-state word.
 pub const MAX_FRAMES_PER_TIER: u32 = 1 << 28;
 
+/// Directory slots probed per lookup or insert (linear probing, backward-shift deletion). The
+/// directory is sized to at most half full, so a longer run is a conflict, counted and refused.
+pub const DIRECTORY_PROBE_MAX: usize = 32;
+
 /// Depth of each movement-descriptor ring (fast path -> engine).
 pub const DESCRIPTOR_RING_DEPTH: usize = 1024;
 

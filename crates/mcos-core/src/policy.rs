@@ -259,7 +259,7 @@ impl PolicyTable {
                 }
             }
         }
-        if self.protected_share.iter().any(|&s| s == 255) {
+        if self.protected_share.contains(&255) {
             return Err(ContractError::Policy(
                 "protected_share 255/256 leaves no room for new blocks; use at most 254".into(),
             ));

@@ -1,0 +1,860 @@
+//! One fast-path shard: the policy executor.
+//!
+//! A shard owns a slice of every tier's frames and the directory entries of the keys that hash
+//! to it, so every entry has exactly one writer. Events come in as method calls (ACCESS,
+//! INSERT and its fill commit, COMPLETION, INTENT, TICK); each does bounded work over fixed
+//! tables, never allocates, locks or makes a system call, and never waits: when something is
+//! not possible right now (no free frame until a demotion lands, a full ring) it says so and
+//! the caller retries after progress. Moves go out as descriptors on per-engine rings.
+//!
+//! Degradation order (DESIGN.md): residency correctness first; demand before eviction before
+//! prefetch; prefetches are the first thing dropped when rings or frames run short.
+
+use crate::counters::Counters;
+use crate::directory::{Directory, Loc};
+use crate::frames::{FLAG_FILLING, FLAG_MOVING, FLAG_PREFETCHED, ListId, NIL, TierFrames};
+use crate::moves::{Move, MoveTable};
+use crate::prefetch::SequenceTable;
+use crate::sketch::Sketch;
+use mcos_core::limits::{CLASSES, MAX_TIERS, VICTIM_SCAN_MAX};
+use mcos_core::{
+    BlockKey, ClassPolicy, InsertPosition, Intent, IntentAction, MoveCompletion, MoveDescriptor,
+    MoveOp, MoveStatus, PolicyReader, PolicyTable, PrefetchMode, Producer, SampleKind,
+    TelemetrySample, TierId, Urgency,
+};
+
+/// How a shard is laid out; fixed at start-up.
+#[derive(Clone, Debug)]
+pub struct ShardConfig {
+    /// Shard id (for telemetry).
+    pub shard: u8,
+    /// Per tier, fastest first: (first global frame id, frames) owned by this shard.
+    pub tiers: Vec<(u32, u32)>,
+    /// Payload bytes per block (descriptor length).
+    pub block_bytes: u32,
+    /// `routes[src][dst]`: index of the engine ring that moves blocks from tier src to dst.
+    pub routes: [[u8; MAX_TIERS]; MAX_TIERS],
+    /// Per tier, free frames kept ready by demoting early on TICK and after inserts
+    /// (0: evict only on demand, exact capacity semantics for simulation).
+    pub free_watermark: Vec<u32>,
+    /// Sample keys whose hash has this many low zero bits into telemetry (0: every event).
+    pub telemetry_shift: u8,
+}
+
+/// Result of an ACCESS.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Resident and readable now at `frame` (global id) of `tier`.
+    Hit {
+        /// Tier holding the block.
+        tier: TierId,
+        /// Global frame id.
+        frame: u32,
+    },
+    /// Not resident.
+    Miss,
+    /// The block is moving into a faster tier; wait for move `move_id` and `peek` again.
+    Wait {
+        /// Move to wait for.
+        move_id: u32,
+    },
+}
+
+/// Result of an INSERT.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// Write the block into `frame` of `tier`, then call `commit_fill`.
+    Fill {
+        /// Tier chosen.
+        tier: TierId,
+        /// Global frame id reserved.
+        frame: u32,
+    },
+    /// Already resident (or being filled by someone else).
+    Present,
+    /// Not admitted.
+    Rejected(RejectReason),
+    /// Room is being made (a demotion is in flight or a ring is full): retry after progress.
+    Retry,
+}
+
+/// Why a block was not admitted.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// The admission sketch has not seen it often enough for its class.
+    Admission,
+    /// Its class is at its quota.
+    Quota,
+    /// Every candidate frame is pinned or moving.
+    NoRoom,
+    /// The directory has no slot within its probe bound.
+    Directory,
+}
+
+/// Why an intent could not be applied.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum IntentError {
+    /// The block is not resident (pins and classes apply to resident blocks).
+    NotResident,
+    /// The block has no pin to undo.
+    NotPinned,
+    /// 255 hard pins already.
+    TooManyPins,
+}
+
+enum Acquire {
+    Frame(u32),
+    Wait,
+    NoRoom,
+}
+
+/// The fast-path shard.
+pub struct Shard {
+    cfg: ShardConfig,
+    policy: PolicyReader,
+    builtin: Box<PolicyTable>,
+    tiers: Vec<TierFrames>,
+    directory: Directory,
+    sketch: Sketch,
+    sequences: SequenceTable,
+    moves: MoveTable,
+    engines: Vec<Producer<MoveDescriptor>>,
+    telemetry: Option<Producer<TelemetrySample>>,
+    /// Resident blocks per (tier, class), for quotas.
+    class_count: Box<[[u32; CLASSES]]>,
+    protected_target: [u32; MAX_TIERS],
+    counters: Counters,
+    tick: u64,
+    install_tick: u64,
+    fallback: bool,
+}
+
+impl Shard {
+    /// Builds a shard: every table is allocated here, never later.
+    pub fn new(
+        cfg: ShardConfig,
+        policy: PolicyReader,
+        engines: Vec<Producer<MoveDescriptor>>,
+        telemetry: Option<Producer<TelemetrySample>>,
+    ) -> Shard {
+        let tiers: Vec<TierFrames> = cfg
+            .tiers
+            .iter()
+            .map(|&(base, count)| TierFrames::new(base, count))
+            .collect();
+        let blocks: u32 = cfg.tiers.iter().map(|t| t.1).sum();
+        let builtin = Box::new(PolicyTable::builtin(tiers.len()));
+        let mut s = Shard {
+            directory: Directory::with_capacity(blocks as usize),
+            sketch: Sketch::new(0),
+            sequences: SequenceTable::new(),
+            moves: MoveTable::new(),
+            class_count: vec![[0; CLASSES]; tiers.len()].into_boxed_slice(),
+            protected_target: [0; MAX_TIERS],
+            counters: Counters::default(),
+            tick: 0,
+            install_tick: 0,
+            fallback: false,
+            tiers,
+            cfg,
+            policy,
+            builtin,
+            engines,
+            telemetry,
+        };
+        s.apply_table_globals();
+        s
+    }
+
+    /// Event counters (single writer: this shard).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// (used, capacity) frames of `tier` in this shard.
+    pub fn tier_usage(&self, tier: TierId) -> (u32, u32) {
+        self.tiers
+            .get(tier.index())
+            .map(|t| (t.used(), t.capacity()))
+            .unwrap_or((0, 0))
+    }
+
+    /// Bytes of directory state.
+    pub fn directory_bytes(&self) -> usize {
+        self.directory.bytes()
+    }
+
+    /// Epoch of the policy table in force (0 while on the built-in fallback).
+    pub fn policy_epoch(&self) -> u64 {
+        if self.fallback {
+            0
+        } else {
+            self.policy.epoch()
+        }
+    }
+
+    /// Whether the shard fell back to the built-in table because the installed one expired.
+    pub fn on_fallback(&self) -> bool {
+        self.fallback
+    }
+
+    /// Moves in flight.
+    pub fn moves_in_flight(&self) -> usize {
+        self.moves.in_flight()
+    }
+
+    /// Whether move `move_id` is still in flight.
+    pub fn move_pending(&self, move_id: u32) -> bool {
+        self.moves.is_pending(move_id)
+    }
+
+    /// Current location of a visible resident block, without counting an access.
+    pub fn peek(&self, key: BlockKey) -> Option<(TierId, u32)> {
+        let loc = self.directory.get(key.tag())?;
+        let f = self.tiers[loc.tier().index()].local(loc.frame())?;
+        let frame = self.tiers[loc.tier().index()].get(f);
+        if frame.flags & FLAG_FILLING != 0 {
+            return None;
+        }
+        Some((loc.tier(), loc.frame()))
+    }
+
+    fn class_policy(&self, class: u8) -> ClassPolicy {
+        if self.fallback {
+            *self.builtin.class(class)
+        } else {
+            self.policy.class(class)
+        }
+    }
+
+    /// Start of every event: pick up a newer table, or fall back when the current one expired.
+    fn begin_event(&mut self) {
+        if self.policy.refresh() {
+            self.install_tick = self.tick;
+            self.fallback = false;
+            self.counters.policy_installs += 1;
+            self.apply_table_globals();
+        } else if !self.fallback {
+            let ttl = self.policy.with_table(|t| t.ttl_ticks);
+            if ttl > 0 && self.tick - self.install_tick > u64::from(ttl) {
+                self.fallback = true;
+                self.counters.policy_fallbacks += 1;
+                self.apply_table_globals();
+            }
+        }
+    }
+
+    fn apply_table_globals(&mut self) {
+        let (window, shares) = if self.fallback {
+            (self.builtin.sketch_window, self.builtin.protected_share)
+        } else {
+            self.policy
+                .with_table(|t| (t.sketch_window, t.protected_share))
+        };
+        self.sketch.set_window(window);
+        for (i, t) in self.tiers.iter().enumerate() {
+            self.protected_target[i] =
+                (u64::from(t.capacity()) * u64::from(shares[i]) / 256) as u32;
+        }
+    }
+
+    fn sample(&mut self, kind: SampleKind, key_tag: u64, class: u8, tier: u8, value: u64) {
+        if self.telemetry.is_none() {
+            return;
+        }
+        let mask = (1u64 << self.cfg.telemetry_shift) - 1;
+        // Spatial sampling on the key (SHARDS): a sampled key is sampled on every event.
+        if (key_tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) & mask != 0 {
+            return;
+        }
+        let s = TelemetrySample {
+            key_tag,
+            tick: self.tick,
+            kind,
+            class,
+            tier,
+            shard: self.cfg.shard,
+            epoch: self.policy_epoch() as u32,
+            value,
+        };
+        if self
+            .telemetry
+            .as_mut()
+            .is_some_and(|ring| ring.push(s).is_err())
+        {
+            self.counters.telemetry_dropped += 1;
+        }
+    }
+
+    /// ACCESS: a lookup of `key`. `hint` is (sequence, position) when the caller knows it.
+    pub fn access(&mut self, key: BlockKey, hint: Option<(u32, u32)>) -> Access {
+        self.begin_event();
+        self.counters.accesses += 1;
+        self.sketch.add(key, 1);
+        let tag = key.tag();
+        if let Some((seq, pos)) = hint {
+            self.sequences.record(seq, pos, tag);
+        }
+        let Some(loc) = self.directory.get(tag) else {
+            return self.miss(tag);
+        };
+        let t = loc.tier().index();
+        let Some(i) = self.tiers[t].local(loc.frame()) else {
+            return self.miss(tag);
+        };
+        let frame = *self.tiers[t].get(i);
+        if frame.flags & FLAG_FILLING != 0 {
+            return self.miss(tag);
+        }
+        if frame.flags & FLAG_MOVING != 0 {
+            let slot = frame.move_slot;
+            let move_id = self.moves.id(slot);
+            if let Some(m) = self.moves.get_mut(slot) {
+                if m.op != MoveOp::Demote {
+                    // Moving up: merge this request onto the move under way.
+                    m.waiters = m.waiters.saturating_add(1);
+                    self.counters.merged_misses += 1;
+                    return Access::Wait { move_id };
+                }
+            }
+            // Moving down: still readable where it is until the move lands.
+        }
+        self.counters.hits[t] += 1;
+        self.sample(SampleKind::Hit, tag, frame.class, t as u8, 0);
+        let cp = self.class_policy(frame.class);
+        let tick = self.tick as u32;
+        {
+            let f = self.tiers[t].get_mut(i);
+            f.last_tick = tick;
+            if f.flags & FLAG_PREFETCHED != 0 {
+                f.flags &= !FLAG_PREFETCHED;
+                self.counters.prefetch_useful += 1;
+            }
+        }
+        if frame.flags & FLAG_MOVING == 0 {
+            self.promote_in_list(t, i);
+        }
+        if cp.prefetch_mode == PrefetchMode::Sequential {
+            if let Some((seq, pos)) = hint {
+                self.prefetch_after(seq, pos, cp.prefetch_degree);
+            }
+        }
+        if t > cp.preferred_tier.index() && frame.flags & FLAG_MOVING == 0 {
+            if let Some(move_id) =
+                self.start_promotion(t, i, cp.preferred_tier.index(), MoveOp::Promote)
+            {
+                return Access::Wait { move_id };
+            }
+        }
+        Access::Hit {
+            tier: loc.tier(),
+            frame: loc.frame(),
+        }
+    }
+
+    fn miss(&mut self, tag: u64) -> Access {
+        self.counters.misses += 1;
+        self.sample(SampleKind::Miss, tag, 0, 7, 0);
+        Access::Miss
+    }
+
+    /// A hit updates recency: probation hits graduate to protected when the table keeps a
+    /// protected segment; otherwise the block goes to the MRU end of its list.
+    fn promote_in_list(&mut self, t: usize, i: u32) {
+        let list = self.tiers[t].get(i).list;
+        if list == ListId::Probation && self.protected_target[t] > 0 {
+            self.tiers[t].touch(ListId::Protected, i);
+            if self.tiers[t].len(ListId::Protected) > self.protected_target[t] {
+                let j = self.tiers[t].tail(ListId::Protected);
+                if j != NIL {
+                    self.tiers[t].touch(ListId::Probation, j);
+                }
+            }
+        } else if list == ListId::Probation || list == ListId::Protected {
+            self.tiers[t].touch(list, i);
+        }
+    }
+
+    fn prefetch_after(&mut self, seq: u32, pos: u32, degree: u8) {
+        for d in 1..=u32::from(degree.min(mcos_core::limits::PREFETCH_DEGREE_MAX)) {
+            let Some(tag) = self.sequences.lookup(seq, pos.wrapping_add(d)) else {
+                continue;
+            };
+            let Some(loc) = self.directory.get(tag) else {
+                continue;
+            };
+            let t = loc.tier().index();
+            let Some(i) = self.tiers[t].local(loc.frame()) else {
+                continue;
+            };
+            let f = *self.tiers[t].get(i);
+            if f.flags & (FLAG_MOVING | FLAG_FILLING) != 0 {
+                continue;
+            }
+            let pt = self.class_policy(f.class).preferred_tier.index();
+            if t > pt {
+                // Prefetch takes only free frames: it never evicts for a guess.
+                if self.tiers[pt].len(ListId::Free) == 0 {
+                    self.counters.prefetch_dropped += 1;
+                    continue;
+                }
+                if self.start_promotion(t, i, pt, MoveOp::Prefetch).is_some() {
+                    self.counters.prefetch_issued += 1;
+                } else {
+                    self.counters.prefetch_dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// Starts moving the block in local frame `i` of tier `t` up to tier `to`. None when no
+    /// frame, slot or ring room is available right now (the block stays readable where it is).
+    fn start_promotion(&mut self, t: usize, i: u32, to: usize, op: MoveOp) -> Option<u32> {
+        let urgency = if op == MoveOp::Prefetch {
+            Urgency::Prefetch
+        } else {
+            Urgency::Demand
+        };
+        // Shield the block from the eviction cascade that makes room for it.
+        self.tiers[t].get_mut(i).flags |= FLAG_MOVING;
+        let acquired = self.acquire(to, 0);
+        self.tiers[t].get_mut(i).flags &= !FLAG_MOVING;
+        let dst = match acquired {
+            Acquire::Frame(d) => d,
+            // No frame ready (a demotion may now be making one): read in place this time.
+            Acquire::Wait | Acquire::NoRoom => return None,
+        };
+        let src = *self.tiers[t].get(i);
+        let m = Move {
+            tag: src.tag,
+            op,
+            src_tier: t as u8,
+            src: i,
+            dst_tier: to as u8,
+            dst,
+            waiters: 0,
+        };
+        match self.emit(m, src.class, urgency) {
+            Some((slot, move_id)) => {
+                self.tiers[t].unlink(i);
+                let s = self.tiers[t].get_mut(i);
+                s.flags |= FLAG_MOVING;
+                s.move_slot = slot;
+                let d = self.tiers[to].get_mut(dst);
+                d.tag = src.tag;
+                d.flags = FLAG_MOVING | FLAG_FILLING;
+                d.move_slot = slot;
+                Some(move_id)
+            }
+            None => {
+                self.tiers[to].release(dst);
+                None
+            }
+        }
+    }
+
+    /// Records the move and pushes its descriptor; None (nothing changed) when the move table
+    /// or the engine's ring is full.
+    fn emit(&mut self, m: Move, class: u8, urgency: Urgency) -> Option<(u16, u32)> {
+        let engine = usize::from(self.cfg.routes[usize::from(m.src_tier)][usize::from(m.dst_tier)]);
+        if engine >= self.engines.len() {
+            self.counters.no_route += 1;
+            return None;
+        }
+        let (slot, move_id) = self.moves.start(m)?;
+        let d = MoveDescriptor {
+            key_tag: m.tag,
+            move_id,
+            src_frame: self.tiers[usize::from(m.src_tier)].global(m.src),
+            dst_frame: self.tiers[usize::from(m.dst_tier)].global(m.dst),
+            len: self.cfg.block_bytes,
+            op: m.op,
+            src_tier: m.src_tier,
+            dst_tier: m.dst_tier,
+            urgency,
+            epoch: self.policy_epoch() as u16,
+            class,
+            engine: engine as u8,
+        };
+        if self.engines[engine].push(d).is_err() {
+            self.moves.finish(move_id);
+            self.counters.ring_full += 1;
+            return None;
+        }
+        self.counters.moves_started += 1;
+        Some((slot, move_id))
+    }
+
+    /// Finds a frame in tier `t`: a free one, or one freed by evicting a victim. A victim that
+    /// belongs further down is demoted (and the caller must wait for the move); one that does
+    /// not, or whose lower tier has no room, is dropped at once.
+    fn acquire(&mut self, t: usize, depth: usize) -> Acquire {
+        if let Some(i) = self.tiers[t].pop_free() {
+            return Acquire::Frame(i);
+        }
+        let Some(v) = self.find_victim(t) else {
+            self.counters.victim_scan_exhausted += 1;
+            return Acquire::NoRoom;
+        };
+        let victim = *self.tiers[t].get(v);
+        let cp = self.class_policy(victim.class);
+        let lower = t + 1;
+        if lower < self.tiers.len() && lower <= cp.floor_tier.index() && depth + 1 < MAX_TIERS {
+            match self.acquire(lower, depth + 1) {
+                Acquire::Frame(g) => {
+                    let m = Move {
+                        tag: victim.tag,
+                        op: MoveOp::Demote,
+                        src_tier: t as u8,
+                        src: v,
+                        dst_tier: lower as u8,
+                        dst: g,
+                        waiters: 0,
+                    };
+                    match self.emit(m, victim.class, Urgency::Evict) {
+                        Some((slot, _)) => {
+                            self.tiers[t].unlink(v);
+                            let s = self.tiers[t].get_mut(v);
+                            s.flags |= FLAG_MOVING;
+                            s.move_slot = slot;
+                            let d = self.tiers[lower].get_mut(g);
+                            d.tag = victim.tag;
+                            d.flags = FLAG_MOVING | FLAG_FILLING;
+                            d.move_slot = slot;
+                            self.counters.demotions_started += 1;
+                        }
+                        None => self.tiers[lower].release(g),
+                    }
+                    return Acquire::Wait;
+                }
+                Acquire::Wait => return Acquire::Wait,
+                Acquire::NoRoom => {}
+            }
+        }
+        self.drop_block(t, v);
+        // `drop_block` put the frame at the head of the free list; take it for the caller.
+        match self.tiers[t].pop_free() {
+            Some(i) => Acquire::Frame(i),
+            None => Acquire::NoRoom,
+        }
+    }
+
+    /// Evicts the block in local frame `i` of tier `t` for good.
+    fn drop_block(&mut self, t: usize, i: u32) {
+        let f = *self.tiers[t].get(i);
+        self.directory.remove(f.tag);
+        self.uncount(t, f.class);
+        self.tiers[t].release(i);
+        self.counters.evictions += 1;
+        self.sample(SampleKind::Evict, f.tag, f.class, t as u8, 0);
+    }
+
+    fn uncount(&mut self, t: usize, class: u8) {
+        let c = &mut self.class_count[t][usize::from(class)];
+        *c = c.saturating_sub(1);
+    }
+
+    fn evictable(&self, t: usize, i: u32) -> Option<u8> {
+        let f = self.tiers[t].get(i);
+        if f.pins > 0 || f.flags & (FLAG_MOVING | FLAG_FILLING) != 0 {
+            return None;
+        }
+        if u64::from(f.soft_pin_until) > self.tick {
+            return None;
+        }
+        let cp = self.class_policy(f.class);
+        if cp.pinned {
+            return None;
+        }
+        let idle = (self.tick as u32).wrapping_sub(f.last_tick);
+        if cp.ttl_ticks > 0 && idle > cp.ttl_ticks {
+            return Some(16);
+        }
+        Some(cp.evict_priority)
+    }
+
+    /// Bounded victim scan from the LRU end: probation first, then protected. Among the first
+    /// `VICTIM_SCAN_MAX` candidates the highest eviction priority wins, ties to the LRU-most.
+    /// Pinned frames met on the way go to the MRU end so later scans do not trip on them.
+    fn find_victim(&mut self, t: usize) -> Option<u32> {
+        for list in [ListId::Probation, ListId::Protected] {
+            let mut best: Option<(u8, u32)> = None;
+            let mut i = self.tiers[t].tail(list);
+            for _ in 0..VICTIM_SCAN_MAX {
+                if i == NIL {
+                    break;
+                }
+                let prev = self.tiers[t].get(i).prev;
+                match self.evictable(t, i) {
+                    Some(p) if best.is_none_or(|(bp, _)| p > bp) => best = Some((p, i)),
+                    Some(_) => {}
+                    None => self.tiers[t].touch(list, i),
+                }
+                i = prev;
+            }
+            if let Some((_, v)) = best {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// INSERT: asks for a frame to store `key` (class `class`) in.
+    pub fn insert(&mut self, key: BlockKey, class: u8) -> Insert {
+        self.begin_event();
+        self.counters.inserts += 1;
+        let tag = key.tag();
+        if self.directory.get(tag).is_some() {
+            return Insert::Present;
+        }
+        let cp = self.class_policy(class);
+        if cp.admit_threshold > 0 && self.sketch.estimate(key) < cp.admit_threshold {
+            return self.reject(tag, class, RejectReason::Admission);
+        }
+        let pt = cp.preferred_tier.index();
+        if cp.quota_blocks > 0 && self.class_count[pt][usize::from(class)] >= cp.quota_blocks {
+            return self.reject(tag, class, RejectReason::Quota);
+        }
+        let mut waiting = false;
+        for t in pt..=cp.floor_tier.index().min(self.tiers.len() - 1) {
+            match self.acquire(t, 0) {
+                Acquire::Frame(i) => {
+                    if self
+                        .directory
+                        .set(tag, Loc::new(TierId(t as u8), self.tiers[t].global(i)))
+                        .is_err()
+                    {
+                        self.tiers[t].release(i);
+                        return self.reject(tag, class, RejectReason::Directory);
+                    }
+                    let tick = self.tick as u32;
+                    let f = self.tiers[t].get_mut(i);
+                    f.tag = tag;
+                    f.class = class;
+                    f.flags = FLAG_FILLING;
+                    f.last_tick = tick;
+                    return Insert::Fill {
+                        tier: TierId(t as u8),
+                        frame: self.tiers[t].global(i),
+                    };
+                }
+                Acquire::Wait => {
+                    waiting = true;
+                    break;
+                }
+                Acquire::NoRoom => {}
+            }
+        }
+        if waiting {
+            self.counters.insert_retries += 1;
+            return Insert::Retry;
+        }
+        self.reject(tag, class, RejectReason::NoRoom)
+    }
+
+    fn reject(&mut self, tag: u64, class: u8, why: RejectReason) -> Insert {
+        self.counters.rejected += 1;
+        match why {
+            RejectReason::Admission => self.counters.rejected_admission += 1,
+            RejectReason::Quota => self.counters.rejected_quota += 1,
+            RejectReason::NoRoom => self.counters.rejected_no_room += 1,
+            RejectReason::Directory => self.counters.rejected_directory += 1,
+        }
+        self.sample(SampleKind::Reject, tag, class, 7, why as u64);
+        Insert::Rejected(why)
+    }
+
+    /// The caller finished writing the block into the frame `insert` gave it (`ok`), or gave up
+    /// (`!ok`). Only now does the block become visible.
+    pub fn commit_fill(&mut self, key: BlockKey, tier: TierId, frame: u32, ok: bool) {
+        self.begin_event();
+        let t = tier.index();
+        let Some(i) = self.tiers.get(t).and_then(|tf| tf.local(frame)) else {
+            return;
+        };
+        let f = *self.tiers[t].get(i);
+        if f.tag != key.tag() || f.flags & FLAG_FILLING == 0 || f.flags & FLAG_MOVING != 0 {
+            self.counters.bad_commits += 1;
+            return;
+        }
+        if !ok {
+            self.directory.remove(f.tag);
+            self.tiers[t].release(i);
+            return;
+        }
+        let cp = self.class_policy(f.class);
+        self.tiers[t].get_mut(i).flags = 0;
+        self.tiers[t].push(
+            ListId::Probation,
+            i,
+            cp.insert_position == InsertPosition::Mru,
+        );
+        self.class_count[t][usize::from(f.class)] += 1;
+        self.counters.admitted += 1;
+        self.sample(SampleKind::Admit, f.tag, f.class, t as u8, 0);
+        self.keep_free_frames(t, 2);
+    }
+
+    /// Demotes early so that tier `t` keeps its free-frame watermark (at most `budget` moves).
+    fn keep_free_frames(&mut self, t: usize, budget: usize) {
+        let want = self.cfg.free_watermark.get(t).copied().unwrap_or(0);
+        for _ in 0..budget {
+            if self.tiers[t].len(ListId::Free) >= want {
+                return;
+            }
+            match self.acquire(t, 0) {
+                // A victim was dropped outright: its frame is free again.
+                Acquire::Frame(i) => self.tiers[t].release(i),
+                Acquire::Wait | Acquire::NoRoom => return,
+            }
+        }
+    }
+
+    /// COMPLETION: an engine finished a move.
+    pub fn complete(&mut self, c: MoveCompletion) {
+        self.begin_event();
+        let Some(m) = self.moves.finish(c.move_id) else {
+            self.counters.stale_completions += 1;
+            return;
+        };
+        let (st, dt) = (usize::from(m.src_tier), usize::from(m.dst_tier));
+        let src = *self.tiers[st].get(m.src);
+        match c.status {
+            MoveStatus::Done => {
+                let d = self.tiers[dt].get_mut(m.dst);
+                d.tag = m.tag;
+                d.class = src.class;
+                d.pins = src.pins;
+                d.soft_pin_until = src.soft_pin_until;
+                d.last_tick = src.last_tick;
+                d.flags = if m.op == MoveOp::Prefetch {
+                    FLAG_PREFETCHED
+                } else {
+                    0
+                };
+                let loc = Loc::new(TierId(dt as u8), self.tiers[dt].global(m.dst));
+                // The entry exists (the block was resident at the source): an update never fails.
+                let _ = self.directory.set(m.tag, loc);
+                self.tiers[dt].push(ListId::Probation, m.dst, true);
+                self.uncount(st, src.class);
+                self.class_count[dt][usize::from(src.class)] += 1;
+                self.tiers[st].release(m.src);
+                self.counters.moves_done += 1;
+                self.counters.bytes_moved[st][dt] += u64::from(c.bytes);
+                if m.op == MoveOp::Demote {
+                    self.counters.demotions += 1;
+                }
+                self.sample(
+                    SampleKind::MoveDone,
+                    m.tag,
+                    src.class,
+                    dt as u8,
+                    u64::from(c.bytes),
+                );
+            }
+            MoveStatus::Corrupt => {
+                // The source bytes are bad: the block is gone from every tier, a miss from now on.
+                self.counters.corrupt_blocks += 1;
+                self.tiers[dt].release(m.dst);
+                self.drop_block(st, m.src);
+            }
+            MoveStatus::IoError | MoveStatus::NoSpace => {
+                self.counters.move_errors += 1;
+                self.tiers[dt].release(m.dst);
+                if m.op == MoveOp::Demote {
+                    // A victim that could not be written down is dropped, as if evicted.
+                    self.drop_block(st, m.src);
+                } else {
+                    let s = self.tiers[st].get_mut(m.src);
+                    s.flags &= !FLAG_MOVING;
+                    self.tiers[st].push(ListId::Probation, m.src, true);
+                }
+            }
+        }
+    }
+
+    /// The caller found the block at `key` corrupt where it read it: forget it (a miss from now
+    /// on). Returns whether it was dropped (a block in a move is left to the move's own check).
+    pub fn invalidate(&mut self, key: BlockKey) -> bool {
+        self.begin_event();
+        let Some(loc) = self.directory.get(key.tag()) else {
+            return false;
+        };
+        let t = loc.tier().index();
+        let Some(i) = self.tiers[t].local(loc.frame()) else {
+            return false;
+        };
+        if self.tiers[t].get(i).flags & (FLAG_MOVING | FLAG_FILLING) != 0 {
+            return false;
+        }
+        self.counters.corrupt_blocks += 1;
+        self.drop_block(t, i);
+        true
+    }
+
+    /// INTENT: applies one piece of application advice.
+    pub fn intent(&mut self, intent: Intent) -> Result<(), IntentError> {
+        self.begin_event();
+        self.counters.intents += 1;
+        let tag = intent.key.tag();
+        match intent.action {
+            IntentAction::ExpectReuse { uses } => {
+                self.sketch.add(intent.key, uses);
+                return Ok(());
+            }
+            IntentAction::Sequence { sequence, position } => {
+                self.sequences.record(sequence, position, tag);
+                return Ok(());
+            }
+            _ => {}
+        }
+        let loc = self.directory.get(tag).ok_or(IntentError::NotResident)?;
+        let t = loc.tier().index();
+        let i = self.tiers[t]
+            .local(loc.frame())
+            .ok_or(IntentError::NotResident)?;
+        if self.tiers[t].get(i).flags & FLAG_FILLING != 0
+            && self.tiers[t].get(i).flags & FLAG_MOVING == 0
+        {
+            return Err(IntentError::NotResident);
+        }
+        let tick = self.tick;
+        match intent.action {
+            IntentAction::Pin { ttl_ticks: 0 } => {
+                let f = self.tiers[t].get_mut(i);
+                f.pins = f.pins.checked_add(1).ok_or(IntentError::TooManyPins)?;
+            }
+            IntentAction::Pin { ttl_ticks } => {
+                let until = (tick + u64::from(ttl_ticks)).min(u64::from(u32::MAX)) as u32;
+                let f = self.tiers[t].get_mut(i);
+                f.soft_pin_until = f.soft_pin_until.max(until);
+            }
+            IntentAction::Unpin => {
+                let f = self.tiers[t].get_mut(i);
+                f.pins = f.pins.checked_sub(1).ok_or(IntentError::NotPinned)?;
+            }
+            IntentAction::SetClass(c) => {
+                let old = self.tiers[t].get(i).class;
+                self.uncount(t, old);
+                self.class_count[t][usize::from(c.0)] += 1;
+                self.tiers[t].get_mut(i).class = c.0;
+            }
+            IntentAction::ExpectReuse { .. } | IntentAction::Sequence { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// TICK: advances time; keeps free-frame watermarks; expires the table when its TTL passes.
+    pub fn tick(&mut self) {
+        self.tick += 1;
+        self.begin_event();
+        for t in 0..self.tiers.len() {
+            self.keep_free_frames(t, 4);
+        }
+    }
+
+    /// Current tick.
+    pub fn now(&self) -> u64 {
+        self.tick
+    }
+}

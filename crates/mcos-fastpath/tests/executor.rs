@@ -1,0 +1,328 @@
+//! Behaviour of the policy executor against simple models.
+
+mod harness;
+
+use harness::{Rig, key};
+use mcos_core::{Intent, IntentAction, MoveStatus, PolicyTable, TierId};
+use mcos_fastpath::{Access, Insert, RejectReason};
+use proptest::prelude::*;
+use std::collections::VecDeque;
+
+/// Exact LRU model.
+fn lru_model(seq: &[u64], cap: usize) -> Vec<bool> {
+    let mut q: VecDeque<u64> = VecDeque::new();
+    seq.iter()
+        .map(|&id| {
+            if let Some(p) = q.iter().position(|&x| x == id) {
+                q.remove(p);
+                q.push_front(id);
+                true
+            } else {
+                if q.len() == cap {
+                    q.pop_back();
+                }
+                q.push_front(id);
+                false
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    /// One tier with the built-in table is exact LRU.
+    #[test]
+    fn builtin_single_tier_is_exact_lru(seq in proptest::collection::vec(0u64..24, 1..300), cap in 1u32..12) {
+        let mut rig = Rig::new(&[cap]);
+        let got: Vec<bool> = seq.iter().map(|&id| rig.touch(id)).collect();
+        prop_assert_eq!(got, lru_model(&seq, cap as usize));
+        prop_assert!(rig.shard.tier_usage(TierId(0)).0 <= cap);
+    }
+
+    /// Two tiers: an exclusive hierarchy. A block is in at most one tier, capacities hold, and
+    /// the union behaves like an LRU of the combined size (demote on evict, promote on hit).
+    #[test]
+    fn two_tiers_hold_capacity_and_lose_nothing_they_can_keep(
+        seq in proptest::collection::vec(0u64..30, 1..300), fast in 1u32..6, slow in 1u32..10,
+    ) {
+        let mut rig = Rig::new(&[fast, slow]);
+        for &id in &seq {
+            rig.touch(id);
+            rig.pump();
+            let (u0, c0) = rig.shard.tier_usage(TierId(0));
+            let (u1, c1) = rig.shard.tier_usage(TierId(1));
+            prop_assert!(u0 <= c0 && u1 <= c1);
+            prop_assert!(rig.shard.peek(key(id)).is_some(), "just-touched block resident");
+        }
+        let c = rig.shard.counters();
+        prop_assert_eq!(c.accesses, seq.len() as u64);
+        prop_assert_eq!(c.total_hits() + c.misses, c.accesses);
+    }
+}
+
+#[test]
+fn demoted_blocks_are_hits_in_the_lower_tier_and_come_back_up() {
+    let mut rig = Rig::new(&[2, 4]);
+    for id in 0..3 {
+        assert!(!rig.touch(id));
+        rig.pump();
+    }
+    // Block 0 was demoted to tier 1 to make room for block 2.
+    assert_eq!(rig.shard.peek(key(0)).map(|l| l.0), Some(TierId(1)));
+    // Tier 0 is full: the first hit reads in place while a demotion makes room...
+    assert!(matches!(
+        rig.shard.access(key(0), None),
+        Access::Hit {
+            tier: TierId(1),
+            ..
+        }
+    ));
+    rig.pump();
+    // ...and the next hit promotes.
+    match rig.shard.access(key(0), None) {
+        Access::Wait { move_id } => {
+            assert!(rig.shard.move_pending(move_id));
+            // A second reader merges onto the same move.
+            assert_eq!(rig.shard.access(key(0), None), Access::Wait { move_id });
+            rig.pump();
+            assert!(!rig.shard.move_pending(move_id));
+        }
+        other => panic!("expected a promotion, got {other:?}"),
+    }
+    assert_eq!(rig.shard.peek(key(0)).map(|l| l.0), Some(TierId(0)));
+    let c = rig.shard.counters();
+    assert_eq!(c.hits[1], 2);
+    assert_eq!(c.merged_misses, 1);
+    assert!(c.demotions >= 2);
+}
+
+#[test]
+fn pinned_blocks_are_never_evicted() {
+    let mut rig = Rig::new(&[3]);
+    for id in 0..3 {
+        rig.touch(id);
+    }
+    rig.shard
+        .intent(Intent {
+            key: key(0),
+            action: IntentAction::Pin { ttl_ticks: 0 },
+        })
+        .unwrap();
+    rig.shard
+        .intent(Intent {
+            key: key(1),
+            action: IntentAction::Pin { ttl_ticks: 0 },
+        })
+        .unwrap();
+    for id in 10..40 {
+        rig.touch(id);
+        assert!(rig.shard.peek(key(0)).is_some() && rig.shard.peek(key(1)).is_some());
+    }
+    rig.shard
+        .intent(Intent {
+            key: key(2),
+            action: IntentAction::Pin { ttl_ticks: 0 },
+        })
+        .ok();
+    // Every frame pinned: new blocks are refused, not forced in.
+    rig.shard
+        .intent(Intent {
+            key: key(39),
+            action: IntentAction::Pin { ttl_ticks: 0 },
+        })
+        .unwrap();
+    assert_eq!(rig.shard.access(key(99), None), Access::Miss);
+    assert_eq!(
+        rig.shard.insert(key(99), 0),
+        Insert::Rejected(RejectReason::NoRoom)
+    );
+    // Unpin lets the LRU-most pinned one go.
+    rig.shard
+        .intent(Intent {
+            key: key(0),
+            action: IntentAction::Unpin,
+        })
+        .unwrap();
+    assert!(matches!(rig.shard.insert(key(99), 0), Insert::Fill { .. }));
+    assert!(rig.shard.peek(key(0)).is_none());
+    assert_eq!(
+        rig.shard.intent(Intent {
+            key: key(0),
+            action: IntentAction::Unpin
+        }),
+        Err(mcos_fastpath::IntentError::NotResident)
+    );
+}
+
+#[test]
+fn soft_pins_lapse_after_their_ttl() {
+    let mut rig = Rig::new(&[1]);
+    rig.touch(1);
+    rig.shard
+        .intent(Intent {
+            key: key(1),
+            action: IntentAction::Pin { ttl_ticks: 5 },
+        })
+        .unwrap();
+    assert_eq!(
+        rig.shard.insert(key(2), 0),
+        Insert::Rejected(RejectReason::NoRoom)
+    );
+    for _ in 0..6 {
+        rig.shard.tick();
+    }
+    assert!(matches!(rig.shard.insert(key(2), 0), Insert::Fill { .. }));
+}
+
+#[test]
+fn admission_threshold_filters_one_hit_blocks() {
+    let mut t = PolicyTable::builtin(1);
+    t.classes[0].admit_threshold = 2;
+    let mut rig = Rig::with_table(&[4], t);
+    assert!(!rig.touch(1));
+    assert_eq!(
+        rig.shard.counters().rejected_admission,
+        1,
+        "seen once: not admitted"
+    );
+    assert!(!rig.touch(1));
+    assert_eq!(rig.shard.counters().admitted, 1, "seen twice: admitted");
+    assert!(rig.touch(1));
+    // Declared reuse admits on the first miss.
+    rig.shard
+        .intent(Intent {
+            key: key(7),
+            action: IntentAction::ExpectReuse { uses: 3 },
+        })
+        .unwrap();
+    assert!(!rig.touch(7));
+    assert!(rig.touch(7));
+}
+
+#[test]
+fn quota_caps_a_class() {
+    let mut t = PolicyTable::builtin(1);
+    t.classes[5].quota_blocks = 2;
+    let mut rig = Rig::with_table(&[8], t);
+    for id in 0..3 {
+        match rig.shard.insert(key(id), 5) {
+            Insert::Fill { tier, frame } => rig.shard.commit_fill(key(id), tier, frame, true),
+            other => assert_eq!((id, other), (2, Insert::Rejected(RejectReason::Quota))),
+        }
+    }
+}
+
+#[test]
+fn protected_segment_resists_a_scan() {
+    let mut t = PolicyTable::builtin(1);
+    t.protected_share = [192, 0, 0, 0];
+    let mut rig = Rig::with_table(&[8], t);
+    for _ in 0..2 {
+        for id in 0..4 {
+            rig.touch(id);
+        }
+    }
+    // A scan of 20 one-time blocks passes through probation only.
+    for id in 100..120 {
+        rig.touch(id);
+    }
+    for id in 0..4 {
+        assert!(rig.touch(id), "hot block {id} survived the scan");
+    }
+    // Plain LRU loses them.
+    let mut lru = Rig::new(&[8]);
+    for _ in 0..2 {
+        for id in 0..4 {
+            lru.touch(id);
+        }
+    }
+    for id in 100..120 {
+        lru.touch(id);
+    }
+    assert!(!lru.touch(0));
+}
+
+#[test]
+fn corrupt_or_failed_moves_never_leave_a_phantom_block() {
+    let mut rig = Rig::new(&[1, 2]);
+    rig.touch(1);
+    // Inserting 2 demotes 1; that move finds the source corrupt.
+    rig.fail_next = Some(MoveStatus::Corrupt);
+    rig.touch(2);
+    assert!(
+        rig.shard.peek(key(1)).is_none(),
+        "a corrupt block is dropped, not half-present"
+    );
+    assert_eq!(rig.shard.counters().corrupt_blocks, 1);
+    assert_eq!(rig.shard.peek(key(2)).map(|l| l.0), Some(TierId(0)));
+    // A demotion that fails with an I/O error drops the victim (as an eviction would).
+    rig.fail_next = Some(MoveStatus::IoError);
+    rig.touch(3);
+    assert!(rig.shard.peek(key(2)).is_none());
+    assert_eq!(rig.shard.counters().move_errors, 1);
+    rig.touch(4); // demotes 3 successfully
+    assert_eq!(rig.shard.peek(key(3)).map(|l| l.0), Some(TierId(1)));
+    // A promotion that fails leaves the block where it was, still readable.
+    rig.shard.access(key(3), None); // tier 0 full: read in place, demotion of 4 starts
+    rig.pump();
+    let Access::Wait { .. } = rig.shard.access(key(3), None) else {
+        panic!("expected promotion")
+    };
+    rig.fail_next = Some(MoveStatus::IoError);
+    rig.pump();
+    assert_eq!(rig.shard.peek(key(3)).map(|l| l.0), Some(TierId(1)));
+    assert_eq!(rig.shard.counters().move_errors, 2);
+}
+
+#[test]
+fn expired_table_falls_back_to_builtin() {
+    let mut t = PolicyTable::builtin(1);
+    t.ttl_ticks = 10;
+    t.classes[0].admit_threshold = 15;
+    let mut rig = Rig::with_table(&[4], PolicyTable::builtin(1));
+    rig.installer.try_install(&t).unwrap();
+    assert!(!rig.touch(1));
+    assert_eq!(
+        rig.shard.counters().rejected_admission,
+        1,
+        "installed table in force"
+    );
+    assert!(!rig.shard.on_fallback());
+    for _ in 0..11 {
+        rig.shard.tick();
+    }
+    assert!(
+        rig.shard.on_fallback(),
+        "brain silent past the TTL: built-in default"
+    );
+    assert_eq!(rig.shard.policy_epoch(), 0);
+    assert!(!rig.touch(2));
+    assert!(rig.touch(2), "the default admits everything");
+    assert_eq!(rig.shard.counters().policy_fallbacks, 1);
+    // A fresh install ends the fallback.
+    let mut fresh = PolicyTable::builtin(1);
+    fresh.version = 2;
+    rig.installer.try_install(&fresh).unwrap();
+    rig.shard.tick();
+    assert!(!rig.shard.on_fallback());
+}
+
+#[test]
+fn insert_of_a_present_block_is_a_no_op_and_uncommitted_fills_are_invisible() {
+    let mut rig = Rig::new(&[4]);
+    let Insert::Fill { tier, frame } = rig.shard.insert(key(1), 0) else {
+        panic!()
+    };
+    assert_eq!(
+        rig.shard.access(key(1), None),
+        Access::Miss,
+        "not visible before commit"
+    );
+    assert_eq!(rig.shard.insert(key(1), 0), Insert::Present);
+    rig.shard.commit_fill(key(1), tier, frame, false);
+    assert_eq!(
+        rig.shard.access(key(1), None),
+        Access::Miss,
+        "abandoned fill leaves nothing"
+    );
+    assert!(matches!(rig.shard.insert(key(1), 0), Insert::Fill { .. }));
+}
