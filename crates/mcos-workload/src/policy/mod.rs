@@ -1,0 +1,252 @@
+//! Baseline cache policies over unit-size blocks, behind one trait.
+//!
+//! Each policy lives in its own file and cites its source. The simulator drives them through
+//! [`CachePolicy`]: one [`CachePolicy::access`] per block access in request order, then one
+//! [`CachePolicy::request_done`] per request. Every block has the same size, so capacity is a
+//! count of blocks and the hit ratio is the object hit ratio. Policies insert on a miss (demand
+//! fetching); only MIN may decline to admit (bypass).
+//!
+//! All policies allocate their index and list storage for `capacity` entries up front, so after
+//! warm-up an access allocates nothing.
+
+mod arc;
+mod list;
+mod lru;
+mod lru_tail_first;
+mod min;
+mod s3fifo;
+mod sieve;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use thiserror::Error;
+
+pub use arc::ArcCache;
+pub use lru::Lru;
+pub use lru_tail_first::LruTailFirst;
+pub use min::{AccessSeq, Min, NEVER};
+pub use s3fifo::{DEFAULT_MOVE_TO_MAIN_THRESHOLD, S3Fifo};
+pub use sieve::Sieve;
+
+/// Names accepted by [`by_name`], in the order reports list them.
+pub const POLICY_NAMES: [&str; 6] = ["lru", "lru-tail", "s3fifo", "sieve", "arc", "min"];
+
+/// Counters every policy keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyStats {
+    /// Blocks admitted on a miss.
+    pub insertions: u64,
+    /// Resident blocks removed to make room.
+    pub evictions: u64,
+    /// Missed blocks the policy declined to admit (bypass).
+    pub admissions_rejected: u64,
+}
+
+/// A cache replacement policy over unit-size blocks identified by `u64` ids.
+pub trait CachePolicy {
+    /// Short name, as accepted by [`by_name`].
+    fn name(&self) -> &'static str;
+    /// Most blocks the policy ever holds.
+    fn capacity(&self) -> usize;
+    /// Blocks resident now.
+    fn len(&self) -> usize;
+    /// Whether no block is resident.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Whether `id` is resident (ghost entries do not count).
+    fn contains(&self, id: u64) -> bool;
+    /// Called for each block access in request order; returns true on a hit. On a miss the policy
+    /// inserts the block (evicting as needed) or rejects it. `now` is the 0-based index of this
+    /// access in the replay (a logical clock).
+    fn access(&mut self, id: u64, now: u64) -> bool;
+    /// Called after all blocks of a request were accessed, with the request's ids in prompt order
+    /// (vLLM frees a finished request's blocks at this point).
+    fn request_done(&mut self, ids: &[u64]) {
+        let _ = ids;
+    }
+    /// Counters so far.
+    fn stats(&self) -> PolicyStats;
+}
+
+/// Why [`by_name`] could not build a policy.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The name is not a known policy.
+    #[error("unknown policy `{name}`; valid names: {}", POLICY_NAMES.join(", "))]
+    Unknown {
+        /// The name given.
+        name: String,
+    },
+    /// An offline policy was asked for without the access sequence it needs.
+    #[error("policy `{name}` is an offline oracle: pass the trace's full access sequence")]
+    FutureRequired {
+        /// The policy.
+        name: &'static str,
+    },
+    /// A cache of zero blocks was asked for.
+    #[error("policy capacity must be at least one block")]
+    ZeroCapacity,
+}
+
+/// Whether the named policy needs the future access sequence (an offline oracle).
+pub fn needs_future(name: &str) -> bool {
+    name == "min"
+}
+
+/// Builds the policy called `name` holding at most `capacity` blocks. `future` is the full access
+/// sequence of the replay, required by `min` and ignored by the online policies.
+pub fn by_name(
+    name: &str,
+    capacity: usize,
+    future: Option<&AccessSeq>,
+) -> Result<Box<dyn CachePolicy>, PolicyError> {
+    if !POLICY_NAMES.contains(&name) {
+        return Err(PolicyError::Unknown {
+            name: name.to_owned(),
+        });
+    }
+    if capacity == 0 {
+        return Err(PolicyError::ZeroCapacity);
+    }
+    Ok(match name {
+        "lru" => Box::new(Lru::new(capacity)),
+        "lru-tail" => Box::new(LruTailFirst::new(capacity)),
+        "s3fifo" => Box::new(S3Fifo::new(capacity)),
+        "sieve" => Box::new(Sieve::new(capacity)),
+        "arc" => Box::new(ArcCache::new(capacity)),
+        _ => {
+            let future = future.ok_or(PolicyError::FutureRequired { name: "min" })?;
+            Box::new(Min::new(capacity, future))
+        }
+    })
+}
+
+/// Hasher for block ids: the SplitMix64 finaliser. Deterministic (no per-process seed, so replays
+/// are reproducible) and a full avalanche, which the hash table's top-bit tags need.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let mut z = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x100_0000_01B3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(29) ^ n;
+    }
+}
+
+/// Map keyed by block id.
+pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+pub(crate) fn id_map<V>(capacity: usize) -> IdMap<V> {
+    IdMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default())
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers shared by the policy unit tests.
+    use super::CachePolicy;
+
+    /// Replays `ids` one access each and returns the hit/miss pattern; checks capacity after each.
+    pub(crate) fn run(policy: &mut dyn CachePolicy, ids: &[u64]) -> Vec<bool> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, &id)| {
+                let hit = policy.access(id, i as u64);
+                assert!(
+                    policy.len() <= policy.capacity(),
+                    "{} over capacity",
+                    policy.name()
+                );
+                assert!(policy.contains(id) || !hit, "hit block must stay resident");
+                hit
+            })
+            .collect()
+    }
+
+    /// Hit pattern from a string of `H`/`m`.
+    pub(crate) fn pattern(s: &str) -> Vec<bool> {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c == 'H')
+            .collect()
+    }
+
+    /// Smoke test shared by every online policy: fill, hit, evict, never exceed capacity.
+    pub(crate) fn smoke(policy: &mut dyn CachePolicy) {
+        let cap = policy.capacity() as u64;
+        assert!(policy.is_empty());
+        for id in 0..cap {
+            assert!(!policy.access(id, id), "first touch is a miss");
+        }
+        assert_eq!(policy.len() as u64, cap);
+        for id in 0..cap {
+            assert!(
+                policy.access(id, cap + id),
+                "a cache that fits its working set hits"
+            );
+        }
+        for id in cap..cap * 10 {
+            policy.access(id, cap + id);
+            assert!(policy.len() as u64 <= cap);
+        }
+        let stats = policy.stats();
+        assert!(stats.evictions > 0, "{} evicted nothing", policy.name());
+        assert_eq!(
+            stats.insertions,
+            stats.evictions + policy.len() as u64,
+            "{}: every insertion is either resident or evicted",
+            policy.name()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factory_knows_every_name_and_lists_them_on_error() {
+        let seq = AccessSeq::from_ids(vec![1, 2, 3]);
+        for name in POLICY_NAMES {
+            let p = by_name(name, 4, Some(&seq)).unwrap();
+            assert_eq!(p.name(), name);
+            assert_eq!(p.capacity(), 4);
+        }
+        let err = by_name("lfu", 4, None).err().unwrap();
+        let msg = err.to_string();
+        for name in POLICY_NAMES {
+            assert!(msg.contains(name), "{msg}");
+        }
+        assert_eq!(
+            by_name("min", 4, None).err(),
+            Some(PolicyError::FutureRequired { name: "min" })
+        );
+        assert_eq!(
+            by_name("lru", 0, None).err(),
+            Some(PolicyError::ZeroCapacity)
+        );
+    }
+
+    #[test]
+    fn smoke_every_online_policy_at_several_capacities() {
+        for name in POLICY_NAMES.iter().filter(|n| !needs_future(n)) {
+            for cap in [1, 2, 3, 10, 64] {
+                let mut p = by_name(name, cap, None).unwrap();
+                testing::smoke(p.as_mut());
+            }
+        }
+    }
+}
