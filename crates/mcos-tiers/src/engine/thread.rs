@@ -1,0 +1,521 @@
+//! The engine thread: a dedicated thread that drains the fast path's descriptor rings, executes
+//! the moves in batches and answers on the completion rings (the DPU model of DESIGN.md, with
+//! foyer's "engine thread owns its ring" design).
+//!
+//! Contract with the fast path, per shard: one `Consumer<MoveDescriptor>` and one
+//! `Producer<MoveCompletion>`, both owned by this thread. The fast path pushes a batch of
+//! descriptors, then rings the [`Doorbell`] once for the batch. The engine
+//! - takes from a shard at most `ENGINE_BATCH` descriptors per round, and never more than that
+//!   shard's completion ring has free slots, so posting a completion never waits and is never
+//!   dropped (a shard that stops reading completions stops being served, nothing is lost);
+//! - orders the round's descriptors urgent first (`Urgency::Demand` before `Evict` before
+//!   `Prefetch`, arrival order within an urgency) and executes them in chunks of
+//!   `ENGINE_BATCH`, one backend submission per chunk;
+//! - posts exactly one `MoveCompletion` per descriptor, with `engine` set to its engine id. A
+//!   move is visible only through its completion.
+//!
+//! Idle: after a round that found nothing, the thread parks for up to `idle_park` (default 1 ms).
+//! The doorbell unparks it at once; `std::thread::park`'s token means a doorbell rung between the
+//! empty round and the park is not lost. The timeout only bounds the latency of a descriptor
+//! pushed without a doorbell, and costs an idle engine about a thousand cheap wake-ups a second.
+
+use super::batch::execute_batch;
+use super::{BackendChoice, IoBackend, Outcome, select_backend};
+use crate::error::TierError;
+use crate::store::TierSet;
+use mcos_core::limits::{ENGINE_BATCH, MAX_ENGINES, MAX_SHARDS};
+use mcos_core::{Consumer, MoveCompletion, MoveDescriptor, MoveOp, MoveStatus, Producer, Urgency};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::thread::{JoinHandle, Thread};
+use std::time::Duration;
+
+/// Default longest idle park (see the module docs).
+pub const DEFAULT_IDLE_PARK: Duration = Duration::from_millis(1);
+
+/// Longest idle park a configuration may ask for.
+pub const MAX_IDLE_PARK: Duration = Duration::from_millis(100);
+
+/// Default name of the engine thread.
+pub const DEFAULT_THREAD_NAME: &str = "mcos-disk-engine";
+
+/// Backend names the handle can report (index stored in `Shared::backend`).
+const BACKEND_NAMES: [&str; 2] = ["io_uring", "psync"];
+
+const NO_DESCRIPTOR: MoveDescriptor = MoveDescriptor {
+    key_tag: 0,
+    move_id: 0,
+    src_frame: 0,
+    dst_frame: 0,
+    len: 0,
+    op: MoveOp::Promote,
+    src_tier: 0,
+    dst_tier: 0,
+    urgency: Urgency::Demand,
+    epoch: 0,
+    class: 0,
+    engine: 0,
+};
+
+/// The two rings between one fast-path shard and this engine.
+pub struct ShardRings {
+    /// Descriptors from the shard.
+    pub descriptors: Consumer<MoveDescriptor>,
+    /// Completions to the shard.
+    pub completions: Producer<MoveCompletion>,
+}
+
+/// How to start an engine thread.
+pub struct EngineConfig {
+    /// Engine id written into every completion (`< MAX_ENGINES`).
+    pub engine_id: u8,
+    /// Thread name.
+    pub name: String,
+    /// Tiers by id.
+    pub tiers: TierSet,
+    /// One pair of rings per fast-path shard (`1..=MAX_SHARDS`).
+    pub shards: Vec<ShardRings>,
+    /// Disk backend.
+    pub backend: BackendChoice,
+    /// Longest idle park (`0 < idle_park <= MAX_IDLE_PARK`).
+    pub idle_park: Duration,
+}
+
+impl EngineConfig {
+    /// An engine with the default name, backend (`Auto`) and idle park.
+    pub fn new(engine_id: u8, tiers: TierSet, shards: Vec<ShardRings>) -> EngineConfig {
+        EngineConfig {
+            engine_id,
+            name: DEFAULT_THREAD_NAME.to_string(),
+            tiers,
+            shards,
+            backend: BackendChoice::Auto,
+            idle_park: DEFAULT_IDLE_PARK,
+        }
+    }
+
+    /// Picks the disk backend (`Psync` forces pread/pwrite).
+    pub fn with_backend(mut self, backend: BackendChoice) -> EngineConfig {
+        self.backend = backend;
+        self
+    }
+
+    /// Sets the longest idle park.
+    pub fn with_idle_park(mut self, idle_park: Duration) -> EngineConfig {
+        self.idle_park = idle_park;
+        self
+    }
+
+    /// Sets the thread name.
+    pub fn with_name(mut self, name: impl Into<String>) -> EngineConfig {
+        self.name = name.into();
+        self
+    }
+
+    fn validate(&self) -> Result<(), TierError> {
+        if usize::from(self.engine_id) >= MAX_ENGINES {
+            return Err(TierError::Config(format!(
+                "engine id {} is out of range: ids are 0..{MAX_ENGINES}",
+                self.engine_id
+            )));
+        }
+        if self.shards.is_empty() || self.shards.len() > MAX_SHARDS {
+            return Err(TierError::Config(format!(
+                "an engine serves 1..={MAX_SHARDS} shards, {} given",
+                self.shards.len()
+            )));
+        }
+        if self.idle_park.is_zero() || self.idle_park > MAX_IDLE_PARK {
+            return Err(TierError::Config(format!(
+                "idle park {:?} is outside (0, {MAX_IDLE_PARK:?}]",
+                self.idle_park
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Engine statistics. Every field is written only by the engine thread and read by anyone,
+/// with `Relaxed` ordering: they are monotonic counts, never used to order other memory.
+#[derive(Debug, Default)]
+pub struct EngineCounters {
+    /// Descriptors executed (one completion posted for each).
+    pub descriptors: AtomicU64,
+    /// Chunks of up to `ENGINE_BATCH` descriptors executed.
+    pub batches: AtomicU64,
+    /// Backend calls that carried disk I/O (one io_uring submission each with io_uring).
+    pub submissions: AtomicU64,
+    /// Header + payload bytes of moves that completed `Done`.
+    pub bytes: AtomicU64,
+    /// Bytes the disk backend transferred (aligned spans, padding included).
+    pub io_bytes: AtomicU64,
+    /// Completions with a status other than `Done`.
+    pub errors: AtomicU64,
+    /// Completions with status `Corrupt` (also counted in `errors`).
+    pub corrupt: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// See [`EngineCounters::descriptors`].
+    pub descriptors: u64,
+    /// See [`EngineCounters::batches`].
+    pub batches: u64,
+    /// See [`EngineCounters::submissions`].
+    pub submissions: u64,
+    /// See [`EngineCounters::bytes`].
+    pub bytes: u64,
+    /// See [`EngineCounters::io_bytes`].
+    pub io_bytes: u64,
+    /// See [`EngineCounters::errors`].
+    pub errors: u64,
+    /// See [`EngineCounters::corrupt`].
+    pub corrupt: u64,
+}
+
+impl EngineCounters {
+    /// Reads every counter (each `Relaxed`; the set is not one atomic snapshot).
+    pub fn snapshot(&self) -> EngineStats {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        EngineStats {
+            descriptors: r(&self.descriptors),
+            batches: r(&self.batches),
+            submissions: r(&self.submissions),
+            bytes: r(&self.bytes),
+            io_bytes: r(&self.io_bytes),
+            errors: r(&self.errors),
+            corrupt: r(&self.corrupt),
+        }
+    }
+}
+
+struct Shared {
+    counters: EngineCounters,
+    /// Set once by `EngineHandle::shutdown` (release), read by the engine thread (acquire)
+    /// before each round.
+    stop: AtomicBool,
+    /// Index into `BACKEND_NAMES` of the backend running now. Written by the engine thread
+    /// after each batch (it changes at most once, io_uring retiring to psync), read by the
+    /// handle; `Relaxed`, it orders nothing.
+    backend: AtomicU8,
+}
+
+fn backend_index(name: &str) -> u8 {
+    u8::from(name != BACKEND_NAMES[0])
+}
+
+/// Wakes the engine thread. Cheap to clone and share between shards; ring it once after
+/// pushing a batch of descriptors.
+#[derive(Clone, Debug)]
+pub struct Doorbell {
+    thread: Thread,
+}
+
+impl Doorbell {
+    /// Unparks the engine thread (a no-op cost if it is already running).
+    pub fn ring(&self) {
+        self.thread.unpark();
+    }
+}
+
+/// Starts engine threads.
+pub struct EngineThread;
+
+impl EngineThread {
+    /// Validates `config`, picks the backend (io_uring, else pread/pwrite, or pread/pwrite when
+    /// forced) and starts the thread.
+    pub fn spawn(config: EngineConfig) -> Result<EngineHandle, TierError> {
+        config.validate()?;
+        let (backend, fallback_reason) = select_backend(config.backend);
+        let shared = Arc::new(Shared {
+            counters: EngineCounters::default(),
+            stop: AtomicBool::new(false),
+            backend: AtomicU8::new(backend_index(backend.name())),
+        });
+        let staged = Vec::with_capacity(config.shards.len() * ENGINE_BATCH);
+        let worker = Worker {
+            engine_id: config.engine_id,
+            tiers: config.tiers,
+            backend,
+            shards: config.shards,
+            staged,
+            shared: shared.clone(),
+            idle_park: config.idle_park,
+        };
+        let join = std::thread::Builder::new()
+            .name(config.name.clone())
+            .spawn(move || worker.run())
+            .map_err(|e| TierError::io(format!("cannot start engine thread {}", config.name), e))?;
+        Ok(EngineHandle {
+            doorbell: Doorbell {
+                thread: join.thread().clone(),
+            },
+            join: Some(join),
+            shared,
+            name: config.name,
+            fallback_reason,
+        })
+    }
+}
+
+/// The owner's side of a running engine thread. Dropping it shuts the engine down.
+pub struct EngineHandle {
+    join: Option<JoinHandle<()>>,
+    doorbell: Doorbell,
+    shared: Arc<Shared>,
+    name: String,
+    fallback_reason: Option<String>,
+}
+
+impl EngineHandle {
+    /// Wakes the engine: call once after pushing a batch of descriptors.
+    pub fn doorbell(&self) {
+        self.doorbell.ring();
+    }
+
+    /// A doorbell to hand to the fast-path shards.
+    pub fn doorbell_handle(&self) -> Doorbell {
+        self.doorbell.clone()
+    }
+
+    /// The disk backend running now: `"io_uring"` or `"psync"`.
+    pub fn backend_name(&self) -> &'static str {
+        let i = usize::from(self.shared.backend.load(Ordering::Relaxed));
+        BACKEND_NAMES.get(i).copied().unwrap_or("psync")
+    }
+
+    /// Why io_uring is not used, when `Auto` had to fall back at start-up.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+
+    /// Live counters.
+    pub fn counters(&self) -> &EngineCounters {
+        &self.shared.counters
+    }
+
+    /// The thread's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Stops the engine after it drained its rings, and joins the thread. Descriptors pushed
+    /// before this call are executed and answered, except those of a shard whose completion
+    /// ring stays full (they stay in the ring). Idempotent.
+    pub fn shutdown(&mut self) -> Result<(), TierError> {
+        let Some(join) = self.join.take() else {
+            return Ok(());
+        };
+        self.shared.stop.store(true, Ordering::Release);
+        join.thread().unpark();
+        join.join().map_err(|_| TierError::EnginePanicked {
+            name: self.name.clone(),
+        })
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        // A panic in the engine thread was a bug; it already printed its message.
+        let _ = self.shutdown();
+    }
+}
+
+#[derive(Copy, Clone)]
+struct Staged {
+    urgency: Urgency,
+    seq: u32,
+    shard: u16,
+    desc: MoveDescriptor,
+}
+
+struct Worker {
+    engine_id: u8,
+    tiers: TierSet,
+    backend: Box<dyn IoBackend>,
+    shards: Vec<ShardRings>,
+    /// One round's descriptors (capacity shards * ENGINE_BATCH, allocated at spawn).
+    staged: Vec<Staged>,
+    shared: Arc<Shared>,
+    idle_park: Duration,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            let stopping = self.shared.stop.load(Ordering::Acquire);
+            if self.round() == 0 {
+                if stopping {
+                    return;
+                }
+                std::thread::park_timeout(self.idle_park);
+            }
+        }
+    }
+
+    /// Drains what the rings hold (bounded per shard), executes it, posts the completions.
+    /// Returns the descriptors executed.
+    fn round(&mut self) -> usize {
+        self.staged.clear();
+        let mut buf = [NO_DESCRIPTOR; ENGINE_BATCH];
+        for (shard, rings) in self.shards.iter_mut().enumerate() {
+            // Never take more than the completion ring can answer without waiting.
+            let room = rings.completions.free_slots().min(ENGINE_BATCH);
+            let n = rings.descriptors.pop_batch(&mut buf[..room]);
+            for desc in &buf[..n] {
+                let seq = self.staged.len() as u32;
+                self.staged.push(Staged {
+                    urgency: desc.urgency,
+                    seq,
+                    // In range: at most MAX_SHARDS shards.
+                    shard: shard as u16,
+                    desc: *desc,
+                });
+            }
+        }
+        // Urgent first; `seq` keeps arrival order within an urgency (and makes keys unique,
+        // so the in-place unstable sort is deterministic).
+        self.staged.sort_unstable_by_key(|s| (s.urgency, s.seq));
+
+        let counters = &self.shared.counters;
+        let mut descs = [NO_DESCRIPTOR; ENGINE_BATCH];
+        let mut outs = [Outcome::done(0); ENGINE_BATCH];
+        for chunk in self.staged.chunks(ENGINE_BATCH) {
+            let n = chunk.len();
+            for (d, s) in descs.iter_mut().zip(chunk) {
+                *d = s.desc;
+            }
+            let tally = execute_batch(
+                &self.tiers,
+                self.backend.as_mut(),
+                &descs[..n],
+                &mut outs[..n],
+            );
+            let (mut bytes, mut errors, mut corrupt) = (0u64, 0u64, 0u64);
+            for (s, o) in chunk.iter().zip(&outs[..n]) {
+                match o.status {
+                    MoveStatus::Done => bytes += u64::from(o.bytes),
+                    MoveStatus::Corrupt => {
+                        errors += 1;
+                        corrupt += 1;
+                    }
+                    MoveStatus::IoError | MoveStatus::NoSpace => errors += 1,
+                }
+                post(
+                    &mut self.shards[usize::from(s.shard)].completions,
+                    o.completion(&s.desc, self.engine_id),
+                );
+            }
+            counters.descriptors.fetch_add(n as u64, Ordering::Relaxed);
+            counters.batches.fetch_add(1, Ordering::Relaxed);
+            counters
+                .submissions
+                .fetch_add(tally.submissions, Ordering::Relaxed);
+            counters
+                .io_bytes
+                .fetch_add(tally.io_bytes, Ordering::Relaxed);
+            counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+            counters.errors.fetch_add(errors, Ordering::Relaxed);
+            counters.corrupt.fetch_add(corrupt, Ordering::Relaxed);
+            self.shared
+                .backend
+                .store(backend_index(self.backend.name()), Ordering::Relaxed);
+        }
+        self.staged.len()
+    }
+}
+
+/// Posts one completion. The round reserved a slot for it (only this thread pushes, so free
+/// slots only grow), so the first push succeeds; the retry loop is the belt to that brace and
+/// backs off rather than drop a completion.
+fn post(ring: &mut Producer<MoveCompletion>, completion: MoveCompletion) {
+    let mut c = completion;
+    let mut spins = 0u32;
+    while let Err(back) = ring.push(c) {
+        c = back;
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dram::DramTier;
+    use crate::store::TierStore;
+    use mcos_core::ring;
+
+    fn tiers() -> TierSet {
+        TierSet::new(vec![TierStore::Dram(Arc::new(
+            DramTier::new(1, 8).unwrap(),
+        ))])
+        .unwrap()
+    }
+
+    fn rings() -> ShardRings {
+        let (_p, descriptors) = ring::<MoveDescriptor>(4);
+        let (completions, _c) = ring::<MoveCompletion>(4);
+        ShardRings {
+            descriptors,
+            completions,
+        }
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        let bad_id = EngineConfig::new(MAX_ENGINES as u8, tiers(), vec![rings()]);
+        assert!(matches!(
+            EngineThread::spawn(bad_id),
+            Err(TierError::Config(_))
+        ));
+        let no_shards = EngineConfig::new(0, tiers(), vec![]);
+        assert!(matches!(
+            EngineThread::spawn(no_shards),
+            Err(TierError::Config(_))
+        ));
+        let long_park =
+            EngineConfig::new(0, tiers(), vec![rings()]).with_idle_park(Duration::from_secs(1));
+        assert!(matches!(
+            EngineThread::spawn(long_park),
+            Err(TierError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn idle_engine_starts_names_itself_and_shuts_down() {
+        let mut h = EngineThread::spawn(
+            EngineConfig::new(1, tiers(), vec![rings()]).with_name("mcos-test-engine"),
+        )
+        .unwrap();
+        assert_eq!(h.name(), "mcos-test-engine");
+        h.doorbell();
+        h.doorbell_handle().ring();
+        h.shutdown().unwrap();
+        h.shutdown().unwrap();
+        assert_eq!(h.counters().snapshot(), EngineStats::default());
+    }
+
+    #[test]
+    fn post_retries_until_the_consumer_frees_a_slot() {
+        let (mut p, mut c) = ring::<MoveCompletion>(1);
+        let done = MoveCompletion {
+            move_id: 1,
+            detail: 0,
+            bytes: 0,
+            status: MoveStatus::Done,
+            engine: 0,
+        };
+        post(&mut p, done);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            c.pop()
+        });
+        post(&mut p, MoveCompletion { move_id: 2, ..done });
+        assert_eq!(t.join().unwrap().map(|c| c.move_id), Some(1));
+    }
+}
