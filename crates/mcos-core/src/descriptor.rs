@@ -61,6 +61,24 @@ pub struct MoveDescriptor {
 
 const _: () = assert!(core::mem::size_of::<MoveDescriptor>() == 32);
 
+impl MoveDescriptor {
+    /// An all-zero descriptor, for preallocated batch buffers.
+    pub const EMPTY: MoveDescriptor = MoveDescriptor {
+        key_tag: 0,
+        move_id: 0,
+        src_frame: 0,
+        dst_frame: 0,
+        len: 0,
+        op: MoveOp::Promote,
+        src_tier: 0,
+        dst_tier: 0,
+        urgency: Urgency::Demand,
+        epoch: 0,
+        class: 0,
+        engine: 0,
+    };
+}
+
 /// How a move ended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -92,3 +110,14 @@ pub struct MoveCompletion {
 }
 
 const _: () = assert!(core::mem::size_of::<MoveCompletion>() == 16);
+
+impl MoveCompletion {
+    /// An all-zero completion, for preallocated batch buffers.
+    pub const EMPTY: MoveCompletion = MoveCompletion {
+        move_id: 0,
+        detail: 0,
+        bytes: 0,
+        status: MoveStatus::Done,
+        engine: 0,
+    };
+}

@@ -611,6 +611,10 @@ impl Shard {
         if cp.admit_threshold > 0 && self.sketch.estimate(key) < cp.admit_threshold {
             return self.reject(tag, class, RejectReason::Admission);
         }
+        // Check the directory before evicting anything for a block it could not record.
+        if !self.directory.has_room(tag) {
+            return self.reject(tag, class, RejectReason::Directory);
+        }
         let pt = cp.preferred_tier.index();
         if cp.quota_blocks > 0 && self.class_count[pt][usize::from(class)] >= cp.quota_blocks {
             return self.reject(tag, class, RejectReason::Quota);

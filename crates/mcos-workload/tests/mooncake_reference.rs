@@ -69,5 +69,12 @@ fn lru_and_min_reproduce_the_reference_table() {
         assert_eq!(lru.prefix_block_hits, lru.block_hits);
         assert_eq!(min.prefix_block_hits, min.block_hits);
         assert!(min.token_hit_ratio >= lru.token_hit_ratio);
+        // `lru` is the fast path under its built-in table; the list LRU must agree to the hit.
+        let reference = sim.run("lru-ref", capacity).expect("lru-ref runs");
+        assert_eq!(
+            lru.block_hits, reference.block_hits,
+            "fast path vs list LRU at {fraction}"
+        );
+        assert_eq!(lru.evictions, reference.evictions);
     }
 }

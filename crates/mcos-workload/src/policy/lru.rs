@@ -49,7 +49,7 @@ impl Lru {
 
 impl CachePolicy for Lru {
     fn name(&self) -> &'static str {
-        "lru"
+        "lru-ref"
     }
 
     fn capacity(&self) -> usize {

@@ -10,6 +10,7 @@
 //! warm-up an access allocates nothing.
 
 mod arc;
+mod fastpath;
 mod list;
 mod lru;
 mod lru_tail_first;
@@ -23,14 +24,18 @@ use std::hash::{BuildHasherDefault, Hasher};
 use thiserror::Error;
 
 pub use arc::ArcCache;
+pub use fastpath::FastPathPolicy;
 pub use lru::Lru;
 pub use lru_tail_first::LruTailFirst;
 pub use min::{AccessSeq, Min, NEVER};
 pub use s3fifo::{DEFAULT_MOVE_TO_MAIN_THRESHOLD, S3Fifo};
 pub use sieve::Sieve;
 
-/// Names accepted by [`by_name`], in the order reports list them.
-pub const POLICY_NAMES: [&str; 6] = ["lru", "lru-tail", "s3fifo", "sieve", "arc", "min"];
+/// Names accepted by [`by_name`], in the order reports list them. `lru` runs the real fast path
+/// under its built-in table; `lru-ref` is the plain list LRU it is checked against.
+pub const POLICY_NAMES: [&str; 7] = [
+    "lru", "lru-tail", "s3fifo", "sieve", "arc", "min", "lru-ref",
+];
 
 /// Counters every policy keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -111,7 +116,8 @@ pub fn by_name(
         return Err(PolicyError::ZeroCapacity);
     }
     Ok(match name {
-        "lru" => Box::new(Lru::new(capacity)),
+        "lru" => Box::new(FastPathPolicy::lru(capacity)),
+        "lru-ref" => Box::new(Lru::new(capacity)),
         "lru-tail" => Box::new(LruTailFirst::new(capacity)),
         "s3fifo" => Box::new(S3Fifo::new(capacity)),
         "sieve" => Box::new(Sieve::new(capacity)),

@@ -1,0 +1,149 @@
+//! The MCOS fast path itself as a simulator policy: a real `mcos_fastpath::Shard` executing a
+//! policy table over frame tables without payloads, with a zero-latency engine that completes
+//! every move at once.
+//!
+//! `lru` in simulate mode is this policy under the built-in table (one tier, admit all, MRU
+//! insertion): the sweep exercises the production decision code, and its agreement with the
+//! reference list LRU (`lru-ref`) to the last hit is tested on the Mooncake trace.
+
+use mcos_core::limits::MAX_TIERS;
+use mcos_core::{
+    BlockKey, Consumer, MoveCompletion, MoveDescriptor, MoveStatus, Namespace, PolicyInstaller,
+    PolicyTable, policy_cell, ring,
+};
+use mcos_fastpath::{Access, Insert, Shard, ShardConfig};
+
+use super::{CachePolicy, PolicyStats};
+
+/// A fast-path shard over one or more payload-less tiers.
+pub struct FastPathPolicy {
+    name: &'static str,
+    shard: Shard,
+    engine: Consumer<MoveDescriptor>,
+    /// Kept so a caller (the brain, a test) can install tables; unused by the plain replay.
+    installer: PolicyInstaller,
+    root: BlockKey,
+    capacity: usize,
+    batch: Box<[MoveDescriptor]>,
+}
+
+impl FastPathPolicy {
+    /// A shard with `tier_blocks` frames per tier (fastest first) running `table`.
+    pub fn new(name: &'static str, tier_blocks: &[u32], table: PolicyTable) -> FastPathPolicy {
+        let (installer, mut readers) = policy_cell(table, 1);
+        let (tx, rx) = ring(mcos_core::limits::DESCRIPTOR_RING_DEPTH);
+        let cfg = ShardConfig {
+            shard: 0,
+            tiers: tier_blocks.iter().map(|&n| (0, n)).collect(),
+            block_bytes: 0,
+            routes: [[0; MAX_TIERS]; MAX_TIERS],
+            free_watermark: vec![0; tier_blocks.len()],
+            telemetry_shift: 0,
+        };
+        let reader = readers.remove(0);
+        FastPathPolicy {
+            name,
+            shard: Shard::new(cfg, reader, vec![tx], None),
+            engine: rx,
+            installer,
+            root: Namespace::for_model("trace").root(),
+            capacity: tier_blocks.iter().map(|&n| n as usize).sum(),
+            batch: vec![MoveDescriptor::EMPTY; 64].into_boxed_slice(),
+        }
+    }
+
+    /// Exact LRU over one tier of `capacity` blocks: the built-in table.
+    pub fn lru(capacity: usize) -> FastPathPolicy {
+        let cap = u32::try_from(capacity).unwrap_or(u32::MAX);
+        FastPathPolicy::new("lru", &[cap], PolicyTable::builtin(1))
+    }
+
+    /// The shard (counters, usage).
+    pub fn shard(&self) -> &Shard {
+        &self.shard
+    }
+
+    /// The install side of the shard's policy cell.
+    pub fn installer(&mut self) -> &mut PolicyInstaller {
+        &mut self.installer
+    }
+
+    /// The block key a trace id maps to.
+    pub fn key(&self, id: u64) -> BlockKey {
+        BlockKey::from_trace_id_under(self.root, id)
+    }
+
+    /// Completes every descriptor the shard emitted (zero-latency engine).
+    fn pump(&mut self) {
+        loop {
+            let n = self.engine.pop_batch(&mut self.batch);
+            if n == 0 {
+                return;
+            }
+            for i in 0..n {
+                let d = self.batch[i];
+                self.shard.complete(MoveCompletion {
+                    move_id: d.move_id,
+                    bytes: d.len,
+                    ..MoveCompletion::EMPTY
+                });
+                debug_assert_eq!(MoveCompletion::EMPTY.status, MoveStatus::Done);
+            }
+        }
+    }
+}
+
+impl CachePolicy for FastPathPolicy {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn len(&self) -> usize {
+        (0..MAX_TIERS)
+            .map(|t| self.shard.tier_usage(mcos_core::TierId(t as u8)).0 as usize)
+            .sum()
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.shard.peek(self.key(id)).is_some()
+    }
+
+    fn access(&mut self, id: u64, _now: u64) -> bool {
+        let key = self.key(id);
+        match self.shard.access(key, None) {
+            Access::Hit { .. } => return true,
+            Access::Wait { .. } => {
+                self.pump();
+                return true;
+            }
+            Access::Miss => {}
+        }
+        // Insert on miss; a multi-tier shard may need a demotion to land first. Each retry
+        // follows a completed move, so the loop ends; the bound guards against a logic error.
+        for _ in 0..=MAX_TIERS * 2 {
+            match self.shard.insert(key, 0) {
+                Insert::Fill { tier, frame } => {
+                    self.shard.commit_fill(key, tier, frame, true);
+                    break;
+                }
+                Insert::Retry => self.pump(),
+                Insert::Present | Insert::Rejected(_) => break,
+            }
+        }
+        self.pump();
+        false
+    }
+
+    fn stats(&self) -> PolicyStats {
+        let c = self.shard.counters();
+        PolicyStats {
+            insertions: c.admitted,
+            evictions: c.evictions,
+            admissions_rejected: c.rejected,
+        }
+    }
+}
