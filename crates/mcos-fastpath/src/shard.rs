@@ -57,6 +57,8 @@ pub enum Access {
     Wait {
         /// Move to wait for.
         move_id: u32,
+        /// Tier the block was found in (the hit is counted there).
+        from: TierId,
     },
 }
 
@@ -123,6 +125,8 @@ pub struct Shard {
     /// Resident blocks per (tier, class), for quotas.
     class_count: Box<[[u32; CLASSES]]>,
     protected_target: [u32; MAX_TIERS],
+    /// Demotions in flight out of each tier: frames that will be free when they land.
+    demoting: [u32; MAX_TIERS],
     counters: Counters,
     tick: u64,
     install_tick: u64,
@@ -151,6 +155,7 @@ impl Shard {
             moves: MoveTable::new(),
             class_count: vec![[0; CLASSES]; tiers.len()].into_boxed_slice(),
             protected_target: [0; MAX_TIERS],
+            demoting: [0; MAX_TIERS],
             counters: Counters::default(),
             tick: 0,
             install_tick: 0,
@@ -314,7 +319,10 @@ impl Shard {
                     // Moving up: merge this request onto the move under way.
                     m.waiters = m.waiters.saturating_add(1);
                     self.counters.merged_misses += 1;
-                    return Access::Wait { move_id };
+                    return Access::Wait {
+                        move_id,
+                        from: loc.tier(),
+                    };
                 }
             }
             // Moving down: still readable where it is until the move lands.
@@ -343,7 +351,10 @@ impl Shard {
             if let Some(move_id) =
                 self.start_promotion(t, i, cp.preferred_tier.index(), MoveOp::Promote)
             {
-                return Access::Wait { move_id };
+                return Access::Wait {
+                    move_id,
+                    from: loc.tier(),
+                };
             }
         }
         Access::Hit {
@@ -417,7 +428,7 @@ impl Shard {
         };
         // Shield the block from the eviction cascade that makes room for it.
         self.tiers[t].get_mut(i).flags |= FLAG_MOVING;
-        let acquired = self.acquire(to, 0);
+        let acquired = self.acquire_demand(to);
         self.tiers[t].get_mut(i).flags &= !FLAG_MOVING;
         let dst = match acquired {
             Acquire::Frame(d) => d,
@@ -485,6 +496,15 @@ impl Shard {
         Some((slot, move_id))
     }
 
+    /// `acquire` for a caller that needs one frame now: when a demotion out of the tier is
+    /// already in flight, wait for it rather than evicting another block per retry.
+    fn acquire_demand(&mut self, t: usize) -> Acquire {
+        if self.tiers[t].len(ListId::Free) == 0 && self.demoting[t] > 0 {
+            return Acquire::Wait;
+        }
+        self.acquire(t, 0)
+    }
+
     /// Finds a frame in tier `t`: a free one, or one freed by evicting a victim. A victim that
     /// belongs further down is demoted (and the caller must wait for the move); one that does
     /// not, or whose lower tier has no room, is dropped at once.
@@ -521,6 +541,7 @@ impl Shard {
                             d.tag = victim.tag;
                             d.flags = FLAG_MOVING | FLAG_FILLING;
                             d.move_slot = slot;
+                            self.demoting[t] += 1;
                             self.counters.demotions_started += 1;
                         }
                         None => self.tiers[lower].release(g),
@@ -621,7 +642,7 @@ impl Shard {
         }
         let mut waiting = false;
         for t in pt..=cp.floor_tier.index().min(self.tiers.len() - 1) {
-            match self.acquire(t, 0) {
+            match self.acquire_demand(t) {
                 Acquire::Frame(i) => {
                     if self
                         .directory
@@ -703,7 +724,7 @@ impl Shard {
     fn keep_free_frames(&mut self, t: usize, budget: usize) {
         let want = self.cfg.free_watermark.get(t).copied().unwrap_or(0);
         for _ in 0..budget {
-            if self.tiers[t].len(ListId::Free) >= want {
+            if self.tiers[t].len(ListId::Free) + self.demoting[t] >= want {
                 return;
             }
             match self.acquire(t, 0) {
@@ -722,6 +743,9 @@ impl Shard {
             return;
         };
         let (st, dt) = (usize::from(m.src_tier), usize::from(m.dst_tier));
+        if m.op == MoveOp::Demote {
+            self.demoting[st] = self.demoting[st].saturating_sub(1);
+        }
         let src = *self.tiers[st].get(m.src);
         match c.status {
             MoveStatus::Done => {

@@ -79,10 +79,14 @@ fn demoted_blocks_are_hits_in_the_lower_tier_and_come_back_up() {
     rig.pump();
     // ...and the next hit promotes.
     match rig.shard.access(key(0), None) {
-        Access::Wait { move_id } => {
+        Access::Wait { move_id, from } => {
+            assert_eq!(from, TierId(1));
             assert!(rig.shard.move_pending(move_id));
             // A second reader merges onto the same move.
-            assert_eq!(rig.shard.access(key(0), None), Access::Wait { move_id });
+            assert_eq!(
+                rig.shard.access(key(0), None),
+                Access::Wait { move_id, from }
+            );
             rig.pump();
             assert!(!rig.shard.move_pending(move_id));
         }

@@ -1,0 +1,280 @@
+//! Node configuration: the tiers, their sizes and the knobs of the data plane. Read from TOML
+//! (unknown fields are errors) and checked against `mcos_core::limits` before anything starts.
+
+use crate::error::NodeError;
+use mcos_core::limits;
+use mcos_core::{Link, TierId, TierKind, TierSpec, Topology};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// How the disk engine does I/O.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskIo {
+    /// io_uring where the kernel allows it, else pread/pwrite.
+    #[default]
+    Auto,
+    /// pread/pwrite only.
+    Psync,
+}
+
+/// One tier of the node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    /// `dram` or `disk`.
+    pub kind: TierKind,
+    /// Frames (blocks) the tier holds.
+    pub capacity_blocks: u32,
+    /// File backing a disk tier (created and preallocated at open).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Link bandwidth from the tier above, bytes/s (for the brain's cost model).
+    #[serde(default)]
+    pub bandwidth_bytes_per_s: Option<u64>,
+    /// Latency of one transfer from the tier above, ns.
+    #[serde(default)]
+    pub latency_ns: Option<u64>,
+}
+
+/// A node's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Payload bytes per block (every tier stores blocks of this size).
+    pub block_bytes: u32,
+    /// Fast-path shards (each owns a slice of every tier). 1 keeps exact single-order
+    /// semantics; more spread callers over independent shards.
+    #[serde(default = "one")]
+    pub shards: usize,
+    /// Tiers, fastest first.
+    pub tiers: Vec<TierConfig>,
+    /// Share of each tier kept free by demoting early, so inserts rarely wait (0 to 0.5).
+    #[serde(default = "default_watermark")]
+    pub free_watermark: f64,
+    /// Disk I/O backend.
+    #[serde(default)]
+    pub disk_io: DiskIo,
+    /// Telemetry samples keys whose hash has this many low zero bits (0: all events).
+    #[serde(default = "default_telemetry_shift")]
+    pub telemetry_shift: u8,
+    /// Remove disk tier files when the node closes.
+    #[serde(default = "yes")]
+    pub remove_files_on_close: bool,
+}
+
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_watermark() -> f64 {
+    0.01
+}
+fn default_telemetry_shift() -> u8 {
+    4
+}
+
+impl NodeConfig {
+    /// A DRAM tier over a disk tier whose file lives in `dir`.
+    pub fn dram_and_disk(
+        block_bytes: u32,
+        dram_blocks: u32,
+        disk_blocks: u32,
+        dir: &std::path::Path,
+    ) -> NodeConfig {
+        NodeConfig {
+            block_bytes,
+            shards: 1,
+            tiers: vec![
+                TierConfig {
+                    kind: TierKind::HostDram,
+                    capacity_blocks: dram_blocks,
+                    path: None,
+                    bandwidth_bytes_per_s: None,
+                    latency_ns: None,
+                },
+                TierConfig {
+                    kind: TierKind::Disk,
+                    capacity_blocks: disk_blocks,
+                    path: Some(dir.join("mcos-disk-tier.bin")),
+                    bandwidth_bytes_per_s: None,
+                    latency_ns: None,
+                },
+            ],
+            free_watermark: default_watermark(),
+            disk_io: DiskIo::Auto,
+            telemetry_shift: default_telemetry_shift(),
+            remove_files_on_close: true,
+        }
+    }
+
+    /// Parses TOML; unknown keys and bad values are errors that name them.
+    pub fn from_toml(text: &str) -> Result<NodeConfig, NodeError> {
+        let cfg: NodeConfig = toml::from_str(text)
+            .map_err(|e| NodeError::Config(format!("cannot parse node config: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks the configuration against the limits.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let bad = |m: String| Err(NodeError::Config(m));
+        if self.block_bytes == 0 || self.block_bytes as usize > limits::MAX_BLOCK_BYTES {
+            return bad(format!(
+                "block_bytes {} is outside 1..={}",
+                self.block_bytes,
+                limits::MAX_BLOCK_BYTES
+            ));
+        }
+        if self.shards == 0 || self.shards > limits::MAX_SHARDS {
+            return bad(format!(
+                "shards {} is outside 1..={}",
+                self.shards,
+                limits::MAX_SHARDS
+            ));
+        }
+        if !(0.0..=0.5).contains(&self.free_watermark) {
+            return bad(format!(
+                "free_watermark {} is outside 0..=0.5",
+                self.free_watermark
+            ));
+        }
+        if self.telemetry_shift > 20 {
+            return bad(format!(
+                "telemetry_shift {} is larger than 20",
+                self.telemetry_shift
+            ));
+        }
+        for (i, t) in self.tiers.iter().enumerate() {
+            match t.kind {
+                TierKind::HostDram | TierKind::HostPinned => {}
+                TierKind::Disk => {
+                    if t.path.is_none() {
+                        return bad(format!(
+                            "tier {i} is a disk tier: give it a `path` for its file"
+                        ));
+                    }
+                }
+                other => {
+                    return bad(format!(
+                        "tier {i}: kind `{other}` is not available in this build (dram and disk are; \
+                         GPU tiers come with the `cuda` feature)"
+                    ));
+                }
+            }
+            if t.capacity_blocks == 0 {
+                return bad(format!(
+                    "tier {i} has capacity 0: give it at least one block"
+                ));
+            }
+            if t.capacity_blocks < self.shards as u32 {
+                return bad(format!(
+                    "tier {i} has {} blocks but {} shards: every shard needs at least one frame of every tier",
+                    t.capacity_blocks, self.shards
+                ));
+            }
+        }
+        self.topology()
+            .validate()
+            .map_err(|e| NodeError::Config(e.to_string()))
+    }
+
+    /// The topology the configuration describes.
+    pub fn topology(&self) -> Topology {
+        let tiers = self
+            .tiers
+            .iter()
+            .map(|t| TierSpec {
+                kind: t.kind,
+                capacity_blocks: t.capacity_blocks,
+                block_bytes: self.block_bytes,
+            })
+            .collect();
+        let links = self
+            .tiers
+            .iter()
+            .enumerate()
+            .skip(1)
+            .flat_map(|(i, t)| {
+                let (bw, lat) = default_link(t.kind);
+                let bw = t.bandwidth_bytes_per_s.unwrap_or(bw);
+                let lat = t.latency_ns.unwrap_or(lat);
+                let (up, down) = (TierId(i as u8 - 1), TierId(i as u8));
+                [
+                    Link {
+                        from: up,
+                        to: down,
+                        bandwidth_bytes_per_s: bw,
+                        latency_ns: lat,
+                    },
+                    Link {
+                        from: down,
+                        to: up,
+                        bandwidth_bytes_per_s: bw,
+                        latency_ns: lat,
+                    },
+                ]
+            })
+            .collect();
+        Topology { tiers, links }
+    }
+}
+
+/// Nominal link figures when the config gives none (order of magnitude, for cost models).
+fn default_link(kind: TierKind) -> (u64, u64) {
+    match kind {
+        TierKind::Disk => (2_000_000_000, 100_000),
+        TierKind::Remote => (12_500_000_000, 5_000),
+        _ => (20_000_000_000, 1_000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_toml_and_rejects_unknown_fields() {
+        let text = r#"
+            block_bytes = 4096
+            [[tiers]]
+            kind = "host-dram"
+            capacity_blocks = 16
+            [[tiers]]
+            kind = "disk"
+            capacity_blocks = 64
+            path = "/tmp/x.bin"
+        "#;
+        let cfg = NodeConfig::from_toml(text).unwrap();
+        assert_eq!(cfg.tiers.len(), 2);
+        assert_eq!(cfg.shards, 1);
+        assert_eq!(cfg.topology().links.len(), 2);
+        let err = NodeConfig::from_toml(&format!("{text}\nbogus = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn rejects_bad_values_with_a_reason() {
+        let dir = std::env::temp_dir();
+        let mut cfg = NodeConfig::dram_and_disk(4096, 8, 8, &dir);
+        cfg.tiers[1].path = None;
+        assert!(cfg.validate().unwrap_err().to_string().contains("path"));
+        let mut cfg = NodeConfig::dram_and_disk(4096, 0, 8, &dir);
+        assert!(cfg.validate().is_err());
+        cfg.tiers[0].capacity_blocks = 8;
+        cfg.free_watermark = 0.9;
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("free_watermark")
+        );
+        let mut cfg = NodeConfig::dram_and_disk(4096, 8, 8, &dir);
+        cfg.tiers[0].kind = TierKind::Hbm;
+        assert!(cfg.validate().unwrap_err().to_string().contains("cuda"));
+    }
+}

@@ -1,0 +1,45 @@
+//! Errors of the node API. Each says what went wrong and what to do; none loses stored blocks.
+
+use thiserror::Error;
+
+/// Why a node call failed.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// A tier or engine failed (I/O, no space, allocation).
+    #[error(transparent)]
+    Tier(#[from] mcos_tiers::TierError),
+    /// The key is the reserved empty key.
+    #[error("block key 0 is reserved; derive keys with BlockKey::chain or BlockKey::from_trace_id")]
+    ReservedKey,
+    /// The payload is larger than the node's block size.
+    #[error("payload of {len} bytes exceeds the node's block size of {max} bytes")]
+    TooLarge {
+        /// Payload length.
+        len: usize,
+        /// Block size.
+        max: usize,
+    },
+    /// The block is not resident (for pin, unpin, class changes).
+    #[error("block {0} is not resident; pin and class intents apply to stored blocks")]
+    NotResident(mcos_core::BlockKey),
+    /// Unpin without a pin.
+    #[error("block {0} is not pinned")]
+    NotPinned(mcos_core::BlockKey),
+    /// Too many nested pins.
+    #[error("block {0} already has 255 pins")]
+    TooManyPins(mcos_core::BlockKey),
+    /// An engine did not finish a move in time.
+    #[error(
+        "an engine did not complete a move within {0:?}; the disk may be stalled (check dmesg and free space)"
+    )]
+    Stalled(std::time::Duration),
+    /// The policy table was refused.
+    #[error(transparent)]
+    Policy(#[from] mcos_core::ContractError),
+    /// The install channel is busy (a shard has not yet seen the previous table).
+    #[error("policy install deferred: {0}")]
+    InstallBusy(mcos_core::InstallError),
+}

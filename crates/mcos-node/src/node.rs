@@ -1,0 +1,754 @@
+//! One MCOS node: fast-path shards over real tiers, fed to engine threads.
+//!
+//! A call lands on the shard that owns its key. The shard's fast path decides (bounded work,
+//! no allocation, no system call); the node then does what the decision says with real bytes:
+//! copies a block out of a DRAM frame or reads it from the disk file, writes a new block into
+//! the frame the fast path reserved, or waits for an engine to finish a move. Each shard sits
+//! behind its own mutex: this is the driver-hook stage (DESIGN.md stage 1), where application
+//! threads enter a single-writer data plane; the fast path itself never takes a lock, and
+//! engines and the housekeeping thread talk to it only through rings.
+
+use crate::config::{DiskIo, NodeConfig};
+use crate::error::NodeError;
+use mcos_core::limits::{
+    COMPLETION_RING_DEPTH, DESCRIPTOR_RING_DEPTH, MAX_TIERS, TELEMETRY_RING_DEPTH,
+};
+use mcos_core::{
+    BlockKey, Consumer, Intent, IntentAction, MoveCompletion, PolicyInstaller, PolicyTable,
+    PriorityClass, TelemetrySample, TierId, TierKind, Topology, policy_cell, ring,
+};
+use mcos_fastpath::{Access, Counters, Insert, IntentError, RejectReason, Shard, ShardConfig};
+use mcos_tiers::{
+    BackendChoice, DiskTier, Doorbell, DramTier, EngineConfig, EngineHandle, EngineThread,
+    ShardRings, TierError, TierSet, TierStore,
+};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a caller waits for an engine before reporting a stall.
+const MOVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Housekeeping period: completions drained, TICK delivered, telemetry drained.
+const TICK_PERIOD: Duration = Duration::from_millis(1);
+
+/// What `put` did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored in `tier`.
+    Stored(TierId),
+    /// The key was already stored (blocks are immutable: same key, same bytes).
+    Present,
+    /// The policy did not admit it (not an error: the block is simply not cached).
+    Rejected(RejectReason),
+}
+
+/// Where `get` found the block.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum GetOutcome {
+    /// Found and verified; the payload is in the caller's buffer.
+    Hit(TierId),
+    /// Not stored (or found corrupt and dropped: see `NodeStats::counters.corrupt_blocks`).
+    Miss,
+}
+
+/// Per-tier usage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierUsage {
+    /// Tier kind.
+    pub kind: TierKind,
+    /// Frames holding or reserved for a block.
+    pub used_blocks: u64,
+    /// Frames in the tier.
+    pub capacity_blocks: u64,
+}
+
+/// A snapshot of the node's state.
+#[derive(Clone, Debug)]
+pub struct NodeStats {
+    /// Fast-path counters summed over shards.
+    pub counters: Counters,
+    /// Usage per tier, fastest first.
+    pub tiers: Vec<TierUsage>,
+    /// Telemetry samples delivered to the brain's side of the ring.
+    pub telemetry_samples: u64,
+    /// Epoch of the policy table in force (0: built-in fallback).
+    pub policy_epoch: u64,
+    /// Disk I/O backend in use ("io_uring" or "psync"), if the node has a disk tier.
+    pub disk_backend: Option<&'static str>,
+    /// Whether the disk tier uses O_DIRECT.
+    pub disk_direct_io: Option<bool>,
+}
+
+struct ShardSlot {
+    shard: Shard,
+    completions: Vec<Consumer<MoveCompletion>>,
+    telemetry: Consumer<TelemetrySample>,
+    scratch: Vec<MoveCompletion>,
+    samples: Vec<TelemetrySample>,
+}
+
+struct Inner {
+    cfg: NodeConfig,
+    topology: Topology,
+    shards: Vec<Mutex<ShardSlot>>,
+    tiers: TierSet,
+    /// One per engine thread: rung after pushing descriptors.
+    doorbells: Vec<Doorbell>,
+    /// Backend of the disk engine ("io_uring" or "psync"), if there is one.
+    disk_backend: Option<&'static str>,
+    installer: Mutex<PolicyInstaller>,
+    stop: AtomicBool,
+    /// Written by the housekeeper and callers under a shard lock; read by `stats`.
+    telemetry_samples: AtomicU64,
+}
+
+/// A running node. Cheap to share: clone the `Arc` you put it in, or call from many threads
+/// through `&Node`.
+pub struct Node {
+    inner: Arc<Inner>,
+    engines: Vec<EngineHandle>,
+    housekeeper: Option<JoinHandle<()>>,
+}
+
+fn lock(m: &Mutex<ShardSlot>) -> MutexGuard<'_, ShardSlot> {
+    // A panic while holding a shard lock is a bug; the shard's tables are still consistent at
+    // event boundaries, so keep serving rather than poisoning every later call.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ShardSlot {
+    /// Feeds every completion waiting on this shard's rings into the fast path.
+    fn drain(&mut self) -> usize {
+        let mut total = 0;
+        for c in self.completions.iter_mut() {
+            loop {
+                let n = c.pop_batch(&mut self.scratch);
+                for &done in &self.scratch[..n] {
+                    self.shard.complete(done);
+                }
+                total += n;
+                if n < self.scratch.len() {
+                    break;
+                }
+            }
+        }
+        total
+    }
+
+    fn drain_telemetry(&mut self) -> u64 {
+        let n = self.telemetry.pop_batch(&mut self.samples);
+        n as u64
+    }
+}
+
+impl Node {
+    /// Opens a node: allocates every tier (creating and preallocating disk files), builds the
+    /// fast-path shards and starts the engine and housekeeping threads.
+    pub fn open(cfg: NodeConfig) -> Result<Node, NodeError> {
+        cfg.validate()?;
+        let topology = cfg.topology();
+        let mut stores = Vec::with_capacity(cfg.tiers.len());
+        for t in &cfg.tiers {
+            let store = match t.kind {
+                TierKind::Disk => {
+                    let path = t
+                        .path
+                        .as_deref()
+                        .ok_or_else(|| NodeError::Config("disk tier without path".into()))?;
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).map_err(|source| TierError::Io {
+                            context: format!(
+                                "creating directory {} for the disk tier",
+                                dir.display()
+                            ),
+                            source,
+                        })?;
+                    }
+                    TierStore::Disk(Arc::new(DiskTier::create(
+                        path,
+                        t.capacity_blocks,
+                        cfg.block_bytes,
+                    )?))
+                }
+                _ => TierStore::Dram(Arc::new(DramTier::new(t.capacity_blocks, cfg.block_bytes)?)),
+            };
+            stores.push(store);
+        }
+        let tiers = TierSet::new(stores)?;
+        let shards_n = cfg.shards;
+        let (installer, readers) = policy_cell(PolicyTable::builtin(cfg.tiers.len()), shards_n);
+
+        // One engine serves every move that touches a disk tier; one memcpy engine serves moves
+        // between memory tiers. Routes tell the fast path which ring to use.
+        let has_disk = cfg.tiers.iter().any(|t| t.kind == TierKind::Disk);
+        let memory_tiers = cfg
+            .tiers
+            .iter()
+            .filter(|t| t.kind != TierKind::Disk)
+            .count();
+        let mut engine_kinds: Vec<&'static str> = Vec::new();
+        if has_disk {
+            engine_kinds.push("disk");
+        }
+        if memory_tiers > 1 {
+            engine_kinds.push("memcpy");
+        }
+        let mut routes = [[0u8; MAX_TIERS]; MAX_TIERS];
+        for (a, ta) in cfg.tiers.iter().enumerate() {
+            for (b, tb) in cfg.tiers.iter().enumerate() {
+                let disk = ta.kind == TierKind::Disk || tb.kind == TierKind::Disk;
+                let name = if disk { "disk" } else { "memcpy" };
+                routes[a][b] = engine_kinds
+                    .iter()
+                    .position(|&k| k == name)
+                    .unwrap_or(u8::MAX as usize) as u8;
+            }
+        }
+
+        // Rings: per (engine, shard) one descriptor ring and one completion ring.
+        let mut shard_engine_tx: Vec<Vec<_>> = (0..shards_n).map(|_| Vec::new()).collect();
+        let mut shard_completion_rx: Vec<Vec<_>> = (0..shards_n).map(|_| Vec::new()).collect();
+        let mut engines = Vec::new();
+        for (e, kind) in engine_kinds.iter().enumerate() {
+            let mut rings = Vec::with_capacity(shards_n);
+            for s in 0..shards_n {
+                let (dtx, drx) = ring(DESCRIPTOR_RING_DEPTH);
+                let (ctx, crx) = ring(COMPLETION_RING_DEPTH);
+                shard_engine_tx[s].push(dtx);
+                shard_completion_rx[s].push(crx);
+                rings.push(ShardRings {
+                    descriptors: drx,
+                    completions: ctx,
+                });
+            }
+            let backend = if cfg.disk_io == DiskIo::Psync {
+                BackendChoice::Psync
+            } else {
+                BackendChoice::Auto
+            };
+            let engine = EngineThread::spawn(
+                EngineConfig::new(e as u8, tiers.clone(), rings)
+                    .with_backend(backend)
+                    .with_name(format!("mcos-{kind}-engine")),
+            )?;
+            engines.push(engine);
+        }
+
+        let mut shards = Vec::with_capacity(shards_n);
+        for (s, ((reader, engine_tx), completions)) in readers
+            .into_iter()
+            .zip(shard_engine_tx)
+            .zip(shard_completion_rx)
+            .enumerate()
+        {
+            let tier_slices = cfg
+                .tiers
+                .iter()
+                .map(|t| {
+                    let n = u64::from(t.capacity_blocks);
+                    let lo = n * s as u64 / shards_n as u64;
+                    let hi = n * (s as u64 + 1) / shards_n as u64;
+                    (lo as u32, (hi - lo) as u32)
+                })
+                .collect::<Vec<_>>();
+            let free_watermark = tier_slices
+                .iter()
+                .map(|&(_, n)| {
+                    ((f64::from(n) * cfg.free_watermark) as u32).min(n.saturating_sub(1))
+                })
+                .collect();
+            let (ttx, trx) = ring(TELEMETRY_RING_DEPTH);
+            let shard = Shard::new(
+                ShardConfig {
+                    shard: s as u8,
+                    tiers: tier_slices,
+                    block_bytes: cfg.block_bytes,
+                    routes,
+                    free_watermark,
+                    telemetry_shift: cfg.telemetry_shift,
+                },
+                reader,
+                engine_tx,
+                Some(ttx),
+            );
+            let scratch = vec![
+                MoveCompletion {
+                    move_id: 0,
+                    detail: 0,
+                    bytes: 0,
+                    status: mcos_core::MoveStatus::Done,
+                    engine: 0
+                };
+                64
+            ];
+            let samples = vec![sample_zero(); 256];
+            shards.push(Mutex::new(ShardSlot {
+                shard,
+                completions,
+                telemetry: trx,
+                scratch,
+                samples,
+            }));
+        }
+
+        let disk_backend = engine_kinds
+            .iter()
+            .position(|&k| k == "disk")
+            .map(|i| engines[i].backend_name());
+        let inner = Arc::new(Inner {
+            cfg,
+            topology,
+            shards,
+            tiers,
+            doorbells: engines.iter().map(|e| e.doorbell_handle()).collect(),
+            disk_backend,
+            installer: Mutex::new(installer),
+            stop: AtomicBool::new(false),
+            telemetry_samples: AtomicU64::new(0),
+        });
+        let hk = inner.clone();
+        let housekeeper = std::thread::Builder::new()
+            .name("mcos-housekeeper".into())
+            .spawn(move || hk.housekeep())
+            .map_err(|source| TierError::Io {
+                context: "starting the housekeeping thread".into(),
+                source,
+            })?;
+        Ok(Node {
+            inner,
+            engines,
+            housekeeper: Some(housekeeper),
+        })
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.cfg
+    }
+
+    /// The node's topology.
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
+    /// Stores `payload` under `key` in the default class.
+    pub fn put(&self, key: BlockKey, payload: &[u8]) -> Result<PutOutcome, NodeError> {
+        self.put_class(key, PriorityClass::DEFAULT, payload)
+    }
+
+    /// Stores `payload` under `key`, governed by `class`'s policy entry.
+    pub fn put_class(
+        &self,
+        key: BlockKey,
+        class: PriorityClass,
+        payload: &[u8],
+    ) -> Result<PutOutcome, NodeError> {
+        self.inner.put(key, class, payload)
+    }
+
+    /// Reads the block at `key` into `out` (resized to the payload). A corrupt block is
+    /// reported as a miss and dropped, never returned.
+    pub fn get(&self, key: BlockKey, out: &mut Vec<u8>) -> Result<GetOutcome, NodeError> {
+        self.inner.get(key, None, out)
+    }
+
+    /// `get` with a (sequence, position) hint that drives sequential prefetch.
+    pub fn get_hinted(
+        &self,
+        key: BlockKey,
+        sequence: u32,
+        position: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<GetOutcome, NodeError> {
+        self.inner.get(key, Some((sequence, position)), out)
+    }
+
+    /// Length of the longest prefix of `keys` that is stored (no access is counted).
+    pub fn longest_cached_prefix(&self, keys: &[BlockKey]) -> usize {
+        let inner = &self.inner;
+        keys.iter()
+            .take_while(|&&k| {
+                let slot = lock(&inner.shards[inner.shard_of(k)]);
+                slot.shard.peek(k).is_some()
+            })
+            .count()
+    }
+
+    /// Where a stored block is now: (tier, frame). For tools and tests; no access is counted.
+    pub fn locate(&self, key: BlockKey) -> Option<(TierId, u32)> {
+        let inner = &self.inner;
+        lock(&inner.shards[inner.shard_of(key)]).shard.peek(key)
+    }
+
+    /// Pins a stored block: it is not evicted from the tier it is in until `unpin`.
+    pub fn pin(&self, key: BlockKey) -> Result<(), NodeError> {
+        self.intent(Intent {
+            key,
+            action: IntentAction::Pin { ttl_ticks: 0 },
+        })
+    }
+
+    /// Undoes one `pin`.
+    pub fn unpin(&self, key: BlockKey) -> Result<(), NodeError> {
+        self.intent(Intent {
+            key,
+            action: IntentAction::Unpin,
+        })
+    }
+
+    /// Delivers an intent to the fast path.
+    pub fn intent(&self, intent: Intent) -> Result<(), NodeError> {
+        let inner = &self.inner;
+        let mut slot = lock(&inner.shards[inner.shard_of(intent.key)]);
+        slot.drain();
+        slot.shard.intent(intent).map_err(|e| match e {
+            IntentError::NotResident => NodeError::NotResident(intent.key),
+            IntentError::NotPinned => NodeError::NotPinned(intent.key),
+            IntentError::TooManyPins => NodeError::TooManyPins(intent.key),
+        })
+    }
+
+    /// Validates and installs a policy table (atomic epoch swap on every shard). Returns the
+    /// epoch. Shards pick it up at their next event; the housekeeper ticks them every ms.
+    pub fn install_policy(&self, table: &PolicyTable) -> Result<u64, NodeError> {
+        table.validate(&self.inner.topology)?;
+        let mut installer = self
+            .inner
+            .installer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            match installer.try_install(table) {
+                Ok(epoch) => return Ok(epoch),
+                Err(e) if Instant::now() >= deadline => return Err(NodeError::InstallBusy(e)),
+                Err(_) => std::thread::sleep(TICK_PERIOD),
+            }
+        }
+    }
+
+    /// A snapshot of counters and usage.
+    pub fn stats(&self) -> NodeStats {
+        let inner = &self.inner;
+        let mut counters = Counters::default();
+        let mut used = vec![0u64; inner.cfg.tiers.len()];
+        let mut epoch = u64::MAX;
+        for m in &inner.shards {
+            let slot = lock(m);
+            counters.add(slot.shard.counters());
+            for (t, u) in used.iter_mut().enumerate() {
+                *u += u64::from(slot.shard.tier_usage(TierId(t as u8)).0);
+            }
+            epoch = epoch.min(slot.shard.policy_epoch());
+        }
+        let disk = inner.tiers_disk();
+        NodeStats {
+            counters,
+            tiers: inner
+                .cfg
+                .tiers
+                .iter()
+                .zip(used)
+                .map(|(t, u)| TierUsage {
+                    kind: t.kind,
+                    used_blocks: u,
+                    capacity_blocks: u64::from(t.capacity_blocks),
+                })
+                .collect(),
+            telemetry_samples: inner.telemetry_samples.load(Ordering::Relaxed),
+            policy_epoch: epoch,
+            disk_backend: inner.disk_backend,
+            disk_direct_io: disk.map(|d| d.direct_io()),
+        }
+    }
+
+    /// Waits until no move is in flight (for tests and orderly reports).
+    pub fn quiesce(&self) -> Result<(), NodeError> {
+        let deadline = Instant::now() + MOVE_TIMEOUT;
+        loop {
+            let busy: usize = self
+                .inner
+                .shards
+                .iter()
+                .map(|m| {
+                    let mut slot = lock(m);
+                    slot.drain();
+                    slot.shard.moves_in_flight()
+                })
+                .sum();
+            if busy == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(NodeError::Stalled(MOVE_TIMEOUT));
+            }
+            self.inner.ring_doorbells();
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// Stops the threads and removes disk tier files (when configured to).
+    pub fn close(mut self) -> Result<(), NodeError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), NodeError> {
+        self.inner.stop.store(true, Ordering::Release);
+        if let Some(h) = self.housekeeper.take() {
+            let _ = h.join();
+        }
+        for e in &mut self.engines {
+            e.shutdown()?;
+        }
+        if self.inner.cfg.remove_files_on_close {
+            if let Some(d) = self.inner.tiers_disk() {
+                d.remove_file()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.housekeeper.is_some() {
+            let _ = self.shutdown();
+        }
+    }
+}
+
+fn sample_zero() -> TelemetrySample {
+    TelemetrySample {
+        key_tag: 0,
+        tick: 0,
+        kind: mcos_core::SampleKind::Hit,
+        class: 0,
+        tier: 0,
+        shard: 0,
+        epoch: 0,
+        value: 0,
+    }
+}
+
+impl Inner {
+    fn shard_of(&self, key: BlockKey) -> usize {
+        key.shard(self.shards.len())
+    }
+
+    fn tiers_disk(&self) -> Option<&DiskTier> {
+        (0..self.tiers.len()).find_map(|i| match self.tiers.get(TierId(i as u8)) {
+            Some(TierStore::Disk(d)) => Some(&**d),
+            _ => None,
+        })
+    }
+
+    fn ring_doorbells(&self) {
+        for d in &self.doorbells {
+            d.ring();
+        }
+    }
+
+    fn housekeep(&self) {
+        while !self.stop.load(Ordering::Acquire) {
+            for m in &self.shards {
+                let mut slot = lock(m);
+                slot.drain();
+                let before = slot.shard.counters().moves_started;
+                slot.shard.tick();
+                let n = slot.drain_telemetry();
+                self.telemetry_samples.fetch_add(n, Ordering::Relaxed);
+                if slot.shard.counters().moves_started != before {
+                    self.ring_doorbells();
+                }
+            }
+            std::thread::sleep(TICK_PERIOD);
+        }
+    }
+
+    /// Reads the block in `frame` of `tier` into `out`.
+    fn read_frame(
+        &self,
+        tier: TierId,
+        frame: u32,
+        key: BlockKey,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TierError> {
+        out.resize(self.cfg.block_bytes as usize, 0);
+        let n = match self.tiers.get(tier) {
+            Some(TierStore::Dram(d)) => d.read_block(frame, key, out)?,
+            Some(TierStore::Disk(d)) => d.read_block(frame, key, out)?,
+            None => return Err(TierError::Config(format!("tier {tier} does not exist"))),
+        };
+        out.truncate(n);
+        Ok(())
+    }
+
+    fn write_frame(
+        &self,
+        tier: TierId,
+        frame: u32,
+        key: BlockKey,
+        payload: &[u8],
+    ) -> Result<(), TierError> {
+        match self.tiers.get(tier) {
+            Some(TierStore::Dram(d)) => d.write_block(frame, key, payload),
+            Some(TierStore::Disk(d)) => d.write_block(frame, key, payload),
+            None => Err(TierError::Config(format!("tier {tier} does not exist"))),
+        }
+    }
+
+    /// Reads a block the fast path located; a corrupt block is dropped and reported as a miss.
+    fn read_located(
+        &self,
+        slot: &mut ShardSlot,
+        tier: TierId,
+        frame: u32,
+        key: BlockKey,
+        out: &mut Vec<u8>,
+    ) -> Result<GetOutcome, NodeError> {
+        match self.read_frame(tier, frame, key, out) {
+            Ok(()) => Ok(GetOutcome::Hit(tier)),
+            Err(TierError::Corrupt { .. }) => {
+                slot.shard.invalidate(key);
+                out.clear();
+                Ok(GetOutcome::Miss)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn get(
+        &self,
+        key: BlockKey,
+        hint: Option<(u32, u32)>,
+        out: &mut Vec<u8>,
+    ) -> Result<GetOutcome, NodeError> {
+        if key == BlockKey::NONE {
+            return Err(NodeError::ReservedKey);
+        }
+        let m = &self.shards[self.shard_of(key)];
+        let move_id = {
+            let mut slot = lock(m);
+            slot.drain();
+            let before = slot.shard.counters().moves_started;
+            let access = slot.shard.access(key, hint);
+            if slot.shard.counters().moves_started != before {
+                self.ring_doorbells();
+            }
+            match access {
+                Access::Miss => {
+                    out.clear();
+                    return Ok(GetOutcome::Miss);
+                }
+                Access::Hit { tier, frame } => {
+                    return self.read_located(&mut slot, tier, frame, key, out);
+                }
+                Access::Wait { move_id, from } => (move_id, from),
+            }
+        };
+        let (move_id, found_in) = move_id;
+        // The block is moving up: wait for the engine, then read it where it landed.
+        let mut slot = self.wait_for(m, move_id)?;
+        match slot.shard.peek(key) {
+            Some((tier, frame)) => {
+                Ok(match self.read_located(&mut slot, tier, frame, key, out)? {
+                    // Report where the block was found, as the counters do.
+                    GetOutcome::Hit(_) => GetOutcome::Hit(found_in),
+                    GetOutcome::Miss => GetOutcome::Miss,
+                })
+            }
+            None => {
+                out.clear();
+                Ok(GetOutcome::Miss)
+            }
+        }
+    }
+
+    /// Waits until move `move_id` of shard `m` has completed; returns the shard locked.
+    fn wait_for<'a>(
+        &self,
+        m: &'a Mutex<ShardSlot>,
+        move_id: u32,
+    ) -> Result<MutexGuard<'a, ShardSlot>, NodeError> {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            {
+                let mut slot = lock(m);
+                slot.drain();
+                if !slot.shard.move_pending(move_id) {
+                    return Ok(slot);
+                }
+            }
+            if start.elapsed() > MOVE_TIMEOUT {
+                return Err(NodeError::Stalled(MOVE_TIMEOUT));
+            }
+            self.ring_doorbells();
+            backoff(&mut spins);
+        }
+    }
+
+    fn put(
+        &self,
+        key: BlockKey,
+        class: PriorityClass,
+        payload: &[u8],
+    ) -> Result<PutOutcome, NodeError> {
+        if key == BlockKey::NONE {
+            return Err(NodeError::ReservedKey);
+        }
+        if payload.len() > self.cfg.block_bytes as usize {
+            return Err(NodeError::TooLarge {
+                len: payload.len(),
+                max: self.cfg.block_bytes as usize,
+            });
+        }
+        let m = &self.shards[self.shard_of(key)];
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            {
+                let mut slot = lock(m);
+                slot.drain();
+                let before = slot.shard.counters().moves_started;
+                let decision = slot.shard.insert(key, class.0);
+                match decision {
+                    Insert::Fill { tier, frame } => {
+                        let written = self.write_frame(tier, frame, key, payload);
+                        slot.shard.commit_fill(key, tier, frame, written.is_ok());
+                        if slot.shard.counters().moves_started != before {
+                            self.ring_doorbells();
+                        }
+                        written?;
+                        return Ok(PutOutcome::Stored(tier));
+                    }
+                    Insert::Present => return Ok(PutOutcome::Present),
+                    Insert::Rejected(r) => return Ok(PutOutcome::Rejected(r)),
+                    Insert::Retry => {
+                        if slot.shard.counters().moves_started != before {
+                            self.ring_doorbells();
+                        }
+                    }
+                }
+            }
+            if start.elapsed() > MOVE_TIMEOUT {
+                return Err(NodeError::Stalled(MOVE_TIMEOUT));
+            }
+            backoff(&mut spins);
+        }
+    }
+}
+
+/// Spin briefly, then yield, then sleep: waits for an engine on another core without burning
+/// the only other core of a small machine.
+fn backoff(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 64 {
+        std::hint::spin_loop();
+    } else if *spins < 128 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(Duration::from_micros(20));
+    }
+}

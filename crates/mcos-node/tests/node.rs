@@ -1,0 +1,293 @@
+//! The node against a simple model, with real bytes in real DRAM and disk tiers.
+#![allow(clippy::unwrap_used)]
+
+use mcos_core::{BlockKey, Namespace, TierId};
+use mcos_node::{GetOutcome, Node, NodeConfig, NodeError, PutOutcome};
+use proptest::prelude::*;
+use std::collections::HashMap;
+use std::io::{Seek, SeekFrom, Write};
+
+fn key(id: u64) -> BlockKey {
+    BlockKey::from_trace_id(&Namespace::for_model("node-test"), id)
+}
+
+fn payload(id: u64, version: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (id as u8)
+                .wrapping_mul(31)
+                .wrapping_add(i as u8)
+                .wrapping_add(version)
+        })
+        .collect()
+}
+
+fn small_node(dir: &std::path::Path, dram: u32, disk: u32) -> Node {
+    let mut cfg = NodeConfig::dram_and_disk(512, dram, disk, dir);
+    cfg.free_watermark = 0.0;
+    Node::open(cfg).unwrap()
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u64, u8, usize),
+    Get(u64),
+    Pin(u64),
+    Unpin(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u64..24, any::<u8>(), 1usize..=512).prop_map(|(i, v, l)| Op::Put(i, v, l)),
+        4 => (0u64..24).prop_map(Op::Get),
+        1 => (0u64..24).prop_map(Op::Pin),
+        1 => (0u64..24).prop_map(Op::Unpin),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Every get returns exactly the bytes of the put that stored the block, or a miss; tiers
+    /// never exceed their capacity; a pinned block is never evicted.
+    #[test]
+    fn node_matches_model(ops in proptest::collection::vec(op(), 1..120)) {
+        let dir = tempfile::tempdir().unwrap();
+        let node = small_node(dir.path(), 4, 8);
+        let mut model: HashMap<u64, Vec<u8>> = HashMap::new();
+        let mut pins: HashMap<u64, u32> = HashMap::new();
+        let mut out = Vec::new();
+        for op in ops {
+            match op {
+                Op::Put(id, v, len) => {
+                    let bytes = payload(id, v, len);
+                    match node.put(key(id), &bytes).unwrap() {
+                        PutOutcome::Stored(_) => { model.insert(id, bytes); }
+                        PutOutcome::Present => prop_assert!(model.contains_key(&id)),
+                        PutOutcome::Rejected(_) => {}
+                    }
+                }
+                Op::Get(id) => match node.get(key(id), &mut out).unwrap() {
+                    GetOutcome::Hit(_) => prop_assert_eq!(Some(&out), model.get(&id), "bytes of block {}", id),
+                    GetOutcome::Miss => {
+                        prop_assert!(!pins.contains_key(&id), "pinned block {} was evicted", id);
+                        model.remove(&id);
+                    }
+                },
+                Op::Pin(id) => match node.pin(key(id)) {
+                    Ok(()) => *pins.entry(id).or_default() += 1,
+                    Err(NodeError::NotResident(_)) => { model.remove(&id); }
+                    Err(e) => prop_assert!(false, "pin: {e}"),
+                },
+                Op::Unpin(id) => match node.unpin(key(id)) {
+                    Ok(()) => {
+                        let n = pins.get_mut(&id).unwrap();
+                        *n -= 1;
+                        if *n == 0 { pins.remove(&id); }
+                    }
+                    Err(NodeError::NotPinned(_)) | Err(NodeError::NotResident(_)) => {
+                        prop_assert!(!pins.contains_key(&id));
+                    }
+                    Err(e) => prop_assert!(false, "unpin: {e}"),
+                },
+            }
+            for id in pins.keys() {
+                prop_assert!(node.locate(key(*id)).is_some(), "pinned block {} not resident", id);
+            }
+            let stats = node.stats();
+            for t in &stats.tiers {
+                prop_assert!(t.used_blocks <= t.capacity_blocks);
+            }
+        }
+        node.quiesce().unwrap();
+        // Everything the node still holds reads back exactly.
+        for (id, bytes) in &model {
+            if let GetOutcome::Hit(_) = node.get(key(*id), &mut out).unwrap() {
+                prop_assert_eq!(&out, bytes);
+            }
+        }
+        node.close().unwrap();
+    }
+}
+
+#[test]
+fn blocks_flow_down_to_disk_and_back_up_with_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = small_node(dir.path(), 8, 64);
+    for id in 0..60 {
+        assert_eq!(
+            node.put(key(id), &payload(id, 1, 500)).unwrap(),
+            PutOutcome::Stored(TierId(0))
+        );
+    }
+    node.quiesce().unwrap();
+    let stats = node.stats();
+    assert!(stats.counters.demotions >= 50, "{:?}", stats.counters);
+    assert_eq!(stats.disk_direct_io, Some(true));
+    let mut out = Vec::new();
+    let mut disk_hits = 0;
+    for id in 0..60 {
+        match node.get(key(id), &mut out).unwrap() {
+            GetOutcome::Hit(t) => {
+                assert_eq!(out, payload(id, 1, 500));
+                disk_hits += usize::from(t == TierId(1));
+            }
+            GetOutcome::Miss => panic!("block {id} lost though both tiers have room"),
+        }
+    }
+    assert!(disk_hits > 40, "{disk_hits} hits came from disk");
+    let keys: Vec<_> = (0..60).map(key).collect();
+    assert_eq!(node.longest_cached_prefix(&keys), 60);
+    assert_eq!(node.longest_cached_prefix(&[key(0), key(999), key(1)]), 1);
+    node.close().unwrap();
+}
+
+#[test]
+fn a_corrupted_block_on_disk_is_a_counted_miss_and_nothing_else_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = small_node(dir.path(), 2, 16);
+    for id in 0..10 {
+        node.put(key(id), &payload(id, 7, 300)).unwrap();
+    }
+    node.quiesce().unwrap();
+    let (tier, frame) = node.locate(key(0)).unwrap();
+    assert_eq!(tier, TierId(1), "block 0 was demoted to disk");
+    // Flip a payload byte in the disk file behind the node's back.
+    let path = node.config().tiers[1].path.clone().unwrap();
+    let stride = mcos_tiers::layout::frame_stride(512) as u64;
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.seek(SeekFrom::Start(u64::from(frame) * stride + 64 + 10))
+        .unwrap();
+    f.write_all(&[0xAB]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let mut out = Vec::new();
+    assert_eq!(
+        node.get(key(0), &mut out).unwrap(),
+        GetOutcome::Miss,
+        "corrupt bytes are never returned"
+    );
+    assert!(out.is_empty());
+    node.quiesce().unwrap();
+    assert_eq!(node.stats().counters.corrupt_blocks, 1);
+    assert!(
+        node.locate(key(0)).is_none(),
+        "the corrupt block is forgotten"
+    );
+    for id in 1..10 {
+        assert!(
+            matches!(node.get(key(id), &mut out).unwrap(), GetOutcome::Hit(_)),
+            "block {id}"
+        );
+        assert_eq!(out, payload(id, 7, 300));
+    }
+    // The slot can be reused: storing block 0 again works.
+    assert!(matches!(
+        node.put(key(0), &payload(0, 8, 300)).unwrap(),
+        PutOutcome::Stored(_)
+    ));
+    node.close().unwrap();
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = small_node(dir.path(), 2, 4);
+    let too_big = vec![0u8; 513];
+    let err = node.put(key(1), &too_big).unwrap_err().to_string();
+    assert!(err.contains("exceeds") && err.contains("512"), "{err}");
+    assert!(matches!(
+        node.put(BlockKey::NONE, &[1]),
+        Err(NodeError::ReservedKey)
+    ));
+    assert!(matches!(node.pin(key(42)), Err(NodeError::NotResident(_))));
+    node.put(key(1), &[1, 2, 3]).unwrap();
+    assert!(matches!(node.unpin(key(1)), Err(NodeError::NotPinned(_))));
+    node.close().unwrap();
+
+    let mut cfg = NodeConfig::dram_and_disk(512, 0, 4, dir.path());
+    assert!(
+        Node::open(cfg.clone())
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("capacity 0")
+    );
+    cfg.tiers[0].capacity_blocks = 2;
+    cfg.tiers[1].path = Some("/proc/definitely/not/writable/tier.bin".into());
+    let err = Node::open(cfg).err().unwrap().to_string();
+    assert!(err.contains("/proc/definitely"), "{err}");
+}
+
+/// A disk tier that does not fit its filesystem is refused at open with the sizes, and a node
+/// already running keeps its blocks. Needs root to mount a tiny tmpfs; skips otherwise (except
+/// in CI, which runs as root).
+#[test]
+fn a_full_filesystem_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root and must be able to mount tmpfs"
+        );
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let keeper = small_node(&dir.path().join("ok"), 2, 4);
+    keeper.put(key(1), &payload(1, 1, 100)).unwrap();
+    let cfg = NodeConfig::dram_and_disk(4096, 4, 1024, &mnt); // 8 MiB of frames on 256 KiB
+    let err = Node::open(cfg)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    assert!(
+        err.contains("not enough disk space") && err.contains("small"),
+        "{err}"
+    );
+    let mut out = Vec::new();
+    assert!(matches!(
+        keeper.get(key(1), &mut out).unwrap(),
+        GetOutcome::Hit(_)
+    ));
+    keeper.close().unwrap();
+}
+
+#[test]
+fn many_threads_share_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = NodeConfig::dram_and_disk(1024, 64, 512, dir.path());
+    cfg.shards = 2;
+    let node = Node::open(cfg).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let node = &node;
+            s.spawn(move || {
+                let mut out = Vec::new();
+                for i in 0..300u64 {
+                    let id = t * 1000 + i % 100;
+                    match node.get(key(id), &mut out).unwrap() {
+                        GetOutcome::Hit(_) => assert_eq!(out, payload(id, 3, 1000)),
+                        GetOutcome::Miss => {
+                            node.put(key(id), &payload(id, 3, 1000)).unwrap();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    node.quiesce().unwrap();
+    let stats = node.stats();
+    assert_eq!(stats.counters.accesses, 1200);
+    // 400 distinct blocks fit the two tiers: every second and third pass hits.
+    assert!(stats.counters.total_hits() >= 780, "{:?}", stats.counters);
+    node.close().unwrap();
+}
