@@ -730,7 +730,9 @@ impl Shard {
             match self.acquire(t, 0) {
                 // A victim was dropped outright: its frame is free again.
                 Acquire::Frame(i) => self.tiers[t].release(i),
-                Acquire::Wait | Acquire::NoRoom => return,
+                // A demotion started (or must wait its turn): the budget bounds the loop.
+                Acquire::Wait => {}
+                Acquire::NoRoom => return,
             }
         }
     }

@@ -70,7 +70,7 @@ fn yes() -> bool {
     true
 }
 fn default_watermark() -> f64 {
-    0.01
+    0.02
 }
 fn default_telemetry_shift() -> u8 {
     4

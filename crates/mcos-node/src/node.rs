@@ -78,6 +78,10 @@ pub struct NodeStats {
     pub disk_backend: Option<&'static str>,
     /// Whether the disk tier uses O_DIRECT.
     pub disk_direct_io: Option<bool>,
+    /// Puts that had to wait for a demotion to make room (once per put).
+    pub puts_waited: u64,
+    /// Gets that waited for a promotion from a slower tier (once per get).
+    pub gets_waited: u64,
 }
 
 struct ShardSlot {
@@ -101,6 +105,10 @@ struct Inner {
     stop: AtomicBool,
     /// Written by the housekeeper and callers under a shard lock; read by `stats`.
     telemetry_samples: AtomicU64,
+    /// Written by `put` (relaxed), read by `stats`.
+    puts_waited: AtomicU64,
+    /// Written by `get` (relaxed), read by `stats`.
+    gets_waited: AtomicU64,
 }
 
 /// A running node. Cheap to share: clone the `Arc` you put it in, or call from many threads
@@ -306,6 +314,8 @@ impl Node {
             installer: Mutex::new(installer),
             stop: AtomicBool::new(false),
             telemetry_samples: AtomicU64::new(0),
+            puts_waited: AtomicU64::new(0),
+            gets_waited: AtomicU64::new(0),
         });
         let hk = inner.clone();
         let housekeeper = std::thread::Builder::new()
@@ -460,6 +470,8 @@ impl Node {
             policy_epoch: epoch,
             disk_backend: inner.disk_backend,
             disk_direct_io: disk.map(|d| d.direct_io()),
+            puts_waited: inner.puts_waited.load(Ordering::Relaxed),
+            gets_waited: inner.gets_waited.load(Ordering::Relaxed),
         }
     }
 
@@ -649,6 +661,7 @@ impl Inner {
         };
         let (move_id, found_in) = move_id;
         // The block is moving up: wait for the engine, then read it where it landed.
+        self.gets_waited.fetch_add(1, Ordering::Relaxed);
         let mut slot = self.wait_for(m, move_id)?;
         match slot.shard.peek(key) {
             Some((tier, frame)) => {
@@ -713,6 +726,9 @@ impl Inner {
                 slot.drain();
                 let before = slot.shard.counters().moves_started;
                 let decision = slot.shard.insert(key, class.0);
+                if spins == 0 && decision == Insert::Retry {
+                    self.puts_waited.fetch_add(1, Ordering::Relaxed);
+                }
                 match decision {
                     Insert::Fill { tier, frame } => {
                         let written = self.write_frame(tier, frame, key, payload);

@@ -12,16 +12,22 @@
 //! - [`simulate`]: the capacity-sweep simulator that replays every block access of a trace against a
 //!   policy and reports block and token hit ratios.
 //!
-//! Block ids are plain `u64` as they appear in traces; this crate depends on no other MCOS crate.
+//! - [`real`]: the same replay through a running node, with real bytes in real tiers, every hit
+//!   checked byte for byte.
+//!
+//! Block ids are plain `u64` as they appear in traces; they become `BlockKey`s under a fixed
+//! namespace when they enter the fast path or a node.
 
 #![warn(missing_docs)]
 
 pub mod generator;
 pub mod policy;
+pub mod real;
 pub mod simulate;
 pub mod trace;
 
 pub use generator::{GeneratorConfig, GeneratorError, Mixture, generate, write_trace};
 pub use policy::{AccessSeq, CachePolicy, POLICY_NAMES, PolicyError, PolicyStats, by_name};
+pub use real::{RealError, RealResult, block_payload, replay_real};
 pub use simulate::{Capacity, ReplayCounts, SimError, SimResult, Simulator, TraceStats, replay};
 pub use trace::{DEFAULT_BLOCK_TOKENS, Request, TraceError, TraceReader, TraceWriter};

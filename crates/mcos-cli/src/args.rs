@@ -1,0 +1,244 @@
+//! Command-line arguments: every option with its default and a line of help.
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mcos_workload::Capacity;
+use std::path::PathBuf;
+
+/// Policies a simulated sweep runs when none are named.
+pub const DEFAULT_POLICIES: [&str; 5] = ["lru", "s3fifo", "sieve", "arc", "min"];
+/// Policies the real node executes (the fast path's table-driven policies).
+pub const REAL_POLICIES: [&str; 1] = ["lru"];
+
+/// MCOS: a memory control system for AI state across GPU, DRAM and disk tiers.
+#[derive(Parser, Debug)]
+#[command(name = "mcos", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the main job on the built-in workload (no external data): a policy sweep in
+    /// simulation, then a replay through a real node with real bytes in DRAM and on disk.
+    Run(RunArgs),
+    /// Replay a Mooncake-format trace (JSONL with timestamp, input_length, output_length,
+    /// hash_ids) in simulation or through a real node.
+    Replay(ReplayArgs),
+    /// Write the built-in workload as a Mooncake-format trace.
+    Generate(GenerateArgs),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A readable table.
+    Table,
+    /// One JSON object on stdout (field names are stable).
+    Json,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// The fast path (and baseline policies) without payloads: fast capacity sweeps.
+    Simulate,
+    /// A running node moving real bytes through DRAM and disk tiers.
+    Real,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Requests in the built-in workload.
+    #[arg(long, default_value_t = 6000)]
+    pub requests: usize,
+    /// Seed of the built-in workload.
+    #[arg(long, default_value_t = 0x4D43_4F53)]
+    pub seed: u64,
+    /// Workload preset: mixed, chat, agent or rag.
+    #[arg(long, default_value = "mixed")]
+    pub preset: String,
+    /// Bytes per KV block stored by the real node (16 KiB: one layer's K+V of 16 tokens at
+    /// 8 KV heads x 128 dims in bf16 is 64 KiB; 16 KiB is the design's worst case).
+    #[arg(long, default_value_t = 16 << 10)]
+    pub block_bytes: u32,
+    /// DRAM tier size as a fraction of the workload's unique blocks.
+    #[arg(long, default_value_t = 0.05)]
+    pub dram: f64,
+    /// Disk tier size as a fraction of the unique blocks (0: no disk tier).
+    #[arg(long, default_value_t = 0.25)]
+    pub disk: f64,
+    /// Directory for the disk tier's file (default: a fresh directory under the system temp dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Node configuration (TOML) instead of the --dram/--disk/--block-bytes defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Use pread/pwrite instead of io_uring for the disk tier.
+    #[arg(long)]
+    pub psync: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Trace file (Mooncake JSONL).
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// simulate: policies without payloads; real: a node with real bytes.
+    #[arg(long, value_enum, default_value_t = Mode::Simulate)]
+    pub mode: Mode,
+    /// Comma-separated policies: lru, lru-tail, s3fifo, sieve, arc, min (simulate);
+    /// lru (real). Default: lru,s3fifo,sieve,arc,min in simulate mode, lru in real mode.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// Comma-separated capacities: fractions of the trace's unique blocks (0.05) or block
+    /// counts (1828). In real mode this sizes the DRAM tier.
+    #[arg(long, default_value = "0.01,0.05,0.10,0.25")]
+    pub capacity: String,
+    /// Tokens per block in the trace (Mooncake: 512).
+    #[arg(long, default_value_t = 512)]
+    pub block_tokens: u32,
+    /// Bytes per block (real mode stores this many; simulate mode models bytes with it).
+    #[arg(long, default_value_t = 16 << 10)]
+    pub block_bytes: u32,
+    /// Real mode: a disk tier under DRAM of this capacity (fraction or blocks); none if absent.
+    #[arg(long, value_parser = parse_capacity)]
+    pub disk_capacity: Option<Capacity>,
+    /// Real mode: directory for the disk tier's file.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Real mode: node configuration (TOML) instead of the sizes above.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Real mode: pread/pwrite instead of io_uring.
+    #[arg(long)]
+    pub psync: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Output file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Requests.
+    #[arg(long, default_value_t = 6000)]
+    pub requests: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0x4D43_4F53)]
+    pub seed: u64,
+    /// Preset: mixed, chat, agent or rag.
+    #[arg(long, default_value = "mixed")]
+    pub preset: String,
+}
+
+/// One capacity: a fraction of unique blocks when it has a decimal point or is below 1, else a
+/// block count.
+pub fn parse_capacity(s: &str) -> Result<Capacity, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return if n == 0 {
+            Err("capacity 0 holds nothing: give a fraction such as 0.05 or a block count of at least 1".into())
+        } else {
+            Ok(Capacity::Blocks(n))
+        };
+    }
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 => Ok(Capacity::Fraction(f)),
+        Ok(f) => Err(format!(
+            "capacity {f} must be positive (a fraction such as 0.05, or a block count)"
+        )),
+        Err(_) => Err(format!(
+            "`{s}` is not a capacity: give a fraction such as 0.05 or a block count such as 1828"
+        )),
+    }
+}
+
+/// A comma-separated capacity list.
+pub fn parse_capacities(s: &str) -> Result<Vec<Capacity>> {
+    let caps = s
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| parse_capacity(p).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
+    if caps.is_empty() {
+        bail!("--capacity needs at least one value");
+    }
+    Ok(caps)
+}
+
+/// A comma-separated policy list, checked against what the mode supports.
+pub fn parse_policies(s: &Option<String>, mode: Mode) -> Result<Vec<String>> {
+    let names: Vec<String> = match (s, mode) {
+        (Some(s), _) => s
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        (None, Mode::Simulate) => DEFAULT_POLICIES.iter().map(|p| p.to_string()).collect(),
+        (None, Mode::Real) => REAL_POLICIES.iter().map(|p| p.to_string()).collect(),
+    };
+    if names.is_empty() {
+        bail!("--policy needs at least one policy");
+    }
+    for n in &names {
+        let known = mcos_workload::POLICY_NAMES.contains(&n.as_str());
+        match mode {
+            _ if !known => bail!(
+                "unknown policy `{n}`; valid policies: {}",
+                mcos_workload::POLICY_NAMES.join(", ")
+            ),
+            Mode::Real if !REAL_POLICIES.contains(&n.as_str()) => bail!(
+                "policy `{n}` runs in simulate mode only; real mode executes the fast path's \
+                 table-driven policies ({}); use --mode simulate for {n}",
+                REAL_POLICIES.join(", ")
+            ),
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacities_parse_as_fractions_or_blocks() {
+        assert_eq!(parse_capacity("0.05"), Ok(Capacity::Fraction(0.05)));
+        assert_eq!(parse_capacity("1828"), Ok(Capacity::Blocks(1828)));
+        assert!(parse_capacity("0").unwrap_err().contains("capacity 0"));
+        assert!(parse_capacity("-1").is_err());
+        assert!(
+            parse_capacity("abc")
+                .unwrap_err()
+                .contains("not a capacity")
+        );
+        assert_eq!(parse_capacities("0.01, 0.1").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn policies_are_checked_per_mode() {
+        assert_eq!(parse_policies(&None, Mode::Simulate).unwrap().len(), 5);
+        assert!(
+            parse_policies(&Some("lru,bogus".into()), Mode::Simulate)
+                .unwrap_err()
+                .to_string()
+                .contains("bogus")
+        );
+        assert!(
+            parse_policies(&Some("sieve".into()), Mode::Real)
+                .unwrap_err()
+                .to_string()
+                .contains("simulate")
+        );
+        assert_eq!(
+            parse_policies(&Some("lru".into()), Mode::Real).unwrap(),
+            vec!["lru"]
+        );
+    }
+}

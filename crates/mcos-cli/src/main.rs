@@ -1,0 +1,230 @@
+//! `mcos`: the MCOS command line.
+//!
+//! - `mcos run`: the main job on the built-in workload (no external data): a policy sweep in
+//!   simulation, then a replay through a real node with real bytes in DRAM and disk tiers.
+//! - `mcos replay`: a trace through the simulator (capacity sweeps over every policy) or a real
+//!   node.
+//! - `mcos generate`: writes the built-in workload as a Mooncake-format trace.
+
+mod args;
+mod report;
+mod sweep;
+
+use anyhow::{Context, Result, bail};
+use args::{Cli, Command, Format, GenerateArgs, Mode, ReplayArgs, RunArgs};
+use clap::Parser;
+use mcos_node::{Node, NodeConfig};
+use mcos_workload::{
+    Capacity, GeneratorConfig, Mixture, Request, Simulator, TraceReader, generate, replay_real,
+    write_trace,
+};
+use report::{ReplayReport, ResultRow};
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Run(a) => run(a),
+        Command::Replay(a) => replay(a),
+        Command::Generate(a) => generate_cmd(a),
+    };
+    if let Err(e) = outcome {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The built-in workload of `mcos run` and `mcos generate`.
+fn builtin_config(requests: usize, seed: u64, preset: &str) -> Result<GeneratorConfig> {
+    let mixture = Mixture::from_name(preset).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut cfg = GeneratorConfig::preset(mixture);
+    cfg.requests = requests;
+    cfg.seed = seed;
+    cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(cfg)
+}
+
+fn generate_cmd(a: GenerateArgs) -> Result<()> {
+    let cfg = builtin_config(a.requests, a.seed, &a.preset)?;
+    let n = write_trace(&cfg, &a.out).map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "wrote {n} requests ({} preset, seed {}) to {}",
+        a.preset,
+        a.seed,
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// Node configuration for a real replay: from `--config`, or DRAM (+ disk) sized from the
+/// trace's unique blocks.
+fn node_config(
+    config: Option<&Path>,
+    block_bytes: u32,
+    dram_blocks: u64,
+    disk_blocks: u64,
+    dir: &Path,
+    psync: bool,
+) -> Result<NodeConfig> {
+    if let Some(path) = config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read node config {}", path.display()))?;
+        return NodeConfig::from_toml(&text).with_context(|| format!("in {}", path.display()));
+    }
+    let to_u32 = |n: u64, what: &str| {
+        u32::try_from(n).with_context(|| format!("{what} capacity of {n} blocks is too large"))
+    };
+    let mut cfg = NodeConfig::dram_and_disk(
+        block_bytes,
+        to_u32(dram_blocks, "DRAM")?,
+        to_u32(disk_blocks.max(1), "disk")?,
+        dir,
+    );
+    if disk_blocks == 0 {
+        cfg.tiers.truncate(1);
+    }
+    if psync {
+        cfg.disk_io = mcos_node::DiskIo::Psync;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn default_dir(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| std::env::temp_dir().join(format!("mcos-{}", std::process::id())))
+}
+
+/// Replays `requests` through a real node built from `cfg`, with a progress bar.
+fn real_replay(
+    cfg: NodeConfig,
+    requests: impl IntoIterator<Item = Result<Request, mcos_workload::TraceError>>,
+    total_requests: u64,
+    block_tokens: u32,
+    quiet: bool,
+) -> Result<(mcos_workload::RealResult, mcos_node::NodeStats)> {
+    let node = Node::open(cfg).context("cannot open the node")?;
+    let bar = report::progress_bar(total_requests, "real replay", quiet);
+    let result = replay_real(requests, &node, block_tokens, |n| bar.set_position(n));
+    bar.finish_and_clear();
+    let stats = node.stats();
+    node.close().context("closing the node")?;
+    Ok((result?, stats))
+}
+
+fn run(a: RunArgs) -> Result<()> {
+    let quiet = a.format == Format::Json;
+    let cfg = builtin_config(a.requests, a.seed, &a.preset)?;
+    if !quiet {
+        eprintln!(
+            "generating the built-in workload ({} preset, {} requests, seed {})...",
+            a.preset, a.requests, a.seed
+        );
+    }
+    let requests = generate(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sim = Simulator::from_requests(requests.clone(), cfg.block_tokens)?;
+    let stats = sim.stats().clone();
+
+    // 1. Every policy at the standard capacities, in simulation (fast path without payloads).
+    let capacities = [0.01, 0.05, 0.10, 0.25].map(Capacity::Fraction);
+    let mut rows = sweep::simulate(
+        &sim,
+        &args::DEFAULT_POLICIES,
+        &capacities,
+        a.block_bytes,
+        quiet,
+    )?;
+
+    // 2. The same workload through a real node: real bytes, DRAM over a disk file.
+    let dram = Capacity::Fraction(a.dram).blocks(stats.unique_blocks)?;
+    let disk = if a.disk > 0.0 {
+        Capacity::Fraction(a.disk).blocks(stats.unique_blocks)?
+    } else {
+        0
+    };
+    let dir = default_dir(a.dir);
+    let node_cfg = node_config(
+        a.config.as_deref(),
+        a.block_bytes,
+        dram,
+        disk,
+        &dir,
+        a.psync,
+    )?;
+    if !quiet {
+        eprintln!(
+            "replaying through a real node: {} in {}...",
+            report::describe_tiers(&node_cfg),
+            dir.display()
+        );
+    }
+    let (real, node_stats) = real_replay(
+        node_cfg.clone(),
+        requests.into_iter().map(Ok),
+        stats.requests,
+        cfg.block_tokens,
+        quiet,
+    )?;
+    let _ = std::fs::remove_dir(&dir);
+    rows.push(ResultRow::real(&real, &node_cfg, stats.unique_blocks));
+    let report = ReplayReport::new("built-in workload".into(), &stats, rows);
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Table => {
+            print!("{}", report.table());
+            print!("{}", report::real_summary(&real, &node_stats, &node_cfg));
+        }
+    }
+    Ok(())
+}
+
+fn replay(a: ReplayArgs) -> Result<()> {
+    let quiet = a.format == Format::Json;
+    if !a.trace.exists() {
+        bail!("trace file {} does not exist", a.trace.display());
+    }
+    let policies = args::parse_policies(&a.policy, a.mode)?;
+    let capacities = args::parse_capacities(&a.capacity)?;
+    let sim = Simulator::open(&a.trace, a.block_tokens)?;
+    let stats = sim.stats().clone();
+    let rows = match a.mode {
+        Mode::Simulate => {
+            let names: Vec<&str> = policies.iter().map(String::as_str).collect();
+            sweep::simulate(&sim, &names, &capacities, a.block_bytes, quiet)?
+        }
+        Mode::Real => {
+            let dir = default_dir(a.dir.clone());
+            let mut rows = Vec::new();
+            for &c in &capacities {
+                let dram = c.blocks(stats.unique_blocks)?;
+                let disk = a
+                    .disk_capacity
+                    .map(|d| d.blocks(stats.unique_blocks))
+                    .transpose()?
+                    .unwrap_or(0);
+                let cfg = node_config(
+                    a.config.as_deref(),
+                    a.block_bytes,
+                    dram,
+                    disk,
+                    &dir,
+                    a.psync,
+                )?;
+                if !quiet {
+                    eprintln!("real replay: {}", report::describe_tiers(&cfg));
+                }
+                let reader = TraceReader::open(&a.trace)?;
+                let (real, _) =
+                    real_replay(cfg.clone(), reader, stats.requests, a.block_tokens, quiet)?;
+                rows.push(ResultRow::real(&real, &cfg, stats.unique_blocks));
+            }
+            let _ = std::fs::remove_dir(&dir);
+            rows
+        }
+    };
+    let report = ReplayReport::new(a.trace.display().to_string(), &stats, rows);
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Table => print!("{}", report.table()),
+    }
+    Ok(())
+}
