@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The project's test command (README.md "Run the tests"; .ci/run runs exactly this).
+# Formatting, lints with warnings denied, every test of the workspace, then the loom model checks
+# of the lock-free rings and the policy install (a separate build with --cfg loom).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test (workspace)"
+cargo test --workspace --locked
+step "loom model checks (rings, policy install)"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p mcos-core --test loom --release --locked
