@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn mcos(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcos")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_mcos"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -18,8 +21,15 @@ fn mooncake() -> Option<PathBuf> {
     if p.exists() {
         return Some(p);
     }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must have ../shared/traces: {}", p.display());
-    eprintln!("skipped: {} not found (../shared is not beside this clone)", p.display());
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI must have ../shared/traces: {}",
+        p.display()
+    );
+    eprintln!(
+        "skipped: {} not found (../shared is not beside this clone)",
+        p.display()
+    );
     None
 }
 
@@ -35,7 +45,15 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 fn replay_reproduces_the_mooncake_reference_table() {
     let Some(trace) = mooncake() else { return };
     let o = mcos(&[
-        "replay", "--trace", trace.to_str().unwrap(), "--mode", "simulate", "--policy", "lru,min", "--format", "json",
+        "replay",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--mode",
+        "simulate",
+        "--policy",
+        "lru,min",
+        "--format",
+        "json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -52,13 +70,24 @@ fn replay_reproduces_the_mooncake_reference_table() {
         let rows: Vec<_> = results.iter().filter(|r| r["policy"] == policy).collect();
         for (row, want) in rows.iter().zip(ratios) {
             let got = row["block_hit_ratio"].as_f64().unwrap();
-            assert!((got - want).abs() <= 0.001, "{policy} at {}: {got} vs {want}", row["capacity_fraction"]);
+            assert!(
+                (got - want).abs() <= 0.001,
+                "{policy} at {}: {got} vs {want}",
+                row["capacity_fraction"]
+            );
         }
     }
     // The stable field names scripts depend on.
     for field in [
-        "policy", "capacity_fraction", "capacity_blocks", "block_hit_ratio", "token_hit_ratio", "hits_per_tier",
-        "bytes_moved", "evictions", "admissions_rejected",
+        "policy",
+        "capacity_fraction",
+        "capacity_blocks",
+        "block_hit_ratio",
+        "token_hit_ratio",
+        "hits_per_tier",
+        "bytes_moved",
+        "evictions",
+        "admissions_rejected",
     ] {
         assert!(results[0].get(field).is_some(), "missing field {field}");
     }
@@ -69,12 +98,31 @@ fn replay_reproduces_the_mooncake_reference_table() {
 fn real_mode_moves_real_bytes_through_dram_and_disk() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.jsonl");
-    let o = mcos(&["generate", "--out", trace.to_str().unwrap(), "--requests", "300"]);
+    let o = mcos(&[
+        "generate",
+        "--out",
+        trace.to_str().unwrap(),
+        "--requests",
+        "300",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let data = dir.path().join("data");
     let o = mcos(&[
-        "replay", "--trace", trace.to_str().unwrap(), "--mode", "real", "--capacity", "0.05", "--disk-capacity",
-        "0.5", "--block-bytes", "4096", "--dir", data.to_str().unwrap(), "--format", "json",
+        "replay",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--mode",
+        "real",
+        "--capacity",
+        "0.05",
+        "--disk-capacity",
+        "0.5",
+        "--block-bytes",
+        "4096",
+        "--dir",
+        data.to_str().unwrap(),
+        "--format",
+        "json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -82,16 +130,34 @@ fn real_mode_moves_real_bytes_through_dram_and_disk() {
     assert_eq!(r["mode"], "real");
     assert!(r["hits_per_tier"]["disk"].as_u64().unwrap() > 0, "{r}");
     assert!(r["bytes_moved"]["dram->disk"].as_u64().unwrap() > 0, "{r}");
-    assert!(!data.join("mcos-disk-tier.bin").exists(), "the disk tier file is removed on close");
+    assert!(
+        !data.join("mcos-disk-tier.bin").exists(),
+        "the disk tier file is removed on close"
+    );
 }
 
 #[test]
 fn run_works_with_no_external_data() {
     let dir = tempfile::tempdir().unwrap();
-    let o = mcos(&["run", "--requests", "300", "--dir", dir.path().join("d").to_str().unwrap()]);
+    let o = mcos(&[
+        "run",
+        "--requests",
+        "300",
+        "--dir",
+        dir.path().join("d").to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    for want in ["built-in workload", "lru", "s3fifo", "sieve", "arc", "min", "real", "verified byte for byte"] {
+    for want in [
+        "built-in workload",
+        "lru",
+        "s3fifo",
+        "sieve",
+        "arc",
+        "min",
+        "real",
+        "verified byte for byte",
+    ] {
         assert!(out.contains(want), "`{want}` missing from:\n{out}");
     }
 }
@@ -99,17 +165,57 @@ fn run_works_with_no_external_data() {
 #[test]
 fn bad_input_gets_a_clear_error_and_a_nonzero_exit() {
     let dir = tempfile::tempdir().unwrap();
-    let good = "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n";
-    let malformed = write(dir.path(), "bad.jsonl", &format!("{good}{good}{{\"timestamp\": 5, \"hash_ids\": [1,\n"));
+    let good =
+        "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n";
+    let malformed = write(
+        dir.path(),
+        "bad.jsonl",
+        &format!("{good}{good}{{\"timestamp\": 5, \"hash_ids\": [1,\n"),
+    );
     let trace = write(dir.path(), "ok.jsonl", good);
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["replay", "--trace", malformed.to_str().unwrap()], ":3"),
-        (vec!["replay", "--trace", trace.to_str().unwrap(), "--policy", "bogus"], "unknown policy `bogus`"),
-        (vec!["replay", "--trace", trace.to_str().unwrap(), "--capacity", "0"], "capacity 0"),
-        (vec!["replay", "--trace", "/no/such/trace.jsonl"], "/no/such/trace.jsonl"),
-        (vec!["replay", "--trace", trace.to_str().unwrap(), "--mode", "real", "--policy", "sieve"], "simulate"),
+        (
+            vec![
+                "replay",
+                "--trace",
+                trace.to_str().unwrap(),
+                "--policy",
+                "bogus",
+            ],
+            "unknown policy `bogus`",
+        ),
+        (
+            vec![
+                "replay",
+                "--trace",
+                trace.to_str().unwrap(),
+                "--capacity",
+                "0",
+            ],
+            "capacity 0",
+        ),
+        (
+            vec!["replay", "--trace", "/no/such/trace.jsonl"],
+            "/no/such/trace.jsonl",
+        ),
+        (
+            vec![
+                "replay",
+                "--trace",
+                trace.to_str().unwrap(),
+                "--mode",
+                "real",
+                "--policy",
+                "sieve",
+            ],
+            "simulate",
+        ),
         (vec!["run", "--requests", "0"], "requests"),
-        (vec!["replay", "--trace", trace.to_str().unwrap(), "--bogus-flag"], "--bogus-flag"),
+        (
+            vec!["replay", "--trace", trace.to_str().unwrap(), "--bogus-flag"],
+            "--bogus-flag",
+        ),
     ];
     for (args, needle) in cases {
         let o = mcos(&args);
@@ -129,7 +235,14 @@ fn help_describes_every_command() {
     }
     let o = mcos(&["replay", "--help"]);
     let out = String::from_utf8_lossy(&o.stdout);
-    for opt in ["--trace", "--mode", "--policy", "--capacity", "--format", "--block-bytes"] {
+    for opt in [
+        "--trace",
+        "--mode",
+        "--policy",
+        "--capacity",
+        "--format",
+        "--block-bytes",
+    ] {
         assert!(out.contains(opt), "{out}");
     }
 }

@@ -514,7 +514,16 @@ impl Shard {
         }
         let Some(v) = self.find_victim(t) else {
             self.counters.victim_scan_exhausted += 1;
-            return Acquire::NoRoom;
+            // Frames off every list are filling or in a move: one will be free or evictable
+            // soon, so wait rather than have the caller drop a block that fits further down.
+            let tier = &self.tiers[t];
+            let listed =
+                tier.len(ListId::Free) + tier.len(ListId::Probation) + tier.len(ListId::Protected);
+            return if listed < tier.capacity() {
+                Acquire::Wait
+            } else {
+                Acquire::NoRoom
+            };
         };
         let victim = *self.tiers[t].get(v);
         let cp = self.class_policy(victim.class);
