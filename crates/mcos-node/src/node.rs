@@ -280,16 +280,7 @@ impl Node {
                 engine_tx,
                 Some(ttx),
             );
-            let scratch = vec![
-                MoveCompletion {
-                    move_id: 0,
-                    detail: 0,
-                    bytes: 0,
-                    status: mcos_core::MoveStatus::Done,
-                    engine: 0
-                };
-                64
-            ];
+            let scratch = vec![MoveCompletion::EMPTY; 64];
             let samples = vec![sample_zero(); 256];
             shards.push(Mutex::new(ShardSlot {
                 shard,

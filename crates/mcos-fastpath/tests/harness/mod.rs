@@ -47,7 +47,7 @@ impl Rig {
             engine: rx,
             installer,
             fail_next: None,
-            buf: vec![MoveDescriptor::zeroed(); 64],
+            buf: vec![MoveDescriptor::EMPTY; 64],
         }
     }
 
@@ -98,28 +98,5 @@ impl Rig {
             }
         }
         panic!("insert of {id} kept asking to retry");
-    }
-}
-
-pub trait Zeroed {
-    fn zeroed() -> Self;
-}
-
-impl Zeroed for MoveDescriptor {
-    fn zeroed() -> Self {
-        MoveDescriptor {
-            key_tag: 0,
-            move_id: 0,
-            src_frame: 0,
-            dst_frame: 0,
-            len: 0,
-            op: mcos_core::MoveOp::Promote,
-            src_tier: 0,
-            dst_tier: 0,
-            urgency: mcos_core::Urgency::Demand,
-            epoch: 0,
-            class: 0,
-            engine: 0,
-        }
     }
 }

@@ -24,7 +24,7 @@ use super::{BackendChoice, IoBackend, Outcome, select_backend};
 use crate::error::TierError;
 use crate::store::TierSet;
 use mcos_core::limits::{ENGINE_BATCH, MAX_ENGINES, MAX_SHARDS};
-use mcos_core::{Consumer, MoveCompletion, MoveDescriptor, MoveOp, MoveStatus, Producer, Urgency};
+use mcos_core::{Consumer, MoveCompletion, MoveDescriptor, MoveStatus, Producer, Urgency};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::thread::{JoinHandle, Thread};
@@ -41,21 +41,6 @@ pub const DEFAULT_THREAD_NAME: &str = "mcos-disk-engine";
 
 /// Backend names the handle can report (index stored in `Shared::backend`).
 const BACKEND_NAMES: [&str; 2] = ["io_uring", "psync"];
-
-const NO_DESCRIPTOR: MoveDescriptor = MoveDescriptor {
-    key_tag: 0,
-    move_id: 0,
-    src_frame: 0,
-    dst_frame: 0,
-    len: 0,
-    op: MoveOp::Promote,
-    src_tier: 0,
-    dst_tier: 0,
-    urgency: Urgency::Demand,
-    epoch: 0,
-    class: 0,
-    engine: 0,
-};
 
 /// The two rings between one fast-path shard and this engine.
 pub struct ShardRings {
@@ -358,7 +343,7 @@ impl Worker {
     /// Returns the descriptors executed.
     fn round(&mut self) -> usize {
         self.staged.clear();
-        let mut buf = [NO_DESCRIPTOR; ENGINE_BATCH];
+        let mut buf = [MoveDescriptor::EMPTY; ENGINE_BATCH];
         for (shard, rings) in self.shards.iter_mut().enumerate() {
             // Never take more than the completion ring can answer without waiting.
             let room = rings.completions.free_slots().min(ENGINE_BATCH);
@@ -379,7 +364,7 @@ impl Worker {
         self.staged.sort_unstable_by_key(|s| (s.urgency, s.seq));
 
         let counters = &self.shared.counters;
-        let mut descs = [NO_DESCRIPTOR; ENGINE_BATCH];
+        let mut descs = [MoveDescriptor::EMPTY; ENGINE_BATCH];
         let mut outs = [Outcome::done(0); ENGINE_BATCH];
         for chunk in self.staged.chunks(ENGINE_BATCH) {
             let n = chunk.len();
