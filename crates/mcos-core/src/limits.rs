@@ -66,6 +66,10 @@ pub const BLOCK_HEADER_BYTES: usize = 64;
 /// built-in default table (upper bound; a table may ask for less).
 pub const POLICY_TTL_TICKS_MAX: u32 = 1 << 20;
 
+/// Largest link-degradation threshold a policy table may set for a GPU movement path, MB/s
+/// (1 TB/s: above any host link, so a larger value could only be a mistake).
+pub const GPU_ROUTE_DEGRADED_MB_S_MAX: u32 = 1_000_000;
+
 const _: () = assert!(CLASSES == 1 << 8, "class ids are one byte");
 const _: () = assert!(DESCRIPTOR_RING_DEPTH.is_power_of_two());
 const _: () = assert!(COMPLETION_RING_DEPTH.is_power_of_two());
