@@ -17,10 +17,13 @@
 #![warn(missing_docs)]
 
 mod aligned;
+mod claims;
+pub mod decode_plan;
 pub mod disk;
 pub mod dram;
 pub mod engine;
 pub mod error;
+pub mod fold;
 pub mod header;
 pub mod layout;
 pub mod store;

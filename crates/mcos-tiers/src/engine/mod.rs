@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod memcpy;
 pub mod psync;
+pub mod route;
 pub mod thread;
 pub mod uring;
 
@@ -178,7 +179,10 @@ impl Outcome {
             | TierError::TooLarge { .. }
             | TierError::BufferTooSmall { .. }
             | TierError::Config(_) => Outcome::failed(MoveStatus::IoError, libc::EINVAL),
-            TierError::EnginePanicked { .. } => Outcome::failed(MoveStatus::IoError, libc::EIO),
+            TierError::EnginePanicked { .. } | TierError::Gpu { .. } => {
+                Outcome::failed(MoveStatus::IoError, libc::EIO)
+            }
+            TierError::NoGpu(_) => Outcome::failed(MoveStatus::IoError, libc::ENODEV),
         }
     }
 }
@@ -230,6 +234,17 @@ mod tests {
             source: std::io::Error::from_raw_os_error(libc::EROFS),
         });
         assert_eq!(io.detail, libc::EROFS as u32);
+        let gpu = Outcome::from_error(&TierError::Gpu {
+            call: "cuLaunchKernel",
+            context: String::new(),
+            detail: "CUDA_ERROR_LAUNCH_FAILED".into(),
+        });
+        assert_eq!(
+            (gpu.status, gpu.detail),
+            (MoveStatus::IoError, libc::EIO as u32)
+        );
+        let none = Outcome::from_error(&TierError::NoGpu(String::new()));
+        assert_eq!(none.detail, libc::ENODEV as u32);
     }
 
     #[test]
