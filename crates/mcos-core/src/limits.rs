@@ -34,6 +34,14 @@ pub const TELEMETRY_RING_DEPTH: usize = 4096;
 /// Descriptors an engine takes from a ring in one batch (one io_uring submission, one memcpy pass).
 pub const ENGINE_BATCH: usize = 32;
 
+/// Descriptors the GPU engine moves in one kernel launch or batched copy call. One launch costs
+/// microseconds, so the GPU engine takes far more per round than the CPU engines.
+pub const GPU_ENGINE_BATCH: usize = 1024;
+
+/// Pinned bounce slots of the GPU engine (disk <-> HBM moves without GPUDirect Storage, and
+/// read-backs that verify GPUDirect reads); a batch needing more is split.
+pub const GPU_BOUNCE_SLOTS: usize = 64;
+
 /// In-flight moves per shard (the MSHR analogue): duplicate misses merge onto one slot.
 pub const INFLIGHT_MOVES: usize = 256;
 
@@ -76,6 +84,8 @@ const _: () = assert!(COMPLETION_RING_DEPTH.is_power_of_two());
 const _: () = assert!(TELEMETRY_RING_DEPTH.is_power_of_two());
 const _: () = assert!(SKETCH_WIDTH.is_power_of_two());
 const _: () = assert!(ENGINE_BATCH <= DESCRIPTOR_RING_DEPTH);
+const _: () = assert!(GPU_ENGINE_BATCH <= DESCRIPTOR_RING_DEPTH);
+const _: () = assert!(GPU_BOUNCE_SLOTS >= 1 && GPU_BOUNCE_SLOTS <= GPU_ENGINE_BATCH);
 // Every in-flight move must be able to post its completion without the engine waiting.
 const _: () = assert!(INFLIGHT_MOVES <= COMPLETION_RING_DEPTH);
 // A shard may have every in-flight move queued on one engine.

@@ -18,6 +18,8 @@
 
 mod aligned;
 mod claims;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod decode_plan;
 pub mod disk;
 pub mod dram;

@@ -74,6 +74,31 @@ pub trait IoBackend: Send {
     unsafe fn execute(&mut self, ops: &[IoOp], results: &mut [i32]);
 }
 
+/// What an engine thread runs: executes batches of descriptors, one outcome each.
+///
+/// The CPU engines ([`batch::TierMover`]: disk I/O and memcpy) and the GPU engine
+/// (`cuda::GpuMover`, feature `cuda`) implement it; the engine thread around them, its rings,
+/// ordering and completions are the same.
+pub trait Mover: Send {
+    /// Short name for reports (`"io_uring"`, `"psync"`, `"gpu"`).
+    fn name(&self) -> &'static str;
+
+    /// Most descriptors one `execute` call should get (the engine takes up to this many per
+    /// shard per round).
+    fn max_batch(&self) -> usize {
+        mcos_core::limits::ENGINE_BATCH
+    }
+
+    /// Called once on the engine thread before the first batch (a GPU mover binds its context
+    /// here). An error stops the engine before it serves anything.
+    fn start(&mut self) -> Result<(), TierError> {
+        Ok(())
+    }
+
+    /// Executes `descs` and stores one outcome per descriptor in `out` (at least as long).
+    fn execute(&mut self, descs: &[MoveDescriptor], out: &mut [Outcome]) -> batch::BatchTally;
+}
+
 /// Which disk backend an engine runs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum BackendChoice {
