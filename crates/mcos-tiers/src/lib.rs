@@ -26,6 +26,7 @@ pub mod dram;
 pub mod engine;
 pub mod error;
 pub mod fold;
+pub mod gpu_bench;
 pub mod header;
 pub mod layout;
 pub mod store;

@@ -173,28 +173,15 @@ impl SpanList {
         grid_cap: u32,
         probe: Option<(u64, u32)>,
     ) -> Result<(), TierError> {
-        let (mut spans, mut n) = (self.spans.dev_ptr(), self.len as u32);
-        let (mut sums, mut mism) = (self.sums.dev_ptr(), self.mismatches.dev_ptr());
-        let (mut probe_ptr, mut probe_val) = probe.unwrap_or((0, 0));
-        let mut params: [*mut c_void; 6] = [
-            (&raw mut spans).cast(),
-            (&raw mut n).cast(),
-            (&raw mut sums).cast(),
-            (&raw mut mism).cast(),
-            (&raw mut probe_ptr).cast(),
-            (&raw mut probe_val).cast(),
-        ];
-        // SAFETY: the arguments match `mcos_gather(spans, n, sums, mismatches, probe, value)`;
-        // the list's buffers live in `self` and the caller keeps them and the spans valid.
-        unsafe {
-            kernels::launch(
-                k.gather,
-                n.min(grid_cap),
-                stream.raw(),
-                &mut params,
-                "launching the gather kernel",
-            )
-        }
+        let args = GatherArgs {
+            spans: self.spans.dev_ptr(),
+            n: self.len as u32,
+            sums: self.sums.dev_ptr(),
+            mismatches: self.mismatches.dev_ptr(),
+        };
+        // SAFETY: the list's own buffers hold `len` spans, `2 * len` folds and the counter; the
+        // caller's contract covers the spans' memory.
+        unsafe { launch_gather_raw(k, stream, args, grid_cap, probe) }
     }
 
     /// Launches `mcos_fold` over the list (each span's source is folded).
@@ -207,8 +194,8 @@ impl SpanList {
         stream: &Stream,
         grid_cap: u32,
     ) -> Result<(), TierError> {
-        let (mut spans, mut n, mut sums) =
-            (self.spans.dev_ptr(), self.len as u32, self.sums.dev_ptr());
+        let (mut spans, mut n) = (self.spans.dev_ptr(), self.len as u32);
+        let mut sums = self.sums.dev_ptr();
         let mut params: [*mut c_void; 3] = [
             (&raw mut spans).cast(),
             (&raw mut n).cast(),
@@ -224,5 +211,55 @@ impl SpanList {
                 "launching the fold kernel",
             )
         }
+    }
+}
+
+/// Device-visible addresses of a span list kept elsewhere (the decode benchmark keeps its span
+/// lists in device memory, built once).
+#[derive(Copy, Clone, Debug)]
+pub struct GatherArgs {
+    /// `n` spans.
+    pub spans: u64,
+    /// Span count.
+    pub n: u32,
+    /// `2 * n` u64 folds.
+    pub sums: u64,
+    /// One u32 mismatch counter.
+    pub mismatches: u64,
+}
+
+/// Launches `mcos_gather` over `args` with at most `grid_cap` CUDA blocks.
+///
+/// # Safety
+/// Every address in `args` is valid for its size, and every span's source and destination for
+/// its length, until the launch completes on `stream`; nothing else writes them meanwhile.
+pub unsafe fn launch_gather_raw(
+    k: &Kernels,
+    stream: &Stream,
+    args: GatherArgs,
+    grid_cap: u32,
+    probe: Option<(u64, u32)>,
+) -> Result<(), TierError> {
+    let (mut spans, mut n) = (args.spans, args.n);
+    let (mut sums, mut mism) = (args.sums, args.mismatches);
+    let (mut probe_ptr, mut probe_val) = probe.unwrap_or((0, 0));
+    let mut params: [*mut c_void; 6] = [
+        (&raw mut spans).cast(),
+        (&raw mut n).cast(),
+        (&raw mut sums).cast(),
+        (&raw mut mism).cast(),
+        (&raw mut probe_ptr).cast(),
+        (&raw mut probe_val).cast(),
+    ];
+    // SAFETY: the arguments match `mcos_gather(spans, n, sums, mismatches, probe, value)`; the
+    // caller keeps every address valid until the launch completes.
+    unsafe {
+        kernels::launch(
+            k.gather,
+            n.min(grid_cap),
+            stream.raw(),
+            &mut params,
+            "launching the gather kernel",
+        )
     }
 }

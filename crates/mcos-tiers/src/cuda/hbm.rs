@@ -11,13 +11,12 @@
 //! it): synchronous copies through a host staging vector. Moves between tiers go through the
 //! GPU mover instead.
 
-use super::{DeviceBuf, GpuDevice, Stream, check};
+use super::{DeviceBuf, GpuDevice, Stream};
 use crate::claims::FrameClaims;
 use crate::dram::verify_frame;
 use crate::error::TierError;
 use crate::header::{self, KeyCheck};
 use crate::layout::{self, gpu_transfer_len};
-use cudarc::driver::sys;
 use mcos_core::BlockKey;
 use mcos_core::limits::BLOCK_HEADER_BYTES;
 use std::sync::Arc;
@@ -227,14 +226,4 @@ impl Drop for HbmWrite<'_> {
     fn drop(&mut self) {
         self.tier.claims.release_write(self.frame);
     }
-}
-
-/// Zero-fills `len` bytes at device address `dptr` synchronously (tests and benchmarks).
-pub(crate) fn memset_sync(dptr: u64, byte: u8, len: usize) -> Result<(), TierError> {
-    // SAFETY: callers pass a range inside an allocation they own; the context is current.
-    check(
-        unsafe { sys::cuMemsetD8_v2(dptr, byte, len) },
-        "cuMemsetD8",
-        "filling device memory",
-    )
 }
