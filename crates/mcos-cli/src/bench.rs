@@ -9,6 +9,7 @@ use mcos_tiers::gpu_bench::GpuBenchConfig;
 use std::path::PathBuf;
 
 /// Message of a build without the `cuda` feature.
+#[cfg(not(feature = "cuda"))]
 pub const NO_CUDA_FEATURE: &str = "built without the cuda feature: rebuild with --features cuda \
      (cargo build --release -p mcos-cli --features cuda)";
 
