@@ -219,6 +219,12 @@ fn step<'a>(tiers: &'a TierSet, d: &MoveDescriptor) -> Result<Step<'a>, TierErro
             MoveStatus::IoError,
             libc::EOPNOTSUPP,
         ))),
+        // HBM frames move only through the GPU engine (`cuda::GpuMover`).
+        #[cfg(feature = "cuda")]
+        (TierStore::Hbm(_), _) | (_, TierStore::Hbm(_)) => Ok(Step::Finished(Outcome::failed(
+            MoveStatus::IoError,
+            libc::EOPNOTSUPP,
+        ))),
     }
 }
 
