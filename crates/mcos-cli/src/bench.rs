@@ -149,11 +149,16 @@ fn gpu(a: GpuBenchArgs) -> Result<()> {
         bail!("{}", cuda::NO_DRIVER);
     }
     let quiet = a.format == Format::Json;
-    let report = cuda::bench::run(&cfg, &mut |line| {
+    let mut report = cuda::bench::run(&cfg, &mut |line| {
         if !quiet {
             eprintln!("{line}");
         }
     })?;
+    if !quiet {
+        eprintln!("node with an HBM tier...");
+    }
+    report["node"] = node_check(&cfg)?;
+    report["checks_passed"] = serde_json::Value::Bool(cuda::bench::all_checks_pass(&report));
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &a.out {
         std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
@@ -166,6 +171,67 @@ fn gpu(a: GpuBenchArgs) -> Result<()> {
         bail!("a verification failed (look for \"verified\": false in the report)");
     }
     Ok(())
+}
+
+/// A node with HBM over pinned host memory over disk, through the Node API: every block put is
+/// read back byte for byte, after the GPU engine moved it down and up between tiers.
+#[cfg(feature = "cuda")]
+fn node_check(cfg: &GpuBenchConfig) -> Result<serde_json::Value> {
+    use mcos_core::{BlockKey, Namespace, TierKind};
+    use mcos_node::{GetOutcome, Node, NodeConfig, TierConfig};
+    let block = 64u32 << 10;
+    let tier = |kind, capacity_blocks, path| TierConfig {
+        kind,
+        capacity_blocks,
+        path,
+        bandwidth_bytes_per_s: None,
+        latency_ns: None,
+    };
+    let dir = cfg
+        .disk_dir
+        .join(format!("mcos-gpu-node-{}", std::process::id()));
+    let mut nc = NodeConfig::dram_and_disk(block, 1, 1, &dir);
+    nc.gpu_device = cfg.device;
+    nc.tiers = vec![
+        tier(TierKind::Hbm, 256, None),
+        tier(TierKind::HostPinned, 512, None),
+        tier(TierKind::Disk, 4096, Some(dir.join("node-disk.bin"))),
+    ];
+    let node = Node::open(nc)?;
+    let ns = Namespace::for_model("mcos-bench-gpu-node");
+    let n = 2000u64;
+    let body = |i: u64| -> Vec<u8> {
+        (0..block as usize)
+            .map(|j| (i as u8).wrapping_mul(29) ^ (j as u8))
+            .collect()
+    };
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        node.put(BlockKey::from_trace_id(&ns, i), &body(i))?;
+    }
+    node.quiesce()?;
+    let mut out = Vec::new();
+    let (mut same, mut hits) = (0u64, [0u64; 3]);
+    for i in 0..n {
+        if let GetOutcome::Hit(tier) = node.get(BlockKey::from_trace_id(&ns, i), &mut out)? {
+            hits[tier.index().min(2)] += 1;
+            same += u64::from(out == body(i));
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let stats = node.stats();
+    node.close()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let stored = hits.iter().sum::<u64>();
+    Ok(serde_json::json!({
+        "tiers": "hbm 256 x 64 KiB, host-pinned 512, disk 4096",
+        "blocks_put": n,
+        "hits_per_tier": {"hbm": hits[0], "pinned": hits[1], "disk": hits[2]},
+        "disk_to_hbm_path": stats.gpu_disk_path,
+        "corrupt_blocks": stats.counters.corrupt_blocks,
+        "seconds": secs,
+        "verified": stored == n && same == n && stats.counters.corrupt_blocks == 0,
+    }))
 }
 
 /// A few lines of the report's headline figures.
@@ -210,6 +276,12 @@ fn summary(r: &serde_json::Value) -> String {
             d["gb_per_s"].as_f64().unwrap_or(0.0)
         );
     }
+    let n = &r["node"];
+    let _ = writeln!(
+        s,
+        "node (hbm/pinned/disk): hits {} verified {}",
+        n["hits_per_tier"], n["verified"]
+    );
     for row in r["decode"]["sweep"].as_array().into_iter().flatten() {
         for m in row["modes"].as_array().into_iter().flatten() {
             let _ = writeln!(
