@@ -20,6 +20,12 @@ fn tier(kind: TierKind, capacity_blocks: u32, path: Option<std::path::PathBuf>) 
 #[test]
 fn blocks_round_trip_through_hbm_pinned_and_disk() {
     if !mcos_tiers::cuda::driver_present() {
+        // The GPU script sets MCOS_REQUIRE_GPU: there a skip would hide a broken install.
+        assert!(
+            std::env::var_os("MCOS_REQUIRE_GPU").is_none(),
+            "MCOS_REQUIRE_GPU is set but {}",
+            mcos_tiers::cuda::NO_DRIVER
+        );
         eprintln!("skipped: {}", mcos_tiers::cuda::NO_DRIVER);
         return;
     }
@@ -72,7 +78,7 @@ fn blocks_round_trip_through_hbm_pinned_and_disk() {
 
 #[test]
 fn an_hbm_tier_without_a_gpu_is_a_clear_error() {
-    if mcos_tiers::cuda::driver_present() {
+    if mcos_tiers::cuda::driver_present() || std::env::var_os("MCOS_REQUIRE_GPU").is_some() {
         eprintln!("skipped: a CUDA driver is present");
         return;
     }

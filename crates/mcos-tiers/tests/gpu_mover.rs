@@ -16,6 +16,13 @@ use std::sync::atomic::Ordering;
 
 fn device() -> Option<Arc<GpuDevice>> {
     if !driver_present() {
+        // On the GPU machine the script sets MCOS_REQUIRE_GPU: there a skip would hide a
+        // broken driver install, so it fails instead.
+        assert!(
+            std::env::var_os("MCOS_REQUIRE_GPU").is_none(),
+            "MCOS_REQUIRE_GPU is set but {}",
+            mcos_tiers::cuda::NO_DRIVER
+        );
         eprintln!("skipped: {}", mcos_tiers::cuda::NO_DRIVER);
         return None;
     }
