@@ -50,7 +50,7 @@ impl Span {
     }
 }
 
-/// A span list with its fold results and mismatch counter, in pinned mapped memory.
+/// A span list with its fold results, in pinned mapped memory.
 ///
 /// Contract: between a launch and the completion of the stream it was launched on, the list
 /// must not be changed or read (`clear`, `push`, `sums`, `mismatches` take `&mut self` or are
@@ -58,7 +58,6 @@ impl Span {
 pub struct SpanList {
     spans: PinnedBuf,
     sums: PinnedBuf,
-    mismatches: PinnedBuf,
     cap: usize,
     len: usize,
 }
@@ -69,7 +68,6 @@ impl SpanList {
         Ok(SpanList {
             spans: PinnedBuf::new(device, cap.max(1) * std::mem::size_of::<Span>())?,
             sums: PinnedBuf::new(device, cap.max(1) * 16)?,
-            mismatches: PinnedBuf::new(device, 64)?,
             cap: cap.max(1),
             len: 0,
         })
@@ -90,11 +88,9 @@ impl SpanList {
         self.cap - self.len
     }
 
-    /// Empties the list and zeroes the mismatch counter.
+    /// Empties the list.
     pub fn clear(&mut self) {
         self.len = 0;
-        // SAFETY: `&mut self` and the contract: no launch of this list is in flight.
-        unsafe { self.mismatches.bytes_mut(0, 4) }.fill(0);
     }
 
     /// Appends `span`; returns its index.
@@ -152,11 +148,15 @@ impl SpanList {
         (u64::from_le_bytes(a), u64::from_le_bytes(c))
     }
 
-    /// Spans whose re-read fold differed, after a completed launch.
+    /// Spans with [`REREAD_DST`] whose two folds differ, after a completed launch.
     pub fn mismatches(&self) -> u32 {
-        // SAFETY: the owner waited for the launch (contract).
-        let b = unsafe { self.mismatches.bytes(0, 4) };
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        (0..self.len)
+            .filter(|&i| self.get(i).flags & REREAD_DST != 0)
+            .filter(|&i| {
+                let (read, back) = self.sums(i);
+                read != back
+            })
+            .count() as u32
     }
 
     /// Launches `mcos_gather` over the list on `stream` with at most `grid_cap` CUDA blocks.
@@ -177,10 +177,11 @@ impl SpanList {
             spans: self.spans.dev_ptr(),
             n: self.len as u32,
             sums: self.sums.dev_ptr(),
-            mismatches: self.mismatches.dev_ptr(),
+            // No device counter: the host counts mismatches from the folds (`mismatches`).
+            mismatches: 0,
         };
-        // SAFETY: the list's own buffers hold `len` spans, `2 * len` folds and the counter; the
-        // caller's contract covers the spans' memory.
+        // SAFETY: the list's own buffers hold `len` spans and `2 * len` folds; the caller's
+        // contract covers the spans' memory.
         unsafe { launch_gather_raw(k, stream, args, grid_cap, probe) }
     }
 
@@ -224,7 +225,7 @@ pub struct GatherArgs {
     pub n: u32,
     /// `2 * n` u64 folds.
     pub sums: u64,
-    /// One u32 mismatch counter.
+    /// One u32 mismatch counter in device memory, or 0 for none.
     pub mismatches: u64,
 }
 

@@ -11,6 +11,18 @@ use crate::error::TierError;
 use cudarc::cufile::{result as cf, sys as cfs};
 use std::os::fd::AsRawFd;
 
+/// cuFile entry points used here (checked first: cudarc panics on a missing one).
+const CUFILE_SYMBOLS: [&str; 8] = [
+    "cuFileDriverOpen",
+    "cuFileDriverClose",
+    "cuFileDriverGetProperties",
+    "cuFileHandleRegister",
+    "cuFileHandleDeregister",
+    "cuFileBufRegister",
+    "cuFileBufDeregister",
+    "cuFileRead",
+];
+
 /// Which path disk -> HBM moves take, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GdsStatus {
@@ -52,6 +64,14 @@ impl Gds {
     pub fn open(disk: &DiskTier, hbm: &HbmTier) -> Result<Gds, String> {
         if !super::cufile_present() {
             return Err("libcufile is not loadable".into());
+        }
+        for sym in CUFILE_SYMBOLS {
+            let mut name = sym.as_bytes().to_vec();
+            name.push(0);
+            // SAFETY: looks the symbol up in the (present) library without calling it.
+            if unsafe { cfs::culib().get::<unsafe extern "C" fn()>(name.as_slice()) }.is_err() {
+                return Err(format!("libcufile lacks {sym}"));
+            }
         }
         if !disk.direct_io() {
             return Err(

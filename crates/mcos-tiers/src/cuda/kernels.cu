@@ -64,9 +64,10 @@ __device__ u64 mcos_block_sum(u64 v, u64* scratch) {
 }
 
 // One CUDA block per span at a time (grid-stride over spans). sums[2s] is the fold of the bytes
-// read, sums[2s + 1] the fold of the destination re-read (0 without MCOS_REREAD_DST); a span
-// whose re-read fold differs from its read fold adds 1 to *mismatches. When probe is not null,
-// block 0 first writes probe_value there (mapped host memory): the first byte is about to move.
+// read, sums[2s + 1] the fold of the destination re-read (0 without MCOS_REREAD_DST). When
+// mismatches is not null (device memory only: atomics on mapped host memory are not atomic over
+// PCIe), a span whose two folds differ adds 1 to it. When probe is not null, block 0 first
+// writes probe_value there (mapped host memory, a plain store): the first byte is about to move.
 extern "C" __global__ void __launch_bounds__(MCOS_THREADS)
 mcos_gather(const McosSpan* __restrict__ spans, u32 n, u64* __restrict__ sums,
             u32* __restrict__ mismatches, volatile u32* probe, u32 probe_value) {
@@ -119,7 +120,7 @@ mcos_gather(const McosSpan* __restrict__ spans, u32 n, u64* __restrict__ sums,
         if (threadIdx.x == 0) {
             sums[2u * s] = read_total;
             sums[2u * s + 1u] = back_total;
-            if ((sp.flags & MCOS_REREAD_DST) && read_total != back_total) {
+            if (mismatches != 0 && (sp.flags & MCOS_REREAD_DST) && read_total != back_total) {
                 atomicAdd(mismatches, 1u);
             }
         }

@@ -24,6 +24,21 @@ pub const NO_NVRTC: &str = "libnvrtc (CUDA's run-time compiler, which builds the
      start-up) is not loadable: install the CUDA toolkit's NVRTC (e.g. the cuda-nvrtc package or \
      pip nvidia-cuda-nvrtc) and add its lib directory to LD_LIBRARY_PATH";
 
+/// NVRTC entry points used here (checked before the first call: cudarc panics on a missing one).
+const NVRTC_SYMBOLS: [&str; 11] = [
+    "nvrtcVersion",
+    "nvrtcCreateProgram",
+    "nvrtcCompileProgram",
+    "nvrtcDestroyProgram",
+    "nvrtcGetErrorString",
+    "nvrtcGetCUBINSize",
+    "nvrtcGetCUBIN",
+    "nvrtcGetPTXSize",
+    "nvrtcGetPTX",
+    "nvrtcGetProgramLogSize",
+    "nvrtcGetProgramLog",
+];
+
 /// The loaded module and its entry points.
 pub struct Kernels {
     module: sys::CUmodule,
@@ -50,6 +65,18 @@ impl Kernels {
     pub fn load(device: &Arc<GpuDevice>) -> Result<Kernels, TierError> {
         if !super::nvrtc_present() {
             return Err(TierError::NoGpu(NO_NVRTC.into()));
+        }
+        for sym in NVRTC_SYMBOLS {
+            let mut name = sym.as_bytes().to_vec();
+            name.push(0);
+            // SAFETY: looks the symbol up in the (present) library without calling it.
+            let found =
+                unsafe { nv::culib().get::<unsafe extern "C" fn()>(name.as_slice()) }.is_ok();
+            if !found {
+                return Err(TierError::NoGpu(format!(
+                    "libnvrtc lacks {sym}: install NVRTC from CUDA 11.1 or newer"
+                )));
+            }
         }
         device.bind()?;
         let (major, minor) = device.info().compute_capability;

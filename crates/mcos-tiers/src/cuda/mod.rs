@@ -58,6 +58,49 @@ pub fn cufile_present() -> bool {
     unsafe { cudarc::cufile::sys::is_culib_present() }
 }
 
+/// Driver entry points this module calls. cudarc resolves each on first use and panics on a
+/// missing one, so [`GpuDevice::open`] checks them all first and reports a driver that is too
+/// old as an error.
+pub const DRIVER_SYMBOLS: [&str; 37] = [
+    "cuInit",
+    "cuDeviceGetCount",
+    "cuDeviceGet",
+    "cuDevicePrimaryCtxRetain",
+    "cuDevicePrimaryCtxRelease_v2",
+    "cuCtxSetCurrent",
+    "cuDeviceGetAttribute",
+    "cuDeviceGetName",
+    "cuDeviceTotalMem_v2",
+    "cuDriverGetVersion",
+    "cuMemGetInfo_v2",
+    "cuStreamCreate",
+    "cuStreamDestroy_v2",
+    "cuStreamSynchronize",
+    "cuStreamWaitEvent",
+    "cuEventCreate",
+    "cuEventDestroy_v2",
+    "cuEventRecord",
+    "cuEventQuery",
+    "cuEventSynchronize",
+    "cuEventElapsedTime_v2",
+    "cuMemAlloc_v2",
+    "cuMemFree_v2",
+    "cuMemsetD8Async",
+    "cuMemcpyHtoD_v2",
+    "cuMemcpyDtoH_v2",
+    "cuMemcpyAsync",
+    "cuMemHostRegister_v2",
+    "cuMemHostUnregister",
+    "cuMemHostGetDevicePointer_v2",
+    "cuMemHostAlloc",
+    "cuMemFreeHost",
+    "cuModuleLoadData",
+    "cuModuleGetFunction",
+    "cuModuleUnload",
+    "cuLaunchKernel",
+    "cuGetErrorName",
+];
+
 /// Whether the loaded driver exports `name` (a newer entry point on an older driver would make
 /// cudarc panic with "Missing symbol" on first use; ask first). Call only after
 /// [`driver_present`] returned true.
@@ -148,6 +191,12 @@ impl GpuDevice {
     pub fn open(ordinal: i32) -> Result<Arc<GpuDevice>, TierError> {
         if !driver_present() {
             return Err(TierError::NoGpu(NO_DRIVER.into()));
+        }
+        if let Some(missing) = DRIVER_SYMBOLS.iter().find(|s| !driver_has(s)) {
+            return Err(TierError::NoGpu(format!(
+                "the CUDA driver lacks {missing}: MCOS needs the CUDA 13.0 driver API (driver \
+                 580 or newer)"
+            )));
         }
         // SAFETY: the library is present; cuInit takes no pointers.
         check(

@@ -2,11 +2,13 @@
 //! rings as every engine (it runs inside [`crate::EngineThread`] as a [`Mover`]).
 //!
 //! Per batch (up to `GPU_ENGINE_BATCH` descriptors), by source and destination:
-//! - pinned host -> HBM: the source frame is verified on the CPU (header, key tag, xxh3) before
-//!   anything moves; the move then goes to the gather kernel or the copy engines, as the
-//!   installed table's [`mcos_core::GpuRoutes`] say for its size and the measured link state;
-//!   the destination is checked by folding what landed (the kernel re-reads it; after copy-
-//!   engine copies a fold kernel reads it) against the fold of the source;
+//! - pinned host -> HBM: the source's header (magic, checksum, key tag, length) is checked before
+//!   the launch; its payload checksum (xxh3) is verified on the CPU while the GPU moves it (the
+//!   read claim keeps it unchanged), so verification costs no latency. The move goes to the
+//!   gather kernel or the copy engines, as the installed table's [`mcos_core::GpuRoutes`] say for
+//!   its size and the measured link state; the destination is checked by folding what landed
+//!   (the kernel re-reads it; after copy-engine copies a fold kernel reads it) against the fold
+//!   of the source. It completes `Done` only if both checks pass;
 //! - HBM -> pinned host: gather kernel or copy engines, then the destination is verified on the
 //!   CPU (header, key tag, xxh3);
 //! - HBM -> HBM: gather kernel with re-read;
@@ -130,7 +132,10 @@ enum Plan<'a> {
     Finished(Outcome),
     /// Host frame or bounce slot -> HBM frame.
     ToHbm {
-        _src: Option<FrameRead<'a>>,
+        /// Host source frame (None: a bounce slot, verified before the launch).
+        src: Option<FrameRead<'a>>,
+        /// The CPU's verdict on the host source, reached while the GPU moved it.
+        cpu_check: Option<Outcome>,
         _dst: HbmWrite<'a>,
         at: SpanAt,
         payload_len: u32,
@@ -190,9 +195,8 @@ pub struct GpuMover {
     counters: Arc<GpuCounters>,
     completion_spin: Duration,
     grid_cap: u32,
-    t0: Event,
-    t1: Event,
-    t2: Event,
+    /// Recorded after a batch's GPU work (no timing: cheaper to record and to poll).
+    done: Event,
     stream: Stream,
     kernels: Arc<Kernels>,
     device: Arc<GpuDevice>,
@@ -263,9 +267,7 @@ impl GpuMover {
             counters: Arc::new(GpuCounters::default()),
             completion_spin: cfg.completion_spin,
             grid_cap,
-            t0: Event::new(device, true)?,
-            t1: Event::new(device, true)?,
-            t2: Event::new(device, true)?,
+            done: Event::new(device, false)?,
             stream: Stream::new(device)?,
             kernels,
             device: device.clone(),
@@ -403,9 +405,7 @@ fn execute_chunk(m: &mut GpuMover, descs: &[MoveDescriptor], out: &mut [Outcome]
         counters,
         completion_spin,
         grid_cap,
-        t0,
-        t1,
-        t2,
+        done,
         stream,
         kernels,
         ..
@@ -488,7 +488,8 @@ fn execute_chunk(m: &mut GpuMover, descs: &[MoveDescriptor], out: &mut [Outcome]
                                         ce_hbm_dst.push(i);
                                     }
                                     Plan::ToHbm {
-                                        _src: None,
+                                        src: None,
+                                        cpu_check: None,
                                         _dst: dst,
                                         at,
                                         payload_len: len,
@@ -507,12 +508,16 @@ fn execute_chunk(m: &mut GpuMover, descs: &[MoveDescriptor], out: &mut [Outcome]
     }
 
     // 3. The GPU work of the batch: one gather launch, one copy-engine batch, one fold launch
-    //    over the copy engines' HBM destinations. Timed per path for the link meter.
+    //    over the copy engines' HBM destinations; the CPU verifies host sources meanwhile.
+    let launch_at = std::time::Instant::now();
     let launched = launch_all(
-        spans, folds, ce_spans, ce_hbm_dst, copy, stream, kernels, t0, t1, t2, *grid_cap, probe,
+        spans, folds, ce_spans, ce_hbm_dst, copy, stream, kernels, done, *grid_cap, probe,
         counters, &mut tally,
     );
-    let waited = launched.and_then(|()| t2.wait(*completion_spin));
+    if launched.is_ok() {
+        verify_sources(descs, &mut plans);
+    }
+    let waited = launched.and_then(|()| done.wait(*completion_spin));
     if let Err(e) = waited {
         let failed = Outcome::from_error(&e);
         // Wait for whatever did get enqueued before releasing the frames it may still touch.
@@ -522,18 +527,17 @@ fn execute_chunk(m: &mut GpuMover, descs: &[MoveDescriptor], out: &mut [Outcome]
         }
         return tally;
     }
-    if let (Ok(k_ms), Ok(c_ms)) = (t1.elapsed_ms_since(t0), t2.elapsed_ms_since(t1)) {
-        let kb: u64 = spans.bytes();
-        let cb: u64 = ce_spans.iter().map(|s| u64::from(s.len)).sum();
-        link.record(GpuPath::Kernel, kb, (f64::from(k_ms) * 1e6) as u64);
-        link.record(GpuPath::CopyEngine, cb, (f64::from(c_ms) * 1e6) as u64);
-        tally.io_bytes += kb + cb;
+    // Link state from the host clock (launch to completion seen): no timing events on the path
+    // from decision to first byte. A batch that used both paths is not attributed to either.
+    let took_ns = launch_at.elapsed().as_nanos() as u64;
+    let kb: u64 = spans.bytes();
+    let cb: u64 = ce_spans.iter().map(|s| u64::from(s.len)).sum();
+    match (kb, cb) {
+        (k, 0) if k > 0 => link.record(GpuPath::Kernel, k, took_ns),
+        (0, c) if c > 0 => link.record(GpuPath::CopyEngine, c, took_ns),
+        _ => {}
     }
-    if spans.mismatches() > 0 {
-        counters
-            .fold_mismatches
-            .fetch_add(u64::from(spans.mismatches()), Ordering::Relaxed);
-    }
+    tally.io_bytes += kb + cb;
 
     // 4. Check every move; queue the disk writes of verified bounce slots.
     let mut writes: Vec<IoOp> = Vec::new();
@@ -541,6 +545,10 @@ fn execute_chunk(m: &mut GpuMover, descs: &[MoveDescriptor], out: &mut [Outcome]
         *o = match plan {
             Plan::Finished(o) => *o,
             Plan::DiskRead { .. } => einval(),
+            Plan::ToHbm {
+                cpu_check: Some(bad),
+                ..
+            } if bad.status != MoveStatus::Done => *bad,
             Plan::ToHbm {
                 at,
                 payload_len,
@@ -563,6 +571,7 @@ fn execute_chunk(m: &mut GpuMover, descs: &[MoveDescriptor], out: &mut [Outcome]
                 if transfer_ok(*at, spans, folds, ce_hbm_dst, 0) {
                     Outcome::done(d.len)
                 } else {
+                    counters.fold_mismatches.fetch_add(1, Ordering::Relaxed);
                     Outcome::failed(MoveStatus::IoError, libc::EIO)
                 }
             }
@@ -638,6 +647,55 @@ fn execute_chunk(m: &mut GpuMover, descs: &[MoveDescriptor], out: &mut [Outcome]
     tally
 }
 
+/// The payload length a host source frame's header declares, checked against the descriptor:
+/// magic, header checksum, version, key tag, and a length within `d.len` and the frame.
+fn header_len(frame: &[u8], d: &MoveDescriptor, max: u32) -> Result<u32, TierError> {
+    let corrupt = |reason| TierError::Corrupt {
+        frame: d.src_frame,
+        reason,
+    };
+    let h = crate::header::BlockHeader::decode(frame).map_err(|c| corrupt(c.reason))?;
+    if h.key.tag() != d.key_tag {
+        return Err(corrupt(crate::header::CorruptReason::KeyMismatch {
+            expected: KeyCheck::Tag(d.key_tag),
+            found: h.key,
+        }));
+    }
+    let bound = d.len.min(max);
+    if h.payload_len > bound {
+        return Err(corrupt(crate::header::CorruptReason::LengthOutOfBounds {
+            len: h.payload_len,
+            max: bound as usize,
+        }));
+    }
+    Ok(h.payload_len)
+}
+
+/// While the GPU moves the batch: verifies every host source's payload checksum, and folds the
+/// sources of copy-engine moves (the fold kernel's result is compared with it afterwards).
+fn verify_sources(descs: &[MoveDescriptor], plans: &mut [Plan<'_>]) {
+    for (d, plan) in descs.iter().zip(plans.iter_mut()) {
+        if let Plan::ToHbm {
+            src: Some(src),
+            cpu_check,
+            at,
+            payload_len,
+            src_fold,
+            ..
+        } = plan
+        {
+            *cpu_check = Some(match src.verify_at_most(d.len, KeyCheck::Tag(d.key_tag)) {
+                Ok(len) if len == *payload_len => Outcome::done(len),
+                Ok(_) => Outcome::failed(MoveStatus::Corrupt, 0),
+                Err(e) => Outcome::from_error(&e),
+            });
+            if let SpanAt::Copy(_) = at {
+                *src_fold = fold64(&src.bytes()[..gpu_transfer_len(*payload_len)]);
+            }
+        }
+    }
+}
+
 /// Whether a transfer into HBM landed intact: the kernel's two folds agree, or, after the copy
 /// engines, the fold kernel's fold of the destination equals the source's fold.
 fn transfer_ok(
@@ -668,15 +726,12 @@ fn launch_all(
     copy: &mut CopyBatch,
     stream: &Stream,
     kernels: &Kernels,
-    t0: &Event,
-    t1: &Event,
-    t2: &Event,
+    done: &Event,
     grid_cap: u32,
     probe: &mut Option<(u64, u32)>,
     counters: &GpuCounters,
     tally: &mut BatchTally,
 ) -> Result<(), TierError> {
-    t0.record(stream)?;
     if !spans.is_empty() {
         let p = probe.as_mut().map(|(ptr, v)| {
             *v = v.wrapping_add(1);
@@ -692,7 +747,6 @@ fn launch_all(
             .fetch_add(spans.len() as u64, Ordering::Relaxed);
         tally.submissions += 1;
     }
-    t1.record(stream)?;
     if !ce_spans.is_empty() {
         // SAFETY: as above.
         let mode = unsafe { copy.enqueue(ce_spans, stream, CopyMode::Batched)? };
@@ -717,7 +771,7 @@ fn launch_all(
             counters.launches.fetch_add(1, Ordering::Relaxed);
         }
     }
-    t2.record(stream)
+    done.record(stream)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -753,7 +807,6 @@ fn plan_one<'a>(
             max: max as usize,
         });
     }
-    let tag = KeyCheck::Tag(d.key_tag);
     let mut take_slot = || {
         let s = *next_slot;
         *next_slot += 1;
@@ -764,21 +817,21 @@ fn plan_one<'a>(
         (GpuTier::Host(s), GpuTier::Hbm(t)) => {
             let dst = t.claim_write(d.dst_frame)?;
             let src = s.dram().claim_read(d.src_frame)?;
-            let len = src.verify_at_most(d.len, tag)?;
+            // Only the header before the launch (tens of nanoseconds): the payload's checksum
+            // is verified while the GPU moves it (`verify_sources`), off the path from decision
+            // to first byte. The read claim keeps the source unchanged until the batch ends.
+            let len = header_len(src.bytes(), d, max)?;
             let span_len = gpu_transfer_len(len);
             let path = choose_path(len, routes, link, batch_seq);
-            let src_fold = if path == GpuPath::CopyEngine {
-                fold64(&src.bytes()[..span_len])
-            } else {
-                0
-            };
+            let src_fold = 0;
             let span = Span::new(s.frame_dptr(d.src_frame)?, dst.dptr(), span_len, REREAD_DST);
             let at = push_span(spans, ce, path, span)?;
             if let SpanAt::Copy(i) = at {
                 ce_hbm_dst.push(i);
             }
             Ok(Plan::ToHbm {
-                _src: Some(src),
+                src: Some(src),
+                cpu_check: None,
                 _dst: dst,
                 at,
                 payload_len: len,
