@@ -911,3 +911,63 @@ fn plan_one<'a>(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::{CorruptReason, encode_block};
+    use mcos_core::{BlockKey, MoveOp, Urgency};
+
+    fn desc(key: BlockKey, len: u32) -> MoveDescriptor {
+        MoveDescriptor {
+            key_tag: key.tag(),
+            move_id: 0,
+            src_frame: 3,
+            dst_frame: 0,
+            len,
+            op: MoveOp::Promote,
+            src_tier: 0,
+            dst_tier: 1,
+            urgency: Urgency::Demand,
+            epoch: 0,
+            class: 0,
+            engine: 0,
+        }
+    }
+
+    #[test]
+    fn the_pre_launch_header_check_refuses_what_must_not_move() {
+        let k = BlockKey(41);
+        let mut frame = vec![0u8; 8192];
+        encode_block(&mut frame, k, &[7u8; 1000]).unwrap();
+        assert_eq!(header_len(&frame, &desc(k, 4096), 4096).unwrap(), 1000);
+        let reason = |r: Result<u32, TierError>| match r {
+            Err(TierError::Corrupt { frame: 3, reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(
+            reason(header_len(&frame, &desc(BlockKey(42), 4096), 4096)),
+            CorruptReason::KeyMismatch { .. }
+        ));
+        assert!(matches!(
+            reason(header_len(&frame, &desc(k, 999), 4096)),
+            CorruptReason::LengthOutOfBounds {
+                len: 1000,
+                max: 999
+            }
+        ));
+        assert!(matches!(
+            reason(header_len(&frame, &desc(k, 4096), 500)),
+            CorruptReason::LengthOutOfBounds { .. }
+        ));
+        frame[10] ^= 1;
+        assert!(matches!(
+            reason(header_len(&frame, &desc(k, 4096), 4096)),
+            CorruptReason::HeaderChecksum { .. }
+        ));
+        assert!(matches!(
+            reason(header_len(&[0u8; 64], &desc(k, 4096), 4096)),
+            CorruptReason::BadMagic { .. }
+        ));
+    }
+}
