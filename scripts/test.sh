@@ -14,5 +14,8 @@ step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace --locked
+step "cuda feature: clippy and the no-GPU paths (cudarc loads CUDA at run time: no toolkit needed)"
+cargo clippy -p mcos-tiers -p mcos-node -p mcos-cli --all-targets --features cuda --locked -- -D warnings
+cargo test -p mcos-tiers -p mcos-node -p mcos-cli --features cuda --locked
 step "loom model checks (rings, policy install)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p mcos-core --test loom --release --locked

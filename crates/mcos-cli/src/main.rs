@@ -5,8 +5,10 @@
 //! - `mcos replay`: a trace through the simulator (capacity sweeps over every policy) or a real
 //!   node.
 //! - `mcos generate`: writes the built-in workload as a Mooncake-format trace.
+//! - `mcos bench gpu`: every GPU check and benchmark (feature `cuda`, on a GPU machine).
 
 mod args;
+mod bench;
 mod report;
 mod sweep;
 
@@ -27,6 +29,7 @@ fn main() {
         Command::Run(a) => run(a),
         Command::Replay(a) => replay(a),
         Command::Generate(a) => generate_cmd(a),
+        Command::Bench(t) => bench::run(t),
     };
     if let Err(e) = outcome {
         eprintln!("error: {e:#}");

@@ -246,3 +246,29 @@ fn help_describes_every_command() {
         assert!(out.contains(opt), "{out}");
     }
 }
+
+#[test]
+fn bench_gpu_without_a_gpu_exits_nonzero_with_a_clear_message() {
+    #[cfg(feature = "cuda")]
+    if mcos_tiers::cuda::driver_present() {
+        eprintln!("skipped: a CUDA driver is present (scripts/gpu-bench.sh runs the benchmark)");
+        return;
+    }
+    let o = mcos(&["bench", "gpu", "--format", "json"]);
+    assert!(!o.status.success());
+    assert!(o.stdout.is_empty(), "no report without a GPU");
+    let e = stderr(&o);
+    let want = if cfg!(feature = "cuda") {
+        "no CUDA driver found (libcuda.so not loadable)"
+    } else {
+        "built without the cuda feature: rebuild with --features cuda"
+    };
+    assert!(e.contains(want), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    // Bad arguments are refused before anything else, on every build.
+    let o = mcos(&["bench", "gpu", "--blocks", "0"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--blocks"), "{}", stderr(&o));
+    let o = mcos(&["bench", "--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("gpu"));
+}

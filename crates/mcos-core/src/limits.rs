@@ -34,6 +34,14 @@ pub const TELEMETRY_RING_DEPTH: usize = 4096;
 /// Descriptors an engine takes from a ring in one batch (one io_uring submission, one memcpy pass).
 pub const ENGINE_BATCH: usize = 32;
 
+/// Descriptors the GPU engine moves in one kernel launch or batched copy call. One launch costs
+/// microseconds, so the GPU engine takes far more per round than the CPU engines.
+pub const GPU_ENGINE_BATCH: usize = 1024;
+
+/// Pinned bounce slots of the GPU engine (disk <-> HBM moves without GPUDirect Storage, and
+/// read-backs that verify GPUDirect reads); a batch needing more is split.
+pub const GPU_BOUNCE_SLOTS: usize = 64;
+
 /// In-flight moves per shard (the MSHR analogue): duplicate misses merge onto one slot.
 pub const INFLIGHT_MOVES: usize = 256;
 
@@ -66,12 +74,18 @@ pub const BLOCK_HEADER_BYTES: usize = 64;
 /// built-in default table (upper bound; a table may ask for less).
 pub const POLICY_TTL_TICKS_MAX: u32 = 1 << 20;
 
+/// Largest link-degradation threshold a policy table may set for a GPU movement path, MB/s
+/// (1 TB/s: above any host link, so a larger value could only be a mistake).
+pub const GPU_ROUTE_DEGRADED_MB_S_MAX: u32 = 1_000_000;
+
 const _: () = assert!(CLASSES == 1 << 8, "class ids are one byte");
 const _: () = assert!(DESCRIPTOR_RING_DEPTH.is_power_of_two());
 const _: () = assert!(COMPLETION_RING_DEPTH.is_power_of_two());
 const _: () = assert!(TELEMETRY_RING_DEPTH.is_power_of_two());
 const _: () = assert!(SKETCH_WIDTH.is_power_of_two());
 const _: () = assert!(ENGINE_BATCH <= DESCRIPTOR_RING_DEPTH);
+const _: () = assert!(GPU_ENGINE_BATCH <= DESCRIPTOR_RING_DEPTH);
+const _: () = assert!(GPU_BOUNCE_SLOTS >= 1 && GPU_BOUNCE_SLOTS <= GPU_ENGINE_BATCH);
 // Every in-flight move must be able to post its completion without the engine waiting.
 const _: () = assert!(INFLIGHT_MOVES <= COMPLETION_RING_DEPTH);
 // A shard may have every in-flight move queued on one engine.

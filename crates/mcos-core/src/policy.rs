@@ -23,6 +23,10 @@
 //! | 94:63     | ttl_ticks         |
 //! | 110:95    | entry_version     |
 //! | 127:111   | reserved (0)      |
+//!
+//! Table-wide fields: `version`, `ttl_ticks`, `protected_share` (per tier), `sketch_window`, and
+//! [`GpuRoutes`], which tells the GPU engine which of its movement paths serves a move (by block
+//! size and by the link state the engine measures).
 
 use crate::error::ContractError;
 use crate::limits;
@@ -200,6 +204,50 @@ impl ClassPolicy {
     }
 }
 
+/// How the GPU engine picks a movement path for a move between host memory and HBM.
+///
+/// The engine has two paths over the same link: a gather/scatter kernel (one launch moves a whole
+/// batch of scattered blocks; best for small blocks, 47-50 GB/s at 16 KiB on an H100 where one
+/// copy call per block reaches 5 GB/s) and the copy engines (batched copy calls; as good as the
+/// kernel for large blocks, and they leave the SMs to compute). Measured crossover: the kernel
+/// wins up to 64 KiB and ties near 2 MiB (hardware-anchors.md section 3).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GpuRoutes {
+    /// Moves whose payload is at most this many bytes go to the gather/scatter kernel; larger
+    /// ones to the copy-engine batch path. 0: copy engines only. At most `MAX_BLOCK_BYTES`.
+    pub gather_max_block_bytes: u32,
+    /// Link state: a path whose throughput, as the engine measured it over its recent batches,
+    /// falls below this many MB/s is degraded, and moves go to the other path while it is (if
+    /// that one is not degraded too). 0: never reroute. At most `GPU_ROUTE_DEGRADED_MB_S_MAX`.
+    pub degraded_below_mb_per_s: u32,
+}
+
+impl GpuRoutes {
+    /// Built-in routes: the kernel up to 1 MiB, the copy engines above; no rerouting.
+    pub const BUILTIN: GpuRoutes = GpuRoutes {
+        gather_max_block_bytes: 1 << 20,
+        degraded_below_mb_per_s: 0,
+    };
+
+    fn validate(&self) -> Result<(), ContractError> {
+        if self.gather_max_block_bytes as usize > limits::MAX_BLOCK_BYTES {
+            return Err(ContractError::Policy(format!(
+                "gpu_routes.gather_max_block_bytes {} exceeds the largest block, {} bytes",
+                self.gather_max_block_bytes,
+                limits::MAX_BLOCK_BYTES
+            )));
+        }
+        if self.degraded_below_mb_per_s > limits::GPU_ROUTE_DEGRADED_MB_S_MAX {
+            return Err(ContractError::Policy(format!(
+                "gpu_routes.degraded_below_mb_per_s {} exceeds {} (no link is that fast)",
+                self.degraded_below_mb_per_s,
+                limits::GPU_ROUTE_DEGRADED_MB_S_MAX
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A complete policy table: one entry per class plus table-wide fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyTable {
@@ -213,6 +261,8 @@ pub struct PolicyTable {
     pub protected_share: [u8; limits::MAX_TIERS],
     /// Accesses between halvings of the admission sketch (TinyLFU's reset); 0: never halve.
     pub sketch_window: u32,
+    /// Which GPU movement path serves a host <-> HBM move (by size and link state).
+    pub gpu_routes: GpuRoutes,
     /// One entry per class.
     pub classes: [ClassPolicy; limits::CLASSES],
 }
@@ -227,6 +277,7 @@ impl PolicyTable {
             ttl_ticks: 0,
             protected_share: [0; limits::MAX_TIERS],
             sketch_window: 0,
+            gpu_routes: GpuRoutes::BUILTIN,
             classes: [ClassPolicy::default_for(floor); limits::CLASSES],
         }
     }
@@ -241,6 +292,7 @@ impl PolicyTable {
                 limits::POLICY_TTL_TICKS_MAX
             )));
         }
+        self.gpu_routes.validate()?;
         for (class, entry) in self.classes.iter().enumerate() {
             entry.validate(class as u8, tiers)?;
             if entry.quota_blocks > 0 {
@@ -326,6 +378,21 @@ mod tests {
         let mut t = PolicyTable::builtin(1);
         t.classes[3].quota_blocks = 101;
         assert!(t.validate(&topo(1)).is_err());
+    }
+
+    #[test]
+    fn gpu_routes_are_validated() {
+        let mut t = PolicyTable::builtin(2);
+        t.gpu_routes.gather_max_block_bytes = limits::MAX_BLOCK_BYTES as u32;
+        t.gpu_routes.degraded_below_mb_per_s = limits::GPU_ROUTE_DEGRADED_MB_S_MAX;
+        t.validate(&topo(2)).unwrap();
+        t.gpu_routes.gather_max_block_bytes += 1;
+        let e = t.validate(&topo(2)).unwrap_err().to_string();
+        assert!(e.contains("gather_max_block_bytes"), "{e}");
+        let mut t = PolicyTable::builtin(2);
+        t.gpu_routes.degraded_below_mb_per_s = limits::GPU_ROUTE_DEGRADED_MB_S_MAX + 1;
+        let e = t.validate(&topo(2)).unwrap_err().to_string();
+        assert!(e.contains("degraded_below_mb_per_s"), "{e}");
     }
 
     fn arb_class() -> impl Strategy<Value = ClassPolicy> {

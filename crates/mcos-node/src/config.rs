@@ -61,6 +61,13 @@ pub struct NodeConfig {
     /// Remove disk tier files when the node closes.
     #[serde(default = "yes")]
     pub remove_files_on_close: bool,
+    /// CUDA device of the `hbm` tier (feature `cuda`).
+    #[serde(default)]
+    pub gpu_device: i32,
+    /// Read disk -> HBM with GPUDirect Storage (cuFile) where the system supports it; else, or
+    /// when false, through a pinned bounce buffer.
+    #[serde(default = "yes")]
+    pub gpu_direct_storage: bool,
 }
 
 fn one() -> usize {
@@ -107,6 +114,8 @@ impl NodeConfig {
             disk_io: DiskIo::Auto,
             telemetry_shift: default_telemetry_shift(),
             remove_files_on_close: true,
+            gpu_device: 0,
+            gpu_direct_storage: true,
         }
     }
 
@@ -147,8 +156,27 @@ impl NodeConfig {
                 self.telemetry_shift
             ));
         }
+        let hbm_tiers = self
+            .tiers
+            .iter()
+            .filter(|t| t.kind == TierKind::Hbm)
+            .count();
         for (i, t) in self.tiers.iter().enumerate() {
             match t.kind {
+                TierKind::Hbm if cfg!(feature = "cuda") => {
+                    if hbm_tiers > 1 || i != 0 {
+                        return bad(format!(
+                            "tier {i}: a node has at most one hbm tier, and it comes first \
+                             (tiers are listed fastest first)"
+                        ));
+                    }
+                }
+                TierKind::HostDram if hbm_tiers > 0 => {
+                    return bad(format!(
+                        "tier {i} is `host-dram`, but next to an hbm tier host memory must be \
+                         `host-pinned` so the GPU can reach it"
+                    ));
+                }
                 TierKind::HostDram | TierKind::HostPinned => {}
                 TierKind::Disk => {
                     if t.path.is_none() {
@@ -275,6 +303,27 @@ mod tests {
         );
         let mut cfg = NodeConfig::dram_and_disk(4096, 8, 8, &dir);
         cfg.tiers[0].kind = TierKind::Hbm;
-        assert!(cfg.validate().unwrap_err().to_string().contains("cuda"));
+        if cfg!(feature = "cuda") {
+            // An hbm tier needs pinned host memory beside it, and comes first.
+            cfg.tiers.insert(
+                1,
+                TierConfig {
+                    kind: TierKind::HostDram,
+                    capacity_blocks: 8,
+                    path: None,
+                    bandwidth_bytes_per_s: None,
+                    latency_ns: None,
+                },
+            );
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.contains("host-pinned"), "{e}");
+            cfg.tiers[1].kind = TierKind::HostPinned;
+            cfg.validate().unwrap();
+            cfg.tiers.swap(0, 1);
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.contains("comes first"), "{e}");
+        } else {
+            assert!(cfg.validate().unwrap_err().to_string().contains("cuda"));
+        }
     }
 }

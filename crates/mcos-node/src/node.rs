@@ -18,6 +18,7 @@ use mcos_core::{
     PriorityClass, TelemetrySample, TierId, TierKind, Topology, policy_cell, ring,
 };
 use mcos_fastpath::{Access, Counters, Insert, IntentError, RejectReason, Shard, ShardConfig};
+use mcos_tiers::engine::route::RouteCell;
 use mcos_tiers::{
     BackendChoice, DiskTier, Doorbell, DramTier, EngineConfig, EngineHandle, EngineThread,
     ShardRings, TierError, TierSet, TierStore,
@@ -31,6 +32,10 @@ use std::time::{Duration, Instant};
 const MOVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Housekeeping period: completions drained, TICK delivered, telemetry drained.
 const TICK_PERIOD: Duration = Duration::from_millis(1);
+/// How long the idle GPU engine polls its rings before parking: a kernel launch costs a few
+/// microseconds, a wake-up from park 10-60, so the GPU engine stays on its rings a while.
+#[cfg(feature = "cuda")]
+const GPU_ENGINE_SPIN: Duration = Duration::from_micros(200);
 
 /// What `put` did.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -78,6 +83,8 @@ pub struct NodeStats {
     pub disk_backend: Option<&'static str>,
     /// Whether the disk tier uses O_DIRECT.
     pub disk_direct_io: Option<bool>,
+    /// How disk -> HBM moves run ("cufile" or "bounce"), if the node has both tiers.
+    pub gpu_disk_path: Option<&'static str>,
     /// Puts that had to wait for a demotion to make room (once per put).
     pub puts_waited: u64,
     /// Gets that waited for a promotion from a slower tier (once per get).
@@ -101,6 +108,10 @@ struct Inner {
     doorbells: Vec<Doorbell>,
     /// Backend of the disk engine ("io_uring" or "psync"), if there is one.
     disk_backend: Option<&'static str>,
+    /// The GPU engine's routes, published on every policy install (None: no GPU engine).
+    gpu_routes: Option<Arc<RouteCell>>,
+    /// How the GPU engine reads disk -> HBM ("cufile" or "bounce"), if it does.
+    gpu_disk_path: Option<&'static str>,
     installer: Mutex<PolicyInstaller>,
     stop: AtomicBool,
     /// Written by the housekeeper and callers under a shard lock; read by `stats`.
@@ -156,9 +167,13 @@ impl Node {
     pub fn open(cfg: NodeConfig) -> Result<Node, NodeError> {
         cfg.validate()?;
         let topology = cfg.topology();
+        #[cfg(feature = "cuda")]
+        let gpu = gpu::open(&cfg)?;
         let mut stores = Vec::with_capacity(cfg.tiers.len());
         for t in &cfg.tiers {
             let store = match t.kind {
+                #[cfg(feature = "cuda")]
+                TierKind::Hbm => gpu::hbm_tier(gpu.as_ref(), t.capacity_blocks, cfg.block_bytes)?,
                 TierKind::Disk => {
                     let path = t
                         .path
@@ -187,32 +202,57 @@ impl Node {
         let shards_n = cfg.shards;
         let (installer, readers) = policy_cell(PolicyTable::builtin(cfg.tiers.len()), shards_n);
 
-        // One engine serves every move that touches a disk tier; one memcpy engine serves moves
-        // between memory tiers. Routes tell the fast path which ring to use.
-        let has_disk = cfg.tiers.iter().any(|t| t.kind == TierKind::Disk);
-        let memory_tiers = cfg
-            .tiers
-            .iter()
-            .filter(|t| t.kind != TierKind::Disk)
-            .count();
+        // One engine serves every move that touches HBM (the GPU engine), one every other move
+        // that touches a disk tier, one memcpy engine moves between host memory tiers. Routes
+        // tell the fast path which ring to use.
+        let engine_for = |a: TierKind, b: TierKind| {
+            if a == TierKind::Hbm || b == TierKind::Hbm {
+                "gpu"
+            } else if a == TierKind::Disk || b == TierKind::Disk {
+                "disk"
+            } else {
+                "memcpy"
+            }
+        };
         let mut engine_kinds: Vec<&'static str> = Vec::new();
-        if has_disk {
-            engine_kinds.push("disk");
-        }
-        if memory_tiers > 1 {
-            engine_kinds.push("memcpy");
+        for kind in ["disk", "memcpy", "gpu"] {
+            let used = cfg.tiers.iter().enumerate().any(|(a, ta)| {
+                cfg.tiers
+                    .iter()
+                    .enumerate()
+                    .any(|(b, tb)| a != b && engine_for(ta.kind, tb.kind) == kind)
+            });
+            if used {
+                engine_kinds.push(kind);
+            }
         }
         let mut routes = [[0u8; MAX_TIERS]; MAX_TIERS];
         for (a, ta) in cfg.tiers.iter().enumerate() {
             for (b, tb) in cfg.tiers.iter().enumerate() {
-                let disk = ta.kind == TierKind::Disk || tb.kind == TierKind::Disk;
-                let name = if disk { "disk" } else { "memcpy" };
+                let name = engine_for(ta.kind, tb.kind);
                 routes[a][b] = engine_kinds
                     .iter()
                     .position(|&k| k == name)
                     .unwrap_or(u8::MAX as usize) as u8;
             }
         }
+        let gpu_routes = engine_kinds.contains(&"gpu").then(|| {
+            Arc::new(RouteCell::new(
+                PolicyTable::builtin(cfg.tiers.len()).gpu_routes,
+            ))
+        });
+        #[cfg(feature = "cuda")]
+        let mut gpu_mover = match (&gpu, &gpu_routes) {
+            (Some(g), Some(r)) => Some(gpu::mover(g, &cfg, &tiers, r.clone())?),
+            _ => None,
+        };
+        #[cfg(feature = "cuda")]
+        let gpu_disk_path = gpu_mover
+            .as_ref()
+            .filter(|_| cfg.tiers.iter().any(|t| t.kind == TierKind::Disk))
+            .map(|m| m.gds_status().path());
+        #[cfg(not(feature = "cuda"))]
+        let gpu_disk_path = None;
 
         // Rings: per (engine, shard) one descriptor ring and one completion ring.
         let mut shard_engine_tx: Vec<Vec<_>> = (0..shards_n).map(|_| Vec::new()).collect();
@@ -235,11 +275,20 @@ impl Node {
             } else {
                 BackendChoice::Auto
             };
-            let engine = EngineThread::spawn(
-                EngineConfig::new(e as u8, tiers.clone(), rings)
-                    .with_backend(backend)
-                    .with_name(format!("mcos-{kind}-engine")),
-            )?;
+            #[allow(unused_mut)]
+            let mut engine_cfg = EngineConfig::new(e as u8, tiers.clone(), rings)
+                .with_backend(backend)
+                .with_name(format!("mcos-{kind}-engine"));
+            #[cfg(feature = "cuda")]
+            if *kind == "gpu" {
+                let mover = gpu_mover.take().ok_or_else(|| {
+                    NodeError::Config("an hbm tier needs a GPU engine, and none was built".into())
+                })?;
+                engine_cfg = engine_cfg
+                    .with_mover(Box::new(mover))
+                    .with_spin_before_park(GPU_ENGINE_SPIN);
+            }
+            let engine = EngineThread::spawn(engine_cfg)?;
             engines.push(engine);
         }
 
@@ -302,6 +351,8 @@ impl Node {
             tiers,
             doorbells: engines.iter().map(|e| e.doorbell_handle()).collect(),
             disk_backend,
+            gpu_routes,
+            gpu_disk_path,
             installer: Mutex::new(installer),
             stop: AtomicBool::new(false),
             telemetry_samples: AtomicU64::new(0),
@@ -422,7 +473,12 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
             match installer.try_install(table) {
-                Ok(epoch) => return Ok(epoch),
+                Ok(epoch) => {
+                    if let Some(r) = &self.inner.gpu_routes {
+                        r.publish(table.gpu_routes);
+                    }
+                    return Ok(epoch);
+                }
                 Err(e) if Instant::now() >= deadline => return Err(NodeError::InstallBusy(e)),
                 Err(_) => std::thread::sleep(TICK_PERIOD),
             }
@@ -461,6 +517,7 @@ impl Node {
             policy_epoch: epoch,
             disk_backend: inner.disk_backend,
             disk_direct_io: disk.map(|d| d.direct_io()),
+            gpu_disk_path: inner.gpu_disk_path,
             puts_waited: inner.puts_waited.load(Ordering::Relaxed),
             gets_waited: inner.gets_waited.load(Ordering::Relaxed),
         }
@@ -581,6 +638,8 @@ impl Inner {
         let n = match self.tiers.get(tier) {
             Some(TierStore::Dram(d)) => d.read_block(frame, key, out)?,
             Some(TierStore::Disk(d)) => d.read_block(frame, key, out)?,
+            #[cfg(feature = "cuda")]
+            Some(TierStore::Hbm(h)) => h.read_block(frame, key, out)?,
             None => return Err(TierError::Config(format!("tier {tier} does not exist"))),
         };
         out.truncate(n);
@@ -597,6 +656,8 @@ impl Inner {
         match self.tiers.get(tier) {
             Some(TierStore::Dram(d)) => d.write_block(frame, key, payload),
             Some(TierStore::Disk(d)) => d.write_block(frame, key, payload),
+            #[cfg(feature = "cuda")]
+            Some(TierStore::Hbm(h)) => h.write_block(frame, key, payload),
             None => Err(TierError::Config(format!("tier {tier} does not exist"))),
         }
     }
@@ -757,5 +818,68 @@ fn backoff(spins: &mut u32) {
         std::thread::yield_now();
     } else {
         std::thread::sleep(Duration::from_micros(20));
+    }
+}
+
+/// The GPU side of a node (feature `cuda`): the device, the HBM tier, pinned host tiers and the
+/// GPU engine's mover.
+#[cfg(feature = "cuda")]
+mod gpu {
+    use super::*;
+    use mcos_tiers::cuda::kernels::Kernels;
+    use mcos_tiers::cuda::pinned::PinnedHostTier;
+    use mcos_tiers::cuda::{GpuDevice, GpuMover, GpuMoverConfig, GpuTier, HbmTier};
+
+    /// Opens the GPU when the node has an HBM tier.
+    pub(super) fn open(cfg: &NodeConfig) -> Result<Option<Arc<GpuDevice>>, NodeError> {
+        if cfg.tiers.iter().any(|t| t.kind == TierKind::Hbm) {
+            Ok(Some(GpuDevice::open(cfg.gpu_device)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub(super) fn hbm_tier(
+        gpu: Option<&Arc<GpuDevice>>,
+        frames: u32,
+        block_bytes: u32,
+    ) -> Result<TierStore, NodeError> {
+        let dev = gpu.ok_or_else(|| NodeError::Config("an hbm tier without a GPU".into()))?;
+        Ok(TierStore::Hbm(Arc::new(HbmTier::new(
+            dev,
+            frames,
+            block_bytes,
+        )?)))
+    }
+
+    /// The GPU engine's mover over every tier of the node (host tiers are pinned and mapped
+    /// here: the node's configuration makes them `host-pinned`).
+    pub(super) fn mover(
+        dev: &Arc<GpuDevice>,
+        cfg: &NodeConfig,
+        tiers: &TierSet,
+        routes: Arc<RouteCell>,
+    ) -> Result<GpuMover, NodeError> {
+        let mut gpu_tiers = Vec::with_capacity(tiers.len());
+        for i in 0..tiers.len() {
+            let t = match tiers.get(TierId(i as u8)) {
+                Some(TierStore::Hbm(h)) => GpuTier::Hbm(h.clone()),
+                Some(TierStore::Disk(d)) => GpuTier::Disk(d.clone()),
+                Some(TierStore::Dram(d)) => {
+                    GpuTier::Host(Arc::new(PinnedHostTier::register(dev, d.clone())?))
+                }
+                None => return Err(NodeError::Config(format!("tier {i} is missing"))),
+            };
+            gpu_tiers.push(t);
+        }
+        let kernels = Arc::new(Kernels::load(dev)?);
+        let mut mcfg = GpuMoverConfig::new(gpu_tiers, routes);
+        mcfg.use_gds = cfg.gpu_direct_storage;
+        mcfg.disk_backend = if cfg.disk_io == DiskIo::Psync {
+            BackendChoice::Psync
+        } else {
+            BackendChoice::Auto
+        };
+        Ok(GpuMover::new(dev, kernels, mcfg)?)
     }
 }

@@ -14,25 +14,20 @@
 //! dereferencing it is the caller's `unsafe` responsibility.
 
 use crate::aligned::AlignedBuf;
+use crate::claims::FrameClaims;
 use crate::error::TierError;
 use crate::header::{self, KeyCheck};
 use crate::layout;
 use mcos_core::BlockKey;
 use mcos_core::limits::BLOCK_HEADER_BYTES;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-/// Claim word bit held by the one writer of a frame; the bits below count readers.
-const WRITER: u32 = 1 << 31;
 
 /// A preallocated arena of `frames` frames holding blocks of up to `block_bytes` payload.
 ///
 /// `Send + Sync`: share it in an `Arc` between the node, the fast path and the engines.
 pub struct DramTier {
     arena: AlignedBuf,
-    /// Per-frame claim word: `WRITER`, or the number of readers. Written and read (atomic
-    /// read-modify-write) by whichever thread claims or releases the frame; acquire on claim,
-    /// release on release, so a frame's bytes written under one claim are visible under the next.
-    claims: Box<[AtomicU32]>,
+    /// Per-frame claims (see [`crate::claims`]).
+    claims: FrameClaims,
     frames: u32,
     block_bytes: u32,
     stride: usize,
@@ -55,7 +50,7 @@ impl DramTier {
         let (stride, total) = layout::check_geometry(frames, block_bytes)?;
         let bytes = usize::try_from(total).map_err(|_| TierError::Alloc { bytes: usize::MAX })?;
         let arena = AlignedBuf::zeroed(bytes)?;
-        let claims = (0..frames).map(|_| AtomicU32::new(0)).collect();
+        let claims = FrameClaims::new(frames);
         Ok(DramTier {
             arena,
             claims,
@@ -116,27 +111,14 @@ impl DramTier {
     /// Shares `frame` for reading; refused with `FrameBusy` while a writer holds it.
     pub fn claim_read(&self, frame: u32) -> Result<FrameRead<'_>, TierError> {
         self.check_frame(frame)?;
-        let word = &self.claims[frame as usize];
-        let mut cur = word.load(Ordering::Relaxed);
-        loop {
-            // Bounded: each failed exchange means another thread claimed or released meanwhile,
-            // and readers are bounded by the threads that exist.
-            if cur & WRITER != 0 || cur == WRITER - 1 {
-                return Err(TierError::FrameBusy { frame });
-            }
-            match word.compare_exchange_weak(cur, cur + 1, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return Ok(FrameRead { tier: self, frame }),
-                Err(now) => cur = now,
-            }
-        }
+        self.claims.read(frame)?;
+        Ok(FrameRead { tier: self, frame })
     }
 
     /// Takes `frame` for writing alone; refused with `FrameBusy` while anyone else holds it.
     pub fn claim_write(&self, frame: u32) -> Result<FrameWrite<'_>, TierError> {
         self.check_frame(frame)?;
-        self.claims[frame as usize]
-            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
-            .map_err(|_| TierError::FrameBusy { frame })?;
+        self.claims.write(frame)?;
         Ok(FrameWrite { tier: self, frame })
     }
 
@@ -259,13 +241,13 @@ impl FrameWrite<'_> {
 
 impl Drop for FrameRead<'_> {
     fn drop(&mut self) {
-        self.tier.claims[self.frame as usize].fetch_sub(1, Ordering::Release);
+        self.tier.claims.release_read(self.frame);
     }
 }
 
 impl Drop for FrameWrite<'_> {
     fn drop(&mut self) {
-        self.tier.claims[self.frame as usize].store(0, Ordering::Release);
+        self.tier.claims.release_write(self.frame);
     }
 }
 

@@ -91,6 +91,22 @@ pub enum TierError {
     /// A tier or engine configuration that does not hold together.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// No usable GPU: the crate was built without the `cuda` feature, the CUDA driver cannot be
+    /// loaded, no device is visible, or NVRTC (the run-time kernel compiler) is missing. The
+    /// message says which and what to do.
+    #[error("{0}")]
+    NoGpu(String),
+    /// A CUDA call failed. CUDA failures are values: the move or the setup step fails, nothing
+    /// already stored is lost.
+    #[error("CUDA call {call} failed while {context}: {detail}")]
+    Gpu {
+        /// The driver, NVRTC or cuFile entry point.
+        call: &'static str,
+        /// What was being done.
+        context: String,
+        /// CUDA's error name (`CUDA_ERROR_...`) and, where known, its description.
+        detail: String,
+    },
     /// The engine thread panicked (a bug); its moves have no completion.
     #[error("engine thread {name} panicked; restart the engine and report the bug")]
     EnginePanicked {

@@ -21,6 +21,23 @@ pub fn transfer_len(payload_len: u32) -> usize {
     (BLOCK_HEADER_BYTES + payload_len as usize).next_multiple_of(DISK_ALIGN)
 }
 
+/// Alignment of every GPU transfer: the gather kernel moves 16-byte vectors.
+pub const GPU_ALIGN: usize = 16;
+
+/// Bytes a GPU move transfers for a payload of `payload_len` bytes: header + payload rounded up
+/// to `GPU_ALIGN` (no disk is involved, so no 4096 rounding: a 16 KiB block moves 16,448 bytes,
+/// not 20,480).
+pub fn gpu_transfer_len(payload_len: u32) -> usize {
+    (BLOCK_HEADER_BYTES + payload_len as usize).next_multiple_of(GPU_ALIGN)
+}
+
+/// Bytes of an arena of `frames` frames for blocks of `block_bytes` (HBM and pinned arenas use
+/// the same stride as DRAM and disk, so a frame moves between any two tiers as one span and
+/// GPUDirect Storage can read a disk frame straight into an HBM frame).
+pub fn arena_bytes(frames: u32, block_bytes: u32) -> Result<u64, TierError> {
+    check_geometry(frames, block_bytes).map(|(_, total)| total)
+}
+
 /// Checks a tier's geometry against the limits; returns the stride and the total bytes.
 pub(crate) fn check_geometry(frames: u32, block_bytes: u32) -> Result<(usize, u64), TierError> {
     if frames == 0 || frames >= MAX_FRAMES_PER_TIER {
@@ -60,6 +77,22 @@ mod tests {
             assert_eq!(frame_stride(b) % DISK_ALIGN, 0);
             assert!(frame_stride(b) >= BLOCK_HEADER_BYTES + b as usize);
         }
+    }
+
+    #[test]
+    fn gpu_spans_are_vector_aligned_and_fit_the_frame() {
+        assert_eq!(gpu_transfer_len(16 << 10), 16448);
+        assert_eq!(gpu_transfer_len(64 << 10), 65600);
+        assert_eq!(gpu_transfer_len(0), 64);
+        assert_eq!(gpu_transfer_len(1), 80);
+        for b in [1u32, 15, 16, 17, 4032, 4033, 16 << 10, 64 << 10, 1 << 20] {
+            let len = gpu_transfer_len(b);
+            assert_eq!(len % GPU_ALIGN, 0);
+            assert!(len >= BLOCK_HEADER_BYTES + b as usize);
+            assert!(len <= frame_stride(b), "a span never leaves its frame");
+        }
+        assert_eq!(arena_bytes(1024, 16 << 10).unwrap(), 1024 * 20480);
+        assert!(arena_bytes(0, 16 << 10).is_err());
     }
 
     #[test]

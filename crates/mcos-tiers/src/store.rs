@@ -14,6 +14,10 @@ pub enum TierStore {
     Dram(Arc<DramTier>),
     /// A preallocated file of frames.
     Disk(Arc<DiskTier>),
+    /// GPU memory (feature `cuda`). Only the GPU engine moves its frames; the CPU engines
+    /// answer a move that touches it with `EOPNOTSUPP`.
+    #[cfg(feature = "cuda")]
+    Hbm(Arc<crate::cuda::HbmTier>),
 }
 
 impl TierStore {
@@ -22,6 +26,8 @@ impl TierStore {
         match self {
             TierStore::Dram(t) => t.frames(),
             TierStore::Disk(t) => t.frames(),
+            #[cfg(feature = "cuda")]
+            TierStore::Hbm(t) => t.frames(),
         }
     }
 
@@ -30,6 +36,8 @@ impl TierStore {
         match self {
             TierStore::Dram(t) => t.block_bytes(),
             TierStore::Disk(t) => t.block_bytes(),
+            #[cfg(feature = "cuda")]
+            TierStore::Hbm(t) => t.block_bytes(),
         }
     }
 
@@ -38,6 +46,8 @@ impl TierStore {
         match self {
             TierStore::Dram(t) => t.frame_stride(),
             TierStore::Disk(t) => t.frame_stride(),
+            #[cfg(feature = "cuda")]
+            TierStore::Hbm(t) => t.frame_stride(),
         }
     }
 }

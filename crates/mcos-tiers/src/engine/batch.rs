@@ -55,6 +55,29 @@ enum Plan<'a> {
     Io { pending: Pending<'a>, op: usize },
 }
 
+/// The CPU mover: disk I/O through an [`IoBackend`] and memcpy between DRAM tiers.
+pub struct TierMover {
+    tiers: TierSet,
+    backend: Box<dyn IoBackend>,
+}
+
+impl TierMover {
+    /// A mover over `tiers` doing disk I/O with `backend`.
+    pub fn new(tiers: TierSet, backend: Box<dyn IoBackend>) -> TierMover {
+        TierMover { tiers, backend }
+    }
+}
+
+impl super::Mover for TierMover {
+    fn name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    fn execute(&mut self, descs: &[MoveDescriptor], out: &mut [Outcome]) -> BatchTally {
+        execute_batch(&self.tiers, self.backend.as_mut(), descs, out)
+    }
+}
+
 /// Executes `descs` and stores one outcome per descriptor in `out` (which must be at least as
 /// long; descriptors without an outcome slot are not executed). Any number of descriptors;
 /// they go to the backend in chunks of `ENGINE_BATCH`.
@@ -193,6 +216,12 @@ fn step<'a>(tiers: &'a TierSet, d: &MoveDescriptor) -> Result<Step<'a>, TierErro
             Ok(Step::Io(op, Pending::Read { dst }))
         }
         (TierStore::Disk(_), TierStore::Disk(_)) => Ok(Step::Finished(Outcome::failed(
+            MoveStatus::IoError,
+            libc::EOPNOTSUPP,
+        ))),
+        // HBM frames move only through the GPU engine (`cuda::GpuMover`).
+        #[cfg(feature = "cuda")]
+        (TierStore::Hbm(_), _) | (_, TierStore::Hbm(_)) => Ok(Step::Finished(Outcome::failed(
             MoveStatus::IoError,
             libc::EOPNOTSUPP,
         ))),

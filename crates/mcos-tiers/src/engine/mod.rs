@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod memcpy;
 pub mod psync;
+pub mod route;
 pub mod thread;
 pub mod uring;
 
@@ -71,6 +72,31 @@ pub trait IoBackend: Send {
     /// Until this returns, for every op: `buf` is valid for `len` bytes; for `Read` nothing else
     /// reads or writes those bytes, for `Write` nothing writes them; `fd` is an open descriptor.
     unsafe fn execute(&mut self, ops: &[IoOp], results: &mut [i32]);
+}
+
+/// What an engine thread runs: executes batches of descriptors, one outcome each.
+///
+/// The CPU engines ([`batch::TierMover`]: disk I/O and memcpy) and the GPU engine
+/// (`cuda::GpuMover`, feature `cuda`) implement it; the engine thread around them, its rings,
+/// ordering and completions are the same.
+pub trait Mover: Send {
+    /// Short name for reports (`"io_uring"`, `"psync"`, `"gpu"`).
+    fn name(&self) -> &'static str;
+
+    /// Most descriptors one `execute` call should get (the engine takes up to this many per
+    /// shard per round).
+    fn max_batch(&self) -> usize {
+        mcos_core::limits::ENGINE_BATCH
+    }
+
+    /// Called once on the engine thread before the first batch (a GPU mover binds its context
+    /// here). An error stops the engine before it serves anything.
+    fn start(&mut self) -> Result<(), TierError> {
+        Ok(())
+    }
+
+    /// Executes `descs` and stores one outcome per descriptor in `out` (at least as long).
+    fn execute(&mut self, descs: &[MoveDescriptor], out: &mut [Outcome]) -> batch::BatchTally;
 }
 
 /// Which disk backend an engine runs.
@@ -178,7 +204,10 @@ impl Outcome {
             | TierError::TooLarge { .. }
             | TierError::BufferTooSmall { .. }
             | TierError::Config(_) => Outcome::failed(MoveStatus::IoError, libc::EINVAL),
-            TierError::EnginePanicked { .. } => Outcome::failed(MoveStatus::IoError, libc::EIO),
+            TierError::EnginePanicked { .. } | TierError::Gpu { .. } => {
+                Outcome::failed(MoveStatus::IoError, libc::EIO)
+            }
+            TierError::NoGpu(_) => Outcome::failed(MoveStatus::IoError, libc::ENODEV),
         }
     }
 }
@@ -230,6 +259,17 @@ mod tests {
             source: std::io::Error::from_raw_os_error(libc::EROFS),
         });
         assert_eq!(io.detail, libc::EROFS as u32);
+        let gpu = Outcome::from_error(&TierError::Gpu {
+            call: "cuLaunchKernel",
+            context: String::new(),
+            detail: "CUDA_ERROR_LAUNCH_FAILED".into(),
+        });
+        assert_eq!(
+            (gpu.status, gpu.detail),
+            (MoveStatus::IoError, libc::EIO as u32)
+        );
+        let none = Outcome::from_error(&TierError::NoGpu(String::new()));
+        assert_eq!(none.detail, libc::ENODEV as u32);
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //! Contract with the fast path, per shard: one `Consumer<MoveDescriptor>` and one
 //! `Producer<MoveCompletion>`, both owned by this thread. The fast path pushes a batch of
 //! descriptors, then rings the [`Doorbell`] once for the batch. The engine
-//! - takes from a shard at most `ENGINE_BATCH` descriptors per round, and never more than that
+//! - takes from a shard at most one mover batch of descriptors per round (`ENGINE_BATCH` for the
+//!   CPU movers, `GPU_ENGINE_BATCH` for the GPU mover), and never more than that
 //!   shard's completion ring has free slots, so posting a completion never waits and is never
 //!   dropped (a shard that stops reading completions stops being served, nothing is lost);
 //! - orders the round's descriptors urgent first (`Urgency::Demand` before `Evict` before
 //!   `Prefetch`, arrival order within an urgency) and executes them in chunks of
-//!   `ENGINE_BATCH`, one backend submission per chunk;
+//!   one mover batch, one backend submission (or kernel launch) per chunk;
 //! - posts exactly one `MoveCompletion` per descriptor, with `engine` set to its engine id. A
 //!   move is visible only through its completion.
 //!
@@ -19,11 +20,11 @@
 //! empty round and the park is not lost. The timeout only bounds the latency of a descriptor
 //! pushed without a doorbell, and costs an idle engine about a thousand cheap wake-ups a second.
 
-use super::batch::execute_batch;
-use super::{BackendChoice, IoBackend, Outcome, select_backend};
+use super::batch::TierMover;
+use super::{BackendChoice, Mover, Outcome, select_backend};
 use crate::error::TierError;
 use crate::store::TierSet;
-use mcos_core::limits::{ENGINE_BATCH, MAX_ENGINES, MAX_SHARDS};
+use mcos_core::limits::{MAX_ENGINES, MAX_SHARDS};
 use mcos_core::{Consumer, MoveCompletion, MoveDescriptor, MoveStatus, Producer, Urgency};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -40,7 +41,7 @@ pub const MAX_IDLE_PARK: Duration = Duration::from_millis(100);
 pub const DEFAULT_THREAD_NAME: &str = "mcos-disk-engine";
 
 /// Backend names the handle can report (index stored in `Shared::backend`).
-const BACKEND_NAMES: [&str; 2] = ["io_uring", "psync"];
+const BACKEND_NAMES: [&str; 3] = ["io_uring", "psync", "gpu"];
 
 /// The two rings between one fast-path shard and this engine.
 pub struct ShardRings {
@@ -64,6 +65,13 @@ pub struct EngineConfig {
     pub backend: BackendChoice,
     /// Longest idle park (`0 < idle_park <= MAX_IDLE_PARK`).
     pub idle_park: Duration,
+    /// How long an idle engine keeps polling its rings before it parks (0: park at once).
+    /// Polling trades a core for latency: a parked engine wakes in 10-60 us, a polling one
+    /// sees a descriptor in well under a microsecond. At most `MAX_IDLE_PARK`.
+    pub spin_before_park: Duration,
+    /// The mover to run instead of the CPU disk/memcpy mover built from `tiers` and `backend`
+    /// (the GPU engine).
+    pub mover: Option<Box<dyn Mover>>,
 }
 
 impl EngineConfig {
@@ -76,7 +84,21 @@ impl EngineConfig {
             shards,
             backend: BackendChoice::Auto,
             idle_park: DEFAULT_IDLE_PARK,
+            spin_before_park: Duration::ZERO,
+            mover: None,
         }
+    }
+
+    /// Runs `mover` instead of the CPU mover (the GPU engine).
+    pub fn with_mover(mut self, mover: Box<dyn Mover>) -> EngineConfig {
+        self.mover = Some(mover);
+        self
+    }
+
+    /// Polls the rings for `spin` before parking when idle.
+    pub fn with_spin_before_park(mut self, spin: Duration) -> EngineConfig {
+        self.spin_before_park = spin;
+        self
     }
 
     /// Picks the disk backend (`Psync` forces pread/pwrite).
@@ -110,6 +132,12 @@ impl EngineConfig {
                 self.shards.len()
             )));
         }
+        if self.spin_before_park > MAX_IDLE_PARK {
+            return Err(TierError::Config(format!(
+                "spin before park {:?} is longer than {MAX_IDLE_PARK:?}",
+                self.spin_before_park
+            )));
+        }
         if self.idle_park.is_zero() || self.idle_park > MAX_IDLE_PARK {
             return Err(TierError::Config(format!(
                 "idle park {:?} is outside (0, {MAX_IDLE_PARK:?}]",
@@ -126,7 +154,7 @@ impl EngineConfig {
 pub struct EngineCounters {
     /// Descriptors executed (one completion posted for each).
     pub descriptors: AtomicU64,
-    /// Chunks of up to `ENGINE_BATCH` descriptors executed.
+    /// Chunks of up to one mover batch of descriptors executed.
     pub batches: AtomicU64,
     /// Backend calls that carried disk I/O (one io_uring submission each with io_uring).
     pub submissions: AtomicU64,
@@ -187,7 +215,7 @@ struct Shared {
 }
 
 fn backend_index(name: &str) -> u8 {
-    u8::from(name != BACKEND_NAMES[0])
+    BACKEND_NAMES.iter().position(|&n| n == name).unwrap_or(1) as u8
 }
 
 /// Wakes the engine thread. Cheap to clone and share between shards; ring it once after
@@ -210,28 +238,49 @@ pub struct EngineThread;
 impl EngineThread {
     /// Validates `config`, picks the backend (io_uring, else pread/pwrite, or pread/pwrite when
     /// forced) and starts the thread.
-    pub fn spawn(config: EngineConfig) -> Result<EngineHandle, TierError> {
+    pub fn spawn(mut config: EngineConfig) -> Result<EngineHandle, TierError> {
         config.validate()?;
-        let (backend, fallback_reason) = select_backend(config.backend);
+        let (mover, fallback_reason): (Box<dyn Mover>, Option<String>) = match config.mover.take() {
+            Some(m) => (m, None),
+            None => {
+                let (backend, why) = select_backend(config.backend);
+                (Box::new(TierMover::new(config.tiers.clone(), backend)), why)
+            }
+        };
         let shared = Arc::new(Shared {
             counters: EngineCounters::default(),
             stop: AtomicBool::new(false),
-            backend: AtomicU8::new(backend_index(backend.name())),
+            backend: AtomicU8::new(backend_index(mover.name())),
         });
-        let staged = Vec::with_capacity(config.shards.len() * ENGINE_BATCH);
+        let batch = mover.max_batch().max(1);
         let worker = Worker {
             engine_id: config.engine_id,
-            tiers: config.tiers,
-            backend,
+            mover,
+            batch,
+            staged: Vec::with_capacity(config.shards.len() * batch),
+            descs: vec![MoveDescriptor::EMPTY; batch],
+            outs: vec![Outcome::done(0); batch],
             shards: config.shards,
-            staged,
             shared: shared.clone(),
             idle_park: config.idle_park,
+            spin_before_park: config.spin_before_park,
         };
+        // The mover starts on its own thread (a GPU context is bound per thread); spawn waits
+        // for that, so a mover that cannot start is an error here, not a silent dead engine.
+        let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
         let join = std::thread::Builder::new()
             .name(config.name.clone())
-            .spawn(move || worker.run())
+            .spawn(move || worker.run(started_tx))
             .map_err(|e| TierError::io(format!("cannot start engine thread {}", config.name), e))?;
+        let started = started_rx.recv().unwrap_or_else(|_| {
+            Err(TierError::EnginePanicked {
+                name: config.name.clone(),
+            })
+        });
+        if let Err(e) = started {
+            let _ = join.join();
+            return Err(e);
+        }
         Ok(EngineHandle {
             doorbell: Doorbell {
                 thread: join.thread().clone(),
@@ -317,23 +366,42 @@ struct Staged {
 
 struct Worker {
     engine_id: u8,
-    tiers: TierSet,
-    backend: Box<dyn IoBackend>,
+    mover: Box<dyn Mover>,
+    /// Descriptors per shard per round and per `execute` call (`Mover::max_batch`).
+    batch: usize,
     shards: Vec<ShardRings>,
-    /// One round's descriptors (capacity shards * ENGINE_BATCH, allocated at spawn).
+    /// One round's descriptors (capacity shards * batch, allocated at spawn).
     staged: Vec<Staged>,
+    /// One execute call's descriptors and outcomes (batch each, allocated at spawn).
+    descs: Vec<MoveDescriptor>,
+    outs: Vec<Outcome>,
     shared: Arc<Shared>,
     idle_park: Duration,
+    spin_before_park: Duration,
 }
 
 impl Worker {
-    fn run(mut self) {
+    fn run(mut self, started: std::sync::mpsc::SyncSender<Result<(), TierError>>) {
+        let start = self.mover.start();
+        let ok = start.is_ok();
+        let _ = started.send(start);
+        if !ok {
+            return;
+        }
+        let mut idle_since: Option<std::time::Instant> = None;
         loop {
             let stopping = self.shared.stop.load(Ordering::Acquire);
-            if self.round() == 0 {
-                if stopping {
-                    return;
-                }
+            if self.round() > 0 {
+                idle_since = None;
+                continue;
+            }
+            if stopping {
+                return;
+            }
+            let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < self.spin_before_park {
+                std::hint::spin_loop();
+            } else {
                 std::thread::park_timeout(self.idle_park);
             }
         }
@@ -343,12 +411,11 @@ impl Worker {
     /// Returns the descriptors executed.
     fn round(&mut self) -> usize {
         self.staged.clear();
-        let mut buf = [MoveDescriptor::EMPTY; ENGINE_BATCH];
         for (shard, rings) in self.shards.iter_mut().enumerate() {
             // Never take more than the completion ring can answer without waiting.
-            let room = rings.completions.free_slots().min(ENGINE_BATCH);
-            let n = rings.descriptors.pop_batch(&mut buf[..room]);
-            for desc in &buf[..n] {
+            let room = rings.completions.free_slots().min(self.batch);
+            let n = rings.descriptors.pop_batch(&mut self.descs[..room]);
+            for desc in &self.descs[..n] {
                 let seq = self.staged.len() as u32;
                 self.staged.push(Staged {
                     urgency: desc.urgency,
@@ -364,21 +431,14 @@ impl Worker {
         self.staged.sort_unstable_by_key(|s| (s.urgency, s.seq));
 
         let counters = &self.shared.counters;
-        let mut descs = [MoveDescriptor::EMPTY; ENGINE_BATCH];
-        let mut outs = [Outcome::done(0); ENGINE_BATCH];
-        for chunk in self.staged.chunks(ENGINE_BATCH) {
+        for chunk in self.staged.chunks(self.batch) {
             let n = chunk.len();
-            for (d, s) in descs.iter_mut().zip(chunk) {
+            for (d, s) in self.descs.iter_mut().zip(chunk) {
                 *d = s.desc;
             }
-            let tally = execute_batch(
-                &self.tiers,
-                self.backend.as_mut(),
-                &descs[..n],
-                &mut outs[..n],
-            );
+            let tally = self.mover.execute(&self.descs[..n], &mut self.outs[..n]);
             let (mut bytes, mut errors, mut corrupt) = (0u64, 0u64, 0u64);
-            for (s, o) in chunk.iter().zip(&outs[..n]) {
+            for (s, o) in chunk.iter().zip(&self.outs[..n]) {
                 match o.status {
                     MoveStatus::Done => bytes += u64::from(o.bytes),
                     MoveStatus::Corrupt => {
@@ -405,7 +465,7 @@ impl Worker {
             counters.corrupt.fetch_add(corrupt, Ordering::Relaxed);
             self.shared
                 .backend
-                .store(backend_index(self.backend.name()), Ordering::Relaxed);
+                .store(backend_index(self.mover.name()), Ordering::Relaxed);
         }
         self.staged.len()
     }
