@@ -1,16 +1,26 @@
 //! The directory: block key -> current location (tier, frame), fixed size, preallocated.
 //!
-//! Open addressing with linear probing over parallel arrays of 64-bit tags and 32-bit
-//! locations, sized to at most half full; deletion shifts later entries back (Knuth's
-//! Algorithm R), so there are no tombstones and probe runs stay short. Every operation looks at
-//! no more than `DIRECTORY_PROBE_MAX` slots. The tag is the key's low 64 bits; the full key is
-//! checked against the block header whenever bytes are read, so a tag collision can only cost
-//! a miss, never wrong bytes.
+//! A bucketized cuckoo table with partial keys (Fan et al., "MemC3", NSDI 2013; the bucket
+//! layout of cuckoo filters, CoNEXT 2014): buckets of `DIRECTORY_BUCKET_SLOTS` 8-byte entries,
+//! one 64-byte cache line each. An entry packs a 32-bit fingerprint of the key with the
+//! block's 32-bit location. A key may live in one of two buckets; the second is computed from
+//! the first and the fingerprint alone (an involution, so an entry can be moved to its other
+//! bucket without its key). Inserts go to the emptier bucket; when both are full, one entry of
+//! either bucket moves to its other bucket (one step, bounded), else the insert is refused and
+//! counted. Sized for `DIRECTORY_LOAD_PERCENT` load: 8 bytes x 100/75 = 10.7 bytes per block.
+//!
+//! A fingerprint match is only a candidate: the full 64-bit tag is checked against the frame
+//! the entry points to (every frame records the tag of the block it holds, and the directory
+//! only ever points at a frame holding that block), through [`Resolve`]. So a fingerprint
+//! collision costs one extra frame read, never a wrong answer: the directory answers exactly
+//! as a map keyed by the 64-bit tag would. Bounded work: a lookup reads two buckets and checks
+//! at most `2 x DIRECTORY_BUCKET_SLOTS` fingerprints; an insert reads at most
+//! `2 + 2 x DIRECTORY_BUCKET_SLOTS` buckets.
 
-use mcos_core::limits::DIRECTORY_PROBE_MAX;
+use mcos_core::limits::{DIRECTORY_BUCKET_SLOTS, DIRECTORY_LOAD_PERCENT};
 use mcos_core::{BlockKey, TierId};
 
-/// A block's location, packed: tier in the top 3 bits, frame in the low 28.
+/// A block's location, packed: tier in the top 4 bits, frame in the low 28.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Loc(u32);
 
@@ -33,43 +43,83 @@ impl Loc {
 /// Why an insert was refused.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum DirectoryFull {
-    /// No free slot within the probe bound.
+    /// Both buckets of the key are full and no entry of them can move to its other bucket.
     Conflict,
+}
+
+/// Where the directory checks a fingerprint match: the tag of the block held at a location
+/// (0 when nothing is held there or the location is not this shard's).
+pub trait Resolve {
+    /// Tag of the block at `loc`.
+    fn tag_at(&self, loc: Loc) -> u64;
+}
+
+const SLOTS: usize = DIRECTORY_BUCKET_SLOTS;
+
+/// One bucket: one cache line of entries. An entry is `fingerprint << 32 | loc`, 0 when empty
+/// (fingerprints are never 0).
+#[derive(Copy, Clone)]
+#[repr(C, align(64))]
+struct Bucket([u64; SLOTS]);
+
+const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
+
+/// A slot for a new entry: (bucket, slot), and where its current entry moves first, if any.
+struct Room {
+    slot: (usize, usize),
+    moved_to: Option<(usize, usize)>,
 }
 
 /// The directory of one shard.
 pub struct Directory {
-    tags: Box<[u64]>,
-    locs: Box<[u32]>,
-    mask: usize,
-    /// 64 - log2(slots): the home slot is the top bits of the hashed tag.
-    shift: u32,
+    buckets: Box<[Bucket]>,
+    /// Buckets (any count, not only powers of two: bucket indices come from multiply-shift).
+    count: u64,
     len: usize,
 }
 
-/// The tag a key is stored under (never 0, which marks an empty slot).
+/// The tag a key is stored under (never 0).
 pub fn tag_of(key: BlockKey) -> u64 {
     key.tag().max(1)
 }
 
+/// Murmur3's 64-bit finalizer: tags from tests and traces may be small integers, so the
+/// directory mixes them itself rather than trusting them to be hashes.
+fn mix(tag: u64) -> u64 {
+    let mut h = tag;
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// Buckets for `blocks` resident blocks at the design load.
+fn buckets_for(blocks: usize) -> usize {
+    let per_bucket = SLOTS * DIRECTORY_LOAD_PERCENT / 100;
+    blocks.div_ceil(per_bucket).max(1)
+}
+
 impl Directory {
-    /// A directory for up to `blocks` resident blocks (slots: next power of two >= 4 x blocks,
-    /// so that a probe run longer than `DIRECTORY_PROBE_MAX` is vanishingly rare: at half load
-    /// the Mooncake replay met five in 273k inserts).
+    /// A directory for up to `blocks` resident blocks.
     pub fn with_capacity(blocks: usize) -> Directory {
-        let slots = (blocks.max(1) * 4).next_power_of_two().max(2);
+        let count = buckets_for(blocks);
         Directory {
-            tags: vec![0; slots].into_boxed_slice(),
-            locs: vec![0; slots].into_boxed_slice(),
-            mask: slots - 1,
-            shift: 64 - slots.trailing_zeros(),
+            buckets: vec![Bucket([0; SLOTS]); count].into_boxed_slice(),
+            count: count as u64,
             len: 0,
         }
     }
 
-    /// Bytes of directory state (both arrays).
+    /// Bytes of directory state a shard of `blocks` blocks holds (the layout, without building
+    /// it).
+    pub fn bytes_for(blocks: usize) -> usize {
+        buckets_for(blocks) * std::mem::size_of::<Bucket>()
+    }
+
+    /// Bytes of directory state.
     pub fn bytes(&self) -> usize {
-        self.tags.len() * (8 + 4)
+        self.buckets.len() * std::mem::size_of::<Bucket>()
     }
 
     /// Entries stored.
@@ -82,91 +132,156 @@ impl Directory {
         self.len == 0
     }
 
-    fn home(&self, tag: u64) -> usize {
-        // Fibonacci hashing: the top bits of the product are the well-mixed ones.
-        (tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize & self.mask
+    /// (first bucket, fingerprint) of a tag.
+    fn place(&self, tag: u64) -> (usize, u32) {
+        let h = mix(tag);
+        let fp = (h >> 32) as u32;
+        let fp = if fp == 0 { 1 } else { fp };
+        let b = (u64::from(h as u32) * self.count) >> 32;
+        (b as usize, fp)
     }
 
-    fn find(&self, tag: u64) -> Option<usize> {
-        let mut i = self.home(tag);
-        for _ in 0..DIRECTORY_PROBE_MAX {
-            match self.tags[i] {
-                0 => return None,
-                t if t == tag => return Some(i),
-                _ => i = (i + 1) & self.mask,
+    /// The other bucket of an entry in bucket `b` with fingerprint `fp`: `(H(fp) - b) mod n`,
+    /// its own inverse, so either bucket leads to the other.
+    fn other(&self, b: usize, fp: u32) -> usize {
+        let hf = ((u64::from(fp.wrapping_mul(0x9E37_79B1)) * self.count) >> 32) as usize;
+        if hf >= b {
+            hf - b
+        } else {
+            hf + self.count as usize - b
+        }
+    }
+
+    /// (bucket, slot) of the entry for `tag`, checked against the frame it points to.
+    fn find(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> Option<(usize, usize)> {
+        let (b1, fp) = self.place(tag);
+        let b2 = self.other(b1, fp);
+        for b in [b1, b2] {
+            for (s, &e) in self.buckets[b].0.iter().enumerate() {
+                if (e >> 32) as u32 == fp && r.tag_at(Loc(e as u32)) == tag {
+                    return Some((b, s));
+                }
             }
         }
         None
     }
 
-    /// Whether `set(tag, ..)` would succeed (the tag is present or a free slot is in reach).
-    pub fn has_room(&self, tag: u64) -> bool {
-        let mut i = self.home(tag);
-        for _ in 0..DIRECTORY_PROBE_MAX {
-            if self.tags[i] == 0 || self.tags[i] == tag {
-                return true;
+    fn free_slot(&self, b: usize) -> Option<usize> {
+        self.buckets[b].0.iter().position(|&e| e == 0)
+    }
+
+    fn occupancy(&self, b: usize) -> usize {
+        self.buckets[b].0.iter().filter(|&&e| e != 0).count()
+    }
+
+    /// Where a new entry for (b1, b2) can go: a free slot, or a slot freed by moving one entry
+    /// to its other bucket.
+    fn room(&self, b1: usize, b2: usize) -> Option<Room> {
+        let (first, second) = if self.occupancy(b2) < self.occupancy(b1) {
+            (b2, b1)
+        } else {
+            (b1, b2)
+        };
+        for b in [first, second] {
+            if let Some(s) = self.free_slot(b) {
+                return Some(Room {
+                    slot: (b, s),
+                    moved_to: None,
+                });
             }
-            i = (i + 1) & self.mask;
         }
-        false
+        for b in [b1, b2] {
+            for (s, &e) in self.buckets[b].0.iter().enumerate() {
+                let alt = self.other(b, (e >> 32) as u32);
+                if alt == b1 || alt == b2 {
+                    continue;
+                }
+                if let Some(t) = self.free_slot(alt) {
+                    return Some(Room {
+                        slot: (b, s),
+                        moved_to: Some((alt, t)),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Starts loading the buckets of `tag` into the cache (a hint: no state changes). The
+    /// fast path calls it for queued events ahead of executing them.
+    #[inline]
+    pub fn prefetch(&self, tag: u64) {
+        let (b1, fp) = self.place(tag);
+        let b2 = self.other(b1, fp);
+        prefetch_line(&self.buckets[b1]);
+        prefetch_line(&self.buckets[b2]);
+    }
+
+    /// Whether `set(tag, ..)` would succeed (the tag is present or there is room for it).
+    pub fn has_room(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> bool {
+        if self.find(tag, r).is_some() {
+            return true;
+        }
+        let (b1, fp) = self.place(tag);
+        self.room(b1, self.other(b1, fp)).is_some()
     }
 
     /// Location of the block with tag `tag`.
-    pub fn get(&self, tag: u64) -> Option<Loc> {
-        self.find(tag).map(|i| Loc(self.locs[i]))
+    pub fn get(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> Option<Loc> {
+        self.find(tag, r)
+            .map(|(b, s)| Loc(self.buckets[b].0[s] as u32))
     }
 
-    /// Inserts or updates.
-    pub fn set(&mut self, tag: u64, loc: Loc) -> Result<(), DirectoryFull> {
-        let mut i = self.home(tag);
-        for _ in 0..DIRECTORY_PROBE_MAX {
-            if self.tags[i] == tag {
-                self.locs[i] = loc.0;
-                return Ok(());
-            }
-            if self.tags[i] == 0 {
-                self.tags[i] = tag;
-                self.locs[i] = loc.0;
-                self.len += 1;
-                return Ok(());
-            }
-            i = (i + 1) & self.mask;
+    /// Inserts or updates. A new entry is looked up through the frame it points to, so the
+    /// caller records `tag` in that frame before the next lookup.
+    pub fn set(
+        &mut self,
+        tag: u64,
+        loc: Loc,
+        r: &(impl Resolve + ?Sized),
+    ) -> Result<(), DirectoryFull> {
+        let (b1, fp) = self.place(tag);
+        let entry = u64::from(fp) << 32 | u64::from(loc.0);
+        if let Some((b, s)) = self.find(tag, r) {
+            self.buckets[b].0[s] = entry;
+            return Ok(());
         }
-        Err(DirectoryFull::Conflict)
+        let room = self
+            .room(b1, self.other(b1, fp))
+            .ok_or(DirectoryFull::Conflict)?;
+        let (b, s) = room.slot;
+        if let Some((alt, t)) = room.moved_to {
+            self.buckets[alt].0[t] = self.buckets[b].0[s];
+        }
+        self.buckets[b].0[s] = entry;
+        self.len += 1;
+        Ok(())
     }
 
     /// Removes the entry; returns whether it was there.
-    pub fn remove(&mut self, tag: u64) -> bool {
-        let Some(mut hole) = self.find(tag) else {
+    pub fn remove(&mut self, tag: u64, r: &(impl Resolve + ?Sized)) -> bool {
+        let Some((b, s)) = self.find(tag, r) else {
             return false;
         };
-        self.tags[hole] = 0;
+        self.buckets[b].0[s] = 0;
         self.len -= 1;
-        // Shift back later entries of the run whose home lies at or before the hole. An entry
-        // more than DIRECTORY_PROBE_MAX past the hole has its home after the hole, so the scan
-        // from each new hole is bounded; the total is bounded by the run's length, short at
-        // half load.
-        let mut dist = 1;
-        while dist < DIRECTORY_PROBE_MAX {
-            let i = (hole + dist) & self.mask;
-            let t = self.tags[i];
-            if t == 0 {
-                break;
-            }
-            let home = self.home(t);
-            // Distance from home to i and from hole to i, cyclically.
-            if (i.wrapping_sub(home) & self.mask) >= dist {
-                self.tags[hole] = t;
-                self.locs[hole] = self.locs[i];
-                self.tags[i] = 0;
-                hole = i;
-                dist = 1;
-            } else {
-                dist += 1;
-            }
-        }
         true
     }
+}
+
+#[inline]
+fn prefetch_line<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint with no architectural effect; the address is a valid
+    // reference.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(
+            (p as *const T).cast::<i8>(),
+            std::arch::x86_64::_MM_HINT_T0,
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cfg(test)]
@@ -175,44 +290,128 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::HashMap;
 
+    /// Frames as a test sees them: frame i holds `tags[i]`.
+    struct Frames(Vec<u64>);
+
+    impl Resolve for Frames {
+        fn tag_at(&self, loc: Loc) -> u64 {
+            self.0.get(loc.frame() as usize).copied().unwrap_or(0)
+        }
+    }
+
     proptest! {
         #[test]
-        fn matches_a_hashmap_model(ops in proptest::collection::vec((0u8..3, 1u64..64, 0u32..1000), 1..400)) {
+        fn matches_a_hashmap_model(ops in proptest::collection::vec((0u8..3, 1u64..96), 1..400)) {
+            // Tag t lives in frame t (the frame table records it), at most 64 at a time.
             let mut d = Directory::with_capacity(64);
-            let mut model: HashMap<u64, u32> = HashMap::new();
-            for (op, tag, frame) in ops {
+            let mut frames = Frames(vec![0; 96]);
+            let mut model: HashMap<u64, ()> = HashMap::new();
+            for (op, tag) in ops {
+                let loc = Loc::new(TierId(1), tag as u32);
                 match op {
                     0 if model.len() < 64 || model.contains_key(&tag) => {
-                        d.set(tag, Loc::new(TierId(1), frame)).unwrap();
-                        model.insert(tag, frame);
+                        let room = d.has_room(tag, &frames);
+                        match d.set(tag, loc, &frames) {
+                            Ok(()) => {
+                                prop_assert!(room);
+                                frames.0[tag as usize] = tag;
+                                model.insert(tag, ());
+                            }
+                            Err(DirectoryFull::Conflict) => prop_assert!(!room),
+                        }
                     }
-                    1 => prop_assert_eq!(d.remove(tag), model.remove(&tag).is_some()),
+                    1 => {
+                        let removed = d.remove(tag, &frames);
+                        prop_assert_eq!(removed, model.remove(&tag).is_some());
+                        frames.0[tag as usize] = 0;
+                    }
                     _ => {}
                 }
                 prop_assert_eq!(d.len(), model.len());
-                for (&t, &f) in &model {
-                    prop_assert_eq!(d.get(t), Some(Loc::new(TierId(1), f)));
+                for &t in model.keys() {
+                    prop_assert_eq!(d.get(t, &frames), Some(Loc::new(TierId(1), t as u32)));
                 }
-                prop_assert_eq!(d.get(tag).map(|l| l.frame()), model.get(&tag).copied());
+                prop_assert_eq!(d.get(tag, &frames).is_some(), model.contains_key(&tag));
             }
         }
     }
 
     #[test]
-    fn colliding_tags_survive_removal_of_their_neighbours() {
-        let mut d = Directory::with_capacity(8);
-        // Tags that share a home slot (search for them).
-        let home = d.home(1);
-        let same: Vec<u64> = (1..100_000u64)
-            .filter(|&t| d.home(t) == home)
-            .take(4)
-            .collect();
-        for (i, &t) in same.iter().enumerate() {
-            d.set(t, Loc::new(TierId(0), i as u32)).unwrap();
+    fn a_fingerprint_collision_is_never_a_hit() {
+        // Two tags with the same fingerprint and the same buckets: a one-bucket directory
+        // makes every tag share its buckets; search for a fingerprint collision.
+        let d = Directory::with_capacity(1);
+        let mut seen: HashMap<u32, u64> = HashMap::new();
+        let (a, b) = (1u64..)
+            .find_map(|t| {
+                let fp = d.place(t).1;
+                seen.insert(fp, t).map(|other| (other, t))
+            })
+            .unwrap();
+        assert_eq!(d.place(a), d.place(b));
+        let mut d = d;
+        let mut frames = Frames(vec![0; 4]);
+        d.set(a, Loc::new(TierId(0), 1), &frames).unwrap();
+        frames.0[1] = a;
+        assert_eq!(
+            d.get(b, &frames),
+            None,
+            "same fingerprint, other tag: a miss"
+        );
+        assert!(!d.remove(b, &frames));
+        d.set(b, Loc::new(TierId(0), 2), &frames).unwrap();
+        frames.0[2] = b;
+        assert_eq!(d.get(a, &frames), Some(Loc::new(TierId(0), 1)));
+        assert_eq!(d.get(b, &frames), Some(Loc::new(TierId(0), 2)));
+        assert!(d.remove(a, &frames));
+        frames.0[1] = 0;
+        assert_eq!(d.get(b, &frames), Some(Loc::new(TierId(0), 2)));
+    }
+
+    #[test]
+    fn the_other_bucket_is_an_involution() {
+        for blocks in [1, 6, 7, 100, 12_345, 1 << 20] {
+            let d = Directory::with_capacity(blocks);
+            for t in 1..2_000u64 {
+                let (b, fp) = d.place(t.wrapping_mul(0x2545_F491_4F6C_DD1D));
+                let o = d.other(b, fp);
+                assert!(o < d.count as usize);
+                assert_eq!(d.other(o, fp), b, "blocks {blocks}");
+            }
         }
-        assert!(d.remove(same[0]));
-        for (i, &t) in same.iter().enumerate().skip(1) {
-            assert_eq!(d.get(t).map(|l| l.frame()), Some(i as u32));
+    }
+
+    /// At capacity under steady insert/remove churn (a full cache evicting one block per
+    /// insert), no insert is ever refused.
+    #[test]
+    fn full_at_capacity_under_churn_without_conflicts() {
+        let blocks = 60_000;
+        let mut d = Directory::with_capacity(blocks);
+        let mut frames = Frames(vec![0; blocks]);
+        // Frame i holds tag ring[i]; each step evicts a random frame and refills it.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next_tag = 1u64;
+        for i in 0..blocks {
+            d.set(next_tag, Loc::new(TierId(0), i as u32), &frames)
+                .unwrap();
+            frames.0[i] = next_tag;
+            next_tag += 1;
         }
+        assert_eq!(d.len(), blocks);
+        for _ in 0..600_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let i = (x % blocks as u64) as usize;
+            assert!(d.remove(frames.0[i], &frames));
+            frames.0[i] = 0;
+            d.set(next_tag, Loc::new(TierId(0), i as u32), &frames)
+                .expect("no conflict at design load");
+            frames.0[i] = next_tag;
+            next_tag += 1;
+        }
+        assert_eq!(d.len(), blocks);
+        let per_block = d.bytes() as f64 / blocks as f64;
+        assert!(per_block <= 11.0, "{per_block} bytes per block");
     }
 }

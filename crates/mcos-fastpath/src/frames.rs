@@ -231,6 +231,16 @@ impl TierFrames {
     }
 }
 
+/// The directory checks a fingerprint match against the tag recorded in the frame it points to.
+impl crate::directory::Resolve for [TierFrames] {
+    #[inline]
+    fn tag_at(&self, loc: crate::directory::Loc) -> u64 {
+        self.get(loc.tier().index())
+            .and_then(|t| t.local(loc.frame()).map(|i| t.get(i).tag))
+            .unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -215,7 +215,7 @@ impl Shard {
 
     /// Current location of a visible resident block, without counting an access.
     pub fn peek(&self, key: BlockKey) -> Option<(TierId, u32)> {
-        let loc = self.directory.get(key.tag())?;
+        let loc = self.directory.get(key.tag(), &self.tiers[..])?;
         let f = self.tiers[loc.tier().index()].local(loc.frame())?;
         let frame = self.tiers[loc.tier().index()].get(f);
         if frame.flags & FLAG_FILLING != 0 {
@@ -300,7 +300,7 @@ impl Shard {
         if let Some((seq, pos)) = hint {
             self.sequences.record(seq, pos, tag);
         }
-        let Some(loc) = self.directory.get(tag) else {
+        let Some(loc) = self.directory.get(tag, &self.tiers[..]) else {
             return self.miss(tag);
         };
         let t = loc.tier().index();
@@ -391,7 +391,7 @@ impl Shard {
             let Some(tag) = self.sequences.lookup(seq, pos.wrapping_add(d)) else {
                 continue;
             };
-            let Some(loc) = self.directory.get(tag) else {
+            let Some(loc) = self.directory.get(tag, &self.tiers[..]) else {
                 continue;
             };
             let t = loc.tier().index();
@@ -572,7 +572,7 @@ impl Shard {
     /// Evicts the block in local frame `i` of tier `t` for good.
     fn drop_block(&mut self, t: usize, i: u32) {
         let f = *self.tiers[t].get(i);
-        self.directory.remove(f.tag);
+        self.directory.remove(f.tag, &self.tiers[..]);
         self.uncount(t, f.class);
         self.tiers[t].release(i);
         self.counters.evictions += 1;
@@ -634,7 +634,7 @@ impl Shard {
         self.begin_event();
         self.counters.inserts += 1;
         let tag = key.tag();
-        if self.directory.get(tag).is_some() {
+        if self.directory.get(tag, &self.tiers[..]).is_some() {
             return Insert::Present;
         }
         let cp = self.class_policy(class);
@@ -642,7 +642,7 @@ impl Shard {
             return self.reject(tag, class, RejectReason::Admission);
         }
         // Check the directory before evicting anything for a block it could not record.
-        if !self.directory.has_room(tag) {
+        if !self.directory.has_room(tag, &self.tiers[..]) {
             return self.reject(tag, class, RejectReason::Directory);
         }
         let pt = cp.preferred_tier.index();
@@ -655,7 +655,11 @@ impl Shard {
                 Acquire::Frame(i) => {
                     if self
                         .directory
-                        .set(tag, Loc::new(TierId(t as u8), self.tiers[t].global(i)))
+                        .set(
+                            tag,
+                            Loc::new(TierId(t as u8), self.tiers[t].global(i)),
+                            &self.tiers[..],
+                        )
                         .is_err()
                     {
                         self.tiers[t].release(i);
@@ -712,7 +716,7 @@ impl Shard {
             return;
         }
         if !ok {
-            self.directory.remove(f.tag);
+            self.directory.remove(f.tag, &self.tiers[..]);
             self.tiers[t].release(i);
             return;
         }
@@ -773,7 +777,7 @@ impl Shard {
                 };
                 let loc = Loc::new(TierId(dt as u8), self.tiers[dt].global(m.dst));
                 // The entry exists (the block was resident at the source): an update never fails.
-                let _ = self.directory.set(m.tag, loc);
+                let _ = self.directory.set(m.tag, loc, &self.tiers[..]);
                 self.tiers[dt].push(ListId::Probation, m.dst, true);
                 self.uncount(st, src.class);
                 self.class_count[dt][usize::from(src.class)] += 1;
@@ -816,7 +820,7 @@ impl Shard {
     /// on). Returns whether it was dropped (a block in a move is left to the move's own check).
     pub fn invalidate(&mut self, key: BlockKey) -> bool {
         self.begin_event();
-        let Some(loc) = self.directory.get(key.tag()) else {
+        let Some(loc) = self.directory.get(key.tag(), &self.tiers[..]) else {
             return false;
         };
         let t = loc.tier().index();
@@ -847,7 +851,10 @@ impl Shard {
             }
             _ => {}
         }
-        let loc = self.directory.get(tag).ok_or(IntentError::NotResident)?;
+        let loc = self
+            .directory
+            .get(tag, &self.tiers[..])
+            .ok_or(IntentError::NotResident)?;
         let t = loc.tier().index();
         let i = self.tiers[t]
             .local(loc.frame())
