@@ -94,16 +94,24 @@ fn mix(tag: u64) -> u64 {
     h ^ (h >> 33)
 }
 
+/// Fewest buckets a directory has (4 KiB). With a handful of buckets a key's two buckets are
+/// often the same one, and a few keys could fill it; 64 make that vanishingly rare (nine of
+/// thirteen keys in one bucket pair: about 1e-12).
+const MIN_BUCKETS: usize = 64;
+
 /// Buckets for `blocks` resident blocks at the design load.
 fn buckets_for(blocks: usize) -> usize {
     let per_bucket = SLOTS * DIRECTORY_LOAD_PERCENT / 100;
-    blocks.div_ceil(per_bucket).max(1)
+    blocks.div_ceil(per_bucket).max(MIN_BUCKETS)
 }
 
 impl Directory {
     /// A directory for up to `blocks` resident blocks.
     pub fn with_capacity(blocks: usize) -> Directory {
-        let count = buckets_for(blocks);
+        Directory::with_buckets(buckets_for(blocks))
+    }
+
+    fn with_buckets(count: usize) -> Directory {
         Directory {
             buckets: vec![Bucket([0; SLOTS]); count].into_boxed_slice(),
             count: count as u64,
@@ -340,7 +348,7 @@ mod tests {
     fn a_fingerprint_collision_is_never_a_hit() {
         // Two tags with the same fingerprint and the same buckets: a one-bucket directory
         // makes every tag share its buckets; search for a fingerprint collision.
-        let d = Directory::with_capacity(1);
+        let d = Directory::with_buckets(1);
         let mut seen: HashMap<u32, u64> = HashMap::new();
         let (a, b) = (1u64..)
             .find_map(|t| {
