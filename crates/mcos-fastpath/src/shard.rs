@@ -512,6 +512,11 @@ impl Shard {
         if let Some(i) = self.tiers[t].pop_free() {
             return Acquire::Frame(i);
         }
+        self.evict_one(t, depth)
+    }
+
+    /// The victim half of `acquire`: frees a frame of tier `t` by demoting or dropping a victim.
+    fn evict_one(&mut self, t: usize, depth: usize) -> Acquire {
         let Some(v) = self.find_victim(t) else {
             self.counters.victim_scan_exhausted += 1;
             // Frames off every list are filling or in a move: one will be free or evictable
@@ -740,7 +745,8 @@ impl Shard {
             if self.tiers[t].len(ListId::Free) + self.demoting[t] >= want {
                 return;
             }
-            match self.acquire(t, 0) {
+            // Evict even while some frames are free (`acquire` would hand out a free one).
+            match self.evict_one(t, 0) {
                 // A victim was dropped outright: its frame is free again.
                 Acquire::Frame(i) => self.tiers[t].release(i),
                 // A demotion started (or must wait its turn): the budget bounds the loop.

@@ -330,3 +330,22 @@ fn insert_of_a_present_block_is_a_no_op_and_uncommitted_fills_are_invisible() {
     );
     assert!(matches!(rig.shard.insert(key(1), 0), Insert::Fill { .. }));
 }
+
+#[test]
+fn a_tier_keeps_its_free_frame_watermark() {
+    // Tier 0 keeps 4 frames free: each insert that dips below demotes its LRU block early, so
+    // once the demotions land the watermark holds again (free frames are what prefetch uses).
+    let mut rig = Rig::with_watermark(&[16, 64], PolicyTable::builtin(2), &[4, 0]);
+    for id in 0..200 {
+        rig.touch(id);
+        rig.pump();
+        if id >= 16 {
+            let (used, cap) = rig.shard.tier_usage(TierId(0));
+            assert_eq!(cap - used, 4, "free frames of tier 0 after insert {id}");
+        }
+    }
+    let c = rig.shard.counters();
+    assert_eq!(c.misses, 200);
+    assert!(c.demotions >= 200 - 16, "{c:?}");
+}
+
