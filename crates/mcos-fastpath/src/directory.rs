@@ -113,7 +113,7 @@ impl Directory {
 
     fn with_buckets(count: usize) -> Directory {
         Directory {
-            buckets: vec![Bucket([0; SLOTS]); count].into_boxed_slice(),
+            buckets: crate::table::table(count, Bucket([0; SLOTS])),
             count: count as u64,
             len: 0,
         }

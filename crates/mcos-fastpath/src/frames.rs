@@ -96,7 +96,7 @@ impl TierFrames {
     pub fn new(base: u32, count: u32) -> TierFrames {
         let mut t = TierFrames {
             base,
-            frames: vec![Frame::EMPTY; count as usize].into_boxed_slice(),
+            frames: crate::table::table(count as usize, Frame::EMPTY),
             lists: [EMPTY_LIST; 3],
         };
         for i in 0..count {
