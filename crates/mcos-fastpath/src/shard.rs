@@ -125,6 +125,9 @@ pub struct Shard {
     /// Resident blocks per (tier, class), for quotas.
     class_count: Box<[[u32; CLASSES]]>,
     protected_target: [u32; MAX_TIERS],
+    /// Highest eviction priority the table in force can give a frame (16 with any class TTL):
+    /// a victim scan can stop at the first candidate that has it.
+    victim_priority_cap: u8,
     /// Demotions in flight out of each tier: frames that will be free when they land.
     demoting: [u32; MAX_TIERS],
     counters: Counters,
@@ -155,6 +158,7 @@ impl Shard {
             moves: MoveTable::new(),
             class_count: vec![[0; CLASSES]; tiers.len()].into_boxed_slice(),
             protected_target: [0; MAX_TIERS],
+            victim_priority_cap: 0,
             demoting: [0; MAX_TIERS],
             counters: Counters::default(),
             tick: 0,
@@ -213,6 +217,15 @@ impl Shard {
         self.moves.is_pending(move_id)
     }
 
+    /// Starts loading the directory entries of `key` into the cache: a hint for an event that
+    /// is queued but not executed yet (no state changes). A caller that holds a batch of events
+    /// issues their first reads ahead, as a hardware pipeline keeps several off-chip reads in
+    /// flight.
+    #[inline]
+    pub fn prefetch(&self, key: BlockKey) {
+        self.directory.prefetch(key.tag());
+    }
+
     /// Current location of a visible resident block, without counting an access.
     pub fn peek(&self, key: BlockKey) -> Option<(TierId, u32)> {
         let loc = self.directory.get(key.tag(), &self.tiers[..])?;
@@ -250,12 +263,27 @@ impl Shard {
     }
 
     fn apply_table_globals(&mut self) {
-        let (window, shares) = if self.fallback {
-            (self.builtin.sketch_window, self.builtin.protected_share)
-        } else {
-            self.policy
-                .with_table(|t| (t.sketch_window, t.protected_share))
+        let globals = |t: &PolicyTable| {
+            let cap = t
+                .classes
+                .iter()
+                .map(|c| {
+                    if c.ttl_ticks > 0 {
+                        16
+                    } else {
+                        c.evict_priority
+                    }
+                })
+                .max()
+                .unwrap_or(0);
+            (t.sketch_window, t.protected_share, cap)
         };
+        let (window, shares, cap) = if self.fallback {
+            globals(&self.builtin)
+        } else {
+            self.policy.with_table(globals)
+        };
+        self.victim_priority_cap = cap;
         self.sketch.set_window(window);
         for (i, t) in self.tiers.iter().enumerate() {
             self.protected_target[i] =
@@ -609,8 +637,10 @@ impl Shard {
     }
 
     /// Bounded victim scan from the LRU end: probation first, then protected. Among the first
-    /// `VICTIM_SCAN_MAX` candidates the highest eviction priority wins, ties to the LRU-most.
-    /// Pinned frames met on the way go to the MRU end so later scans do not trip on them.
+    /// `VICTIM_SCAN_MAX` candidates the highest eviction priority wins, ties to the LRU-most, so
+    /// the scan stops at the first candidate with the highest priority the table can give (for
+    /// plain LRU, the first evictable one). Pinned frames met on the way go to the MRU end so
+    /// later scans do not trip on them.
     fn find_victim(&mut self, t: usize) -> Option<u32> {
         for list in [ListId::Probation, ListId::Protected] {
             let mut best: Option<(u8, u32)> = None;
@@ -621,6 +651,7 @@ impl Shard {
                 }
                 let prev = self.tiers[t].get(i).prev;
                 match self.evictable(t, i) {
+                    Some(p) if p >= self.victim_priority_cap => return Some(i),
                     Some(p) if best.is_none_or(|(bp, _)| p > bp) => best = Some((p, i)),
                     Some(_) => {}
                     None => self.tiers[t].touch(list, i),
