@@ -160,43 +160,81 @@ impl Directory {
         }
     }
 
-    /// (bucket, slot) of the entry for `tag`, checked against the frame it points to.
-    fn find(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> Option<(usize, usize)> {
-        let (b1, fp) = self.place(tag);
-        let b2 = self.other(b1, fp);
-        for b in [b1, b2] {
-            for (s, &e) in self.buckets[b].0.iter().enumerate() {
-                if (e >> 32) as u32 == fp && r.tag_at(Loc(e as u32)) == tag {
-                    return Some((b, s));
-                }
+    /// Slots of bucket `b` whose fingerprint is `fp`, as a bit mask (branch-free, so the eight
+    /// compares run side by side).
+    #[inline]
+    fn matches(&self, b: usize, fp: u32) -> u32 {
+        let mut m = 0;
+        for (s, &e) in self.buckets[b].0.iter().enumerate() {
+            m |= u32::from((e >> 32) as u32 == fp) << s;
+        }
+        m
+    }
+
+    /// Empty slots of bucket `b`, as a bit mask.
+    #[inline]
+    fn empties(&self, b: usize) -> u32 {
+        let mut m = 0;
+        for (s, &e) in self.buckets[b].0.iter().enumerate() {
+            m |= u32::from(e == 0) << s;
+        }
+        m
+    }
+
+    /// The slot among `candidates` of bucket `b` whose frame holds `tag`.
+    #[inline]
+    fn verify(
+        &self,
+        b: usize,
+        mut candidates: u32,
+        tag: u64,
+        r: &(impl Resolve + ?Sized),
+    ) -> Option<usize> {
+        while candidates != 0 {
+            let s = candidates.trailing_zeros() as usize;
+            if r.tag_at(Loc(self.buckets[b].0[s] as u32)) == tag {
+                return Some(s);
             }
+            candidates &= candidates - 1;
         }
         None
     }
 
-    fn free_slot(&self, b: usize) -> Option<usize> {
-        self.buckets[b].0.iter().position(|&e| e == 0)
+    /// (bucket, slot) of the entry for `tag`, checked against the frame it points to.
+    #[inline]
+    fn find(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> Option<(usize, usize)> {
+        let (b1, fp) = self.place(tag);
+        if let Some(s) = self.verify(b1, self.matches(b1, fp), tag, r) {
+            return Some((b1, s));
+        }
+        let b2 = self.other(b1, fp);
+        if b2 == b1 {
+            return None;
+        }
+        self.verify(b2, self.matches(b2, fp), tag, r)
+            .map(|s| (b2, s))
     }
 
-    fn occupancy(&self, b: usize) -> usize {
-        self.buckets[b].0.iter().filter(|&&e| e != 0).count()
+    fn free_slot(&self, b: usize) -> Option<usize> {
+        let e = self.empties(b);
+        (e != 0).then(|| e.trailing_zeros() as usize)
     }
 
     /// Where a new entry for (b1, b2) can go: a free slot, or a slot freed by moving one entry
     /// to its other bucket.
     fn room(&self, b1: usize, b2: usize) -> Option<Room> {
-        let (first, second) = if self.occupancy(b2) < self.occupancy(b1) {
-            (b2, b1)
+        // The emptier bucket (fewer entries: more empty slots), the first one on a tie.
+        let (e1, e2) = (self.empties(b1), self.empties(b2));
+        let (b, e) = if e2.count_ones() > e1.count_ones() {
+            (b2, e2)
         } else {
-            (b1, b2)
+            (b1, e1)
         };
-        for b in [first, second] {
-            if let Some(s) = self.free_slot(b) {
-                return Some(Room {
-                    slot: (b, s),
-                    moved_to: None,
-                });
-            }
+        if e != 0 {
+            return Some(Room {
+                slot: (b, e.trailing_zeros() as usize),
+                moved_to: None,
+            });
         }
         for b in [b1, b2] {
             for (s, &e) in self.buckets[b].0.iter().enumerate() {
@@ -227,9 +265,11 @@ impl Directory {
 
     /// Whether `set(tag, ..)` would succeed (the tag is present or there is room for it).
     pub fn has_room(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> bool {
-        if self.find(tag, r).is_some() {
-            return true;
-        }
+        self.find(tag, r).is_some() || self.has_room_for_new(tag)
+    }
+
+    /// Whether `insert_new(tag, ..)` would succeed, for a tag the caller knows is absent.
+    pub fn has_room_for_new(&self, tag: u64) -> bool {
         let (b1, fp) = self.place(tag);
         self.room(b1, self.other(b1, fp)).is_some()
     }
@@ -248,12 +288,18 @@ impl Directory {
         loc: Loc,
         r: &(impl Resolve + ?Sized),
     ) -> Result<(), DirectoryFull> {
-        let (b1, fp) = self.place(tag);
-        let entry = u64::from(fp) << 32 | u64::from(loc.0);
         if let Some((b, s)) = self.find(tag, r) {
-            self.buckets[b].0[s] = entry;
+            self.buckets[b].0[s] = u64::from(self.place(tag).1) << 32 | u64::from(loc.0);
             return Ok(());
         }
+        self.insert_new(tag, loc)
+    }
+
+    /// Inserts an entry for a tag the caller knows is absent (it just looked), without looking
+    /// again.
+    pub fn insert_new(&mut self, tag: u64, loc: Loc) -> Result<(), DirectoryFull> {
+        let (b1, fp) = self.place(tag);
+        let entry = u64::from(fp) << 32 | u64::from(loc.0);
         let room = self
             .room(b1, self.other(b1, fp))
             .ok_or(DirectoryFull::Conflict)?;

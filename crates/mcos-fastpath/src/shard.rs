@@ -678,7 +678,8 @@ impl Shard {
             return self.reject(tag, class, RejectReason::Admission);
         }
         // Check the directory before evicting anything for a block it could not record.
-        if !self.directory.has_room(tag, &self.tiers[..]) {
+        // Absent (checked above), so only room for a new entry matters.
+        if !self.directory.has_room_for_new(tag) {
             return self.reject(tag, class, RejectReason::Directory);
         }
         let pt = cp.preferred_tier.index();
@@ -691,11 +692,7 @@ impl Shard {
                 Acquire::Frame(i) => {
                     if self
                         .directory
-                        .set(
-                            tag,
-                            Loc::new(TierId(t as u8), self.tiers[t].global(i)),
-                            &self.tiers[..],
-                        )
+                        .insert_new(tag, Loc::new(TierId(t as u8), self.tiers[t].global(i)))
                         .is_err()
                     {
                         self.tiers[t].release(i);

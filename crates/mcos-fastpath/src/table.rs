@@ -31,7 +31,8 @@ fn advise_huge(ptr: *const u8, bytes: usize) {
         // SAFETY: [start, end) lies inside an allocation this function's caller owns and has
         // not touched yet; MADV_HUGEPAGE changes how pages are backed, never their contents.
         // A failure (no THP support) leaves ordinary pages, so the result is ignored.
-        let _ = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        let _ =
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
     }
 }
 
