@@ -2,8 +2,9 @@
 //!
 //! A bucketized cuckoo table with partial keys (Fan et al., "MemC3", NSDI 2013; the bucket
 //! layout of cuckoo filters, CoNEXT 2014): buckets of `DIRECTORY_BUCKET_SLOTS` 8-byte entries,
-//! one 64-byte cache line each. An entry packs a 32-bit fingerprint of the key with the
-//! block's 32-bit location. A key may live in one of two buckets; the second is computed from
+//! one 64-byte cache line each. An entry is a 32-bit fingerprint of the key and the block's
+//! 32-bit location; a bucket keeps its eight fingerprints side by side, then the eight
+//! locations, so one lookup compares all fingerprints of a bucket in two vector compares. A key may live in one of two buckets; the second is computed from
 //! the first and the fingerprint alone (an involution, so an entry can be moved to its other
 //! bucket without its key). Inserts go to the emptier bucket; when both are full, one entry of
 //! either bucket moves to its other bucket (one step, bounded), else the insert is refused and
@@ -17,6 +18,7 @@
 //! at most `2 x DIRECTORY_BUCKET_SLOTS` fingerprints; an insert reads at most
 //! `2 + 2 x DIRECTORY_BUCKET_SLOTS` buckets.
 
+use crate::table::prefetch_line;
 use mcos_core::limits::{DIRECTORY_BUCKET_SLOTS, DIRECTORY_LOAD_PERCENT};
 use mcos_core::{BlockKey, TierId};
 
@@ -56,11 +58,19 @@ pub trait Resolve {
 
 const SLOTS: usize = DIRECTORY_BUCKET_SLOTS;
 
-/// One bucket: one cache line of entries. An entry is `fingerprint << 32 | loc`, 0 when empty
-/// (fingerprints are never 0).
+/// One bucket: one cache line of entries, fingerprints first. A fingerprint of 0 marks an empty
+/// slot (fingerprints of keys are never 0).
 #[derive(Copy, Clone)]
 #[repr(C, align(64))]
-struct Bucket([u64; SLOTS]);
+struct Bucket {
+    fps: [u32; SLOTS],
+    locs: [u32; SLOTS],
+}
+
+const EMPTY_BUCKET: Bucket = Bucket {
+    fps: [0; SLOTS],
+    locs: [0; SLOTS],
+};
 
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
 
@@ -83,15 +93,13 @@ pub fn tag_of(key: BlockKey) -> u64 {
     key.tag().max(1)
 }
 
-/// Murmur3's 64-bit finalizer: tags from tests and traces may be small integers, so the
-/// directory mixes them itself rather than trusting them to be hashes.
+/// A folded multiply (one 64x64->128 multiply, halves xored, as in foldhash and wyhash):
+/// tags of real keys are already hashes, but tags in tests may be small integers, so the
+/// directory mixes them itself, cheaply.
+#[inline]
 fn mix(tag: u64) -> u64 {
-    let mut h = tag;
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+    let p = u128::from(tag ^ 0x243F_6A88_85A3_08D3) * 0x9E37_79B9_7F4A_7C15;
+    (p >> 64) as u64 ^ p as u64
 }
 
 /// Fewest buckets a directory has (4 KiB). With a handful of buckets a key's two buckets are
@@ -113,7 +121,7 @@ impl Directory {
 
     fn with_buckets(count: usize) -> Directory {
         Directory {
-            buckets: crate::table::table(count, Bucket([0; SLOTS])),
+            buckets: crate::table::table(count, EMPTY_BUCKET),
             count: count as u64,
             len: 0,
         }
@@ -141,6 +149,7 @@ impl Directory {
     }
 
     /// (first bucket, fingerprint) of a tag.
+    #[inline]
     fn place(&self, tag: u64) -> (usize, u32) {
         let h = mix(tag);
         let fp = (h >> 32) as u32;
@@ -151,6 +160,7 @@ impl Directory {
 
     /// The other bucket of an entry in bucket `b` with fingerprint `fp`: `(H(fp) - b) mod n`,
     /// its own inverse, so either bucket leads to the other.
+    #[inline]
     fn other(&self, b: usize, fp: u32) -> usize {
         let hf = ((u64::from(fp.wrapping_mul(0x9E37_79B1)) * self.count) >> 32) as usize;
         if hf >= b {
@@ -165,8 +175,8 @@ impl Directory {
     #[inline]
     fn matches(&self, b: usize, fp: u32) -> u32 {
         let mut m = 0;
-        for (s, &e) in self.buckets[b].0.iter().enumerate() {
-            m |= u32::from((e >> 32) as u32 == fp) << s;
+        for (s, &f) in self.buckets[b].fps.iter().enumerate() {
+            m |= u32::from(f == fp) << s;
         }
         m
     }
@@ -174,11 +184,7 @@ impl Directory {
     /// Empty slots of bucket `b`, as a bit mask.
     #[inline]
     fn empties(&self, b: usize) -> u32 {
-        let mut m = 0;
-        for (s, &e) in self.buckets[b].0.iter().enumerate() {
-            m |= u32::from(e == 0) << s;
-        }
-        m
+        self.matches(b, 0)
     }
 
     /// The slot among `candidates` of bucket `b` whose frame holds `tag`.
@@ -192,7 +198,7 @@ impl Directory {
     ) -> Option<usize> {
         while candidates != 0 {
             let s = candidates.trailing_zeros() as usize;
-            if r.tag_at(Loc(self.buckets[b].0[s] as u32)) == tag {
+            if r.tag_at(Loc(self.buckets[b].locs[s])) == tag {
                 return Some(s);
             }
             candidates &= candidates - 1;
@@ -237,8 +243,8 @@ impl Directory {
             });
         }
         for b in [b1, b2] {
-            for (s, &e) in self.buckets[b].0.iter().enumerate() {
-                let alt = self.other(b, (e >> 32) as u32);
+            for (s, &fp) in self.buckets[b].fps.iter().enumerate() {
+                let alt = self.other(b, fp);
                 if alt == b1 || alt == b2 {
                     continue;
                 }
@@ -263,6 +269,21 @@ impl Directory {
         prefetch_line(&self.buckets[b2]);
     }
 
+    /// Calls `f` with the location of every entry whose fingerprint matches `tag`'s, without
+    /// checking the frames (for prefetching the frame a lookup is about to read).
+    #[inline]
+    pub fn candidates(&self, tag: u64, mut f: impl FnMut(Loc)) {
+        let (b1, fp) = self.place(tag);
+        let b2 = self.other(b1, fp);
+        for b in [b1, b2] {
+            let mut m = self.matches(b, fp);
+            while m != 0 {
+                f(Loc(self.buckets[b].locs[m.trailing_zeros() as usize]));
+                m &= m - 1;
+            }
+        }
+    }
+
     /// Whether `set(tag, ..)` would succeed (the tag is present or there is room for it).
     pub fn has_room(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> bool {
         self.find(tag, r).is_some() || self.has_room_for_new(tag)
@@ -276,8 +297,7 @@ impl Directory {
 
     /// Location of the block with tag `tag`.
     pub fn get(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> Option<Loc> {
-        self.find(tag, r)
-            .map(|(b, s)| Loc(self.buckets[b].0[s] as u32))
+        self.find(tag, r).map(|(b, s)| Loc(self.buckets[b].locs[s]))
     }
 
     /// Inserts or updates. A new entry is looked up through the frame it points to, so the
@@ -289,7 +309,7 @@ impl Directory {
         r: &(impl Resolve + ?Sized),
     ) -> Result<(), DirectoryFull> {
         if let Some((b, s)) = self.find(tag, r) {
-            self.buckets[b].0[s] = u64::from(self.place(tag).1) << 32 | u64::from(loc.0);
+            self.buckets[b].locs[s] = loc.0;
             return Ok(());
         }
         self.insert_new(tag, loc)
@@ -299,15 +319,16 @@ impl Directory {
     /// again.
     pub fn insert_new(&mut self, tag: u64, loc: Loc) -> Result<(), DirectoryFull> {
         let (b1, fp) = self.place(tag);
-        let entry = u64::from(fp) << 32 | u64::from(loc.0);
         let room = self
             .room(b1, self.other(b1, fp))
             .ok_or(DirectoryFull::Conflict)?;
         let (b, s) = room.slot;
         if let Some((alt, t)) = room.moved_to {
-            self.buckets[alt].0[t] = self.buckets[b].0[s];
+            self.buckets[alt].fps[t] = self.buckets[b].fps[s];
+            self.buckets[alt].locs[t] = self.buckets[b].locs[s];
         }
-        self.buckets[b].0[s] = entry;
+        self.buckets[b].fps[s] = fp;
+        self.buckets[b].locs[s] = loc.0;
         self.len += 1;
         Ok(())
     }
@@ -317,25 +338,10 @@ impl Directory {
         let Some((b, s)) = self.find(tag, r) else {
             return false;
         };
-        self.buckets[b].0[s] = 0;
+        self.buckets[b].fps[s] = 0;
         self.len -= 1;
         true
     }
-}
-
-#[inline]
-fn prefetch_line<T>(p: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint with no architectural effect; the address is a valid
-    // reference.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(
-            (p as *const T).cast::<i8>(),
-            std::arch::x86_64::_MM_HINT_T0,
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]
@@ -393,13 +399,18 @@ mod tests {
     #[test]
     fn a_fingerprint_collision_is_never_a_hit() {
         // Two tags with the same fingerprint and the same buckets: a one-bucket directory
-        // makes every tag share its buckets; search for a fingerprint collision.
+        // makes every tag share its buckets; search random tags (keys are hashes) for a
+        // fingerprint collision (a birthday search: about 2^16 tags).
         let d = Directory::with_buckets(1);
         let mut seen: HashMap<u32, u64> = HashMap::new();
-        let (a, b) = (1u64..)
-            .find_map(|t| {
-                let fp = d.place(t).1;
-                seen.insert(fp, t).map(|other| (other, t))
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let (a, b) = (0..1u32 << 24)
+            .find_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let fp = d.place(x).1;
+                seen.insert(fp, x).map(|other| (other, x))
             })
             .unwrap();
         assert_eq!(d.place(a), d.place(b));

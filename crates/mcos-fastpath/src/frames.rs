@@ -125,6 +125,14 @@ impl TierFrames {
         &self.frames[i as usize]
     }
 
+    /// Starts loading the entry of local index `i` into the cache (a hint; out of range: none).
+    #[inline]
+    pub fn prefetch(&self, i: u32) {
+        if let Some(f) = self.frames.get(i as usize) {
+            crate::table::prefetch_line(f);
+        }
+    }
+
     /// Mutable frame entry by local index.
     pub fn get_mut(&mut self, i: u32) -> &mut Frame {
         &mut self.frames[i as usize]

@@ -226,6 +226,20 @@ impl Shard {
         self.directory.prefetch(key.tag());
     }
 
+    /// Starts loading the frame entry of `key`'s block (and no more: nothing is checked or
+    /// changed). Its directory buckets should have been prefetched a few events earlier, so
+    /// that they are in cache by now; the caller runs this stage for events a little closer.
+    #[inline]
+    pub fn prefetch_block(&self, key: BlockKey) {
+        self.directory.candidates(key.tag(), |loc| {
+            if let Some(t) = self.tiers.get(loc.tier().index()) {
+                if let Some(i) = t.local(loc.frame()) {
+                    t.prefetch(i);
+                }
+            }
+        });
+    }
+
     /// Current location of a visible resident block, without counting an access.
     pub fn peek(&self, key: BlockKey) -> Option<(TierId, u32)> {
         let loc = self.directory.get(key.tag(), &self.tiers[..])?;
@@ -585,6 +599,7 @@ impl Shard {
                             d.move_slot = slot;
                             self.demoting[t] += 1;
                             self.counters.demotions_started += 1;
+                            self.prefetch_next_victim(t);
                         }
                         None => self.tiers[lower].release(g),
                     }
@@ -595,10 +610,24 @@ impl Shard {
             }
         }
         self.drop_block(t, v);
+        self.prefetch_next_victim(t);
         // `drop_block` put the frame at the head of the free list; take it for the caller.
         match self.tiers[t].pop_free() {
             Some(i) => Acquire::Frame(i),
             None => Acquire::NoRoom,
+        }
+    }
+
+    /// After an eviction from tier `t`: the next victim is the new LRU end of probation. Start
+    /// loading its directory buckets (its eviction looks it up) and the frame behind it (the
+    /// victim after), so evictions do not wait on memory one after another.
+    #[inline]
+    fn prefetch_next_victim(&self, t: usize) {
+        let tail = self.tiers[t].tail(ListId::Probation);
+        if tail != NIL {
+            let f = self.tiers[t].get(tail);
+            self.directory.prefetch(f.tag);
+            self.tiers[t].prefetch(f.prev);
         }
     }
 

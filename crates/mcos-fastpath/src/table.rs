@@ -39,6 +39,22 @@ fn advise_huge(ptr: *const u8, bytes: usize) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge(_ptr: *const u8, _bytes: usize) {}
 
+/// Starts loading the cache line holding `p` (a hint: no architectural effect).
+#[inline]
+pub(crate) fn prefetch_line<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint with no architectural effect; the address is a valid
+    // reference.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(
+            (p as *const T).cast::<i8>(),
+            std::arch::x86_64::_MM_HINT_T0,
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
