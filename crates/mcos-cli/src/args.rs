@@ -28,6 +28,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Write the built-in workload as a Mooncake-format trace.
     Generate(GenerateArgs),
+    /// Benchmarks (`mcos bench fastpath`).
+    #[command(subcommand)]
+    Bench(crate::bench::BenchTarget),
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

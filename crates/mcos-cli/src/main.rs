@@ -5,8 +5,11 @@
 //! - `mcos replay`: a trace through the simulator (capacity sweeps over every policy) or a real
 //!   node.
 //! - `mcos generate`: writes the built-in workload as a Mooncake-format trace.
+//! - `mcos bench fastpath`: the fast path against the software round trip.
 
 mod args;
+mod bench;
+mod bench_fastpath;
 mod report;
 mod sweep;
 
@@ -21,12 +24,18 @@ use mcos_workload::{
 use report::{ReplayReport, ResultRow};
 use std::path::{Path, PathBuf};
 
+/// Counts allocations per thread, so `mcos bench fastpath` can show the fast path makes none
+/// (one thread-local increment per allocation; no other effect).
+#[global_allocator]
+static ALLOC: mcos_bench::alloc::CountingAlloc = mcos_bench::alloc::CountingAlloc;
+
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(a) => run(a),
         Command::Replay(a) => replay(a),
         Command::Generate(a) => generate_cmd(a),
+        Command::Bench(t) => bench::run(t),
     };
     if let Err(e) = outcome {
         eprintln!("error: {e:#}");
