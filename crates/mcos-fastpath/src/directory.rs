@@ -74,6 +74,15 @@ const EMPTY_BUCKET: Bucket = Bucket {
 
 const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
 
+/// A tag's fingerprint and buckets.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Hashed {
+    tag: u64,
+    fp: u32,
+    b1: usize,
+    b2: usize,
+}
+
 /// A slot for a new entry: (bucket, slot), and where its current entry moves first, if any.
 struct Room {
     slot: (usize, usize),
@@ -148,14 +157,20 @@ impl Directory {
         self.len == 0
     }
 
-    /// (first bucket, fingerprint) of a tag.
+    /// Where `tag` lives: its fingerprint and two buckets. Computed once and reused by the
+    /// several operations an event makes on one key.
     #[inline]
-    fn place(&self, tag: u64) -> (usize, u32) {
+    pub fn hash(&self, tag: u64) -> Hashed {
         let h = mix(tag);
         let fp = (h >> 32) as u32;
         let fp = if fp == 0 { 1 } else { fp };
-        let b = (u64::from(h as u32) * self.count) >> 32;
-        (b as usize, fp)
+        let b1 = ((u64::from(h as u32) * self.count) >> 32) as usize;
+        Hashed {
+            tag,
+            fp,
+            b1,
+            b2: self.other(b1, fp),
+        }
     }
 
     /// The other bucket of an entry in bucket `b` with fingerprint `fp`: `(H(fp) - b) mod n`,
@@ -206,19 +221,17 @@ impl Directory {
         None
     }
 
-    /// (bucket, slot) of the entry for `tag`, checked against the frame it points to.
+    /// (bucket, slot) of the entry for `h`'s tag, checked against the frame it points to.
     #[inline]
-    fn find(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> Option<(usize, usize)> {
-        let (b1, fp) = self.place(tag);
-        if let Some(s) = self.verify(b1, self.matches(b1, fp), tag, r) {
-            return Some((b1, s));
+    fn find(&self, h: &Hashed, r: &(impl Resolve + ?Sized)) -> Option<(usize, usize)> {
+        if let Some(s) = self.verify(h.b1, self.matches(h.b1, h.fp), h.tag, r) {
+            return Some((h.b1, s));
         }
-        let b2 = self.other(b1, fp);
-        if b2 == b1 {
+        if h.b2 == h.b1 {
             return None;
         }
-        self.verify(b2, self.matches(b2, fp), tag, r)
-            .map(|s| (b2, s))
+        self.verify(h.b2, self.matches(h.b2, h.fp), h.tag, r)
+            .map(|s| (h.b2, s))
     }
 
     fn free_slot(&self, b: usize) -> Option<usize> {
@@ -263,20 +276,18 @@ impl Directory {
     /// fast path calls it for queued events ahead of executing them.
     #[inline]
     pub fn prefetch(&self, tag: u64) {
-        let (b1, fp) = self.place(tag);
-        let b2 = self.other(b1, fp);
-        prefetch_line(&self.buckets[b1]);
-        prefetch_line(&self.buckets[b2]);
+        let h = self.hash(tag);
+        prefetch_line(&self.buckets[h.b1]);
+        prefetch_line(&self.buckets[h.b2]);
     }
 
     /// Calls `f` with the location of every entry whose fingerprint matches `tag`'s, without
     /// checking the frames (for prefetching the frame a lookup is about to read).
     #[inline]
     pub fn candidates(&self, tag: u64, mut f: impl FnMut(Loc)) {
-        let (b1, fp) = self.place(tag);
-        let b2 = self.other(b1, fp);
-        for b in [b1, b2] {
-            let mut m = self.matches(b, fp);
+        let h = self.hash(tag);
+        for b in [h.b1, h.b2] {
+            let mut m = self.matches(b, h.fp);
             while m != 0 {
                 f(Loc(self.buckets[b].locs[m.trailing_zeros() as usize]));
                 m &= m - 1;
@@ -286,18 +297,26 @@ impl Directory {
 
     /// Whether `set(tag, ..)` would succeed (the tag is present or there is room for it).
     pub fn has_room(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> bool {
-        self.find(tag, r).is_some() || self.has_room_for_new(tag)
+        let h = self.hash(tag);
+        self.find(&h, r).is_some() || self.has_room_for_new(&h)
     }
 
-    /// Whether `insert_new(tag, ..)` would succeed, for a tag the caller knows is absent.
-    pub fn has_room_for_new(&self, tag: u64) -> bool {
-        let (b1, fp) = self.place(tag);
-        self.room(b1, self.other(b1, fp)).is_some()
+    /// Whether `insert_new(h, ..)` would succeed, for a tag the caller knows is absent.
+    #[inline]
+    pub fn has_room_for_new(&self, h: &Hashed) -> bool {
+        self.room(h.b1, h.b2).is_some()
     }
 
     /// Location of the block with tag `tag`.
+    #[inline]
     pub fn get(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> Option<Loc> {
-        self.find(tag, r).map(|(b, s)| Loc(self.buckets[b].locs[s]))
+        self.get_hashed(&self.hash(tag), r)
+    }
+
+    /// `get` with the hash computed already.
+    #[inline]
+    pub fn get_hashed(&self, h: &Hashed, r: &(impl Resolve + ?Sized)) -> Option<Loc> {
+        self.find(h, r).map(|(b, s)| Loc(self.buckets[b].locs[s]))
     }
 
     /// Inserts or updates. A new entry is looked up through the frame it points to, so the
@@ -308,26 +327,24 @@ impl Directory {
         loc: Loc,
         r: &(impl Resolve + ?Sized),
     ) -> Result<(), DirectoryFull> {
-        if let Some((b, s)) = self.find(tag, r) {
+        let h = self.hash(tag);
+        if let Some((b, s)) = self.find(&h, r) {
             self.buckets[b].locs[s] = loc.0;
             return Ok(());
         }
-        self.insert_new(tag, loc)
+        self.insert_new(&h, loc)
     }
 
     /// Inserts an entry for a tag the caller knows is absent (it just looked), without looking
     /// again.
-    pub fn insert_new(&mut self, tag: u64, loc: Loc) -> Result<(), DirectoryFull> {
-        let (b1, fp) = self.place(tag);
-        let room = self
-            .room(b1, self.other(b1, fp))
-            .ok_or(DirectoryFull::Conflict)?;
+    pub fn insert_new(&mut self, h: &Hashed, loc: Loc) -> Result<(), DirectoryFull> {
+        let room = self.room(h.b1, h.b2).ok_or(DirectoryFull::Conflict)?;
         let (b, s) = room.slot;
         if let Some((alt, t)) = room.moved_to {
             self.buckets[alt].fps[t] = self.buckets[b].fps[s];
             self.buckets[alt].locs[t] = self.buckets[b].locs[s];
         }
-        self.buckets[b].fps[s] = fp;
+        self.buckets[b].fps[s] = h.fp;
         self.buckets[b].locs[s] = loc.0;
         self.len += 1;
         Ok(())
@@ -335,7 +352,7 @@ impl Directory {
 
     /// Removes the entry; returns whether it was there.
     pub fn remove(&mut self, tag: u64, r: &(impl Resolve + ?Sized)) -> bool {
-        let Some((b, s)) = self.find(tag, r) else {
+        let Some((b, s)) = self.find(&self.hash(tag), r) else {
             return false;
         };
         self.buckets[b].fps[s] = 0;
@@ -409,11 +426,11 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let fp = d.place(x).1;
+                let fp = d.hash(x).fp;
                 seen.insert(fp, x).map(|other| (other, x))
             })
             .unwrap();
-        assert_eq!(d.place(a), d.place(b));
+        assert_eq!((d.hash(a).fp, d.hash(a).b1), (d.hash(b).fp, d.hash(b).b1));
         let mut d = d;
         let mut frames = Frames(vec![0; 4]);
         d.set(a, Loc::new(TierId(0), 1), &frames).unwrap();
@@ -438,8 +455,10 @@ mod tests {
         for blocks in [1, 6, 7, 100, 12_345, 1 << 20] {
             let d = Directory::with_capacity(blocks);
             for t in 1..2_000u64 {
-                let (b, fp) = d.place(t.wrapping_mul(0x2545_F491_4F6C_DD1D));
+                let h = d.hash(t.wrapping_mul(0x2545_F491_4F6C_DD1D));
+                let (b, fp) = (h.b1, h.fp);
                 let o = d.other(b, fp);
+                assert_eq!(o, h.b2);
                 assert!(o < d.count as usize);
                 assert_eq!(d.other(o, fp), b, "blocks {blocks}");
             }

@@ -128,6 +128,8 @@ pub struct Shard {
     /// Highest eviction priority the table in force can give a frame (16 with any class TTL):
     /// a victim scan can stop at the first candidate that has it.
     victim_priority_cap: u8,
+    /// Tag of the last ACCESS that found no directory entry (0: none since the last INSERT).
+    last_miss: u64,
     /// Demotions in flight out of each tier: frames that will be free when they land.
     demoting: [u32; MAX_TIERS],
     counters: Counters,
@@ -159,6 +161,7 @@ impl Shard {
             class_count: vec![[0; CLASSES]; tiers.len()].into_boxed_slice(),
             protected_target: [0; MAX_TIERS],
             victim_priority_cap: 0,
+            last_miss: 0,
             demoting: [0; MAX_TIERS],
             counters: Counters::default(),
             tick: 0,
@@ -343,6 +346,8 @@ impl Shard {
             self.sequences.record(seq, pos, tag);
         }
         let Some(loc) = self.directory.get(tag, &self.tiers[..]) else {
+            // Absent from the directory (a miss on a block being filled is not).
+            self.last_miss = tag;
             return self.miss(tag);
         };
         let t = loc.tier().index();
@@ -699,7 +704,16 @@ impl Shard {
         self.begin_event();
         self.counters.inserts += 1;
         let tag = key.tag();
-        if self.directory.get(tag, &self.tiers[..]).is_some() {
+        let hashed = self.directory.hash(tag);
+        // An access that just missed this key makes looking again unnecessary: only an insert
+        // can make a key present, and every insert clears `last_miss`.
+        let known_absent = std::mem::take(&mut self.last_miss) == tag;
+        if !known_absent
+            && self
+                .directory
+                .get_hashed(&hashed, &self.tiers[..])
+                .is_some()
+        {
             return Insert::Present;
         }
         let cp = self.class_policy(class);
@@ -708,7 +722,7 @@ impl Shard {
         }
         // Check the directory before evicting anything for a block it could not record.
         // Absent (checked above), so only room for a new entry matters.
-        if !self.directory.has_room_for_new(tag) {
+        if !self.directory.has_room_for_new(&hashed) {
             return self.reject(tag, class, RejectReason::Directory);
         }
         let pt = cp.preferred_tier.index();
@@ -721,7 +735,7 @@ impl Shard {
                 Acquire::Frame(i) => {
                     if self
                         .directory
-                        .insert_new(tag, Loc::new(TierId(t as u8), self.tiers[t].global(i)))
+                        .insert_new(&hashed, Loc::new(TierId(t as u8), self.tiers[t].global(i)))
                         .is_err()
                     {
                         self.tiers[t].release(i);
