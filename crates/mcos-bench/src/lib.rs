@@ -248,10 +248,16 @@ fn fast_run<S: Stream + 'static>(
         let brain_handle = if churn {
             let (barrier, churn_flag, stop, brain) = (&barrier, &churn_flag, &stop, &brain);
             let t = table.clone();
+            let pin = cfg.pin;
             Some(
                 std::thread::Builder::new()
                     .name("mcos-brain".into())
                     .spawn_scoped(scope, move || {
+                        // The core after the shards' (shared with shard 0 when every core has
+                        // a shard).
+                        if pin {
+                            run::pin_to(shards % cpus);
+                        }
                         barrier.wait();
                         brain.run(installer, &t, clock, churn_flag, stop).0
                     })
