@@ -28,7 +28,7 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Write the built-in workload as a Mooncake-format trace.
     Generate(GenerateArgs),
-    /// Benchmarks of the movement engines (`mcos bench gpu`).
+    /// Benchmarks (`mcos bench fastpath`, `mcos bench gpu`).
     #[command(subcommand)]
     Bench(crate::bench::BenchTarget),
 }

@@ -5,10 +5,13 @@
 //! - `mcos replay`: a trace through the simulator (capacity sweeps over every policy) or a real
 //!   node.
 //! - `mcos generate`: writes the built-in workload as a Mooncake-format trace.
+//! - `mcos bench fastpath`: the fast path against the software round trip.
 //! - `mcos bench gpu`: every GPU check and benchmark (feature `cuda`, on a GPU machine).
 
 mod args;
 mod bench;
+mod bench_fastpath;
+mod bench_gpu;
 mod report;
 mod sweep;
 
@@ -22,6 +25,11 @@ use mcos_workload::{
 };
 use report::{ReplayReport, ResultRow};
 use std::path::{Path, PathBuf};
+
+/// Counts allocations per thread, so `mcos bench fastpath` can show the fast path makes none
+/// (one thread-local increment per allocation; no other effect).
+#[global_allocator]
+static ALLOC: mcos_bench::alloc::CountingAlloc = mcos_bench::alloc::CountingAlloc;
 
 fn main() {
     let cli = Cli::parse();

@@ -272,3 +272,50 @@ fn bench_gpu_without_a_gpu_exits_nonzero_with_a_clear_message() {
     let o = mcos(&["bench", "--help"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("gpu"));
 }
+
+/// `mcos bench fastpath` at tiny sizes: the stable JSON fields, and a fast-path thread that
+/// allocated nothing and never blocked (the binary installs the counting allocator).
+#[test]
+fn bench_fastpath_reports_stable_fields_and_a_clean_fast_path() {
+    let o = mcos(&[
+        "bench",
+        "fastpath",
+        "--shards",
+        "1",
+        "--capacity",
+        "20000",
+        "--decisions",
+        "300000",
+        "--hot-blocks",
+        "1000",
+        "--roundtrip-decisions",
+        "300",
+        "--churn-interval-ms",
+        "2",
+        "--churn-segment-ms",
+        "10",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = &v["fastpath"];
+    for field in ["decisions_per_s", "p50_ns", "p99_ns", "p999_ns"] {
+        assert!(f[field].as_f64().unwrap() > 0.0, "fastpath.{field}");
+    }
+    assert_eq!(f["allocations"], 0, "{f}");
+    assert_eq!(f["voluntary_ctx_switches"], 0, "{f}");
+    assert!(f.get("syscalls").is_some());
+    for mode in ["roundtrip", "roundtrip_syscall"] {
+        for field in ["p50_ns", "p99_ns", "decisions_per_s"] {
+            assert!(v[mode][field].as_f64().unwrap() > 0.0, "{mode}.{field}");
+        }
+    }
+    assert!(v["churn"]["p99_ns"].as_u64().is_some());
+    assert!(v["churn"]["commit_to_effect_p99_ns"].as_u64().is_some());
+    assert!(v["directory_bytes_per_block"].as_f64().unwrap() <= 16.0);
+
+    let bad = mcos(&["bench", "fastpath", "--mix", "70,30"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("three shares"), "{}", stderr(&bad));
+}

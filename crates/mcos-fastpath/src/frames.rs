@@ -96,7 +96,7 @@ impl TierFrames {
     pub fn new(base: u32, count: u32) -> TierFrames {
         let mut t = TierFrames {
             base,
-            frames: vec![Frame::EMPTY; count as usize].into_boxed_slice(),
+            frames: crate::table::table(count as usize, Frame::EMPTY),
             lists: [EMPTY_LIST; 3],
         };
         for i in 0..count {
@@ -123,6 +123,14 @@ impl TierFrames {
     /// Frame entry by local index.
     pub fn get(&self, i: u32) -> &Frame {
         &self.frames[i as usize]
+    }
+
+    /// Starts loading the entry of local index `i` into the cache (a hint; out of range: none).
+    #[inline]
+    pub fn prefetch(&self, i: u32) {
+        if let Some(f) = self.frames.get(i as usize) {
+            crate::table::prefetch_line(f);
+        }
     }
 
     /// Mutable frame entry by local index.
@@ -228,6 +236,16 @@ impl TierFrames {
     pub fn touch(&mut self, list: ListId, i: u32) {
         self.unlink(i);
         self.push(list, i, true);
+    }
+}
+
+/// The directory checks a fingerprint match against the tag recorded in the frame it points to.
+impl crate::directory::Resolve for [TierFrames] {
+    #[inline]
+    fn tag_at(&self, loc: crate::directory::Loc) -> u64 {
+        self.get(loc.tier().index())
+            .and_then(|t| t.local(loc.frame()).map(|i| t.get(i).tag))
+            .unwrap_or(0)
     }
 }
 

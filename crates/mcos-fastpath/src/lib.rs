@@ -20,6 +20,7 @@ pub mod moves;
 pub mod prefetch;
 pub mod shard;
 pub mod sketch;
+mod table;
 
 pub use counters::Counters;
 pub use shard::{Access, Insert, IntentError, RejectReason, Shard, ShardConfig};

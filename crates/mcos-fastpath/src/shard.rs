@@ -125,6 +125,11 @@ pub struct Shard {
     /// Resident blocks per (tier, class), for quotas.
     class_count: Box<[[u32; CLASSES]]>,
     protected_target: [u32; MAX_TIERS],
+    /// Highest eviction priority the table in force can give a frame (16 with any class TTL):
+    /// a victim scan can stop at the first candidate that has it.
+    victim_priority_cap: u8,
+    /// Tag of the last ACCESS that found no directory entry (0: none since the last INSERT).
+    last_miss: u64,
     /// Demotions in flight out of each tier: frames that will be free when they land.
     demoting: [u32; MAX_TIERS],
     counters: Counters,
@@ -155,6 +160,8 @@ impl Shard {
             moves: MoveTable::new(),
             class_count: vec![[0; CLASSES]; tiers.len()].into_boxed_slice(),
             protected_target: [0; MAX_TIERS],
+            victim_priority_cap: 0,
+            last_miss: 0,
             demoting: [0; MAX_TIERS],
             counters: Counters::default(),
             tick: 0,
@@ -213,9 +220,32 @@ impl Shard {
         self.moves.is_pending(move_id)
     }
 
+    /// Starts loading the directory entries of `key` into the cache: a hint for an event that
+    /// is queued but not executed yet (no state changes). A caller that holds a batch of events
+    /// issues their first reads ahead, as a hardware pipeline keeps several off-chip reads in
+    /// flight.
+    #[inline]
+    pub fn prefetch(&self, key: BlockKey) {
+        self.directory.prefetch(key.tag());
+    }
+
+    /// Starts loading the frame entry of `key`'s block (and no more: nothing is checked or
+    /// changed). Its directory buckets should have been prefetched a few events earlier, so
+    /// that they are in cache by now; the caller runs this stage for events a little closer.
+    #[inline]
+    pub fn prefetch_block(&self, key: BlockKey) {
+        self.directory.candidates(key.tag(), |loc| {
+            if let Some(t) = self.tiers.get(loc.tier().index()) {
+                if let Some(i) = t.local(loc.frame()) {
+                    t.prefetch(i);
+                }
+            }
+        });
+    }
+
     /// Current location of a visible resident block, without counting an access.
     pub fn peek(&self, key: BlockKey) -> Option<(TierId, u32)> {
-        let loc = self.directory.get(key.tag())?;
+        let loc = self.directory.get(key.tag(), &self.tiers[..])?;
         let f = self.tiers[loc.tier().index()].local(loc.frame())?;
         let frame = self.tiers[loc.tier().index()].get(f);
         if frame.flags & FLAG_FILLING != 0 {
@@ -250,12 +280,27 @@ impl Shard {
     }
 
     fn apply_table_globals(&mut self) {
-        let (window, shares) = if self.fallback {
-            (self.builtin.sketch_window, self.builtin.protected_share)
-        } else {
-            self.policy
-                .with_table(|t| (t.sketch_window, t.protected_share))
+        let globals = |t: &PolicyTable| {
+            let cap = t
+                .classes
+                .iter()
+                .map(|c| {
+                    if c.ttl_ticks > 0 {
+                        16
+                    } else {
+                        c.evict_priority
+                    }
+                })
+                .max()
+                .unwrap_or(0);
+            (t.sketch_window, t.protected_share, cap)
         };
+        let (window, shares, cap) = if self.fallback {
+            globals(&self.builtin)
+        } else {
+            self.policy.with_table(globals)
+        };
+        self.victim_priority_cap = cap;
         self.sketch.set_window(window);
         for (i, t) in self.tiers.iter().enumerate() {
             self.protected_target[i] =
@@ -300,7 +345,9 @@ impl Shard {
         if let Some((seq, pos)) = hint {
             self.sequences.record(seq, pos, tag);
         }
-        let Some(loc) = self.directory.get(tag) else {
+        let Some(loc) = self.directory.get(tag, &self.tiers[..]) else {
+            // Absent from the directory (a miss on a block being filled is not).
+            self.last_miss = tag;
             return self.miss(tag);
         };
         let t = loc.tier().index();
@@ -391,7 +438,7 @@ impl Shard {
             let Some(tag) = self.sequences.lookup(seq, pos.wrapping_add(d)) else {
                 continue;
             };
-            let Some(loc) = self.directory.get(tag) else {
+            let Some(loc) = self.directory.get(tag, &self.tiers[..]) else {
                 continue;
             };
             let t = loc.tier().index();
@@ -512,6 +559,11 @@ impl Shard {
         if let Some(i) = self.tiers[t].pop_free() {
             return Acquire::Frame(i);
         }
+        self.evict_one(t, depth)
+    }
+
+    /// The victim half of `acquire`: frees a frame of tier `t` by demoting or dropping a victim.
+    fn evict_one(&mut self, t: usize, depth: usize) -> Acquire {
         let Some(v) = self.find_victim(t) else {
             self.counters.victim_scan_exhausted += 1;
             // Frames off every list are filling or in a move: one will be free or evictable
@@ -552,6 +604,7 @@ impl Shard {
                             d.move_slot = slot;
                             self.demoting[t] += 1;
                             self.counters.demotions_started += 1;
+                            self.prefetch_next_victim(t);
                         }
                         None => self.tiers[lower].release(g),
                     }
@@ -562,6 +615,7 @@ impl Shard {
             }
         }
         self.drop_block(t, v);
+        self.prefetch_next_victim(t);
         // `drop_block` put the frame at the head of the free list; take it for the caller.
         match self.tiers[t].pop_free() {
             Some(i) => Acquire::Frame(i),
@@ -569,10 +623,23 @@ impl Shard {
         }
     }
 
+    /// After an eviction from tier `t`: the next victim is the new LRU end of probation. Start
+    /// loading its directory buckets (its eviction looks it up) and the frame behind it (the
+    /// victim after), so evictions do not wait on memory one after another.
+    #[inline]
+    fn prefetch_next_victim(&self, t: usize) {
+        let tail = self.tiers[t].tail(ListId::Probation);
+        if tail != NIL {
+            let f = self.tiers[t].get(tail);
+            self.directory.prefetch(f.tag);
+            self.tiers[t].prefetch(f.prev);
+        }
+    }
+
     /// Evicts the block in local frame `i` of tier `t` for good.
     fn drop_block(&mut self, t: usize, i: u32) {
         let f = *self.tiers[t].get(i);
-        self.directory.remove(f.tag);
+        self.directory.remove(f.tag, &self.tiers[..]);
         self.uncount(t, f.class);
         self.tiers[t].release(i);
         self.counters.evictions += 1;
@@ -604,8 +671,10 @@ impl Shard {
     }
 
     /// Bounded victim scan from the LRU end: probation first, then protected. Among the first
-    /// `VICTIM_SCAN_MAX` candidates the highest eviction priority wins, ties to the LRU-most.
-    /// Pinned frames met on the way go to the MRU end so later scans do not trip on them.
+    /// `VICTIM_SCAN_MAX` candidates the highest eviction priority wins, ties to the LRU-most, so
+    /// the scan stops at the first candidate with the highest priority the table can give (for
+    /// plain LRU, the first evictable one). Pinned frames met on the way go to the MRU end so
+    /// later scans do not trip on them.
     fn find_victim(&mut self, t: usize) -> Option<u32> {
         for list in [ListId::Probation, ListId::Protected] {
             let mut best: Option<(u8, u32)> = None;
@@ -616,6 +685,7 @@ impl Shard {
                 }
                 let prev = self.tiers[t].get(i).prev;
                 match self.evictable(t, i) {
+                    Some(p) if p >= self.victim_priority_cap => return Some(i),
                     Some(p) if best.is_none_or(|(bp, _)| p > bp) => best = Some((p, i)),
                     Some(_) => {}
                     None => self.tiers[t].touch(list, i),
@@ -634,7 +704,16 @@ impl Shard {
         self.begin_event();
         self.counters.inserts += 1;
         let tag = key.tag();
-        if self.directory.get(tag).is_some() {
+        let hashed = self.directory.hash(tag);
+        // An access that just missed this key makes looking again unnecessary: only an insert
+        // can make a key present, and every insert clears `last_miss`.
+        let known_absent = std::mem::take(&mut self.last_miss) == tag;
+        if !known_absent
+            && self
+                .directory
+                .get_hashed(&hashed, &self.tiers[..])
+                .is_some()
+        {
             return Insert::Present;
         }
         let cp = self.class_policy(class);
@@ -642,7 +721,8 @@ impl Shard {
             return self.reject(tag, class, RejectReason::Admission);
         }
         // Check the directory before evicting anything for a block it could not record.
-        if !self.directory.has_room(tag) {
+        // Absent (checked above), so only room for a new entry matters.
+        if !self.directory.has_room_for_new(&hashed) {
             return self.reject(tag, class, RejectReason::Directory);
         }
         let pt = cp.preferred_tier.index();
@@ -655,7 +735,7 @@ impl Shard {
                 Acquire::Frame(i) => {
                     if self
                         .directory
-                        .set(tag, Loc::new(TierId(t as u8), self.tiers[t].global(i)))
+                        .insert_new(&hashed, Loc::new(TierId(t as u8), self.tiers[t].global(i)))
                         .is_err()
                     {
                         self.tiers[t].release(i);
@@ -712,7 +792,7 @@ impl Shard {
             return;
         }
         if !ok {
-            self.directory.remove(f.tag);
+            self.directory.remove(f.tag, &self.tiers[..]);
             self.tiers[t].release(i);
             return;
         }
@@ -736,7 +816,8 @@ impl Shard {
             if self.tiers[t].len(ListId::Free) + self.demoting[t] >= want {
                 return;
             }
-            match self.acquire(t, 0) {
+            // Evict even while some frames are free (`acquire` would hand out a free one).
+            match self.evict_one(t, 0) {
                 // A victim was dropped outright: its frame is free again.
                 Acquire::Frame(i) => self.tiers[t].release(i),
                 // A demotion started (or must wait its turn): the budget bounds the loop.
@@ -773,7 +854,7 @@ impl Shard {
                 };
                 let loc = Loc::new(TierId(dt as u8), self.tiers[dt].global(m.dst));
                 // The entry exists (the block was resident at the source): an update never fails.
-                let _ = self.directory.set(m.tag, loc);
+                let _ = self.directory.set(m.tag, loc, &self.tiers[..]);
                 self.tiers[dt].push(ListId::Probation, m.dst, true);
                 self.uncount(st, src.class);
                 self.class_count[dt][usize::from(src.class)] += 1;
@@ -816,7 +897,7 @@ impl Shard {
     /// on). Returns whether it was dropped (a block in a move is left to the move's own check).
     pub fn invalidate(&mut self, key: BlockKey) -> bool {
         self.begin_event();
-        let Some(loc) = self.directory.get(key.tag()) else {
+        let Some(loc) = self.directory.get(key.tag(), &self.tiers[..]) else {
             return false;
         };
         let t = loc.tier().index();
@@ -847,7 +928,10 @@ impl Shard {
             }
             _ => {}
         }
-        let loc = self.directory.get(tag).ok_or(IntentError::NotResident)?;
+        let loc = self
+            .directory
+            .get(tag, &self.tiers[..])
+            .ok_or(IntentError::NotResident)?;
         let t = loc.tier().index();
         let i = self.tiers[t]
             .local(loc.frame())

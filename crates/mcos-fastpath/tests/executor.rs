@@ -330,3 +330,56 @@ fn insert_of_a_present_block_is_a_no_op_and_uncommitted_fills_are_invisible() {
     );
     assert!(matches!(rig.shard.insert(key(1), 0), Insert::Fill { .. }));
 }
+
+#[test]
+fn a_tier_keeps_its_free_frame_watermark() {
+    // Tier 0 keeps 4 frames free: each insert that dips below demotes its LRU block early, so
+    // once the demotions land the watermark holds again (free frames are what prefetch uses).
+    let mut rig = Rig::with_watermark(&[16, 64], PolicyTable::builtin(2), &[4, 0]);
+    for id in 0..200 {
+        rig.touch(id);
+        rig.pump();
+        if id >= 16 {
+            let (used, cap) = rig.shard.tier_usage(TierId(0));
+            assert_eq!(cap - used, 4, "free frames of tier 0 after insert {id}");
+        }
+    }
+    let c = rig.shard.counters();
+    assert_eq!(c.misses, 200);
+    assert!(c.demotions >= 200 - 16, "{c:?}");
+}
+
+fn insert_class(rig: &mut Rig, id: u64, class: u8) {
+    match rig.shard.insert(key(id), class) {
+        Insert::Fill { tier, frame } => rig.shard.commit_fill(key(id), tier, frame, true),
+        other => panic!("insert of {id}: {other:?}"),
+    }
+}
+
+#[test]
+fn the_highest_eviction_priority_goes_first_then_the_lru_most() {
+    let mut t = PolicyTable::builtin(1);
+    t.classes[1].evict_priority = 5;
+    t.classes[2].evict_priority = 9;
+    t.classes[3].ttl_ticks = 2;
+    let mut rig = Rig::with_table(&[7], t);
+    // Oldest first: ids 0..6 with these classes; id 6 (class 3) idles past its TTL.
+    for (id, class) in [0u8, 1, 0, 2, 1, 0, 3].into_iter().enumerate() {
+        insert_class(&mut rig, id as u64, class);
+    }
+    for _ in 0..3 {
+        rig.shard.tick();
+    }
+    // The expired block (priority 16), then class 2, then class 1 LRU-most first, then LRU.
+    for (n, victim) in [6u64, 3, 1, 4, 0, 2, 5].into_iter().enumerate() {
+        insert_class(&mut rig, 100 + n as u64, 0);
+        assert!(
+            rig.shard.peek(key(victim)).is_none(),
+            "eviction {n}: {victim}"
+        );
+        let left = (0..7)
+            .filter(|&id| rig.shard.peek(key(id)).is_some())
+            .count();
+        assert_eq!(left, 6 - n, "one block per insert");
+    }
+}

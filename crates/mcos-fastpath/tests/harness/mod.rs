@@ -31,6 +31,11 @@ impl Rig {
     }
 
     pub fn with_table(tier_frames: &[u32], table: PolicyTable) -> Rig {
+        Rig::with_watermark(tier_frames, table, &vec![0; tier_frames.len()])
+    }
+
+    /// A rig whose tiers keep `free_watermark` frames free by demoting early.
+    pub fn with_watermark(tier_frames: &[u32], table: PolicyTable, free_watermark: &[u32]) -> Rig {
         let (installer, mut readers) = policy_cell(table, 1);
         let (tx, rx) = ring(1024);
         let cfg = ShardConfig {
@@ -38,7 +43,7 @@ impl Rig {
             tiers: tier_frames.iter().map(|&n| (0, n)).collect(),
             block_bytes: 4096,
             routes: [[0; MAX_TIERS]; MAX_TIERS],
-            free_watermark: vec![0; tier_frames.len()],
+            free_watermark: free_watermark.to_vec(),
             telemetry_shift: 0,
         };
         let shard = Shard::new(cfg, readers.remove(0), vec![tx], None);
