@@ -12,15 +12,18 @@
 
 use crate::counters::Counters;
 use crate::directory::{Directory, Loc};
-use crate::frames::{FLAG_FILLING, FLAG_MOVING, FLAG_PREFETCHED, ListId, NIL, TierFrames};
+use crate::frames::{
+    FLAG_FILLING, FLAG_FROM_HISTORY, FLAG_MOVING, FLAG_PREFETCHED, ListId, NIL, TierFrames,
+};
+use crate::history::History;
 use crate::moves::{Move, MoveTable};
 use crate::prefetch::SequenceTable;
 use crate::sketch::Sketch;
-use mcos_core::limits::{CLASSES, MAX_TIERS, VICTIM_SCAN_MAX};
+use mcos_core::limits::{CLASSES, HISTORY_QUARTERS_MAX, MAX_TIERS, VICTIM_SCAN_MAX};
 use mcos_core::{
-    BlockKey, ClassPolicy, InsertPosition, Intent, IntentAction, MoveCompletion, MoveDescriptor,
-    MoveOp, MoveStatus, PolicyReader, PolicyTable, PrefetchMode, Producer, SampleKind,
-    TelemetrySample, TierId, Urgency,
+    AdmitFilter, BlockKey, ClassPolicy, InsertPosition, Intent, IntentAction, MoveCompletion,
+    MoveDescriptor, MoveOp, MoveStatus, PolicyReader, PolicyTable, PrefetchMode, Producer,
+    SampleKind, TelemetrySample, TierId, Urgency,
 };
 
 /// How a shard is laid out; fixed at start-up.
@@ -125,6 +128,10 @@ pub struct Shard {
     /// Resident blocks per (tier, class), for quotas.
     class_count: Box<[[u32; CLASSES]]>,
     protected_target: [u32; MAX_TIERS],
+    /// Per tier, frames of the admission window (0: none).
+    window_target: [u32; MAX_TIERS],
+    /// Recently evicted or refused tags (admission history).
+    history: History,
     /// Demotions in flight out of each tier: frames that will be free when they land.
     demoting: [u32; MAX_TIERS],
     counters: Counters,
@@ -147,14 +154,17 @@ impl Shard {
             .map(|&(base, count)| TierFrames::new(base, count))
             .collect();
         let blocks: u32 = cfg.tiers.iter().map(|t| t.1).sum();
+        let fastest = cfg.tiers.first().map_or(0, |t| t.1 as usize);
         let builtin = Box::new(PolicyTable::builtin(tiers.len()));
         let mut s = Shard {
             directory: Directory::with_capacity(blocks as usize),
-            sketch: Sketch::new(0),
+            sketch: Sketch::sized_for(0, fastest),
+            history: History::new(fastest * usize::from(HISTORY_QUARTERS_MAX) / 4),
             sequences: SequenceTable::new(),
             moves: MoveTable::new(),
             class_count: vec![[0; CLASSES]; tiers.len()].into_boxed_slice(),
             protected_target: [0; MAX_TIERS],
+            window_target: [0; MAX_TIERS],
             demoting: [0; MAX_TIERS],
             counters: Counters::default(),
             tick: 0,
@@ -250,26 +260,37 @@ impl Shard {
     }
 
     fn apply_table_globals(&mut self) {
-        let (window, shares) = if self.fallback {
-            (self.builtin.sketch_window, self.builtin.protected_share)
+        let globals = |t: &PolicyTable| {
+            (
+                t.sketch_window,
+                t.protected_share,
+                t.window_share,
+                t.history_quarters,
+            )
+        };
+        let (window, shares, windows, history) = if self.fallback {
+            globals(&self.builtin)
         } else {
-            self.policy
-                .with_table(|t| (t.sketch_window, t.protected_share))
+            self.policy.with_table(globals)
         };
         self.sketch.set_window(window);
         for (i, t) in self.tiers.iter().enumerate() {
             self.protected_target[i] =
                 (u64::from(t.capacity()) * u64::from(shares[i]) / 256) as u32;
+            self.window_target[i] = (u64::from(t.capacity()) * u64::from(windows[i]) / 256) as u32;
         }
+        let fastest = self.tiers.first().map_or(0, |t| u64::from(t.capacity()));
+        self.history
+            .set_len((fastest * u64::from(history) / 4).min(u64::from(u32::MAX)) as u32);
     }
 
     fn sample(&mut self, kind: SampleKind, key_tag: u64, class: u8, tier: u8, value: u64) {
         if self.telemetry.is_none() {
             return;
         }
-        let mask = (1u64 << self.cfg.telemetry_shift) - 1;
-        // Spatial sampling on the key (SHARDS): a sampled key is sampled on every event.
-        if (key_tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) & mask != 0 {
+        // Spatial sampling on the key (SHARDS): a sampled key is sampled on every event, and
+        // the brain's own sample nests inside this one (same hash).
+        if !mcos_core::telemetry::is_sampled(key_tag, self.cfg.telemetry_shift) {
             return;
         }
         let s = TelemetrySample {
@@ -319,6 +340,7 @@ impl Shard {
                     // Moving up: merge this request onto the move under way.
                     m.waiters = m.waiters.saturating_add(1);
                     self.counters.merged_misses += 1;
+                    self.sample(SampleKind::Hit, tag, frame.class, t as u8, 0);
                     return Access::Wait {
                         move_id,
                         from: loc.tier(),
@@ -381,7 +403,7 @@ impl Shard {
                     self.tiers[t].touch(ListId::Probation, j);
                 }
             }
-        } else if list == ListId::Probation || list == ListId::Protected {
+        } else if list == ListId::Probation || list == ListId::Protected || list == ListId::Window {
             self.tiers[t].touch(list, i);
         }
     }
@@ -517,8 +539,10 @@ impl Shard {
             // Frames off every list are filling or in a move: one will be free or evictable
             // soon, so wait rather than have the caller drop a block that fits further down.
             let tier = &self.tiers[t];
-            let listed =
-                tier.len(ListId::Free) + tier.len(ListId::Probation) + tier.len(ListId::Protected);
+            let listed = tier.len(ListId::Free)
+                + tier.len(ListId::Probation)
+                + tier.len(ListId::Protected)
+                + tier.len(ListId::Window);
             return if listed < tier.capacity() {
                 Acquire::Wait
             } else {
@@ -561,6 +585,7 @@ impl Shard {
                 Acquire::NoRoom => {}
             }
         }
+        self.history.insert(victim.tag);
         self.drop_block(t, v);
         // `drop_block` put the frame at the head of the free list; take it for the caller.
         match self.tiers[t].pop_free() {
@@ -606,27 +631,58 @@ impl Shard {
     /// Bounded victim scan from the LRU end: probation first, then protected. Among the first
     /// `VICTIM_SCAN_MAX` candidates the highest eviction priority wins, ties to the LRU-most.
     /// Pinned frames met on the way go to the MRU end so later scans do not trip on them.
+    ///
+    /// With an admission window (W-TinyLFU) that is full, the window's victim competes with
+    /// the main segments' victim: the one the sketch has counted more often stays (the
+    /// window's joining probation), ties evict the window's. Without a full window, the
+    /// window is scanned only when the main segments have nothing evictable.
     fn find_victim(&mut self, t: usize) -> Option<u32> {
-        for list in [ListId::Probation, ListId::Protected] {
-            let mut best: Option<(u8, u32)> = None;
-            let mut i = self.tiers[t].tail(list);
-            for _ in 0..VICTIM_SCAN_MAX {
-                if i == NIL {
-                    break;
+        let window = self.window_target[t];
+        if window > 0 && self.tiers[t].len(ListId::Window) >= window {
+            let candidate = self.scan_list(t, ListId::Window);
+            let main = self.scan_main(t);
+            return match (candidate, main) {
+                (Some(c), Some(v)) => {
+                    let fc = self.sketch.estimate_tag(self.tiers[t].get(c).tag);
+                    let fv = self.sketch.estimate_tag(self.tiers[t].get(v).tag);
+                    if fc > fv {
+                        self.tiers[t].touch(ListId::Probation, c);
+                        Some(v)
+                    } else {
+                        Some(c)
+                    }
                 }
-                let prev = self.tiers[t].get(i).prev;
-                match self.evictable(t, i) {
-                    Some(p) if best.is_none_or(|(bp, _)| p > bp) => best = Some((p, i)),
-                    Some(_) => {}
-                    None => self.tiers[t].touch(list, i),
-                }
-                i = prev;
-            }
-            if let Some((_, v)) = best {
-                return Some(v);
-            }
+                (c, v) => c.or(v),
+            };
         }
-        None
+        match self.scan_main(t) {
+            Some(v) => Some(v),
+            None if window > 0 => self.scan_list(t, ListId::Window),
+            None => None,
+        }
+    }
+
+    fn scan_main(&mut self, t: usize) -> Option<u32> {
+        self.scan_list(t, ListId::Probation)
+            .or_else(|| self.scan_list(t, ListId::Protected))
+    }
+
+    fn scan_list(&mut self, t: usize, list: ListId) -> Option<u32> {
+        let mut best: Option<(u8, u32)> = None;
+        let mut i = self.tiers[t].tail(list);
+        for _ in 0..VICTIM_SCAN_MAX {
+            if i == NIL {
+                break;
+            }
+            let prev = self.tiers[t].get(i).prev;
+            match self.evictable(t, i) {
+                Some(p) if best.is_none_or(|(bp, _)| p > bp) => best = Some((p, i)),
+                Some(_) => {}
+                None => self.tiers[t].touch(list, i),
+            }
+            i = prev;
+        }
+        best.map(|(_, v)| v)
     }
 
     /// INSERT: asks for a frame to store `key` (class `class`) in.
@@ -641,11 +697,23 @@ impl Shard {
         if cp.admit_threshold > 0 && self.sketch.estimate(key) < cp.admit_threshold {
             return self.reject(tag, class, RejectReason::Admission);
         }
+        // Removed from the history only once the block has a frame (a retry must find it).
+        let in_history = self.history.contains(tag);
+        // The filter guards a full tier: while it has free frames beyond its watermark every
+        // block is admitted.
+        let pt = cp.preferred_tier.index();
+        if cp.admit_filter == AdmitFilter::History
+            && !in_history
+            && self.tiers[pt].len(ListId::Free)
+                <= self.cfg.free_watermark.get(pt).copied().unwrap_or(0)
+        {
+            self.history.insert(tag);
+            return self.reject(tag, class, RejectReason::Admission);
+        }
         // Check the directory before evicting anything for a block it could not record.
         if !self.directory.has_room(tag) {
             return self.reject(tag, class, RejectReason::Directory);
         }
-        let pt = cp.preferred_tier.index();
         if cp.quota_blocks > 0 && self.class_count[pt][usize::from(class)] >= cp.quota_blocks {
             return self.reject(tag, class, RejectReason::Quota);
         }
@@ -662,10 +730,13 @@ impl Shard {
                         return self.reject(tag, class, RejectReason::Directory);
                     }
                     let tick = self.tick as u32;
+                    if in_history {
+                        self.history.remove(tag);
+                    }
                     let f = self.tiers[t].get_mut(i);
                     f.tag = tag;
                     f.class = class;
-                    f.flags = FLAG_FILLING;
+                    f.flags = FLAG_FILLING | if in_history { FLAG_FROM_HISTORY } else { 0 };
                     f.last_tick = tick;
                     return Insert::Fill {
                         tier: TierId(t as u8),
@@ -718,15 +789,51 @@ impl Shard {
         }
         let cp = self.class_policy(f.class);
         self.tiers[t].get_mut(i).flags = 0;
-        self.tiers[t].push(
-            ListId::Probation,
-            i,
-            cp.insert_position == InsertPosition::Mru,
-        );
+        let mru = cp.insert_position == InsertPosition::Mru;
+        if f.flags & FLAG_FROM_HISTORY != 0 && self.protected_target[t] > 0 {
+            // Seen recently: skip probation (the ghost hit of ARC and S3-FIFO).
+            self.tiers[t].push(ListId::Protected, i, mru);
+            if self.tiers[t].len(ListId::Protected) > self.protected_target[t] {
+                let j = self.tiers[t].tail(ListId::Protected);
+                if j != NIL {
+                    self.tiers[t].touch(ListId::Probation, j);
+                }
+            }
+        } else if self.window_target[t] > 0 {
+            self.tiers[t].push(ListId::Window, i, mru);
+            // While the tier has free frames the window overflows into probation; once it is
+            // full, `find_victim` keeps the window at its size.
+            if self.tiers[t].len(ListId::Window) > self.window_target[t] {
+                let j = self.tiers[t].tail(ListId::Window);
+                if j != NIL {
+                    self.tiers[t].touch(ListId::Probation, j);
+                }
+            }
+        } else {
+            self.tiers[t].push(ListId::Probation, i, mru);
+        }
+        self.rebalance(t);
         self.class_count[t][usize::from(f.class)] += 1;
         self.counters.admitted += 1;
         self.sample(SampleKind::Admit, f.tag, f.class, t as u8, 0);
         self.keep_free_frames(t, 2);
+    }
+
+    /// After a table shrank the protected segment or the window, moves one frame from the LRU
+    /// end of each oversized one to probation per fill, so the old segments drain in bounded
+    /// steps instead of freezing their blocks (probation is evicted first).
+    fn rebalance(&mut self, t: usize) {
+        for (list, target) in [
+            (ListId::Protected, self.protected_target[t]),
+            (ListId::Window, self.window_target[t]),
+        ] {
+            if self.tiers[t].len(list) > target {
+                let j = self.tiers[t].tail(list);
+                if j != NIL {
+                    self.tiers[t].touch(ListId::Probation, j);
+                }
+            }
+        }
     }
 
     /// Demotes early so that tier `t` keeps its free-frame watermark (at most `budget` moves).

@@ -9,7 +9,7 @@
 use mcos_core::limits::MAX_TIERS;
 use mcos_core::{
     BlockKey, Consumer, MoveCompletion, MoveDescriptor, MoveStatus, Namespace, PolicyInstaller,
-    PolicyTable, policy_cell, ring,
+    PolicyTable, Producer, TelemetrySample, policy_cell, ring,
 };
 use mcos_fastpath::{Access, Insert, Shard, ShardConfig};
 
@@ -30,6 +30,31 @@ pub struct FastPathPolicy {
 impl FastPathPolicy {
     /// A shard with `tier_blocks` frames per tier (fastest first) running `table`.
     pub fn new(name: &'static str, tier_blocks: &[u32], table: PolicyTable) -> FastPathPolicy {
+        FastPathPolicy::build(name, tier_blocks, table, None, 0)
+    }
+
+    /// As [`FastPathPolicy::new`], with telemetry sampled at rate 2^-`shift` into a ring of
+    /// `limits::TELEMETRY_RING_DEPTH` samples; returns the ring's reading end (for a brain).
+    pub fn with_telemetry(
+        name: &'static str,
+        tier_blocks: &[u32],
+        table: PolicyTable,
+        shift: u8,
+    ) -> (FastPathPolicy, Consumer<TelemetrySample>) {
+        let (tx, rx) = ring(mcos_core::limits::TELEMETRY_RING_DEPTH);
+        (
+            FastPathPolicy::build(name, tier_blocks, table, Some(tx), shift),
+            rx,
+        )
+    }
+
+    fn build(
+        name: &'static str,
+        tier_blocks: &[u32],
+        table: PolicyTable,
+        telemetry: Option<Producer<TelemetrySample>>,
+        telemetry_shift: u8,
+    ) -> FastPathPolicy {
         let (installer, mut readers) = policy_cell(table, 1);
         let (tx, rx) = ring(mcos_core::limits::DESCRIPTOR_RING_DEPTH);
         let cfg = ShardConfig {
@@ -38,12 +63,12 @@ impl FastPathPolicy {
             block_bytes: 0,
             routes: [[0; MAX_TIERS]; MAX_TIERS],
             free_watermark: vec![0; tier_blocks.len()],
-            telemetry_shift: 0,
+            telemetry_shift,
         };
         let reader = readers.remove(0);
         FastPathPolicy {
             name,
-            shard: Shard::new(cfg, reader, vec![tx], None),
+            shard: Shard::new(cfg, reader, vec![tx], telemetry),
             engine: rx,
             installer,
             root: Namespace::for_model("trace").root(),
