@@ -134,6 +134,14 @@ pub struct GenerateArgs {
     /// Preset: mixed, chat, agent or rag.
     #[arg(long, default_value = "mixed")]
     pub preset: String,
+    /// Instead of the generator: an Azure LLM inference CSV (TIMESTAMP,ContextTokens,
+    /// GeneratedTokens); its arrivals and prompt sizes are kept and prefix-sharing block ids
+    /// are synthesised deterministically (see mcos_workload::azure).
+    #[arg(long)]
+    pub azure: Option<PathBuf>,
+    /// Tokens per block of the synthesised Azure trace.
+    #[arg(long, default_value_t = 64)]
+    pub block_tokens: u32,
 }
 
 /// One capacity: a fraction of unique blocks when it has a decimal point or is below 1, else a

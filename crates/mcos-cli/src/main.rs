@@ -45,6 +45,26 @@ fn builtin_config(requests: usize, seed: u64, preset: &str) -> Result<GeneratorC
 }
 
 fn generate_cmd(a: GenerateArgs) -> Result<()> {
+    if let Some(csv) = &a.azure {
+        let syn = mcos_workload::AzureSynthesis {
+            block_tokens: a.block_tokens,
+            ..Default::default()
+        };
+        let requests = mcos_workload::read_azure(csv, &syn)?;
+        let mut out = mcos_workload::TraceWriter::create(&a.out)?;
+        for r in &requests {
+            out.write(r)?;
+        }
+        out.finish()?;
+        eprintln!(
+            "wrote {} requests from {} (synthesised block ids, {} tokens per block) to {}",
+            requests.len(),
+            csv.display(),
+            a.block_tokens,
+            a.out.display()
+        );
+        return Ok(());
+    }
     let cfg = builtin_config(a.requests, a.seed, &a.preset)?;
     let n = write_trace(&cfg, &a.out).map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!(

@@ -12,6 +12,9 @@
 //! - [`simulate`]: the capacity-sweep simulator that replays every block access of a trace against a
 //!   policy and reports block and token hit ratios.
 //!
+//! - [`azure`]: the Azure LLM inference traces (real arrivals and prompt sizes) with
+//!   synthesised, deterministic prefix-sharing block ids.
+//!
 //! - [`real`]: the same replay through a running node, with real bytes in real tiers, every hit
 //!   checked byte for byte.
 //!
@@ -20,12 +23,14 @@
 
 #![warn(missing_docs)]
 
+pub mod azure;
 pub mod generator;
 pub mod policy;
 pub mod real;
 pub mod simulate;
 pub mod trace;
 
+pub use azure::{AzureSynthesis, read_azure};
 pub use generator::{GeneratorConfig, GeneratorError, Mixture, generate, write_trace};
 pub use policy::{AccessSeq, CachePolicy, POLICY_NAMES, PolicyError, PolicyStats, by_name};
 pub use real::{RealError, RealResult, block_payload, replay_real};
