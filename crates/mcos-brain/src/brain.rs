@@ -22,7 +22,7 @@ use mcos_core::{
     Consumer, InstallError, PolicyInstaller, PolicyTable, SampleKind, TelemetrySample, Topology,
 };
 
-use crate::knobs::{Knobs, candidates};
+use crate::knobs::{Knobs, base_table, candidates};
 use crate::shadow::{Frequency, Shadow};
 
 /// Default smallest shadow cache: the brain samples keys at the largest rate 2^-k that keeps
@@ -174,8 +174,9 @@ impl Brain {
         };
         let decay = 0.5f64.powf(f64::from(cfg.decide_every.max(1)) / half_life);
         let n = cfg.candidates.len();
-        let base = PolicyTable::builtin(topology.tiers.len());
-        let mut table = base.clone();
+        let per_shard = cfg.tier0_frames / u64::from(cfg.shards.max(1));
+        let base = base_table(topology.tiers.len(), per_shard);
+        let mut table = Knobs::LRU.compile(&base, per_shard);
         table.ttl_ticks = cfg.table_ttl_ticks;
         Brain {
             shift,
@@ -193,7 +194,7 @@ impl Brain {
             hit_scratch: vec![false; n],
             base,
             table,
-            pending: cfg.table_ttl_ticks > 0,
+            pending: true,
             stats: BrainStats::default(),
             topology,
             cfg,

@@ -9,7 +9,7 @@
 //! to a trace, and the same grid serves every workload.
 
 use mcos_core::limits::{self, CLASSES};
-use mcos_core::{AdmitFilter, PolicyTable, TierId};
+use mcos_core::{AdmitFilter, InsertPosition, PolicyTable, PriorityClass, TierId};
 
 /// One point of the policy space (tier 0's replacement and admission).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -79,15 +79,43 @@ impl Knobs {
             AdmitFilter::None
         };
         for c in 0..CLASSES {
+            // The conventional classes (queued, ended, precious) keep their own admission;
+            // the default class and every application class follow the learned filter unless
+            // pinned or given their own threshold.
+            if (1..=3).contains(&c) {
+                continue;
+            }
             let e = &mut t.classes[c];
-            // Only classes that take the default admission follow the learned filter; a class
-            // the application pinned or gave its own threshold keeps it.
             if e.preferred_tier == TierId(0) && !e.pinned && e.admit_threshold == 0 {
                 e.admit_filter = filter;
             }
         }
         t
     }
+}
+
+/// The table the learned knobs are compiled onto: the built-in table plus the conventional
+/// intent classes (`PriorityClass::{QUEUED, ENDED, PRECIOUS}`). The default class gets
+/// eviction priority 1 so that blocks a queued request will read (priority 0) are passed over
+/// among the victim candidates; ended sessions' blocks (15) go first and are re-inserted at the
+/// LRU end; precious blocks are never evicted, within a quota of a quarter of each shard's
+/// tier-0 frames. With no intents every block is in the default class and the order is the
+/// built-in one.
+pub fn base_table(tiers: usize, tier0_frames_per_shard: u64) -> PolicyTable {
+    let mut t = PolicyTable::builtin(tiers);
+    for c in t.classes.iter_mut() {
+        c.evict_priority = 1;
+    }
+    let q = &mut t.classes[usize::from(PriorityClass::QUEUED.0)];
+    q.evict_priority = 0;
+    let e = &mut t.classes[usize::from(PriorityClass::ENDED.0)];
+    e.evict_priority = 15;
+    e.insert_position = InsertPosition::Lru;
+    let p = &mut t.classes[usize::from(PriorityClass::PRECIOUS.0)];
+    p.evict_priority = 0;
+    p.pinned = true;
+    p.quota_blocks = (tier0_frames_per_shard / 4).max(1).min(u64::from(u32::MAX)) as u32;
+    t
 }
 
 /// The grid the brain evaluates: one set of defaults for every workload.
@@ -160,5 +188,20 @@ mod tests {
             k.compile(&base, 1000).validate(&topo).unwrap();
         }
         assert_eq!(Knobs::LRU.compile(&base, 1000), base);
+        let intents = base_table(2, 1000);
+        intents.validate(&topo).unwrap();
+        let hadm = Knobs {
+            history_quarters: 4,
+            history_admit: true,
+            ..Knobs::LRU
+        }
+        .compile(&intents, 1000);
+        assert_eq!(hadm.classes[0].admit_filter, AdmitFilter::History);
+        assert_eq!(hadm.classes[9].admit_filter, AdmitFilter::History);
+        assert_eq!(
+            hadm.classes[1].admit_filter,
+            AdmitFilter::None,
+            "queued blocks are always admitted"
+        );
     }
 }

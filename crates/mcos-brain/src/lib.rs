@@ -23,5 +23,5 @@ pub mod shadow;
 pub mod thread;
 
 pub use brain::{Brain, BrainConfig, BrainStats, EMPTY_SAMPLE};
-pub use knobs::{Knobs, candidates};
+pub use knobs::{Knobs, base_table, candidates};
 pub use thread::{BrainThread, Cadence, InstallFn};

@@ -6,7 +6,8 @@ use mcos_workload::Capacity;
 use std::path::PathBuf;
 
 /// Policies a simulated sweep runs when none are named.
-pub const DEFAULT_POLICIES: [&str; 5] = ["lru", "s3fifo", "sieve", "arc", "min"];
+pub const DEFAULT_POLICIES: [&str; 7] =
+    ["mcos", "lru", "s3fifo", "sieve", "arc", "wtinylfu", "min"];
 /// Policies the real node executes (the fast path's table-driven policies).
 pub const REAL_POLICIES: [&str; 1] = ["lru"];
 
@@ -89,8 +90,9 @@ pub struct ReplayArgs {
     /// simulate: policies without payloads; real: a node with real bytes.
     #[arg(long, value_enum, default_value_t = Mode::Simulate)]
     pub mode: Mode,
-    /// Comma-separated policies: lru, lru-tail, s3fifo, sieve, arc, min (simulate);
-    /// lru (real). Default: lru,s3fifo,sieve,arc,min in simulate mode, lru in real mode.
+    /// Comma-separated policies: mcos, lru, lru-tail, s3fifo, sieve, arc, wtinylfu, min
+    /// (simulate); lru (real). Default: mcos,lru,s3fifo,sieve,arc,wtinylfu,min in simulate
+    /// mode, lru in real mode.
     #[arg(long)]
     pub policy: Option<String>,
     /// Comma-separated capacities: fractions of the trace's unique blocks (0.05) or block
@@ -115,9 +117,61 @@ pub struct ReplayArgs {
     /// Real mode: pread/pwrite instead of io_uring.
     #[arg(long)]
     pub psync: bool,
+    /// Simulate mode: serve the trace through a prefill engine of this throughput (tokens/s),
+    /// arrivals at the trace's timestamps, first come first served; reports utilisation and
+    /// queue length, and lets `--intents` reach the policies.
+    #[arg(long)]
+    pub prefill_tps: Option<f64>,
+    /// Simulate mode: as --prefill-tps, with the throughput at which prefilling every prompt
+    /// token would keep the engine busy this fraction of the trace's span (0.8: busy, not
+    /// overloaded; hits lower the real utilisation, which is reported).
+    #[arg(long, conflicts_with = "prefill_tps")]
+    pub load: Option<f64>,
+    /// With a prefill engine: intent variants to run for `mcos`, comma-separated: none,
+    /// queue (queued requests' blocks), sessions (ended conversations' blocks), all.
+    #[arg(long, default_value = "none")]
+    pub intents: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// Which intents a served replay delivers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct IntentSet {
+    pub queue: bool,
+    pub sessions: bool,
+}
+
+impl IntentSet {
+    /// Suffix of the report's policy name (`mcos+queue`).
+    pub fn suffix(self) -> &'static str {
+        match (self.queue, self.sessions) {
+            (false, false) => "",
+            (true, false) => "+queue",
+            (false, true) => "+sessions",
+            (true, true) => "+queue+sessions",
+        }
+    }
+}
+
+/// `none,queue,sessions,all` into intent sets.
+pub fn parse_intents(s: &str) -> Result<Vec<IntentSet>> {
+    let mut out = Vec::new();
+    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (queue, sessions) = match p {
+            "none" => (false, false),
+            "queue" => (true, false),
+            "sessions" => (false, true),
+            "all" => (true, true),
+            other => bail!("unknown intents `{other}`; valid: none, queue, sessions, all"),
+        };
+        out.push(IntentSet { queue, sessions });
+    }
+    if out.is_empty() {
+        bail!("--intents needs at least one of none, queue, sessions, all");
+    }
+    Ok(out)
 }
 
 #[derive(Args, Debug)]
@@ -231,7 +285,7 @@ mod tests {
 
     #[test]
     fn policies_are_checked_per_mode() {
-        assert_eq!(parse_policies(&None, Mode::Simulate).unwrap().len(), 5);
+        assert_eq!(parse_policies(&None, Mode::Simulate).unwrap().len(), 7);
         assert!(
             parse_policies(&Some("lru,bogus".into()), Mode::Simulate)
                 .unwrap_err()

@@ -206,7 +206,30 @@ fn replay(a: ReplayArgs) -> Result<()> {
     let capacities = args::parse_capacities(&a.capacity)?;
     let sim = Simulator::open(&a.trace, a.block_tokens)?;
     let stats = sim.stats().clone();
+    let served = a.prefill_tps.is_some() || a.load.is_some();
+    if served && a.mode == Mode::Real {
+        bail!("--prefill-tps and --load model a prefill engine in simulate mode only");
+    }
     let rows = match a.mode {
+        Mode::Simulate if served => {
+            let tps = match a.prefill_tps {
+                Some(t) if t.is_finite() && t > 0.0 => t,
+                Some(t) => bail!("--prefill-tps {t} must be a positive number of tokens/s"),
+                None => sim.prefill_rate_for_load(a.load.unwrap_or(0.8))?,
+            };
+            let intents = args::parse_intents(&a.intents)?;
+            let names: Vec<&str> = policies.iter().map(String::as_str).collect();
+            sweep::serve(
+                &sim,
+                &names,
+                &capacities,
+                &intents,
+                tps,
+                a.block_tokens,
+                a.block_bytes,
+                quiet,
+            )?
+        }
         Mode::Simulate => {
             let names: Vec<&str> = policies.iter().map(String::as_str).collect();
             sweep::simulate(&sim, &names, &capacities, a.block_bytes, quiet)?

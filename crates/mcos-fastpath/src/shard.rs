@@ -946,6 +946,11 @@ impl Shard {
         match intent.action {
             IntentAction::ExpectReuse { uses } => {
                 self.sketch.add(intent.key, uses);
+                // Announced reuse counts as "seen before" for the history filter too; a
+                // resident block needs no admission, so it does not crowd the history.
+                if uses > 0 && self.directory.get(tag).is_none() {
+                    self.history.insert(tag);
+                }
                 return Ok(());
             }
             IntentAction::Sequence { sequence, position } => {
@@ -984,6 +989,15 @@ impl Shard {
                 self.uncount(t, old);
                 self.class_count[t][usize::from(c.0)] += 1;
                 self.tiers[t].get_mut(i).class = c.0;
+                // A class that inserts at the LRU end re-inserts there: advice that a block
+                // is done with ("session ended") takes effect now, not when it ages out.
+                let list = self.tiers[t].get(i).list;
+                if self.class_policy(c.0).insert_position == InsertPosition::Lru
+                    && matches!(list, ListId::Probation | ListId::Protected | ListId::Window)
+                {
+                    self.tiers[t].unlink(i);
+                    self.tiers[t].push(ListId::Probation, i, false);
+                }
             }
             IntentAction::ExpectReuse { .. } | IntentAction::Sequence { .. } => {}
         }

@@ -15,6 +15,9 @@
 //! - [`azure`]: the Azure LLM inference traces (real arrivals and prompt sizes) with
 //!   synthesised, deterministic prefix-sharing block ids.
 //!
+//! - [`serve`]: a serving-engine model (FCFS prefill at a given throughput, arrivals from the
+//!   trace) that gives policies the queue a real engine would have, as intents.
+//!
 //! - [`real`]: the same replay through a running node, with real bytes in real tiers, every hit
 //!   checked byte for byte.
 //!
@@ -27,6 +30,7 @@ pub mod azure;
 pub mod generator;
 pub mod policy;
 pub mod real;
+pub mod serve;
 pub mod simulate;
 pub mod trace;
 
@@ -34,5 +38,6 @@ pub use azure::{AzureSynthesis, read_azure};
 pub use generator::{GeneratorConfig, GeneratorError, Mixture, generate, write_trace};
 pub use policy::{AccessSeq, CachePolicy, POLICY_NAMES, PolicyError, PolicyStats, by_name};
 pub use real::{RealError, RealResult, block_payload, replay_real};
+pub use serve::{ServeConfig, ServeStats, serve};
 pub use simulate::{Capacity, ReplayCounts, SimError, SimResult, Simulator, TraceStats, replay};
 pub use trace::{DEFAULT_BLOCK_TOKENS, Request, TraceError, TraceReader, TraceWriter};

@@ -60,3 +60,40 @@ fn mcos_on_the_mooncake_conversation_trace() {
     check(&sim, 0.01, true);
     check(&sim, 0.25, false);
 }
+
+#[test]
+fn queue_intents_never_cost_hits_at_a_busy_load() {
+    let mut cfg = GeneratorConfig::preset(Mixture::mixed());
+    cfg.requests = 3000;
+    let sim = Simulator::from_requests(generate(&cfg).unwrap(), cfg.block_tokens).unwrap();
+    let tps = sim.prefill_rate_for_load(0.8).unwrap();
+    for fraction in [0.01, 0.05] {
+        let run = |queue: bool, sessions: bool| {
+            let serve = mcos_workload::ServeConfig {
+                prefill_tokens_per_s: tps,
+                block_tokens: cfg.block_tokens,
+                queue_intents: queue,
+                session_intents: sessions,
+            };
+            sim.run_served("mcos", Capacity::Fraction(fraction), &serve)
+                .unwrap()
+        };
+        let (plain, stats) = run(false, false);
+        assert!(
+            stats.utilisation > 0.1 && stats.utilisation < 1.0,
+            "busy, not overloaded: {stats:?}"
+        );
+        let (queued, _) = run(true, false);
+        assert!(
+            queued.block_hits >= plain.block_hits,
+            "at {fraction}: queue intents cost hits ({} < {})",
+            queued.block_hits,
+            plain.block_hits
+        );
+        let (all, _) = run(true, true);
+        assert!(all.block_hits >= plain.block_hits, "at {fraction}");
+        // Served in trace order: without intents the hits are the plain replay's.
+        let unserved = sim.run("mcos", Capacity::Fraction(fraction)).unwrap();
+        assert_eq!(unserved.block_hits, plain.block_hits);
+    }
+}

@@ -138,6 +138,22 @@ impl CachePolicy for FastPathPolicy {
     }
 
     fn access(&mut self, id: u64, _now: u64) -> bool {
+        self.access_class(id, 0)
+    }
+
+    fn stats(&self) -> PolicyStats {
+        let c = self.shard.counters();
+        PolicyStats {
+            insertions: c.admitted,
+            evictions: c.evictions,
+            admissions_rejected: c.rejected,
+        }
+    }
+}
+
+impl FastPathPolicy {
+    /// An access whose block, when inserted on a miss, joins `class`.
+    pub fn access_class(&mut self, id: u64, class: u8) -> bool {
         let key = self.key(id);
         match self.shard.access(key, None) {
             Access::Hit { .. } => return true,
@@ -150,7 +166,7 @@ impl CachePolicy for FastPathPolicy {
         // Insert on miss; a multi-tier shard may need a demotion to land first. Each retry
         // follows a completed move, so the loop ends; the bound guards against a logic error.
         for _ in 0..=MAX_TIERS * 2 {
-            match self.shard.insert(key, 0) {
+            match self.shard.insert(key, class) {
                 Insert::Fill { tier, frame } => {
                     self.shard.commit_fill(key, tier, frame, true);
                     break;
@@ -163,12 +179,10 @@ impl CachePolicy for FastPathPolicy {
         false
     }
 
-    fn stats(&self) -> PolicyStats {
-        let c = self.shard.counters();
-        PolicyStats {
-            insertions: c.admitted,
-            evictions: c.evictions,
-            admissions_rejected: c.rejected,
-        }
+    /// Delivers an intent to the shard; advice about a block that is not resident is dropped
+    /// (returns false), as an application's would be.
+    pub fn intent(&mut self, id: u64, action: mcos_core::IntentAction) -> bool {
+        let key = self.key(id);
+        self.shard.intent(mcos_core::Intent { key, action }).is_ok()
     }
 }

@@ -75,6 +75,21 @@ pub trait CachePolicy {
     fn request_done(&mut self, ids: &[u64]) {
         let _ = ids;
     }
+    /// Intent (serving-engine model): a request was queued; its blocks, in prompt order, will
+    /// be read when it starts. Policies that take no advice ignore it.
+    fn request_queued(&mut self, ids: &[u64]) {
+        let _ = ids;
+    }
+    /// Intent (serving-engine model): the request with these blocks starts now (it was
+    /// queued earlier with [`CachePolicy::request_queued`]); its accesses follow.
+    fn request_started(&mut self, ids: &[u64]) {
+        let _ = ids;
+    }
+    /// Intent: the session that read these blocks ended; they will not be read by it again
+    /// (other sessions may share some of them). Policies that take no advice ignore it.
+    fn session_ended(&mut self, ids: &[u64]) {
+        let _ = ids;
+    }
     /// Counters so far.
     fn stats(&self) -> PolicyStats;
 }
