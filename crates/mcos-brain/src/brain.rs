@@ -23,6 +23,7 @@ use mcos_core::{
 };
 
 use crate::knobs::{Knobs, base_table, candidates};
+use crate::placement::Placement;
 use crate::shadow::{Frequency, Shadow};
 
 /// Default smallest shadow cache: the brain samples keys at the largest rate 2^-k that keeps
@@ -136,6 +137,7 @@ pub struct Brain {
     base: PolicyTable,
     table: PolicyTable,
     pending: bool,
+    placement: Option<Placement>,
     stats: BrainStats,
 }
 
@@ -195,6 +197,7 @@ impl Brain {
             base,
             table,
             pending: true,
+            placement: None,
             stats: BrainStats::default(),
             topology,
             cfg,
@@ -243,10 +246,43 @@ impl Brain {
         self.recompile();
     }
 
+    /// Places blocks across tiers by time saved from now on (the floor of every class that
+    /// prefers tier 0 follows [`Placement::floor_tier`]).
+    pub fn set_placement(&mut self, placement: Placement) {
+        self.placement = Some(placement);
+        self.recompile();
+    }
+
+    /// The placement model, if one was set.
+    pub fn placement(&self) -> Option<&Placement> {
+        self.placement.as_ref()
+    }
+
+    /// A measured transfer (an engine's completion): refines the placement model and, when
+    /// the floor moves, recompiles.
+    pub fn observe_transfer(&mut self, from: usize, to: usize, bytes: u64, seconds: f64) {
+        let Some(p) = self.placement.as_mut() else {
+            return;
+        };
+        let before = p.floor_tier();
+        p.observe_transfer(from, to, bytes, seconds);
+        if p.floor_tier() != before {
+            self.recompile();
+        }
+    }
+
     fn recompile(&mut self) {
         let per_shard = self.cfg.tier0_frames / u64::from(self.cfg.shards.max(1));
         let version = self.table.version.wrapping_add(1);
         self.table = self.knobs().compile(&self.base, per_shard);
+        if let Some(p) = &self.placement {
+            let floor = p.floor_tier();
+            for c in self.table.classes.iter_mut() {
+                if c.preferred_tier == mcos_core::TierId(0) {
+                    c.floor_tier = floor.min(c.floor_tier);
+                }
+            }
+        }
         self.table.version = version;
         self.table.ttl_ticks = self.cfg.table_ttl_ticks;
         self.pending = true;

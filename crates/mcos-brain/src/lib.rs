@@ -9,6 +9,7 @@
 //! - [`knobs`]: the points of the policy space the brain chooses among, and how they compile
 //!   into a policy table.
 //! - [`shadow`]: the miniature cache model that scores one set of knobs.
+//! - [`placement`]: placement across tiers by time saved (fetch versus recompute).
 //! - [`brain`]: the learner: evidence, decisions, compile, validate, install.
 //! - [`thread`]: the brain on its own thread, as a node runs it.
 //!
@@ -19,9 +20,11 @@
 
 pub mod brain;
 pub mod knobs;
+pub mod placement;
 pub mod shadow;
 pub mod thread;
 
 pub use brain::{Brain, BrainConfig, BrainStats, EMPTY_SAMPLE};
 pub use knobs::{Knobs, base_table, candidates};
+pub use placement::{CostModel, Placement};
 pub use thread::{BrainThread, Cadence, InstallFn};

@@ -119,7 +119,8 @@ pub struct ReplayArgs {
     pub psync: bool,
     /// Simulate mode: serve the trace through a prefill engine of this throughput (tokens/s),
     /// arrivals at the trace's timestamps, first come first served; reports utilisation and
-    /// queue length, and lets `--intents` reach the policies.
+    /// queue length, and lets `--intents` reach the policies. With --tiers: the recompute rate
+    /// that fetches are weighed against (default 20,000 tokens/s).
     #[arg(long)]
     pub prefill_tps: Option<f64>,
     /// Simulate mode: as --prefill-tps, with the throughput at which prefilling every prompt
@@ -131,6 +132,19 @@ pub struct ReplayArgs {
     /// queue (queued requests' blocks), sessions (ended conversations' blocks), all.
     #[arg(long, default_value = "none")]
     pub intents: String,
+    /// Simulate mode: a tier hierarchy instead of one tier, comma-separated capacities fastest
+    /// first (fractions or blocks): 2 tiers are HBM + DRAM, 3 are HBM + DRAM + disk. Reports
+    /// hits per tier and modelled prefill seconds saved for `mcos` and LRU over these tiers and
+    /// for every policy over tier 0 alone.
+    #[arg(long)]
+    pub tiers: Option<String>,
+    /// With --tiers: model preset for KV bytes per token (llama-3-8b, llama-3-70b, qwen2.5-7b).
+    #[arg(long, default_value = "llama-3-8b")]
+    pub model: String,
+    /// With --tiers: bandwidth of each link up the hierarchy in GB/s (DRAM->HBM, disk->DRAM).
+    /// Defaults: 50 (a GPU gather over PCIe Gen5, DESIGN.md) and 5 (an NVMe drive).
+    #[arg(long, default_value = "50,5")]
+    pub link_gbps: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,

@@ -9,6 +9,7 @@
 mod args;
 mod report;
 mod sweep;
+mod tiered;
 
 use anyhow::{Context, Result, bail};
 use args::{Cli, Command, Format, GenerateArgs, Mode, ReplayArgs, RunArgs};
@@ -206,6 +207,17 @@ fn replay(a: ReplayArgs) -> Result<()> {
     let capacities = args::parse_capacities(&a.capacity)?;
     let sim = Simulator::open(&a.trace, a.block_tokens)?;
     let stats = sim.stats().clone();
+    if let Some(tiers) = &a.tiers {
+        if a.mode == Mode::Real {
+            bail!("--tiers models a hierarchy in simulate mode; real mode takes --disk-capacity");
+        }
+        let report = tiered::run(&sim, &a, tiers, &policies, quiet)?;
+        match a.format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            Format::Table => print!("{}", report.table()),
+        }
+        return Ok(());
+    }
     let served = a.prefill_tps.is_some() || a.load.is_some();
     if served && a.mode == Mode::Real {
         bail!("--prefill-tps and --load model a prefill engine in simulate mode only");

@@ -370,9 +370,12 @@ impl Shard {
             }
         }
         if t > cp.preferred_tier.index() && frame.flags & FLAG_MOVING == 0 {
-            if let Some(move_id) =
-                self.start_promotion(t, i, cp.preferred_tier.index(), MoveOp::Promote)
-            {
+            let pt = cp.preferred_tier.index();
+            if self.filter_refuses(&cp, tag, pt) {
+                // A promotion is an admission into the preferred tier: its filter applies.
+                // Read in place this time; the history remembers the block for the next.
+                self.history.insert(tag);
+            } else if let Some(move_id) = self.start_promotion(t, i, pt, MoveOp::Promote) {
                 return Access::Wait {
                     move_id,
                     from: loc.tier(),
@@ -551,6 +554,11 @@ impl Shard {
         };
         let victim = *self.tiers[t].get(v);
         let cp = self.class_policy(victim.class);
+        if t == cp.preferred_tier.index() {
+            // Leaving its preferred tier (demoted or dropped): remembered as recently seen,
+            // the ghost entry a single tier would make.
+            self.history.insert(victim.tag);
+        }
         let lower = t + 1;
         if lower < self.tiers.len() && lower <= cp.floor_tier.index() && depth + 1 < MAX_TIERS {
             match self.acquire(lower, depth + 1) {
@@ -585,7 +593,8 @@ impl Shard {
                 Acquire::NoRoom => {}
             }
         }
-        self.history.insert(victim.tag);
+        // A block dropped from below its preferred tier was remembered when it left that tier;
+        // recording it again would crowd the history with blocks from the far past.
         self.drop_block(t, v);
         // `drop_block` put the frame at the head of the free list; take it for the caller.
         match self.tiers[t].pop_free() {
@@ -702,13 +711,16 @@ impl Shard {
         // The filter guards a full tier: while it has free frames beyond its watermark every
         // block is admitted.
         let pt = cp.preferred_tier.index();
-        if cp.admit_filter == AdmitFilter::History
-            && !in_history
-            && self.tiers[pt].len(ListId::Free)
-                <= self.cfg.free_watermark.get(pt).copied().unwrap_or(0)
-        {
-            self.history.insert(tag);
-            return self.reject(tag, class, RejectReason::Admission);
+        let floor = cp.floor_tier.index().min(self.tiers.len() - 1);
+        let mut first = pt;
+        if !in_history && self.filter_refuses(&cp, tag, pt) {
+            if floor <= pt {
+                self.history.insert(tag);
+                return self.reject(tag, class, RejectReason::Admission);
+            }
+            // Refused by the preferred tier, placed below it where room is cheaper: a second
+            // access finds it there and promotes it (the "seen before" test, passed).
+            first = pt + 1;
         }
         // Check the directory before evicting anything for a block it could not record.
         if !self.directory.has_room(tag) {
@@ -718,7 +730,7 @@ impl Shard {
             return self.reject(tag, class, RejectReason::Quota);
         }
         let mut waiting = false;
-        for t in pt..=cp.floor_tier.index().min(self.tiers.len() - 1) {
+        for t in first..=floor {
             match self.acquire_demand(t) {
                 Acquire::Frame(i) => {
                     if self
@@ -732,6 +744,12 @@ impl Shard {
                     let tick = self.tick as u32;
                     if in_history {
                         self.history.remove(tag);
+                    }
+                    if first > pt {
+                        // Refused above: remembered, so its next access promotes it (the
+                        // second miss a single tier would admit).
+                        self.counters.admitted_below += 1;
+                        self.history.insert(tag);
                     }
                     let f = self.tiers[t].get_mut(i);
                     f.tag = tag;
@@ -790,7 +808,28 @@ impl Shard {
         let cp = self.class_policy(f.class);
         self.tiers[t].get_mut(i).flags = 0;
         let mru = cp.insert_position == InsertPosition::Mru;
-        if f.flags & FLAG_FROM_HISTORY != 0 && self.protected_target[t] > 0 {
+        self.place(t, i, f.flags & FLAG_FROM_HISTORY != 0, mru);
+        self.class_count[t][usize::from(f.class)] += 1;
+        self.counters.admitted += 1;
+        self.sample(SampleKind::Admit, f.tag, f.class, t as u8, 0);
+        self.keep_free_frames(t, 2);
+    }
+
+    /// Whether the history filter of class policy `cp` refuses `tag` entry into tier `pt`:
+    /// the class asks for it, the block is not in the history, and the tier is full (no free
+    /// frame beyond its watermark).
+    fn filter_refuses(&self, cp: &ClassPolicy, tag: u64, pt: usize) -> bool {
+        cp.admit_filter == AdmitFilter::History
+            && !self.history.contains(tag)
+            && self.tiers[pt].len(ListId::Free)
+                <= self.cfg.free_watermark.get(pt).copied().unwrap_or(0)
+    }
+
+    /// Links a block newly entering tier `t` (a fill or a promotion) where the table puts
+    /// new blocks: protected when it came from the history, else the window when there is
+    /// one, else probation.
+    fn place(&mut self, t: usize, i: u32, from_history: bool, mru: bool) {
+        if from_history && self.protected_target[t] > 0 {
             // Seen recently: skip probation (the ghost hit of ARC and S3-FIFO).
             self.tiers[t].push(ListId::Protected, i, mru);
             if self.tiers[t].len(ListId::Protected) > self.protected_target[t] {
@@ -813,10 +852,6 @@ impl Shard {
             self.tiers[t].push(ListId::Probation, i, mru);
         }
         self.rebalance(t);
-        self.class_count[t][usize::from(f.class)] += 1;
-        self.counters.admitted += 1;
-        self.sample(SampleKind::Admit, f.tag, f.class, t as u8, 0);
-        self.keep_free_frames(t, 2);
     }
 
     /// After a table shrank the protected segment or the window, moves one frame from the LRU
@@ -881,7 +916,15 @@ impl Shard {
                 let loc = Loc::new(TierId(dt as u8), self.tiers[dt].global(m.dst));
                 // The entry exists (the block was resident at the source): an update never fails.
                 let _ = self.directory.set(m.tag, loc);
-                self.tiers[dt].push(ListId::Probation, m.dst, true);
+                if m.op == MoveOp::Demote {
+                    self.tiers[dt].push(ListId::Probation, m.dst, true);
+                } else {
+                    // Moving up is entering a tier: placed as a fill would be, and the tier
+                    // keeps its free-frame watermark as after a fill.
+                    let from_history = self.history.remove(m.tag);
+                    self.place(dt, m.dst, from_history, true);
+                    self.keep_free_frames(dt, 1);
+                }
                 self.uncount(st, src.class);
                 self.class_count[dt][usize::from(src.class)] += 1;
                 self.tiers[st].release(m.src);

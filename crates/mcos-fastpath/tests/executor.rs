@@ -428,3 +428,31 @@ fn shrinking_a_segment_drains_it_instead_of_freezing_its_blocks() {
     let hits = (100..116).filter(|&id| rig.touch(id)).count();
     assert_eq!(hits, 16, "LRU over 16 frames holds a 16-block loop");
 }
+
+#[test]
+fn a_block_the_fast_tier_refuses_is_placed_below_and_promoted_on_reuse() {
+    let mut t = PolicyTable::builtin(2);
+    t.history_quarters = 8;
+    t.classes[0].admit_filter = AdmitFilter::History;
+    let mut rig = Rig::with_table(&[4, 16], t);
+    for id in 0..4 {
+        rig.touch(id);
+    }
+    assert!(!rig.touch(50));
+    assert_eq!(
+        rig.shard.peek(key(50)).map(|l| l.0),
+        Some(TierId(1)),
+        "refused by tier 0, kept in tier 1"
+    );
+    assert_eq!(rig.shard.counters().admitted_below, 1);
+    assert!(rig.touch(50), "a hit in tier 1");
+    // The first hit made room in tier 0 (a demotion); once it landed, the next promotes.
+    rig.pump();
+    assert!(rig.touch(50));
+    rig.pump();
+    assert_eq!(
+        rig.shard.peek(key(50)).map(|l| l.0),
+        Some(TierId(0)),
+        "promoted"
+    );
+}

@@ -57,6 +57,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
+    // TIERS=f1,f2: a hierarchy below tier 0 (fractions), fast path counters printed.
+    if let Ok(list) = std::env::var("TIERS") {
+        let mut caps = vec![cap as u32];
+        for f in list.split(',') {
+            caps.push((uniq.len() as f64 * f.parse::<f64>()?).round() as u32);
+        }
+        let topo = mcos_core::Topology {
+            tiers: caps
+                .iter()
+                .map(|&n| mcos_core::TierSpec {
+                    kind: mcos_core::TierKind::HostDram,
+                    capacity_blocks: n,
+                    block_bytes: 1,
+                })
+                .collect(),
+            links: vec![],
+        };
+        for k in candidates() {
+            let table = k.compile(&mcos_core::PolicyTable::builtin(caps.len()), cap as u64);
+            let mut f = FastPathPolicy::new("fixed", &caps, table);
+            let r = run(&mut f, &reqs);
+            println!(
+                "{:<20} hierarchy {r:.4} tier-0 hits {}",
+                k.label(),
+                f.shard().counters().hits[0]
+            );
+        }
+        let mut m = McosPolicy::with_topology(topo, None);
+        let r = run(&mut m, &reqs);
+        println!("hierarchy {caps:?}: {r:.4}");
+        println!("{:?}", m.fast_path().shard().counters());
+        println!("{:?}", m.brain().stats().switch_log.len());
+        return Ok(());
+    }
     let mut m = McosPolicy::new(cap);
     let mcos = run(&mut m, &reqs);
     let b = m.brain();

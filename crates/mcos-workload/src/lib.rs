@@ -18,6 +18,9 @@
 //! - [`serve`]: a serving-engine model (FCFS prefill at a given throughput, arrivals from the
 //!   trace) that gives policies the queue a real engine would have, as intents.
 //!
+//! - [`tiered`]: replays over a tier hierarchy with hits per tier and modelled prefill time
+//!   saved (fetch versus recompute).
+//!
 //! - [`real`]: the same replay through a running node, with real bytes in real tiers, every hit
 //!   checked byte for byte.
 //!
@@ -32,6 +35,7 @@ pub mod policy;
 pub mod real;
 pub mod serve;
 pub mod simulate;
+pub mod tiered;
 pub mod trace;
 
 pub use azure::{AzureSynthesis, read_azure};
@@ -40,4 +44,5 @@ pub use policy::{AccessSeq, CachePolicy, POLICY_NAMES, PolicyError, PolicyStats,
 pub use real::{RealError, RealResult, block_payload, replay_real};
 pub use serve::{ServeConfig, ServeStats, serve};
 pub use simulate::{Capacity, ReplayCounts, SimError, SimResult, Simulator, TraceStats, replay};
+pub use tiered::{MODEL_PRESETS, ModelPreset, TieredResult, model_preset, replay_tiered};
 pub use trace::{DEFAULT_BLOCK_TOKENS, Request, TraceError, TraceReader, TraceWriter};

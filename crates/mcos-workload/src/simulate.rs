@@ -330,7 +330,8 @@ impl Simulator {
         Ok(self.stats.prompt_tokens as f64 / (span_s * load))
     }
 
-    fn requests(&self) -> Result<&[Request], SimError> {
+    /// Every request of the trace, in order (a file trace is read into memory once).
+    pub fn requests(&self) -> Result<&[Request], SimError> {
         match &self.source {
             Source::Memory(r) => Ok(r),
             Source::File(path) => {

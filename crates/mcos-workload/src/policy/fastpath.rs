@@ -25,6 +25,7 @@ pub struct FastPathPolicy {
     root: BlockKey,
     capacity: usize,
     batch: Box<[MoveDescriptor]>,
+    last_hit_tier: usize,
 }
 
 impl FastPathPolicy {
@@ -62,7 +63,20 @@ impl FastPathPolicy {
             tiers: tier_blocks.iter().map(|&n| (0, n)).collect(),
             block_bytes: 0,
             routes: [[0; MAX_TIERS]; MAX_TIERS],
-            free_watermark: vec![0; tier_blocks.len()],
+            // Several tiers: every tier but the last keeps 2 % of its frames free (at least
+            // one), as a node does by default, so that hits below find room to be promoted
+            // into; one tier: exact capacity semantics.
+            free_watermark: tier_blocks
+                .iter()
+                .enumerate()
+                .map(|(t, &n)| {
+                    if t + 1 < tier_blocks.len() {
+                        (n / 50).max(1).min(n.saturating_sub(1))
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
             telemetry_shift,
         };
         let reader = readers.remove(0);
@@ -74,6 +88,7 @@ impl FastPathPolicy {
             root: Namespace::for_model("trace").root(),
             capacity: tier_blocks.iter().map(|&n| n as usize).sum(),
             batch: vec![MoveDescriptor::EMPTY; 64].into_boxed_slice(),
+            last_hit_tier: 0,
         }
     }
 
@@ -141,6 +156,10 @@ impl CachePolicy for FastPathPolicy {
         self.access_class(id, 0)
     }
 
+    fn hit_tier(&self) -> usize {
+        self.last_hit_tier
+    }
+
     fn stats(&self) -> PolicyStats {
         let c = self.shard.counters();
         PolicyStats {
@@ -156,8 +175,15 @@ impl FastPathPolicy {
     pub fn access_class(&mut self, id: u64, class: u8) -> bool {
         let key = self.key(id);
         match self.shard.access(key, None) {
-            Access::Hit { .. } => return true,
-            Access::Wait { .. } => {
+            Access::Hit { tier, .. } => {
+                self.last_hit_tier = tier.index();
+                // A hit below may have started a demotion to make room for its promotion:
+                // the zero-latency engine lands it now.
+                self.pump();
+                return true;
+            }
+            Access::Wait { from, .. } => {
+                self.last_hit_tier = from.index();
                 self.pump();
                 return true;
             }

@@ -21,7 +21,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use mcos_brain::{Brain, BrainConfig, EMPTY_SAMPLE};
+use mcos_brain::{Brain, BrainConfig, CostModel, EMPTY_SAMPLE, Placement};
 use mcos_core::{
     Consumer, IntentAction, PolicyTable, PriorityClass, TelemetrySample, TierKind, TierSpec,
     Topology,
@@ -61,18 +61,29 @@ impl McosPolicy {
             tiers: vec![TierSpec {
                 kind: TierKind::HostDram,
                 capacity_blocks: cap,
-                block_bytes: 0,
+                block_bytes: 1,
             }],
             links: vec![],
         };
+        McosPolicy::with_topology(topology, None)
+    }
+
+    /// The tiers of `topology` (fastest first, payload-less), with the brain placing blocks by
+    /// time saved under `cost` when given.
+    pub fn with_topology(topology: Topology, cost: Option<CostModel>) -> McosPolicy {
+        let caps: Vec<u32> = topology.tiers.iter().map(|t| t.capacity_blocks).collect();
+        let cap = caps.first().copied().unwrap_or(1);
         let cfg = BrainConfig::for_node(&topology, 1, 0);
-        let brain = Brain::new(topology, cfg);
+        let mut brain = Brain::new(topology.clone(), cfg);
+        if let Some(cost) = cost {
+            brain.set_placement(Placement::new(&topology, cost));
+        }
         // The fast path samples exactly what the brain models: no sample crosses the ring in
         // vain.
         let (fast, ring) = FastPathPolicy::with_telemetry(
             "mcos",
-            &[cap],
-            PolicyTable::builtin(1),
+            &caps,
+            PolicyTable::builtin(caps.len()),
             brain.sample_shift(),
         );
         McosPolicy {
@@ -159,7 +170,9 @@ impl CachePolicy for McosPolicy {
         };
         let hit = self.fast.access_class(id, class.0);
         self.accesses += 1;
-        if self.accesses % STEP_EVERY == 0 {
+        // Every STEP_EVERY accesses, or sooner when a burst of moves (several tiers) has
+        // filled half the ring: the brain must see every sample to model the stream.
+        if self.accesses % STEP_EVERY == 0 || 2 * self.ring.len() > self.ring.capacity() {
             self.step();
         }
         hit
@@ -208,6 +221,10 @@ impl CachePolicy for McosPolicy {
                     .intent(id, IntentAction::SetClass(PriorityClass::ENDED));
             }
         }
+    }
+
+    fn hit_tier(&self) -> usize {
+        self.fast.hit_tier()
     }
 
     fn stats(&self) -> PolicyStats {

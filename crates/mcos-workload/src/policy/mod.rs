@@ -90,6 +90,10 @@ pub trait CachePolicy {
     fn session_ended(&mut self, ids: &[u64]) {
         let _ = ids;
     }
+    /// The tier the last access hit in (0 for single-tier policies; meaningful after a hit).
+    fn hit_tier(&self) -> usize {
+        0
+    }
     /// Counters so far.
     fn stats(&self) -> PolicyStats;
 }
