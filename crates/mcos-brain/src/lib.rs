@@ -27,4 +27,4 @@ pub mod thread;
 pub use brain::{Brain, BrainConfig, BrainStats, EMPTY_SAMPLE};
 pub use knobs::{Knobs, base_table, candidates};
 pub use placement::{CostModel, Placement};
-pub use thread::{BrainThread, Cadence, InstallFn};
+pub use thread::{BrainSnapshot, BrainThread, Cadence, InstallFn};

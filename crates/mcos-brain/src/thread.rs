@@ -5,22 +5,34 @@
 //! and when the thread stops the shards keep the last table until its TTL, then fall back to
 //! the built-in default.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mcos_core::{Consumer, InstallError, PolicyTable, TelemetrySample};
 
-use crate::brain::{Brain, EMPTY_SAMPLE};
+use crate::brain::{Brain, BrainStats, EMPTY_SAMPLE};
 
 /// Installs a validated table; returns the epoch (the node wraps its shared installer).
 pub type InstallFn = Box<dyn FnMut(&PolicyTable) -> Result<u64, InstallError> + Send>;
+
+/// What the brain thread last published: for `mcos policy show` and node statistics.
+#[derive(Clone, Debug)]
+pub struct BrainSnapshot {
+    /// Label of the knobs in force.
+    pub knobs: String,
+    /// The brain's counters.
+    pub stats: BrainStats,
+    /// The last table installed (None before the first install).
+    pub installed: Option<(u64, PolicyTable)>,
+}
 
 /// A running brain thread.
 pub struct BrainThread {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<Brain>>,
+    snapshot: Arc<Mutex<BrainSnapshot>>,
 }
 
 /// How often the thread wakes and refreshes.
@@ -51,6 +63,12 @@ impl BrainThread {
     ) -> std::io::Result<BrainThread> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let snapshot = Arc::new(Mutex::new(BrainSnapshot {
+            knobs: brain.knobs().label(),
+            stats: brain.stats().clone(),
+            installed: None,
+        }));
+        let publish = snapshot.clone();
         let handle = std::thread::Builder::new()
             .name("mcos-brain".into())
             .spawn(move || {
@@ -72,8 +90,20 @@ impl BrainThread {
                     if last_install.elapsed() >= cadence.refresh {
                         brain.refresh();
                     }
-                    if brain.wants_install() && brain.install_with(&mut install).is_some() {
+                    let installed = if brain.wants_install() {
+                        brain.install_with(&mut install)
+                    } else {
+                        None
+                    };
+                    if installed.is_some() {
                         last_install = Instant::now();
+                    }
+                    if let Ok(mut snap) = publish.lock() {
+                        snap.knobs = brain.knobs().label();
+                        snap.stats.clone_from(brain.stats());
+                        if let Some(epoch) = installed {
+                            snap.installed = Some((epoch, brain.table().clone()));
+                        }
                     }
                     std::thread::sleep(cadence.period);
                 }
@@ -82,7 +112,13 @@ impl BrainThread {
         Ok(BrainThread {
             stop,
             handle: Some(handle),
+            snapshot,
         })
+    }
+
+    /// What the brain last published.
+    pub fn snapshot(&self) -> Option<BrainSnapshot> {
+        self.snapshot.lock().ok().map(|s| s.clone())
     }
 
     /// Stops the thread and hands the brain back (for its statistics).

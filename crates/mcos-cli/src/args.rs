@@ -8,8 +8,9 @@ use std::path::PathBuf;
 /// Policies a simulated sweep runs when none are named.
 pub const DEFAULT_POLICIES: [&str; 7] =
     ["mcos", "lru", "s3fifo", "sieve", "arc", "wtinylfu", "min"];
-/// Policies the real node executes (the fast path's table-driven policies).
-pub const REAL_POLICIES: [&str; 1] = ["lru"];
+/// Policies the real node executes: the fast path's built-in table (`lru`) or the tables its
+/// brain installs (`mcos`).
+pub const REAL_POLICIES: [&str; 2] = ["mcos", "lru"];
 
 /// MCOS: a memory control system for AI state across GPU, DRAM and disk tiers.
 #[derive(Parser, Debug)]
@@ -29,6 +30,37 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Write the built-in workload as a Mooncake-format trace.
     Generate(GenerateArgs),
+    /// Policy tables: `mcos policy show` prints the table the brain installs.
+    Policy(PolicyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Print a policy table readably: the built-in table, or with --trace the table the
+    /// brain had installed at the end of a simulated replay (with its decisions).
+    Show(ShowArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// Replay this trace (simulate mode) under the brain first.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Capacity of tier 0 for the replay (fraction of unique blocks or block count).
+    #[arg(long, default_value = "0.05", value_parser = parse_capacity)]
+    pub capacity: Capacity,
+    /// Tokens per block in the trace.
+    #[arg(long, default_value_t = 512)]
+    pub block_tokens: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -77,6 +109,10 @@ pub struct RunArgs {
     /// Use pread/pwrite instead of io_uring for the disk tier.
     #[arg(long)]
     pub psync: bool,
+    /// Policies the real node runs, comma-separated: mcos (the brain on its own thread
+    /// installing tables) and lru (the built-in table).
+    #[arg(long, default_value = "mcos,lru")]
+    pub policy: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -91,8 +127,8 @@ pub struct ReplayArgs {
     #[arg(long, value_enum, default_value_t = Mode::Simulate)]
     pub mode: Mode,
     /// Comma-separated policies: mcos, lru, lru-tail, s3fifo, sieve, arc, wtinylfu, min
-    /// (simulate); lru (real). Default: mcos,lru,s3fifo,sieve,arc,wtinylfu,min in simulate
-    /// mode, lru in real mode.
+    /// (simulate); mcos, lru (real). Default: mcos,lru,s3fifo,sieve,arc,wtinylfu,min in
+    /// simulate mode, mcos,lru in real mode.
     #[arg(long)]
     pub policy: Option<String>,
     /// Comma-separated capacities: fractions of the trace's unique blocks (0.05) or block
@@ -132,6 +168,11 @@ pub struct ReplayArgs {
     /// queue (queued requests' blocks), sessions (ended conversations' blocks), all.
     #[arg(long, default_value = "none")]
     pub intents: String,
+    /// Simulate mode: score a candidate on the same access stream without letting it act: a
+    /// policy name or a brain knob label (lru, slru50+h1, hadm2, wtlfu2/p50/s10, ...). Reports,
+    /// per capacity, the hits it would have added and lost against each policy that acted.
+    #[arg(long)]
+    pub shadow: Option<String>,
     /// Simulate mode: a tier hierarchy instead of one tier, comma-separated capacities fastest
     /// first (fractions or blocks): 2 tiers are HBM + DRAM, 3 are HBM + DRAM + disk. Reports
     /// hits per tier and modelled prefill seconds saved for `mcos` and LRU over these tiers and

@@ -8,6 +8,7 @@
 
 mod args;
 mod report;
+mod show;
 mod sweep;
 mod tiered;
 
@@ -28,6 +29,9 @@ fn main() {
         Command::Run(a) => run(a),
         Command::Replay(a) => replay(a),
         Command::Generate(a) => generate_cmd(a),
+        Command::Policy(p) => match p.command {
+            args::PolicyCommand::Show(a) => show::show(a),
+        },
     };
     if let Err(e) = outcome {
         eprintln!("error: {e:#}");
@@ -163,36 +167,49 @@ fn run(a: RunArgs) -> Result<()> {
         0
     };
     let dir = default_dir(a.dir);
-    let node_cfg = node_config(
-        a.config.as_deref(),
-        a.block_bytes,
-        dram,
-        disk,
-        &dir,
-        a.psync,
-    )?;
-    if !quiet {
-        eprintln!(
-            "replaying through a real node: {} in {}...",
-            report::describe_tiers(&node_cfg),
-            dir.display()
-        );
+    let real_policies = args::parse_policies(&Some(a.policy.clone()), Mode::Real)?;
+    let mut summaries = Vec::new();
+    for policy in &real_policies {
+        let mut node_cfg = node_config(
+            a.config.as_deref(),
+            a.block_bytes,
+            dram,
+            disk,
+            &dir,
+            a.psync,
+        )?;
+        node_cfg.brain.enabled = policy == "mcos";
+        if !quiet {
+            eprintln!(
+                "replaying through a real node ({policy}): {} in {}...",
+                report::describe_tiers(&node_cfg),
+                dir.display()
+            );
+        }
+        let (real, node_stats) = real_replay(
+            node_cfg.clone(),
+            requests.iter().cloned().map(Ok),
+            stats.requests,
+            cfg.block_tokens,
+            quiet,
+        )?;
+        rows.push(ResultRow::real(
+            &real,
+            &node_cfg,
+            stats.unique_blocks,
+            policy,
+        ));
+        summaries.push(report::real_summary(&real, &node_stats, &node_cfg, policy));
     }
-    let (real, node_stats) = real_replay(
-        node_cfg.clone(),
-        requests.into_iter().map(Ok),
-        stats.requests,
-        cfg.block_tokens,
-        quiet,
-    )?;
     let _ = std::fs::remove_dir(&dir);
-    rows.push(ResultRow::real(&real, &node_cfg, stats.unique_blocks));
     let report = ReplayReport::new("built-in workload".into(), &stats, rows);
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => {
             print!("{}", report.table());
-            print!("{}", report::real_summary(&real, &node_stats, &node_cfg));
+            for s in summaries {
+                print!("{s}");
+            }
         }
     }
     Ok(())
@@ -242,6 +259,16 @@ fn replay(a: ReplayArgs) -> Result<()> {
                 quiet,
             )?
         }
+        Mode::Simulate if a.shadow.is_some() => {
+            let names: Vec<&str> = policies.iter().map(String::as_str).collect();
+            let candidate = a.shadow.clone().unwrap_or_default();
+            let report = show::shadow(&sim, &names, &capacities, &candidate, &a.trace, quiet)?;
+            match a.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Format::Table => print!("{}", report.table()),
+            }
+            return Ok(());
+        }
         Mode::Simulate => {
             let names: Vec<&str> = policies.iter().map(String::as_str).collect();
             sweep::simulate(&sim, &names, &capacities, a.block_bytes, quiet)?
@@ -249,28 +276,31 @@ fn replay(a: ReplayArgs) -> Result<()> {
         Mode::Real => {
             let dir = default_dir(a.dir.clone());
             let mut rows = Vec::new();
-            for &c in &capacities {
-                let dram = c.blocks(stats.unique_blocks)?;
-                let disk = a
-                    .disk_capacity
-                    .map(|d| d.blocks(stats.unique_blocks))
-                    .transpose()?
-                    .unwrap_or(0);
-                let cfg = node_config(
-                    a.config.as_deref(),
-                    a.block_bytes,
-                    dram,
-                    disk,
-                    &dir,
-                    a.psync,
-                )?;
-                if !quiet {
-                    eprintln!("real replay: {}", report::describe_tiers(&cfg));
+            for policy in &policies {
+                for &c in &capacities {
+                    let dram = c.blocks(stats.unique_blocks)?;
+                    let disk = a
+                        .disk_capacity
+                        .map(|d| d.blocks(stats.unique_blocks))
+                        .transpose()?
+                        .unwrap_or(0);
+                    let mut cfg = node_config(
+                        a.config.as_deref(),
+                        a.block_bytes,
+                        dram,
+                        disk,
+                        &dir,
+                        a.psync,
+                    )?;
+                    cfg.brain.enabled = policy == "mcos";
+                    if !quiet {
+                        eprintln!("real replay ({policy}): {}", report::describe_tiers(&cfg));
+                    }
+                    let reader = TraceReader::open(&a.trace)?;
+                    let (real, _) =
+                        real_replay(cfg.clone(), reader, stats.requests, a.block_tokens, quiet)?;
+                    rows.push(ResultRow::real(&real, &cfg, stats.unique_blocks, policy));
                 }
-                let reader = TraceReader::open(&a.trace)?;
-                let (real, _) =
-                    real_replay(cfg.clone(), reader, stats.requests, a.block_tokens, quiet)?;
-                rows.push(ResultRow::real(&real, &cfg, stats.unique_blocks));
             }
             let _ = std::fs::remove_dir(&dir);
             rows

@@ -87,10 +87,10 @@ impl ResultRow {
         }
     }
 
-    pub fn real(r: &RealResult, cfg: &NodeConfig, unique_blocks: u64) -> ResultRow {
+    pub fn real(r: &RealResult, cfg: &NodeConfig, unique_blocks: u64, policy: &str) -> ResultRow {
         let dram = u64::from(cfg.tiers[0].capacity_blocks);
         ResultRow {
-            policy: "lru".to_owned(),
+            policy: policy.to_owned(),
             mode: "real",
             capacity_fraction: dram as f64 / unique_blocks.max(1) as f64,
             capacity_blocks: dram,
@@ -251,10 +251,10 @@ pub fn describe_tiers(cfg: &NodeConfig) -> String {
 }
 
 /// The real node's own figures, after the table.
-pub fn real_summary(r: &RealResult, stats: &NodeStats, cfg: &NodeConfig) -> String {
+pub fn real_summary(r: &RealResult, stats: &NodeStats, cfg: &NodeConfig, policy: &str) -> String {
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     let mut s = String::new();
-    let _ = writeln!(s, "\nreal node: {}", describe_tiers(cfg));
+    let _ = writeln!(s, "\nreal node ({policy}): {}", describe_tiers(cfg));
     let _ = writeln!(
         s,
         "  {:.2} s wall, {:.0} node ops/s; every hit verified byte for byte ({} hits, {} corrupt blocks)",
@@ -283,10 +283,26 @@ pub fn real_summary(r: &RealResult, stats: &NodeStats, cfg: &NodeConfig) -> Stri
             }
         );
     }
-    let _ = writeln!(
-        s,
-        "  telemetry samples delivered: {}",
-        stats.telemetry_samples
-    );
+    match &stats.brain {
+        Some(b) => {
+            let _ = writeln!(
+                s,
+                "  brain (own thread): {} samples, {} sampled accesses modelled, {} switches, {} installs, ended on {}; {:.1} ms busy",
+                b.stats.samples,
+                b.stats.sampled_accesses,
+                b.stats.switches,
+                b.stats.installs,
+                b.knobs,
+                b.stats.busy.as_secs_f64() * 1e3
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "  telemetry samples delivered: {}",
+                stats.telemetry_samples
+            );
+        }
+    }
     s
 }

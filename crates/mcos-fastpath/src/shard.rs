@@ -208,6 +208,16 @@ impl Shard {
         }
     }
 
+    /// A copy of the table in force (the built-in one while on the fallback). For tools such
+    /// as `mcos policy show`; it allocates, so never on the event path.
+    pub fn policy_table(&self) -> PolicyTable {
+        if self.fallback {
+            (*self.builtin).clone()
+        } else {
+            self.policy.with_table(|t| t.clone())
+        }
+    }
+
     /// Whether the shard fell back to the built-in table because the installed one expired.
     pub fn on_fallback(&self) -> bool {
         self.fallback
