@@ -107,6 +107,8 @@ pub struct BrainStats {
     pub installs: u64,
     /// Installs that had to wait for a shard to pass an event boundary.
     pub installs_deferred: u64,
+    /// Times the brain halved its sampling rate because it fell behind the fast path.
+    pub sampling_coarsened: u64,
     /// Time spent inside the brain (draining, shadows, decisions, installs).
     pub busy: Duration,
     /// Time spent compiling, validating and publishing tables.
@@ -207,6 +209,30 @@ impl Brain {
     /// The brain's sampling shift (rate 2^-shift).
     pub fn sample_shift(&self) -> u8 {
         self.shift
+    }
+
+    /// Halves the sampling rate (bounded cost when the brain falls behind the fast path): the
+    /// shadows restart at half their size on the nested sample and the evidence starts over;
+    /// the knobs in force stay. Returns false at the coarsest rate.
+    pub fn coarsen_sampling(&mut self) -> bool {
+        if self.shift >= 20 || (self.cfg.tier0_frames >> (self.shift + 1)) < 16 {
+            return false;
+        }
+        self.shift += 1;
+        self.cfg.shadow_blocks = (self.cfg.shadow_blocks / 2).max(16);
+        let cap = self.shadow_capacity();
+        for (i, s) in self.shadows.iter_mut().enumerate() {
+            *s = Shadow::new(self.cfg.candidates[i], cap);
+        }
+        for (x, f) in self.freqs.iter_mut() {
+            *f = Frequency::new(u64::from(cap), u64::from(*x) * u64::from(cap));
+        }
+        self.wins.iter_mut().for_each(|x| *x = 0.0);
+        self.losses.iter_mut().for_each(|x| *x = 0.0);
+        self.weight = 0.0;
+        self.since_switch = 0;
+        self.stats.sampling_coarsened += 1;
+        true
     }
 
     /// Blocks each shadow cache holds.

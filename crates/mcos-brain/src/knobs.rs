@@ -9,7 +9,7 @@
 //! to a trace, and the same grid serves every workload.
 
 use mcos_core::limits::{self, CLASSES};
-use mcos_core::{AdmitFilter, InsertPosition, PolicyTable, PriorityClass, TierId};
+use mcos_core::{AdmitFilter, InsertPosition, PolicyTable, PriorityClass, SampleKind, TierId};
 
 /// One point of the policy space (tier 0's replacement and admission).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -103,6 +103,10 @@ impl Knobs {
 /// built-in one.
 pub fn base_table(tiers: usize, tier0_frames_per_shard: u64) -> PolicyTable {
     let mut t = PolicyTable::builtin(tiers);
+    // The brain models accesses (hits and misses) and measures moves; admissions, refusals
+    // and evictions follow from its own shadows.
+    t.telemetry_kinds =
+        1 << SampleKind::Hit as u8 | 1 << SampleKind::Miss as u8 | 1 << SampleKind::MoveDone as u8;
     for c in t.classes.iter_mut() {
         c.evict_priority = 1;
     }

@@ -74,7 +74,9 @@ impl BrainThread {
             .spawn(move || {
                 let mut batch = vec![EMPTY_SAMPLE; 256];
                 let mut last_install = Instant::now();
+                let mut behind = 0u32;
                 while !flag.load(Ordering::Acquire) {
+                    let mut full = false;
                     for r in rings.iter_mut() {
                         let depth = r.capacity();
                         let mut drained = 0;
@@ -86,6 +88,14 @@ impl BrainThread {
                             brain.observe(&batch[..n]);
                             drained += n;
                         }
+                        full |= drained >= depth;
+                    }
+                    // A ring found full at every wake-up means samples are being dropped:
+                    // model fewer keys rather than a stream with holes.
+                    behind = if full { behind + 1 } else { 0 };
+                    if behind >= 4 {
+                        behind = 0;
+                        brain.coarsen_sampling();
                     }
                     if last_install.elapsed() >= cadence.refresh {
                         brain.refresh();

@@ -228,6 +228,9 @@ impl ClassPolicy {
     }
 }
 
+/// `PolicyTable::telemetry_kinds` value that samples every kind.
+pub const TELEMETRY_ALL: u8 = 0x3f;
+
 /// A complete policy table: one entry per class plus table-wide fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyTable {
@@ -251,6 +254,10 @@ pub struct PolicyTable {
     /// A block admitted while in the history enters the protected segment directly (the ghost
     /// hit of ARC and S3-FIFO); classes with `AdmitFilter::History` admit only such blocks.
     pub history_quarters: u8,
+    /// Telemetry kinds the fast path samples, one bit per `SampleKind` (bit `kind as u8`);
+    /// `TELEMETRY_ALL` samples every kind. A brain that models accesses asks for hits and
+    /// misses only, so a sample is pushed per sampled access and not three.
+    pub telemetry_kinds: u8,
     /// One entry per class.
     pub classes: [ClassPolicy; limits::CLASSES],
 }
@@ -267,6 +274,7 @@ impl PolicyTable {
             sketch_window: 0,
             window_share: [0; limits::MAX_TIERS],
             history_quarters: 0,
+            telemetry_kinds: TELEMETRY_ALL,
             classes: [ClassPolicy::default_for(floor); limits::CLASSES],
         }
     }
@@ -319,6 +327,12 @@ impl PolicyTable {
                      probation; keep their sum at most 254 (of 256)"
                 )));
             }
+        }
+        if self.telemetry_kinds & !TELEMETRY_ALL != 0 {
+            return Err(ContractError::Policy(format!(
+                "telemetry_kinds {:#x} names a sample kind that does not exist (mask {TELEMETRY_ALL:#x})",
+                self.telemetry_kinds
+            )));
         }
         if self.history_quarters > limits::HISTORY_QUARTERS_MAX {
             return Err(ContractError::Policy(format!(
@@ -486,5 +500,7 @@ mod tests {
         );
         t.history_quarters = 4;
         t.validate(&topo(1)).unwrap();
+        t.telemetry_kinds = 0x40;
+        assert!(t.validate(&topo(1)).is_err());
     }
 }

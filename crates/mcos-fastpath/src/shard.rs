@@ -132,6 +132,8 @@ pub struct Shard {
     window_target: [u32; MAX_TIERS],
     /// Recently evicted or refused tags (admission history).
     history: History,
+    /// Telemetry kinds the table asks for (bit per `SampleKind`).
+    telemetry_kinds: u8,
     /// Demotions in flight out of each tier: frames that will be free when they land.
     demoting: [u32; MAX_TIERS],
     counters: Counters,
@@ -165,6 +167,7 @@ impl Shard {
             class_count: vec![[0; CLASSES]; tiers.len()].into_boxed_slice(),
             protected_target: [0; MAX_TIERS],
             window_target: [0; MAX_TIERS],
+            telemetry_kinds: mcos_core::TELEMETRY_ALL,
             demoting: [0; MAX_TIERS],
             counters: Counters::default(),
             tick: 0,
@@ -276,14 +279,16 @@ impl Shard {
                 t.protected_share,
                 t.window_share,
                 t.history_quarters,
+                t.telemetry_kinds,
             )
         };
-        let (window, shares, windows, history) = if self.fallback {
+        let (window, shares, windows, history, kinds) = if self.fallback {
             globals(&self.builtin)
         } else {
             self.policy.with_table(globals)
         };
         self.sketch.set_window(window);
+        self.telemetry_kinds = kinds;
         for (i, t) in self.tiers.iter().enumerate() {
             self.protected_target[i] =
                 (u64::from(t.capacity()) * u64::from(shares[i]) / 256) as u32;
@@ -295,7 +300,7 @@ impl Shard {
     }
 
     fn sample(&mut self, kind: SampleKind, key_tag: u64, class: u8, tier: u8, value: u64) {
-        if self.telemetry.is_none() {
+        if self.telemetry.is_none() || self.telemetry_kinds & (1 << kind as u8) == 0 {
             return;
         }
         // Spatial sampling on the key (SHARDS): a sampled key is sampled on every event, and

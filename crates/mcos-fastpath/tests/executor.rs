@@ -456,3 +456,49 @@ fn a_block_the_fast_tier_refuses_is_placed_below_and_promoted_on_reuse() {
         "promoted"
     );
 }
+
+#[test]
+fn telemetry_carries_only_the_kinds_the_table_asks_for() {
+    use mcos_core::{SampleKind, TelemetrySample, limits::MAX_TIERS, policy_cell, ring};
+    use mcos_fastpath::{Shard, ShardConfig};
+    let mut t = PolicyTable::builtin(1);
+    t.telemetry_kinds = 1 << SampleKind::Hit as u8 | 1 << SampleKind::Miss as u8;
+    let run = |table: PolicyTable| {
+        let (_installer, mut readers) = policy_cell(table, 1);
+        let (tx, _rx) = ring(64);
+        let (ttx, mut trx) = ring::<TelemetrySample>(4096);
+        let mut shard = Shard::new(
+            ShardConfig {
+                shard: 0,
+                tiers: vec![(0, 4)],
+                block_bytes: 1,
+                routes: [[0; MAX_TIERS]; MAX_TIERS],
+                free_watermark: vec![0],
+                telemetry_shift: 0,
+            },
+            readers.remove(0),
+            vec![tx],
+            Some(ttx),
+        );
+        for id in 0..20u64 {
+            if let Access::Miss = shard.access(key(id % 6), None) {
+                if let Insert::Fill { tier, frame } = shard.insert(key(id % 6), 0) {
+                    shard.commit_fill(key(id % 6), tier, frame, true);
+                }
+            }
+        }
+        let mut kinds = Vec::new();
+        while let Some(s) = trx.pop() {
+            kinds.push(s.kind);
+        }
+        kinds
+    };
+    let all = run(PolicyTable::builtin(1));
+    assert!(all.contains(&SampleKind::Admit) && all.contains(&SampleKind::Evict));
+    let some = run(t);
+    assert_eq!(some.len(), 20, "one sample per access");
+    assert!(
+        some.iter()
+            .all(|k| matches!(k, SampleKind::Hit | SampleKind::Miss))
+    );
+}
