@@ -6,9 +6,11 @@ use mcos_workload::Capacity;
 use std::path::PathBuf;
 
 /// Policies a simulated sweep runs when none are named.
-pub const DEFAULT_POLICIES: [&str; 5] = ["lru", "s3fifo", "sieve", "arc", "min"];
-/// Policies the real node executes (the fast path's table-driven policies).
-pub const REAL_POLICIES: [&str; 1] = ["lru"];
+pub const DEFAULT_POLICIES: [&str; 7] =
+    ["mcos", "lru", "s3fifo", "sieve", "arc", "wtinylfu", "min"];
+/// Policies the real node executes: the fast path's built-in table (`lru`) or the tables its
+/// brain installs (`mcos`).
+pub const REAL_POLICIES: [&str; 2] = ["mcos", "lru"];
 
 /// MCOS: a memory control system for AI state across GPU, DRAM and disk tiers.
 #[derive(Parser, Debug)]
@@ -31,6 +33,37 @@ pub enum Command {
     /// Benchmarks (`mcos bench fastpath`, `mcos bench gpu`).
     #[command(subcommand)]
     Bench(crate::bench::BenchTarget),
+    /// Policy tables: `mcos policy show` prints the table the brain installs.
+    Policy(PolicyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Print a policy table readably: the built-in table, or with --trace the table the
+    /// brain had installed at the end of a simulated replay (with its decisions).
+    Show(ShowArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// Replay this trace (simulate mode) under the brain first.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Capacity of tier 0 for the replay (fraction of unique blocks or block count).
+    #[arg(long, default_value = "0.05", value_parser = parse_capacity)]
+    pub capacity: Capacity,
+    /// Tokens per block in the trace.
+    #[arg(long, default_value_t = 512)]
+    pub block_tokens: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -79,6 +112,10 @@ pub struct RunArgs {
     /// Use pread/pwrite instead of io_uring for the disk tier.
     #[arg(long)]
     pub psync: bool,
+    /// Policies the real node runs, comma-separated: mcos (the brain on its own thread
+    /// installing tables) and lru (the built-in table).
+    #[arg(long, default_value = "mcos,lru")]
+    pub policy: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -92,8 +129,9 @@ pub struct ReplayArgs {
     /// simulate: policies without payloads; real: a node with real bytes.
     #[arg(long, value_enum, default_value_t = Mode::Simulate)]
     pub mode: Mode,
-    /// Comma-separated policies: lru, lru-tail, s3fifo, sieve, arc, min (simulate);
-    /// lru (real). Default: lru,s3fifo,sieve,arc,min in simulate mode, lru in real mode.
+    /// Comma-separated policies: mcos, lru, lru-tail, s3fifo, sieve, arc, wtinylfu, min
+    /// (simulate); mcos, lru (real). Default: mcos,lru,s3fifo,sieve,arc,wtinylfu,min in
+    /// simulate mode, mcos,lru in real mode.
     #[arg(long)]
     pub policy: Option<String>,
     /// Comma-separated capacities: fractions of the trace's unique blocks (0.05) or block
@@ -118,9 +156,80 @@ pub struct ReplayArgs {
     /// Real mode: pread/pwrite instead of io_uring.
     #[arg(long)]
     pub psync: bool,
+    /// Simulate mode: serve the trace through a prefill engine of this throughput (tokens/s),
+    /// arrivals at the trace's timestamps, first come first served; reports utilisation and
+    /// queue length, and lets `--intents` reach the policies. With --tiers: the recompute rate
+    /// that fetches are weighed against (default 20,000 tokens/s).
+    #[arg(long)]
+    pub prefill_tps: Option<f64>,
+    /// Simulate mode: as --prefill-tps, with the throughput at which prefilling every prompt
+    /// token would keep the engine busy this fraction of the trace's span (0.8: busy, not
+    /// overloaded; hits lower the real utilisation, which is reported).
+    #[arg(long, conflicts_with = "prefill_tps")]
+    pub load: Option<f64>,
+    /// With a prefill engine: intent variants to run for `mcos`, comma-separated: none,
+    /// queue (queued requests' blocks), sessions (ended conversations' blocks), all.
+    #[arg(long, default_value = "none")]
+    pub intents: String,
+    /// Simulate mode: score a candidate on the same access stream without letting it act: a
+    /// policy name or a brain knob label (lru, slru50+h1, hadm2, wtlfu2/p50/s10, ...). Reports,
+    /// per capacity, the hits it would have added and lost against each policy that acted.
+    #[arg(long)]
+    pub shadow: Option<String>,
+    /// Simulate mode: a tier hierarchy instead of one tier, comma-separated capacities fastest
+    /// first (fractions or blocks): 2 tiers are HBM + DRAM, 3 are HBM + DRAM + disk. Reports
+    /// hits per tier and modelled prefill seconds saved for `mcos` and LRU over these tiers and
+    /// for every policy over tier 0 alone.
+    #[arg(long)]
+    pub tiers: Option<String>,
+    /// With --tiers: model preset for KV bytes per token (llama-3-8b, llama-3-70b, qwen2.5-7b).
+    #[arg(long, default_value = "llama-3-8b")]
+    pub model: String,
+    /// With --tiers: bandwidth of each link up the hierarchy in GB/s (DRAM->HBM, disk->DRAM).
+    /// Defaults: 50 (a GPU gather over PCIe Gen5, DESIGN.md) and 5 (an NVMe drive).
+    #[arg(long, default_value = "50,5")]
+    pub link_gbps: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// Which intents a served replay delivers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct IntentSet {
+    pub queue: bool,
+    pub sessions: bool,
+}
+
+impl IntentSet {
+    /// Suffix of the report's policy name (`mcos+queue`).
+    pub fn suffix(self) -> &'static str {
+        match (self.queue, self.sessions) {
+            (false, false) => "",
+            (true, false) => "+queue",
+            (false, true) => "+sessions",
+            (true, true) => "+queue+sessions",
+        }
+    }
+}
+
+/// `none,queue,sessions,all` into intent sets.
+pub fn parse_intents(s: &str) -> Result<Vec<IntentSet>> {
+    let mut out = Vec::new();
+    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (queue, sessions) = match p {
+            "none" => (false, false),
+            "queue" => (true, false),
+            "sessions" => (false, true),
+            "all" => (true, true),
+            other => bail!("unknown intents `{other}`; valid: none, queue, sessions, all"),
+        };
+        out.push(IntentSet { queue, sessions });
+    }
+    if out.is_empty() {
+        bail!("--intents needs at least one of none, queue, sessions, all");
+    }
+    Ok(out)
 }
 
 #[derive(Args, Debug)]
@@ -137,6 +246,14 @@ pub struct GenerateArgs {
     /// Preset: mixed, chat, agent or rag.
     #[arg(long, default_value = "mixed")]
     pub preset: String,
+    /// Instead of the generator: an Azure LLM inference CSV (TIMESTAMP,ContextTokens,
+    /// GeneratedTokens); its arrivals and prompt sizes are kept and prefix-sharing block ids
+    /// are synthesised deterministically (see mcos_workload::azure).
+    #[arg(long)]
+    pub azure: Option<PathBuf>,
+    /// Tokens per block of the synthesised Azure trace.
+    #[arg(long, default_value_t = 64)]
+    pub block_tokens: u32,
 }
 
 /// One capacity: a fraction of unique blocks when it has a decimal point or is below 1, else a
@@ -226,7 +343,7 @@ mod tests {
 
     #[test]
     fn policies_are_checked_per_mode() {
-        assert_eq!(parse_policies(&None, Mode::Simulate).unwrap().len(), 5);
+        assert_eq!(parse_policies(&None, Mode::Simulate).unwrap().len(), 7);
         assert!(
             parse_policies(&Some("lru,bogus".into()), Mode::Simulate)
                 .unwrap_err()

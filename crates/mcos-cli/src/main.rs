@@ -13,7 +13,9 @@ mod bench;
 mod bench_fastpath;
 mod bench_gpu;
 mod report;
+mod show;
 mod sweep;
+mod tiered;
 
 use anyhow::{Context, Result, bail};
 use args::{Cli, Command, Format, GenerateArgs, Mode, ReplayArgs, RunArgs};
@@ -38,6 +40,9 @@ fn main() {
         Command::Replay(a) => replay(a),
         Command::Generate(a) => generate_cmd(a),
         Command::Bench(t) => bench::run(t),
+        Command::Policy(p) => match p.command {
+            args::PolicyCommand::Show(a) => show::show(a),
+        },
     };
     if let Err(e) = outcome {
         eprintln!("error: {e:#}");
@@ -56,6 +61,26 @@ fn builtin_config(requests: usize, seed: u64, preset: &str) -> Result<GeneratorC
 }
 
 fn generate_cmd(a: GenerateArgs) -> Result<()> {
+    if let Some(csv) = &a.azure {
+        let syn = mcos_workload::AzureSynthesis {
+            block_tokens: a.block_tokens,
+            ..Default::default()
+        };
+        let requests = mcos_workload::read_azure(csv, &syn)?;
+        let mut out = mcos_workload::TraceWriter::create(&a.out)?;
+        for r in &requests {
+            out.write(r)?;
+        }
+        out.finish()?;
+        eprintln!(
+            "wrote {} requests from {} (synthesised block ids, {} tokens per block) to {}",
+            requests.len(),
+            csv.display(),
+            a.block_tokens,
+            a.out.display()
+        );
+        return Ok(());
+    }
     let cfg = builtin_config(a.requests, a.seed, &a.preset)?;
     let n = write_trace(&cfg, &a.out).map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!(
@@ -153,36 +178,49 @@ fn run(a: RunArgs) -> Result<()> {
         0
     };
     let dir = default_dir(a.dir);
-    let node_cfg = node_config(
-        a.config.as_deref(),
-        a.block_bytes,
-        dram,
-        disk,
-        &dir,
-        a.psync,
-    )?;
-    if !quiet {
-        eprintln!(
-            "replaying through a real node: {} in {}...",
-            report::describe_tiers(&node_cfg),
-            dir.display()
-        );
+    let real_policies = args::parse_policies(&Some(a.policy.clone()), Mode::Real)?;
+    let mut summaries = Vec::new();
+    for policy in &real_policies {
+        let mut node_cfg = node_config(
+            a.config.as_deref(),
+            a.block_bytes,
+            dram,
+            disk,
+            &dir,
+            a.psync,
+        )?;
+        node_cfg.brain.enabled = policy == "mcos";
+        if !quiet {
+            eprintln!(
+                "replaying through a real node ({policy}): {} in {}...",
+                report::describe_tiers(&node_cfg),
+                dir.display()
+            );
+        }
+        let (real, node_stats) = real_replay(
+            node_cfg.clone(),
+            requests.iter().cloned().map(Ok),
+            stats.requests,
+            cfg.block_tokens,
+            quiet,
+        )?;
+        rows.push(ResultRow::real(
+            &real,
+            &node_cfg,
+            stats.unique_blocks,
+            policy,
+        ));
+        summaries.push(report::real_summary(&real, &node_stats, &node_cfg, policy));
     }
-    let (real, node_stats) = real_replay(
-        node_cfg.clone(),
-        requests.into_iter().map(Ok),
-        stats.requests,
-        cfg.block_tokens,
-        quiet,
-    )?;
     let _ = std::fs::remove_dir(&dir);
-    rows.push(ResultRow::real(&real, &node_cfg, stats.unique_blocks));
     let report = ReplayReport::new("built-in workload".into(), &stats, rows);
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => {
             print!("{}", report.table());
-            print!("{}", report::real_summary(&real, &node_stats, &node_cfg));
+            for s in summaries {
+                print!("{s}");
+            }
         }
     }
     Ok(())
@@ -197,7 +235,51 @@ fn replay(a: ReplayArgs) -> Result<()> {
     let capacities = args::parse_capacities(&a.capacity)?;
     let sim = Simulator::open(&a.trace, a.block_tokens)?;
     let stats = sim.stats().clone();
+    if let Some(tiers) = &a.tiers {
+        if a.mode == Mode::Real {
+            bail!("--tiers models a hierarchy in simulate mode; real mode takes --disk-capacity");
+        }
+        let report = tiered::run(&sim, &a, tiers, &policies, quiet)?;
+        match a.format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            Format::Table => print!("{}", report.table()),
+        }
+        return Ok(());
+    }
+    let served = a.prefill_tps.is_some() || a.load.is_some();
+    if served && a.mode == Mode::Real {
+        bail!("--prefill-tps and --load model a prefill engine in simulate mode only");
+    }
     let rows = match a.mode {
+        Mode::Simulate if served => {
+            let tps = match a.prefill_tps {
+                Some(t) if t.is_finite() && t > 0.0 => t,
+                Some(t) => bail!("--prefill-tps {t} must be a positive number of tokens/s"),
+                None => sim.prefill_rate_for_load(a.load.unwrap_or(0.8))?,
+            };
+            let intents = args::parse_intents(&a.intents)?;
+            let names: Vec<&str> = policies.iter().map(String::as_str).collect();
+            sweep::serve(
+                &sim,
+                &names,
+                &capacities,
+                &intents,
+                tps,
+                a.block_tokens,
+                a.block_bytes,
+                quiet,
+            )?
+        }
+        Mode::Simulate if a.shadow.is_some() => {
+            let names: Vec<&str> = policies.iter().map(String::as_str).collect();
+            let candidate = a.shadow.clone().unwrap_or_default();
+            let report = show::shadow(&sim, &names, &capacities, &candidate, &a.trace, quiet)?;
+            match a.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Format::Table => print!("{}", report.table()),
+            }
+            return Ok(());
+        }
         Mode::Simulate => {
             let names: Vec<&str> = policies.iter().map(String::as_str).collect();
             sweep::simulate(&sim, &names, &capacities, a.block_bytes, quiet)?
@@ -205,28 +287,31 @@ fn replay(a: ReplayArgs) -> Result<()> {
         Mode::Real => {
             let dir = default_dir(a.dir.clone());
             let mut rows = Vec::new();
-            for &c in &capacities {
-                let dram = c.blocks(stats.unique_blocks)?;
-                let disk = a
-                    .disk_capacity
-                    .map(|d| d.blocks(stats.unique_blocks))
-                    .transpose()?
-                    .unwrap_or(0);
-                let cfg = node_config(
-                    a.config.as_deref(),
-                    a.block_bytes,
-                    dram,
-                    disk,
-                    &dir,
-                    a.psync,
-                )?;
-                if !quiet {
-                    eprintln!("real replay: {}", report::describe_tiers(&cfg));
+            for policy in &policies {
+                for &c in &capacities {
+                    let dram = c.blocks(stats.unique_blocks)?;
+                    let disk = a
+                        .disk_capacity
+                        .map(|d| d.blocks(stats.unique_blocks))
+                        .transpose()?
+                        .unwrap_or(0);
+                    let mut cfg = node_config(
+                        a.config.as_deref(),
+                        a.block_bytes,
+                        dram,
+                        disk,
+                        &dir,
+                        a.psync,
+                    )?;
+                    cfg.brain.enabled = policy == "mcos";
+                    if !quiet {
+                        eprintln!("real replay ({policy}): {}", report::describe_tiers(&cfg));
+                    }
+                    let reader = TraceReader::open(&a.trace)?;
+                    let (real, _) =
+                        real_replay(cfg.clone(), reader, stats.requests, a.block_tokens, quiet)?;
+                    rows.push(ResultRow::real(&real, &cfg, stats.unique_blocks, policy));
                 }
-                let reader = TraceReader::open(&a.trace)?;
-                let (real, _) =
-                    real_replay(cfg.clone(), reader, stats.requests, a.block_tokens, quiet)?;
-                rows.push(ResultRow::real(&real, &cfg, stats.unique_blocks));
             }
             let _ = std::fs::remove_dir(&dir);
             rows

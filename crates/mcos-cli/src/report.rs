@@ -28,6 +28,39 @@ pub struct ResultRow {
     pub wall_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ops_per_second: Option<f64>,
+    /// Served replays only: the prefill engine's load and the intents delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serving: Option<ServingRow>,
+}
+
+/// The prefill engine of a served replay.
+#[derive(Serialize, Debug, Clone)]
+pub struct ServingRow {
+    pub prefill_tokens_per_s: f64,
+    pub intents: String,
+    pub utilisation: f64,
+    pub mean_queue_len: f64,
+    pub max_queue_len: usize,
+    pub mean_wait_s: f64,
+    pub prefill_s: f64,
+}
+
+impl ServingRow {
+    pub fn new(tps: f64, intents: &str, s: &mcos_workload::ServeStats) -> ServingRow {
+        ServingRow {
+            prefill_tokens_per_s: tps,
+            intents: if intents.is_empty() {
+                "none".into()
+            } else {
+                intents.trim_start_matches('+').into()
+            },
+            utilisation: s.utilisation,
+            mean_queue_len: s.mean_queue_len,
+            max_queue_len: s.max_queue_len,
+            mean_wait_s: s.mean_wait_s,
+            prefill_s: s.prefill_s,
+        }
+    }
 }
 
 impl ResultRow {
@@ -50,13 +83,14 @@ impl ResultRow {
             admissions_rejected: r.admissions_rejected,
             wall_seconds: None,
             ops_per_second: None,
+            serving: None,
         }
     }
 
-    pub fn real(r: &RealResult, cfg: &NodeConfig, unique_blocks: u64) -> ResultRow {
+    pub fn real(r: &RealResult, cfg: &NodeConfig, unique_blocks: u64, policy: &str) -> ResultRow {
         let dram = u64::from(cfg.tiers[0].capacity_blocks);
         ResultRow {
-            policy: "lru".to_owned(),
+            policy: policy.to_owned(),
             mode: "real",
             capacity_fraction: dram as f64 / unique_blocks.max(1) as f64,
             capacity_blocks: dram,
@@ -68,6 +102,7 @@ impl ResultRow {
             admissions_rejected: r.admissions_rejected,
             wall_seconds: Some(r.wall_seconds),
             ops_per_second: Some(r.ops_per_second),
+            serving: None,
         }
     }
 }
@@ -118,6 +153,10 @@ impl ReplayReport {
             "evictions",
             "rejected"
         );
+        let served = self.results.iter().any(|r| r.serving.is_some());
+        if served {
+            return self.served_table(s);
+        }
         for r in &self.results {
             let tiers: Vec<String> = r
                 .hits_per_tier
@@ -136,6 +175,51 @@ impl ReplayReport {
                 r.evictions,
                 r.admissions_rejected,
                 tiers.join(", ")
+            );
+        }
+        s
+    }
+}
+
+impl ReplayReport {
+    fn served_table(&self, mut s: String) -> String {
+        s.clear();
+        let _ = writeln!(
+            s,
+            "\ntrace: {}\n{} requests, {} block accesses, {} unique blocks (infinite-cache hit ratio {:.4})\n",
+            self.trace,
+            self.requests,
+            self.block_accesses,
+            self.unique_blocks,
+            self.infinite_cache_hit_ratio
+        );
+        let _ = writeln!(
+            s,
+            "{:<22} {:>8} {:>9} {:>9} {:>11} {:>6} {:>8} {:>8} {:>10}",
+            "policy",
+            "capacity",
+            "block hit",
+            "token hit",
+            "prefill tps",
+            "util",
+            "mean q",
+            "wait s",
+            "prefill s"
+        );
+        for r in &self.results {
+            let Some(v) = &r.serving else { continue };
+            let _ = writeln!(
+                s,
+                "{:<22} {:>7.1}% {:>9.4} {:>9.4} {:>11.0} {:>6.3} {:>8.2} {:>8.2} {:>10.0}",
+                r.policy,
+                r.capacity_fraction * 100.0,
+                r.block_hit_ratio,
+                r.token_hit_ratio,
+                v.prefill_tokens_per_s,
+                v.utilisation,
+                v.mean_queue_len,
+                v.mean_wait_s,
+                v.prefill_s
             );
         }
         s
@@ -167,10 +251,10 @@ pub fn describe_tiers(cfg: &NodeConfig) -> String {
 }
 
 /// The real node's own figures, after the table.
-pub fn real_summary(r: &RealResult, stats: &NodeStats, cfg: &NodeConfig) -> String {
+pub fn real_summary(r: &RealResult, stats: &NodeStats, cfg: &NodeConfig, policy: &str) -> String {
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     let mut s = String::new();
-    let _ = writeln!(s, "\nreal node: {}", describe_tiers(cfg));
+    let _ = writeln!(s, "\nreal node ({policy}): {}", describe_tiers(cfg));
     let _ = writeln!(
         s,
         "  {:.2} s wall, {:.0} node ops/s; every hit verified byte for byte ({} hits, {} corrupt blocks)",
@@ -199,10 +283,26 @@ pub fn real_summary(r: &RealResult, stats: &NodeStats, cfg: &NodeConfig) -> Stri
             }
         );
     }
-    let _ = writeln!(
-        s,
-        "  telemetry samples delivered: {}",
-        stats.telemetry_samples
-    );
+    match &stats.brain {
+        Some(b) => {
+            let _ = writeln!(
+                s,
+                "  brain (own thread): {} samples, {} sampled accesses modelled, {} switches, {} installs, ended on {}; {:.1} ms busy",
+                b.stats.samples,
+                b.stats.sampled_accesses,
+                b.stats.switches,
+                b.stats.installs,
+                b.knobs,
+                b.stats.busy.as_secs_f64() * 1e3
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "  telemetry samples delivered: {}",
+                stats.telemetry_samples
+            );
+        }
+    }
     s
 }

@@ -319,3 +319,119 @@ fn bench_fastpath_reports_stable_fields_and_a_clean_fast_path() {
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("three shares"), "{}", stderr(&bad));
 }
+
+/// The brain's commands end to end on a small generated trace: `policy show`, `--shadow`,
+/// `--tiers`, a served replay with intents, and a real node under the brain.
+#[test]
+fn brain_commands_work_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let o = mcos(&[
+        "generate",
+        "--out",
+        trace.to_str().unwrap(),
+        "--requests",
+        "400",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = trace.to_str().unwrap();
+
+    let o = mcos(&["policy", "show"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("plain LRU order"),
+        "{out}"
+    );
+    let o = mcos(&["policy", "show", "--trace", t, "--capacity", "0.02"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for want in ["knobs in force", "class 1 (queued)", "shadow hit ratios"] {
+        assert!(out.contains(want), "`{want}` missing:\n{out}");
+    }
+
+    let o = mcos(&[
+        "replay",
+        "--trace",
+        t,
+        "--shadow",
+        "hadm2",
+        "--policy",
+        "lru",
+        "--capacity",
+        "0.02",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &v["results"][0];
+    let gain = r["would_gain"].as_i64().unwrap();
+    let lose = r["would_lose"].as_i64().unwrap();
+    let blocks = v["block_accesses"].as_f64().unwrap();
+    let delta = r["shadow_hit_ratio"].as_f64().unwrap() - r["acting_hit_ratio"].as_f64().unwrap();
+    assert!(((gain - lose) as f64 / blocks - delta).abs() < 1e-9, "{r}");
+    let o = mcos(&["replay", "--trace", t, "--shadow", "nonsense"]);
+    assert!(!o.status.success() && stderr(&o).contains("knob label"));
+
+    let o = mcos(&[
+        "replay",
+        "--trace",
+        t,
+        "--tiers",
+        "0.01,0.05,0.25",
+        "--policy",
+        "lru",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v["results"].as_array().unwrap();
+    assert_eq!(rows[0]["policy"], "mcos");
+    assert_eq!(rows[0]["scope"], "hierarchy");
+    assert!(rows[0]["saved_s"].as_f64().unwrap() > 0.0);
+    assert!(rows.iter().any(|r| r["scope"] == "tier0"));
+
+    let o = mcos(&[
+        "replay",
+        "--trace",
+        t,
+        "--load",
+        "0.8",
+        "--intents",
+        "none,queue",
+        "--policy",
+        "mcos,lru",
+        "--capacity",
+        "0.02",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mcos", "mcos+queue", "lru"]);
+    let util = v["results"][0]["serving"]["utilisation"].as_f64().unwrap();
+    assert!(util > 0.0 && util < 1.0, "{util}");
+
+    let o = mcos(&[
+        "run",
+        "--requests",
+        "300",
+        "--policy",
+        "mcos",
+        "--dir",
+        dir.path().join("d").to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        out.contains("real node (mcos)") && out.contains("brain (own thread)"),
+        "{out}"
+    );
+}

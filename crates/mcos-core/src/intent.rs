@@ -16,6 +16,16 @@ pub struct PriorityClass(pub u8);
 impl PriorityClass {
     /// The class every block has unless told otherwise.
     pub const DEFAULT: PriorityClass = PriorityClass(0);
+    /// Conventional class of a block that a queued request will read: the brain's tables
+    /// evict it after the default class among the victim candidates (a finite, honest
+    /// future).
+    pub const QUEUED: PriorityClass = PriorityClass(1);
+    /// Conventional class of a block whose session ended: the brain's tables evict it first
+    /// and re-insert it at the LRU end when it is moved into the class.
+    pub const ENDED: PriorityClass = PriorityClass(2);
+    /// Conventional high-priority class (for example a tenant's shared prompt): never evicted
+    /// while the table is in force, within its quota.
+    pub const PRECIOUS: PriorityClass = PriorityClass(3);
 }
 
 /// One piece of advice about one block.

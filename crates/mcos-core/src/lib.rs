@@ -21,8 +21,10 @@ pub use descriptor::{MoveCompletion, MoveDescriptor, MoveOp, MoveStatus, Urgency
 pub use error::ContractError;
 pub use intent::{Intent, IntentAction, PriorityClass};
 pub use key::{BlockKey, Namespace};
-pub use policy::{ClassPolicy, GpuRoutes, InsertPosition, PolicyTable, PrefetchMode};
+pub use policy::{
+    AdmitFilter, ClassPolicy, GpuRoutes, InsertPosition, PolicyTable, PrefetchMode, TELEMETRY_ALL,
+};
 pub use sync::policy_cell::{InstallError, PolicyInstaller, PolicyReader, policy_cell};
 pub use sync::ring::{Consumer, Producer, ring};
-pub use telemetry::{SampleKind, TelemetrySample};
+pub use telemetry::{SampleKind, TelemetrySample, is_sampled, sample_hash};
 pub use topology::{Link, TierId, TierKind, TierSpec, Topology};

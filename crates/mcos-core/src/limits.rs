@@ -62,10 +62,20 @@ pub const SEQUENCE_SLOTS: usize = 1024;
 
 /// Admission sketch: rows x counters per row, 4-bit saturating counters.
 pub const SKETCH_ROWS: usize = 4;
-/// Counters per sketch row (power of two).
+/// Counters per sketch row (power of two): the smallest sketch a shard builds.
 pub const SKETCH_WIDTH: usize = 4096;
+/// Largest sketch row a shard builds (it sizes rows to its tier-0 frames, as Caffeine sizes
+/// its frequency sketch to the cache). Row indices are 16-bit slices of one 64-bit hash.
+pub const SKETCH_WIDTH_MAX: usize = 1 << 16;
 /// Largest value a 4-bit sketch counter holds.
 pub const SKETCH_COUNTER_MAX: u8 = 15;
+
+/// Longest admission history (ghost) a policy table may ask for, in quarters of the tier-0
+/// frames of a shard (32: eight times as many entries as frames).
+pub const HISTORY_QUARTERS_MAX: u8 = 32;
+
+/// Ways per set of the history table (one 64-byte line of 8-byte entries).
+pub const HISTORY_WAYS: usize = 8;
 
 /// Largest block payload a tier accepts.
 pub const MAX_BLOCK_BYTES: usize = 64 << 20;
@@ -89,6 +99,12 @@ const _: () = assert!(DESCRIPTOR_RING_DEPTH.is_power_of_two());
 const _: () = assert!(COMPLETION_RING_DEPTH.is_power_of_two());
 const _: () = assert!(TELEMETRY_RING_DEPTH.is_power_of_two());
 const _: () = assert!(SKETCH_WIDTH.is_power_of_two());
+const _: () = assert!(SKETCH_WIDTH_MAX.is_power_of_two() && SKETCH_WIDTH <= SKETCH_WIDTH_MAX);
+const _: () = assert!(
+    SKETCH_ROWS * 16 <= 64 && SKETCH_WIDTH_MAX <= 1 << 16,
+    "each row indexes with its own 16 bits of one 64-bit hash"
+);
+const _: () = assert!(HISTORY_WAYS.is_power_of_two());
 const _: () = assert!(ENGINE_BATCH <= DESCRIPTOR_RING_DEPTH);
 const _: () = assert!(GPU_ENGINE_BATCH <= DESCRIPTOR_RING_DEPTH);
 const _: () = assert!(GPU_BOUNCE_SLOTS >= 1 && GPU_BOUNCE_SLOTS <= GPU_ENGINE_BATCH);

@@ -18,7 +18,8 @@
 //! | 16:15     | insert_position   |
 //! | 19:17     | prefetch_mode     |
 //! | 22:20     | prefetch_degree   |
-//! | 30:23     | reserved (0)      |
+//! | 24:23     | admit_filter      |
+//! | 30:25     | reserved (0)      |
 //! | 62:31     | quota_blocks      |
 //! | 94:63     | ttl_ticks         |
 //! | 110:95    | entry_version     |
@@ -53,6 +54,18 @@ pub enum PrefetchMode {
     Sequential = 1,
 }
 
+/// A filter on admission beyond the sketch threshold.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum AdmitFilter {
+    /// No filter: the sketch threshold alone decides.
+    None = 0,
+    /// Admit only a block found in the shard's history of recently evicted or refused blocks
+    /// (a "seen before" filter, the ghost queue of 2Q and S3-FIFO); a refused block enters the
+    /// history, so its next miss within the history's length is admitted.
+    History = 1,
+}
+
 /// The policy for one priority class.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClassPolicy {
@@ -74,6 +87,8 @@ pub struct ClassPolicy {
     pub prefetch_mode: PrefetchMode,
     /// Blocks prefetched per access (at most `limits::PREFETCH_DEGREE_MAX`).
     pub prefetch_degree: u8,
+    /// Admission filter applied after the sketch threshold.
+    pub admit_filter: AdmitFilter,
     /// Most blocks of this class resident in its preferred tier per shard; 0: no quota.
     pub quota_blocks: u32,
     /// Ticks without access after which a block of this class is evicted first; 0: never.
@@ -95,6 +110,7 @@ impl ClassPolicy {
             insert_position: InsertPosition::Mru,
             prefetch_mode: PrefetchMode::Off,
             prefetch_degree: 0,
+            admit_filter: AdmitFilter::None,
             quota_blocks: 0,
             ttl_ticks: 0,
             entry_version: 0,
@@ -112,6 +128,7 @@ impl ClassPolicy {
         w |= u128::from(self.insert_position as u8 & 0x3) << 15;
         w |= u128::from(self.prefetch_mode as u8 & 0x7) << 17;
         w |= u128::from(self.prefetch_degree & 0x7) << 20;
+        w |= u128::from(self.admit_filter as u8 & 0x3) << 23;
         w |= u128::from(self.quota_blocks) << 31;
         w |= u128::from(self.ttl_ticks) << 63;
         w |= u128::from(self.entry_version) << 95;
@@ -141,6 +158,16 @@ impl ClassPolicy {
                 });
             }
         };
+        let admit_filter = match field(23, 2) {
+            0 => AdmitFilter::None,
+            1 => AdmitFilter::History,
+            v => {
+                return Err(ContractError::Decode {
+                    what: "admit_filter",
+                    value: v,
+                });
+            }
+        };
         Ok(ClassPolicy {
             preferred_tier: TierId(field(0, 3) as u8),
             floor_tier: TierId(field(3, 3) as u8),
@@ -150,6 +177,7 @@ impl ClassPolicy {
             insert_position,
             prefetch_mode,
             prefetch_degree: field(20, 3) as u8,
+            admit_filter,
             quota_blocks: field(31, 32) as u32,
             ttl_ticks: field(63, 32) as u32,
             entry_version: field(95, 16) as u16,
@@ -203,6 +231,9 @@ impl ClassPolicy {
         Ok(())
     }
 }
+
+/// `PolicyTable::telemetry_kinds` value that samples every kind.
+pub const TELEMETRY_ALL: u8 = 0x3f;
 
 /// How the GPU engine picks a movement path for a move between host memory and HBM.
 ///
@@ -263,6 +294,20 @@ pub struct PolicyTable {
     pub sketch_window: u32,
     /// Which GPU movement path serves a host <-> HBM move (by size and link state).
     pub gpu_routes: GpuRoutes,
+    /// Per tier, the share of frames (out of 256) of the admission window (W-TinyLFU, Einziger
+    /// et al. 2017): new blocks enter the window; when the tier is full, the window's LRU block
+    /// competes with the main segments' victim and the one the sketch counts less often is
+    /// evicted. 0: no window (new blocks enter probation).
+    pub window_share: [u8; limits::MAX_TIERS],
+    /// Length of each shard's history of blocks recently evicted from the node or refused
+    /// admission, in quarters of its tier-0 frames (4: as many entries as frames); 0: no history.
+    /// A block admitted while in the history enters the protected segment directly (the ghost
+    /// hit of ARC and S3-FIFO); classes with `AdmitFilter::History` admit only such blocks.
+    pub history_quarters: u8,
+    /// Telemetry kinds the fast path samples, one bit per `SampleKind` (bit `kind as u8`);
+    /// `TELEMETRY_ALL` samples every kind. A brain that models accesses asks for hits and
+    /// misses only, so a sample is pushed per sampled access and not three.
+    pub telemetry_kinds: u8,
     /// One entry per class.
     pub classes: [ClassPolicy; limits::CLASSES],
 }
@@ -278,6 +323,9 @@ impl PolicyTable {
             protected_share: [0; limits::MAX_TIERS],
             sketch_window: 0,
             gpu_routes: GpuRoutes::BUILTIN,
+            window_share: [0; limits::MAX_TIERS],
+            history_quarters: 0,
+            telemetry_kinds: TELEMETRY_ALL,
             classes: [ClassPolicy::default_for(floor); limits::CLASSES],
         }
     }
@@ -295,6 +343,14 @@ impl PolicyTable {
         self.gpu_routes.validate()?;
         for (class, entry) in self.classes.iter().enumerate() {
             entry.validate(class as u8, tiers)?;
+            if entry.admit_filter == AdmitFilter::History && self.history_quarters == 0 {
+                return Err(ContractError::PolicyClass {
+                    class: class as u8,
+                    reason: "admits only blocks in the history, but the table keeps none \
+                             (history_quarters 0): it would refuse every block"
+                        .into(),
+                });
+            }
             if entry.quota_blocks > 0 {
                 let cap = topology
                     .tier(entry.preferred_tier)
@@ -311,10 +367,32 @@ impl PolicyTable {
                 }
             }
         }
-        if self.protected_share.contains(&255) {
-            return Err(ContractError::Policy(
-                "protected_share 255/256 leaves no room for new blocks; use at most 254".into(),
-            ));
+        for (t, (&p, &w)) in self
+            .protected_share
+            .iter()
+            .zip(&self.window_share)
+            .enumerate()
+        {
+            if u32::from(p) + u32::from(w) > 254 {
+                return Err(ContractError::Policy(format!(
+                    "tier {t}: protected_share {p} + window_share {w} leave no room for \
+                     probation; keep their sum at most 254 (of 256)"
+                )));
+            }
+        }
+        if self.telemetry_kinds & !TELEMETRY_ALL != 0 {
+            return Err(ContractError::Policy(format!(
+                "telemetry_kinds {:#x} names a sample kind that does not exist (mask {TELEMETRY_ALL:#x})",
+                self.telemetry_kinds
+            )));
+        }
+        if self.history_quarters > limits::HISTORY_QUARTERS_MAX {
+            return Err(ContractError::Policy(format!(
+                "history_quarters {} exceeds {} ({}x the tier-0 frames)",
+                self.history_quarters,
+                limits::HISTORY_QUARTERS_MAX,
+                limits::HISTORY_QUARTERS_MAX / 4
+            )));
         }
         Ok(())
     }
@@ -407,10 +485,10 @@ mod tests {
                 0u8..2,
                 0u8..8,
             ),
-            (any::<u32>(), any::<u32>(), any::<u16>()),
+            (any::<u32>(), any::<u32>(), any::<u16>(), 0u8..2),
         )
             .prop_map(
-                |((p, f, a, e, pin, ins, pf, deg), (q, ttl, ver))| ClassPolicy {
+                |((p, f, a, e, pin, ins, pf, deg), (q, ttl, ver, af))| ClassPolicy {
                     preferred_tier: TierId(p),
                     floor_tier: TierId(f),
                     admit_threshold: a,
@@ -427,6 +505,11 @@ mod tests {
                         PrefetchMode::Sequential
                     },
                     prefetch_degree: deg,
+                    admit_filter: if af == 0 {
+                        AdmitFilter::None
+                    } else {
+                        AdmitFilter::History
+                    },
                     quota_blocks: q,
                     ttl_ticks: ttl,
                     entry_version: ver,
@@ -445,5 +528,46 @@ mod tests {
     fn unknown_enum_values_do_not_decode() {
         let w = 3u128 << 15;
         assert!(ClassPolicy::from_bits(w).is_err());
+        assert!(ClassPolicy::from_bits(2u128 << 23).is_err());
+        assert!(ClassPolicy::from_bits(3u128 << 23).is_err());
+    }
+
+    #[test]
+    fn admit_filter_sits_in_bits_23_and_24_only() {
+        let mut c = ClassPolicy::default_for(TierId(0));
+        c.admit_filter = AdmitFilter::History;
+        assert_eq!(c.to_bits(), 1u128 << 23);
+    }
+
+    #[test]
+    fn segment_shares_and_history_are_validated() {
+        let mut t = PolicyTable::builtin(1);
+        t.protected_share[0] = 200;
+        t.window_share[0] = 54;
+        t.validate(&topo(1)).unwrap();
+        t.window_share[0] = 55;
+        assert!(
+            t.validate(&topo(1))
+                .unwrap_err()
+                .to_string()
+                .contains("window_share")
+        );
+        let mut t = PolicyTable::builtin(1);
+        t.history_quarters = limits::HISTORY_QUARTERS_MAX;
+        t.validate(&topo(1)).unwrap();
+        t.history_quarters += 1;
+        assert!(t.validate(&topo(1)).is_err());
+        let mut t = PolicyTable::builtin(1);
+        t.classes[9].admit_filter = AdmitFilter::History;
+        assert!(
+            t.validate(&topo(1))
+                .unwrap_err()
+                .to_string()
+                .contains("class 9")
+        );
+        t.history_quarters = 4;
+        t.validate(&topo(1)).unwrap();
+        t.telemetry_kinds = 0x40;
+        assert!(t.validate(&topo(1)).is_err());
     }
 }

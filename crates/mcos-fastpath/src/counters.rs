@@ -69,6 +69,8 @@ pub struct Counters {
     pub policy_fallbacks: u64,
     /// Telemetry samples dropped because the ring was full.
     pub telemetry_dropped: u64,
+    /// Blocks the preferred tier's history filter refused that were placed in a slower tier.
+    pub admitted_below: u64,
 }
 
 impl Counters {
@@ -107,7 +109,8 @@ impl Counters {
             intents,
             policy_installs,
             policy_fallbacks,
-            telemetry_dropped
+            telemetry_dropped,
+            admitted_below
         );
         for t in 0..MAX_TIERS {
             self.hits[t] += o.hits[t];

@@ -1,10 +1,11 @@
 //! Per-tier frame tables: one fixed-width entry per frame, and intrusive lists over them.
 //!
-//! Each frame is on exactly one of: the free list, the probation list, the protected list, or
-//! no list (reserved for a fill, or leaving in a move). Probation and protected form a
-//! segmented LRU (Karedla et al. 1994): new blocks enter probation, a hit in probation moves a
-//! block to protected, and protected overflow falls back to probation. With a protected share
-//! of zero the tier is exact LRU. Lists link by 32-bit frame index, so the table is a flat
+//! Each frame is on exactly one of: the free list, the probation list, the protected list, the
+//! window list, or no list (reserved for a fill, or leaving in a move). Probation and protected
+//! form a segmented LRU (Karedla et al. 1994): new blocks enter probation, a hit in probation
+//! moves a block to protected, and protected overflow falls back to probation. With a protected
+//! share of zero the tier is exact LRU. When a table asks for an admission window (W-TinyLFU),
+//! new blocks enter the window list first and join probation when they leave it. Lists link by 32-bit frame index, so the table is a flat
 //! array that hardware can hold in SRAM or DRAM.
 
 /// End-of-list marker.
@@ -22,6 +23,8 @@ pub enum ListId {
     Protected = 2,
     /// On no list: being filled, or leaving in a move.
     Detached = 3,
+    /// Resident in the admission window (only when the table asks for one).
+    Window = 4,
 }
 
 /// Frame flag: a move involving this frame is in flight (`move_slot` names it).
@@ -30,6 +33,9 @@ pub const FLAG_MOVING: u8 = 1;
 pub const FLAG_FILLING: u8 = 2;
 /// Frame flag: arrived by prefetch and not yet accessed.
 pub const FLAG_PREFETCHED: u8 = 4;
+/// Frame flag (while filling): the block was found in the admission history, so it enters the
+/// protected segment when committed.
+pub const FLAG_FROM_HISTORY: u8 = 8;
 
 /// One frame's state (32 bytes).
 #[derive(Copy, Clone, Debug)]
@@ -88,7 +94,8 @@ const EMPTY_LIST: List = List {
 pub struct TierFrames {
     base: u32,
     frames: Box<[Frame]>,
-    lists: [List; 3],
+    /// Indexed by `ListId as usize`; the `Detached` slot stays empty.
+    lists: [List; 5],
 }
 
 impl TierFrames {
@@ -97,7 +104,7 @@ impl TierFrames {
         let mut t = TierFrames {
             base,
             frames: crate::table::table(count as usize, Frame::EMPTY),
-            lists: [EMPTY_LIST; 3],
+            lists: [EMPTY_LIST; 5],
         };
         for i in 0..count {
             t.push(ListId::Free, i, true);

@@ -7,7 +7,7 @@
 //! through bounded rings; the bytes themselves never pass through here.
 //!
 //! Structure, one file each: the directory (`directory`), per-tier frame tables with their
-//! recency lists (`frames`), the admission sketch (`sketch`), the per-sequence prefetch table
+//! recency lists (`frames`), the admission sketch (`sketch`) and history (`history`), the per-sequence prefetch table
 //! (`prefetch`), the in-flight move table (`moves`), counters (`counters`), and the executor
 //! that ties them together per shard (`shard`).
 
@@ -16,6 +16,7 @@
 pub mod counters;
 pub mod directory;
 pub mod frames;
+pub mod history;
 pub mod moves;
 pub mod prefetch;
 pub mod shard;

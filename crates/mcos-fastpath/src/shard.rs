@@ -12,15 +12,18 @@
 
 use crate::counters::Counters;
 use crate::directory::{Directory, Loc};
-use crate::frames::{FLAG_FILLING, FLAG_MOVING, FLAG_PREFETCHED, ListId, NIL, TierFrames};
+use crate::frames::{
+    FLAG_FILLING, FLAG_FROM_HISTORY, FLAG_MOVING, FLAG_PREFETCHED, ListId, NIL, TierFrames,
+};
+use crate::history::History;
 use crate::moves::{Move, MoveTable};
 use crate::prefetch::SequenceTable;
 use crate::sketch::Sketch;
-use mcos_core::limits::{CLASSES, MAX_TIERS, VICTIM_SCAN_MAX};
+use mcos_core::limits::{CLASSES, HISTORY_QUARTERS_MAX, MAX_TIERS, VICTIM_SCAN_MAX};
 use mcos_core::{
-    BlockKey, ClassPolicy, InsertPosition, Intent, IntentAction, MoveCompletion, MoveDescriptor,
-    MoveOp, MoveStatus, PolicyReader, PolicyTable, PrefetchMode, Producer, SampleKind,
-    TelemetrySample, TierId, Urgency,
+    AdmitFilter, BlockKey, ClassPolicy, InsertPosition, Intent, IntentAction, MoveCompletion,
+    MoveDescriptor, MoveOp, MoveStatus, PolicyReader, PolicyTable, PrefetchMode, Producer,
+    SampleKind, TelemetrySample, TierId, Urgency,
 };
 
 /// How a shard is laid out; fixed at start-up.
@@ -130,6 +133,12 @@ pub struct Shard {
     victim_priority_cap: u8,
     /// Tag of the last ACCESS that found no directory entry (0: none since the last INSERT).
     last_miss: u64,
+    /// Per tier, frames of the admission window (0: none).
+    window_target: [u32; MAX_TIERS],
+    /// Recently evicted or refused tags (admission history).
+    history: History,
+    /// Telemetry kinds the table asks for (bit per `SampleKind`).
+    telemetry_kinds: u8,
     /// Demotions in flight out of each tier: frames that will be free when they land.
     demoting: [u32; MAX_TIERS],
     counters: Counters,
@@ -152,16 +161,20 @@ impl Shard {
             .map(|&(base, count)| TierFrames::new(base, count))
             .collect();
         let blocks: u32 = cfg.tiers.iter().map(|t| t.1).sum();
+        let fastest = cfg.tiers.first().map_or(0, |t| t.1 as usize);
         let builtin = Box::new(PolicyTable::builtin(tiers.len()));
         let mut s = Shard {
             directory: Directory::with_capacity(blocks as usize),
-            sketch: Sketch::new(0),
+            sketch: Sketch::sized_for(0, fastest),
+            history: History::new(fastest * usize::from(HISTORY_QUARTERS_MAX) / 4),
             sequences: SequenceTable::new(),
             moves: MoveTable::new(),
             class_count: vec![[0; CLASSES]; tiers.len()].into_boxed_slice(),
             protected_target: [0; MAX_TIERS],
             victim_priority_cap: 0,
             last_miss: 0,
+            window_target: [0; MAX_TIERS],
+            telemetry_kinds: mcos_core::TELEMETRY_ALL,
             demoting: [0; MAX_TIERS],
             counters: Counters::default(),
             tick: 0,
@@ -202,6 +215,16 @@ impl Shard {
             0
         } else {
             self.policy.epoch()
+        }
+    }
+
+    /// A copy of the table in force (the built-in one while on the fallback). For tools such
+    /// as `mcos policy show`; it allocates, so never on the event path.
+    pub fn policy_table(&self) -> PolicyTable {
+        if self.fallback {
+            (*self.builtin).clone()
+        } else {
+            self.policy.with_table(|t| t.clone())
         }
     }
 
@@ -293,28 +316,40 @@ impl Shard {
                 })
                 .max()
                 .unwrap_or(0);
-            (t.sketch_window, t.protected_share, cap)
+            (
+                t.sketch_window,
+                t.protected_share,
+                t.window_share,
+                t.history_quarters,
+                t.telemetry_kinds,
+                cap,
+            )
         };
-        let (window, shares, cap) = if self.fallback {
+        let (window, shares, windows, history, kinds, cap) = if self.fallback {
             globals(&self.builtin)
         } else {
             self.policy.with_table(globals)
         };
         self.victim_priority_cap = cap;
         self.sketch.set_window(window);
+        self.telemetry_kinds = kinds;
         for (i, t) in self.tiers.iter().enumerate() {
             self.protected_target[i] =
                 (u64::from(t.capacity()) * u64::from(shares[i]) / 256) as u32;
+            self.window_target[i] = (u64::from(t.capacity()) * u64::from(windows[i]) / 256) as u32;
         }
+        let fastest = self.tiers.first().map_or(0, |t| u64::from(t.capacity()));
+        self.history
+            .set_len((fastest * u64::from(history) / 4).min(u64::from(u32::MAX)) as u32);
     }
 
     fn sample(&mut self, kind: SampleKind, key_tag: u64, class: u8, tier: u8, value: u64) {
-        if self.telemetry.is_none() {
+        if self.telemetry.is_none() || self.telemetry_kinds & (1 << kind as u8) == 0 {
             return;
         }
-        let mask = (1u64 << self.cfg.telemetry_shift) - 1;
-        // Spatial sampling on the key (SHARDS): a sampled key is sampled on every event.
-        if (key_tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20) & mask != 0 {
+        // Spatial sampling on the key (SHARDS): a sampled key is sampled on every event, and
+        // the brain's own sample nests inside this one (same hash).
+        if !mcos_core::telemetry::is_sampled(key_tag, self.cfg.telemetry_shift) {
             return;
         }
         let s = TelemetrySample {
@@ -366,6 +401,7 @@ impl Shard {
                     // Moving up: merge this request onto the move under way.
                     m.waiters = m.waiters.saturating_add(1);
                     self.counters.merged_misses += 1;
+                    self.sample(SampleKind::Hit, tag, frame.class, t as u8, 0);
                     return Access::Wait {
                         move_id,
                         from: loc.tier(),
@@ -395,9 +431,12 @@ impl Shard {
             }
         }
         if t > cp.preferred_tier.index() && frame.flags & FLAG_MOVING == 0 {
-            if let Some(move_id) =
-                self.start_promotion(t, i, cp.preferred_tier.index(), MoveOp::Promote)
-            {
+            let pt = cp.preferred_tier.index();
+            if self.filter_refuses(&cp, tag, pt) {
+                // A promotion is an admission into the preferred tier: its filter applies.
+                // Read in place this time; the history remembers the block for the next.
+                self.history.insert(tag);
+            } else if let Some(move_id) = self.start_promotion(t, i, pt, MoveOp::Promote) {
                 return Access::Wait {
                     move_id,
                     from: loc.tier(),
@@ -428,7 +467,7 @@ impl Shard {
                     self.tiers[t].touch(ListId::Probation, j);
                 }
             }
-        } else if list == ListId::Probation || list == ListId::Protected {
+        } else if list == ListId::Probation || list == ListId::Protected || list == ListId::Window {
             self.tiers[t].touch(list, i);
         }
     }
@@ -569,8 +608,10 @@ impl Shard {
             // Frames off every list are filling or in a move: one will be free or evictable
             // soon, so wait rather than have the caller drop a block that fits further down.
             let tier = &self.tiers[t];
-            let listed =
-                tier.len(ListId::Free) + tier.len(ListId::Probation) + tier.len(ListId::Protected);
+            let listed = tier.len(ListId::Free)
+                + tier.len(ListId::Probation)
+                + tier.len(ListId::Protected)
+                + tier.len(ListId::Window);
             return if listed < tier.capacity() {
                 Acquire::Wait
             } else {
@@ -579,6 +620,11 @@ impl Shard {
         };
         let victim = *self.tiers[t].get(v);
         let cp = self.class_policy(victim.class);
+        if t == cp.preferred_tier.index() {
+            // Leaving its preferred tier (demoted or dropped): remembered as recently seen,
+            // the ghost entry a single tier would make.
+            self.history.insert(victim.tag);
+        }
         let lower = t + 1;
         if lower < self.tiers.len() && lower <= cp.floor_tier.index() && depth + 1 < MAX_TIERS {
             match self.acquire(lower, depth + 1) {
@@ -614,6 +660,8 @@ impl Shard {
                 Acquire::NoRoom => {}
             }
         }
+        // A block dropped from below its preferred tier was remembered when it left that tier;
+        // recording it again would crowd the history with blocks from the far past.
         self.drop_block(t, v);
         self.prefetch_next_victim(t);
         // `drop_block` put the frame at the head of the free list; take it for the caller.
@@ -672,31 +720,62 @@ impl Shard {
 
     /// Bounded victim scan from the LRU end: probation first, then protected. Among the first
     /// `VICTIM_SCAN_MAX` candidates the highest eviction priority wins, ties to the LRU-most, so
-    /// the scan stops at the first candidate with the highest priority the table can give (for
+    /// a scan stops at the first candidate with the highest priority the table can give (for
     /// plain LRU, the first evictable one). Pinned frames met on the way go to the MRU end so
     /// later scans do not trip on them.
+    ///
+    /// With an admission window (W-TinyLFU) that is full, the window's victim competes with
+    /// the main segments' victim: the one the sketch has counted more often stays (the
+    /// window's joining probation), ties evict the window's. Without a full window, the
+    /// window is scanned only when the main segments have nothing evictable.
     fn find_victim(&mut self, t: usize) -> Option<u32> {
-        for list in [ListId::Probation, ListId::Protected] {
-            let mut best: Option<(u8, u32)> = None;
-            let mut i = self.tiers[t].tail(list);
-            for _ in 0..VICTIM_SCAN_MAX {
-                if i == NIL {
-                    break;
+        let window = self.window_target[t];
+        if window > 0 && self.tiers[t].len(ListId::Window) >= window {
+            let candidate = self.scan_list(t, ListId::Window);
+            let main = self.scan_main(t);
+            return match (candidate, main) {
+                (Some(c), Some(v)) => {
+                    let fc = self.sketch.estimate_tag(self.tiers[t].get(c).tag);
+                    let fv = self.sketch.estimate_tag(self.tiers[t].get(v).tag);
+                    if fc > fv {
+                        self.tiers[t].touch(ListId::Probation, c);
+                        Some(v)
+                    } else {
+                        Some(c)
+                    }
                 }
-                let prev = self.tiers[t].get(i).prev;
-                match self.evictable(t, i) {
-                    Some(p) if p >= self.victim_priority_cap => return Some(i),
-                    Some(p) if best.is_none_or(|(bp, _)| p > bp) => best = Some((p, i)),
-                    Some(_) => {}
-                    None => self.tiers[t].touch(list, i),
-                }
-                i = prev;
-            }
-            if let Some((_, v)) = best {
-                return Some(v);
-            }
+                (c, v) => c.or(v),
+            };
         }
-        None
+        match self.scan_main(t) {
+            Some(v) => Some(v),
+            None if window > 0 => self.scan_list(t, ListId::Window),
+            None => None,
+        }
+    }
+
+    fn scan_main(&mut self, t: usize) -> Option<u32> {
+        self.scan_list(t, ListId::Probation)
+            .or_else(|| self.scan_list(t, ListId::Protected))
+    }
+
+    fn scan_list(&mut self, t: usize, list: ListId) -> Option<u32> {
+        let mut best: Option<(u8, u32)> = None;
+        let mut i = self.tiers[t].tail(list);
+        for _ in 0..VICTIM_SCAN_MAX {
+            if i == NIL {
+                break;
+            }
+            let prev = self.tiers[t].get(i).prev;
+            match self.evictable(t, i) {
+                Some(p) if p >= self.victim_priority_cap => return Some(i),
+                Some(p) if best.is_none_or(|(bp, _)| p > bp) => best = Some((p, i)),
+                Some(_) => {}
+                None => self.tiers[t].touch(list, i),
+            }
+            i = prev;
+        }
+        best.map(|(_, v)| v)
     }
 
     /// INSERT: asks for a frame to store `key` (class `class`) in.
@@ -720,17 +799,32 @@ impl Shard {
         if cp.admit_threshold > 0 && self.sketch.estimate(key) < cp.admit_threshold {
             return self.reject(tag, class, RejectReason::Admission);
         }
+        // Removed from the history only once the block has a frame (a retry must find it).
+        let in_history = self.history.contains(tag);
+        // The filter guards a full tier: while it has free frames beyond its watermark every
+        // block is admitted.
+        let pt = cp.preferred_tier.index();
+        let floor = cp.floor_tier.index().min(self.tiers.len() - 1);
+        let mut first = pt;
+        if !in_history && self.filter_refuses(&cp, tag, pt) {
+            if floor <= pt {
+                self.history.insert(tag);
+                return self.reject(tag, class, RejectReason::Admission);
+            }
+            // Refused by the preferred tier, placed below it where room is cheaper: a second
+            // access finds it there and promotes it (the "seen before" test, passed).
+            first = pt + 1;
+        }
         // Check the directory before evicting anything for a block it could not record.
         // Absent (checked above), so only room for a new entry matters.
         if !self.directory.has_room_for_new(&hashed) {
             return self.reject(tag, class, RejectReason::Directory);
         }
-        let pt = cp.preferred_tier.index();
         if cp.quota_blocks > 0 && self.class_count[pt][usize::from(class)] >= cp.quota_blocks {
             return self.reject(tag, class, RejectReason::Quota);
         }
         let mut waiting = false;
-        for t in pt..=cp.floor_tier.index().min(self.tiers.len() - 1) {
+        for t in first..=floor {
             match self.acquire_demand(t) {
                 Acquire::Frame(i) => {
                     if self
@@ -742,10 +836,19 @@ impl Shard {
                         return self.reject(tag, class, RejectReason::Directory);
                     }
                     let tick = self.tick as u32;
+                    if in_history {
+                        self.history.remove(tag);
+                    }
+                    if first > pt {
+                        // Refused above: remembered, so its next access promotes it (the
+                        // second miss a single tier would admit).
+                        self.counters.admitted_below += 1;
+                        self.history.insert(tag);
+                    }
                     let f = self.tiers[t].get_mut(i);
                     f.tag = tag;
                     f.class = class;
-                    f.flags = FLAG_FILLING;
+                    f.flags = FLAG_FILLING | if in_history { FLAG_FROM_HISTORY } else { 0 };
                     f.last_tick = tick;
                     return Insert::Fill {
                         tier: TierId(t as u8),
@@ -798,15 +901,68 @@ impl Shard {
         }
         let cp = self.class_policy(f.class);
         self.tiers[t].get_mut(i).flags = 0;
-        self.tiers[t].push(
-            ListId::Probation,
-            i,
-            cp.insert_position == InsertPosition::Mru,
-        );
+        let mru = cp.insert_position == InsertPosition::Mru;
+        self.place(t, i, f.flags & FLAG_FROM_HISTORY != 0, mru);
         self.class_count[t][usize::from(f.class)] += 1;
         self.counters.admitted += 1;
         self.sample(SampleKind::Admit, f.tag, f.class, t as u8, 0);
         self.keep_free_frames(t, 2);
+    }
+
+    /// Whether the history filter of class policy `cp` refuses `tag` entry into tier `pt`:
+    /// the class asks for it, the block is not in the history, and the tier is full (no free
+    /// frame beyond its watermark).
+    fn filter_refuses(&self, cp: &ClassPolicy, tag: u64, pt: usize) -> bool {
+        cp.admit_filter == AdmitFilter::History
+            && !self.history.contains(tag)
+            && self.tiers[pt].len(ListId::Free)
+                <= self.cfg.free_watermark.get(pt).copied().unwrap_or(0)
+    }
+
+    /// Links a block newly entering tier `t` (a fill or a promotion) where the table puts
+    /// new blocks: protected when it came from the history, else the window when there is
+    /// one, else probation.
+    fn place(&mut self, t: usize, i: u32, from_history: bool, mru: bool) {
+        if from_history && self.protected_target[t] > 0 {
+            // Seen recently: skip probation (the ghost hit of ARC and S3-FIFO).
+            self.tiers[t].push(ListId::Protected, i, mru);
+            if self.tiers[t].len(ListId::Protected) > self.protected_target[t] {
+                let j = self.tiers[t].tail(ListId::Protected);
+                if j != NIL {
+                    self.tiers[t].touch(ListId::Probation, j);
+                }
+            }
+        } else if self.window_target[t] > 0 {
+            self.tiers[t].push(ListId::Window, i, mru);
+            // While the tier has free frames the window overflows into probation; once it is
+            // full, `find_victim` keeps the window at its size.
+            if self.tiers[t].len(ListId::Window) > self.window_target[t] {
+                let j = self.tiers[t].tail(ListId::Window);
+                if j != NIL {
+                    self.tiers[t].touch(ListId::Probation, j);
+                }
+            }
+        } else {
+            self.tiers[t].push(ListId::Probation, i, mru);
+        }
+        self.rebalance(t);
+    }
+
+    /// After a table shrank the protected segment or the window, moves one frame from the LRU
+    /// end of each oversized one to probation per fill, so the old segments drain in bounded
+    /// steps instead of freezing their blocks (probation is evicted first).
+    fn rebalance(&mut self, t: usize) {
+        for (list, target) in [
+            (ListId::Protected, self.protected_target[t]),
+            (ListId::Window, self.window_target[t]),
+        ] {
+            if self.tiers[t].len(list) > target {
+                let j = self.tiers[t].tail(list);
+                if j != NIL {
+                    self.tiers[t].touch(ListId::Probation, j);
+                }
+            }
+        }
     }
 
     /// Demotes early so that tier `t` keeps its free-frame watermark (at most `budget` moves).
@@ -855,7 +1011,15 @@ impl Shard {
                 let loc = Loc::new(TierId(dt as u8), self.tiers[dt].global(m.dst));
                 // The entry exists (the block was resident at the source): an update never fails.
                 let _ = self.directory.set(m.tag, loc, &self.tiers[..]);
-                self.tiers[dt].push(ListId::Probation, m.dst, true);
+                if m.op == MoveOp::Demote {
+                    self.tiers[dt].push(ListId::Probation, m.dst, true);
+                } else {
+                    // Moving up is entering a tier: placed as a fill would be, and the tier
+                    // keeps its free-frame watermark as after a fill.
+                    let from_history = self.history.remove(m.tag);
+                    self.place(dt, m.dst, from_history, true);
+                    self.keep_free_frames(dt, 1);
+                }
                 self.uncount(st, src.class);
                 self.class_count[dt][usize::from(src.class)] += 1;
                 self.tiers[st].release(m.src);
@@ -920,6 +1084,11 @@ impl Shard {
         match intent.action {
             IntentAction::ExpectReuse { uses } => {
                 self.sketch.add(intent.key, uses);
+                // Announced reuse counts as "seen before" for the history filter too; a
+                // resident block needs no admission, so it does not crowd the history.
+                if uses > 0 && self.directory.get(tag, &self.tiers[..]).is_none() {
+                    self.history.insert(tag);
+                }
                 return Ok(());
             }
             IntentAction::Sequence { sequence, position } => {
@@ -961,6 +1130,15 @@ impl Shard {
                 self.uncount(t, old);
                 self.class_count[t][usize::from(c.0)] += 1;
                 self.tiers[t].get_mut(i).class = c.0;
+                // A class that inserts at the LRU end re-inserts there: advice that a block
+                // is done with ("session ended") takes effect now, not when it ages out.
+                let list = self.tiers[t].get(i).list;
+                if self.class_policy(c.0).insert_position == InsertPosition::Lru
+                    && matches!(list, ListId::Probation | ListId::Protected | ListId::Window)
+                {
+                    self.tiers[t].unlink(i);
+                    self.tiers[t].push(ListId::Probation, i, false);
+                }
             }
             IntentAction::ExpectReuse { .. } | IntentAction::Sequence { .. } => {}
         }

@@ -3,7 +3,7 @@
 mod harness;
 
 use harness::{Rig, key};
-use mcos_core::{Intent, IntentAction, MoveStatus, PolicyTable, TierId};
+use mcos_core::{AdmitFilter, Intent, IntentAction, MoveStatus, PolicyTable, TierId};
 use mcos_fastpath::{Access, Insert, RejectReason};
 use proptest::prelude::*;
 use std::collections::VecDeque;
@@ -382,4 +382,176 @@ fn the_highest_eviction_priority_goes_first_then_the_lru_most() {
             .count();
         assert_eq!(left, 6 - n, "one block per insert");
     }
+}
+
+#[test]
+fn history_admission_refuses_first_misses_only_when_full() {
+    let mut t = PolicyTable::builtin(1);
+    t.history_quarters = 8;
+    t.classes[0].admit_filter = AdmitFilter::History;
+    let mut rig = Rig::with_table(&[4], t);
+    for id in 0..4 {
+        assert!(!rig.touch(id));
+    }
+    assert_eq!(
+        rig.shard.counters().admitted,
+        4,
+        "room: everything admitted"
+    );
+    assert!(!rig.touch(10));
+    assert_eq!(
+        rig.shard.counters().rejected_admission,
+        1,
+        "full: a first miss is refused"
+    );
+    assert!(rig.shard.peek(key(10)).is_none());
+    assert!(!rig.touch(10), "second miss: admitted from the history");
+    assert!(rig.touch(10));
+    // The evicted block went to the history: its return is admitted at once.
+    let evicted = (0..4)
+        .find(|&id| rig.shard.peek(key(id)).is_none())
+        .unwrap();
+    assert!(!rig.touch(evicted));
+    assert!(rig.shard.peek(key(evicted)).is_some());
+}
+
+#[test]
+fn history_hits_skip_probation() {
+    let mut t = PolicyTable::builtin(1);
+    t.history_quarters = 8;
+    t.protected_share = [128, 0, 0, 0];
+    let mut rig = Rig::with_table(&[8], t);
+    for id in 0..8 {
+        rig.touch(id);
+    }
+    // 0 is evicted by 100, then returns: from the history it enters protected, so a scan
+    // through probation does not push it out again.
+    rig.touch(100);
+    assert!(rig.shard.peek(key(0)).is_none());
+    rig.touch(0);
+    for id in 200..210 {
+        rig.touch(id);
+    }
+    assert!(rig.touch(0), "a history hit was protected from the scan");
+}
+
+#[test]
+fn window_duel_keeps_frequent_blocks_and_admits_quick_reuse() {
+    let mut t = PolicyTable::builtin(1);
+    t.window_share = [32, 0, 0, 0];
+    let mut rig = Rig::with_table(&[16], t);
+    for _ in 0..6 {
+        for id in 0..12 {
+            rig.touch(id);
+        }
+    }
+    for id in 1000..1200 {
+        rig.touch(id);
+    }
+    let kept = (0..12)
+        .filter(|&id| rig.shard.peek(key(id)).is_some())
+        .count();
+    assert!(
+        kept >= 11,
+        "the scan displaced the frequent blocks: {kept} of 12"
+    );
+    // A newcomer waits in the window: reused at once, it hits.
+    assert!(!rig.touch(5000));
+    assert!(rig.touch(5000));
+}
+
+#[test]
+fn shrinking_a_segment_drains_it_instead_of_freezing_its_blocks() {
+    let mut t = PolicyTable::builtin(1);
+    t.protected_share = [192, 0, 0, 0];
+    let mut rig = Rig::with_table(&[16], t);
+    for _ in 0..2 {
+        for id in 0..12 {
+            rig.touch(id);
+        }
+    }
+    // Back to plain LRU: a cyclic pass over 16 new blocks must evict the old protected ones
+    // (a frozen protected list would keep them and leave 4 frames for everything else).
+    rig.installer.try_install(&PolicyTable::builtin(1)).unwrap();
+    for _ in 0..3 {
+        for id in 100..116 {
+            rig.touch(id);
+        }
+    }
+    let hits = (100..116).filter(|&id| rig.touch(id)).count();
+    assert_eq!(hits, 16, "LRU over 16 frames holds a 16-block loop");
+}
+
+#[test]
+fn a_block_the_fast_tier_refuses_is_placed_below_and_promoted_on_reuse() {
+    let mut t = PolicyTable::builtin(2);
+    t.history_quarters = 8;
+    t.classes[0].admit_filter = AdmitFilter::History;
+    let mut rig = Rig::with_table(&[4, 16], t);
+    for id in 0..4 {
+        rig.touch(id);
+    }
+    assert!(!rig.touch(50));
+    assert_eq!(
+        rig.shard.peek(key(50)).map(|l| l.0),
+        Some(TierId(1)),
+        "refused by tier 0, kept in tier 1"
+    );
+    assert_eq!(rig.shard.counters().admitted_below, 1);
+    assert!(rig.touch(50), "a hit in tier 1");
+    // The first hit made room in tier 0 (a demotion); once it landed, the next promotes.
+    rig.pump();
+    assert!(rig.touch(50));
+    rig.pump();
+    assert_eq!(
+        rig.shard.peek(key(50)).map(|l| l.0),
+        Some(TierId(0)),
+        "promoted"
+    );
+}
+
+#[test]
+fn telemetry_carries_only_the_kinds_the_table_asks_for() {
+    use mcos_core::{SampleKind, TelemetrySample, limits::MAX_TIERS, policy_cell, ring};
+    use mcos_fastpath::{Shard, ShardConfig};
+    let mut t = PolicyTable::builtin(1);
+    t.telemetry_kinds = 1 << SampleKind::Hit as u8 | 1 << SampleKind::Miss as u8;
+    let run = |table: PolicyTable| {
+        let (_installer, mut readers) = policy_cell(table, 1);
+        let (tx, _rx) = ring(64);
+        let (ttx, mut trx) = ring::<TelemetrySample>(4096);
+        let mut shard = Shard::new(
+            ShardConfig {
+                shard: 0,
+                tiers: vec![(0, 4)],
+                block_bytes: 1,
+                routes: [[0; MAX_TIERS]; MAX_TIERS],
+                free_watermark: vec![0],
+                telemetry_shift: 0,
+            },
+            readers.remove(0),
+            vec![tx],
+            Some(ttx),
+        );
+        for id in 0..20u64 {
+            if let Access::Miss = shard.access(key(id % 6), None) {
+                if let Insert::Fill { tier, frame } = shard.insert(key(id % 6), 0) {
+                    shard.commit_fill(key(id % 6), tier, frame, true);
+                }
+            }
+        }
+        let mut kinds = Vec::new();
+        while let Some(s) = trx.pop() {
+            kinds.push(s.kind);
+        }
+        kinds
+    };
+    let all = run(PolicyTable::builtin(1));
+    assert!(all.contains(&SampleKind::Admit) && all.contains(&SampleKind::Evict));
+    let some = run(t);
+    assert_eq!(some.len(), 20, "one sample per access");
+    assert!(
+        some.iter()
+            .all(|k| matches!(k, SampleKind::Hit | SampleKind::Miss))
+    );
 }

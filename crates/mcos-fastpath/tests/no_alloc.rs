@@ -5,7 +5,7 @@
 mod harness;
 
 use harness::{Rig, key};
-use mcos_core::{Intent, IntentAction};
+use mcos_core::{AdmitFilter, Intent, IntentAction, PolicyTable};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,7 +34,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn run(rig: &mut Rig, rounds: u64) -> u64 {
+fn run(rig: &mut Rig, rounds: u64, skew: u64) -> u64 {
     let mut hits = 0;
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     for i in 0..rounds {
@@ -42,7 +42,7 @@ fn run(rig: &mut Rig, rounds: u64) -> u64 {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let id = (x % 4000).min(x % 700);
+        let id = (x % 4000).min(x % skew);
         if rig.touch(id) {
             hits += 1;
         }
@@ -68,9 +68,9 @@ fn run(rig: &mut Rig, rounds: u64) -> u64 {
 #[test]
 fn no_allocation_per_event_after_start_up() {
     let mut rig = Rig::new(&[256, 1024]);
-    run(&mut rig, 20_000);
+    run(&mut rig, 20_000, 700);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    let hits = run(&mut rig, 200_000);
+    let hits = run(&mut rig, 200_000, 700);
     let after = ALLOCATIONS.load(Ordering::Relaxed);
     let c = *rig.shard.counters();
     assert!(
@@ -82,4 +82,24 @@ fn no_allocation_per_event_after_start_up() {
         0,
         "allocations during 200k fast-path events"
     );
+
+    // The brain's knobs: an admission window with the frequency duel, a protected segment,
+    // the history and history-only admission, sketch aging.
+    let mut t = PolicyTable::builtin(2);
+    t.window_share[0] = 8;
+    t.protected_share[0] = 128;
+    t.history_quarters = 8;
+    t.sketch_window = 2_000;
+    t.classes[0].admit_filter = AdmitFilter::History;
+    rig.installer.try_install(&t).unwrap();
+    run(&mut rig, 1_000, 4000);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    run(&mut rig, 100_000, 4000);
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let c = *rig.shard.counters();
+    assert!(
+        c.admitted_below > 1_000 && c.policy_installs >= 1,
+        "the history filter ran: {c:?}"
+    );
+    assert_eq!(after - before, 0, "allocations under the brain's knobs");
 }

@@ -68,6 +68,49 @@ pub struct NodeConfig {
     /// when false, through a pinned bounce buffer.
     #[serde(default = "yes")]
     pub gpu_direct_storage: bool,
+    /// The brain: off by default (the node runs the built-in table or what is installed).
+    #[serde(default)]
+    pub brain: BrainSettings,
+}
+
+/// The `[brain]` section: whether the node runs its brain thread, and what it needs to weigh
+/// fetching against recomputing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrainSettings {
+    /// Run the brain on its own thread: it drains every shard's telemetry ring and installs
+    /// the tables it learns.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Ticks (1 ms each) a brain-installed table stays in force without a refresh; after that
+    /// the shards fall back to the built-in table. The brain refreshes at a quarter of it.
+    #[serde(default = "default_brain_ttl")]
+    pub table_ttl_ticks: u32,
+    /// Placement by time saved: the engine's prefill rate, tokens per second.
+    #[serde(default)]
+    pub prefill_tokens_per_s: Option<f64>,
+    /// Placement by time saved: KV bytes per token of the model.
+    #[serde(default)]
+    pub kv_bytes_per_token: Option<u64>,
+    /// Placement by time saved: tokens per block.
+    #[serde(default)]
+    pub block_tokens: Option<u32>,
+}
+
+impl Default for BrainSettings {
+    fn default() -> BrainSettings {
+        BrainSettings {
+            enabled: false,
+            table_ttl_ticks: default_brain_ttl(),
+            prefill_tokens_per_s: None,
+            kv_bytes_per_token: None,
+            block_tokens: None,
+        }
+    }
+}
+
+fn default_brain_ttl() -> u32 {
+    4000
 }
 
 fn one() -> usize {
@@ -116,6 +159,7 @@ impl NodeConfig {
             remove_files_on_close: true,
             gpu_device: 0,
             gpu_direct_storage: true,
+            brain: BrainSettings::default(),
         }
     }
 
@@ -148,6 +192,16 @@ impl NodeConfig {
             return bad(format!(
                 "free_watermark {} is outside 0..=0.5",
                 self.free_watermark
+            ));
+        }
+        if self.brain.enabled
+            && (self.brain.table_ttl_ticks < 8
+                || self.brain.table_ttl_ticks > limits::POLICY_TTL_TICKS_MAX)
+        {
+            return bad(format!(
+                "brain.table_ttl_ticks {} is outside 8..={}",
+                self.brain.table_ttl_ticks,
+                limits::POLICY_TTL_TICKS_MAX
             ));
         }
         if self.telemetry_shift > 20 {

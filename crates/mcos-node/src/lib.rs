@@ -22,6 +22,6 @@ mod config;
 mod error;
 mod node;
 
-pub use config::{DiskIo, NodeConfig, TierConfig};
+pub use config::{BrainSettings, DiskIo, NodeConfig, TierConfig};
 pub use error::NodeError;
 pub use node::{GetOutcome, Node, NodeStats, PutOutcome, TierUsage};

@@ -10,6 +10,7 @@
 
 use crate::config::{DiskIo, NodeConfig};
 use crate::error::NodeError;
+use mcos_brain::{Brain, BrainConfig, BrainThread, Cadence, CostModel, InstallFn, Placement};
 use mcos_core::limits::{
     COMPLETION_RING_DEPTH, DESCRIPTOR_RING_DEPTH, MAX_TIERS, TELEMETRY_RING_DEPTH,
 };
@@ -89,12 +90,15 @@ pub struct NodeStats {
     pub puts_waited: u64,
     /// Gets that waited for a promotion from a slower tier (once per get).
     pub gets_waited: u64,
+    /// The brain, when the node runs one: what it last published.
+    pub brain: Option<mcos_brain::BrainSnapshot>,
 }
 
 struct ShardSlot {
     shard: Shard,
     completions: Vec<Consumer<MoveCompletion>>,
-    telemetry: Consumer<TelemetrySample>,
+    /// The telemetry ring's reading end, unless the brain thread owns it.
+    telemetry: Option<Consumer<TelemetrySample>>,
     scratch: Vec<MoveCompletion>,
     samples: Vec<TelemetrySample>,
 }
@@ -128,6 +132,7 @@ pub struct Node {
     inner: Arc<Inner>,
     engines: Vec<EngineHandle>,
     housekeeper: Option<JoinHandle<()>>,
+    brain: Mutex<Option<BrainThread>>,
 }
 
 fn lock(m: &Mutex<ShardSlot>) -> MutexGuard<'_, ShardSlot> {
@@ -156,8 +161,10 @@ impl ShardSlot {
     }
 
     fn drain_telemetry(&mut self) -> u64 {
-        let n = self.telemetry.pop_batch(&mut self.samples);
-        n as u64
+        match self.telemetry.as_mut() {
+            Some(t) => t.pop_batch(&mut self.samples) as u64,
+            None => 0,
+        }
     }
 }
 
@@ -293,6 +300,7 @@ impl Node {
         }
 
         let mut shards = Vec::with_capacity(shards_n);
+        let mut brain_rings = Vec::new();
         for (s, ((reader, engine_tx), completions)) in readers
             .into_iter()
             .zip(shard_engine_tx)
@@ -331,10 +339,16 @@ impl Node {
             );
             let scratch = vec![MoveCompletion::EMPTY; 64];
             let samples = vec![sample_zero(); 256];
+            let telemetry = if cfg.brain.enabled {
+                brain_rings.push(trx);
+                None
+            } else {
+                Some(trx)
+            };
             shards.push(Mutex::new(ShardSlot {
                 shard,
                 completions,
-                telemetry: trx,
+                telemetry,
                 scratch,
                 samples,
             }));
@@ -367,11 +381,45 @@ impl Node {
                 context: "starting the housekeeping thread".into(),
                 source,
             })?;
+        let brain = if inner.cfg.brain.enabled {
+            Some(start_brain(&inner, brain_rings)?)
+        } else {
+            None
+        };
         Ok(Node {
             inner,
             engines,
             housekeeper: Some(housekeeper),
+            brain: Mutex::new(brain),
         })
+    }
+
+    /// Stops the brain thread (if it runs) and returns its last snapshot. The shards keep the
+    /// last table it installed until that table's TTL, then fall back to the built-in table.
+    pub fn stop_brain(&self) -> Option<mcos_brain::BrainSnapshot> {
+        let thread = self
+            .brain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        let snap = thread.snapshot();
+        thread.stop();
+        snap
+    }
+
+    /// What the brain last published, if the node runs one.
+    pub fn brain_snapshot(&self) -> Option<mcos_brain::BrainSnapshot> {
+        self.brain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(BrainThread::snapshot)
+    }
+
+    /// The table the shards use now (shard 0's view), with its epoch (0: built-in fallback).
+    pub fn policy_table(&self) -> (u64, PolicyTable) {
+        let slot = lock(&self.inner.shards[0]);
+        (slot.shard.policy_epoch(), slot.shard.policy_table())
     }
 
     /// The node's configuration.
@@ -462,7 +510,8 @@ impl Node {
     }
 
     /// Validates and installs a policy table (atomic epoch swap on every shard). Returns the
-    /// epoch. Shards pick it up at their next event; the housekeeper ticks them every ms.
+    /// epoch. Shards pick it up at their next event; the housekeeper ticks them every ms. With
+    /// the brain running, its next decision or TTL refresh replaces this table.
     pub fn install_policy(&self, table: &PolicyTable) -> Result<u64, NodeError> {
         table.validate(&self.inner.topology)?;
         let mut installer = self
@@ -520,6 +569,7 @@ impl Node {
             gpu_disk_path: inner.gpu_disk_path,
             puts_waited: inner.puts_waited.load(Ordering::Relaxed),
             gets_waited: inner.gets_waited.load(Ordering::Relaxed),
+            brain: self.brain_snapshot(),
         }
     }
 
@@ -554,6 +604,7 @@ impl Node {
     }
 
     fn shutdown(&mut self) -> Result<(), NodeError> {
+        let _ = self.stop_brain();
         self.inner.stop.store(true, Ordering::Release);
         if let Some(h) = self.housekeeper.take() {
             let _ = h.join();
@@ -576,6 +627,56 @@ impl Drop for Node {
             let _ = self.shutdown();
         }
     }
+}
+
+/// Starts the brain thread on the shards' telemetry rings, installing through the node's
+/// installer.
+fn start_brain(
+    inner: &Arc<Inner>,
+    rings: Vec<Consumer<TelemetrySample>>,
+) -> Result<BrainThread, NodeError> {
+    let settings = &inner.cfg.brain;
+    let mut cfg = BrainConfig::for_node(
+        &inner.topology,
+        inner.shards.len() as u32,
+        inner.cfg.telemetry_shift,
+    );
+    cfg.table_ttl_ticks = settings.table_ttl_ticks;
+    let mut brain = Brain::new(inner.topology.clone(), cfg);
+    if let (Some(tps), Some(kvb), Some(bt)) = (
+        settings.prefill_tokens_per_s,
+        settings.kv_bytes_per_token,
+        settings.block_tokens,
+    ) {
+        brain.set_placement(Placement::new(
+            &inner.topology,
+            CostModel {
+                prefill_tokens_per_s: tps,
+                kv_bytes_per_token: kvb,
+                block_tokens: bt,
+            },
+        ));
+    }
+    let target = inner.clone();
+    let install: InstallFn = Box::new(move |table: &PolicyTable| {
+        target
+            .installer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_install(table)
+    });
+    // Ticks are the housekeeper's 1 ms; refresh well within the TTL.
+    let ttl = TICK_PERIOD * settings.table_ttl_ticks;
+    let cadence = Cadence {
+        period: Duration::from_millis(2),
+        refresh: ttl / 4,
+    };
+    BrainThread::spawn(brain, rings, install, cadence).map_err(|source| {
+        NodeError::Tier(TierError::Io {
+            context: "starting the brain thread".into(),
+            source,
+        })
+    })
 }
 
 fn sample_zero() -> TelemetrySample {

@@ -12,6 +12,15 @@
 //! - [`simulate`]: the capacity-sweep simulator that replays every block access of a trace against a
 //!   policy and reports block and token hit ratios.
 //!
+//! - [`azure`]: the Azure LLM inference traces (real arrivals and prompt sizes) with
+//!   synthesised, deterministic prefix-sharing block ids.
+//!
+//! - [`serve`]: a serving-engine model (FCFS prefill at a given throughput, arrivals from the
+//!   trace) that gives policies the queue a real engine would have, as intents.
+//!
+//! - [`tiered`]: replays over a tier hierarchy with hits per tier and modelled prefill time
+//!   saved (fetch versus recompute).
+//!
 //! - [`real`]: the same replay through a running node, with real bytes in real tiers, every hit
 //!   checked byte for byte.
 //!
@@ -20,14 +29,20 @@
 
 #![warn(missing_docs)]
 
+pub mod azure;
 pub mod generator;
 pub mod policy;
 pub mod real;
+pub mod serve;
 pub mod simulate;
+pub mod tiered;
 pub mod trace;
 
+pub use azure::{AzureSynthesis, read_azure};
 pub use generator::{GeneratorConfig, GeneratorError, Mixture, generate, write_trace};
 pub use policy::{AccessSeq, CachePolicy, POLICY_NAMES, PolicyError, PolicyStats, by_name};
 pub use real::{RealError, RealResult, block_payload, replay_real};
+pub use serve::{ServeConfig, ServeStats, serve};
 pub use simulate::{Capacity, ReplayCounts, SimError, SimResult, Simulator, TraceStats, replay};
+pub use tiered::{MODEL_PRESETS, ModelPreset, TieredResult, model_preset, replay_tiered};
 pub use trace::{DEFAULT_BLOCK_TOKENS, Request, TraceError, TraceReader, TraceWriter};

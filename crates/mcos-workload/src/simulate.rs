@@ -247,6 +247,8 @@ pub struct Simulator {
     block_tokens: u32,
     stats: TraceStats,
     future: OnceLock<AccessSeq>,
+    /// The requests of a file trace, read on the first served replay.
+    loaded: OnceLock<Vec<Request>>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -272,6 +274,7 @@ impl Simulator {
             block_tokens,
             stats,
             future: OnceLock::new(),
+            loaded: OnceLock::new(),
         })
     }
 
@@ -283,6 +286,7 @@ impl Simulator {
             block_tokens,
             stats,
             future: OnceLock::new(),
+            loaded: OnceLock::new(),
         })
     }
 
@@ -293,6 +297,62 @@ impl Simulator {
 
     /// Replays the trace against `policy` (a name from [`crate::POLICY_NAMES`]) at `capacity`.
     pub fn run(&self, policy: &str, capacity: Capacity) -> Result<SimResult, SimError> {
+        self.run_with(policy, capacity, None).map(|(r, _)| r)
+    }
+
+    /// As [`Simulator::run`], through the serving-engine model (`crate::serve`): requests
+    /// queue at their timestamps for one prefill engine, and the intents `cfg` names reach the
+    /// policy. Reads the whole trace into memory once.
+    pub fn run_served(
+        &self,
+        policy: &str,
+        capacity: Capacity,
+        cfg: &crate::serve::ServeConfig,
+    ) -> Result<(SimResult, crate::serve::ServeStats), SimError> {
+        let (r, s) = self.run_with(policy, capacity, Some(cfg))?;
+        let s =
+            s.ok_or_else(|| SimError::InvalidCapacity("served replay lost its stats".into()))?;
+        Ok((r, s))
+    }
+
+    /// The prefill throughput (tokens/s) at which the trace's prompt tokens, all prefilled,
+    /// would keep one engine busy a fraction `load` of the trace's span.
+    pub fn prefill_rate_for_load(&self, load: f64) -> Result<f64, SimError> {
+        let reqs = self.requests()?;
+        let first = reqs.first().map_or(0, |r| r.timestamp_ms);
+        let last = reqs.last().map_or(0, |r| r.timestamp_ms);
+        let span_s = ((last - first) as f64 / 1000.0).max(1.0);
+        if !(load.is_finite() && load > 0.0) {
+            return Err(SimError::InvalidCapacity(format!(
+                "load {load}: give a positive fraction such as 0.8"
+            )));
+        }
+        Ok(self.stats.prompt_tokens as f64 / (span_s * load))
+    }
+
+    /// Every request of the trace, in order (a file trace is read into memory once).
+    pub fn requests(&self) -> Result<&[Request], SimError> {
+        match &self.source {
+            Source::Memory(r) => Ok(r),
+            Source::File(path) => {
+                if let Some(r) = self.loaded.get() {
+                    return Ok(r);
+                }
+                let mut v = Vec::new();
+                for request in TraceReader::open(path)? {
+                    v.push(request?);
+                }
+                Ok(self.loaded.get_or_init(|| v))
+            }
+        }
+    }
+
+    fn run_with(
+        &self,
+        policy: &str,
+        capacity: Capacity,
+        serve: Option<&crate::serve::ServeConfig>,
+    ) -> Result<(SimResult, Option<crate::serve::ServeStats>), SimError> {
         let capacity_blocks = capacity.blocks(self.stats.unique_blocks)?;
         let cap = usize::try_from(capacity_blocks).map_err(|_| {
             SimError::InvalidCapacity(format!("{capacity_blocks} blocks does not fit in memory"))
@@ -303,26 +363,35 @@ impl Simulator {
             None
         };
         let mut p = policy::by_name(policy, cap, future)?;
-        let counts = self.replay(p.as_mut())?;
+        let (counts, served) = match serve {
+            None => (self.replay(p.as_mut())?, None),
+            Some(cfg) => {
+                let (c, s) = crate::serve::serve(self.requests()?, p.as_mut(), cfg);
+                (c, Some(s))
+            }
+        };
         let stats = p.stats();
         let capacity_fraction = match capacity {
             Capacity::Fraction(f) => f,
             Capacity::Blocks(n) => ratio(n, self.stats.unique_blocks),
         };
-        Ok(SimResult {
-            policy: p.name().to_owned(),
-            capacity_fraction,
-            capacity_blocks,
-            requests: counts.requests,
-            block_accesses: counts.block_accesses,
-            block_hits: counts.block_hits,
-            block_hit_ratio: ratio(counts.block_hits, counts.block_accesses),
-            token_hit_ratio: ratio(counts.hit_tokens, counts.prompt_tokens),
-            prefix_block_hits: counts.prefix_block_hits,
-            prefix_hit_ratio: ratio(counts.prefix_block_hits, counts.block_accesses),
-            evictions: stats.evictions,
-            admissions_rejected: stats.admissions_rejected,
-        })
+        Ok((
+            SimResult {
+                policy: p.name().to_owned(),
+                capacity_fraction,
+                capacity_blocks,
+                requests: counts.requests,
+                block_accesses: counts.block_accesses,
+                block_hits: counts.block_hits,
+                block_hit_ratio: ratio(counts.block_hits, counts.block_accesses),
+                token_hit_ratio: ratio(counts.hit_tokens, counts.prompt_tokens),
+                prefix_block_hits: counts.prefix_block_hits,
+                prefix_hit_ratio: ratio(counts.prefix_block_hits, counts.block_accesses),
+                evictions: stats.evictions,
+                admissions_rejected: stats.admissions_rejected,
+            },
+            served,
+        ))
     }
 
     /// Runs every policy at every capacity, policies outermost.

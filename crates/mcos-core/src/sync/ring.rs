@@ -136,6 +136,11 @@ impl<T: Copy + Send> Consumer<T> {
         n
     }
 
+    /// Total slots.
+    pub fn capacity(&self) -> usize {
+        self.shared.mask + 1
+    }
+
     /// Records waiting, as far as the consumer can tell.
     pub fn len(&mut self) -> usize {
         self.tail_cache = self.shared.tail.load(Ordering::Acquire);

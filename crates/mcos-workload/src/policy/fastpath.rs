@@ -9,7 +9,7 @@
 use mcos_core::limits::MAX_TIERS;
 use mcos_core::{
     BlockKey, Consumer, MoveCompletion, MoveDescriptor, MoveStatus, Namespace, PolicyInstaller,
-    PolicyTable, policy_cell, ring,
+    PolicyTable, Producer, TelemetrySample, policy_cell, ring,
 };
 use mcos_fastpath::{Access, Insert, Shard, ShardConfig};
 
@@ -25,11 +25,37 @@ pub struct FastPathPolicy {
     root: BlockKey,
     capacity: usize,
     batch: Box<[MoveDescriptor]>,
+    last_hit_tier: usize,
 }
 
 impl FastPathPolicy {
     /// A shard with `tier_blocks` frames per tier (fastest first) running `table`.
     pub fn new(name: &'static str, tier_blocks: &[u32], table: PolicyTable) -> FastPathPolicy {
+        FastPathPolicy::build(name, tier_blocks, table, None, 0)
+    }
+
+    /// As [`FastPathPolicy::new`], with telemetry sampled at rate 2^-`shift` into a ring of
+    /// `limits::TELEMETRY_RING_DEPTH` samples; returns the ring's reading end (for a brain).
+    pub fn with_telemetry(
+        name: &'static str,
+        tier_blocks: &[u32],
+        table: PolicyTable,
+        shift: u8,
+    ) -> (FastPathPolicy, Consumer<TelemetrySample>) {
+        let (tx, rx) = ring(mcos_core::limits::TELEMETRY_RING_DEPTH);
+        (
+            FastPathPolicy::build(name, tier_blocks, table, Some(tx), shift),
+            rx,
+        )
+    }
+
+    fn build(
+        name: &'static str,
+        tier_blocks: &[u32],
+        table: PolicyTable,
+        telemetry: Option<Producer<TelemetrySample>>,
+        telemetry_shift: u8,
+    ) -> FastPathPolicy {
         let (installer, mut readers) = policy_cell(table, 1);
         let (tx, rx) = ring(mcos_core::limits::DESCRIPTOR_RING_DEPTH);
         let cfg = ShardConfig {
@@ -37,18 +63,32 @@ impl FastPathPolicy {
             tiers: tier_blocks.iter().map(|&n| (0, n)).collect(),
             block_bytes: 0,
             routes: [[0; MAX_TIERS]; MAX_TIERS],
-            free_watermark: vec![0; tier_blocks.len()],
-            telemetry_shift: 0,
+            // Several tiers: every tier but the last keeps 2 % of its frames free (at least
+            // one), as a node does by default, so that hits below find room to be promoted
+            // into; one tier: exact capacity semantics.
+            free_watermark: tier_blocks
+                .iter()
+                .enumerate()
+                .map(|(t, &n)| {
+                    if t + 1 < tier_blocks.len() {
+                        (n / 50).max(1).min(n.saturating_sub(1))
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
+            telemetry_shift,
         };
         let reader = readers.remove(0);
         FastPathPolicy {
             name,
-            shard: Shard::new(cfg, reader, vec![tx], None),
+            shard: Shard::new(cfg, reader, vec![tx], telemetry),
             engine: rx,
             installer,
             root: Namespace::for_model("trace").root(),
             capacity: tier_blocks.iter().map(|&n| n as usize).sum(),
             batch: vec![MoveDescriptor::EMPTY; 64].into_boxed_slice(),
+            last_hit_tier: 0,
         }
     }
 
@@ -113,10 +153,37 @@ impl CachePolicy for FastPathPolicy {
     }
 
     fn access(&mut self, id: u64, _now: u64) -> bool {
+        self.access_class(id, 0)
+    }
+
+    fn hit_tier(&self) -> usize {
+        self.last_hit_tier
+    }
+
+    fn stats(&self) -> PolicyStats {
+        let c = self.shard.counters();
+        PolicyStats {
+            insertions: c.admitted,
+            evictions: c.evictions,
+            admissions_rejected: c.rejected,
+        }
+    }
+}
+
+impl FastPathPolicy {
+    /// An access whose block, when inserted on a miss, joins `class`.
+    pub fn access_class(&mut self, id: u64, class: u8) -> bool {
         let key = self.key(id);
         match self.shard.access(key, None) {
-            Access::Hit { .. } => return true,
-            Access::Wait { .. } => {
+            Access::Hit { tier, .. } => {
+                self.last_hit_tier = tier.index();
+                // A hit below may have started a demotion to make room for its promotion:
+                // the zero-latency engine lands it now.
+                self.pump();
+                return true;
+            }
+            Access::Wait { from, .. } => {
+                self.last_hit_tier = from.index();
                 self.pump();
                 return true;
             }
@@ -125,7 +192,7 @@ impl CachePolicy for FastPathPolicy {
         // Insert on miss; a multi-tier shard may need a demotion to land first. Each retry
         // follows a completed move, so the loop ends; the bound guards against a logic error.
         for _ in 0..=MAX_TIERS * 2 {
-            match self.shard.insert(key, 0) {
+            match self.shard.insert(key, class) {
                 Insert::Fill { tier, frame } => {
                     self.shard.commit_fill(key, tier, frame, true);
                     break;
@@ -138,12 +205,10 @@ impl CachePolicy for FastPathPolicy {
         false
     }
 
-    fn stats(&self) -> PolicyStats {
-        let c = self.shard.counters();
-        PolicyStats {
-            insertions: c.admitted,
-            evictions: c.evictions,
-            admissions_rejected: c.rejected,
-        }
+    /// Delivers an intent to the shard; advice about a block that is not resident is dropped
+    /// (returns false), as an application's would be.
+    pub fn intent(&mut self, id: u64, action: mcos_core::IntentAction) -> bool {
+        let key = self.key(id);
+        self.shard.intent(mcos_core::Intent { key, action }).is_ok()
     }
 }

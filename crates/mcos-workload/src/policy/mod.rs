@@ -14,9 +14,11 @@ mod fastpath;
 mod list;
 mod lru;
 mod lru_tail_first;
+mod mcos;
 mod min;
 mod s3fifo;
 mod sieve;
+mod wtinylfu;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -27,14 +29,16 @@ pub use arc::ArcCache;
 pub use fastpath::FastPathPolicy;
 pub use lru::Lru;
 pub use lru_tail_first::LruTailFirst;
+pub use mcos::McosPolicy;
 pub use min::{AccessSeq, Min, NEVER};
 pub use s3fifo::{DEFAULT_MOVE_TO_MAIN_THRESHOLD, S3Fifo};
 pub use sieve::Sieve;
+pub use wtinylfu::WTinyLfu;
 
 /// Names accepted by [`by_name`], in the order reports list them. `lru` runs the real fast path
 /// under its built-in table; `lru-ref` is the plain list LRU it is checked against.
-pub const POLICY_NAMES: [&str; 7] = [
-    "lru", "lru-tail", "s3fifo", "sieve", "arc", "min", "lru-ref",
+pub const POLICY_NAMES: [&str; 9] = [
+    "mcos", "lru", "lru-tail", "s3fifo", "sieve", "arc", "wtinylfu", "min", "lru-ref",
 ];
 
 /// Counters every policy keeps.
@@ -70,6 +74,25 @@ pub trait CachePolicy {
     /// (vLLM frees a finished request's blocks at this point).
     fn request_done(&mut self, ids: &[u64]) {
         let _ = ids;
+    }
+    /// Intent (serving-engine model): a request was queued; its blocks, in prompt order, will
+    /// be read when it starts. Policies that take no advice ignore it.
+    fn request_queued(&mut self, ids: &[u64]) {
+        let _ = ids;
+    }
+    /// Intent (serving-engine model): the request with these blocks starts now (it was
+    /// queued earlier with [`CachePolicy::request_queued`]); its accesses follow.
+    fn request_started(&mut self, ids: &[u64]) {
+        let _ = ids;
+    }
+    /// Intent: the session that read these blocks ended; they will not be read by it again
+    /// (other sessions may share some of them). Policies that take no advice ignore it.
+    fn session_ended(&mut self, ids: &[u64]) {
+        let _ = ids;
+    }
+    /// The tier the last access hit in (0 for single-tier policies; meaningful after a hit).
+    fn hit_tier(&self) -> usize {
+        0
     }
     /// Counters so far.
     fn stats(&self) -> PolicyStats;
@@ -116,12 +139,14 @@ pub fn by_name(
         return Err(PolicyError::ZeroCapacity);
     }
     Ok(match name {
+        "mcos" => Box::new(McosPolicy::new(capacity)),
         "lru" => Box::new(FastPathPolicy::lru(capacity)),
         "lru-ref" => Box::new(Lru::new(capacity)),
         "lru-tail" => Box::new(LruTailFirst::new(capacity)),
         "s3fifo" => Box::new(S3Fifo::new(capacity)),
         "sieve" => Box::new(Sieve::new(capacity)),
         "arc" => Box::new(ArcCache::new(capacity)),
+        "wtinylfu" => Box::new(WTinyLfu::new(capacity)),
         _ => {
             let future = future.ok_or(PolicyError::FutureRequired { name: "min" })?;
             Box::new(Min::new(capacity, future))

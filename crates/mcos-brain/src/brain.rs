@@ -1,0 +1,634 @@
+//! The brain: telemetry in, policy tables out.
+//!
+//! It drains the fast path's sampled telemetry in batches, replays the sampled accesses (the
+//! hits and misses of keys in a spatial sample) through one shadow cache per candidate in the
+//! knob grid, and keeps, per candidate, decayed counts of the accesses on which it hit and the
+//! installed candidate (the incumbent) missed, and the reverse. It switches only when a
+//! candidate's advantage is significant (a one-sided sign test on those disagreements at `z`
+//! standard deviations, McNemar's test) and worth having (at least `min_gain` of the accesses),
+//! and then starts the comparison afresh against the new incumbent. The decay (half-life in
+//! sampled accesses) lets old evidence fade when the workload shifts; the test guards against
+//! cold-start swings and switching on noise. Shadows run from the first sample whatever is
+//! installed, so the comparison is between steady states, not transients.
+//!
+//! Sampling: the shadows hold about `shadow_blocks` blocks. The brain samples at rate 2^-k, the
+//! largest rate that keeps the shadow of tier 0 at least that large, and never finer than the
+//! fast path samples (samples nest: `mcos_core::telemetry::is_sampled`).
+
+use std::time::{Duration, Instant};
+
+use mcos_core::telemetry::is_sampled;
+use mcos_core::{
+    Consumer, InstallError, PolicyInstaller, PolicyTable, SampleKind, TelemetrySample, Topology,
+};
+
+use crate::knobs::{Knobs, base_table, candidates};
+use crate::placement::Placement;
+use crate::shadow::{Frequency, Shadow};
+
+/// Default smallest shadow cache: the brain samples keys at the largest rate 2^-k that keeps
+/// its shadows at least this large.
+pub const SHADOW_BLOCKS: u32 = 2048;
+
+/// How the brain is set up. `BrainConfig::for_node` gives the defaults: one set for every
+/// workload.
+#[derive(Clone, Debug)]
+pub struct BrainConfig {
+    /// Frames of tier 0 over all shards.
+    pub tier0_frames: u64,
+    /// Fast-path shards (each runs the same table over its slice of the frames).
+    pub shards: u32,
+    /// The fast path's telemetry sampling shift (rate 2^-shift).
+    pub telemetry_shift: u8,
+    /// Smallest shadow cache the sampling rate is chosen for.
+    pub shadow_blocks: u32,
+    /// Sampled accesses between decisions.
+    pub decide_every: u32,
+    /// Evidence half-life in sampled accesses (0: twice `shadow_blocks`, which is about two
+    /// passes over a shadow at its smallest: the sampling rate scales it with the cache).
+    pub half_life: u32,
+    /// Significance of a switch, in standard deviations of the sign test.
+    pub z: f64,
+    /// Smallest advantage worth a switch, as a fraction of the (decayed) sampled accesses.
+    pub min_gain: f64,
+    /// `ttl_ticks` of every table the brain installs (0: never expires).
+    pub table_ttl_ticks: u32,
+    /// The knob grid.
+    pub candidates: Vec<Knobs>,
+}
+
+impl BrainConfig {
+    /// Defaults for a node with `shards` shards over `topology`.
+    pub fn for_node(topology: &Topology, shards: u32, telemetry_shift: u8) -> BrainConfig {
+        BrainConfig {
+            tier0_frames: topology
+                .tiers
+                .first()
+                .map_or(1, |t| u64::from(t.capacity_blocks)),
+            shards: shards.max(1),
+            telemetry_shift,
+            shadow_blocks: SHADOW_BLOCKS,
+            decide_every: 256,
+            half_life: 0,
+            z: 4.0,
+            min_gain: 0.003,
+            table_ttl_ticks: 0,
+            candidates: candidates(),
+        }
+    }
+
+    /// The brain's sampling shift: the largest rate (smallest shift) whose shadow of tier 0 is
+    /// at least `shadow_blocks`, never finer than the fast path's own sampling.
+    pub fn sample_shift(&self) -> u8 {
+        let mut k = 0u8;
+        while k < 20 && (self.tier0_frames >> (k + 1)) >= u64::from(self.shadow_blocks.max(1)) {
+            k += 1;
+        }
+        k.max(self.telemetry_shift)
+    }
+}
+
+/// What the brain has done, for reports.
+#[derive(Clone, Debug, Default)]
+pub struct BrainStats {
+    /// Telemetry samples drained.
+    pub samples: u64,
+    /// Sampled accesses replayed through the shadows.
+    pub sampled_accesses: u64,
+    /// Hits and misses of sampled keys as the fast path reported them.
+    pub real_hits: u64,
+    /// Misses reported by the fast path for sampled keys.
+    pub real_misses: u64,
+    /// Decisions taken.
+    pub decisions: u64,
+    /// Decisions that changed the knobs.
+    pub switches: u64,
+    /// Tables installed (switches and refreshes).
+    pub installs: u64,
+    /// Installs that had to wait for a shard to pass an event boundary.
+    pub installs_deferred: u64,
+    /// Times the brain halved its sampling rate because it fell behind the fast path.
+    pub sampling_coarsened: u64,
+    /// Time spent inside the brain (draining, shadows, decisions, installs).
+    pub busy: Duration,
+    /// Time spent compiling, validating and publishing tables.
+    pub install_time: Duration,
+    /// (sampled access, knobs label) of every switch, oldest first (the last 64).
+    pub switch_log: Vec<(u64, String)>,
+}
+
+/// The brain of one node.
+pub struct Brain {
+    cfg: BrainConfig,
+    topology: Topology,
+    shift: u8,
+    shadows: Vec<Shadow>,
+    /// One frequency table per distinct sketch window, and each shadow's index into it.
+    freqs: Vec<(u8, Frequency)>,
+    freq_of: Vec<usize>,
+    incumbent: usize,
+    wins: Vec<f64>,
+    losses: Vec<f64>,
+    weight: f64,
+    decay: f64,
+    since_decision: u32,
+    /// Sampled accesses since the last switch, and the least before the next one.
+    since_switch: u64,
+    min_dwell: u64,
+    hit_scratch: Vec<bool>,
+    base: PolicyTable,
+    table: PolicyTable,
+    pending: bool,
+    placement: Option<Placement>,
+    stats: BrainStats,
+}
+
+impl Brain {
+    /// A brain for a node with `topology`, starting from the built-in table.
+    pub fn new(topology: Topology, cfg: BrainConfig) -> Brain {
+        let shift = cfg.sample_shift();
+        let shadow_cap = (cfg.tier0_frames >> shift).clamp(1, u64::from(u32::MAX)) as u32;
+        let mut freqs: Vec<(u8, Frequency)> = Vec::new();
+        let mut freq_of = Vec::new();
+        let mut shadows = Vec::new();
+        for &k in &cfg.candidates {
+            let i = match freqs.iter().position(|(x, _)| *x == k.sketch_window_x) {
+                Some(i) => i,
+                None => {
+                    let window = u64::from(k.sketch_window_x) * u64::from(shadow_cap);
+                    freqs.push((
+                        k.sketch_window_x,
+                        Frequency::new(u64::from(shadow_cap), window),
+                    ));
+                    freqs.len() - 1
+                }
+            };
+            freq_of.push(i);
+            shadows.push(Shadow::new(k, shadow_cap));
+        }
+        let incumbent = cfg
+            .candidates
+            .iter()
+            .position(|&k| k == Knobs::LRU)
+            .unwrap_or(0);
+        let half_life = if cfg.half_life > 0 {
+            f64::from(cfg.half_life)
+        } else {
+            2.0 * f64::from(cfg.shadow_blocks.max(1))
+        };
+        let decay = 0.5f64.powf(f64::from(cfg.decide_every.max(1)) / half_life);
+        let n = cfg.candidates.len();
+        let per_shard = cfg.tier0_frames / u64::from(cfg.shards.max(1));
+        let base = base_table(topology.tiers.len(), per_shard);
+        let mut table = Knobs::LRU.compile(&base, per_shard);
+        table.ttl_ticks = cfg.table_ttl_ticks;
+        Brain {
+            shift,
+            shadows,
+            freqs,
+            freq_of,
+            incumbent,
+            wins: vec![0.0; n],
+            losses: vec![0.0; n],
+            weight: 0.0,
+            decay,
+            since_decision: 0,
+            since_switch: 0,
+            min_dwell: (half_life / 8.0) as u64,
+            hit_scratch: vec![false; n],
+            base,
+            table,
+            pending: true,
+            placement: None,
+            stats: BrainStats::default(),
+            topology,
+            cfg,
+        }
+    }
+
+    /// The brain's sampling shift (rate 2^-shift).
+    pub fn sample_shift(&self) -> u8 {
+        self.shift
+    }
+
+    /// Halves the sampling rate (bounded cost when the brain falls behind the fast path): the
+    /// shadows restart at half their size on the nested sample and the evidence starts over;
+    /// the knobs in force stay. Returns false at the coarsest rate.
+    pub fn coarsen_sampling(&mut self) -> bool {
+        if self.shift >= 20 || (self.cfg.tier0_frames >> (self.shift + 1)) < 16 {
+            return false;
+        }
+        self.shift += 1;
+        self.cfg.shadow_blocks = (self.cfg.shadow_blocks / 2).max(16);
+        let cap = self.shadow_capacity();
+        for (i, s) in self.shadows.iter_mut().enumerate() {
+            *s = Shadow::new(self.cfg.candidates[i], cap);
+        }
+        for (x, f) in self.freqs.iter_mut() {
+            *f = Frequency::new(u64::from(cap), u64::from(*x) * u64::from(cap));
+        }
+        self.wins.iter_mut().for_each(|x| *x = 0.0);
+        self.losses.iter_mut().for_each(|x| *x = 0.0);
+        self.weight = 0.0;
+        self.since_switch = 0;
+        self.stats.sampling_coarsened += 1;
+        true
+    }
+
+    /// Blocks each shadow cache holds.
+    pub fn shadow_capacity(&self) -> u32 {
+        (self.cfg.tier0_frames >> self.shift).clamp(1, u64::from(u32::MAX)) as u32
+    }
+
+    /// The knobs in force.
+    pub fn knobs(&self) -> Knobs {
+        self.cfg.candidates[self.incumbent]
+    }
+
+    /// The table the brain wants installed.
+    pub fn table(&self) -> &PolicyTable {
+        &self.table
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &BrainStats {
+        &self.stats
+    }
+
+    /// Per candidate: (label, shadow hits, shadow accesses).
+    pub fn shadow_scores(&self) -> Vec<(String, u64, u64)> {
+        self.shadows
+            .iter()
+            .map(|s| {
+                let (h, a) = s.counts();
+                (s.knobs().label(), h, a)
+            })
+            .collect()
+    }
+
+    /// Sets the class entries the learned knobs are compiled onto (classes from intents).
+    pub fn set_base(&mut self, base: PolicyTable) {
+        self.base = base;
+        self.recompile();
+    }
+
+    /// Places blocks across tiers by time saved from now on (the floor of every class that
+    /// prefers tier 0 follows [`Placement::floor_tier`]).
+    pub fn set_placement(&mut self, placement: Placement) {
+        self.placement = Some(placement);
+        self.recompile();
+    }
+
+    /// The placement model, if one was set.
+    pub fn placement(&self) -> Option<&Placement> {
+        self.placement.as_ref()
+    }
+
+    /// A measured transfer (an engine's completion): refines the placement model and, when
+    /// the floor moves, recompiles.
+    pub fn observe_transfer(&mut self, from: usize, to: usize, bytes: u64, seconds: f64) {
+        let Some(p) = self.placement.as_mut() else {
+            return;
+        };
+        let before = p.floor_tier();
+        p.observe_transfer(from, to, bytes, seconds);
+        if p.floor_tier() != before {
+            self.recompile();
+        }
+    }
+
+    fn recompile(&mut self) {
+        let per_shard = self.cfg.tier0_frames / u64::from(self.cfg.shards.max(1));
+        let version = self.table.version.wrapping_add(1);
+        self.table = self.knobs().compile(&self.base, per_shard);
+        if let Some(p) = &self.placement {
+            let floor = p.floor_tier();
+            for c in self.table.classes.iter_mut() {
+                if c.preferred_tier == mcos_core::TierId(0) {
+                    c.floor_tier = floor.min(c.floor_tier);
+                }
+            }
+        }
+        self.table.version = version;
+        self.table.ttl_ticks = self.cfg.table_ttl_ticks;
+        self.pending = true;
+    }
+
+    /// Feeds a batch of telemetry samples.
+    pub fn observe(&mut self, samples: &[TelemetrySample]) {
+        let start = Instant::now();
+        self.stats.samples += samples.len() as u64;
+        for s in samples {
+            let hit = match s.kind {
+                SampleKind::Hit => true,
+                SampleKind::Miss => false,
+                _ => continue,
+            };
+            if hit {
+                self.stats.real_hits += 1;
+            } else {
+                self.stats.real_misses += 1;
+            }
+            if is_sampled(s.key_tag, self.shift) {
+                self.shadow_access(s.key_tag);
+            }
+        }
+        self.stats.busy += start.elapsed();
+    }
+
+    fn shadow_access(&mut self, tag: u64) {
+        self.stats.sampled_accesses += 1;
+        for (_, f) in &mut self.freqs {
+            f.add(tag);
+        }
+        for (i, s) in self.shadows.iter_mut().enumerate() {
+            self.hit_scratch[i] = s.access(tag, &self.freqs[self.freq_of[i]].1);
+        }
+        let inc = self.hit_scratch[self.incumbent];
+        for (i, &h) in self.hit_scratch.iter().enumerate() {
+            if h && !inc {
+                self.wins[i] += 1.0;
+            } else if inc && !h {
+                self.losses[i] += 1.0;
+            }
+        }
+        self.weight += 1.0;
+        self.since_decision += 1;
+        self.since_switch += 1;
+        if self.since_decision >= self.cfg.decide_every {
+            self.decide();
+        }
+    }
+
+    fn decide(&mut self) {
+        self.since_decision = 0;
+        self.stats.decisions += 1;
+        for i in 0..self.wins.len() {
+            self.wins[i] *= self.decay;
+            self.losses[i] *= self.decay;
+        }
+        self.weight *= self.decay;
+        let best = (0..self.wins.len())
+            .filter(|&i| i != self.incumbent)
+            .max_by(|&a, &b| {
+                let da = self.wins[a] - self.losses[a];
+                let db = self.wins[b] - self.losses[b];
+                da.total_cmp(&db)
+            });
+        let Some(best) = best else { return };
+        if self.since_switch < self.min_dwell {
+            return;
+        }
+        let (w, l) = (self.wins[best], self.losses[best]);
+        let gain = w - l;
+        if gain > self.cfg.z * (w + l).sqrt() && gain > self.cfg.min_gain * self.weight {
+            self.since_switch = 0;
+            self.incumbent = best;
+            self.wins.iter_mut().for_each(|x| *x = 0.0);
+            self.losses.iter_mut().for_each(|x| *x = 0.0);
+            self.weight = 0.0;
+            self.stats.switches += 1;
+            if self.stats.switch_log.len() == 64 {
+                self.stats.switch_log.remove(0);
+            }
+            self.stats
+                .switch_log
+                .push((self.stats.sampled_accesses, self.knobs().label()));
+            let start = Instant::now();
+            self.recompile();
+            self.stats.install_time += start.elapsed();
+        }
+    }
+
+    /// Whether a table is waiting to be installed.
+    pub fn wants_install(&self) -> bool {
+        self.pending
+    }
+
+    /// Asks for the current table to be installed again (a TTL refresh).
+    pub fn refresh(&mut self) {
+        self.pending = true;
+    }
+
+    /// Validates and installs the pending table, if any. Returns the new epoch. A shard that
+    /// has not passed an event boundary since the last install defers it to the next call.
+    pub fn install(&mut self, installer: &mut PolicyInstaller) -> Option<u64> {
+        self.install_with(|t| installer.try_install(t))
+    }
+
+    /// As [`Brain::install`], through any function that publishes a validated table.
+    pub fn install_with(
+        &mut self,
+        mut publish: impl FnMut(&PolicyTable) -> Result<u64, InstallError>,
+    ) -> Option<u64> {
+        if !self.pending {
+            return None;
+        }
+        let start = Instant::now();
+        let out = match self.table.validate(&self.topology) {
+            Err(_) => {
+                // A table the brain compiled and the contract refuses is a brain bug: keep the
+                // last good table and fall back to the built-in knobs.
+                self.incumbent = self
+                    .cfg
+                    .candidates
+                    .iter()
+                    .position(|&k| k == Knobs::LRU)
+                    .unwrap_or(0);
+                self.table = PolicyTable::builtin(self.topology.tiers.len());
+                self.pending = false;
+                None
+            }
+            Ok(()) => match publish(&self.table) {
+                Ok(epoch) => {
+                    self.pending = false;
+                    self.stats.installs += 1;
+                    Some(epoch)
+                }
+                Err(_) => {
+                    self.stats.installs_deferred += 1;
+                    None
+                }
+            },
+        };
+        let spent = start.elapsed();
+        self.stats.install_time += spent;
+        self.stats.busy += spent;
+        out
+    }
+
+    /// One step: drain every ring in batches into the shadows, then install what was decided.
+    /// Returns (samples drained, epoch installed).
+    pub fn step(
+        &mut self,
+        rings: &mut [Consumer<TelemetrySample>],
+        installer: &mut PolicyInstaller,
+        batch: &mut [TelemetrySample],
+    ) -> (usize, Option<u64>) {
+        let mut total = 0;
+        for r in rings.iter_mut() {
+            // Bounded: at most one ring's depth per step, so a step ends even under load.
+            let depth = r.capacity();
+            let mut drained = 0;
+            while drained < depth {
+                let n = r.pop_batch(batch);
+                if n == 0 {
+                    break;
+                }
+                self.observe(&batch[..n]);
+                drained += n;
+            }
+            total += drained;
+        }
+        (total, self.install(installer))
+    }
+}
+
+/// An all-zero sample, to size batch buffers.
+pub const EMPTY_SAMPLE: TelemetrySample = TelemetrySample {
+    key_tag: 0,
+    tick: 0,
+    kind: SampleKind::Hit,
+    class: 0,
+    tier: 0,
+    shard: 0,
+    epoch: 0,
+    value: 0,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcos_core::{AdmitFilter, TierKind, TierSpec, policy_cell};
+
+    fn topology(frames: u32) -> Topology {
+        Topology {
+            tiers: vec![TierSpec {
+                kind: TierKind::HostDram,
+                capacity_blocks: frames,
+                block_bytes: 4096,
+            }],
+            links: vec![],
+        }
+    }
+
+    fn sample(tag: u64, hit: bool) -> TelemetrySample {
+        TelemetrySample {
+            key_tag: tag,
+            kind: if hit {
+                SampleKind::Hit
+            } else {
+                SampleKind::Miss
+            },
+            ..EMPTY_SAMPLE
+        }
+    }
+
+    fn tag(i: u64) -> u64 {
+        i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) | 1
+    }
+
+    /// A hot set that fits in a third of the cache, reused in rounds, with a stream of
+    /// one-time blocks twice the cache in between: LRU loses the hot set to the scan,
+    /// "seen before" admission and segmented LRU keep it.
+    fn scan_resistant_stream(frames: u64, rounds: u64) -> Vec<u64> {
+        let mut v = Vec::new();
+        let mut fresh = 1_000_000;
+        for _ in 0..rounds {
+            for h in 0..frames / 3 {
+                v.push(tag(h));
+            }
+            for _ in 0..2 * frames {
+                v.push(tag(fresh));
+                fresh += 1;
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn switches_away_from_lru_when_the_evidence_is_clear_and_installs_it() {
+        let topo = topology(600);
+        let cfg = BrainConfig::for_node(&topo, 1, 0);
+        let mut brain = Brain::new(topo, cfg);
+        let (mut installer, mut readers) = policy_cell(PolicyTable::builtin(1), 1);
+        assert_eq!(brain.knobs(), Knobs::LRU);
+        let stream = scan_resistant_stream(600, 40);
+        for chunk in stream.chunks(512) {
+            let batch: Vec<TelemetrySample> = chunk.iter().map(|&t| sample(t, false)).collect();
+            brain.observe(&batch);
+            if let Some(epoch) = brain.install(&mut installer) {
+                assert!(readers[0].refresh(), "epoch {epoch} reaches the reader");
+            }
+        }
+        let k = brain.knobs();
+        assert_ne!(k, Knobs::LRU, "{:?}", brain.stats());
+        assert!(
+            k.protected_share > 0 || k.history_admit || k.window_share > 0,
+            "a scan-resistant choice: {}",
+            k.label()
+        );
+        assert!(brain.stats().switches >= 1 && brain.stats().installs >= 1);
+        let installed = readers[0].with_table(|t| t.clone());
+        assert_eq!(&installed, brain.table());
+        assert_eq!(installed.protected_share[0], k.protected_share);
+        assert_eq!(
+            installed.classes[0].admit_filter == AdmitFilter::History,
+            k.history_admit
+        );
+        let scores = brain.shadow_scores();
+        let lru = &scores[0];
+        let chosen = scores
+            .iter()
+            .find(|s| s.0 == k.label())
+            .map(|s| s.1)
+            .unwrap_or(0);
+        assert!(
+            chosen > lru.1,
+            "the choice beat LRU in its shadow: {scores:?}"
+        );
+    }
+
+    #[test]
+    fn stays_put_when_no_candidate_is_better() {
+        // Everything fits: every candidate hits the same accesses, nothing to switch for.
+        let topo = topology(2000);
+        let cfg = BrainConfig::for_node(&topo, 1, 0);
+        let mut brain = Brain::new(topo, cfg);
+        let mut x = 1u64;
+        let batch: Vec<TelemetrySample> = (0..200_000)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                sample(tag((x >> 33) % 1000), true)
+            })
+            .collect();
+        brain.observe(&batch);
+        assert_eq!(
+            brain.stats().switches,
+            0,
+            "{:?} {:?}",
+            brain.stats(),
+            brain.shadow_scores()
+        );
+        assert_eq!(brain.knobs(), Knobs::LRU);
+        assert!(brain.stats().sampled_accesses == 200_000 && brain.stats().decisions > 0);
+    }
+
+    #[test]
+    fn sampling_rate_keeps_shadows_near_their_target_size() {
+        let mut cfg = BrainConfig::for_node(&topology(1000), 1, 0);
+        assert_eq!(cfg.sample_shift(), 0, "small caches are modelled whole");
+        cfg.tier0_frames = 100_000;
+        let k = cfg.sample_shift();
+        let shadow = cfg.tier0_frames >> k;
+        assert!(shadow >= u64::from(SHADOW_BLOCKS) && shadow < 2 * u64::from(SHADOW_BLOCKS));
+        cfg.telemetry_shift = 10;
+        assert_eq!(
+            cfg.sample_shift(),
+            10,
+            "never finer than the fast path samples"
+        );
+    }
+}

@@ -1,0 +1,482 @@
+//! Miniature shadow caches: a model of one fast-path tier under one set of knobs, run on a
+//! spatial sample of the keys (SHARDS, Waldspurger et al., FAST'15: a cache of `C * R` blocks
+//! fed the keys whose hash falls in a fraction `R` of the hash space behaves like a cache of `C`
+//! blocks fed every key).
+//!
+//! The model follows the fast path's documented rules (mcos-fastpath `shard` and `frames`), not
+//! its code: an admission window, probation and a protected segment in one tier; a history of
+//! recently evicted or refused keys; a frequency count with periodic halving in place of the
+//! count-min sketch. Lists are intrusive over one slab allocated at start-up; the index and the
+//! frequency table are bounded by the slab and the history, so memory is bounded by the shadow
+//! capacity, whatever the trace.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::knobs::Knobs;
+
+/// Hasher for key tags, which are already uniform hashes: one multiply spreads them.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct TagHasher(u64);
+
+impl Hasher for TagHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x100_0000_01B3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+pub(crate) type TagMap<V> = HashMap<u64, V, BuildHasherDefault<TagHasher>>;
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Seg {
+    Window = 0,
+    Probation = 1,
+    Protected = 2,
+}
+
+#[derive(Copy, Clone)]
+struct Node {
+    tag: u64,
+    prev: u32,
+    next: u32,
+    seg: Seg,
+}
+
+#[derive(Copy, Clone, Default)]
+struct Lst {
+    head: u32,
+    tail: u32,
+    len: u32,
+}
+
+/// A model of the fast path's admission sketch, shared by every shadow with the same sketch
+/// window: a count-min of 4-bit counters, four rows, conservative update, aged by halving the
+/// counters under a moving cursor so that one pass takes `window` accesses (the behaviour the
+/// fast path documents; its own hash functions are not copied, so collisions differ in detail
+/// but not in rate). Rows are sized like the fast path's: about one counter per block of the
+/// cache modelled, 4096 to 65536.
+pub struct Frequency {
+    counters: Vec<u8>,
+    width: usize,
+    window: u64,
+    halve_per_access: u64,
+    carry: u64,
+    cursor: usize,
+}
+
+const ROWS: usize = 4;
+
+impl Frequency {
+    /// A sketch for a cache of `blocks` blocks, aged over `window` accesses (0: never).
+    pub fn new(blocks: u64, window: u64) -> Frequency {
+        let width = (blocks.max(1) as usize)
+            .next_power_of_two()
+            .clamp(4096, 1 << 16);
+        let cells = (ROWS * width) as u64;
+        let window = if window == 0 {
+            0
+        } else {
+            window.max(cells.div_ceil(16))
+        };
+        Frequency {
+            counters: vec![0; ROWS * width],
+            width,
+            window,
+            halve_per_access: cells.checked_div(window).unwrap_or(0),
+            carry: 0,
+            cursor: 0,
+        }
+    }
+
+    fn index(&self, tag: u64, row: usize) -> usize {
+        let mut h = tag.wrapping_add(0xA076_1D64_78BD_642F);
+        h = (h ^ (h >> 32)).wrapping_mul(0xE703_7ED1_A0B4_28DB);
+        h ^= h >> 29;
+        row * self.width + ((h >> (row * 16)) as usize & (self.width - 1))
+    }
+
+    /// Counts one access of `tag`.
+    pub fn add(&mut self, tag: u64) {
+        let target = self.get(tag).saturating_add(1).min(15);
+        for r in 0..ROWS {
+            let i = self.index(tag, r);
+            if self.counters[i] < target {
+                self.counters[i] = target;
+            }
+        }
+        if self.window == 0 {
+            return;
+        }
+        let cells = self.counters.len();
+        let mut n = self.halve_per_access;
+        self.carry += cells as u64 % self.window;
+        if self.carry >= self.window {
+            self.carry -= self.window;
+            n += 1;
+        }
+        for _ in 0..n {
+            self.counters[self.cursor] >>= 1;
+            self.cursor = (self.cursor + 1) % cells;
+        }
+    }
+
+    /// Estimated count of `tag`, 0..=15.
+    pub fn get(&self, tag: u64) -> u8 {
+        (0..ROWS)
+            .map(|r| self.counters[self.index(tag, r)])
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+/// FIFO of the last `len` tags evicted or refused, with membership (the fast path's history).
+struct Ghost {
+    order: VecDeque<(u64, u64)>,
+    stamp: TagMap<u64>,
+    clock: u64,
+    len: usize,
+}
+
+impl Ghost {
+    fn new(len: usize) -> Ghost {
+        Ghost {
+            order: VecDeque::with_capacity(len + 1),
+            stamp: TagMap::default(),
+            clock: 0,
+            len,
+        }
+    }
+
+    fn contains(&self, tag: u64) -> bool {
+        self.stamp
+            .get(&tag)
+            .is_some_and(|&s| self.clock - s < self.len as u64)
+    }
+
+    fn remove(&mut self, tag: u64) {
+        self.stamp.remove(&tag);
+    }
+
+    fn insert(&mut self, tag: u64) {
+        if self.len == 0 {
+            return;
+        }
+        self.clock += 1;
+        self.stamp.insert(tag, self.clock);
+        self.order.push_back((tag, self.clock));
+        while self.order.len() > self.len {
+            if let Some((old, s)) = self.order.pop_front() {
+                if self.stamp.get(&old) == Some(&s) {
+                    self.stamp.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// One shadow cache.
+pub struct Shadow {
+    knobs: Knobs,
+    capacity: u32,
+    window_target: u32,
+    protected_target: u32,
+    index: TagMap<u32>,
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    lists: [Lst; 3],
+    ghost: Ghost,
+    hits: u64,
+    accesses: u64,
+}
+
+impl Shadow {
+    /// A shadow of `capacity` blocks (at least 1) under `knobs`.
+    pub fn new(knobs: Knobs, capacity: u32) -> Shadow {
+        let capacity = capacity.max(1);
+        let share = |s: u8| (u64::from(capacity) * u64::from(s) / 256) as u32;
+        let ghost_len = (u64::from(capacity) * u64::from(knobs.history_quarters) / 4) as usize;
+        Shadow {
+            knobs,
+            capacity,
+            window_target: share(knobs.window_share),
+            protected_target: share(knobs.protected_share),
+            index: TagMap::with_capacity_and_hasher(capacity as usize, Default::default()),
+            nodes: Vec::with_capacity(capacity as usize),
+            free: Vec::new(),
+            lists: [Lst {
+                head: NIL,
+                tail: NIL,
+                len: 0,
+            }; 3],
+            ghost: Ghost::new(ghost_len),
+            hits: 0,
+            accesses: 0,
+        }
+    }
+
+    /// The knobs this shadow runs.
+    pub fn knobs(&self) -> Knobs {
+        self.knobs
+    }
+
+    /// (hits, accesses) so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.hits, self.accesses)
+    }
+
+    /// Blocks resident.
+    pub fn len(&self) -> u32 {
+        self.lists.iter().map(|l| l.len).sum()
+    }
+
+    /// Whether nothing is resident.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let n = self.nodes[i as usize];
+        let l = &mut self.lists[n.seg as usize];
+        if n.prev != NIL {
+            self.nodes[n.prev as usize].next = n.next;
+        } else {
+            l.head = n.next;
+        }
+        if n.next != NIL {
+            self.nodes[n.next as usize].prev = n.prev;
+        } else {
+            l.tail = n.prev;
+        }
+        l.len -= 1;
+    }
+
+    /// Links `i` at the MRU end of `seg`.
+    fn push(&mut self, seg: Seg, i: u32) {
+        let l = self.lists[seg as usize];
+        {
+            let n = &mut self.nodes[i as usize];
+            n.seg = seg;
+            n.prev = NIL;
+            n.next = l.head;
+        }
+        if l.head != NIL {
+            self.nodes[l.head as usize].prev = i;
+        }
+        let lm = &mut self.lists[seg as usize];
+        lm.head = i;
+        if lm.tail == NIL {
+            lm.tail = i;
+        }
+        lm.len += 1;
+    }
+
+    fn touch(&mut self, seg: Seg, i: u32) {
+        self.unlink(i);
+        self.push(seg, i);
+    }
+
+    fn tail(&self, seg: Seg) -> Option<u32> {
+        let t = self.lists[seg as usize].tail;
+        (t != NIL).then_some(t)
+    }
+
+    fn len_of(&self, seg: Seg) -> u32 {
+        self.lists[seg as usize].len
+    }
+
+    fn protected_overflow(&mut self) {
+        if self.len_of(Seg::Protected) > self.protected_target {
+            if let Some(j) = self.tail(Seg::Protected) {
+                self.touch(Seg::Probation, j);
+            }
+        }
+    }
+
+    fn victim(&mut self, freq: &Frequency) -> Option<u32> {
+        let main = self
+            .tail(Seg::Probation)
+            .or_else(|| self.tail(Seg::Protected));
+        if self.window_target > 0 && self.len_of(Seg::Window) >= self.window_target {
+            return match (self.tail(Seg::Window), main) {
+                (Some(c), Some(v)) => {
+                    let fc = freq.get(self.nodes[c as usize].tag);
+                    let fv = freq.get(self.nodes[v as usize].tag);
+                    if fc > fv {
+                        self.touch(Seg::Probation, c);
+                        Some(v)
+                    } else {
+                        Some(c)
+                    }
+                }
+                (c, v) => c.or(v),
+            };
+        }
+        main.or_else(|| self.tail(Seg::Window))
+    }
+
+    /// One access of `tag`; `freq` must already count it. Returns whether it hit.
+    pub fn access(&mut self, tag: u64, freq: &Frequency) -> bool {
+        self.accesses += 1;
+        if let Some(&i) = self.index.get(&tag) {
+            self.hits += 1;
+            match self.nodes[i as usize].seg {
+                Seg::Probation if self.protected_target > 0 => {
+                    self.touch(Seg::Protected, i);
+                    self.protected_overflow();
+                }
+                seg => self.touch(seg, i),
+            }
+            return true;
+        }
+        let in_history = self.ghost.contains(tag);
+        if self.knobs.history_admit && !in_history && self.len() >= self.capacity {
+            self.ghost.insert(tag);
+            return false;
+        }
+        let i = if self.len() < self.capacity {
+            match self.free.pop() {
+                Some(i) => i,
+                None => {
+                    self.nodes.push(Node {
+                        tag: 0,
+                        prev: NIL,
+                        next: NIL,
+                        seg: Seg::Probation,
+                    });
+                    (self.nodes.len() - 1) as u32
+                }
+            }
+        } else {
+            let Some(v) = self.victim(freq) else {
+                return false;
+            };
+            self.unlink(v);
+            let old = self.nodes[v as usize].tag;
+            self.index.remove(&old);
+            self.ghost.insert(old);
+            v
+        };
+        self.nodes[i as usize].tag = tag;
+        self.index.insert(tag, i);
+        if in_history {
+            self.ghost.remove(tag);
+        }
+        if in_history && self.protected_target > 0 {
+            self.push(Seg::Protected, i);
+            self.protected_overflow();
+        } else if self.window_target > 0 {
+            self.push(Seg::Window, i);
+            // Only while the shadow had room can the window overflow (as in the fast path).
+            if self.len_of(Seg::Window) > self.window_target {
+                if let Some(j) = self.tail(Seg::Window) {
+                    self.touch(Seg::Probation, j);
+                }
+            }
+        } else {
+            self.push(Seg::Probation, i);
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lru_model(seq: &[u64], cap: usize) -> Vec<bool> {
+        let mut v: Vec<u64> = Vec::new();
+        seq.iter()
+            .map(|&x| {
+                if let Some(p) = v.iter().position(|&y| y == x) {
+                    v.remove(p);
+                    v.insert(0, x);
+                    true
+                } else {
+                    v.insert(0, x);
+                    v.truncate(cap);
+                    false
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lru_knobs_are_exact_lru() {
+        let mut x = 7u64;
+        let seq: Vec<u64> = (0..5000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 50).min(x % 300)
+            })
+            .collect();
+        for cap in [1u32, 3, 17, 64] {
+            let mut s = Shadow::new(Knobs::LRU, cap);
+            let mut f = Frequency::new(64, 0);
+            let got: Vec<bool> = seq
+                .iter()
+                .map(|&t| {
+                    f.add(t);
+                    s.access(t, &f)
+                })
+                .collect();
+            assert_eq!(got, lru_model(&seq, cap as usize), "capacity {cap}");
+            assert!(s.len() <= cap);
+        }
+    }
+
+    #[test]
+    fn history_admission_needs_a_second_miss() {
+        let knobs = Knobs {
+            history_quarters: 4,
+            history_admit: true,
+            ..Knobs::LRU
+        };
+        let mut s = Shadow::new(knobs, 4);
+        let f = Frequency::new(64, 0);
+        for t in 10..14 {
+            assert!(!s.access(t, &f), "admitted while there is room");
+        }
+        assert_eq!(s.len(), 4);
+        assert!(!s.access(1, &f), "first miss refused");
+        assert!(!s.access(1, &f), "second miss admitted");
+        assert!(s.access(1, &f), "then it hits");
+        assert_eq!(s.len(), 4);
+    }
+
+    #[test]
+    fn window_duel_keeps_the_frequent_block() {
+        let knobs = Knobs {
+            window_share: 64,
+            ..Knobs::LRU
+        };
+        let mut s = Shadow::new(knobs, 8);
+        let mut f = Frequency::new(64, 0);
+        let mut acc = |s: &mut Shadow, t: u64| {
+            f.add(t);
+            s.access(t, &f)
+        };
+        for _ in 0..4 {
+            for t in 0..6 {
+                acc(&mut s, t);
+            }
+        }
+        for t in 100..200 {
+            acc(&mut s, t);
+        }
+        let kept = (0..6).filter(|t| s.index.contains_key(t)).count();
+        assert!(kept >= 5, "the scan displaced the frequent blocks: {kept}");
+        assert!(s.len() <= 8);
+    }
+}

@@ -1,0 +1,148 @@
+//! The brain on its own thread (the node's mode): it wakes every `period`, drains every shard's
+//! telemetry ring in batches, steps the shadows, and installs what it decided through the
+//! node's installer. The fast path never waits for it: a full ring drops samples (counted by
+//! the shard), an install the shards have not caught up with is retried at the next wake-up,
+//! and when the thread stops the shards keep the last table until its TTL, then fall back to
+//! the built-in default.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mcos_core::{Consumer, InstallError, PolicyTable, TelemetrySample};
+
+use crate::brain::{Brain, BrainStats, EMPTY_SAMPLE};
+
+/// Installs a validated table; returns the epoch (the node wraps its shared installer).
+pub type InstallFn = Box<dyn FnMut(&PolicyTable) -> Result<u64, InstallError> + Send>;
+
+/// What the brain thread last published: for `mcos policy show` and node statistics.
+#[derive(Clone, Debug)]
+pub struct BrainSnapshot {
+    /// Label of the knobs in force.
+    pub knobs: String,
+    /// The brain's counters.
+    pub stats: BrainStats,
+    /// The last table installed (None before the first install).
+    pub installed: Option<(u64, PolicyTable)>,
+}
+
+/// A running brain thread.
+pub struct BrainThread {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Brain>>,
+    snapshot: Arc<Mutex<BrainSnapshot>>,
+}
+
+/// How often the thread wakes and refreshes.
+#[derive(Copy, Clone, Debug)]
+pub struct Cadence {
+    /// Sleep between steps.
+    pub period: Duration,
+    /// Re-install the current table at least this often (keeps its TTL from expiring).
+    pub refresh: Duration,
+}
+
+impl Default for Cadence {
+    fn default() -> Cadence {
+        Cadence {
+            period: Duration::from_millis(2),
+            refresh: Duration::from_millis(500),
+        }
+    }
+}
+
+impl BrainThread {
+    /// Starts `brain` on a thread named `mcos-brain`.
+    pub fn spawn(
+        mut brain: Brain,
+        mut rings: Vec<Consumer<TelemetrySample>>,
+        mut install: InstallFn,
+        cadence: Cadence,
+    ) -> std::io::Result<BrainThread> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let snapshot = Arc::new(Mutex::new(BrainSnapshot {
+            knobs: brain.knobs().label(),
+            stats: brain.stats().clone(),
+            installed: None,
+        }));
+        let publish = snapshot.clone();
+        let handle = std::thread::Builder::new()
+            .name("mcos-brain".into())
+            .spawn(move || {
+                let mut batch = vec![EMPTY_SAMPLE; 256];
+                let mut last_install = Instant::now();
+                let mut behind = 0u32;
+                while !flag.load(Ordering::Acquire) {
+                    let mut full = false;
+                    for r in rings.iter_mut() {
+                        let depth = r.capacity();
+                        let mut drained = 0;
+                        while drained < depth {
+                            let n = r.pop_batch(&mut batch);
+                            if n == 0 {
+                                break;
+                            }
+                            brain.observe(&batch[..n]);
+                            drained += n;
+                        }
+                        full |= drained >= depth;
+                    }
+                    // A ring found full at every wake-up means samples are being dropped:
+                    // model fewer keys rather than a stream with holes.
+                    behind = if full { behind + 1 } else { 0 };
+                    if behind >= 4 {
+                        behind = 0;
+                        brain.coarsen_sampling();
+                    }
+                    if last_install.elapsed() >= cadence.refresh {
+                        brain.refresh();
+                    }
+                    let installed = if brain.wants_install() {
+                        brain.install_with(&mut install)
+                    } else {
+                        None
+                    };
+                    if installed.is_some() {
+                        last_install = Instant::now();
+                    }
+                    if let Ok(mut snap) = publish.lock() {
+                        snap.knobs = brain.knobs().label();
+                        snap.stats.clone_from(brain.stats());
+                        if let Some(epoch) = installed {
+                            snap.installed = Some((epoch, brain.table().clone()));
+                        }
+                    }
+                    std::thread::sleep(cadence.period);
+                }
+                brain
+            })?;
+        Ok(BrainThread {
+            stop,
+            handle: Some(handle),
+            snapshot,
+        })
+    }
+
+    /// What the brain last published.
+    pub fn snapshot(&self) -> Option<BrainSnapshot> {
+        self.snapshot.lock().ok().map(|s| s.clone())
+    }
+
+    /// Stops the thread and hands the brain back (for its statistics).
+    pub fn stop(mut self) -> Option<Brain> {
+        self.stop.store(true, Ordering::Release);
+        self.handle.take().and_then(|h| h.join().ok())
+    }
+}
+
+impl Drop for BrainThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

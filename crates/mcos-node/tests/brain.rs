@@ -1,0 +1,114 @@
+//! The node with its brain on its own thread: the brain drains the shards' telemetry, learns,
+//! installs through the policy cell; when it stops, the shards keep its last table until the
+//! table's TTL and then fall back to the built-in default.
+#![allow(clippy::unwrap_used)]
+
+use mcos_core::{BlockKey, Namespace};
+use mcos_node::{GetOutcome, Node, NodeConfig, PutOutcome};
+use std::time::{Duration, Instant};
+
+fn key(id: u64) -> BlockKey {
+    BlockKey::from_trace_id(&Namespace::for_model("brain-test"), id)
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Get, and put on a miss: what a serving engine does with each block of a prompt.
+fn touch(node: &Node, id: u64, buf: &mut Vec<u8>) -> bool {
+    match node.get(key(id), buf).unwrap() {
+        GetOutcome::Hit(_) => true,
+        GetOutcome::Miss => {
+            let r = node.put(key(id), &[id as u8; 64]).unwrap();
+            assert!(matches!(r, PutOutcome::Stored(_) | PutOutcome::Rejected(_)));
+            false
+        }
+    }
+}
+
+fn brain_node(dir: &std::path::Path, ttl: u32) -> Node {
+    let mut cfg = NodeConfig::dram_and_disk(512, 600, 1200, dir);
+    cfg.tiers.truncate(1);
+    cfg.telemetry_shift = 0;
+    cfg.free_watermark = 0.0;
+    cfg.brain.enabled = true;
+    cfg.brain.table_ttl_ticks = ttl;
+    Node::open(cfg).unwrap()
+}
+
+#[test]
+fn stopped_brain_leaves_its_table_until_the_ttl_then_the_builtin() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = brain_node(dir.path(), 100);
+    wait_for("the brain's first install", || {
+        node.brain_snapshot()
+            .is_some_and(|s| s.stats.installs >= 1 && s.installed.is_some())
+            && node.stats().policy_epoch >= 2
+    });
+    let mut buf = Vec::new();
+    for round in 0..3 {
+        for id in 0..400 {
+            touch(&node, id + round * 7, &mut buf);
+        }
+    }
+    wait_for("samples reaching the brain", || {
+        node.brain_snapshot()
+            .is_some_and(|s| s.stats.samples > 1000)
+    });
+    let (epoch, table) = node.policy_table();
+    assert!(epoch >= 2, "a brain table is in force");
+    assert_eq!(table.ttl_ticks, 100);
+    let last = node.stop_brain().unwrap();
+    assert!(last.stats.sampled_accesses > 0);
+    // Right after the stop: still the brain's table (refreshes came every 25 ticks).
+    assert!(node.stats().policy_epoch >= 2);
+    wait_for("the TTL fallback", || node.stats().policy_epoch == 0);
+    let stats = node.stats();
+    assert!(stats.counters.policy_fallbacks >= 1);
+    assert_eq!(node.policy_table().1, mcos_core::PolicyTable::builtin(1));
+    // The node keeps serving on the built-in table.
+    assert!(!touch(&node, 99_999, &mut buf));
+    assert!(touch(&node, 99_999, &mut buf));
+    node.close().unwrap();
+}
+
+#[test]
+fn running_brain_keeps_refreshing_and_learns_to_resist_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = brain_node(dir.path(), 100);
+    let mut buf = Vec::new();
+    // A hot set of 200 blocks reused in rounds, with 1,200 one-time blocks between rounds:
+    // LRU loses the hot set every round, a scan-resistant table keeps it.
+    let mut fresh = 1_000_000;
+    let start = Instant::now();
+    let mut last_hot_hits = 0;
+    for _ in 0..40 {
+        last_hot_hits = (0..200).filter(|&id| touch(&node, id, &mut buf)).count();
+        for _ in 0..1200 {
+            touch(&node, fresh, &mut buf);
+            fresh += 1;
+        }
+        // Give the brain thread (and the 1 ms ticks) time on a small machine.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let snap = node.brain_snapshot().unwrap();
+    assert!(snap.stats.switches >= 1, "{snap:?}");
+    assert_ne!(snap.knobs, "lru");
+    assert!(
+        last_hot_hits > 100,
+        "the learned table keeps the hot set: {last_hot_hits} of 200"
+    );
+    // Longer than the TTL has passed many times over: the brain refreshed it.
+    assert!(start.elapsed() > Duration::from_millis(500));
+    assert_eq!(node.stats().counters.policy_fallbacks, 0);
+    assert!(node.stats().policy_epoch >= 2);
+    node.close().unwrap();
+}
