@@ -585,6 +585,7 @@ fn start_brain(
         inner.cfg.telemetry_shift,
     );
     cfg.table_ttl_ticks = settings.table_ttl_ticks;
+    cfg.free_watermark = inner.cfg.free_watermark;
     let mut brain = Brain::new(inner.topology.clone(), cfg);
     if let (Some(tps), Some(kvb), Some(bt)) = (
         settings.prefill_tokens_per_s,
