@@ -55,7 +55,8 @@ pub struct NodeConfig {
     /// Disk I/O backend.
     #[serde(default)]
     pub disk_io: DiskIo,
-    /// Telemetry samples keys whose hash has this many low zero bits (0: all events).
+    /// Telemetry samples keys whose hash has this many low zero bits (0: all events). With
+    /// the brain on, the shards sample at the rate the brain's shadows model instead.
     #[serde(default = "default_telemetry_shift")]
     pub telemetry_shift: u8,
     /// Remove disk tier files when the node closes.
