@@ -53,6 +53,10 @@ pub struct BrainConfig {
     pub min_gain: f64,
     /// `ttl_ticks` of every table the brain installs (0: never expires).
     pub table_ttl_ticks: u32,
+    /// Share of each tier above the last that the fast path keeps free by demoting early
+    /// (its watermark) when there are several tiers: the hierarchy's shadows hold that much
+    /// less.
+    pub free_watermark: f64,
     /// The knob grid.
     pub candidates: Vec<Knobs>,
 }
@@ -73,6 +77,7 @@ impl BrainConfig {
             z: 4.0,
             min_gain: 0.003,
             table_ttl_ticks: 0,
+            free_watermark: 0.0,
             candidates: candidates(),
         }
     }
@@ -129,13 +134,17 @@ pub struct Brain {
     incumbent: usize,
     wins: Vec<f64>,
     losses: Vec<f64>,
+    /// Per candidate, decayed sum of squared value differences (the test's variance).
+    squares: Vec<f64>,
+    /// Value of a hit per tier (tier 0 = 1): time saved relative to a tier-0 hit.
+    values: Vec<f64>,
     weight: f64,
     decay: f64,
     since_decision: u32,
     /// Sampled accesses since the last switch, and the least before the next one.
     since_switch: u64,
     min_dwell: u64,
-    hit_scratch: Vec<bool>,
+    hit_scratch: Vec<f64>,
     base: PolicyTable,
     table: PolicyTable,
     pending: bool,
@@ -190,12 +199,14 @@ impl Brain {
             incumbent,
             wins: vec![0.0; n],
             losses: vec![0.0; n],
+            squares: vec![0.0; n],
+            values: vec![1.0],
             weight: 0.0,
             decay,
             since_decision: 0,
             since_switch: 0,
             min_dwell: (half_life / 8.0) as u64,
-            hit_scratch: vec![false; n],
+            hit_scratch: vec![0.0; n],
             base,
             table,
             pending: true,
@@ -220,17 +231,7 @@ impl Brain {
         }
         self.shift += 1;
         self.cfg.shadow_blocks = (self.cfg.shadow_blocks / 2).max(16);
-        let cap = self.shadow_capacity();
-        for (i, s) in self.shadows.iter_mut().enumerate() {
-            *s = Shadow::new(self.cfg.candidates[i], cap);
-        }
-        for (x, f) in self.freqs.iter_mut() {
-            *f = Frequency::new(u64::from(cap), u64::from(*x) * u64::from(cap));
-        }
-        self.wins.iter_mut().for_each(|x| *x = 0.0);
-        self.losses.iter_mut().for_each(|x| *x = 0.0);
-        self.weight = 0.0;
-        self.since_switch = 0;
+        self.rebuild_shadows();
         self.stats.sampling_coarsened += 1;
         true
     }
@@ -273,10 +274,60 @@ impl Brain {
     }
 
     /// Places blocks across tiers by time saved from now on (the floor of every class that
-    /// prefers tier 0 follows [`Placement::floor_tier`]).
+    /// prefers tier 0 follows [`Placement::floor_tier`]), and scores candidates by the time
+    /// they save over the whole hierarchy: the shadows grow the tiers down to the floor, and a
+    /// hit in tier `k` counts its time saved relative to a tier-0 hit.
     pub fn set_placement(&mut self, placement: Placement) {
+        let tokens = placement.cost().block_tokens;
+        let floor = placement.floor_tier().index();
+        let top = placement.saved_seconds(0, tokens).max(1e-12);
+        self.values = (0..=floor)
+            .map(|t| placement.saved_seconds(t, tokens) / top)
+            .collect();
         self.placement = Some(placement);
+        self.rebuild_shadows();
         self.recompile();
+    }
+
+    /// Shadows (and frequency models) afresh at the current sampling rate, with the tiers the
+    /// placement keeps blocks in; the evidence starts over, the knobs in force stay.
+    fn rebuild_shadows(&mut self) {
+        let shift = self.shift;
+        let tiers = self.values.len();
+        let keep = |t: usize, n: u32| {
+            let n = f64::from(n);
+            let usable = if t + 1 < tiers {
+                n * (1.0 - self.cfg.free_watermark.clamp(0.0, 0.5))
+            } else {
+                n
+            };
+            ((usable as u64) >> shift).clamp(1, u64::from(u32::MAX)) as u32
+        };
+        let cap = if tiers > 1 {
+            keep(0, self.cfg.tier0_frames.min(u64::from(u32::MAX)) as u32)
+        } else {
+            self.shadow_capacity()
+        };
+        let lower: Vec<u32> = self
+            .topology
+            .tiers
+            .iter()
+            .enumerate()
+            .take(tiers)
+            .skip(1)
+            .map(|(t, spec)| keep(t, spec.capacity_blocks))
+            .collect();
+        for (i, s) in self.shadows.iter_mut().enumerate() {
+            *s = Shadow::with_lower(self.cfg.candidates[i], cap, &lower);
+        }
+        for (x, f) in self.freqs.iter_mut() {
+            *f = Frequency::new(u64::from(cap), u64::from(*x) * u64::from(cap));
+        }
+        self.wins.iter_mut().for_each(|x| *x = 0.0);
+        self.losses.iter_mut().for_each(|x| *x = 0.0);
+        self.squares.iter_mut().for_each(|x| *x = 0.0);
+        self.weight = 0.0;
+        self.since_switch = 0;
     }
 
     /// The placement model, if one was set.
@@ -342,15 +393,20 @@ impl Brain {
             f.add(tag);
         }
         for (i, s) in self.shadows.iter_mut().enumerate() {
-            self.hit_scratch[i] = s.access(tag, &self.freqs[self.freq_of[i]].1);
+            self.hit_scratch[i] = match s.access(tag, &self.freqs[self.freq_of[i]].1) {
+                Some(t) => self.values.get(usize::from(t)).copied().unwrap_or(0.0),
+                None => 0.0,
+            };
         }
         let inc = self.hit_scratch[self.incumbent];
-        for (i, &h) in self.hit_scratch.iter().enumerate() {
-            if h && !inc {
-                self.wins[i] += 1.0;
-            } else if inc && !h {
-                self.losses[i] += 1.0;
+        for (i, &v) in self.hit_scratch.iter().enumerate() {
+            let d = v - inc;
+            if d > 0.0 {
+                self.wins[i] += d;
+            } else if d < 0.0 {
+                self.losses[i] -= d;
             }
+            self.squares[i] += d * d;
         }
         self.weight += 1.0;
         self.since_decision += 1;
@@ -366,6 +422,7 @@ impl Brain {
         for i in 0..self.wins.len() {
             self.wins[i] *= self.decay;
             self.losses[i] *= self.decay;
+            self.squares[i] *= self.decay;
         }
         self.weight *= self.decay;
         let best = (0..self.wins.len())
@@ -379,13 +436,16 @@ impl Brain {
         if self.since_switch < self.min_dwell {
             return;
         }
+        // A one-sided test on the paired differences of value (with unit values, McNemar's sign
+        // test: the sum of squares is the number of disagreements).
         let (w, l) = (self.wins[best], self.losses[best]);
         let gain = w - l;
-        if gain > self.cfg.z * (w + l).sqrt() && gain > self.cfg.min_gain * self.weight {
+        if gain > self.cfg.z * self.squares[best].sqrt() && gain > self.cfg.min_gain * self.weight {
             self.since_switch = 0;
             self.incumbent = best;
             self.wins.iter_mut().for_each(|x| *x = 0.0);
             self.losses.iter_mut().for_each(|x| *x = 0.0);
+            self.squares.iter_mut().for_each(|x| *x = 0.0);
             self.weight = 0.0;
             self.stats.switches += 1;
             if self.stats.switch_log.len() == 64 {

@@ -4,9 +4,13 @@
 //! blocks fed every key).
 //!
 //! The model follows the fast path's documented rules (mcos-fastpath `shard` and `frames`), not
-//! its code: an admission window, probation and a protected segment in one tier; a history of
-//! recently evicted or refused keys; a frequency count with periodic halving in place of the
-//! count-min sketch. Lists are intrusive over one slab allocated at start-up; the index and the
+//! its code: an admission window, probation and a protected segment in tier 0; a history of
+//! keys that recently left tier 0 or were refused; a model of the count-min sketch. With tiers
+//! below (`Shadow::with_lower`), each is an LRU list fed by tier 0's victims and by the blocks
+//! tier 0's filter refused, its own victims going one tier down and out of the last one; a hit
+//! below promotes the block into tier 0 when tier 0's filter admits it, else it is read in
+//! place. `Shadow::access` reports the tier of a hit, so the brain can weigh hits by the time
+//! they save. Lists are intrusive over one slab allocated at start-up; the index and the
 //! frequency table are bounded by the slab and the history, so memory is bounded by the shadow
 //! capacity, whatever the trace.
 
@@ -37,27 +41,32 @@ pub(crate) type TagMap<V> = HashMap<u64, V, BuildHasherDefault<TagHasher>>;
 
 const NIL: u32 = u32::MAX;
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Seg {
-    Window = 0,
-    Probation = 1,
-    Protected = 2,
-}
+/// Segments of tier 0; tier `k >= 1` below it is list `LOWER + k - 1`.
+const WINDOW: u8 = 0;
+const PROBATION: u8 = 1;
+const PROTECTED: u8 = 2;
+const LOWER: u8 = 3;
 
 #[derive(Copy, Clone)]
 struct Node {
     tag: u64,
     prev: u32,
     next: u32,
-    seg: Seg,
+    seg: u8,
 }
 
-#[derive(Copy, Clone, Default)]
+#[derive(Copy, Clone)]
 struct Lst {
     head: u32,
     tail: u32,
     len: u32,
 }
+
+const EMPTY: Lst = Lst {
+    head: NIL,
+    tail: NIL,
+    len: 0,
+};
 
 /// A model of the fast path's admission sketch, shared by every shadow with the same sketch
 /// window: a count-min of 4-bit counters, four rows, conservative update, aged by halving the
@@ -184,40 +193,46 @@ impl Ghost {
     }
 }
 
-/// One shadow cache.
+/// One shadow cache: tier 0 under `knobs`, and optionally LRU tiers below it.
 pub struct Shadow {
     knobs: Knobs,
     capacity: u32,
     window_target: u32,
     protected_target: u32,
+    /// Capacities of the tiers below tier 0, fastest first.
+    lower: Vec<u32>,
     index: TagMap<u32>,
     nodes: Vec<Node>,
     free: Vec<u32>,
-    lists: [Lst; 3],
+    lists: Vec<Lst>,
     ghost: Ghost,
     hits: u64,
     accesses: u64,
 }
 
 impl Shadow {
-    /// A shadow of `capacity` blocks (at least 1) under `knobs`.
+    /// A shadow of one tier of `capacity` blocks (at least 1) under `knobs`.
     pub fn new(knobs: Knobs, capacity: u32) -> Shadow {
+        Shadow::with_lower(knobs, capacity, &[])
+    }
+
+    /// A shadow of tier 0 (`capacity` blocks under `knobs`) over LRU tiers of `lower` blocks.
+    pub fn with_lower(knobs: Knobs, capacity: u32, lower: &[u32]) -> Shadow {
         let capacity = capacity.max(1);
         let share = |s: u8| (u64::from(capacity) * u64::from(s) / 256) as u32;
         let ghost_len = (u64::from(capacity) * u64::from(knobs.history_quarters) / 4) as usize;
+        let lower: Vec<u32> = lower.iter().map(|&n| n.max(1)).collect();
+        let total = capacity as usize + lower.iter().map(|&n| n as usize).sum::<usize>();
         Shadow {
             knobs,
             capacity,
             window_target: share(knobs.window_share),
             protected_target: share(knobs.protected_share),
-            index: TagMap::with_capacity_and_hasher(capacity as usize, Default::default()),
-            nodes: Vec::with_capacity(capacity as usize),
+            index: TagMap::with_capacity_and_hasher(total, Default::default()),
+            nodes: Vec::with_capacity(total),
             free: Vec::new(),
-            lists: [Lst {
-                head: NIL,
-                tail: NIL,
-                len: 0,
-            }; 3],
+            lists: vec![EMPTY; usize::from(LOWER) + lower.len()],
+            lower,
             ghost: Ghost::new(ghost_len),
             hits: 0,
             accesses: 0,
@@ -229,24 +244,24 @@ impl Shadow {
         self.knobs
     }
 
-    /// (hits, accesses) so far.
+    /// (hits in any tier, accesses) so far.
     pub fn counts(&self) -> (u64, u64) {
         (self.hits, self.accesses)
     }
 
-    /// Blocks resident.
+    /// Blocks resident in tier 0.
     pub fn len(&self) -> u32 {
-        self.lists.iter().map(|l| l.len).sum()
+        self.lists[..usize::from(LOWER)].iter().map(|l| l.len).sum()
     }
 
-    /// Whether nothing is resident.
+    /// Whether tier 0 is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     fn unlink(&mut self, i: u32) {
         let n = self.nodes[i as usize];
-        let l = &mut self.lists[n.seg as usize];
+        let l = &mut self.lists[usize::from(n.seg)];
         if n.prev != NIL {
             self.nodes[n.prev as usize].next = n.next;
         } else {
@@ -261,8 +276,8 @@ impl Shadow {
     }
 
     /// Links `i` at the MRU end of `seg`.
-    fn push(&mut self, seg: Seg, i: u32) {
-        let l = self.lists[seg as usize];
+    fn push(&mut self, seg: u8, i: u32) {
+        let l = self.lists[usize::from(seg)];
         {
             let n = &mut self.nodes[i as usize];
             n.seg = seg;
@@ -272,7 +287,7 @@ impl Shadow {
         if l.head != NIL {
             self.nodes[l.head as usize].prev = i;
         }
-        let lm = &mut self.lists[seg as usize];
+        let lm = &mut self.lists[usize::from(seg)];
         lm.head = i;
         if lm.tail == NIL {
             lm.tail = i;
@@ -280,39 +295,84 @@ impl Shadow {
         lm.len += 1;
     }
 
-    fn touch(&mut self, seg: Seg, i: u32) {
+    fn touch(&mut self, seg: u8, i: u32) {
         self.unlink(i);
         self.push(seg, i);
     }
 
-    fn tail(&self, seg: Seg) -> Option<u32> {
-        let t = self.lists[seg as usize].tail;
+    fn tail(&self, seg: u8) -> Option<u32> {
+        let t = self.lists[usize::from(seg)].tail;
         (t != NIL).then_some(t)
     }
 
-    fn len_of(&self, seg: Seg) -> u32 {
-        self.lists[seg as usize].len
+    fn len_of(&self, seg: u8) -> u32 {
+        self.lists[usize::from(seg)].len
+    }
+
+    fn alloc(&mut self, tag: u64) -> u32 {
+        let i = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.nodes.push(Node {
+                    tag,
+                    prev: NIL,
+                    next: NIL,
+                    seg: PROBATION,
+                });
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        self.nodes[i as usize].tag = tag;
+        self.index.insert(tag, i);
+        i
+    }
+
+    fn forget(&mut self, i: u32) {
+        let tag = self.nodes[i as usize].tag;
+        self.index.remove(&tag);
+        self.free.push(i);
+    }
+
+    /// Puts unlinked `i` at the MRU end of tier `k >= 1`; the tier's overflow goes one tier
+    /// down, out of the last one.
+    fn push_lower(&mut self, k: usize, i: u32) {
+        let mut k = k;
+        let mut i = i;
+        loop {
+            let seg = LOWER + (k - 1) as u8;
+            self.push(seg, i);
+            if self.len_of(seg) <= self.lower[k - 1] {
+                return;
+            }
+            let Some(t) = self.tail(seg) else { return };
+            self.unlink(t);
+            if k < self.lower.len() {
+                k += 1;
+                i = t;
+            } else {
+                self.forget(t);
+                return;
+            }
+        }
     }
 
     fn protected_overflow(&mut self) {
-        if self.len_of(Seg::Protected) > self.protected_target {
-            if let Some(j) = self.tail(Seg::Protected) {
-                self.touch(Seg::Probation, j);
+        if self.len_of(PROTECTED) > self.protected_target {
+            if let Some(j) = self.tail(PROTECTED) {
+                self.touch(PROBATION, j);
             }
         }
     }
 
     fn victim(&mut self, freq: &Frequency) -> Option<u32> {
-        let main = self
-            .tail(Seg::Probation)
-            .or_else(|| self.tail(Seg::Protected));
-        if self.window_target > 0 && self.len_of(Seg::Window) >= self.window_target {
-            return match (self.tail(Seg::Window), main) {
+        let main = self.tail(PROBATION).or_else(|| self.tail(PROTECTED));
+        if self.window_target > 0 && self.len_of(WINDOW) >= self.window_target {
+            return match (self.tail(WINDOW), main) {
                 (Some(c), Some(v)) => {
                     let fc = freq.get(self.nodes[c as usize].tag);
                     let fv = freq.get(self.nodes[v as usize].tag);
                     if fc > fv {
-                        self.touch(Seg::Probation, c);
+                        self.touch(PROBATION, c);
                         Some(v)
                     } else {
                         Some(c)
@@ -321,71 +381,94 @@ impl Shadow {
                 (c, v) => c.or(v),
             };
         }
-        main.or_else(|| self.tail(Seg::Window))
+        main.or_else(|| self.tail(WINDOW))
     }
 
-    /// One access of `tag`; `freq` must already count it. Returns whether it hit.
-    pub fn access(&mut self, tag: u64, freq: &Frequency) -> bool {
+    /// Makes room for one block in a full tier 0: its victim leaves for the tier below (or
+    /// out) and is remembered in the history.
+    fn make_room(&mut self, freq: &Frequency) {
+        if self.len() < self.capacity {
+            return;
+        }
+        let Some(v) = self.victim(freq) else { return };
+        self.unlink(v);
+        let tag = self.nodes[v as usize].tag;
+        self.ghost.insert(tag);
+        if self.lower.is_empty() {
+            self.forget(v);
+        } else {
+            self.push_lower(1, v);
+        }
+    }
+
+    /// Links unlinked `i` into tier 0 as a new block (the fast path's `place`).
+    fn place(&mut self, i: u32, from_history: bool) {
+        if from_history && self.protected_target > 0 {
+            self.push(PROTECTED, i);
+            self.protected_overflow();
+        } else if self.window_target > 0 {
+            self.push(WINDOW, i);
+            if self.len_of(WINDOW) > self.window_target {
+                if let Some(j) = self.tail(WINDOW) {
+                    self.touch(PROBATION, j);
+                }
+            }
+        } else {
+            self.push(PROBATION, i);
+        }
+    }
+
+    fn refuses(&self, tag: u64) -> bool {
+        self.knobs.history_admit && !self.ghost.contains(tag) && self.len() >= self.capacity
+    }
+
+    /// One access of `tag`; `freq` must already count it. Returns the tier it hit in (0 for
+    /// tier 0), or None on a miss.
+    pub fn access(&mut self, tag: u64, freq: &Frequency) -> Option<u8> {
         self.accesses += 1;
         if let Some(&i) = self.index.get(&tag) {
             self.hits += 1;
-            match self.nodes[i as usize].seg {
-                Seg::Probation if self.protected_target > 0 => {
-                    self.touch(Seg::Protected, i);
+            let seg = self.nodes[i as usize].seg;
+            if seg < LOWER {
+                if seg == PROBATION && self.protected_target > 0 {
+                    self.touch(PROTECTED, i);
                     self.protected_overflow();
+                } else {
+                    self.touch(seg, i);
                 }
-                seg => self.touch(seg, i),
+                return Some(0);
             }
-            return true;
+            let k = seg - LOWER + 1;
+            if self.refuses(tag) {
+                self.ghost.insert(tag);
+                self.touch(seg, i);
+                return Some(k);
+            }
+            let from_history = self.ghost.contains(tag);
+            self.unlink(i);
+            self.make_room(freq);
+            if from_history {
+                self.ghost.remove(tag);
+            }
+            self.place(i, from_history);
+            return Some(k);
         }
-        let in_history = self.ghost.contains(tag);
-        if self.knobs.history_admit && !in_history && self.len() >= self.capacity {
+        if self.refuses(tag) {
             self.ghost.insert(tag);
-            return false;
-        }
-        let i = if self.len() < self.capacity {
-            match self.free.pop() {
-                Some(i) => i,
-                None => {
-                    self.nodes.push(Node {
-                        tag: 0,
-                        prev: NIL,
-                        next: NIL,
-                        seg: Seg::Probation,
-                    });
-                    (self.nodes.len() - 1) as u32
-                }
+            if !self.lower.is_empty() {
+                let i = self.alloc(tag);
+                self.push_lower(1, i);
             }
-        } else {
-            let Some(v) = self.victim(freq) else {
-                return false;
-            };
-            self.unlink(v);
-            let old = self.nodes[v as usize].tag;
-            self.index.remove(&old);
-            self.ghost.insert(old);
-            v
-        };
-        self.nodes[i as usize].tag = tag;
-        self.index.insert(tag, i);
-        if in_history {
+            return None;
+        }
+        let from_history = self.ghost.contains(tag);
+        self.make_room(freq);
+        let i = self.alloc(tag);
+        if from_history {
             self.ghost.remove(tag);
         }
-        if in_history && self.protected_target > 0 {
-            self.push(Seg::Protected, i);
-            self.protected_overflow();
-        } else if self.window_target > 0 {
-            self.push(Seg::Window, i);
-            // Only while the shadow had room can the window overflow (as in the fast path).
-            if self.len_of(Seg::Window) > self.window_target {
-                if let Some(j) = self.tail(Seg::Window) {
-                    self.touch(Seg::Probation, j);
-                }
-            }
-        } else {
-            self.push(Seg::Probation, i);
-        }
-        false
+        self.place(i, from_history);
+        None
     }
 }
 
@@ -428,7 +511,7 @@ mod tests {
                 .iter()
                 .map(|&t| {
                     f.add(t);
-                    s.access(t, &f)
+                    s.access(t, &f).is_some()
                 })
                 .collect();
             assert_eq!(got, lru_model(&seq, cap as usize), "capacity {cap}");
@@ -446,12 +529,12 @@ mod tests {
         let mut s = Shadow::new(knobs, 4);
         let f = Frequency::new(64, 0);
         for t in 10..14 {
-            assert!(!s.access(t, &f), "admitted while there is room");
+            assert_eq!(s.access(t, &f), None, "admitted while there is room");
         }
         assert_eq!(s.len(), 4);
-        assert!(!s.access(1, &f), "first miss refused");
-        assert!(!s.access(1, &f), "second miss admitted");
-        assert!(s.access(1, &f), "then it hits");
+        assert_eq!(s.access(1, &f), None, "first miss refused");
+        assert_eq!(s.access(1, &f), None, "second miss admitted");
+        assert_eq!(s.access(1, &f), Some(0), "then it hits");
         assert_eq!(s.len(), 4);
     }
 
@@ -465,7 +548,7 @@ mod tests {
         let mut f = Frequency::new(64, 0);
         let mut acc = |s: &mut Shadow, t: u64| {
             f.add(t);
-            s.access(t, &f)
+            s.access(t, &f).is_some()
         };
         for _ in 0..4 {
             for t in 0..6 {
@@ -476,7 +559,43 @@ mod tests {
             acc(&mut s, t);
         }
         let kept = (0..6).filter(|t| s.index.contains_key(t)).count();
+        let _ = WINDOW;
         assert!(kept >= 5, "the scan displaced the frequent blocks: {kept}");
         assert!(s.len() <= 8);
+    }
+}
+
+#[cfg(test)]
+mod hierarchy_tests {
+    use super::*;
+
+    #[test]
+    fn lower_tiers_catch_victims_and_refusals_and_promote_on_reuse() {
+        let f = Frequency::new(64, 0);
+        // LRU tier 0 of 2 over a tier of 3: an exclusive hierarchy of 5.
+        let mut s = Shadow::with_lower(Knobs::LRU, 2, &[3]);
+        for t in 1..=5 {
+            assert_eq!(s.access(t, &f), None);
+        }
+        // 1, 2, 3 were pushed down in that order; tier 0 holds 4 and 5.
+        assert_eq!(s.access(5, &f), Some(0));
+        assert_eq!(s.access(1, &f), Some(1), "found below");
+        assert_eq!(s.access(1, &f), Some(0), "and promoted");
+        assert_eq!(s.access(6, &f), None);
+        assert_eq!(s.access(7, &f), None);
+        assert_eq!(s.access(2, &f), None, "2 fell out of the hierarchy");
+        // History admission: a refused block waits below and is promoted on its next use.
+        let knobs = Knobs {
+            history_quarters: 4,
+            history_admit: true,
+            ..Knobs::LRU
+        };
+        let mut h = Shadow::with_lower(knobs, 2, &[4]);
+        h.access(10, &f);
+        h.access(11, &f);
+        assert_eq!(h.access(12, &f), None, "refused above");
+        assert_eq!(h.access(12, &f), Some(1), "kept below");
+        assert_eq!(h.access(12, &f), Some(0), "promoted: it was seen before");
+        assert_eq!(h.len(), 2);
     }
 }

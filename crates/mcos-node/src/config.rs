@@ -55,7 +55,8 @@ pub struct NodeConfig {
     /// Disk I/O backend.
     #[serde(default)]
     pub disk_io: DiskIo,
-    /// Telemetry samples keys whose hash has this many low zero bits (0: all events).
+    /// Telemetry samples keys whose hash has this many low zero bits (0: all events). With
+    /// the brain on, the shards sample at the rate the brain's shadows model instead.
     #[serde(default = "default_telemetry_shift")]
     pub telemetry_shift: u8,
     /// Remove disk tier files when the node closes.
@@ -379,5 +380,39 @@ mod tests {
         } else {
             assert!(cfg.validate().unwrap_err().to_string().contains("cuda"));
         }
+        let mut cfg = NodeConfig::dram_and_disk(4096, 8, 8, &dir);
+        cfg.brain.enabled = true;
+        cfg.brain.table_ttl_ticks = 2;
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("table_ttl_ticks")
+        );
+    }
+
+    #[test]
+    fn brain_section_parses_with_defaults() {
+        let text = r#"
+            block_bytes = 4096
+            [[tiers]]
+            kind = "host-dram"
+            capacity_blocks = 16
+            [brain]
+            enabled = true
+            prefill_tokens_per_s = 20000.0
+            kv_bytes_per_token = 131072
+            block_tokens = 16
+        "#;
+        let cfg = NodeConfig::from_toml(text).unwrap();
+        assert!(cfg.brain.enabled);
+        assert_eq!(cfg.brain.table_ttl_ticks, 4000);
+        assert_eq!(cfg.brain.kv_bytes_per_token, Some(131_072));
+        let cfg = NodeConfig::from_toml(
+            "block_bytes = 1\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = 4\n",
+        )
+        .unwrap();
+        assert!(!cfg.brain.enabled, "off unless asked for");
+        assert!(NodeConfig::from_toml(&format!("{text}\nbogus = 1")).is_err());
     }
 }

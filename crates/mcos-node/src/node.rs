@@ -301,6 +301,13 @@ impl Node {
 
         let mut shards = Vec::with_capacity(shards_n);
         let mut brain_rings = Vec::new();
+        // With the brain on, the shards sample at the rate its shadows model (it coarsens
+        // its own sampling if it falls behind); without it, at the configured rate.
+        let telemetry_shift = if cfg.brain.enabled {
+            BrainConfig::for_node(&topology, shards_n as u32, 0).sample_shift()
+        } else {
+            cfg.telemetry_shift
+        };
         for (s, ((reader, engine_tx), completions)) in readers
             .into_iter()
             .zip(shard_engine_tx)
@@ -331,7 +338,7 @@ impl Node {
                     block_bytes: cfg.block_bytes,
                     routes,
                     free_watermark,
-                    telemetry_shift: cfg.telemetry_shift,
+                    telemetry_shift,
                 },
                 reader,
                 engine_tx,
@@ -636,12 +643,9 @@ fn start_brain(
     rings: Vec<Consumer<TelemetrySample>>,
 ) -> Result<BrainThread, NodeError> {
     let settings = &inner.cfg.brain;
-    let mut cfg = BrainConfig::for_node(
-        &inner.topology,
-        inner.shards.len() as u32,
-        inner.cfg.telemetry_shift,
-    );
+    let mut cfg = BrainConfig::for_node(&inner.topology, inner.shards.len() as u32, 0);
     cfg.table_ttl_ticks = settings.table_ttl_ticks;
+    cfg.free_watermark = inner.cfg.free_watermark;
     let mut brain = Brain::new(inner.topology.clone(), cfg);
     if let (Some(tps), Some(kvb), Some(bt)) = (
         settings.prefill_tokens_per_s,

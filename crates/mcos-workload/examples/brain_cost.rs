@@ -3,9 +3,11 @@
 //! - synchronous mode (as `mcos replay` runs it): the brain's own time per million accesses,
 //!   its install latency (compile, validate, publish), decisions and switches;
 //! - threaded mode (as a node runs it): the fast path's decision rate (accesses per second,
-//!   each a lookup and, on a miss, an insert and its commit) with the brain draining its
-//!   telemetry on another thread, against the same fast path with a fixed table and no
-//!   telemetry, in the same process, and the samples the fast path dropped rather than wait.
+//!   each a lookup and, on a miss, an insert and its commit) in three runs of the same process:
+//!   the built-in table with no telemetry; the built-in table with telemetry drained by a
+//!   brain thread that may not install (the cost of being observed); and the brain acting
+//!   (its tables change the work per access: a table that refuses more blocks does less). Also
+//!   the samples the fast path dropped rather than wait.
 //!
 //! The threaded runs replay the trace's access stream `PASSES` times back to back (about 1.4 M
 //! accesses for Mooncake), so that the brain thread's start and its first adjustments of its
@@ -42,7 +44,7 @@ fn topology(cap: u32) -> Topology {
 
 /// Runs `keys` through a one-tier shard; with `brain`, telemetry goes to a brain thread.
 /// Returns (seconds, hits, dropped samples, brain busy seconds, brain installs).
-fn threaded(keys: &[BlockKey], cap: u32, brain: bool) -> (f64, u64, u64, f64, u64) {
+fn threaded(keys: &[BlockKey], cap: u32, brain: bool, act: bool) -> (f64, u64, u64, f64, u64) {
     let (mut installer, mut readers) = policy_cell(PolicyTable::builtin(1), 1);
     let (tx, _rx) = ring(1024);
     let mut cfg = BrainConfig::for_node(&topology(cap), 1, 0);
@@ -67,7 +69,18 @@ fn threaded(keys: &[BlockKey], cap: u32, brain: bool) -> (f64, u64, u64, f64, u6
         BrainThread::spawn(
             b,
             vec![trx],
-            Box::new(move |t| installer.try_install(t)),
+            Box::new(move |t| {
+                if act {
+                    installer.try_install(t)
+                } else {
+                    // Observe only: every install is refused as if a shard were behind.
+                    Err(mcos_core::InstallError::ReadersBehind {
+                        reader: 0,
+                        seen: 0,
+                        current: 1,
+                    })
+                }
+            }),
             Cadence {
                 period: Duration::from_micros(200),
                 refresh: Duration::from_secs(3600),
@@ -126,21 +139,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         unique
     );
     println!(
-        "{:>8} | {:>11} {:>10} {:>9} {:>8} | {:>12} {:>12} {:>6} {:>9} {:>11}",
+        "{:>8} | {:>11} {:>10} {:>9} {:>8} | {:>12} {:>12} {:>6} {:>12} {:>6} {:>9} {:>11}",
         "capacity",
         "sync brain",
         "install",
         "decisions",
         "switches",
         "fixed table",
-        "with brain",
+        "observed",
+        "ratio",
+        "brain acts",
         "ratio",
         "dropped",
         "brain busy"
     );
     println!(
-        "{:>8} | {:>11} {:>10} {:>9} {:>8} | {:>12} {:>12} {:>6} {:>9} {:>11}",
-        "", "ms/M acc", "us each", "", "", "M acc/s", "M acc/s", "", "samples", "ms/M acc"
+        "{:>8} | {:>11} {:>10} {:>9} {:>8} | {:>12} {:>12} {:>6} {:>12} {:>6} {:>9} {:>11}",
+        "",
+        "ms/M acc",
+        "us each",
+        "",
+        "",
+        "M acc/s",
+        "M acc/s",
+        "",
+        "M acc/s",
+        "",
+        "samples",
+        "ms/M acc"
     );
     for f in fractions {
         let cap = ((unique as f64 * f).round() as u32).max(1);
@@ -160,11 +186,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             switches = s.switches;
         }
         // Threaded mode: alternate so both see the same machine state.
-        let (mut fixed, mut with, mut drops, mut busy) = (Vec::new(), Vec::new(), 0, Vec::new());
+        let (mut fixed, mut observed, mut with, mut drops, mut busy) =
+            (Vec::new(), Vec::new(), Vec::new(), 0, Vec::new());
         for _ in 0..repeats {
-            let (s, _, _, _, _) = threaded(&keys, cap, false);
+            let (s, _, _, _, _) = threaded(&keys, cap, false, false);
             fixed.push(keys.len() as f64 / s / 1e6);
-            let (s, _, d, b, _) = threaded(&keys, cap, true);
+            let (s, _, _, _, _) = threaded(&keys, cap, true, false);
+            observed.push(keys.len() as f64 / s / 1e6);
+            let (s, _, d, b, _) = threaded(&keys, cap, true, true);
             with.push(keys.len() as f64 / s / 1e6);
             drops = d;
             busy.push(b * 1e3 / (keys.len() as f64 / 1e6));
@@ -173,15 +202,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        let (fx, wb) = (med(&mut fixed), med(&mut with));
+        let (fx, ob, wb) = (med(&mut fixed), med(&mut observed), med(&mut with));
         println!(
-            "{:>7.0}% | {:>11.1} {:>10.1} {:>9} {:>8} | {:>12.2} {:>12.2} {:>6.2} {:>9} {:>11.1}",
+            "{:>7.0}% | {:>11.1} {:>10.1} {:>9} {:>8} | {:>12.2} {:>12.2} {:>6.2} {:>12.2} {:>6.2} {:>9} {:>11.1}",
             f * 100.0,
             med(&mut sync_ms),
             med(&mut install_us),
             decisions,
             switches,
             fx,
+            ob,
+            ob / fx,
             wb,
             wb / fx,
             drops,

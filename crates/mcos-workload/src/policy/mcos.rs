@@ -73,7 +73,12 @@ impl McosPolicy {
     pub fn with_topology(topology: Topology, cost: Option<CostModel>) -> McosPolicy {
         let caps: Vec<u32> = topology.tiers.iter().map(|t| t.capacity_blocks).collect();
         let cap = caps.first().copied().unwrap_or(1);
-        let cfg = BrainConfig::for_node(&topology, 1, 0);
+        let mut cfg = BrainConfig::for_node(&topology, 1, 0);
+        if caps.len() > 1 {
+            // The fast path below keeps 2 % of every tier but the last free (see
+            // `FastPathPolicy`).
+            cfg.free_watermark = 0.02;
+        }
         let mut brain = Brain::new(topology.clone(), cfg);
         if let Some(cost) = cost {
             brain.set_placement(Placement::new(&topology, cost));
