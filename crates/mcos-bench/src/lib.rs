@@ -344,6 +344,17 @@ fn fast_run<S: Stream + 'static>(
         event_p50_ns: off.event.percentile(0.5),
         event_p99_ns: off.event.percentile(0.99),
         event_p999_ns: off.event.percentile(0.999),
+        event_by_kind: ["hit", "miss", "sequence_read"]
+            .iter()
+            .zip(off.by_kind.iter())
+            .map(|(kind, h)| KindLatency {
+                kind: (*kind).into(),
+                samples: h.count(),
+                p50_ns: h.percentile(0.5),
+                p99_ns: h.percentile(0.99),
+                mean_ns: h.mean(),
+            })
+            .collect(),
         churn_p99_ns: (on.decisions > 0).then(|| on.batch.percentile(0.99)),
         decisions: decided,
         distinct_blocks: 0,

@@ -167,6 +167,8 @@ pub struct RunSummary {
     pub event_p99_ns: u64,
     /// Sampled per-event p99.9.
     pub event_p999_ns: u64,
+    /// Sampled per-event latency by kind of decision (hit, miss, sequence read).
+    pub event_by_kind: Vec<KindLatency>,
     /// Batch p99 with churn (null when the run had none).
     pub churn_p99_ns: Option<u64>,
     /// Decisions timed (all modes).
@@ -180,6 +182,21 @@ pub struct RunSummary {
     /// Churn measurements of this run, if it churned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub churn: Option<ChurnSummary>,
+}
+
+/// Sampled per-event latency of one kind of decision.
+#[derive(Clone, Debug, Serialize)]
+pub struct KindLatency {
+    /// "hit", "miss" or "sequence_read".
+    pub kind: String,
+    /// Samples.
+    pub samples: u64,
+    /// p50.
+    pub p50_ns: u64,
+    /// p99.
+    pub p99_ns: u64,
+    /// Mean.
+    pub mean_ns: f64,
 }
 
 /// What the decisions did (from the shards' counters).

@@ -233,6 +233,19 @@ fn table(r: &Report) -> String {
             run.distinct_blocks
         );
     }
+    let _ = writeln!(
+        s,
+        "\nsampled per-event latency by kind (p50 / p99 ns, samples):"
+    );
+    for run in &r.runs {
+        let kinds: Vec<String> = run
+            .event_by_kind
+            .iter()
+            .filter(|k| k.samples > 0)
+            .map(|k| format!("{} {} / {} ({})", k.kind, k.p50_ns, k.p99_ns, k.samples))
+            .collect();
+        let _ = writeln!(s, "  {} x{}: {}", run.stream, run.shards, kinds.join(", "));
+    }
     let _ = writeln!(s, "\ntargets:");
     for t in &r.targets {
         let _ = writeln!(
