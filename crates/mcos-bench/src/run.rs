@@ -201,49 +201,7 @@ pub fn fast_path<S: Stream>(
 
 /// Counters accumulated between two snapshots.
 pub fn counters_delta(before: &Counters, after: &Counters) -> Counters {
-    let mut d = *after;
-    macro_rules! sub {
-        ($($f:ident),*) => { $( d.$f -= before.$f; )* };
-    }
-    sub!(
-        accesses,
-        misses,
-        merged_misses,
-        inserts,
-        insert_retries,
-        admitted,
-        rejected,
-        rejected_admission,
-        rejected_quota,
-        rejected_no_room,
-        rejected_directory,
-        evictions,
-        demotions_started,
-        demotions,
-        moves_started,
-        moves_done,
-        move_errors,
-        corrupt_blocks,
-        prefetch_issued,
-        prefetch_useful,
-        prefetch_dropped,
-        ring_full,
-        no_route,
-        victim_scan_exhausted,
-        stale_completions,
-        bad_commits,
-        intents,
-        policy_installs,
-        policy_fallbacks,
-        telemetry_dropped
-    );
-    for t in 0..d.hits.len() {
-        d.hits[t] -= before.hits[t];
-        for u in 0..d.bytes_moved[t].len() {
-            d.bytes_moved[t][u] -= before.bytes_moved[t][u];
-        }
-    }
-    d
+    after.since(before)
 }
 
 /// Executes decisions untimed until `until` says stop (warm-up), at most `max` decisions.

@@ -73,13 +73,11 @@ pub struct Counters {
     pub admitted_below: u64,
 }
 
-impl Counters {
-    /// Adds `other` into `self` (summing shards).
-    pub fn add(&mut self, o: &Counters) {
-        macro_rules! sum {
-            ($($f:ident),*) => { $( self.$f += o.$f; )* };
-        }
-        sum!(
+/// Applies `$m!(field, ...)` to every scalar counter: one list, so summing and differencing
+/// cannot drift apart when a counter is added.
+macro_rules! scalar_counters {
+    ($m:ident) => {
+        $m!(
             accesses,
             misses,
             merged_misses,
@@ -111,13 +109,39 @@ impl Counters {
             policy_fallbacks,
             telemetry_dropped,
             admitted_below
-        );
+        )
+    };
+}
+
+impl Counters {
+    /// Adds `other` into `self` (summing shards).
+    pub fn add(&mut self, o: &Counters) {
+        macro_rules! sum {
+            ($($f:ident),*) => { $( self.$f += o.$f; )* };
+        }
+        scalar_counters!(sum);
         for t in 0..MAX_TIERS {
             self.hits[t] += o.hits[t];
             for d in 0..MAX_TIERS {
                 self.bytes_moved[t][d] += o.bytes_moved[t][d];
             }
         }
+    }
+
+    /// The counts accumulated since the snapshot `before` (counters only grow).
+    pub fn since(&self, before: &Counters) -> Counters {
+        let mut d = *self;
+        macro_rules! sub {
+            ($($f:ident),*) => { $( d.$f = d.$f.saturating_sub(before.$f); )* };
+        }
+        scalar_counters!(sub);
+        for t in 0..MAX_TIERS {
+            d.hits[t] = d.hits[t].saturating_sub(before.hits[t]);
+            for u in 0..MAX_TIERS {
+                d.bytes_moved[t][u] = d.bytes_moved[t][u].saturating_sub(before.bytes_moved[t][u]);
+            }
+        }
+        d
     }
 
     /// Hits in every tier.
