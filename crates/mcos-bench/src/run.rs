@@ -488,7 +488,12 @@ impl Brain {
                                 out.commit_to_effect.record(clock.ns(clock.now() - t0));
                                 break;
                             }
-                            if waited.elapsed() > EFFECT_WAIT || stop.load(Ordering::Relaxed) {
+                            if stop.load(Ordering::Relaxed) {
+                                // The shards finished first: nothing left to take effect on.
+                                out.installs -= 1;
+                                break;
+                            }
+                            if waited.elapsed() > EFFECT_WAIT {
                                 out.unseen += 1;
                                 break;
                             }
