@@ -26,10 +26,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
-/// Ops generated per refill of a shard's queue. Small: the shard takes no event while its
-/// queue is refilled on its own thread, and a table installed meanwhile takes effect only at
-/// the next event (512 ops take about 30 us to generate).
-pub const CHUNK_OPS: usize = 512;
+/// Ops generated per refill of the untimed phases' queues.
+pub const CHUNK_OPS: usize = 1 << 12;
+
+/// Ops a fast-path shard's queue holds. Small: the shard takes no event while its queue is
+/// refilled on its own thread, and a table installed meanwhile takes effect only at the next
+/// event (a refill of about 300 ops takes some 20 us).
+pub const QUEUE_OPS: usize = 512;
 
 /// How the fast-path loop runs.
 #[derive(Copy, Clone, Debug, serde::Serialize)]
@@ -128,33 +131,45 @@ pub fn fast_path<S: Stream>(
     clock: &Clock,
     churn: &AtomicBool,
 ) -> ShardRun<S> {
-    let mut buf = vec![Op::access(BlockKey(1), 0); CHUNK_OPS].into_boxed_slice();
     let mut modes = [Timed::default(), Timed::default()];
     let mut probe = Probe::new();
     let before = decider.counters();
     let batch = cfg.batch.max(1);
     let sample_every = cfg.sample_every.max(1);
     let ahead = cfg.prefetch_ahead;
+    // The shard's queue, a sliding window refilled (untimed) whenever it holds less than a
+    // batch and its lookahead, so every batch finds the ops it prefetches for already queued.
+    let reserve = batch as usize * MAX_OPS_PER_DECISION + 2 * ahead;
+    let mut buf = vec![Op::access(BlockKey(1), 0); QUEUE_OPS.max(2 * reserve)].into_boxed_slice();
+    let (mut head, mut tail) = (0usize, 0usize);
+    let mut exhausted = false;
     let mut done = 0u64;
     let mut batch_no = 0u64;
     let wall0 = clock.now();
     probe.start();
     while done < decisions {
-        let n = stream.fill(&mut buf);
-        if n == 0 {
+        if tail - head < reserve && !exhausted {
+            buf.copy_within(head..tail, 0);
+            tail -= head;
+            head = 0;
+            let n = stream.fill(&mut buf[tail..]);
+            exhausted = n == 0;
+            tail += n;
+        }
+        if head == tail {
             break;
         }
-        let ops = &buf[..n];
-        let mut i = 0;
-        while i < n && done < decisions {
+        let ops = &buf[..tail];
+        {
             let t = &mut modes[usize::from(churn.load(Ordering::Relaxed))];
             let sampled = batch_no % sample_every == 0;
             batch_no += 1;
             let start = clock.now();
             let mut last = start;
             let mut k = 0u64;
-            while k < batch && i < n {
-                if ahead > 0 && i + 2 * ahead < n {
+            let mut i = head;
+            while k < batch && i < tail {
+                if ahead > 0 && i + 2 * ahead < tail {
                     decider.prefetch(&ops[i + 2 * ahead]);
                     decider.prefetch_block(&ops[i + ahead]);
                 }
@@ -175,6 +190,7 @@ pub fn fast_path<S: Stream>(
                 }
                 i += 1;
             }
+            head = i;
             let end = clock.now();
             done += k;
             if !sampled && k > 0 {
@@ -430,7 +446,12 @@ impl Brain {
                                 out.commit_to_effect.record(clock.ns(clock.now() - t0));
                                 break;
                             }
-                            if waited.elapsed() > EFFECT_WAIT || stop.load(Ordering::Relaxed) {
+                            if stop.load(Ordering::Relaxed) {
+                                // The shards finished first: nothing left to take effect on.
+                                out.installs -= 1;
+                                break;
+                            }
+                            if waited.elapsed() > EFFECT_WAIT {
                                 out.unseen += 1;
                                 break;
                             }

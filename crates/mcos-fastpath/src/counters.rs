@@ -27,7 +27,7 @@ pub struct Counters {
     pub rejected_quota: u64,
     /// Refused because every candidate frame was pinned or moving.
     pub rejected_no_room: u64,
-    /// Refused because the directory had no slot within its probe bound.
+    /// Refused because the directory had no room in either of the key's buckets.
     pub rejected_directory: u64,
     /// Blocks evicted for good (dropped from the slowest tier they may live in).
     pub evictions: u64,

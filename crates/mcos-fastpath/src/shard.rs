@@ -92,7 +92,7 @@ pub enum RejectReason {
     Quota,
     /// Every candidate frame is pinned or moving.
     NoRoom,
-    /// The directory has no slot within its probe bound.
+    /// The directory has no room in either of the key's buckets.
     Directory,
 }
 
