@@ -24,8 +24,10 @@ use super::batch::TierMover;
 use super::{BackendChoice, Mover, Outcome, select_backend};
 use crate::error::TierError;
 use crate::store::TierSet;
-use mcos_core::limits::{MAX_ENGINES, MAX_SHARDS};
-use mcos_core::{Consumer, MoveCompletion, MoveDescriptor, MoveStatus, Producer, Urgency};
+use mcos_core::limits::{MAX_ENGINES, MAX_SHARDS, MAX_TIERS};
+use mcos_core::{
+    Consumer, LinkMeters, MoveCompletion, MoveDescriptor, MoveStatus, Producer, Urgency,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::thread::{JoinHandle, Thread};
@@ -72,6 +74,9 @@ pub struct EngineConfig {
     /// The mover to run instead of the CPU disk/memcpy mover built from `tiers` and `backend`
     /// (the GPU engine).
     pub mover: Option<Box<dyn Mover>>,
+    /// Where the engine adds, per batch, the bytes it moved per route and the time the batch
+    /// took (the brain's measured link bandwidth). None: not measured.
+    pub links: Option<Arc<LinkMeters>>,
 }
 
 impl EngineConfig {
@@ -86,7 +91,14 @@ impl EngineConfig {
             idle_park: DEFAULT_IDLE_PARK,
             spin_before_park: Duration::ZERO,
             mover: None,
+            links: None,
         }
+    }
+
+    /// Measures every batch into `links`: bytes per route and the batch's execution time.
+    pub fn with_link_meters(mut self, links: Arc<LinkMeters>) -> EngineConfig {
+        self.links = Some(links);
+        self
     }
 
     /// Runs `mover` instead of the CPU mover (the GPU engine).
@@ -264,6 +276,7 @@ impl EngineThread {
             shared: shared.clone(),
             idle_park: config.idle_park,
             spin_before_park: config.spin_before_park,
+            links: config.links,
         };
         // The mover starts on its own thread (a GPU context is bound per thread); spawn waits
         // for that, so a mover that cannot start is an error here, not a silent dead engine.
@@ -378,6 +391,7 @@ struct Worker {
     shared: Arc<Shared>,
     idle_park: Duration,
     spin_before_park: Duration,
+    links: Option<Arc<LinkMeters>>,
 }
 
 impl Worker {
@@ -436,11 +450,22 @@ impl Worker {
             for (d, s) in self.descs.iter_mut().zip(chunk) {
                 *d = s.desc;
             }
+            // One clock pair per batch, not per move.
+            let started = self.links.is_some().then(std::time::Instant::now);
             let tally = self.mover.execute(&self.descs[..n], &mut self.outs[..n]);
+            let elapsed_ns = started.map_or(0, |t| t.elapsed().as_nanos() as u64);
+            let mut route_bytes = [[0u64; MAX_TIERS]; MAX_TIERS];
             let (mut bytes, mut errors, mut corrupt) = (0u64, 0u64, 0u64);
             for (s, o) in chunk.iter().zip(&self.outs[..n]) {
                 match o.status {
-                    MoveStatus::Done => bytes += u64::from(o.bytes),
+                    MoveStatus::Done => {
+                        bytes += u64::from(o.bytes);
+                        let (src, dst) =
+                            (usize::from(s.desc.src_tier), usize::from(s.desc.dst_tier));
+                        if src < MAX_TIERS && dst < MAX_TIERS {
+                            route_bytes[src][dst] += u64::from(o.bytes);
+                        }
+                    }
                     MoveStatus::Corrupt => {
                         errors += 1;
                         corrupt += 1;
@@ -451,6 +476,9 @@ impl Worker {
                     &mut self.shards[usize::from(s.shard)].completions,
                     o.completion(&s.desc, self.engine_id),
                 );
+            }
+            if let Some(links) = &self.links {
+                record_routes(links, &route_bytes, bytes, elapsed_ns);
             }
             counters.descriptors.fetch_add(n as u64, Ordering::Relaxed);
             counters.batches.fetch_add(1, Ordering::Relaxed);
@@ -468,6 +496,30 @@ impl Worker {
                 .store(backend_index(self.mover.name()), Ordering::Relaxed);
         }
         self.staged.len()
+    }
+}
+
+/// Splits one batch's time over the routes it moved bytes on, in proportion to their bytes.
+/// An engine serves one kind of route (the node gives disk, memory and GPU moves their own
+/// engines), so a batch that mixes routes mixes transfers over the same device, and the split
+/// gives each the device's throughput for that batch.
+fn record_routes(
+    links: &LinkMeters,
+    route_bytes: &[[u64; MAX_TIERS]; MAX_TIERS],
+    total_bytes: u64,
+    elapsed_ns: u64,
+) {
+    if total_bytes == 0 || elapsed_ns == 0 {
+        return;
+    }
+    for (src, row) in route_bytes.iter().enumerate() {
+        for (dst, &b) in row.iter().enumerate() {
+            if b > 0 {
+                let ns = (u128::from(elapsed_ns) * u128::from(b) / u128::from(total_bytes)) as u64;
+                // In range: tier ids are below MAX_TIERS <= 8.
+                links.record(src as u8, dst as u8, b, ns.max(1));
+            }
+        }
     }
 }
 
