@@ -6,8 +6,8 @@ use std::fmt::Write;
 use anyhow::{Context, Result, bail};
 use mcos_brain::{CostModel, Placement};
 use mcos_core::{Link, PolicyTable, TierId, TierKind, TierSpec, Topology};
-use mcos_workload::policy::{FastPathPolicy, McosPolicy, MinTiers, by_name};
 use mcos_workload::AccessSeq;
+use mcos_workload::policy::{FastPathPolicy, McosPolicy, MinTiers, by_name};
 use mcos_workload::{Simulator, model_preset, replay_tiered};
 use serde::Serialize;
 

@@ -147,7 +147,9 @@ mod tests {
         let mut x = 7u64;
         let ids: Vec<u64> = (0..5000)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (x >> 33) % 40
             })
             .collect();
