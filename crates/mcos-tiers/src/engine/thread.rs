@@ -15,6 +15,10 @@
 //! - posts exactly one `MoveCompletion` per descriptor, with `engine` set to its engine id. A
 //!   move is visible only through its completion.
 //!
+//! Measurement: with [`EngineConfig::with_link_meters`], each executed chunk is timed with one
+//! clock pair and its bytes per (source, destination) route and its time are added to the shared
+//! `LinkMeters`, which the brain reads as measured link bandwidth.
+//!
 //! Idle: after a round that found nothing, the thread parks for up to `idle_park` (default 1 ms).
 //! The doorbell unparks it at once; `std::thread::park`'s token means a doorbell rung between the
 //! empty round and the park is not lost. The timeout only bounds the latency of a descriptor
@@ -500,9 +504,10 @@ impl Worker {
 }
 
 /// Splits one batch's time over the routes it moved bytes on, in proportion to their bytes.
-/// An engine serves one kind of route (the node gives disk, memory and GPU moves their own
-/// engines), so a batch that mixes routes mixes transfers over the same device, and the split
-/// gives each the device's throughput for that batch.
+/// The node gives disk moves and host-memory copies their own engines, so a CPU engine's batch
+/// that mixes routes mixes reads and writes of one device, and the split gives each the
+/// device's throughput for that batch. The GPU engine's batches may mix host and disk routes;
+/// there the split is an approximation (each route gets the batch's average throughput).
 fn record_routes(
     links: &LinkMeters,
     route_bytes: &[[u64; MAX_TIERS]; MAX_TIERS],
@@ -595,6 +600,27 @@ mod tests {
         h.shutdown().unwrap();
         h.shutdown().unwrap();
         assert_eq!(h.counters().snapshot(), EngineStats::default());
+    }
+
+    #[test]
+    fn batch_time_is_split_over_routes_by_bytes() {
+        let links = LinkMeters::default();
+        let mut routes = [[0u64; MAX_TIERS]; MAX_TIERS];
+        routes[1][0] = 3000;
+        routes[0][1] = 1000;
+        record_routes(&links, &routes, 4000, 8000);
+        assert_eq!(
+            (links.totals(1, 0).bytes, links.totals(1, 0).nanos),
+            (3000, 6000)
+        );
+        assert_eq!(
+            (links.totals(0, 1).bytes, links.totals(0, 1).nanos),
+            (1000, 2000)
+        );
+        // Nothing moved, or no time measured: nothing recorded.
+        record_routes(&links, &routes, 0, 8000);
+        record_routes(&links, &routes, 4000, 0);
+        assert_eq!(links.totals(1, 0).bytes, 3000);
     }
 
     #[test]
