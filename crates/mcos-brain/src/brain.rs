@@ -120,6 +120,24 @@ pub struct BrainStats {
     pub install_time: Duration,
     /// (sampled access, knobs label) of every switch, oldest first (the last 64).
     pub switch_log: Vec<(u64, String)>,
+    /// Times measured link bandwidth moved the placement floor (`keep down to`).
+    pub floor_moves: u64,
+}
+
+/// One fetch link as the placement model sees it: from tier `from` up one tier (or straight to
+/// tier 0 where the topology has a direct link).
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct LinkReport {
+    /// The slower tier of the link.
+    pub from: u8,
+    /// Configured bandwidth, bytes/s.
+    pub configured_bytes_per_s: f64,
+    /// Measured bandwidth (byte-weighted mean of the engines' batches), bytes/s.
+    pub measured_bytes_per_s: Option<f64>,
+    /// Bytes measured so far.
+    pub measured_bytes: u64,
+    /// The figure placement uses: measured once enough bytes were seen, else configured.
+    pub in_use_bytes_per_s: f64,
 }
 
 /// The brain of one node.
@@ -278,15 +296,21 @@ impl Brain {
     /// they save over the whole hierarchy: the shadows grow the tiers down to the floor, and a
     /// hit in tier `k` counts its time saved relative to a tier-0 hit.
     pub fn set_placement(&mut self, placement: Placement) {
-        let tokens = placement.cost().block_tokens;
-        let floor = placement.floor_tier().index();
-        let top = placement.saved_seconds(0, tokens).max(1e-12);
-        self.values = (0..=floor)
-            .map(|t| placement.saved_seconds(t, tokens) / top)
-            .collect();
         self.placement = Some(placement);
+        self.revalue();
         self.rebuild_shadows();
         self.recompile();
+    }
+
+    /// Value of a hit per tier down to the placement's floor, from its current link figures.
+    fn revalue(&mut self) {
+        let Some(p) = &self.placement else { return };
+        let tokens = p.cost().block_tokens;
+        let floor = p.floor_tier().index();
+        let top = p.saved_seconds(0, tokens).max(1e-12);
+        self.values = (0..=floor)
+            .map(|t| p.saved_seconds(t, tokens) / top)
+            .collect();
     }
 
     /// Shadows (and frequency models) afresh at the current sampling rate, with the tiers the
@@ -335,17 +359,47 @@ impl Brain {
         self.placement.as_ref()
     }
 
-    /// A measured transfer (an engine's completion): refines the placement model and, when
-    /// the floor moves, recompiles.
+    /// A measured transfer (an engine's batch, or the moves of a stretch of time): refines the
+    /// placement model's link figures. The values of hits per tier follow at once; when the
+    /// floor moves, the shadows are rebuilt for the new depth (the evidence starts over) and the
+    /// table is recompiled, so `keep down to` follows measured bandwidth.
     pub fn observe_transfer(&mut self, from: usize, to: usize, bytes: u64, seconds: f64) {
         let Some(p) = self.placement.as_mut() else {
             return;
         };
         let before = p.floor_tier();
         p.observe_transfer(from, to, bytes, seconds);
-        if p.floor_tier() != before {
+        let after = p.floor_tier();
+        self.revalue();
+        if after != before {
+            self.stats.floor_moves += 1;
+            self.rebuild_shadows();
             self.recompile();
         }
+    }
+
+    /// Per fetch link `t -> t - 1` (or direct to tier 0): its figures as placement uses them.
+    pub fn links(&self) -> Vec<LinkReport> {
+        let Some(p) = &self.placement else {
+            return Vec::new();
+        };
+        (1..self.topology.tiers.len())
+            .filter_map(|t| {
+                let l = p.fetch_link(t)?;
+                l.configured_bytes_per_s.is_finite().then(|| LinkReport {
+                    from: t as u8,
+                    configured_bytes_per_s: l.configured_bytes_per_s,
+                    measured_bytes_per_s: l.measured_bytes_per_s(),
+                    measured_bytes: l.measured_bytes,
+                    in_use_bytes_per_s: l.bytes_per_s(),
+                })
+            })
+            .collect()
+    }
+
+    /// The slowest tier blocks are kept in (None without a placement model).
+    pub fn floor_tier(&self) -> Option<mcos_core::TierId> {
+        self.placement.as_ref().map(Placement::floor_tier)
     }
 
     fn recompile(&mut self) {
@@ -689,6 +743,69 @@ mod tests {
             cfg.sample_shift(),
             10,
             "never finer than the fast path samples"
+        );
+    }
+
+    #[test]
+    fn measured_link_bandwidth_moves_keep_down_to_in_the_installed_table() {
+        use crate::placement::{CostModel, MEASURE_TRUST_BYTES, Placement};
+        use mcos_core::{Link, TierId};
+        // DRAM over disk; the disk link is configured at 5 GB/s. Llama-3-8B blocks of 512
+        // tokens: 25.6 ms to recompute, 13 ms to fetch at 5 GB/s: worth keeping on disk.
+        let spec = |kind, n| TierSpec {
+            kind,
+            capacity_blocks: n,
+            block_bytes: 4096,
+        };
+        let topo = Topology {
+            tiers: vec![spec(TierKind::HostDram, 600), spec(TierKind::Disk, 6000)],
+            links: vec![Link {
+                from: TierId(1),
+                to: TierId(0),
+                bandwidth_bytes_per_s: 5_000_000_000,
+                latency_ns: 100_000,
+            }],
+        };
+        let cfg = BrainConfig::for_node(&topo, 1, 0);
+        let mut brain = Brain::new(topo, cfg);
+        brain.set_placement(Placement::new(
+            &brain.topology.clone(),
+            CostModel {
+                prefill_tokens_per_s: 20_000.0,
+                kv_bytes_per_token: 128 << 10,
+                block_tokens: 512,
+            },
+        ));
+        let (mut installer, mut readers) = policy_cell(PolicyTable::builtin(2), 1);
+        assert!(brain.install(&mut installer).is_some());
+        assert!(readers[0].refresh());
+        let floor = |r: &mut mcos_core::PolicyReader| r.with_table(|t| t.classes[0].floor_tier);
+        assert_eq!(
+            floor(&mut readers[0]),
+            TierId(1),
+            "configured: keep down to disk"
+        );
+        assert_eq!(brain.links()[0].in_use_bytes_per_s, 5e9);
+
+        // The engines measure the disk at 1.8 GB/s: 37 ms a block, slower than recompute.
+        let chunk = 1u64 << 20;
+        for _ in 0..(MEASURE_TRUST_BYTES / chunk + 2) {
+            brain.observe_transfer(1, 0, chunk, chunk as f64 / 1.8e9);
+        }
+        // Demotions say nothing about fetch cost.
+        brain.observe_transfer(0, 1, 1 << 30, 1e-3);
+        let link = brain.links()[0];
+        assert!((link.in_use_bytes_per_s - 1.8e9).abs() < 1e3, "{link:?}");
+        assert_eq!(link.configured_bytes_per_s, 5e9);
+        assert_eq!(brain.floor_tier(), Some(TierId(0)));
+        assert_eq!(brain.stats().floor_moves, 1);
+        assert!(brain.wants_install());
+        assert!(brain.install(&mut installer).is_some());
+        assert!(readers[0].refresh());
+        assert_eq!(
+            floor(&mut readers[0]),
+            TierId(0),
+            "measured: recompute instead"
         );
     }
 }

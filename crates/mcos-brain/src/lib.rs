@@ -24,7 +24,7 @@ pub mod placement;
 pub mod shadow;
 pub mod thread;
 
-pub use brain::{Brain, BrainConfig, BrainStats, EMPTY_SAMPLE};
+pub use brain::{Brain, BrainConfig, BrainStats, EMPTY_SAMPLE, LinkReport};
 pub use knobs::{Knobs, base_table, candidates};
-pub use placement::{CostModel, Placement};
+pub use placement::{CostModel, LinkModel, Placement};
 pub use thread::{BrainSnapshot, BrainThread, Cadence, InstallFn};

@@ -6,11 +6,81 @@
 //! is the slowest tier whose fetch beats recompute, so an evicted block is demoted while
 //! keeping it saves time and dropped below that; on a lookup the same comparison decides fetch
 //! versus recompute. Fetch time over a link is `bytes / bandwidth + latency`, hop by hop down
-//! the tiers when there is no direct link; bandwidths start from the topology's links and
-//! follow measured transfers (an exponentially weighted mean, so a congested or degraded link
-//! moves the floor).
+//! the tiers when there is no direct link. Bandwidths start from the topology's configured
+//! links (the prior) and follow the engines' measured transfers: each link keeps a byte-weighted
+//! exponential mean of seconds per byte (half-life [`MEASURE_HALF_LIFE_BYTES`]), which replaces
+//! the configured figure once [`MEASURE_TRUST_BYTES`] have been measured, so a congested,
+//! degraded or simply mis-configured link moves the floor.
 
 use mcos_core::{TierId, Topology};
+
+/// Bytes measured on a link before its measured bandwidth replaces the configured one (a few
+/// batches of small blocks, a fraction of one large block: enough that one slow first batch
+/// does not decide).
+pub const MEASURE_TRUST_BYTES: u64 = 8 << 20;
+
+/// Bytes of traffic over which an old measurement loses half its weight.
+pub const MEASURE_HALF_LIFE_BYTES: u64 = 64 << 20;
+
+/// One link's figures: configured, and measured so far.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct LinkModel {
+    /// Configured bandwidth, bytes per second (infinite: no link configured, free).
+    pub configured_bytes_per_s: f64,
+    /// Configured latency of one transfer, seconds.
+    pub latency_s: f64,
+    /// Byte-weighted exponential mean of measured seconds per byte (0 before any measurement).
+    measured_s_per_byte: f64,
+    /// Bytes measured so far.
+    pub measured_bytes: u64,
+}
+
+impl LinkModel {
+    fn new(bytes_per_s: f64, latency_s: f64) -> LinkModel {
+        LinkModel {
+            configured_bytes_per_s: bytes_per_s,
+            latency_s,
+            measured_s_per_byte: 0.0,
+            measured_bytes: 0,
+        }
+    }
+
+    /// The measured bandwidth, bytes per second, once any transfer was measured.
+    pub fn measured_bytes_per_s(&self) -> Option<f64> {
+        (self.measured_bytes > 0 && self.measured_s_per_byte > 0.0)
+            .then(|| 1.0 / self.measured_s_per_byte)
+    }
+
+    /// Whether the measured figure is in use (enough bytes seen).
+    pub fn trusted(&self) -> bool {
+        self.measured_bytes >= MEASURE_TRUST_BYTES && self.measured_s_per_byte > 0.0
+    }
+
+    /// The bandwidth placement uses: measured once trusted, else configured.
+    pub fn bytes_per_s(&self) -> f64 {
+        if self.trusted() {
+            1.0 / self.measured_s_per_byte
+        } else {
+            self.configured_bytes_per_s
+        }
+    }
+
+    fn observe(&mut self, bytes: u64, seconds: f64) {
+        let sample = seconds / bytes as f64;
+        if self.measured_bytes == 0 {
+            self.measured_s_per_byte = sample;
+        } else {
+            // The old mean keeps 2^-(bytes / half-life) of its weight.
+            let keep = 0.5f64.powf(bytes as f64 / MEASURE_HALF_LIFE_BYTES as f64);
+            self.measured_s_per_byte = self.measured_s_per_byte * keep + sample * (1.0 - keep);
+        }
+        self.measured_bytes = self.measured_bytes.saturating_add(bytes);
+    }
+
+    fn seconds(&self, bytes: f64) -> f64 {
+        bytes / self.bytes_per_s() + self.latency_s
+    }
+}
 
 /// What a block costs to recompute and to move.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -27,12 +97,10 @@ pub struct CostModel {
 #[derive(Clone, Debug)]
 pub struct Placement {
     cost: CostModel,
-    /// Per hop `t -> t - 1` (index t, t >= 1): bytes per second and latency in seconds.
-    hops: Vec<(f64, f64)>,
+    /// Per hop `t -> t - 1` (index t, t >= 1; index 0 is a free placeholder).
+    hops: Vec<LinkModel>,
     /// Direct links `t -> 0`, when the topology has them.
-    direct: Vec<Option<(f64, f64)>>,
-    /// Weight of a new measurement in the bandwidth means.
-    alpha: f64,
+    direct: Vec<Option<LinkModel>>,
 }
 
 impl Placement {
@@ -43,24 +111,33 @@ impl Placement {
         let link = |a: usize, b: usize| {
             topology
                 .link(TierId(a as u8), TierId(b as u8))
-                .map(|l| (l.bandwidth_bytes_per_s as f64, l.latency_ns as f64 * 1e-9))
+                .map(|l| LinkModel::new(l.bandwidth_bytes_per_s as f64, l.latency_ns as f64 * 1e-9))
         };
+        let free = LinkModel::new(f64::INFINITY, 0.0);
         Placement {
             cost,
             hops: (0..n)
                 .map(|t| {
                     if t == 0 {
-                        (f64::INFINITY, 0.0)
+                        free
                     } else {
-                        link(t, t - 1).unwrap_or((f64::INFINITY, 0.0))
+                        link(t, t - 1).unwrap_or(free)
                     }
                 })
                 .collect(),
             direct: (0..n)
                 .map(|t| if t == 0 { None } else { link(t, 0) })
                 .collect(),
-            alpha: 0.2,
         }
+    }
+
+    /// The link a fetch from `tier` takes first (the direct link to tier 0 when there is one,
+    /// else the hop to `tier - 1`), for reports.
+    pub fn fetch_link(&self, tier: usize) -> Option<&LinkModel> {
+        if tier == 0 || tier >= self.hops.len() {
+            return None;
+        }
+        self.direct[tier].as_ref().or(Some(&self.hops[tier]))
     }
 
     /// The cost model.
@@ -84,10 +161,9 @@ impl Placement {
             return 0.0;
         }
         let bytes = self.cost.kv_bytes_per_token as f64 * f64::from(tokens);
-        let over = |(bw, lat): (f64, f64)| bytes / bw + lat;
-        match self.direct[tier] {
-            Some(l) => over(l),
-            None => (1..=tier).map(|t| over(self.hops[t])).sum(),
+        match &self.direct[tier] {
+            Some(l) => l.seconds(bytes),
+            None => (1..=tier).map(|t| self.hops[t].seconds(bytes)).sum(),
         }
     }
 
@@ -113,26 +189,19 @@ impl Placement {
     }
 
     /// A measured transfer of `bytes` from `from` to the next faster tier `from - 1` (or to
-    /// tier 0 over a direct link) that took `seconds`.
+    /// tier 0 over a direct link) that took `seconds`. Other routes (demotions, skips without a
+    /// direct link) are not fetch costs and are ignored.
     pub fn observe_transfer(&mut self, from: usize, to: usize, bytes: u64, seconds: f64) {
-        if seconds <= 0.0 || bytes == 0 || from >= self.hops.len() || from == 0 {
+        let measured = seconds.is_finite() && seconds > 0.0;
+        if !measured || bytes == 0 || from >= self.hops.len() || from == 0 {
             return;
         }
-        let bw = bytes as f64 / seconds;
-        let mix = |old: f64| {
-            if old.is_finite() {
-                old * (1.0 - self.alpha) + bw * self.alpha
-            } else {
-                bw
-            }
-        };
         if to == 0 && self.direct[from].is_some() {
-            if let Some((b, _)) = self.direct[from].as_mut() {
-                *b = mix(*b);
+            if let Some(l) = self.direct[from].as_mut() {
+                l.observe(bytes, seconds);
             }
         } else if to + 1 == from {
-            let b = mix(self.hops[from].0);
-            self.hops[from].0 = b;
+            self.hops[from].observe(bytes, seconds);
         }
     }
 }
@@ -196,10 +265,42 @@ mod tests {
     fn measured_bandwidth_moves_the_floor() {
         let mut p = Placement::new(&three_tiers(5_000_000_000), LLAMA3_8B);
         assert_eq!(p.floor_tier(), TierId(2));
-        // The disk turns out to deliver 0.5 GB/s.
+        // The disk turns out to deliver 0.5 GB/s. Demotions (1 -> 2) and a skip are not fetch
+        // costs and change nothing.
+        p.observe_transfer(1, 2, 1 << 30, 100.0);
+        p.observe_transfer(2, 0, 1 << 30, 100.0);
+        assert_eq!(p.fetch_link(2).map(|l| l.measured_bytes), Some(0));
+        // Below the trust threshold the configured figure still decides.
+        p.observe_transfer(2, 1, 1 << 20, (1 << 20) as f64 / 0.5e9);
+        assert_eq!(p.floor_tier(), TierId(2));
+        let l = p.fetch_link(2).copied().unwrap();
+        assert!(!l.trusted() && l.bytes_per_s() == 5e9);
+        assert!((l.measured_bytes_per_s().unwrap() - 0.5e9).abs() < 1.0);
         for _ in 0..50 {
-            p.observe_transfer(2, 1, 64 << 20, (64 << 20) as f64 / 0.5e9);
+            p.observe_transfer(2, 1, 1 << 20, (1 << 20) as f64 / 0.5e9);
         }
         assert_eq!(p.floor_tier(), TierId(1));
+        assert!((p.fetch_link(2).unwrap().bytes_per_s() - 0.5e9).abs() < 1.0);
+        // It recovers: a few hundred MiB at 20 GB/s outweigh the slow past.
+        for _ in 0..400 {
+            p.observe_transfer(2, 1, 1 << 20, (1 << 20) as f64 / 20e9);
+        }
+        assert_eq!(p.floor_tier(), TierId(2));
+        let bw = p.fetch_link(2).unwrap().bytes_per_s();
+        assert!(bw > 5e9 && bw <= 20e9, "{bw}");
+    }
+
+    #[test]
+    fn the_mean_is_of_time_per_byte() {
+        // At 1 GB/s, then one half-life of bytes at 3 GB/s: equal weights, and the
+        // time-correct mean is 1.5 GB/s, not 2.
+        let h = MEASURE_HALF_LIFE_BYTES;
+        let mut m = LinkModel::new(7e9, 0.0);
+        m.observe(1 << 20, (1u64 << 20) as f64 / 1e9);
+        assert!(!m.trusted());
+        m.observe(h, h as f64 / 3e9);
+        let bw = m.measured_bytes_per_s().unwrap();
+        assert!((bw - 1.5e9).abs() < 1e6, "{bw}");
+        assert!(m.trusted() && m.bytes_per_s() == bw);
     }
 }

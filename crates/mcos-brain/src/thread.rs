@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mcos_core::{Consumer, InstallError, PolicyTable, TelemetrySample};
+use mcos_core::limits::MAX_TIERS;
+use mcos_core::{Consumer, InstallError, LinkMeters, LinkTotals, PolicyTable, TelemetrySample};
 
-use crate::brain::{Brain, BrainStats, EMPTY_SAMPLE};
+use crate::brain::{Brain, BrainStats, EMPTY_SAMPLE, LinkReport};
 
 /// Installs a validated table; returns the epoch (the node wraps its shared installer).
 pub type InstallFn = Box<dyn FnMut(&PolicyTable) -> Result<u64, InstallError> + Send>;
@@ -26,6 +27,11 @@ pub struct BrainSnapshot {
     pub stats: BrainStats,
     /// The last table installed (None before the first install).
     pub installed: Option<(u64, PolicyTable)>,
+    /// The fetch links as placement sees them, configured and measured (empty without a
+    /// placement model).
+    pub links: Vec<LinkReport>,
+    /// The slowest tier blocks are kept in (None without a placement model).
+    pub floor_tier: Option<mcos_core::TierId>,
 }
 
 /// A running brain thread.
@@ -56,10 +62,23 @@ impl Default for Cadence {
 impl BrainThread {
     /// Starts `brain` on a thread named `mcos-brain`.
     pub fn spawn(
+        brain: Brain,
+        rings: Vec<Consumer<TelemetrySample>>,
+        install: InstallFn,
+        cadence: Cadence,
+    ) -> std::io::Result<BrainThread> {
+        BrainThread::spawn_measured(brain, rings, install, cadence, None)
+    }
+
+    /// As [`BrainThread::spawn`], and at every wake-up the thread reads the engines' link
+    /// meters and feeds the bytes and time moved since the last wake-up on every fetch route
+    /// (a slower tier to a faster one) into [`Brain::observe_transfer`].
+    pub fn spawn_measured(
         mut brain: Brain,
         mut rings: Vec<Consumer<TelemetrySample>>,
         mut install: InstallFn,
         cadence: Cadence,
+        links: Option<Arc<LinkMeters>>,
     ) -> std::io::Result<BrainThread> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -67,12 +86,15 @@ impl BrainThread {
             knobs: brain.knobs().label(),
             stats: brain.stats().clone(),
             installed: None,
+            links: brain.links(),
+            floor_tier: brain.floor_tier(),
         }));
         let publish = snapshot.clone();
         let handle = std::thread::Builder::new()
             .name("mcos-brain".into())
             .spawn(move || {
                 let mut batch = vec![EMPTY_SAMPLE; 256];
+                let mut seen = [[LinkTotals::default(); MAX_TIERS]; MAX_TIERS];
                 let mut last_install = Instant::now();
                 let mut behind = 0u32;
                 while !flag.load(Ordering::Acquire) {
@@ -97,6 +119,9 @@ impl BrainThread {
                         behind = 0;
                         brain.coarsen_sampling();
                     }
+                    if let Some(meters) = &links {
+                        feed_links(&mut brain, meters, &mut seen);
+                    }
                     if last_install.elapsed() >= cadence.refresh {
                         brain.refresh();
                     }
@@ -114,6 +139,8 @@ impl BrainThread {
                         if let Some(epoch) = installed {
                             snap.installed = Some((epoch, brain.table().clone()));
                         }
+                        snap.links = brain.links();
+                        snap.floor_tier = brain.floor_tier();
                     }
                     std::thread::sleep(cadence.period);
                 }
@@ -135,6 +162,26 @@ impl BrainThread {
     pub fn stop(mut self) -> Option<Brain> {
         self.stop.store(true, Ordering::Release);
         self.handle.take().and_then(|h| h.join().ok())
+    }
+}
+
+/// Feeds what moved on every fetch route since the last call (`seen` holds the totals read
+/// then) into the brain.
+fn feed_links(
+    brain: &mut Brain,
+    meters: &LinkMeters,
+    seen: &mut [[LinkTotals; MAX_TIERS]; MAX_TIERS],
+) {
+    for (src, row) in seen.iter_mut().enumerate() {
+        for (dst, last) in row.iter_mut().enumerate().take(src) {
+            let now = meters.totals(src, dst);
+            let bytes = now.bytes.saturating_sub(last.bytes);
+            let nanos = now.nanos.saturating_sub(last.nanos);
+            if bytes > 0 && nanos > 0 {
+                brain.observe_transfer(src, dst, bytes, nanos as f64 * 1e-9);
+                *last = now;
+            }
+        }
     }
 }
 

@@ -287,6 +287,7 @@ fn replay(a: ReplayArgs) -> Result<()> {
         Mode::Real => {
             let dir = default_dir(a.dir.clone());
             let mut rows = Vec::new();
+            let mut summaries = Vec::new();
             for policy in &policies {
                 for &c in &capacities {
                     let dram = c.blocks(stats.unique_blocks)?;
@@ -308,13 +309,24 @@ fn replay(a: ReplayArgs) -> Result<()> {
                         eprintln!("real replay ({policy}): {}", report::describe_tiers(&cfg));
                     }
                     let reader = TraceReader::open(&a.trace)?;
-                    let (real, _) =
+                    let (real, node_stats) =
                         real_replay(cfg.clone(), reader, stats.requests, a.block_tokens, quiet)?;
                     rows.push(ResultRow::real(&real, &cfg, stats.unique_blocks, policy));
+                    summaries.push(report::real_summary(&real, &node_stats, &cfg, policy));
                 }
             }
             let _ = std::fs::remove_dir(&dir);
-            rows
+            let report = ReplayReport::new(a.trace.display().to_string(), &stats, rows);
+            match a.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Format::Table => {
+                    print!("{}", report.table());
+                    for s in summaries {
+                        print!("{s}");
+                    }
+                }
+            }
+            return Ok(());
         }
     };
     let report = ReplayReport::new(a.trace.display().to_string(), &stats, rows);

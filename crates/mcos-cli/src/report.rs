@@ -283,6 +283,9 @@ pub fn real_summary(r: &RealResult, stats: &NodeStats, cfg: &NodeConfig, policy:
             }
         );
     }
+    if let Some(l) = links_line(stats, cfg) {
+        let _ = writeln!(s, "  {l}");
+    }
     match &stats.brain {
         Some(b) => {
             let _ = writeln!(
@@ -305,4 +308,41 @@ pub fn real_summary(r: &RealResult, stats: &NodeStats, cfg: &NodeConfig, policy:
         }
     }
     s
+}
+
+/// "links measured: DRAM<-disk 1.8 GB/s over 120 MiB (configured 2.0); DRAM->disk ...": what
+/// the engines measured per route, against the configured link; with the brain's placement
+/// model, the figure it uses. None when nothing moved.
+pub fn links_line(stats: &NodeStats, cfg: &NodeConfig) -> Option<String> {
+    let name = |t: mcos_core::TierId| {
+        cfg.tiers
+            .get(t.index())
+            .map_or("?".to_string(), |x| x.kind.to_string())
+    };
+    let gb = |b: f64| b / 1e9;
+    let parts: Vec<String> = stats
+        .links
+        .iter()
+        .filter_map(|l| {
+            let bw = l.bytes_per_s()?;
+            let arrow = if l.from > l.to {
+                format!("{}<-{}", name(l.to), name(l.from))
+            } else {
+                format!("{}->{}", name(l.from), name(l.to))
+            };
+            let used = stats
+                .brain
+                .as_ref()
+                .and_then(|b| b.links.iter().find(|x| x.from == l.from.0 && l.to < l.from))
+                .map(|x| format!(", placement uses {:.2}", gb(x.in_use_bytes_per_s)))
+                .unwrap_or_default();
+            Some(format!(
+                "{arrow} {:.2} GB/s over {:.1} MiB (configured {:.2}{used})",
+                gb(bw),
+                l.bytes as f64 / (1 << 20) as f64,
+                gb(l.configured_bytes_per_s as f64),
+            ))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("links measured: {}", parts.join("; ")))
 }

@@ -26,5 +26,5 @@ pub use policy::{
 };
 pub use sync::policy_cell::{InstallError, PolicyInstaller, PolicyReader, policy_cell};
 pub use sync::ring::{Consumer, Producer, ring};
-pub use telemetry::{SampleKind, TelemetrySample, is_sampled, sample_hash};
+pub use telemetry::{LinkMeters, LinkTotals, SampleKind, TelemetrySample, is_sampled, sample_hash};
 pub use topology::{Link, TierId, TierKind, TierSpec, Topology};

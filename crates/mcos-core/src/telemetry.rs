@@ -84,3 +84,84 @@ mod tests {
         }
     }
 }
+
+/// Bytes moved and time spent per route (source tier, destination tier), measured by the
+/// engines per executed batch and read by the brain and by node statistics.
+///
+/// Writers: the engine threads, once per batch, for the routes the batch moved bytes on
+/// (`Relaxed` `fetch_add`: each counter is a monotonic total that orders no other memory).
+/// Readers: the brain thread and `Node::stats`, which take differences between two reads. A
+/// reader may see a batch's bytes before its nanoseconds (or the reverse); the skew is one
+/// batch and vanishes at the next read.
+#[derive(Debug, Default)]
+pub struct LinkMeters {
+    bytes: [[core::sync::atomic::AtomicU64; crate::limits::MAX_TIERS]; crate::limits::MAX_TIERS],
+    nanos: [[core::sync::atomic::AtomicU64; crate::limits::MAX_TIERS]; crate::limits::MAX_TIERS],
+}
+
+/// Totals of one route at one moment.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkTotals {
+    /// Bytes of completed moves (header + payload).
+    pub bytes: u64,
+    /// Nanoseconds the engine spent executing the batches that carried them.
+    pub nanos: u64,
+}
+
+impl LinkTotals {
+    /// Bytes per second over these totals (`None` with no time measured).
+    pub fn bytes_per_s(&self) -> Option<f64> {
+        (self.nanos > 0 && self.bytes > 0).then(|| self.bytes as f64 * 1e9 / self.nanos as f64)
+    }
+}
+
+impl LinkMeters {
+    /// Adds one batch's `bytes` and `nanos` on the route `src -> dst` (ignored for tiers past
+    /// `MAX_TIERS`).
+    pub fn record(&self, src: u8, dst: u8, bytes: u64, nanos: u64) {
+        use core::sync::atomic::Ordering::Relaxed;
+        let (s, d) = (usize::from(src), usize::from(dst));
+        if s < crate::limits::MAX_TIERS && d < crate::limits::MAX_TIERS {
+            self.bytes[s][d].fetch_add(bytes, Relaxed);
+            self.nanos[s][d].fetch_add(nanos, Relaxed);
+        }
+    }
+
+    /// Totals of the route `src -> dst` so far.
+    pub fn totals(&self, src: usize, dst: usize) -> LinkTotals {
+        use core::sync::atomic::Ordering::Relaxed;
+        if src >= crate::limits::MAX_TIERS || dst >= crate::limits::MAX_TIERS {
+            return LinkTotals::default();
+        }
+        LinkTotals {
+            bytes: self.bytes[src][dst].load(Relaxed),
+            nanos: self.nanos[src][dst].load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn link_meters_add_per_route() {
+        let m = LinkMeters::default();
+        assert_eq!(m.totals(1, 0), LinkTotals::default());
+        assert_eq!(m.totals(1, 0).bytes_per_s(), None);
+        m.record(1, 0, 1000, 500);
+        m.record(1, 0, 1000, 500);
+        m.record(0, 1, 7, 1);
+        m.record(9, 0, 1, 1); // out of range: ignored
+        assert_eq!(
+            m.totals(1, 0),
+            LinkTotals {
+                bytes: 2000,
+                nanos: 1000
+            }
+        );
+        assert_eq!(m.totals(1, 0).bytes_per_s(), Some(2e9));
+        assert_eq!(m.totals(0, 1).bytes, 7);
+        assert_eq!(m.totals(9, 0), LinkTotals::default());
+    }
+}

@@ -15,8 +15,8 @@ use mcos_core::limits::{
     COMPLETION_RING_DEPTH, DESCRIPTOR_RING_DEPTH, MAX_TIERS, TELEMETRY_RING_DEPTH,
 };
 use mcos_core::{
-    BlockKey, Consumer, Intent, IntentAction, MoveCompletion, PolicyInstaller, PolicyTable,
-    PriorityClass, TelemetrySample, TierId, TierKind, Topology, policy_cell, ring,
+    BlockKey, Consumer, Intent, IntentAction, LinkMeters, MoveCompletion, PolicyInstaller,
+    PolicyTable, PriorityClass, TelemetrySample, TierId, TierKind, Topology, policy_cell, ring,
 };
 use mcos_fastpath::{Access, Counters, Insert, IntentError, RejectReason, Shard, ShardConfig};
 use mcos_tiers::engine::route::RouteCell;
@@ -69,6 +69,28 @@ pub struct TierUsage {
     pub capacity_blocks: u64,
 }
 
+/// What the engines measured on one route between adjacent tiers.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct LinkStat {
+    /// Source tier of the moves.
+    pub from: TierId,
+    /// Destination tier.
+    pub to: TierId,
+    /// Bytes of completed moves (header + payload).
+    pub bytes: u64,
+    /// Seconds the engine spent executing the batches that carried them.
+    pub seconds: f64,
+    /// The configured bandwidth of the link, bytes/s (the brain's prior).
+    pub configured_bytes_per_s: u64,
+}
+
+impl LinkStat {
+    /// Measured bandwidth over the node's life, bytes/s (None before any move).
+    pub fn bytes_per_s(&self) -> Option<f64> {
+        (self.bytes > 0 && self.seconds > 0.0).then(|| self.bytes as f64 / self.seconds)
+    }
+}
+
 /// A snapshot of the node's state.
 #[derive(Clone, Debug)]
 pub struct NodeStats {
@@ -92,6 +114,9 @@ pub struct NodeStats {
     pub gets_waited: u64,
     /// The brain, when the node runs one: what it last published.
     pub brain: Option<mcos_brain::BrainSnapshot>,
+    /// Per route between adjacent tiers, both ways (fetches `t -> t-1` first): what the
+    /// engines measured.
+    pub links: Vec<LinkStat>,
 }
 
 struct ShardSlot {
@@ -124,6 +149,9 @@ struct Inner {
     puts_waited: AtomicU64,
     /// Written by `get` (relaxed), read by `stats`.
     gets_waited: AtomicU64,
+    /// Bytes and time per route, written by the engines per batch; read by the brain thread
+    /// (measured link bandwidth) and `stats`.
+    links: Arc<LinkMeters>,
 }
 
 /// A running node. Cheap to share: clone the `Arc` you put it in, or call from many threads
@@ -265,6 +293,7 @@ impl Node {
         let mut shard_engine_tx: Vec<Vec<_>> = (0..shards_n).map(|_| Vec::new()).collect();
         let mut shard_completion_rx: Vec<Vec<_>> = (0..shards_n).map(|_| Vec::new()).collect();
         let mut engines = Vec::new();
+        let links = Arc::new(LinkMeters::default());
         for (e, kind) in engine_kinds.iter().enumerate() {
             let mut rings = Vec::with_capacity(shards_n);
             for s in 0..shards_n {
@@ -285,7 +314,8 @@ impl Node {
             #[allow(unused_mut)]
             let mut engine_cfg = EngineConfig::new(e as u8, tiers.clone(), rings)
                 .with_backend(backend)
-                .with_name(format!("mcos-{kind}-engine"));
+                .with_name(format!("mcos-{kind}-engine"))
+                .with_link_meters(links.clone());
             #[cfg(feature = "cuda")]
             if *kind == "gpu" {
                 let mover = gpu_mover.take().ok_or_else(|| {
@@ -379,6 +409,7 @@ impl Node {
             telemetry_samples: AtomicU64::new(0),
             puts_waited: AtomicU64::new(0),
             gets_waited: AtomicU64::new(0),
+            links,
         });
         let hk = inner.clone();
         let housekeeper = std::thread::Builder::new()
@@ -577,6 +608,7 @@ impl Node {
             puts_waited: inner.puts_waited.load(Ordering::Relaxed),
             gets_waited: inner.gets_waited.load(Ordering::Relaxed),
             brain: self.brain_snapshot(),
+            links: inner.link_stats(),
         }
     }
 
@@ -675,12 +707,14 @@ fn start_brain(
         period: Duration::from_millis(2),
         refresh: ttl / 4,
     };
-    BrainThread::spawn(brain, rings, install, cadence).map_err(|source| {
-        NodeError::Tier(TierError::Io {
-            context: "starting the brain thread".into(),
-            source,
-        })
-    })
+    BrainThread::spawn_measured(brain, rings, install, cadence, Some(inner.links.clone())).map_err(
+        |source| {
+            NodeError::Tier(TierError::Io {
+                context: "starting the brain thread".into(),
+                source,
+            })
+        },
+    )
 }
 
 fn sample_zero() -> TelemetrySample {
@@ -706,6 +740,27 @@ impl Inner {
             Some(TierStore::Disk(d)) => Some(&**d),
             _ => None,
         })
+    }
+
+    fn link_stats(&self) -> Vec<LinkStat> {
+        let mut out = Vec::new();
+        for t in 1..self.topology.tiers.len() {
+            for (from, to) in [(t, t - 1), (t - 1, t)] {
+                let m = self.links.totals(from, to);
+                let (from, to) = (TierId(from as u8), TierId(to as u8));
+                out.push(LinkStat {
+                    from,
+                    to,
+                    bytes: m.bytes,
+                    seconds: m.nanos as f64 * 1e-9,
+                    configured_bytes_per_s: self
+                        .topology
+                        .link(from, to)
+                        .map_or(0, |l| l.bandwidth_bytes_per_s),
+                });
+            }
+        }
+        out
     }
 
     fn ring_doorbells(&self) {

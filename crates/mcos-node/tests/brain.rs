@@ -112,3 +112,70 @@ fn running_brain_keeps_refreshing_and_learns_to_resist_scans() {
     assert!(node.stats().policy_epoch >= 2);
     node.close().unwrap();
 }
+
+/// The engines time their batches, the brain thread reads what they measured, and a disk
+/// configured absurdly fast but measured at its real speed stops being worth keeping blocks
+/// in: the brain moves `keep down to` from the disk to DRAM (recompute instead).
+#[test]
+fn measured_disk_bandwidth_moves_the_floor_of_the_installed_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = 16 << 10;
+    let mut cfg = NodeConfig::dram_and_disk(block, 64, 4096, dir.path());
+    cfg.free_watermark = 0.0;
+    // Configured at 1 PB/s with no latency: fetching a block "costs" 16 ns.
+    cfg.tiers[1].bandwidth_bytes_per_s = Some(1_000_000_000_000_000);
+    cfg.tiers[1].latency_ns = Some(0);
+    cfg.brain.enabled = true;
+    // 16 tokens a block, recomputed at 160 M tokens/s: 0.1 us a block. Only a link above
+    // 160 GB/s would beat that, which no disk path on a test machine measures.
+    cfg.brain.block_tokens = Some(16);
+    cfg.brain.kv_bytes_per_token = Some(u64::from(block) / 16);
+    cfg.brain.prefill_tokens_per_s = Some(160e6);
+    let node = Node::open(cfg).unwrap();
+    let floor = |node: &Node| node.brain_snapshot().and_then(|s| s.floor_tier);
+    assert_eq!(
+        floor(&node),
+        Some(mcos_core::TierId(1)),
+        "configured: keep on disk"
+    );
+    wait_for("the brain's first install", || {
+        node.stats().policy_epoch >= 2
+    });
+    let payload = vec![7u8; block as usize];
+    let mut buf = Vec::new();
+    // Fill the disk, then read everything back: each disk hit is a promotion the disk engine
+    // executes and times. Stop once the brain has seen enough to change its mind.
+    let mut round = 0;
+    while floor(&node) != Some(mcos_core::TierId(0)) {
+        assert!(
+            round < 20,
+            "the floor never moved: {:?}",
+            node.stats().links
+        );
+        for id in 0..1024 {
+            if node.get(key(id), &mut buf).unwrap() == GetOutcome::Miss {
+                node.put(key(id), &payload).unwrap();
+            }
+        }
+        node.quiesce().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        round += 1;
+    }
+    let stats = node.stats();
+    let fetch = stats.links[0];
+    assert_eq!(
+        (fetch.from, fetch.to),
+        (mcos_core::TierId(1), mcos_core::TierId(0))
+    );
+    let measured = fetch.bytes_per_s().unwrap();
+    assert!(measured < 1e14, "{measured}");
+    let snap = stats.brain.unwrap();
+    let link = snap.links[0];
+    assert!(link.measured_bytes >= mcos_brain::placement::MEASURE_TRUST_BYTES);
+    assert!(link.in_use_bytes_per_s < 160e9, "{link:?}");
+    assert!(snap.stats.floor_moves >= 1);
+    wait_for("the new floor installed", || {
+        node.policy_table().1.classes[0].floor_tier == mcos_core::TierId(0)
+    });
+    node.close().unwrap();
+}

@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use mcos_core::{
-    BlockKey, Consumer, MoveCompletion, MoveDescriptor, MoveOp, MoveStatus, Producer, Urgency, ring,
+    BlockKey, Consumer, LinkMeters, MoveCompletion, MoveDescriptor, MoveOp, MoveStatus, Producer,
+    Urgency, ring,
 };
 use mcos_tiers::engine::uring::UringBackend;
 use mcos_tiers::{
@@ -37,6 +38,7 @@ struct Rig {
     dram2: Arc<DramTier>,
     shards: Vec<Shard>,
     engine: EngineHandle,
+    links: Arc<LinkMeters>,
 }
 
 fn rig(backend: BackendChoice, shards: usize, completion_depth: usize, park: Duration) -> Rig {
@@ -64,13 +66,16 @@ fn rig(backend: BackendChoice, shards: usize, completion_depth: usize, park: Dur
             completions: cp,
         });
     }
+    let links = Arc::new(LinkMeters::default());
     let engine = EngineThread::spawn(
         EngineConfig::new(ENGINE_ID, tiers, theirs)
             .with_backend(backend)
-            .with_idle_park(park),
+            .with_idle_park(park)
+            .with_link_meters(links.clone()),
     )
     .unwrap();
     Rig {
+        links,
         _dir: dir,
         dram,
         disk,
@@ -204,6 +209,17 @@ fn demote_then_promote(backend: BackendChoice) -> Rig {
     assert_eq!(stats.bytes, 2 * moved);
     assert!(stats.io_bytes >= stats.bytes);
     assert!(stats.submissions >= 2 && stats.batches >= 2);
+    // Every batch was timed and its bytes went to its route, in the direction it moved.
+    let (down, up) = (
+        r.links.totals(usize::from(DRAM), usize::from(DISK)),
+        r.links.totals(usize::from(DISK), usize::from(DRAM)),
+    );
+    assert_eq!((down.bytes, up.bytes), (moved, moved));
+    assert!(down.nanos > 0 && up.nanos > 0, "{down:?} {up:?}");
+    assert_eq!(
+        r.links.totals(usize::from(DRAM), usize::from(DRAM2)).bytes,
+        0
+    );
     r
 }
 

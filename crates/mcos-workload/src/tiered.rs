@@ -64,6 +64,9 @@ pub struct TieredResult {
     pub hits_per_tier: Vec<u64>,
     /// Hits whose fetch would have been slower than recomputing (recomputed instead).
     pub hits_recomputed: u64,
+    /// Prefill seconds of the hits' tokens: what they would save were every one served from
+    /// tier 0 (for MIN at the total capacity, an upper bound on any policy's saving).
+    pub hits_recompute_s: f64,
     /// Prefill seconds of every prompt token (no cache).
     pub prefill_all_s: f64,
     /// Prefill seconds the cache saved, net of fetch time.
@@ -83,6 +86,7 @@ pub fn replay_tiered(
         block_accesses: 0,
         hits_per_tier: vec![0; tiers.max(1)],
         hits_recomputed: 0,
+        hits_recompute_s: 0.0,
         prefill_all_s: 0.0,
         saved_s: 0.0,
     };
@@ -95,6 +99,7 @@ pub fn replay_tiered(
             if policy.access(id, now) {
                 let t = policy.hit_tier().min(r.hits_per_tier.len() - 1);
                 r.hits_per_tier[t] += 1;
+                r.hits_recompute_s += placement.recompute_seconds(tokens);
                 let saved = placement.saved_seconds(t, tokens);
                 if saved == 0.0 {
                     r.hits_recomputed += 1;

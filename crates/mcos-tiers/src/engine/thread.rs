@@ -15,6 +15,10 @@
 //! - posts exactly one `MoveCompletion` per descriptor, with `engine` set to its engine id. A
 //!   move is visible only through its completion.
 //!
+//! Measurement: with [`EngineConfig::with_link_meters`], each executed chunk is timed with one
+//! clock pair and its bytes per (source, destination) route and its time are added to the shared
+//! `LinkMeters`, which the brain reads as measured link bandwidth.
+//!
 //! Idle: after a round that found nothing, the thread parks for up to `idle_park` (default 1 ms).
 //! The doorbell unparks it at once; `std::thread::park`'s token means a doorbell rung between the
 //! empty round and the park is not lost. The timeout only bounds the latency of a descriptor
@@ -24,8 +28,10 @@ use super::batch::TierMover;
 use super::{BackendChoice, Mover, Outcome, select_backend};
 use crate::error::TierError;
 use crate::store::TierSet;
-use mcos_core::limits::{MAX_ENGINES, MAX_SHARDS};
-use mcos_core::{Consumer, MoveCompletion, MoveDescriptor, MoveStatus, Producer, Urgency};
+use mcos_core::limits::{MAX_ENGINES, MAX_SHARDS, MAX_TIERS};
+use mcos_core::{
+    Consumer, LinkMeters, MoveCompletion, MoveDescriptor, MoveStatus, Producer, Urgency,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::thread::{JoinHandle, Thread};
@@ -72,6 +78,9 @@ pub struct EngineConfig {
     /// The mover to run instead of the CPU disk/memcpy mover built from `tiers` and `backend`
     /// (the GPU engine).
     pub mover: Option<Box<dyn Mover>>,
+    /// Where the engine adds, per batch, the bytes it moved per route and the time the batch
+    /// took (the brain's measured link bandwidth). None: not measured.
+    pub links: Option<Arc<LinkMeters>>,
 }
 
 impl EngineConfig {
@@ -86,7 +95,14 @@ impl EngineConfig {
             idle_park: DEFAULT_IDLE_PARK,
             spin_before_park: Duration::ZERO,
             mover: None,
+            links: None,
         }
+    }
+
+    /// Measures every batch into `links`: bytes per route and the batch's execution time.
+    pub fn with_link_meters(mut self, links: Arc<LinkMeters>) -> EngineConfig {
+        self.links = Some(links);
+        self
     }
 
     /// Runs `mover` instead of the CPU mover (the GPU engine).
@@ -264,6 +280,7 @@ impl EngineThread {
             shared: shared.clone(),
             idle_park: config.idle_park,
             spin_before_park: config.spin_before_park,
+            links: config.links,
         };
         // The mover starts on its own thread (a GPU context is bound per thread); spawn waits
         // for that, so a mover that cannot start is an error here, not a silent dead engine.
@@ -378,6 +395,7 @@ struct Worker {
     shared: Arc<Shared>,
     idle_park: Duration,
     spin_before_park: Duration,
+    links: Option<Arc<LinkMeters>>,
 }
 
 impl Worker {
@@ -436,11 +454,22 @@ impl Worker {
             for (d, s) in self.descs.iter_mut().zip(chunk) {
                 *d = s.desc;
             }
+            // One clock pair per batch, not per move.
+            let started = self.links.is_some().then(std::time::Instant::now);
             let tally = self.mover.execute(&self.descs[..n], &mut self.outs[..n]);
+            let elapsed_ns = started.map_or(0, |t| t.elapsed().as_nanos() as u64);
+            let mut route_bytes = [[0u64; MAX_TIERS]; MAX_TIERS];
             let (mut bytes, mut errors, mut corrupt) = (0u64, 0u64, 0u64);
             for (s, o) in chunk.iter().zip(&self.outs[..n]) {
                 match o.status {
-                    MoveStatus::Done => bytes += u64::from(o.bytes),
+                    MoveStatus::Done => {
+                        bytes += u64::from(o.bytes);
+                        let (src, dst) =
+                            (usize::from(s.desc.src_tier), usize::from(s.desc.dst_tier));
+                        if src < MAX_TIERS && dst < MAX_TIERS {
+                            route_bytes[src][dst] += u64::from(o.bytes);
+                        }
+                    }
                     MoveStatus::Corrupt => {
                         errors += 1;
                         corrupt += 1;
@@ -451,6 +480,9 @@ impl Worker {
                     &mut self.shards[usize::from(s.shard)].completions,
                     o.completion(&s.desc, self.engine_id),
                 );
+            }
+            if let Some(links) = &self.links {
+                record_routes(links, &route_bytes, bytes, elapsed_ns);
             }
             counters.descriptors.fetch_add(n as u64, Ordering::Relaxed);
             counters.batches.fetch_add(1, Ordering::Relaxed);
@@ -468,6 +500,31 @@ impl Worker {
                 .store(backend_index(self.mover.name()), Ordering::Relaxed);
         }
         self.staged.len()
+    }
+}
+
+/// Splits one batch's time over the routes it moved bytes on, in proportion to their bytes.
+/// The node gives disk moves and host-memory copies their own engines, so a CPU engine's batch
+/// that mixes routes mixes reads and writes of one device, and the split gives each the
+/// device's throughput for that batch. The GPU engine's batches may mix host and disk routes;
+/// there the split is an approximation (each route gets the batch's average throughput).
+fn record_routes(
+    links: &LinkMeters,
+    route_bytes: &[[u64; MAX_TIERS]; MAX_TIERS],
+    total_bytes: u64,
+    elapsed_ns: u64,
+) {
+    if total_bytes == 0 || elapsed_ns == 0 {
+        return;
+    }
+    for (src, row) in route_bytes.iter().enumerate() {
+        for (dst, &b) in row.iter().enumerate() {
+            if b > 0 {
+                let ns = (u128::from(elapsed_ns) * u128::from(b) / u128::from(total_bytes)) as u64;
+                // In range: tier ids are below MAX_TIERS <= 8.
+                links.record(src as u8, dst as u8, b, ns.max(1));
+            }
+        }
     }
 }
 
@@ -543,6 +600,27 @@ mod tests {
         h.shutdown().unwrap();
         h.shutdown().unwrap();
         assert_eq!(h.counters().snapshot(), EngineStats::default());
+    }
+
+    #[test]
+    fn batch_time_is_split_over_routes_by_bytes() {
+        let links = LinkMeters::default();
+        let mut routes = [[0u64; MAX_TIERS]; MAX_TIERS];
+        routes[1][0] = 3000;
+        routes[0][1] = 1000;
+        record_routes(&links, &routes, 4000, 8000);
+        assert_eq!(
+            (links.totals(1, 0).bytes, links.totals(1, 0).nanos),
+            (3000, 6000)
+        );
+        assert_eq!(
+            (links.totals(0, 1).bytes, links.totals(0, 1).nanos),
+            (1000, 2000)
+        );
+        // Nothing moved, or no time measured: nothing recorded.
+        record_routes(&links, &routes, 0, 8000);
+        record_routes(&links, &routes, 4000, 0);
+        assert_eq!(links.totals(1, 0).bytes, 3000);
     }
 
     #[test]
