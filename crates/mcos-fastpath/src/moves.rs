@@ -59,6 +59,11 @@ impl MoveTable {
         INFLIGHT_MOVES - self.free_len
     }
 
+    /// Whether every slot is busy (`start` would refuse).
+    pub fn is_full(&self) -> bool {
+        self.free_len == 0
+    }
+
     /// Starts a move; returns (slot, move id), or None when every slot is busy.
     pub fn start(&mut self, m: Move) -> Option<(u16, u32)> {
         if self.free_len == 0 {

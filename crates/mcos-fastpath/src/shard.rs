@@ -512,6 +512,11 @@ impl Shard {
         } else {
             Urgency::Demand
         };
+        // Check that the move can be emitted before taking a frame for it: taking one may
+        // drop a victim, which a move that then cannot start would have evicted for nothing.
+        if !self.can_emit(t, to) {
+            return None;
+        }
         // Shield the block from the eviction cascade that makes room for it.
         self.tiers[t].get_mut(i).flags |= FLAG_MOVING;
         let acquired = self.acquire_demand(to);
@@ -548,6 +553,21 @@ impl Shard {
                 None
             }
         }
+    }
+
+    /// Whether a move from tier `src` to `dst` could be emitted now: a route, a free move
+    /// slot and room in the engine's ring (counted as `emit` counts them when not).
+    fn can_emit(&mut self, src: usize, dst: usize) -> bool {
+        let engine = usize::from(self.cfg.routes[src][dst]);
+        let Some(ring) = self.engines.get_mut(engine) else {
+            self.counters.no_route += 1;
+            return false;
+        };
+        if !ring.has_room() {
+            self.counters.ring_full += 1;
+            return false;
+        }
+        !self.moves.is_full()
     }
 
     /// Records the move and pushes its descriptor; None (nothing changed) when the move table
@@ -620,13 +640,20 @@ impl Shard {
         };
         let victim = *self.tiers[t].get(v);
         let cp = self.class_policy(victim.class);
+        let lower = t + 1;
+        let demote =
+            lower < self.tiers.len() && lower <= cp.floor_tier.index() && depth + 1 < MAX_TIERS;
+        if demote && !self.can_emit(t, lower) {
+            // The demotion could not start: taking a lower frame for it could drop a block
+            // there for nothing. The victim stays; wait for the engine or a move slot.
+            return Acquire::Wait;
+        }
         if t == cp.preferred_tier.index() {
             // Leaving its preferred tier (demoted or dropped): remembered as recently seen,
             // the ghost entry a single tier would make.
             self.history.insert(victim.tag);
         }
-        let lower = t + 1;
-        if lower < self.tiers.len() && lower <= cp.floor_tier.index() && depth + 1 < MAX_TIERS {
+        if demote {
             match self.acquire(lower, depth + 1) {
                 Acquire::Frame(g) => {
                     let m = Move {

@@ -555,3 +555,60 @@ fn telemetry_carries_only_the_kinds_the_table_asks_for() {
             .all(|k| matches!(k, SampleKind::Hit | SampleKind::Miss))
     );
 }
+
+#[test]
+fn a_promotion_that_cannot_start_evicts_nothing() {
+    // Tier 0 holds class-1 blocks that are dropped when evicted (floor tier 0); tier 1 holds
+    // class-0 blocks. Every lower-tier hit promotes by dropping a class-1 block, until the
+    // move table is full: the next promotion cannot start, so it must not drop a block first.
+    let mut table = PolicyTable::builtin(2);
+    table.classes[1].floor_tier = TierId(0);
+    let mut rig = Rig::with_table(&[300, 400], table);
+    for id in 0..300 {
+        insert_class(&mut rig, id, 0);
+    }
+    for id in 1000..1300 {
+        loop {
+            match rig.shard.insert(key(id), 1) {
+                Insert::Fill { tier, frame } => {
+                    rig.shard.commit_fill(key(id), tier, frame, true);
+                    break;
+                }
+                Insert::Retry => {
+                    rig.pump();
+                }
+                other => panic!("insert of {id}: {other:?}"),
+            }
+        }
+        rig.pump();
+    }
+    assert_eq!(rig.shard.peek(key(0)).map(|l| l.0), Some(TierId(1)));
+    let slots = mcos_core::limits::INFLIGHT_MOVES as u64;
+    for id in 0..slots {
+        assert!(matches!(
+            rig.shard.access(key(id), None),
+            Access::Wait { .. }
+        ));
+    }
+    assert_eq!(rig.shard.moves_in_flight() as u64, slots);
+    let evictions = rig.shard.counters().evictions;
+    let used = rig.shard.tier_usage(TierId(0)).0;
+    assert!(matches!(
+        rig.shard.access(key(slots), None),
+        Access::Hit {
+            tier: TierId(1),
+            ..
+        }
+    ));
+    assert_eq!(
+        rig.shard.counters().evictions,
+        evictions,
+        "no block dropped for a move that could not start"
+    );
+    assert_eq!(rig.shard.tier_usage(TierId(0)).0, used);
+    rig.pump();
+    assert!(matches!(
+        rig.shard.access(key(slots), None),
+        Access::Wait { .. }
+    ));
+}
