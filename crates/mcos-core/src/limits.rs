@@ -57,6 +57,16 @@ pub const VICTIM_SCAN_MAX: usize = 16;
 /// Prefetch descriptors one access may emit.
 pub const PREFETCH_DEGREE_MAX: u8 = 4;
 
+/// Prefetch outcomes (a prefetched block used, or evicted unused) per accuracy verdict. While
+/// at least half of a window's prefetches were used, a prefetch may take the last free frames
+/// of its tier, which the tier then refills by demoting its LRU block; otherwise prefetches
+/// take only frames beyond the tier's free-frame watermark (they evict nothing), but for one
+/// probe in `PREFETCH_PROBE_EVERY` that keeps the accuracy measured (feedback-directed
+/// prefetching, Srinath et al., HPCA 2007).
+pub const PREFETCH_FEEDBACK_OUTCOMES: u16 = 64;
+/// One prefetch candidate in this many is issued as a probe while prefetches are inaccurate.
+pub const PREFETCH_PROBE_EVERY: u8 = 16;
+
 /// Sequences tracked by the per-sequence prefetch table (per shard).
 pub const SEQUENCE_SLOTS: usize = 1024;
 

@@ -19,7 +19,10 @@ use crate::history::History;
 use crate::moves::{Move, MoveTable};
 use crate::prefetch::SequenceTable;
 use crate::sketch::Sketch;
-use mcos_core::limits::{CLASSES, HISTORY_QUARTERS_MAX, MAX_TIERS, VICTIM_SCAN_MAX};
+use mcos_core::limits::{
+    CLASSES, HISTORY_QUARTERS_MAX, MAX_TIERS, PREFETCH_FEEDBACK_OUTCOMES, PREFETCH_PROBE_EVERY,
+    VICTIM_SCAN_MAX,
+};
 use mcos_core::{
     AdmitFilter, BlockKey, ClassPolicy, InsertPosition, Intent, IntentAction, MoveCompletion,
     MoveDescriptor, MoveOp, MoveStatus, PolicyReader, PolicyTable, PrefetchMode, Producer,
@@ -141,6 +144,13 @@ pub struct Shard {
     telemetry_kinds: u8,
     /// Demotions in flight out of each tier: frames that will be free when they land.
     demoting: [u32; MAX_TIERS],
+    /// Prefetch feedback (this shard only): outcomes of the current window, used and unused.
+    prefetch_used_recent: u16,
+    prefetch_unused_recent: u16,
+    /// Verdict of the last window: prefetches were accurate enough to evict for.
+    prefetch_may_evict: bool,
+    /// Candidates since the last probe while prefetches are inaccurate.
+    prefetch_probe: u8,
     counters: Counters,
     tick: u64,
     install_tick: u64,
@@ -176,6 +186,10 @@ impl Shard {
             window_target: [0; MAX_TIERS],
             telemetry_kinds: mcos_core::TELEMETRY_ALL,
             demoting: [0; MAX_TIERS],
+            prefetch_used_recent: 0,
+            prefetch_unused_recent: 0,
+            prefetch_may_evict: true,
+            prefetch_probe: 0,
             counters: Counters::default(),
             tick: 0,
             install_tick: 0,
@@ -420,6 +434,7 @@ impl Shard {
             if f.flags & FLAG_PREFETCHED != 0 {
                 f.flags &= !FLAG_PREFETCHED;
                 self.counters.prefetch_useful += 1;
+                self.prefetch_outcome(true);
             }
         }
         if frame.flags & FLAG_MOVING == 0 {
@@ -490,8 +505,16 @@ impl Shard {
             }
             let pt = self.class_policy(f.class).preferred_tier.index();
             if t > pt {
-                // Prefetch takes only free frames: it never evicts for a guess.
-                if self.tiers[pt].len(ListId::Free) == 0 {
+                // Prefetch takes only free frames. While prefetches prove accurate it may take
+                // the tier's reserve (refilled by demoting its LRU block: evicting for a guess
+                // that is usually right); otherwise only frames beyond the reserve, so it
+                // evicts nothing, but for a probe now and then that keeps measuring.
+                let reserve = if self.prefetch_may_evict || self.probe_due() {
+                    0
+                } else {
+                    self.cfg.free_watermark.get(pt).copied().unwrap_or(0)
+                };
+                if self.tiers[pt].len(ListId::Free) <= reserve {
                     self.counters.prefetch_dropped += 1;
                     continue;
                 }
@@ -501,6 +524,34 @@ impl Shard {
                     self.counters.prefetch_dropped += 1;
                 }
             }
+        }
+    }
+
+    /// Whether this inaccurate-mode prefetch candidate is a probe (one in
+    /// `PREFETCH_PROBE_EVERY`).
+    fn probe_due(&mut self) -> bool {
+        self.prefetch_probe += 1;
+        if self.prefetch_probe >= PREFETCH_PROBE_EVERY {
+            self.prefetch_probe = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Counts one prefetch outcome; a full window sets the verdict: accurate when at least
+    /// half of its prefetched blocks were used before they left.
+    fn prefetch_outcome(&mut self, used: bool) {
+        if used {
+            self.prefetch_used_recent += 1;
+        } else {
+            self.prefetch_unused_recent += 1;
+            self.counters.prefetch_unused += 1;
+        }
+        let n = self.prefetch_used_recent + self.prefetch_unused_recent;
+        if n >= PREFETCH_FEEDBACK_OUTCOMES {
+            self.prefetch_may_evict = 2 * self.prefetch_used_recent >= n;
+            self.prefetch_used_recent = 0;
+            self.prefetch_unused_recent = 0;
         }
     }
 
@@ -652,6 +703,9 @@ impl Shard {
             // Leaving its preferred tier (demoted or dropped): remembered as recently seen,
             // the ghost entry a single tier would make.
             self.history.insert(victim.tag);
+        }
+        if victim.flags & FLAG_PREFETCHED != 0 {
+            self.prefetch_outcome(false);
         }
         if demote {
             match self.acquire(lower, depth + 1) {
@@ -1042,10 +1096,13 @@ impl Shard {
                     self.tiers[dt].push(ListId::Probation, m.dst, true);
                 } else {
                     // Moving up is entering a tier: placed as a fill would be, and the tier
-                    // keeps its free-frame watermark as after a fill.
+                    // keeps its free-frame watermark as after a fill; a prefetch only while
+                    // prefetches prove accurate (else the next fill or TICK refills it).
                     let from_history = self.history.remove(m.tag);
                     self.place(dt, m.dst, from_history, true);
-                    self.keep_free_frames(dt, 1);
+                    if m.op != MoveOp::Prefetch || self.prefetch_may_evict {
+                        self.keep_free_frames(dt, 1);
+                    }
                 }
                 self.uncount(st, src.class);
                 self.class_count[dt][usize::from(src.class)] += 1;

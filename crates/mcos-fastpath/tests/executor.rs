@@ -612,3 +612,61 @@ fn a_promotion_that_cannot_start_evicts_nothing() {
         Access::Wait { .. }
     ));
 }
+
+/// Sequence reads over blocks demoted to tier 1: each reads block `2k` of sequence `k` and
+/// prefetches block `2k + 1`; `use_prefetched` then reads the prefetched block too. Returns
+/// the prefetches issued in the first 50 and in the last 200 of 400 reads.
+fn prefetch_rounds(use_prefetched: bool) -> (u64, u64, mcos_fastpath::Counters) {
+    let mut table = PolicyTable::builtin(2);
+    table.classes[0].prefetch_mode = mcos_core::PrefetchMode::Sequential;
+    table.classes[0].prefetch_degree = 1;
+    let mut rig = Rig::with_watermark(&[16, 4096], table, &[2, 0]);
+    for id in 0..1000 {
+        rig.touch(id);
+        rig.pump();
+    }
+    let mut issued_at = Vec::new();
+    for k in 0..400u32 {
+        let (a, b) = (2 * u64::from(k), 2 * u64::from(k) + 1);
+        let declared = rig.shard.intent(Intent {
+            key: key(b),
+            action: IntentAction::Sequence {
+                sequence: k,
+                position: 1,
+            },
+        });
+        assert_eq!(declared, Ok(()));
+        assert_ne!(rig.shard.access(key(a), Some((k, 0))), Access::Miss);
+        rig.pump();
+        if use_prefetched {
+            assert_ne!(rig.shard.access(key(b), None), Access::Miss);
+            rig.pump();
+        }
+        issued_at.push(rig.shard.counters().prefetch_issued);
+    }
+    let c = *rig.shard.counters();
+    (issued_at[49], issued_at[399] - issued_at[199], c)
+}
+
+#[test]
+fn unused_prefetches_stop_evicting_but_keep_probing() {
+    let (first, last, c) = prefetch_rounds(false);
+    assert!(first >= 45, "trusted at first: {first} of 50 issued");
+    assert!(c.prefetch_unused >= 64, "{c:?}");
+    assert!(
+        (1..=40).contains(&last),
+        "after a window of unused prefetches only probes (and spare frames) issue: {last} of 200"
+    );
+    assert_eq!(c.prefetch_useful, 0);
+}
+
+#[test]
+fn used_prefetches_keep_taking_the_reserve() {
+    let (first, last, c) = prefetch_rounds(true);
+    assert!(first >= 45, "{first}");
+    assert!(
+        last >= 190,
+        "accurate prefetches keep issuing: {last} of 200, {c:?}"
+    );
+    assert!(c.prefetch_useful >= 380, "{c:?}");
+}
