@@ -11,7 +11,7 @@
 //! prefetch; prefetches are the first thing dropped when rings or frames run short.
 
 use crate::counters::Counters;
-use crate::directory::{Directory, Loc};
+use crate::directory::{Directory, Loc, NO_POS};
 use crate::frames::{
     FLAG_FILLING, FLAG_FROM_HISTORY, FLAG_MOVING, FLAG_PREFETCHED, ListId, NIL, TierFrames,
 };
@@ -394,7 +394,7 @@ impl Shard {
         if let Some((seq, pos)) = hint {
             self.sequences.record(seq, pos, tag);
         }
-        let Some(loc) = self.directory.get(tag, &self.tiers[..]) else {
+        let Some((loc, dir_pos)) = self.directory.get_with_pos(tag, &self.tiers[..]) else {
             // Absent from the directory (a miss on a block being filled is not).
             self.last_miss = tag;
             return self.miss(tag);
@@ -451,7 +451,7 @@ impl Shard {
                 // A promotion is an admission into the preferred tier: its filter applies.
                 // Read in place this time; the history remembers the block for the next.
                 self.history.insert(tag);
-            } else if let Some(move_id) = self.start_promotion(t, i, pt, MoveOp::Promote) {
+            } else if let Some(move_id) = self.start_promotion(t, i, pt, MoveOp::Promote, dir_pos) {
                 return Access::Wait {
                     move_id,
                     from: loc.tier(),
@@ -492,7 +492,7 @@ impl Shard {
             let Some(tag) = self.sequences.lookup(seq, pos.wrapping_add(d)) else {
                 continue;
             };
-            let Some(loc) = self.directory.get(tag, &self.tiers[..]) else {
+            let Some((loc, dir_pos)) = self.directory.get_with_pos(tag, &self.tiers[..]) else {
                 continue;
             };
             let t = loc.tier().index();
@@ -518,7 +518,10 @@ impl Shard {
                     self.counters.prefetch_dropped += 1;
                     continue;
                 }
-                if self.start_promotion(t, i, pt, MoveOp::Prefetch).is_some() {
+                if self
+                    .start_promotion(t, i, pt, MoveOp::Prefetch, dir_pos)
+                    .is_some()
+                {
                     self.counters.prefetch_issued += 1;
                 } else {
                     self.counters.prefetch_dropped += 1;
@@ -557,7 +560,15 @@ impl Shard {
 
     /// Starts moving the block in local frame `i` of tier `t` up to tier `to`. None when no
     /// frame, slot or ring room is available right now (the block stays readable where it is).
-    fn start_promotion(&mut self, t: usize, i: u32, to: usize, op: MoveOp) -> Option<u32> {
+    /// `dir_pos` is where its directory entry sits (from the lookup that found it).
+    fn start_promotion(
+        &mut self,
+        t: usize,
+        i: u32,
+        to: usize,
+        op: MoveOp,
+        dir_pos: u32,
+    ) -> Option<u32> {
         let urgency = if op == MoveOp::Prefetch {
             Urgency::Prefetch
         } else {
@@ -586,6 +597,7 @@ impl Shard {
             dst_tier: to as u8,
             dst,
             waiters: 0,
+            dir_pos,
         };
         match self.emit(m, src.class, urgency) {
             Some((slot, move_id)) => {
@@ -718,6 +730,8 @@ impl Shard {
                         dst_tier: lower as u8,
                         dst: g,
                         waiters: 0,
+                        // The victim was found on a list, not looked up: no hint.
+                        dir_pos: NO_POS,
                     };
                     match self.emit(m, victim.class, Urgency::Evict) {
                         Some((slot, _)) => {
@@ -1090,8 +1104,12 @@ impl Shard {
                     0
                 };
                 let loc = Loc::new(TierId(dt as u8), self.tiers[dt].global(m.dst));
-                // The entry exists (the block was resident at the source): an update never fails.
-                let _ = self.directory.set(m.tag, loc, &self.tiers[..]);
+                let old = Loc::new(TierId(st as u8), self.tiers[st].global(m.src));
+                if !self.directory.set_at(m.dir_pos, old, loc) {
+                    // The entry exists (the block was resident at the source): an update
+                    // never fails.
+                    let _ = self.directory.set(m.tag, loc, &self.tiers[..]);
+                }
                 if m.op == MoveOp::Demote {
                     self.tiers[dt].push(ListId::Probation, m.dst, true);
                 } else {
