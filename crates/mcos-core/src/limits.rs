@@ -115,6 +115,10 @@ const _: () = assert!(
     "each row indexes with its own 16 bits of one 64-bit hash"
 );
 const _: () = assert!(HISTORY_WAYS.is_power_of_two());
+const _: () = assert!(
+    PREFETCH_FEEDBACK_OUTCOMES > 0 && PREFETCH_PROBE_EVERY > 0,
+    "prefetch feedback needs a window and a probe rate"
+);
 const _: () = assert!(ENGINE_BATCH <= DESCRIPTOR_RING_DEPTH);
 const _: () = assert!(GPU_ENGINE_BATCH <= DESCRIPTOR_RING_DEPTH);
 const _: () = assert!(GPU_BOUNCE_SLOTS >= 1 && GPU_BOUNCE_SLOTS <= GPU_ENGINE_BATCH);
