@@ -271,6 +271,8 @@ impl Shard {
     /// that they are in cache by now; the caller runs this stage for events a little closer.
     #[inline]
     pub fn prefetch_block(&self, key: BlockKey) {
+        // The access will count the key in the sketch (four counters in four rows).
+        self.sketch.prefetch(key.tag());
         self.directory.candidates(key.tag(), |loc| {
             if let Some(t) = self.tiers.get(loc.tier().index()) {
                 if let Some(i) = t.local(loc.frame()) {
