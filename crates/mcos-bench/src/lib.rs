@@ -322,6 +322,8 @@ fn fast_run<S: Stream + 'static>(
         events.demotions += c.demotions;
         events.prefetch_issued += c.prefetch_issued;
         events.prefetch_dropped += c.prefetch_dropped;
+        events.prefetch_useful += c.prefetch_useful;
+        events.prefetch_unused += c.prefetch_unused;
         events.intents += c.intents;
         events.moves_done += c.moves_done;
         events.rejected_directory += c.rejected_directory;

@@ -214,8 +214,13 @@ pub struct EventCounts {
     pub demotions: u64,
     /// Prefetch moves issued.
     pub prefetch_issued: u64,
-    /// Prefetches dropped (no free frame or slot).
+    /// Prefetches dropped (no free frame or slot, or none beyond the reserve while
+    /// prefetches are inaccurate).
     pub prefetch_dropped: u64,
+    /// Prefetched blocks read before they left the tier.
+    pub prefetch_useful: u64,
+    /// Prefetched blocks evicted or demoted unread.
+    pub prefetch_unused: u64,
     /// Sequence intents.
     pub intents: u64,
     /// Moves completed.

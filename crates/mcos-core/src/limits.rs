@@ -57,6 +57,16 @@ pub const VICTIM_SCAN_MAX: usize = 16;
 /// Prefetch descriptors one access may emit.
 pub const PREFETCH_DEGREE_MAX: u8 = 4;
 
+/// Prefetch outcomes (a prefetched block used, or evicted unused) per accuracy verdict. While
+/// at least half of a window's prefetches were used, a prefetch may take the last free frames
+/// of its tier, which the tier then refills by demoting its LRU block; otherwise prefetches
+/// take only frames beyond the tier's free-frame watermark (they evict nothing), but for one
+/// probe in `PREFETCH_PROBE_EVERY` that keeps the accuracy measured (feedback-directed
+/// prefetching, Srinath et al., HPCA 2007).
+pub const PREFETCH_FEEDBACK_OUTCOMES: u16 = 64;
+/// One prefetch candidate in this many is issued as a probe while prefetches are inaccurate.
+pub const PREFETCH_PROBE_EVERY: u8 = 16;
+
 /// Sequences tracked by the per-sequence prefetch table (per shard).
 pub const SEQUENCE_SLOTS: usize = 1024;
 
@@ -105,6 +115,10 @@ const _: () = assert!(
     "each row indexes with its own 16 bits of one 64-bit hash"
 );
 const _: () = assert!(HISTORY_WAYS.is_power_of_two());
+const _: () = assert!(
+    PREFETCH_FEEDBACK_OUTCOMES > 0 && PREFETCH_PROBE_EVERY > 0,
+    "prefetch feedback needs a window and a probe rate"
+);
 const _: () = assert!(ENGINE_BATCH <= DESCRIPTOR_RING_DEPTH);
 const _: () = assert!(GPU_ENGINE_BATCH <= DESCRIPTOR_RING_DEPTH);
 const _: () = assert!(GPU_BOUNCE_SLOTS >= 1 && GPU_BOUNCE_SLOTS <= GPU_ENGINE_BATCH);

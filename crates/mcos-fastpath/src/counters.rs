@@ -49,8 +49,11 @@ pub struct Counters {
     pub prefetch_issued: u64,
     /// Prefetched blocks that were accessed before eviction.
     pub prefetch_useful: u64,
-    /// Prefetches skipped for lack of frames, slots or ring room.
+    /// Prefetches skipped for lack of frames, slots or ring room, or (while prefetches are
+    /// inaccurate) of frames beyond the tier's free-frame watermark.
     pub prefetch_dropped: u64,
+    /// Prefetched blocks evicted or demoted before any access.
+    pub prefetch_unused: u64,
     /// Descriptors not pushed because the engine ring was full.
     pub ring_full: u64,
     /// Moves with no engine configured for their tier pair.
@@ -99,6 +102,7 @@ macro_rules! scalar_counters {
             prefetch_issued,
             prefetch_useful,
             prefetch_dropped,
+            prefetch_unused,
             ring_full,
             no_route,
             victim_scan_exhausted,

@@ -58,6 +58,9 @@ pub trait Resolve {
 
 const SLOTS: usize = DIRECTORY_BUCKET_SLOTS;
 
+/// A `set_at` hint that names no entry.
+pub const NO_POS: u32 = u32::MAX;
+
 /// One bucket: one cache line of entries, fingerprints first. A fingerprint of 0 marks an empty
 /// slot (fingerprints of keys are never 0).
 #[derive(Copy, Clone)]
@@ -313,6 +316,30 @@ impl Directory {
         self.get_hashed(&self.hash(tag), r)
     }
 
+    /// `get`, and where the entry sits (`bucket * slots + slot`): a hint for `set_at`.
+    #[inline]
+    pub fn get_with_pos(&self, tag: u64, r: &(impl Resolve + ?Sized)) -> Option<(Loc, u32)> {
+        let (b, s) = self.find(&self.hash(tag), r)?;
+        let pos = u32::try_from(b * SLOTS + s).unwrap_or(NO_POS);
+        Some((Loc(self.buckets[b].locs[s]), pos))
+    }
+
+    /// Repoints the entry at hint `pos` from `old` to `new`, if it is still there: no other
+    /// entry points at `old` while its block holds that frame, so a matching location is the
+    /// entry itself. False (nothing changed) when the hint is stale (the entry moved to its
+    /// other bucket since) or `NO_POS`; the caller then uses `set`.
+    #[inline]
+    pub fn set_at(&mut self, pos: u32, old: Loc, new: Loc) -> bool {
+        let (b, s) = (pos as usize / SLOTS, pos as usize % SLOTS);
+        match self.buckets.get_mut(b) {
+            Some(bucket) if bucket.fps[s] != 0 && bucket.locs[s] == old.0 => {
+                bucket.locs[s] = new.0;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// `get` with the hash computed already.
     #[inline]
     pub fn get_hashed(&self, h: &Hashed, r: &(impl Resolve + ?Sized)) -> Option<Loc> {
@@ -411,6 +438,32 @@ mod tests {
                 prop_assert_eq!(d.get(tag, &frames).is_some(), model.contains_key(&tag));
             }
         }
+    }
+
+    #[test]
+    fn a_position_hint_repoints_its_entry_or_refuses_when_stale() {
+        let mut d = Directory::with_capacity(64);
+        let mut frames = Frames(vec![0; 96]);
+        for t in 1..40u64 {
+            d.set(t, Loc::new(TierId(1), t as u32), &frames).unwrap();
+            frames.0[t as usize] = t;
+        }
+        let (loc, pos) = d.get_with_pos(7, &frames).unwrap();
+        assert_eq!(loc, Loc::new(TierId(1), 7));
+        let new = Loc::new(TierId(0), 50);
+        assert!(
+            !d.set_at(pos, Loc::new(TierId(1), 8), new),
+            "the slot points elsewhere: stale"
+        );
+        assert!(!d.set_at(NO_POS, loc, new));
+        assert!(d.set_at(pos, loc, new));
+        frames.0[50] = 7;
+        frames.0[7] = 0;
+        assert_eq!(d.get(7, &frames), Some(new));
+        assert_eq!(d.get(8, &frames), Some(Loc::new(TierId(1), 8)));
+        assert!(d.remove(7, &frames));
+        assert!(!d.set_at(pos, new, loc), "a removed entry's slot is empty");
+        assert_eq!(d.len(), 38);
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct Move {
     pub dst: u32,
     /// Callers waiting on it beyond the first (merged misses).
     pub waiters: u16,
+    /// Where the block's directory entry sat when the move started (`directory::NO_POS`:
+    /// unknown), so the completion repoints it without a lookup.
+    pub dir_pos: u32,
 }
 
 /// Fixed table of in-flight moves.
@@ -57,6 +60,11 @@ impl MoveTable {
     /// Moves in flight.
     pub fn in_flight(&self) -> usize {
         INFLIGHT_MOVES - self.free_len
+    }
+
+    /// Whether every slot is busy (`start` would refuse).
+    pub fn is_full(&self) -> bool {
+        self.free_len == 0
     }
 
     /// Starts a move; returns (slot, move id), or None when every slot is busy.
@@ -115,6 +123,7 @@ mod tests {
             dst_tier: 0,
             dst: 3,
             waiters: 0,
+            dir_pos: crate::directory::NO_POS,
         }
     }
 

@@ -11,7 +11,7 @@
 //! prefetch; prefetches are the first thing dropped when rings or frames run short.
 
 use crate::counters::Counters;
-use crate::directory::{Directory, Loc};
+use crate::directory::{Directory, Loc, NO_POS};
 use crate::frames::{
     FLAG_FILLING, FLAG_FROM_HISTORY, FLAG_MOVING, FLAG_PREFETCHED, ListId, NIL, TierFrames,
 };
@@ -19,7 +19,10 @@ use crate::history::History;
 use crate::moves::{Move, MoveTable};
 use crate::prefetch::SequenceTable;
 use crate::sketch::Sketch;
-use mcos_core::limits::{CLASSES, HISTORY_QUARTERS_MAX, MAX_TIERS, VICTIM_SCAN_MAX};
+use mcos_core::limits::{
+    CLASSES, HISTORY_QUARTERS_MAX, MAX_TIERS, PREFETCH_FEEDBACK_OUTCOMES, PREFETCH_PROBE_EVERY,
+    VICTIM_SCAN_MAX,
+};
 use mcos_core::{
     AdmitFilter, BlockKey, ClassPolicy, InsertPosition, Intent, IntentAction, MoveCompletion,
     MoveDescriptor, MoveOp, MoveStatus, PolicyReader, PolicyTable, PrefetchMode, Producer,
@@ -141,6 +144,13 @@ pub struct Shard {
     telemetry_kinds: u8,
     /// Demotions in flight out of each tier: frames that will be free when they land.
     demoting: [u32; MAX_TIERS],
+    /// Prefetch feedback (this shard only): outcomes of the current window, used and unused.
+    prefetch_used_recent: u16,
+    prefetch_unused_recent: u16,
+    /// Verdict of the last window: prefetches were accurate enough to evict for.
+    prefetch_may_evict: bool,
+    /// Candidates since the last probe while prefetches are inaccurate.
+    prefetch_probe: u8,
     counters: Counters,
     tick: u64,
     install_tick: u64,
@@ -176,6 +186,10 @@ impl Shard {
             window_target: [0; MAX_TIERS],
             telemetry_kinds: mcos_core::TELEMETRY_ALL,
             demoting: [0; MAX_TIERS],
+            prefetch_used_recent: 0,
+            prefetch_unused_recent: 0,
+            prefetch_may_evict: true,
+            prefetch_probe: 0,
             counters: Counters::default(),
             tick: 0,
             install_tick: 0,
@@ -257,6 +271,8 @@ impl Shard {
     /// that they are in cache by now; the caller runs this stage for events a little closer.
     #[inline]
     pub fn prefetch_block(&self, key: BlockKey) {
+        // The access will count the key in the sketch (four counters in four rows).
+        self.sketch.prefetch(key.tag());
         self.directory.candidates(key.tag(), |loc| {
             if let Some(t) = self.tiers.get(loc.tier().index()) {
                 if let Some(i) = t.local(loc.frame()) {
@@ -380,7 +396,7 @@ impl Shard {
         if let Some((seq, pos)) = hint {
             self.sequences.record(seq, pos, tag);
         }
-        let Some(loc) = self.directory.get(tag, &self.tiers[..]) else {
+        let Some((loc, dir_pos)) = self.directory.get_with_pos(tag, &self.tiers[..]) else {
             // Absent from the directory (a miss on a block being filled is not).
             self.last_miss = tag;
             return self.miss(tag);
@@ -420,6 +436,7 @@ impl Shard {
             if f.flags & FLAG_PREFETCHED != 0 {
                 f.flags &= !FLAG_PREFETCHED;
                 self.counters.prefetch_useful += 1;
+                self.prefetch_outcome(true);
             }
         }
         if frame.flags & FLAG_MOVING == 0 {
@@ -436,7 +453,7 @@ impl Shard {
                 // A promotion is an admission into the preferred tier: its filter applies.
                 // Read in place this time; the history remembers the block for the next.
                 self.history.insert(tag);
-            } else if let Some(move_id) = self.start_promotion(t, i, pt, MoveOp::Promote) {
+            } else if let Some(move_id) = self.start_promotion(t, i, pt, MoveOp::Promote, dir_pos) {
                 return Access::Wait {
                     move_id,
                     from: loc.tier(),
@@ -477,7 +494,7 @@ impl Shard {
             let Some(tag) = self.sequences.lookup(seq, pos.wrapping_add(d)) else {
                 continue;
             };
-            let Some(loc) = self.directory.get(tag, &self.tiers[..]) else {
+            let Some((loc, dir_pos)) = self.directory.get_with_pos(tag, &self.tiers[..]) else {
                 continue;
             };
             let t = loc.tier().index();
@@ -490,12 +507,23 @@ impl Shard {
             }
             let pt = self.class_policy(f.class).preferred_tier.index();
             if t > pt {
-                // Prefetch takes only free frames: it never evicts for a guess.
-                if self.tiers[pt].len(ListId::Free) == 0 {
+                // Prefetch takes only free frames. While prefetches prove accurate it may take
+                // the tier's reserve (refilled by demoting its LRU block: evicting for a guess
+                // that is usually right); otherwise only frames beyond the reserve, so it
+                // evicts nothing, but for a probe now and then that keeps measuring.
+                let reserve = if self.prefetch_may_evict || self.probe_due() {
+                    0
+                } else {
+                    self.cfg.free_watermark.get(pt).copied().unwrap_or(0)
+                };
+                if self.tiers[pt].len(ListId::Free) <= reserve {
                     self.counters.prefetch_dropped += 1;
                     continue;
                 }
-                if self.start_promotion(t, i, pt, MoveOp::Prefetch).is_some() {
+                if self
+                    .start_promotion(t, i, pt, MoveOp::Prefetch, dir_pos)
+                    .is_some()
+                {
                     self.counters.prefetch_issued += 1;
                 } else {
                     self.counters.prefetch_dropped += 1;
@@ -504,14 +532,55 @@ impl Shard {
         }
     }
 
+    /// Whether this inaccurate-mode prefetch candidate is a probe (one in
+    /// `PREFETCH_PROBE_EVERY`).
+    fn probe_due(&mut self) -> bool {
+        self.prefetch_probe += 1;
+        if self.prefetch_probe >= PREFETCH_PROBE_EVERY {
+            self.prefetch_probe = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Counts one prefetch outcome; a full window sets the verdict: accurate when at least
+    /// half of its prefetched blocks were used before they left.
+    fn prefetch_outcome(&mut self, used: bool) {
+        if used {
+            self.prefetch_used_recent += 1;
+        } else {
+            self.prefetch_unused_recent += 1;
+            self.counters.prefetch_unused += 1;
+        }
+        let n = self.prefetch_used_recent + self.prefetch_unused_recent;
+        if n >= PREFETCH_FEEDBACK_OUTCOMES {
+            self.prefetch_may_evict = 2 * self.prefetch_used_recent >= n;
+            self.prefetch_used_recent = 0;
+            self.prefetch_unused_recent = 0;
+        }
+    }
+
     /// Starts moving the block in local frame `i` of tier `t` up to tier `to`. None when no
     /// frame, slot or ring room is available right now (the block stays readable where it is).
-    fn start_promotion(&mut self, t: usize, i: u32, to: usize, op: MoveOp) -> Option<u32> {
+    /// `dir_pos` is where its directory entry sits (from the lookup that found it).
+    fn start_promotion(
+        &mut self,
+        t: usize,
+        i: u32,
+        to: usize,
+        op: MoveOp,
+        dir_pos: u32,
+    ) -> Option<u32> {
         let urgency = if op == MoveOp::Prefetch {
             Urgency::Prefetch
         } else {
             Urgency::Demand
         };
+        // Check that the move can be emitted before taking a frame for it: taking one may
+        // drop a victim, which a move that then cannot start would have evicted for nothing.
+        if !self.can_emit(t, to) {
+            return None;
+        }
         // Shield the block from the eviction cascade that makes room for it.
         self.tiers[t].get_mut(i).flags |= FLAG_MOVING;
         let acquired = self.acquire_demand(to);
@@ -530,6 +599,7 @@ impl Shard {
             dst_tier: to as u8,
             dst,
             waiters: 0,
+            dir_pos,
         };
         match self.emit(m, src.class, urgency) {
             Some((slot, move_id)) => {
@@ -548,6 +618,21 @@ impl Shard {
                 None
             }
         }
+    }
+
+    /// Whether a move from tier `src` to `dst` could be emitted now: a route, a free move
+    /// slot and room in the engine's ring (counted as `emit` counts them when not).
+    fn can_emit(&mut self, src: usize, dst: usize) -> bool {
+        let engine = usize::from(self.cfg.routes[src][dst]);
+        let Some(ring) = self.engines.get_mut(engine) else {
+            self.counters.no_route += 1;
+            return false;
+        };
+        if !ring.has_room() {
+            self.counters.ring_full += 1;
+            return false;
+        }
+        !self.moves.is_full()
     }
 
     /// Records the move and pushes its descriptor; None (nothing changed) when the move table
@@ -620,13 +705,23 @@ impl Shard {
         };
         let victim = *self.tiers[t].get(v);
         let cp = self.class_policy(victim.class);
+        let lower = t + 1;
+        let demote =
+            lower < self.tiers.len() && lower <= cp.floor_tier.index() && depth + 1 < MAX_TIERS;
+        if demote && !self.can_emit(t, lower) {
+            // The demotion could not start: taking a lower frame for it could drop a block
+            // there for nothing. The victim stays; wait for the engine or a move slot.
+            return Acquire::Wait;
+        }
         if t == cp.preferred_tier.index() {
             // Leaving its preferred tier (demoted or dropped): remembered as recently seen,
             // the ghost entry a single tier would make.
             self.history.insert(victim.tag);
         }
-        let lower = t + 1;
-        if lower < self.tiers.len() && lower <= cp.floor_tier.index() && depth + 1 < MAX_TIERS {
+        if victim.flags & FLAG_PREFETCHED != 0 {
+            self.prefetch_outcome(false);
+        }
+        if demote {
             match self.acquire(lower, depth + 1) {
                 Acquire::Frame(g) => {
                     let m = Move {
@@ -637,6 +732,8 @@ impl Shard {
                         dst_tier: lower as u8,
                         dst: g,
                         waiters: 0,
+                        // The victim was found on a list, not looked up: no hint.
+                        dir_pos: NO_POS,
                     };
                     match self.emit(m, victim.class, Urgency::Evict) {
                         Some((slot, _)) => {
@@ -1009,16 +1106,23 @@ impl Shard {
                     0
                 };
                 let loc = Loc::new(TierId(dt as u8), self.tiers[dt].global(m.dst));
-                // The entry exists (the block was resident at the source): an update never fails.
-                let _ = self.directory.set(m.tag, loc, &self.tiers[..]);
+                let old = Loc::new(TierId(st as u8), self.tiers[st].global(m.src));
+                if !self.directory.set_at(m.dir_pos, old, loc) {
+                    // The entry exists (the block was resident at the source): an update
+                    // never fails.
+                    let _ = self.directory.set(m.tag, loc, &self.tiers[..]);
+                }
                 if m.op == MoveOp::Demote {
                     self.tiers[dt].push(ListId::Probation, m.dst, true);
                 } else {
                     // Moving up is entering a tier: placed as a fill would be, and the tier
-                    // keeps its free-frame watermark as after a fill.
+                    // keeps its free-frame watermark as after a fill; a prefetch only while
+                    // prefetches prove accurate (else the next fill or TICK refills it).
                     let from_history = self.history.remove(m.tag);
                     self.place(dt, m.dst, from_history, true);
-                    self.keep_free_frames(dt, 1);
+                    if m.op != MoveOp::Prefetch || self.prefetch_may_evict {
+                        self.keep_free_frames(dt, 1);
+                    }
                 }
                 self.uncount(st, src.class);
                 self.class_count[dt][usize::from(src.class)] += 1;

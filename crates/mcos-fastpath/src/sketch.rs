@@ -89,6 +89,15 @@ impl Sketch {
         row * self.width + ((h >> (row * 16)) as usize & (self.width - 1))
     }
 
+    /// Starts loading the counters of the block with tag `tag` into the cache (a hint: no
+    /// state change), for an access that is queued but not executed yet.
+    #[inline]
+    pub fn prefetch(&self, tag: u64) {
+        for r in 0..SKETCH_ROWS {
+            crate::table::prefetch_line(&self.counters[self.index(tag, r)]);
+        }
+    }
+
     /// Estimated access count of `key`, 0..=15.
     pub fn estimate(&self, key: BlockKey) -> u8 {
         self.estimate_tag(key.tag())
@@ -182,6 +191,9 @@ mod tests {
         assert!(s.halve_per_access <= HALVE_PER_ACCESS_MAX);
         let k = BlockKey::from_trace_id(&ns, 9);
         s.add(k, 3);
+        let before = s.estimate(k);
+        s.prefetch(k.tag());
+        assert_eq!(s.estimate(k), before, "a prefetch is only a hint");
         assert_eq!(s.estimate_tag(k.tag()), s.estimate(k));
         assert!(s.estimate(k) >= 2, "one access ages at most a few counters");
     }

@@ -555,3 +555,118 @@ fn telemetry_carries_only_the_kinds_the_table_asks_for() {
             .all(|k| matches!(k, SampleKind::Hit | SampleKind::Miss))
     );
 }
+
+#[test]
+fn a_promotion_that_cannot_start_evicts_nothing() {
+    // Tier 0 holds class-1 blocks that are dropped when evicted (floor tier 0); tier 1 holds
+    // class-0 blocks. Every lower-tier hit promotes by dropping a class-1 block, until the
+    // move table is full: the next promotion cannot start, so it must not drop a block first.
+    let mut table = PolicyTable::builtin(2);
+    table.classes[1].floor_tier = TierId(0);
+    let mut rig = Rig::with_table(&[300, 400], table);
+    for id in 0..300 {
+        insert_class(&mut rig, id, 0);
+    }
+    for id in 1000..1300 {
+        loop {
+            match rig.shard.insert(key(id), 1) {
+                Insert::Fill { tier, frame } => {
+                    rig.shard.commit_fill(key(id), tier, frame, true);
+                    break;
+                }
+                Insert::Retry => {
+                    rig.pump();
+                }
+                other => panic!("insert of {id}: {other:?}"),
+            }
+        }
+        rig.pump();
+    }
+    assert_eq!(rig.shard.peek(key(0)).map(|l| l.0), Some(TierId(1)));
+    let slots = mcos_core::limits::INFLIGHT_MOVES as u64;
+    for id in 0..slots {
+        assert!(matches!(
+            rig.shard.access(key(id), None),
+            Access::Wait { .. }
+        ));
+    }
+    assert_eq!(rig.shard.moves_in_flight() as u64, slots);
+    let evictions = rig.shard.counters().evictions;
+    let used = rig.shard.tier_usage(TierId(0)).0;
+    assert!(matches!(
+        rig.shard.access(key(slots), None),
+        Access::Hit {
+            tier: TierId(1),
+            ..
+        }
+    ));
+    assert_eq!(
+        rig.shard.counters().evictions,
+        evictions,
+        "no block dropped for a move that could not start"
+    );
+    assert_eq!(rig.shard.tier_usage(TierId(0)).0, used);
+    rig.pump();
+    assert!(matches!(
+        rig.shard.access(key(slots), None),
+        Access::Wait { .. }
+    ));
+}
+
+/// Sequence reads over blocks demoted to tier 1: each reads block `2k` of sequence `k` and
+/// prefetches block `2k + 1`; `use_prefetched` then reads the prefetched block too. Returns
+/// the prefetches issued in the first 50 and in the last 200 of 400 reads.
+fn prefetch_rounds(use_prefetched: bool) -> (u64, u64, mcos_fastpath::Counters) {
+    let mut table = PolicyTable::builtin(2);
+    table.classes[0].prefetch_mode = mcos_core::PrefetchMode::Sequential;
+    table.classes[0].prefetch_degree = 1;
+    let mut rig = Rig::with_watermark(&[16, 4096], table, &[2, 0]);
+    for id in 0..1000 {
+        rig.touch(id);
+        rig.pump();
+    }
+    let mut issued_at = Vec::new();
+    for k in 0..400u32 {
+        let (a, b) = (2 * u64::from(k), 2 * u64::from(k) + 1);
+        let declared = rig.shard.intent(Intent {
+            key: key(b),
+            action: IntentAction::Sequence {
+                sequence: k,
+                position: 1,
+            },
+        });
+        assert_eq!(declared, Ok(()));
+        assert_ne!(rig.shard.access(key(a), Some((k, 0))), Access::Miss);
+        rig.pump();
+        if use_prefetched {
+            assert_ne!(rig.shard.access(key(b), None), Access::Miss);
+            rig.pump();
+        }
+        issued_at.push(rig.shard.counters().prefetch_issued);
+    }
+    let c = *rig.shard.counters();
+    (issued_at[49], issued_at[399] - issued_at[199], c)
+}
+
+#[test]
+fn unused_prefetches_stop_evicting_but_keep_probing() {
+    let (first, last, c) = prefetch_rounds(false);
+    assert!(first >= 45, "trusted at first: {first} of 50 issued");
+    assert!(c.prefetch_unused >= 64, "{c:?}");
+    assert!(
+        (1..=40).contains(&last),
+        "after a window of unused prefetches only probes (and spare frames) issue: {last} of 200"
+    );
+    assert_eq!(c.prefetch_useful, 0);
+}
+
+#[test]
+fn used_prefetches_keep_taking_the_reserve() {
+    let (first, last, c) = prefetch_rounds(true);
+    assert!(first >= 45, "{first}");
+    assert!(
+        last >= 190,
+        "accurate prefetches keep issuing: {last} of 200, {c:?}"
+    );
+    assert!(c.prefetch_useful >= 380, "{c:?}");
+}

@@ -88,6 +88,16 @@ impl<T: Copy + Send> Producer<T> {
         Ok(())
     }
 
+    /// Whether a `push` now would succeed. Reads the consumer's position only when the cached
+    /// one says the ring is full, as `push` does, so asking is as cheap as pushing.
+    pub fn has_room(&mut self) -> bool {
+        let cap = self.shared.mask + 1;
+        if self.tail.wrapping_sub(self.head_cache) == cap {
+            self.head_cache = self.shared.head.load(Ordering::Acquire);
+        }
+        self.tail.wrapping_sub(self.head_cache) < cap
+    }
+
     /// Free slots, as far as the producer can tell (the consumer may have freed more).
     pub fn free_slots(&mut self) -> usize {
         self.head_cache = self.shared.head.load(Ordering::Acquire);
@@ -164,8 +174,10 @@ mod tests {
         for i in 0..4 {
             p.push(i).unwrap();
         }
+        assert!(!p.has_room());
         assert_eq!(p.push(9), Err(9), "full ring hands the value back");
         assert_eq!(c.pop(), Some(0));
+        assert!(p.has_room(), "a pop the producer has not seen yet is found");
         p.push(4).unwrap();
         let mut out = [0u32; 8];
         assert_eq!(c.pop_batch(&mut out), 4);
