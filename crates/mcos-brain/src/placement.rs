@@ -22,6 +22,12 @@ pub const MEASURE_TRUST_BYTES: u64 = 8 << 20;
 /// Bytes of traffic over which an old measurement loses half its weight.
 pub const MEASURE_HALF_LIFE_BYTES: u64 = 64 << 20;
 
+/// Hysteresis of the floor under measured bandwidth, as a share of a block's recompute time: a
+/// tier joins the kept tiers only once its fetch beats recompute by this margin, and leaves them
+/// only once its fetch loses by it. A link measured close to break-even would otherwise move
+/// the floor back and forth, and every move restarts the brain's evidence.
+pub const FLOOR_HYSTERESIS: f64 = 0.1;
+
 /// One link's figures: configured, and measured so far.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct LinkModel {
@@ -101,6 +107,9 @@ pub struct Placement {
     hops: Vec<LinkModel>,
     /// Direct links `t -> 0`, when the topology has them.
     direct: Vec<Option<LinkModel>>,
+    /// The slowest tier worth keeping a block in: exact from the configured links, then moved
+    /// by measurements only past [`FLOOR_HYSTERESIS`].
+    floor: TierId,
 }
 
 impl Placement {
@@ -114,7 +123,7 @@ impl Placement {
                 .map(|l| LinkModel::new(l.bandwidth_bytes_per_s as f64, l.latency_ns as f64 * 1e-9))
         };
         let free = LinkModel::new(f64::INFINITY, 0.0);
-        Placement {
+        let mut p = Placement {
             cost,
             hops: (0..n)
                 .map(|t| {
@@ -128,7 +137,10 @@ impl Placement {
             direct: (0..n)
                 .map(|t| if t == 0 { None } else { link(t, 0) })
                 .collect(),
-        }
+            floor: TierId(0),
+        };
+        p.floor = p.floor_with_margin(None);
+        p
     }
 
     /// The link a fetch from `tier` takes first (the direct link to tier 0 when there is one,
@@ -181,8 +193,24 @@ impl Placement {
 
     /// The slowest tier worth keeping a block in (tier 0 always is).
     pub fn floor_tier(&self) -> TierId {
+        self.floor
+    }
+
+    /// The deepest tier whose fetch beats recompute; with `current`, a tier at or above it
+    /// stays until its fetch loses by [`FLOOR_HYSTERESIS`] and one below it joins only once it
+    /// wins by that much.
+    fn floor_with_margin(&self, current: Option<TierId>) -> TierId {
+        let tokens = self.cost.block_tokens;
+        let recompute = self.recompute_seconds(tokens);
         let deepest = (1..self.hops.len())
-            .take_while(|&t| self.fetch_beats_recompute(t))
+            .take_while(|&t| {
+                let margin = match current {
+                    None => 1.0,
+                    Some(c) if t <= c.index() => 1.0 + FLOOR_HYSTERESIS,
+                    Some(_) => 1.0 - FLOOR_HYSTERESIS,
+                };
+                self.fetch_seconds(t, tokens) < recompute * margin
+            })
             .last()
             .unwrap_or(0);
         TierId(deepest as u8)
@@ -203,6 +231,7 @@ impl Placement {
         } else if to + 1 == from {
             self.hops[from].observe(bytes, seconds);
         }
+        self.floor = self.floor_with_margin(Some(self.floor));
     }
 }
 
@@ -288,6 +317,41 @@ mod tests {
         assert_eq!(p.floor_tier(), TierId(2));
         let bw = p.fetch_link(2).unwrap().bytes_per_s();
         assert!(bw > 5e9 && bw <= 20e9, "{bw}");
+    }
+
+    #[test]
+    fn a_link_near_break_even_does_not_flap_the_floor() {
+        // Recompute: 25.6 ms a block. Disk -> DRAM at 3 GB/s: 22.4 ms + 0.1 ms latency, plus the
+        // DRAM hop (1.35 ms): 23.8 ms, inside the 10 % band below break-even.
+        let mut p = Placement::new(&three_tiers(5_000_000_000), LLAMA3_8B);
+        let at = |gbps: f64| (64u64 << 20) as f64 / (gbps * 1e9);
+        assert_eq!(p.floor_tier(), TierId(2));
+        // Measured oscillating around break-even (2.7 to 3.0 GB/s, about 23.8 to 26.3 ms): the
+        // disk stays kept, although without the band 2.7 GB/s alone would drop it.
+        let mut losing = 0;
+        for i in 0..200 {
+            p.observe_transfer(2, 1, 64 << 20, at(if i % 2 == 0 { 2.7 } else { 3.0 }));
+            assert_eq!(p.floor_tier(), TierId(2), "sample {i}");
+            losing += usize::from(!p.fetch_beats_recompute(2));
+        }
+        assert!(
+            losing > 0,
+            "the mean crossed break-even and the band held the floor"
+        );
+        // Clearly slower (1.5 GB/s: 46 ms): dropped.
+        for _ in 0..40 {
+            p.observe_transfer(2, 1, 64 << 20, at(1.5));
+        }
+        assert_eq!(p.floor_tier(), TierId(1));
+        // Back near break-even from below (3.0 GB/s): not re-admitted until clearly faster.
+        for _ in 0..40 {
+            p.observe_transfer(2, 1, 64 << 20, at(3.0));
+        }
+        assert_eq!(p.floor_tier(), TierId(1));
+        for _ in 0..40 {
+            p.observe_transfer(2, 1, 64 << 20, at(5.0));
+        }
+        assert_eq!(p.floor_tier(), TierId(2));
     }
 
     #[test]
