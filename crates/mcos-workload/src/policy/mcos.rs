@@ -228,6 +228,16 @@ impl CachePolicy for McosPolicy {
         }
     }
 
+    fn stage(&mut self, id: u64) -> Option<(usize, usize)> {
+        // The up-move evicts by the installed table; blocks of windowed requests ahead are
+        // in the queued class, which the victim scan passes over.
+        let moved = self.fast.stage(id);
+        if 2 * self.ring.len() > self.ring.capacity() {
+            self.step();
+        }
+        moved
+    }
+
     fn hit_tier(&self) -> usize {
         self.fast.hit_tier()
     }
