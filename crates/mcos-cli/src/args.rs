@@ -159,7 +159,8 @@ pub struct ReplayArgs {
     /// Simulate mode: serve the trace through a prefill engine of this throughput (tokens/s),
     /// arrivals at the trace's timestamps, first come first served; reports utilisation and
     /// queue length, and lets `--intents` reach the policies. With --tiers: the recompute rate
-    /// that fetches are weighed against (default 20,000 tokens/s).
+    /// that fetches are weighed against (default 20,000 tokens/s), and the engine's rate when
+    /// --intents serves the trace.
     #[arg(long)]
     pub prefill_tps: Option<f64>,
     /// Simulate mode: as --prefill-tps, with the throughput at which prefilling every prompt

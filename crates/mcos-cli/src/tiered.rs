@@ -160,11 +160,25 @@ pub fn run(
         .map(|(b, k)| format!("{k} {b}"))
         .collect();
     let tier_names: Vec<&str> = kinds[..n].iter().map(|k| k.name()).collect();
-    let bar = crate::report::progress_bar((4 + policies.len()) as u64, "tiers", quiet);
     let stage_cfg = |enabled: bool| StageConfig {
         enabled,
         budget_blocks: (blocks[0] / 4).max(1) as usize,
     };
+    let mcos_runs = if serve_tps.is_some() {
+        intents.len()
+    } else {
+        1
+    };
+    let lru_runs = if serve_tps.is_some() && intents.iter().any(|i| i.stage) {
+        2
+    } else {
+        1
+    };
+    let bar = crate::report::progress_bar(
+        (mcos_runs + lru_runs + 1 + policies.len()) as u64,
+        "tiers",
+        quiet,
+    );
     let mut prefill_all = 0.0;
     let mut bound = 0.0;
     // One replay: plain (as fast as the trace's order allows) or served with `set`'s intents.
