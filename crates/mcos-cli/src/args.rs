@@ -159,7 +159,8 @@ pub struct ReplayArgs {
     /// Simulate mode: serve the trace through a prefill engine of this throughput (tokens/s),
     /// arrivals at the trace's timestamps, first come first served; reports utilisation and
     /// queue length, and lets `--intents` reach the policies. With --tiers: the recompute rate
-    /// that fetches are weighed against (default 20,000 tokens/s).
+    /// that fetches are weighed against (default 20,000 tokens/s), and the engine's rate when
+    /// --intents serves the trace.
     #[arg(long)]
     pub prefill_tps: Option<f64>,
     /// Simulate mode: as --prefill-tps, with the throughput at which prefilling every prompt
@@ -168,7 +169,10 @@ pub struct ReplayArgs {
     #[arg(long, conflicts_with = "prefill_tps")]
     pub load: Option<f64>,
     /// With a prefill engine: intent variants to run for `mcos`, comma-separated: none,
-    /// queue (queued requests' blocks), sessions (ended conversations' blocks), all.
+    /// queue (queued requests' blocks), sessions (ended conversations' blocks), all (queue
+    /// and sessions), stage (with --tiers: queue, and queued requests' blocks are moved up to
+    /// tier 0 while they wait; LRU with the same staging runs beside it). With --tiers, any
+    /// value but none serves the trace (as --load 0.8 unless --load is given).
     #[arg(long, default_value = "none")]
     pub intents: String,
     /// Simulate mode: score a candidate on the same access stream without letting it act: a
@@ -199,11 +203,16 @@ pub struct ReplayArgs {
 pub struct IntentSet {
     pub queue: bool,
     pub sessions: bool,
+    /// Stage queued requests' blocks up the tiers (implies `queue`; --tiers only).
+    pub stage: bool,
 }
 
 impl IntentSet {
     /// Suffix of the report's policy name (`mcos+queue`).
     pub fn suffix(self) -> &'static str {
+        if self.stage {
+            return "+stage";
+        }
         match (self.queue, self.sessions) {
             (false, false) => "",
             (true, false) => "+queue",
@@ -217,17 +226,22 @@ impl IntentSet {
 pub fn parse_intents(s: &str) -> Result<Vec<IntentSet>> {
     let mut out = Vec::new();
     for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (queue, sessions) = match p {
-            "none" => (false, false),
-            "queue" => (true, false),
-            "sessions" => (false, true),
-            "all" => (true, true),
-            other => bail!("unknown intents `{other}`; valid: none, queue, sessions, all"),
+        let (queue, sessions, stage) = match p {
+            "none" => (false, false, false),
+            "queue" => (true, false, false),
+            "sessions" => (false, true, false),
+            "all" => (true, true, false),
+            "stage" => (true, false, true),
+            other => bail!("unknown intents `{other}`; valid: none, queue, sessions, all, stage"),
         };
-        out.push(IntentSet { queue, sessions });
+        out.push(IntentSet {
+            queue,
+            sessions,
+            stage,
+        });
     }
     if out.is_empty() {
-        bail!("--intents needs at least one of none, queue, sessions, all");
+        bail!("--intents needs at least one of none, queue, sessions, all, stage");
     }
     Ok(out)
 }

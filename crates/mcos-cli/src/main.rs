@@ -258,6 +258,9 @@ fn replay(a: ReplayArgs) -> Result<()> {
                 None => sim.prefill_rate_for_load(a.load.unwrap_or(0.8))?,
             };
             let intents = args::parse_intents(&a.intents)?;
+            if intents.iter().any(|i| i.stage) {
+                bail!("--intents stage moves blocks up a tier hierarchy: give --tiers");
+            }
             let names: Vec<&str> = policies.iter().map(String::as_str).collect();
             sweep::serve(
                 &sim,

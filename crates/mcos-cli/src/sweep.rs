@@ -53,6 +53,7 @@ pub fn serve(
                 vec![IntentSet {
                     queue: false,
                     sessions: false,
+                    stage: false,
                 }]
             };
             sets.into_iter().map(move |i| (p, i))

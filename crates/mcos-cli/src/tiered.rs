@@ -8,10 +8,12 @@ use mcos_brain::{CostModel, Placement};
 use mcos_core::{Link, PolicyTable, TierId, TierKind, TierSpec, Topology};
 use mcos_workload::AccessSeq;
 use mcos_workload::policy::{FastPathPolicy, McosPolicy, MinTiers, by_name};
-use mcos_workload::{Simulator, model_preset, replay_tiered};
+use mcos_workload::{
+    ServeConfig, Simulator, StageConfig, model_preset, replay_tiered, serve_tiered,
+};
 use serde::Serialize;
 
-use crate::args::{self, ReplayArgs};
+use crate::args::{self, IntentSet, ReplayArgs};
 
 /// Recompute rate when --prefill-tps is not given.
 pub const DEFAULT_RECOMPUTE_TPS: f64 = 20_000.0;
@@ -32,6 +34,21 @@ pub struct TieredRow {
     /// `mcos` only: the knobs in force at the end and how many times the brain switched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brain: Option<String>,
+    /// Served replays only: the engine's queue and staging.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serving: Option<ServedRow>,
+}
+
+/// The prefill engine's side of a served tiered replay. Field names are stable.
+#[derive(Serialize, Debug, Clone, Copy)]
+pub struct ServedRow {
+    pub utilisation: f64,
+    pub mean_queue_len: f64,
+    pub mean_wait_s: f64,
+    /// Blocks moved up for queued requests.
+    pub staged: u64,
+    /// Staged blocks read before their move landed (counted at the tier they came from).
+    pub staged_late: u64,
 }
 
 /// The whole report. Field names are stable.
@@ -46,6 +63,10 @@ pub struct TieredReport {
     pub kv_bytes_per_token: u64,
     pub recompute_tokens_per_s: f64,
     pub link_gbps: Vec<f64>,
+    /// Served replays only: the prefill engine's throughput, tokens/s (also the recompute
+    /// rate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serve_tokens_per_s: Option<f64>,
     /// Slowest tier worth keeping a block in, by the brain's time model.
     pub floor_tier: u8,
     pub prefill_all_s: f64,
@@ -85,7 +106,19 @@ pub fn run(
         bail!("--link-gbps needs one positive bandwidth per link up the hierarchy");
     }
     let model = model_preset(&a.model)?;
-    let tps = a.prefill_tps.unwrap_or(DEFAULT_RECOMPUTE_TPS);
+    let intents = args::parse_intents(&a.intents)?;
+    // Served (a prefill engine, FCFS, arrivals from the trace) with --load or any intents;
+    // the engine's rate is then also the recompute rate fetches are weighed against.
+    let served = a.load.is_some() || intents.iter().any(|i| i.queue || i.sessions || i.stage);
+    let serve_tps = if served {
+        Some(match a.prefill_tps {
+            Some(t) => t,
+            None => sim.prefill_rate_for_load(a.load.unwrap_or(0.8))?,
+        })
+    } else {
+        None
+    };
+    let tps = serve_tps.unwrap_or(a.prefill_tps.unwrap_or(DEFAULT_RECOMPUTE_TPS));
     if !(tps.is_finite() && tps > 0.0) {
         bail!("--prefill-tps must be a positive number of tokens/s");
     }
@@ -127,18 +160,55 @@ pub fn run(
         .map(|(b, k)| format!("{k} {b}"))
         .collect();
     let tier_names: Vec<&str> = kinds[..n].iter().map(|k| k.name()).collect();
-    let bar = crate::report::progress_bar((3 + policies.len()) as u64, "tiers", quiet);
-    let mut rows = Vec::new();
+    let stage_cfg = |enabled: bool| StageConfig {
+        enabled,
+        budget_blocks: (blocks[0] / 4).max(1) as usize,
+    };
+    let mcos_runs = if serve_tps.is_some() {
+        intents.len()
+    } else {
+        1
+    };
+    let lru_runs = if serve_tps.is_some() && intents.iter().any(|i| i.stage) {
+        2
+    } else {
+        1
+    };
+    let bar = crate::report::progress_bar(
+        (mcos_runs + lru_runs + 1 + policies.len()) as u64,
+        "tiers",
+        quiet,
+    );
     let mut prefill_all = 0.0;
     let mut bound = 0.0;
-    let mut row = |name: String, scope: &'static str, p: &mut dyn mcos_workload::CachePolicy| {
-        let r = replay_tiered(requests, p, a.block_tokens, n, &placement);
+    // One replay: plain (as fast as the trace's order allows) or served with `set`'s intents.
+    let mut replay = |name: String,
+                      scope: &'static str,
+                      p: &mut dyn mcos_workload::CachePolicy,
+                      set: Option<IntentSet>| {
+        let (r, st) = match (set, serve_tps) {
+            (Some(set), Some(tps)) => {
+                let cfg = ServeConfig {
+                    prefill_tokens_per_s: tps,
+                    block_tokens: a.block_tokens,
+                    queue_intents: set.queue,
+                    session_intents: set.sessions,
+                };
+                let (r, st) = serve_tiered(requests, p, &cfg, n, &placement, &stage_cfg(set.stage));
+                (r, Some(st))
+            }
+            _ => (
+                replay_tiered(requests, p, a.block_tokens, n, &placement),
+                None,
+            ),
+        };
         prefill_all = r.prefill_all_s;
         if name == "min" {
             bound = r.hits_recompute_s;
         }
         let hits: u64 = r.hits_per_tier.iter().sum();
-        rows.push(TieredRow {
+        bar.inc(1);
+        TieredRow {
             policy: name,
             scope,
             block_hit_ratio: hits as f64 / r.block_accesses.max(1) as f64,
@@ -152,33 +222,75 @@ pub fn run(
             saved_fraction: r.saved_s / r.prefill_all_s.max(1e-9),
             of_bound: 0.0,
             brain: None,
-        });
-        bar.inc(1);
+            serving: st.map(|st| ServedRow {
+                utilisation: st.utilisation,
+                mean_queue_len: st.mean_queue_len,
+                mean_wait_s: st.mean_wait_s,
+                staged: r.staged,
+                staged_late: r.staged_late,
+            }),
+        }
     };
-    let mut mcos = McosPolicy::with_topology(topology.clone(), Some(cost));
-    row("mcos".into(), "hierarchy", &mut mcos);
-    let note = format!(
-        "{} after {} switches",
-        mcos.brain().knobs().label(),
-        mcos.brain().stats().switches
-    );
+    let mut rows = Vec::new();
+    let plain = IntentSet {
+        queue: false,
+        sessions: false,
+        stage: false,
+    };
+    // Unserved: mcos as before; served: one mcos per intent variant.
+    let mcos_sets = if serve_tps.is_some() {
+        intents.clone()
+    } else {
+        vec![plain]
+    };
+    for set in &mcos_sets {
+        // Staged, a block below tier 0 is read at tier-0 cost when its request waits long
+        // enough: the per-hit fetch cost that sets the placement floor overstates the slow
+        // tiers, so the brain keeps blocks in every tier (no time model).
+        let placed = (!set.stage).then_some(cost);
+        let mut mcos = McosPolicy::with_topology(topology.clone(), placed);
+        let mut row = replay(
+            format!("mcos{}", set.suffix()),
+            "hierarchy",
+            &mut mcos,
+            Some(*set),
+        );
+        row.brain = Some(format!(
+            "{} after {} switches",
+            mcos.brain().knobs().label(),
+            mcos.brain().stats().switches
+        ));
+        rows.push(row);
+    }
     let mut lru = FastPathPolicy::new("lru", &blocks, PolicyTable::builtin(n));
-    row("lru".into(), "hierarchy", &mut lru);
+    rows.push(replay("lru".into(), "hierarchy", &mut lru, Some(plain)));
+    if serve_tps.is_some() && intents.iter().any(|i| i.stage) {
+        // HiCache's design: LRU over the tiers, queued requests' blocks staged up.
+        let staging = IntentSet {
+            stage: true,
+            ..plain
+        };
+        let mut lru = FastPathPolicy::new("lru", &blocks, PolicyTable::builtin(n));
+        rows.push(replay(
+            "lru+stage".into(),
+            "hierarchy",
+            &mut lru,
+            Some(staging),
+        ));
+    }
     let future = AccessSeq::from_requests(requests);
     let caps: Vec<usize> = blocks.iter().map(|&b| b as usize).collect();
     let mut min = MinTiers::new(&caps, &future);
-    row("min".into(), "hierarchy", &mut min);
+    // The bound is the trace's, not the queue's: MIN replays unserved.
+    rows.push(replay("min".into(), "hierarchy", &mut min, None));
     for p in policies {
         if mcos_workload::policy::needs_future(p) {
             continue;
         }
         let mut single = by_name(p, blocks[0] as usize, None)?;
-        row(p.clone(), "tier0", single.as_mut());
+        rows.push(replay(p.clone(), "tier0", single.as_mut(), Some(plain)));
     }
     bar.finish_and_clear();
-    if let Some(r) = rows.first_mut() {
-        r.brain = Some(note);
-    }
     for r in &mut rows {
         r.of_bound = r.saved_s / bound.max(1e-9);
     }
@@ -192,6 +304,7 @@ pub fn run(
         kv_bytes_per_token: model.kv_bytes_per_token,
         recompute_tokens_per_s: tps,
         link_gbps: gbps,
+        serve_tokens_per_s: serve_tps,
         floor_tier: placement.floor_tier().0,
         prefill_all_s: prefill_all,
         bound_s: bound,
@@ -217,6 +330,12 @@ impl TieredReport {
             self.prefill_all_s,
             self.bound_s
         );
+        if let Some(tps) = self.serve_tokens_per_s {
+            let _ = writeln!(
+                s,
+                "served: one prefill engine at {tps:.0} tokens/s, FCFS, arrivals from the trace; a hit below tier 0 adds its fetch to the service time; staging moves queued requests' blocks up over serial links (min replays unserved)\n"
+            );
+        }
         let _ = writeln!(
             s,
             "{:<10} {:<10} {:>9} {:>10} {:>8} {:>9}  hits per tier (recomputed instead)",
@@ -244,6 +363,13 @@ impl TieredReport {
                     .map(|b| format!("  [{b}]"))
                     .unwrap_or_default()
             );
+            if let Some(v) = &r.serving {
+                let _ = writeln!(
+                    s,
+                    "{:<21} utilisation {:.3}, mean queue {:.2}, mean wait {:.3} s, staged {} (late {})",
+                    "", v.utilisation, v.mean_queue_len, v.mean_wait_s, v.staged, v.staged_late
+                );
+            }
         }
         s
     }

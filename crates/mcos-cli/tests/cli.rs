@@ -391,6 +391,49 @@ fn brain_commands_work_end_to_end() {
     assert_eq!(rows[0]["scope"], "hierarchy");
     assert!(rows[0]["saved_s"].as_f64().unwrap() > 0.0);
     assert!(rows.iter().any(|r| r["scope"] == "tier0"));
+    assert!(rows[0].get("serving").is_none() && v.get("serve_tokens_per_s").is_none());
+
+    // Served over the tiers, with and without staging: every baseline in the same run.
+    let o = mcos(&[
+        "replay",
+        "--trace",
+        t,
+        "--tiers",
+        "0.01,0.05,0.25",
+        "--load",
+        "0.8",
+        "--intents",
+        "none,stage",
+        "--policy",
+        "lru",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v["results"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["policy"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["mcos", "mcos+stage", "lru", "lru+stage", "min", "lru"]
+    );
+    assert!(v["serve_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(rows[0]["serving"]["staged"], 0);
+    assert!(
+        rows[3]["serving"]["staged"].as_u64().unwrap() > 0,
+        "{}",
+        rows[3]
+    );
+    let o = mcos(&[
+        "replay",
+        "--trace",
+        t,
+        "--load",
+        "0.8",
+        "--intents",
+        "stage",
+    ]);
+    assert!(!o.status.success() && stderr(&o).contains("give --tiers"));
 
     let o = mcos(&[
         "replay",

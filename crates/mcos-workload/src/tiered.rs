@@ -71,6 +71,10 @@ pub struct TieredResult {
     pub prefill_all_s: f64,
     /// Prefill seconds the cache saved, net of fetch time.
     pub saved_s: f64,
+    /// Served replays with staging: blocks moved up for queued requests.
+    pub staged: u64,
+    /// Of those, found in tier 0 before their move had landed (counted at their old tier).
+    pub staged_late: u64,
 }
 
 /// Replays `requests` in order against `policy` (which reports the tier of each hit) and
@@ -89,6 +93,8 @@ pub fn replay_tiered(
         hits_recompute_s: 0.0,
         prefill_all_s: 0.0,
         saved_s: 0.0,
+        staged: 0,
+        staged_late: 0,
     };
     for req in requests {
         for (i, &id) in req.hash_ids.iter().enumerate() {

@@ -156,6 +156,30 @@ impl CachePolicy for FastPathPolicy {
         self.access_class(id, 0)
     }
 
+    fn stage(&mut self, id: u64) -> Option<(usize, usize)> {
+        // The shard's own promotion on a hit below the preferred tier is the up-move: a read
+        // that the shard counts as an access (recency, sketch) like the request's later one.
+        let key = self.key(id);
+        let from = self.shard.peek(key)?.0.index();
+        if from == 0 {
+            return None;
+        }
+        let last = self.last_hit_tier;
+        // The first read may only start the demotion that frees a frame above (the block is
+        // read in place): once it has landed, the next read promotes. Bounded as in an insert.
+        let mut to = from;
+        for _ in 0..MAX_TIERS {
+            let _ = self.shard.access(key, None);
+            self.pump();
+            to = self.shard.peek(key)?.0.index();
+            if to < from {
+                break;
+            }
+        }
+        self.last_hit_tier = last;
+        (to < from).then_some((from, to))
+    }
+
     fn hit_tier(&self) -> usize {
         self.last_hit_tier
     }

@@ -11,7 +11,10 @@
 //! announced: its first read is not a reuse. A session-ended hint
 //! moves the session's blocks that no queued request needs into `PriorityClass::ENDED`
 //! (evicted first). The bookkeeping of which queued requests read which blocks is the
-//! serving engine's (the application's) side, here in this wrapper.
+//! serving engine's (the application's) side, here in this wrapper. Staging
+//! ([`CachePolicy::stage`]) moves a queued request's block up by the shard's own promotion; the
+//! room it makes passes over the queued class, so it does not evict blocks of the windowed
+//! requests ahead of it.
 //!
 //! A [`FastPathPolicy`] (an `mcos_fastpath::Shard` over payload-less tiers) with telemetry on,
 //! sampled into a bounded ring, and an `mcos_brain::Brain` that drains that ring and installs
@@ -226,6 +229,16 @@ impl CachePolicy for McosPolicy {
                     .intent(id, IntentAction::SetClass(PriorityClass::ENDED));
             }
         }
+    }
+
+    fn stage(&mut self, id: u64) -> Option<(usize, usize)> {
+        // The up-move evicts by the installed table; blocks of windowed requests ahead are
+        // in the queued class, which the victim scan passes over.
+        let moved = self.fast.stage(id);
+        if 2 * self.ring.len() > self.ring.capacity() {
+            self.step();
+        }
+        moved
     }
 
     fn hit_tier(&self) -> usize {

@@ -92,6 +92,13 @@ pub trait CachePolicy {
     fn session_ended(&mut self, ids: &[u64]) {
         let _ = ids;
     }
+    /// Staging for a queued request: when the block sits below tier 0, move it up (making
+    /// room by the policy's own eviction) and return the tier it was in and the tier it is in
+    /// now. `None`: absent, already in tier 0, not moved, or a policy that does not stage.
+    fn stage(&mut self, id: u64) -> Option<(usize, usize)> {
+        let _ = id;
+        None
+    }
     /// The tier the last access hit in (0 for single-tier policies; meaningful after a hit).
     fn hit_tier(&self) -> usize {
         0
