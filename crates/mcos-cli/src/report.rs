@@ -28,6 +28,9 @@ pub struct ResultRow {
     pub wall_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ops_per_second: Option<f64>,
+    /// Real mode only: what the engines measured per route (`disk->dram`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<BTreeMap<String, mcos_workload::LinkMeasured>>,
     /// Served replays only: the prefill engine's load and the intents delivered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub serving: Option<ServingRow>,
@@ -83,6 +86,7 @@ impl ResultRow {
             admissions_rejected: r.admissions_rejected,
             wall_seconds: None,
             ops_per_second: None,
+            links: None,
             serving: None,
         }
     }
@@ -102,6 +106,7 @@ impl ResultRow {
             admissions_rejected: r.admissions_rejected,
             wall_seconds: Some(r.wall_seconds),
             ops_per_second: Some(r.ops_per_second),
+            links: Some(r.links.clone()),
             serving: None,
         }
     }

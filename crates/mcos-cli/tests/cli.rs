@@ -130,6 +130,16 @@ fn real_mode_moves_real_bytes_through_dram_and_disk() {
     assert_eq!(r["mode"], "real");
     assert!(r["hits_per_tier"]["disk"].as_u64().unwrap() > 0, "{r}");
     assert!(r["bytes_moved"]["dram->disk"].as_u64().unwrap() > 0, "{r}");
+    let demotions = &r["links"]["dram->disk"];
+    assert_eq!(demotions["bytes"], r["bytes_moved"]["dram->disk"], "{r}");
+    assert!(
+        demotions["measured_bytes_per_s"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    assert!(
+        demotions["configured_bytes_per_s"].as_u64().unwrap() > 0,
+        "{r}"
+    );
     assert!(
         !data.join("mcos-disk-tier.bin").exists(),
         "the disk tier file is removed on close"

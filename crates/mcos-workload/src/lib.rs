@@ -41,7 +41,7 @@ pub mod trace;
 pub use azure::{AzureSynthesis, read_azure};
 pub use generator::{GeneratorConfig, GeneratorError, Mixture, generate, write_trace};
 pub use policy::{AccessSeq, CachePolicy, POLICY_NAMES, PolicyError, PolicyStats, by_name};
-pub use real::{RealError, RealResult, block_payload, replay_real};
+pub use real::{LinkMeasured, RealError, RealResult, block_payload, replay_real};
 pub use serve::{ServeConfig, ServeStats, StageConfig, serve, serve_tiered};
 pub use simulate::{Capacity, ReplayCounts, SimError, SimResult, Simulator, TraceStats, replay};
 pub use tiered::{MODEL_PRESETS, ModelPreset, TieredResult, model_preset, replay_tiered};

@@ -53,6 +53,8 @@ pub struct RealResult {
     pub hits_per_tier: BTreeMap<String, u64>,
     /// Bytes moved: `stored` (puts), `read` (gets), and tier to tier (`dram->disk`, ...).
     pub bytes_moved: BTreeMap<String, u64>,
+    /// What the engines measured per route that moved bytes (`disk->dram`, ...).
+    pub links: BTreeMap<String, LinkMeasured>,
     /// Blocks evicted for good.
     pub evictions: u64,
     /// Blocks the policy did not admit.
@@ -63,6 +65,19 @@ pub struct RealResult {
     pub wall_seconds: f64,
     /// Node operations (gets and puts) per second.
     pub ops_per_second: f64,
+}
+
+/// One route's measured transfer figures over a real replay.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LinkMeasured {
+    /// Bytes of completed moves (header + payload).
+    pub bytes: u64,
+    /// Seconds the engine spent executing the batches that carried them.
+    pub seconds: f64,
+    /// `bytes / seconds`.
+    pub measured_bytes_per_s: f64,
+    /// The configured bandwidth of the link (the brain's prior).
+    pub configured_bytes_per_s: u64,
 }
 
 /// Fills `out` with the payload a block's key determines (xorshift64* seeded by the key).
@@ -150,6 +165,23 @@ pub fn replay_real(
             }
         }
     }
+    let links = stats
+        .links
+        .iter()
+        .filter_map(|l| {
+            let measured_bytes_per_s = l.bytes_per_s()?;
+            let name = |t: mcos_core::TierId| kinds.get(t.index()).map_or("?", |k| k.as_str());
+            Some((
+                format!("{}->{}", name(l.from), name(l.to)),
+                LinkMeasured {
+                    bytes: l.bytes,
+                    seconds: l.seconds,
+                    measured_bytes_per_s,
+                    configured_bytes_per_s: l.configured_bytes_per_s,
+                },
+            ))
+        })
+        .collect();
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     Ok(RealResult {
         requests: requests_done,
@@ -159,6 +191,7 @@ pub fn replay_real(
         token_hit_ratio: ratio(hit_tokens, prompt_tokens),
         hits_per_tier,
         bytes_moved,
+        links,
         evictions: stats.counters.evictions,
         admissions_rejected: stats.counters.rejected,
         corrupt_blocks: stats.counters.corrupt_blocks,
@@ -235,6 +268,9 @@ mod tests {
         assert!(two.block_hits > real.block_hits, "{two:?}");
         assert!(two.hits_per_tier["disk"] > 0);
         assert!(two.bytes_moved["dram->disk"] > 0);
+        let demoted = two.links["dram->disk"];
+        assert_eq!(demoted.bytes, two.bytes_moved["dram->disk"]);
+        assert!(demoted.seconds > 0.0 && demoted.measured_bytes_per_s > 0.0);
         assert_eq!(two.corrupt_blocks, 0);
     }
 }
