@@ -119,28 +119,12 @@ pub fn serve(
         .session_intents
         .then(|| sessions(requests, cfg.block_tokens));
     let mut counts = ReplayCounts::default();
-    let arrival = |i: usize| requests[i].timestamp_ms as f64 / 1000.0;
-    let mut queue: VecDeque<usize> = VecDeque::new();
-    let mut next = 0usize;
-    let mut free_at = 0.0f64;
-    let (mut busy, mut wait_total, mut max_q) = (0.0f64, 0.0f64, 0usize);
-    let first = if requests.is_empty() { 0.0 } else { arrival(0) };
-    while next < requests.len() || !queue.is_empty() {
-        if queue.is_empty() {
-            free_at = free_at.max(arrival(next));
+    let mut engine = Fcfs::new(requests);
+    while let Some((i, start)) = engine.start_next(|q, _| {
+        if cfg.queue_intents {
+            policy.request_queued(&requests[q].hash_ids);
         }
-        // Everything that arrived by the time the engine starts the next request is queued.
-        while next < requests.len() && arrival(next) <= free_at {
-            max_q = max_q.max(queue.len());
-            queue.push_back(next);
-            if cfg.queue_intents {
-                policy.request_queued(&requests[next].hash_ids);
-            }
-            next += 1;
-        }
-        let Some(i) = queue.pop_front() else { continue };
-        let start = free_at.max(arrival(i));
-        wait_total += start - arrival(i);
+    }) {
         if cfg.queue_intents {
             policy.request_started(&requests[i].hash_ids);
         }
@@ -148,26 +132,93 @@ pub fn serve(
         let tokens_before = counts.prompt_tokens;
         counts.record(policy, &requests[i], cfg.block_tokens);
         let missed = (counts.prompt_tokens - tokens_before) - (counts.hit_tokens - before);
-        let service = missed as f64 / tps;
-        busy += service;
-        free_at = start + service;
+        engine.finish(start, missed as f64 / tps);
         if let Some(s) = &sess {
             if s.last[i] {
                 policy.session_ended(&s.owned[i]);
             }
         }
     }
-    let span = (free_at - first).max(1e-9);
-    let n = requests.len().max(1) as f64;
-    let stats = ServeStats {
-        utilisation: busy / span,
-        mean_queue_len: wait_total / span,
-        max_queue_len: max_q,
-        mean_wait_s: wait_total / n,
-        prefill_s: busy,
-        span_s: span,
-    };
-    (counts, stats)
+    (counts, engine.stats())
+}
+
+/// One FCFS prefill engine over requests sorted by arrival: its queue, its clock and the
+/// statistics of both (shared by [`serve`] and [`serve_tiered`]).
+struct Fcfs<'a> {
+    requests: &'a [Request],
+    queue: VecDeque<usize>,
+    /// The next request not yet arrived in the queue.
+    next: usize,
+    /// When the engine is next free, seconds.
+    free_at: f64,
+    busy: f64,
+    wait_total: f64,
+    max_queue: usize,
+    first_arrival: f64,
+}
+
+impl<'a> Fcfs<'a> {
+    fn new(requests: &'a [Request]) -> Fcfs<'a> {
+        let mut e = Fcfs {
+            requests,
+            queue: VecDeque::new(),
+            next: 0,
+            free_at: 0.0,
+            busy: 0.0,
+            wait_total: 0.0,
+            max_queue: 0,
+            first_arrival: 0.0,
+        };
+        if !requests.is_empty() {
+            e.first_arrival = e.arrival(0);
+        }
+        e
+    }
+
+    fn arrival(&self, i: usize) -> f64 {
+        self.requests[i].timestamp_ms as f64 / 1000.0
+    }
+
+    /// Queues every request that arrived by the time the engine is next free (calling
+    /// `queued(index, arrival)` for each, in arrival order), then starts the oldest queued one:
+    /// its index and start time. None once every request was served.
+    fn start_next(&mut self, mut queued: impl FnMut(usize, f64)) -> Option<(usize, f64)> {
+        if self.queue.is_empty() {
+            if self.next >= self.requests.len() {
+                return None;
+            }
+            self.free_at = self.free_at.max(self.arrival(self.next));
+        }
+        while self.next < self.requests.len() && self.arrival(self.next) <= self.free_at {
+            self.max_queue = self.max_queue.max(self.queue.len());
+            self.queue.push_back(self.next);
+            queued(self.next, self.arrival(self.next));
+            self.next += 1;
+        }
+        // Not empty: it held a request, or the engine waited for the next arrival.
+        let i = self.queue.pop_front()?;
+        let start = self.free_at.max(self.arrival(i));
+        self.wait_total += start - self.arrival(i);
+        Some((i, start))
+    }
+
+    /// The request started at `start` kept the engine busy for `service` seconds.
+    fn finish(&mut self, start: f64, service: f64) {
+        self.busy += service;
+        self.free_at = start + service;
+    }
+
+    fn stats(&self) -> ServeStats {
+        let span = (self.free_at - self.first_arrival).max(1e-9);
+        ServeStats {
+            utilisation: self.busy / span,
+            mean_queue_len: self.wait_total / span,
+            max_queue_len: self.max_queue,
+            mean_wait_s: self.wait_total / self.requests.len().max(1) as f64,
+            prefill_s: self.busy,
+            span_s: span,
+        }
+    }
 }
 
 /// Staging in a served tiered replay (SGLang HiCache's prefetch for queued requests).
@@ -197,7 +248,7 @@ pub fn serve_tiered(
     placement: &Placement,
     stage: &StageConfig,
 ) -> (TieredResult, ServeStats) {
-    assert_eq!(
+    debug_assert_eq!(
         cfg.prefill_tokens_per_s,
         placement.cost().prefill_tokens_per_s,
         "the engine's rate is the recompute rate fetches are weighed against"
@@ -207,7 +258,6 @@ pub fn serve_tiered(
         .session_intents
         .then(|| sessions(requests, cfg.block_tokens));
     let mut r = replay_tiered(&[], policy, cfg.block_tokens, n_tiers, placement);
-    let arrival = |i: usize| requests[i].timestamp_ms as f64 / 1000.0;
     // Seconds of hop t (tier t to t-1) for a block of `tokens`.
     let hop = |t: usize, tokens: u32| {
         placement.fetch_seconds(t, tokens) - placement.fetch_seconds(t - 1, tokens)
@@ -215,24 +265,14 @@ pub fn serve_tiered(
     let mut link_free = vec![0.0f64; n_tiers];
     // Staged block -> (time its move lands, tier it came from).
     let mut staged: HashMap<u64, (f64, usize)> = HashMap::new();
-    let mut queue: VecDeque<usize> = VecDeque::new();
-    let mut next = 0usize;
-    let mut free_at = 0.0f64;
-    let (mut busy, mut wait_total, mut max_q) = (0.0f64, 0.0f64, 0usize);
-    let first = if requests.is_empty() { 0.0 } else { arrival(0) };
-    while next < requests.len() || !queue.is_empty() {
-        if queue.is_empty() {
-            free_at = free_at.max(arrival(next));
-        }
-        while next < requests.len() && arrival(next) <= free_at {
-            max_q = max_q.max(queue.len());
-            queue.push_back(next);
-            let req = &requests[next];
+    let mut engine = Fcfs::new(requests);
+    loop {
+        let started = engine.start_next(|q, now| {
+            let req = &requests[q];
             if cfg.queue_intents {
                 policy.request_queued(&req.hash_ids);
             }
             if stage.enabled {
-                let now = arrival(next);
                 for (i, &id) in req.hash_ids.iter().enumerate() {
                     if staged.len() >= stage.budget_blocks {
                         break;
@@ -250,12 +290,9 @@ pub fn serve_tiered(
                     r.staged += 1;
                 }
             }
-            next += 1;
-        }
-        let Some(k) = queue.pop_front() else { continue };
+        });
+        let Some((k, start)) = started else { break };
         let req = &requests[k];
-        let start = free_at.max(arrival(k));
-        wait_total += start - arrival(k);
         if cfg.queue_intents {
             policy.request_started(&req.hash_ids);
         }
@@ -294,25 +331,14 @@ pub fn serve_tiered(
             service += recompute - saved;
         }
         policy.request_done(&req.hash_ids);
-        busy += service;
-        free_at = start + service;
+        engine.finish(start, service);
         if let Some(s) = &sess {
             if s.last[k] {
                 policy.session_ended(&s.owned[k]);
             }
         }
     }
-    let span = (free_at - first).max(1e-9);
-    let n = requests.len().max(1) as f64;
-    let stats = ServeStats {
-        utilisation: busy / span,
-        mean_queue_len: wait_total / span,
-        max_queue_len: max_q,
-        mean_wait_s: wait_total / n,
-        prefill_s: busy,
-        span_s: span,
-    };
-    (r, stats)
+    (r, engine.stats())
 }
 
 #[cfg(test)]
