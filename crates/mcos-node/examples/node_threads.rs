@@ -1,0 +1,182 @@
+//! How the Node API scales with caller threads and shards.
+//!
+//! Each caller thread owns its own keys (the model's namespace, then its thread id), puts them
+//! once (all fit in the DRAM tier), then reads them back in a scrambled order: every `get` is a
+//! DRAM hit whose 4 KiB payload is copied out (the node checks its header and checksum; the
+//! caller compares the bytes on one get in 16). The node routes a key to its shard
+//! by hash, and callers on one shard take turns on that shard's lock (the driver-hook stage),
+//! so this measures what the lock costs when threads share a shard and what more shards buy.
+//!
+//! ```sh
+//! cargo run --release -p mcos-node --example node_threads -- [THREADS 1,2] [SHARDS 1,2] [GETS 400000] [RUNS 3]
+//! ```
+//!
+//! Prints, per (threads, shards), the median of RUNS runs of total gets per second and its
+//! ratio to one thread on one shard, measured in the same invocation.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use mcos_core::{BlockKey, Namespace};
+use mcos_node::{GetOutcome, Node, NodeConfig};
+
+const BLOCK_BYTES: u32 = 4096;
+const KEYS_PER_THREAD: u64 = 2048;
+/// Every this many gets, the caller checks the bytes (the node itself verifies every read's
+/// header and checksum); checking each one would time the caller more than the node.
+const VERIFY_EVERY: u64 = 16;
+
+fn list(arg: Option<&String>, default: &[usize]) -> Result<Vec<usize>, String> {
+    match arg {
+        None => Ok(default.to_vec()),
+        Some(s) => s
+            .split(',')
+            .map(|x| {
+                x.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("`{x}` is not a positive whole number"))
+            })
+            .collect(),
+    }
+}
+
+/// The block's bytes follow from its key (so a read can be checked without a copy kept aside).
+fn fill_payload(key: BlockKey, out: &mut Vec<u8>) {
+    let mut x = key.tag() | 1;
+    out.clear();
+    while out.len() < BLOCK_BYTES as usize {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+}
+
+/// One run: `threads` callers on a node of `shards` shards, `gets` reads each. Gets per second.
+fn run(threads: usize, shards: usize, gets: u64, dir: &std::path::Path) -> Result<f64, String> {
+    let keys = KEYS_PER_THREAD * threads as u64;
+    let dram = u32::try_from(keys + keys / 4).map_err(|_| "too many keys".to_string())?;
+    let mut cfg = NodeConfig::dram_and_disk(BLOCK_BYTES, dram, dram, dir);
+    cfg.shards = shards;
+    let node = Node::open(cfg).map_err(|e| format!("opening the node: {e}"))?;
+    let ns = Namespace::for_model("node-threads");
+    let key = |t: usize, i: u64| BlockKey::from_trace_id(&ns, ((t as u64) << 32) | i);
+    let mut bytes = Vec::with_capacity(BLOCK_BYTES as usize);
+    for t in 0..threads {
+        for i in 0..KEYS_PER_THREAD {
+            let k = key(t, i);
+            fill_payload(k, &mut bytes);
+            node.put(k, &bytes).map_err(|e| format!("put: {e}"))?;
+        }
+    }
+    node.quiesce().map_err(|e| format!("quiesce: {e}"))?;
+    let start = Instant::now();
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let node = &node;
+                s.spawn(move || -> Result<(), String> {
+                    let mut out = Vec::with_capacity(BLOCK_BYTES as usize);
+                    let mut want = Vec::with_capacity(BLOCK_BYTES as usize);
+                    for n in 0..gets {
+                        // An odd multiplier modulo a power of two visits every key in turn.
+                        let i = n.wrapping_mul(0x9E37_79B9) % KEYS_PER_THREAD;
+                        let k = key(t, i);
+                        match node.get(k, &mut out).map_err(|e| format!("get: {e}"))? {
+                            GetOutcome::Hit(_) if n % VERIFY_EVERY == 0 => {
+                                fill_payload(k, &mut want);
+                                if out != want {
+                                    return Err(format!("thread {t}: wrong bytes for key {i}"));
+                                }
+                            }
+                            GetOutcome::Hit(_) => {}
+                            GetOutcome::Miss => {
+                                return Err(format!("thread {t}: key {i} missed; it was put"));
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a caller panicked".into())))
+            .collect()
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    results.into_iter().collect::<Result<Vec<()>, String>>()?;
+    node.close().map_err(|e| format!("close: {e}"))?;
+    Ok((gets * threads as u64) as f64 / seconds.max(1e-9))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let parsed = (|| -> Result<(Vec<usize>, Vec<usize>, u64, usize), String> {
+        let threads = list(args.first(), &[1, 2])?;
+        let shards = list(args.get(1), &[1, 2])?;
+        let gets = list(args.get(2), &[400_000])?[0] as u64;
+        let runs = list(args.get(3), &[3])?[0];
+        Ok((threads, shards, gets, runs))
+    })();
+    let (threads, shards, gets, runs) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "node_threads: {e}\nusage: node_threads [THREADS 1,2] [SHARDS 1,2] [GETS 400000] [RUNS 3]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let dir = match tempfile_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("node_threads: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "{gets} DRAM-hit gets of {BLOCK_BYTES} B per thread (bytes compared on 1 in {VERIFY_EVERY}), medians of {runs} runs"
+    );
+    println!("threads  shards   gets/s (runs)                          vs 1 thread, 1 shard");
+    let mut base = None;
+    for &t in &threads {
+        for &s in &shards {
+            let mut rates = Vec::new();
+            for _ in 0..runs {
+                match run(t, s, gets, &dir) {
+                    Ok(r) => rates.push(r),
+                    Err(e) => {
+                        eprintln!("node_threads: {t} threads, {s} shards: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            let m = median(rates.clone());
+            if t == 1 && s == 1 {
+                base = Some(m);
+            }
+            let runs_text: Vec<String> = rates.iter().map(|r| format!("{:.0}", r)).collect();
+            println!(
+                "{t:>7}  {s:>6}   {m:>10.0} ({})   {}",
+                runs_text.join(", "),
+                base.map_or("-".to_string(), |b| format!("{:.2}x", m / b))
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    ExitCode::SUCCESS
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("mcos-node-threads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    Ok(dir)
+}
