@@ -51,6 +51,25 @@ fn main() {
 }
 
 /// The built-in workload of `mcos run` and `mcos generate`.
+/// Prints a report: JSON alone, or its table followed by the per-run summaries.
+fn print_report(
+    format: Format,
+    report: &impl serde::Serialize,
+    table: impl FnOnce() -> String,
+    summaries: &[String],
+) -> Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        Format::Table => {
+            print!("{}", table());
+            for s in summaries {
+                print!("{s}");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn builtin_config(requests: usize, seed: u64, preset: &str) -> Result<GeneratorConfig> {
     let mixture = Mixture::from_name(preset).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut cfg = GeneratorConfig::preset(mixture);
@@ -214,15 +233,7 @@ fn run(a: RunArgs) -> Result<()> {
     }
     let _ = std::fs::remove_dir(&dir);
     let report = ReplayReport::new("built-in workload".into(), &stats, rows);
-    match a.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Table => {
-            print!("{}", report.table());
-            for s in summaries {
-                print!("{s}");
-            }
-        }
-    }
+    print_report(a.format, &report, || report.table(), &summaries)?;
     Ok(())
 }
 
@@ -240,10 +251,7 @@ fn replay(a: ReplayArgs) -> Result<()> {
             bail!("--tiers models a hierarchy in simulate mode; real mode takes --disk-capacity");
         }
         let report = tiered::run(&sim, &a, tiers, &policies, quiet)?;
-        match a.format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-            Format::Table => print!("{}", report.table()),
-        }
+        print_report(a.format, &report, || report.table(), &[])?;
         return Ok(());
     }
     let served = a.prefill_tps.is_some() || a.load.is_some();
@@ -277,10 +285,7 @@ fn replay(a: ReplayArgs) -> Result<()> {
             let names: Vec<&str> = policies.iter().map(String::as_str).collect();
             let candidate = a.shadow.clone().unwrap_or_default();
             let report = show::shadow(&sim, &names, &capacities, &candidate, &a.trace, quiet)?;
-            match a.format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-                Format::Table => print!("{}", report.table()),
-            }
+            print_report(a.format, &report, || report.table(), &[])?;
             return Ok(());
         }
         Mode::Simulate => {
@@ -320,22 +325,11 @@ fn replay(a: ReplayArgs) -> Result<()> {
             }
             let _ = std::fs::remove_dir(&dir);
             let report = ReplayReport::new(a.trace.display().to_string(), &stats, rows);
-            match a.format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-                Format::Table => {
-                    print!("{}", report.table());
-                    for s in summaries {
-                        print!("{s}");
-                    }
-                }
-            }
+            print_report(a.format, &report, || report.table(), &summaries)?;
             return Ok(());
         }
     };
     let report = ReplayReport::new(a.trace.display().to_string(), &stats, rows);
-    match a.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Table => print!("{}", report.table()),
-    }
+    print_report(a.format, &report, || report.table(), &[])?;
     Ok(())
 }
