@@ -122,12 +122,7 @@ impl Decider {
                 return;
             }
             for i in 0..n {
-                let d = self.batch[i];
-                self.shard.complete(MoveCompletion {
-                    move_id: d.move_id,
-                    bytes: d.len,
-                    ..MoveCompletion::EMPTY
-                });
+                self.shard.complete(MoveCompletion::done(&self.batch[i]));
             }
         }
     }

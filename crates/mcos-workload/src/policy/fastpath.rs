@@ -8,8 +8,8 @@
 
 use mcos_core::limits::MAX_TIERS;
 use mcos_core::{
-    BlockKey, Consumer, MoveCompletion, MoveDescriptor, MoveStatus, Namespace, PolicyInstaller,
-    PolicyTable, Producer, TelemetrySample, policy_cell, ring,
+    BlockKey, Consumer, MoveCompletion, MoveDescriptor, Namespace, PolicyInstaller, PolicyTable,
+    Producer, TelemetrySample, policy_cell, ring,
 };
 use mcos_fastpath::{Access, Insert, Shard, ShardConfig};
 
@@ -121,13 +121,7 @@ impl FastPathPolicy {
                 return;
             }
             for i in 0..n {
-                let d = self.batch[i];
-                self.shard.complete(MoveCompletion {
-                    move_id: d.move_id,
-                    bytes: d.len,
-                    ..MoveCompletion::EMPTY
-                });
-                debug_assert_eq!(MoveCompletion::EMPTY.status, MoveStatus::Done);
+                self.shard.complete(MoveCompletion::done(&self.batch[i]));
             }
         }
     }
