@@ -16,6 +16,8 @@ const NAMESPACE_SEED: u64 = 0x4d43_4f53_6e73_0001; // "MCOSns" v1
 const CHAIN_SEED: u64 = 0x4d43_4f53_6b65_0001; // "MCOSke" v1
 /// Seed for keys derived from external trace ids.
 const TRACE_SEED: u64 = 0x4d43_4f53_7472_0001; // "MCOStr" v1
+/// Seed of the per-tenant salting a shared node applies to its clients' keys.
+const TENANT_SEED: u64 = 0x4d43_4f53_746e_0001; // "MCOStn" v1
 
 /// Identity of one block of AI state. Zero is reserved as "no key".
 #[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -63,6 +65,16 @@ impl BlockKey {
         buf[..16].copy_from_slice(&root.0.to_le_bytes());
         buf[16..].copy_from_slice(&id.to_le_bytes());
         BlockKey(nonzero(xxh3_128_with_seed(&buf, TRACE_SEED)))
+    }
+
+    /// The key as tenant `salt` sees it in a shared node: a daemon stores every client key
+    /// under its tenant's salted key, so no tenant can name (read, detect, pin) another's
+    /// blocks. Different salts give unrelated keys; the same salt always gives the same key.
+    pub fn salted(self, salt: u64) -> BlockKey {
+        let mut buf = [0u8; 24];
+        buf[..16].copy_from_slice(&self.0.to_le_bytes());
+        buf[16..].copy_from_slice(&salt.to_le_bytes());
+        BlockKey(nonzero(xxh3_128_with_seed(&buf, TENANT_SEED)))
     }
 
     /// The low 64 bits: the directory's tag and the descriptor's verification field. Never 0

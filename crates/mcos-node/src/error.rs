@@ -22,6 +22,14 @@ pub enum NodeError {
         /// Block size.
         max: usize,
     },
+    /// The caller's buffer is shorter than the stored payload (nothing was written).
+    #[error("buffer of {len} bytes is too small for the block's {needed} bytes")]
+    BufferTooSmall {
+        /// Payload length.
+        needed: usize,
+        /// Buffer length.
+        len: usize,
+    },
     /// The block is not resident (for pin, unpin, class changes).
     #[error("block {0} is not resident; pin and class intents apply to stored blocks")]
     NotResident(mcos_core::BlockKey),

@@ -58,6 +58,20 @@ pub enum GetOutcome {
     Miss,
 }
 
+/// What `get_into` found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// Found and verified: `len` payload bytes are at the start of the caller's slice.
+    Hit {
+        /// Tier the block was found in.
+        tier: TierId,
+        /// Payload length.
+        len: usize,
+    },
+    /// Not stored (or found corrupt and dropped).
+    Miss,
+}
+
 /// Per-tier usage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TierUsage {
@@ -489,6 +503,30 @@ impl Node {
     /// reported as a miss and dropped, never returned.
     pub fn get(&self, key: BlockKey, out: &mut Vec<u8>) -> Result<GetOutcome, NodeError> {
         self.inner.get(key, None, out)
+    }
+
+    /// TEMPORARY (replaced by the node-concurrency branch): reads into the caller's slice.
+    pub fn get_into(
+        &self,
+        key: BlockKey,
+        hint: Option<(u32, u32)>,
+        out: &mut [u8],
+    ) -> Result<Fetched, NodeError> {
+        let mut v = Vec::new();
+        match self.inner.get(key, hint, &mut v)? {
+            GetOutcome::Hit(tier) => {
+                let dst = out.get_mut(..v.len()).ok_or(NodeError::BufferTooSmall {
+                    needed: v.len(),
+                    len: out.len(),
+                })?;
+                dst.copy_from_slice(&v);
+                Ok(Fetched::Hit {
+                    tier,
+                    len: v.len(),
+                })
+            }
+            GetOutcome::Miss => Ok(Fetched::Miss),
+        }
     }
 
     /// `get` with a (sequence, position) hint that drives sequential prefetch.
