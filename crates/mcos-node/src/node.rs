@@ -515,15 +515,13 @@ impl Node {
         let mut v = Vec::new();
         match self.inner.get(key, hint, &mut v)? {
             GetOutcome::Hit(tier) => {
+                let len = out.len();
                 let dst = out.get_mut(..v.len()).ok_or(NodeError::BufferTooSmall {
                     needed: v.len(),
-                    len: out.len(),
+                    len,
                 })?;
                 dst.copy_from_slice(&v);
-                Ok(Fetched::Hit {
-                    tier,
-                    len: v.len(),
-                })
+                Ok(Fetched::Hit { tier, len: v.len() })
             }
             GetOutcome::Miss => Ok(Fetched::Miss),
         }

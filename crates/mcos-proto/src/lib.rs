@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod codec;
+pub mod local;
 mod message;
 
 pub use codec::{Reader, Writer};
@@ -145,7 +146,9 @@ impl FrameHeader {
             });
         }
         if b[6] != 0 || b[7] != 0 {
-            return Err(ProtoError::Malformed("reserved header bytes are not zero".into()));
+            return Err(ProtoError::Malformed(
+                "reserved header bytes are not zero".into(),
+            ));
         }
         Ok(FrameHeader {
             body_len,

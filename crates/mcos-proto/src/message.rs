@@ -650,11 +650,7 @@ pub mod reply {
 
     /// Appends a status entry.
     pub fn status(buf: &mut Vec<u8>, s: Status) {
-        Writer::new(buf)
-            .u8(s.code)
-            .u8(s.tier)
-            .u16(0)
-            .u32(s.value);
+        Writer::new(buf).u8(s.code).u8(s.tier).u16(0).u32(s.value);
     }
 
     /// Decodes a batch reply's status table; returns the statuses and the bytes after the table
@@ -666,9 +662,10 @@ pub mod reply {
         out.clear();
         let mut r = Reader::new(body);
         let n = r.u32()? as usize;
-        let table = r.bytes(n.checked_mul(STATUS_BYTES).ok_or_else(|| {
-            ProtoError::Malformed("status count overflows".into())
-        })?)?;
+        let table = r.bytes(
+            n.checked_mul(STATUS_BYTES)
+                .ok_or_else(|| ProtoError::Malformed("status count overflows".into()))?,
+        )?;
         for e in table.chunks_exact(STATUS_BYTES) {
             out.push(Status {
                 code: e[0],
@@ -713,9 +710,15 @@ mod tests {
         let mut buf = Vec::new();
         encode::hello(&mut buf, 7, 1, "team-a", b"secret");
         let h = header(&buf);
-        assert_eq!((h.op, h.req_id, h.body_len as usize), (1, 7, buf.len() - 12));
+        assert_eq!(
+            (h.op, h.req_id, h.body_len as usize),
+            (1, 7, buf.len() - 12)
+        );
         match Request::decode(&h, &buf[12..], 32).unwrap() {
-            Request::Hello(x) => assert_eq!((x.version, x.tenant, x.token), (1, "team-a", &b"secret"[..])),
+            Request::Hello(x) => assert_eq!(
+                (x.version, x.tenant, x.token),
+                (1, "team-a", &b"secret"[..])
+            ),
             other => panic!("{other:?}"),
         }
     }
@@ -730,13 +733,24 @@ mod tests {
         buf.extend_from_slice(&b);
         let h = header(&buf);
         assert_eq!(h.body_len as usize, buf.len() - 12);
-        let Request::Put(p) = Request::decode(&h, &buf[12..], 32).unwrap() else { panic!() };
+        let Request::Put(p) = Request::decode(&h, &buf[12..], 32).unwrap() else {
+            panic!()
+        };
         assert_eq!(p.class, 3);
         let got: Vec<_> = p.iter().collect();
-        assert_eq!(got, vec![(BlockKey(9), Payload::Inline(&a)), (BlockKey(10), Payload::Inline(&b))]);
+        assert_eq!(
+            got,
+            vec![
+                (BlockKey(9), Payload::Inline(&a)),
+                (BlockKey(10), Payload::Inline(&b))
+            ]
+        );
         // One payload byte missing: refused, not read past the end.
         let short = &buf[12..buf.len() - 1];
-        assert!(matches!(Request::decode(&h, short, 32), Err(ProtoError::Malformed(_))));
+        assert!(matches!(
+            Request::decode(&h, short, 32),
+            Err(ProtoError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -777,7 +791,14 @@ mod tests {
     fn statuses_round_trip() {
         let mut buf = Vec::new();
         Writer::new(&mut buf).u32(2);
-        let s = [Status { code: status::OK, tier: 1, value: 77 }, Status::code(status::MISS)];
+        let s = [
+            Status {
+                code: status::OK,
+                tier: 1,
+                value: 77,
+            },
+            Status::code(status::MISS),
+        ];
         for x in s {
             reply::status(&mut buf, x);
         }

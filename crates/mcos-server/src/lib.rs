@@ -1,0 +1,534 @@
+//! mcosd: one MCOS node served to many processes.
+//!
+//! The daemon owns one node (tiers, engines, brain) and serves it over a Unix socket (same
+//! host: a shared memory region per client, so a block moves with one copy between a tier and
+//! the client's memory and the socket carries only descriptors) and optionally TCP (payloads in
+//! the frames, batched, vectored writes). The protocol is `mcos-proto` (docs/protocol.md).
+//! Tenants authenticate at hello and see only their own key space; pins are leases released
+//! with the session or at their deadline; `/metrics` and `/health` serve Prometheus text.
+//!
+//! Threads: one acceptor (listeners, lease expiry, shutdown), one per connected client, one per
+//! metrics request. Shutdown (SIGTERM/SIGINT in `mcosd`): stop accepting, let each client
+//! finish its request in flight, release every lease, close the node, exit 0.
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod http;
+mod leases;
+mod metrics;
+mod session;
+mod tenants;
+
+pub use config::{ConfigError, DaemonConfig, ServerConfig, TenantConfig};
+
+use anyhow::{Context, Result, bail};
+use leases::Leases;
+use mcos_node::{Node, NodeStats};
+use metrics::Metrics;
+use serde_json::{Value, json};
+use session::Stream;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tenants::Tenants;
+use tracing::{error, info, warn};
+
+/// Acceptor wake-up period: lease expiry and the stop flag are checked this often.
+const ACCEPT_POLL_MS: i32 = 50;
+/// Most metrics requests served at once (each on its own short thread).
+const MAX_HTTP_IN_FLIGHT: usize = 8;
+
+/// State every session shares.
+pub(crate) struct Shared {
+    pub(crate) node: Node,
+    pub(crate) cfg: ServerConfig,
+    pub(crate) block_bytes: u32,
+    pub(crate) tenants: Tenants,
+    pub(crate) leases: Leases,
+    pub(crate) metrics: Metrics,
+    /// Set once by the acceptor at shutdown; read by sessions between requests.
+    pub(crate) shutdown: AtomicBool,
+    started: Instant,
+}
+
+/// A started daemon: its node is open and its listeners are bound.
+pub struct Daemon {
+    shared: Arc<Shared>,
+    unix: UnixListener,
+    socket_path: PathBuf,
+    tcp: Option<TcpListener>,
+    http: Option<TcpListener>,
+}
+
+/// Where a started daemon listens.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    /// Unix socket.
+    pub socket: PathBuf,
+    /// TCP address, if listening.
+    pub tcp: Option<SocketAddr>,
+    /// Metrics address, if serving.
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Daemon {
+    /// Opens the node and binds every listener.
+    pub fn start(cfg: DaemonConfig) -> Result<Daemon> {
+        cfg.validate()?;
+        let socket_path = cfg.server.socket_path();
+        prepare_socket_path(&socket_path)?;
+        let block_bytes = cfg.node.block_bytes;
+        let tiers: Vec<String> = cfg
+            .node
+            .tiers
+            .iter()
+            .map(|t| format!("{} x {} blocks", t.kind, t.capacity_blocks))
+            .collect();
+        let node = Node::open(cfg.node.clone()).context("opening the node")?;
+        let tenants = Tenants::new(&cfg.server.effective_tenants());
+        let unix = bind_unix(&socket_path, &cfg.server)?;
+        let tcp = match cfg.server.listen {
+            Some(a) => Some(TcpListener::bind(a).with_context(|| format!("binding TCP {a}"))?),
+            None => None,
+        };
+        let http = match cfg.server.metrics {
+            Some(a) => Some(
+                TcpListener::bind(a).with_context(|| format!("binding the metrics address {a}"))?,
+            ),
+            None => None,
+        };
+        for l in tcp.iter().chain(http.iter()) {
+            l.set_nonblocking(true)?;
+        }
+        unix.set_nonblocking(true)?;
+        if tcp.is_some() && !tenants.authenticated {
+            warn!(
+                "TCP is open and a tenant has no token: anyone who reaches the port can use the node"
+            );
+        }
+        let shared = Arc::new(Shared {
+            node,
+            block_bytes,
+            tenants,
+            leases: Leases::default(),
+            metrics: Metrics::default(),
+            shutdown: AtomicBool::new(false),
+            started: Instant::now(),
+            cfg: cfg.server,
+        });
+        let d = Daemon {
+            shared,
+            unix,
+            socket_path,
+            tcp,
+            http,
+        };
+        let e = d.endpoints();
+        info!(
+            socket = %e.socket.display(),
+            tcp = ?e.tcp,
+            metrics = ?e.metrics,
+            block_bytes,
+            tiers = %tiers.join(", "),
+            brain = cfg.node.brain.enabled,
+            "mcosd serving"
+        );
+        Ok(d)
+    }
+
+    /// Where it listens (with the ports the system picked for `:0` addresses).
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            socket: self.socket_path.clone(),
+            tcp: self.tcp.as_ref().and_then(|l| l.local_addr().ok()),
+            metrics: self.http.as_ref().and_then(|l| l.local_addr().ok()),
+        }
+    }
+
+    /// Serves until `stop` is set, then shuts down cleanly: no new connections, requests in
+    /// flight finished, leases released, node closed (engines drained, files closed).
+    pub fn run(self, stop: &AtomicBool) -> Result<()> {
+        let Daemon {
+            shared,
+            unix,
+            socket_path,
+            tcp,
+            http,
+        } = self;
+        let mut sessions: Vec<JoinHandle<()>> = Vec::new();
+        let next_session = AtomicU64::new(1);
+        let http_in_flight = Arc::new(AtomicUsize::new(0));
+        let mut fds = vec![libc::pollfd {
+            fd: unix.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        for l in tcp.iter().chain(http.iter()) {
+            fds.push(libc::pollfd {
+                fd: l.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        while !stop.load(Ordering::Acquire) {
+            // SAFETY: `fds` is a live array of initialised pollfd; the listeners outlive the call.
+            let n =
+                unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ACCEPT_POLL_MS) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e).context("waiting for connections");
+                }
+            }
+            loop {
+                match unix.accept() {
+                    Ok((s, _)) => admit(&shared, Stream::Unix(s), &next_session, &mut sessions),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        warn!("accept on the Unix socket failed: {e}");
+                        break;
+                    }
+                }
+            }
+            if let Some(l) = &tcp {
+                loop {
+                    match l.accept() {
+                        Ok((s, _)) => {
+                            let _ = s.set_nodelay(true);
+                            let _ = s.set_nonblocking(false);
+                            admit(&shared, Stream::Tcp(s), &next_session, &mut sessions)
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            warn!("accept on TCP failed: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some(l) = &http {
+                while let Ok((s, _)) = l.accept() {
+                    if http_in_flight.load(Ordering::Relaxed) >= MAX_HTTP_IN_FLIGHT {
+                        continue; // dropped: a scraper retries
+                    }
+                    http_in_flight.fetch_add(1, Ordering::Relaxed);
+                    let sh = shared.clone();
+                    let busy = http_in_flight.clone();
+                    let spawned =
+                        std::thread::Builder::new()
+                            .name("mcosd-http".into())
+                            .spawn(move || {
+                                http::serve(&sh, s);
+                                busy.fetch_sub(1, Ordering::Relaxed);
+                            });
+                    if spawned.is_err() {
+                        http_in_flight.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            let expired = shared.leases.expire(Instant::now());
+            for &k in &expired {
+                let _ = shared.node.unpin(k);
+            }
+            shared
+                .metrics
+                .leases_expired
+                .fetch_add(expired.len() as u64, Ordering::Relaxed);
+            sessions.retain(|h| !h.is_finished());
+        }
+
+        info!(
+            clients = sessions.len(),
+            "shutting down: no new connections, finishing requests in flight"
+        );
+        drop(unix);
+        drop(tcp);
+        drop(http);
+        if let Err(e) = std::fs::remove_file(&socket_path) {
+            warn!("cannot remove the socket {}: {e}", socket_path.display());
+        }
+        shared.shutdown.store(true, Ordering::Release);
+        let grace = Duration::from_millis(shared.cfg.shutdown_grace_ms) + Duration::from_secs(1);
+        let deadline = Instant::now() + grace;
+        while sessions.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stuck = sessions.iter().filter(|h| !h.is_finished()).count();
+        for h in sessions.into_iter().filter(|h| h.is_finished()) {
+            let _ = h.join();
+        }
+        if stuck > 0 {
+            bail!(
+                "{stuck} client sessions did not finish within {grace:?}; the node was not closed cleanly"
+            );
+        }
+        // Sessions released their own leases; anything left (none expected) goes now.
+        for k in shared
+            .leases
+            .expire(Instant::now() + Duration::from_secs(u64::from(u32::MAX)))
+        {
+            let _ = shared.node.unpin(k);
+        }
+        // Metrics threads may still hold a reference for a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut shared = shared;
+        let shared = loop {
+            match Arc::try_unwrap(shared) {
+                Ok(s) => break s,
+                Err(again) if Instant::now() < deadline => {
+                    shared = again;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => bail!("the node is still referenced at shutdown; not closed cleanly"),
+            }
+        };
+        let served = shared.metrics.connections.load(Ordering::Relaxed);
+        shared.node.close().context("closing the node")?;
+        info!(connections_served = served, "mcosd stopped cleanly");
+        Ok(())
+    }
+}
+
+fn admit(
+    shared: &Arc<Shared>,
+    stream: Stream,
+    next: &AtomicU64,
+    sessions: &mut Vec<JoinHandle<()>>,
+) {
+    let m = &shared.metrics;
+    if m.clients_connected.load(Ordering::Relaxed) as usize >= shared.cfg.max_clients {
+        m.connections_refused.fetch_add(1, Ordering::Relaxed);
+        let mut buf = Vec::new();
+        mcos_proto::reply::error(
+            &mut buf,
+            0,
+            mcos_proto::ErrorCode::Busy,
+            &format!(
+                "the daemon serves {} clients already (server.max_clients)",
+                shared.cfg.max_clients
+            ),
+        );
+        let _ = match &stream {
+            Stream::Unix(s) => std::io::Write::write_all(&mut &*s, &buf),
+            Stream::Tcp(s) => std::io::Write::write_all(&mut &*s, &buf),
+        };
+        return;
+    }
+    let id = next.fetch_add(1, Ordering::Relaxed);
+    m.connections.fetch_add(1, Ordering::Relaxed);
+    m.clients_connected.fetch_add(1, Ordering::Relaxed);
+    let sh = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("mcosd-s{id}"))
+        .spawn(move || {
+            session::serve(&sh, stream, id);
+            sh.metrics.clients_connected.fetch_sub(1, Ordering::Relaxed);
+        });
+    match spawned {
+        Ok(h) => sessions.push(h),
+        Err(e) => {
+            m.clients_connected.fetch_sub(1, Ordering::Relaxed);
+            error!("cannot start a session thread: {e}");
+        }
+    }
+}
+
+/// Refuses to replace anything but a stale socket of ours.
+fn prepare_socket_path(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                bail!(
+                    "another daemon is serving on {} (stop it, or give this one another socket with --socket)",
+                    path.display()
+                );
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing the stale socket {}", path.display()))?;
+            Ok(())
+        }
+        Ok(_) => bail!(
+            "refusing to replace {}: it exists and is not a socket",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("creating the socket's directory {}", dir.display())
+                })?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("checking {}", path.display())),
+    }
+}
+
+/// Binds the socket with no access beyond the owner until its mode and group are set.
+fn bind_unix(path: &Path, cfg: &ServerConfig) -> Result<UnixListener> {
+    // SAFETY: umask has no preconditions; it is restored right after the bind.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let l = bound.with_context(|| format!("binding the Unix socket {}", path.display()))?;
+    if let Some(group) = &cfg.socket_group {
+        let gid = group_id(group)?;
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .with_context(|| format!("giving {} to group {group}", path.display()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.socket_mode))
+        .with_context(|| format!("setting the mode of {}", path.display()))?;
+    Ok(l)
+}
+
+fn group_id(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name).context("group name")?;
+    // SAFETY: `c` is a valid C string; getgrnam returns null or a pointer to static storage
+    // read before any other getgr* call (the acceptor is the only caller, at start).
+    let g = unsafe { libc::getgrnam(c.as_ptr()) };
+    if g.is_null() {
+        bail!("server.socket_group: no group named `{name}`");
+    }
+    // SAFETY: non-null result of getgrnam.
+    Ok(unsafe { (*g).gr_gid })
+}
+
+fn node_json(s: &NodeStats) -> Value {
+    let c = &s.counters;
+    json!({
+        "accesses": c.accesses,
+        "hits_per_tier": &c.hits[..s.tiers.len()],
+        "misses": c.misses,
+        "inserts": c.inserts,
+        "admitted": c.admitted,
+        "rejected": c.rejected,
+        "evictions": c.evictions,
+        "demotions": c.demotions,
+        "corrupt_blocks": c.corrupt_blocks,
+        "move_errors": c.move_errors,
+        "prefetch_issued": c.prefetch_issued,
+        "telemetry_dropped": c.telemetry_dropped,
+        "tiers": s.tiers.iter().map(|t| json!({
+            "kind": t.kind.to_string(),
+            "used_blocks": t.used_blocks,
+            "capacity_blocks": t.capacity_blocks,
+        })).collect::<Vec<_>>(),
+        "links": s.links.iter().map(|l| json!({
+            "from": l.from.0,
+            "to": l.to.0,
+            "bytes": l.bytes,
+            "seconds": l.seconds,
+            "measured_bytes_per_s": l.bytes_per_s(),
+            "configured_bytes_per_s": l.configured_bytes_per_s,
+        })).collect::<Vec<_>>(),
+        "policy_epoch": s.policy_epoch,
+        "disk_backend": s.disk_backend,
+        "brain": s.brain.as_ref().map(|b| json!({
+            "knobs": b.knobs,
+            "decisions": b.stats.decisions,
+            "switches": b.stats.switches,
+            "installs": b.stats.installs,
+        })),
+    })
+}
+
+/// The stats reply: the node's counters and the daemon's.
+pub(crate) fn stats_json(sh: &Shared) -> Value {
+    let m = &sh.metrics;
+    let requests: serde_json::Map<String, Value> = metrics::OPS
+        .iter()
+        .map(|&op| (op.name().to_string(), json!(m.requests_of(op))))
+        .collect();
+    json!({
+        "node": node_json(&sh.node.stats()),
+        "daemon": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "protocol_version": mcos_proto::PROTOCOL_VERSION,
+            "uptime_seconds": sh.started.elapsed().as_secs_f64(),
+            "clients_connected": m.clients_connected.load(Ordering::Relaxed),
+            "connections": m.connections.load(Ordering::Relaxed),
+            "pins_held": sh.leases.total(),
+            "requests": requests,
+        },
+    })
+}
+
+/// The policy reply: the table in force.
+pub(crate) fn policy_json(sh: &Shared) -> Value {
+    let (epoch, t) = sh.node.policy_table();
+    json!({
+        "epoch": epoch,
+        "version": t.version,
+        "ttl_ticks": t.ttl_ticks,
+        "knobs": sh.node.brain_snapshot().map(|b| b.knobs),
+        "class_bits": t.classes.iter().map(|c| format!("{:032x}", c.to_bits())).collect::<Vec<_>>(),
+    })
+}
+
+/// Command-line options of `mcosd` (and `mcos serve`).
+#[derive(clap::Parser, Clone, Debug)]
+#[command(
+    name = "mcosd",
+    version,
+    about = "The MCOS memory service: one node served to many processes"
+)]
+pub struct ServeArgs {
+    /// Node config (TOML) with an optional [server] section; default: 256 MiB of DRAM in
+    /// 16 KiB blocks.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Unix socket path (overrides server.socket).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// TCP listen address, e.g. 127.0.0.1:7070 (overrides server.listen; off by default).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Metrics and health HTTP address, e.g. 127.0.0.1:9464 (overrides server.metrics).
+    #[arg(long)]
+    pub metrics: Option<SocketAddr>,
+    /// Log filter (tracing's syntax: error, warn, info, debug, or per module); MCOS_LOG too.
+    #[arg(long)]
+    pub log: Option<String>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, then stops cleanly.
+pub fn serve_main(args: &ServeArgs) -> Result<()> {
+    let filter = args
+        .log
+        .clone()
+        .or_else(|| std::env::var("MCOS_LOG").ok())
+        .unwrap_or_else(|| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter)
+                .with_context(|| format!("--log `{filter}` is not a log filter"))?,
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let mut cfg = match &args.config {
+        Some(p) => DaemonConfig::load(p)?,
+        None => DaemonConfig::from_toml("")?,
+    };
+    if let Some(s) = &args.socket {
+        cfg.server.socket = Some(s.clone());
+    }
+    if let Some(a) = args.listen {
+        cfg.server.listen = Some(a);
+    }
+    if let Some(a) = args.metrics {
+        cfg.server.metrics = Some(a);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let daemon = Daemon::start(cfg)?;
+    daemon.run(&stop)
+}
