@@ -35,6 +35,11 @@ pub enum Command {
     Bench(crate::bench::BenchTarget),
     /// Policy tables: `mcos policy show` prints the table the brain installs.
     Policy(PolicyArgs),
+    /// Serve a node to other processes: the mcosd daemon (Unix socket, optional TCP and
+    /// metrics) until SIGTERM or SIGINT.
+    Serve(mcos_server::ServeArgs),
+    /// A running daemon's statistics (the figures /metrics serves).
+    Stats(crate::stats::StatsArgs),
 }
 
 #[derive(Args, Debug)]

@@ -15,11 +15,20 @@ pub enum BenchTarget {
     /// disk->HBM (GPUDirect Storage or bounce), and the decode loop (all in HBM, on demand,
     /// MCOS prefetch). Every moved block is verified. Needs `--features cuda` and a GPU.
     Gpu(crate::bench_gpu::GpuBenchArgs),
+    /// The memory service: K client processes (90 % get / 10 % put, batches of 32, every get
+    /// verified) against mcosd's local zero-bounce path and TCP, redis-server over its Unix
+    /// socket and TCP, the in-process Node and one core's memcpy, in one run.
+    Serve(crate::bench_serve::ServeBenchArgs),
+    /// One client process of `mcos bench serve` (started by it).
+    #[command(hide = true)]
+    ServeClient(crate::bench_serve::ServeClientArgs),
 }
 
 pub fn run(target: BenchTarget) -> Result<()> {
     match target {
         BenchTarget::Fastpath(a) => crate::bench_fastpath::run(a),
         BenchTarget::Gpu(a) => crate::bench_gpu::run(a),
+        BenchTarget::Serve(a) => crate::bench_serve::run(a),
+        BenchTarget::ServeClient(a) => crate::bench_serve::run_client(a),
     }
 }

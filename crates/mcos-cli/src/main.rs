@@ -7,13 +7,17 @@
 //! - `mcos generate`: writes the built-in workload as a Mooncake-format trace.
 //! - `mcos bench fastpath`: the fast path against the software round trip.
 //! - `mcos bench gpu`: every GPU check and benchmark (feature `cuda`, on a GPU machine).
+//! - `mcos serve`: the mcosd daemon; `mcos stats --connect`: a running daemon's statistics;
+//!   `mcos bench serve`: the daemon against redis, the in-process node and memcpy.
 
 mod args;
 mod bench;
 mod bench_fastpath;
 mod bench_gpu;
+mod bench_serve;
 mod report;
 mod show;
+mod stats;
 mod sweep;
 mod tiered;
 
@@ -43,6 +47,8 @@ fn main() {
         Command::Policy(p) => match p.command {
             args::PolicyCommand::Show(a) => show::show(a),
         },
+        Command::Serve(a) => mcos_server::serve_main(&a),
+        Command::Stats(a) => stats::run(a),
     };
     if let Err(e) = outcome {
         eprintln!("error: {e:#}");
