@@ -223,10 +223,11 @@ impl Node {
                             source,
                         })?;
                     }
-                    TierStore::Disk(Arc::new(DiskTier::create(
+                    TierStore::Disk(Arc::new(DiskTier::open(
                         path,
                         t.capacity_blocks,
                         cfg.block_bytes,
+                        t.recreate,
                     )?))
                 }
                 _ => TierStore::Dram(Arc::new(DramTier::new(t.capacity_blocks, cfg.block_bytes)?)),
@@ -637,7 +638,7 @@ impl Node {
         }
     }
 
-    /// Stops the threads and removes disk tier files (when configured to).
+    /// Stops the threads and removes the disk tier files the node created (when configured to).
     pub fn close(mut self) -> Result<(), NodeError> {
         self.shutdown()
     }
@@ -653,7 +654,7 @@ impl Node {
         }
         if self.inner.cfg.remove_files_on_close {
             if let Some(d) = self.inner.tiers_disk() {
-                d.remove_file()?;
+                d.remove_created()?;
             }
         }
         Ok(())
