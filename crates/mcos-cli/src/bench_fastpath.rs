@@ -62,6 +62,10 @@ pub struct FastpathArgs {
     /// Also write the JSON report to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Exit non-zero (status 1, after the report) when any target is missed, so scripts can
+    /// rely on the exit status.
+    #[arg(long)]
+    pub check: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -135,6 +139,22 @@ pub fn run(a: FastpathArgs) -> Result<()> {
     match a.format {
         Format::Json => println!("{json}"),
         Format::Table => print!("{}", table(&report)),
+    }
+    if a.check {
+        let missed: Vec<&str> = report
+            .targets
+            .iter()
+            .filter(|t| !t.met)
+            .map(|t| t.name.as_str())
+            .collect();
+        if !missed.is_empty() {
+            bail!(
+                "--check: {} of {} targets missed: {}",
+                missed.len(),
+                report.targets.len(),
+                missed.join(", ")
+            );
+        }
     }
     Ok(())
 }
