@@ -197,7 +197,8 @@ impl ShardSlot {
 }
 
 impl Node {
-    /// Opens a node: allocates every tier (creating and preallocating disk files), builds the
+    /// Opens a node: allocates every tier (creating and preallocating disk files, or reusing
+    /// tier files of the same geometry; see `DiskTier::open`), builds the
     /// fast-path shards and starts the engine and housekeeping threads.
     pub fn open(cfg: NodeConfig) -> Result<Node, NodeError> {
         cfg.validate()?;
@@ -214,15 +215,7 @@ impl Node {
                         .path
                         .as_deref()
                         .ok_or_else(|| NodeError::Config("disk tier without path".into()))?;
-                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(dir).map_err(|source| TierError::Io {
-                            context: format!(
-                                "creating directory {} for the disk tier",
-                                dir.display()
-                            ),
-                            source,
-                        })?;
-                    }
+                    // Creates missing parent directories, removed again with the file.
                     TierStore::Disk(Arc::new(DiskTier::open(
                         path,
                         t.capacity_blocks,

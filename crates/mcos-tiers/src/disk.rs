@@ -53,6 +53,9 @@ pub struct DiskTier {
     _lock: Option<File>,
     /// Whether `open` created the file (only then may the tier remove it).
     created: bool,
+    /// The topmost parent directory `open` created for the file, if any (removed with it
+    /// when empty).
+    created_dir: Option<PathBuf>,
 }
 
 impl DiskTier {
@@ -90,12 +93,20 @@ impl DiskTier {
         let (stride, frames_bytes) = layout::check_geometry(frames, block_bytes)?;
         let file_bytes = frames_bytes + SUPERBLOCK_BYTES as u64;
         let wanted = Superblock::new(block_bytes, frames, stride);
-        let (setup, created) = open_or_create(&path)?;
-        // From here on, a file this call created is removed again on every error.
+        let created_dir = create_parent_dirs(&path)?;
+        let remove_dirs = || {
+            if let Some(d) = &created_dir {
+                remove_empty_dirs(&path, d);
+            }
+        };
+        let (setup, created) = open_or_create(&path).inspect_err(|_| remove_dirs())?;
+        // From here on, a file (and directories) this call created are removed again on
+        // every error.
         let fail = |e: TierError| {
             if created {
                 let _ = std::fs::remove_file(&path);
             }
+            remove_dirs();
             e
         };
         if !try_lock_exclusive(&setup)
@@ -137,6 +148,7 @@ impl DiskTier {
             } else if existing_len == 0 {
                 let _ = setup.set_len(0);
             }
+            remove_dirs();
             return Err(match e {
                 Prealloc::NoSpace => TierError::NoSpace {
                     path: path.clone(),
@@ -185,6 +197,7 @@ impl DiskTier {
             file_bytes,
             direct_io,
             created,
+            created_dir,
         })
     }
 
@@ -242,7 +255,11 @@ impl DiskTier {
         if !self.created {
             return Ok(false);
         }
-        self.remove_file().map(|()| true)
+        let removed = self.remove_file();
+        if let Some(d) = &self.created_dir {
+            remove_empty_dirs(&self.path, d);
+        }
+        removed.map(|()| true)
     }
 
     /// Removes the tier's file from its directory, whoever created it. `Drop` never does:
@@ -396,6 +413,36 @@ fn preallocate(file: &File, len: u64, path: &Path) -> Result<(), Prealloc> {
             ))
         }
     })
+}
+
+/// Creates the missing parent directories of `path`; returns the topmost one it created.
+fn create_parent_dirs(path: &Path) -> Result<Option<PathBuf>, TierError> {
+    let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(None);
+    };
+    let topmost = parent
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .last()
+        .map(Path::to_path_buf);
+    if topmost.is_some() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            TierError::io(
+                format!("creating directory {} for the disk tier", parent.display()),
+                e,
+            )
+        })?;
+    }
+    Ok(topmost)
+}
+
+/// Removes the directories between `path`'s parent and `topmost` (inclusive) that are empty.
+fn remove_empty_dirs(path: &Path, topmost: &Path) {
+    for d in path.ancestors().skip(1) {
+        if std::fs::remove_dir(d).is_err() || d == topmost {
+            break;
+        }
+    }
 }
 
 /// Opens the file at `path`, creating it if there is none; says whether it created it. Only
@@ -646,11 +693,16 @@ mod tests {
     }
 
     #[test]
-    fn missing_directory_is_an_error_naming_the_path() {
-        let err = DiskTier::create("/nonexistent-mcos-dir/tier", 1, 100).unwrap_err();
+    fn uncreatable_directory_is_an_error_naming_the_path() {
+        // A parent that is a file cannot become a directory (even for root).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), b"x").unwrap();
+        let path = dir.path().join("file/sub/tier");
+        let err = DiskTier::create(&path, 1, 100).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("/nonexistent-mcos-dir/tier"), "{msg}");
-        assert!(msg.contains("directory exists"), "{msg}");
+        assert!(msg.contains(&dir.path().join("file/sub").display().to_string()), "{msg}");
+        assert!(msg.contains("creating directory"), "{msg}");
+        assert_eq!(std::fs::read(dir.path().join("file")).unwrap(), b"x");
     }
 
     #[test]

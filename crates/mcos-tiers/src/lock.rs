@@ -38,7 +38,8 @@ pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
 /// Dropping it releases the lock and removes the lock file.
 #[derive(Debug)]
 pub struct DirLock {
-    file: File,
+    /// Holds the flock until dropped.
+    _file: File,
     path: PathBuf,
 }
 
@@ -87,7 +88,7 @@ impl DirLock {
         file.set_len(0)
             .and_then(|()| file.write_all_at(pid.as_bytes(), 0))
             .map_err(|e| TierError::io(format!("cannot write {}", path.display()), e))?;
-        Ok(DirLock { file, path })
+        Ok(DirLock { _file: file, path })
     }
 
     /// The lock file.
@@ -109,7 +110,6 @@ impl Drop for DirLock {
     fn drop(&mut self) {
         // Removed while still locked, so no other process can lock the name we are removing.
         let _ = std::fs::remove_file(&self.path);
-        let _ = &self.file;
     }
 }
 

@@ -126,3 +126,22 @@ fn a_tier_too_large_for_the_free_space_is_refused_before_reserving() {
     }
     assert!(!path.exists(), "the file this call created is removed");
 }
+
+#[test]
+fn directories_created_for_the_file_are_removed_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/t.tier");
+    let t = DiskTier::create(&path, 4, 4000).unwrap();
+    assert!(t.remove_created().unwrap());
+    drop(t);
+    assert!(!dir.path().join("a").exists(), "a/b created by open, removed");
+    // A directory that existed stays.
+    std::fs::create_dir(dir.path().join("keep")).unwrap();
+    let t = DiskTier::create(dir.path().join("keep/t.tier"), 4, 4000).unwrap();
+    assert!(t.remove_created().unwrap());
+    assert!(dir.path().join("keep").exists());
+    // A refused open removes what it created too.
+    let err = DiskTier::create(dir.path().join("c/d/t.tier"), 0, 4000).unwrap_err();
+    assert!(matches!(err, TierError::Config(_)), "{err}");
+    assert!(!dir.path().join("c").exists());
+}
