@@ -238,7 +238,9 @@ impl ReplayArgs {
                     given(self.psync, "--psync"),
                 ];
                 if let Some(flag) = real_only.into_iter().flatten().next() {
-                    bail!("{flag} applies to --mode real only (a real node); drop it or add --mode real");
+                    bail!(
+                        "{flag} applies to --mode real only (a real node); drop it or add --mode real"
+                    );
                 }
                 let tiers = self.tiers.is_some();
                 let served = self.load.is_some() || self.prefill_tps.is_some();
@@ -260,7 +262,9 @@ impl ReplayArgs {
                     }
                 }
                 if self.shadow.is_some() && (tiers || served) {
-                    bail!("--shadow runs on a plain simulated sweep: drop --tiers, --load and --prefill-tps");
+                    bail!(
+                        "--shadow runs on a plain simulated sweep: drop --tiers, --load and --prefill-tps"
+                    );
                 }
             }
             Mode::Real => {
@@ -288,7 +292,9 @@ impl ReplayArgs {
                     .flatten()
                     .next()
                     {
-                        bail!("{flag} does not apply with --config: the file sets the tiers (disk_io = \"psync\" for --psync)");
+                        bail!(
+                            "{flag} does not apply with --config: the file sets the tiers (disk_io = \"psync\" for --psync)"
+                        );
                     }
                 }
             }
@@ -427,6 +433,11 @@ fn parse_positive_usize(s: &str) -> Result<usize, String> {
     }
 }
 
+/// A positive count as u64 (see `parse_positive_usize`).
+pub fn parse_positive_u64(s: &str) -> Result<u64, String> {
+    parse_positive_usize(s).map(|n| n as u64)
+}
+
 fn parse_positive_u32(s: &str) -> Result<u32, String> {
     parse_positive_usize(s)
         .and_then(|n| u32::try_from(n).map_err(|_| format!("{n} is above {}", u32::MAX)))
@@ -492,7 +503,11 @@ mod tests {
         assert_eq!(parse_capacity("5%"), Ok(Capacity::Fraction(0.05)));
         assert_eq!(parse_capacity("1828"), Ok(Capacity::Blocks(1828)));
         assert!(parse_capacity("0").unwrap_err().contains("capacity 0"));
-        assert!(parse_capacity("-1").unwrap_err().contains("must be positive"));
+        assert!(
+            parse_capacity("-1")
+                .unwrap_err()
+                .contains("must be positive")
+        );
         assert!(
             parse_capacity("abc")
                 .unwrap_err()
@@ -510,7 +525,11 @@ mod tests {
         assert!(e.to_string().starts_with("--tiers: capacity `2.5`"), "{e}");
         assert_eq!(parse_disk_capacity("none"), Ok(DiskCapacity::None));
         assert_eq!(parse_disk_capacity("0"), Ok(DiskCapacity::None));
-        assert!(parse_positive_usize("-5").unwrap_err().contains("must be positive"));
+        assert!(
+            parse_positive_usize("-5")
+                .unwrap_err()
+                .contains("must be positive")
+        );
     }
 
     #[test]

@@ -180,7 +180,11 @@ fn missed_targets(v: &serde_json::Value, at: &str, out: &mut Vec<String>) {
     match v {
         serde_json::Value::Object(m) => {
             for (k, x) in m {
-                let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
                 if (k == "met" || k.ends_with("_met")) && x == &serde_json::Value::Bool(false) {
                     out.push(path);
                 } else {

@@ -24,12 +24,12 @@ use args::{Cli, Command, DiskCapacity, Format, GenerateArgs, Mode, ReplayArgs, R
 use clap::Parser;
 use interrupt::{Interrupted, RunDir};
 use mcos_node::{Node, NodeConfig};
-use std::ops::ControlFlow;
 use mcos_workload::{
     Capacity, GeneratorConfig, Mixture, Request, Simulator, TraceReader, generate, replay_real,
     write_trace,
 };
 use report::{ReplayReport, ResultRow};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// Counts allocations per thread, so `mcos bench fastpath` can show the fast path makes none
@@ -78,7 +78,9 @@ fn error_text(e: &anyhow::Error) -> String {
 /// Prints the trace's warnings (questionable input, with counts) and refuses a trace with
 /// nothing to replay.
 fn check_trace(stats: &mcos_workload::TraceStats, name: &str) -> Result<()> {
-    stats.check_usable().with_context(|| format!("trace {name}"))?;
+    stats
+        .check_usable()
+        .with_context(|| format!("trace {name}"))?;
     for w in stats.warnings() {
         eprintln!("warning: trace {name}: {w}");
     }
@@ -287,7 +289,10 @@ fn run(a: RunArgs) -> Result<()> {
         .in_blocks_of(block_bytes)
         .blocks(stats.unique_blocks)
         .context("--dram")?;
-    let disk = match a.disk.unwrap_or(DiskCapacity::Some(Capacity::Fraction(0.25))) {
+    let disk = match a
+        .disk
+        .unwrap_or(DiskCapacity::Some(Capacity::Fraction(0.25)))
+    {
         DiskCapacity::None => 0,
         DiskCapacity::Some(c) => c
             .in_blocks_of(block_bytes)
@@ -296,14 +301,8 @@ fn run(a: RunArgs) -> Result<()> {
     };
     let mut summaries = Vec::new();
     for (done, policy) in real_policies.iter().enumerate() {
-        let mut node_cfg = node_config(
-            a.config.as_deref(),
-            block_bytes,
-            dram,
-            disk,
-            &dir,
-            a.psync,
-        )?;
+        let mut node_cfg =
+            node_config(a.config.as_deref(), block_bytes, dram, disk, &dir, a.psync)?;
         node_cfg.brain.enabled = policy == "mcos";
         if !quiet {
             eprintln!(

@@ -496,17 +496,33 @@ fn brain_commands_work_end_to_end() {
 fn capacity_syntax_is_unambiguous_and_refusals_say_what_to_write() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.jsonl");
-    let o = mcos(&["generate", "--out", trace.to_str().unwrap(), "--requests", "100"]);
+    let o = mcos(&[
+        "generate",
+        "--out",
+        trace.to_str().unwrap(),
+        "--requests",
+        "100",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let t = trace.to_str().unwrap();
     let o = mcos(&[
-        "replay", "--trace", t, "--policy", "lru", "--capacity", "5%,0.05,100,1MiB", "--format",
+        "replay",
+        "--trace",
+        t,
+        "--policy",
+        "lru",
+        "--capacity",
+        "5%,0.05,100,1MiB",
+        "--format",
         "json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let r = v["results"].as_array().unwrap();
-    assert_eq!(r[0]["capacity_blocks"], r[1]["capacity_blocks"], "5% is 0.05");
+    assert_eq!(
+        r[0]["capacity_blocks"], r[1]["capacity_blocks"],
+        "5% is 0.05"
+    );
     assert_eq!(r[2]["capacity_blocks"], 100);
     assert_eq!(r[3]["capacity_blocks"], 64, "1 MiB of 16 KiB blocks");
     let refused = [
@@ -523,7 +539,10 @@ fn capacity_syntax_is_unambiguous_and_refusals_say_what_to_write() {
         assert_eq!(o.status.code(), Some(1), "{cap}: {}", stderr(&o));
         let e = stderr(&o);
         assert!(e.contains("--capacity") && e.contains(why), "{cap}: {e}");
-        assert!(e.contains("5%") && e.contains("128MiB"), "{cap}: says what to write: {e}");
+        assert!(
+            e.contains("5%") && e.contains("128MiB"),
+            "{cap}: says what to write: {e}"
+        );
         assert!(o.stdout.is_empty());
     }
 }
@@ -544,7 +563,15 @@ fn oversize_requests_are_refused_naming_the_limit_and_the_memory() {
             &["--capacity", "limit of 268435455 blocks", "GiB of memory"],
         ),
         (
-            &["replay", "--trace", t, "--mode", "real", "--capacity", "2000000000"],
+            &[
+                "replay",
+                "--trace",
+                t,
+                "--mode",
+                "real",
+                "--capacity",
+                "2000000000",
+            ],
             &["--capacity", "limit of 268435455 blocks", "GiB of memory"],
         ),
         (
@@ -576,12 +603,24 @@ fn questionable_input_is_reported() {
          {\"timestamp\": 6, \"input_length\": 9000, \"output_length\": 1, \"hash_ids\": [3]}\n\
          {\"timestamp\": 7, \"input_length\": 0, \"output_length\": 1, \"hash_ids\": []}\n",
     );
-    let o = mcos(&["replay", "--trace", odd.to_str().unwrap(), "--policy", "lru"]);
+    let o = mcos(&[
+        "replay",
+        "--trace",
+        odd.to_str().unwrap(),
+        "--policy",
+        "lru",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("warning") && e.contains("1 of 4 requests have no blocks"), "{e}");
+    assert!(
+        e.contains("warning") && e.contains("1 of 4 requests have no blocks"),
+        "{e}"
+    );
     assert!(e.contains("1 of 4 requests have an input_length"), "{e}");
-    assert!(e.contains("1 of 4 requests have a timestamp earlier"), "{e}");
+    assert!(
+        e.contains("1 of 4 requests have a timestamp earlier"),
+        "{e}"
+    );
 
     let empty = write(dir.path(), "empty.jsonl", "");
     let no_blocks = write(
@@ -599,11 +638,28 @@ fn questionable_input_is_reported() {
     let data = dir.path().join("never-created");
     let d = data.to_str().unwrap();
     let cases: [(&[&str], &str); 5] = [
-        (&["replay", "--trace", t, "--disk-capacity", "5%"], "--disk-capacity applies to --mode real only"),
-        (&["replay", "--trace", t, "--dir", d], "--dir applies to --mode real only"),
-        (&["replay", "--trace", t, "--mode", "real", "--tiers", "1%,5%", "--dir", d], "--tiers applies to --mode simulate only"),
-        (&["replay", "--trace", t, "--model", "llama-3-70b"], "--model applies with --tiers only"),
-        (&["replay", "--trace", t, "--load", "-1"], "--load -1 must be positive"),
+        (
+            &["replay", "--trace", t, "--disk-capacity", "5%"],
+            "--disk-capacity applies to --mode real only",
+        ),
+        (
+            &["replay", "--trace", t, "--dir", d],
+            "--dir applies to --mode real only",
+        ),
+        (
+            &[
+                "replay", "--trace", t, "--mode", "real", "--tiers", "1%,5%", "--dir", d,
+            ],
+            "--tiers applies to --mode simulate only",
+        ),
+        (
+            &["replay", "--trace", t, "--model", "llama-3-70b"],
+            "--model applies with --tiers only",
+        ),
+        (
+            &["replay", "--trace", t, "--load", "-1"],
+            "--load -1 must be positive",
+        ),
     ];
     for (args, want) in cases {
         let o = mcos(args);
@@ -611,7 +667,10 @@ fn questionable_input_is_reported() {
         assert_eq!(o.status.code(), Some(1), "{args:?}: {e}");
         assert!(e.contains(want), "{args:?}: `{want}` not in {e}");
     }
-    assert!(!data.exists(), "refused before any work: no directory created");
+    assert!(
+        !data.exists(),
+        "refused before any work: no directory created"
+    );
 
     // An error whose cause is already in its text is printed once.
     let cfg = write(
@@ -621,12 +680,27 @@ fn questionable_input_is_reported() {
          [[tiers]]\nkind = \"disk\"\ncapacity_blocks = 8\npath = \"/proc/no-such-dir/x.tier\"\n",
     );
     let o = mcos(&[
-        "replay", "--trace", t, "--mode", "real", "--policy", "lru", "--capacity", "1",
-        "--config", cfg.to_str().unwrap(), "--dir", d,
+        "replay",
+        "--trace",
+        t,
+        "--mode",
+        "real",
+        "--policy",
+        "lru",
+        "--capacity",
+        "1",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--dir",
+        d,
     ]);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
-    assert_eq!(e.matches("No such file or directory").count(), 1, "repeated: {e}");
+    assert_eq!(
+        e.matches("No such file or directory").count(),
+        1,
+        "repeated: {e}"
+    );
 }
 
 /// A disk tier never destroys a file it did not create: a config whose tier path names a
@@ -650,15 +724,31 @@ fn a_tier_path_naming_someone_elses_file_is_refused_and_left_intact() {
         ),
     );
     let o = mcos(&[
-        "replay", "--trace", trace.to_str().unwrap(), "--mode", "real", "--policy", "lru",
-        "--capacity", "1", "--config", cfg.to_str().unwrap(), "--dir",
+        "replay",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--mode",
+        "real",
+        "--policy",
+        "lru",
+        "--capacity",
+        "1",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--dir",
         dir.path().join("run").to_str().unwrap(),
     ]);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
-    assert!(e.contains("not an MCOS tier file") && e.contains("notes.txt"), "{e}");
+    assert!(
+        e.contains("not an MCOS tier file") && e.contains("notes.txt"),
+        "{e}"
+    );
     assert_eq!(std::fs::read(&precious).unwrap(), b"my precious notes\n");
-    assert!(!dir.path().join("run").exists(), "the run directory it created is removed");
+    assert!(
+        !dir.path().join("run").exists(),
+        "the run directory it created is removed"
+    );
 }
 
 /// One owner per run directory: a second run on a locked `--dir` is refused naming the holder.
@@ -666,7 +756,13 @@ fn a_tier_path_naming_someone_elses_file_is_refused_and_left_intact() {
 fn a_locked_run_directory_is_refused_naming_the_holder() {
     let dir = tempfile::tempdir().unwrap();
     let _held = mcos_tiers::lock::DirLock::acquire(dir.path()).unwrap();
-    let o = mcos(&["run", "--requests", "50", "--dir", dir.path().to_str().unwrap()]);
+    let o = mcos(&[
+        "run",
+        "--requests",
+        "50",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(
@@ -729,7 +825,10 @@ fn an_interrupted_run_says_what_was_done_and_removes_its_files() {
         "-INT",
     );
     assert_eq!(code, Some(130), "{e}");
-    assert!(e.contains("interrupted by SIGINT during the real replay"), "{e}");
+    assert!(
+        e.contains("interrupted by SIGINT during the real replay"),
+        "{e}"
+    );
     assert!(e.contains("requests replayed"), "{e}");
     assert!(!tier.exists(), "tier file removed: {e}");
     assert!(!run.exists(), "run directory removed: {e}");
@@ -737,7 +836,13 @@ fn an_interrupted_run_says_what_was_done_and_removes_its_files() {
     let run2 = dir.path().join("run2");
     let lock = run2.join("mcos.lock");
     let (code, e) = interrupt_when(
-        &["run", "--requests", "30000", "--dir", run2.to_str().unwrap()],
+        &[
+            "run",
+            "--requests",
+            "30000",
+            "--dir",
+            run2.to_str().unwrap(),
+        ],
         || lock.exists(),
         "-TERM",
     );

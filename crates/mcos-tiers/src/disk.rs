@@ -700,7 +700,10 @@ mod tests {
         let path = dir.path().join("file/sub/tier");
         let err = DiskTier::create(&path, 1, 100).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains(&dir.path().join("file/sub").display().to_string()), "{msg}");
+        assert!(
+            msg.contains(&dir.path().join("file/sub").display().to_string()),
+            "{msg}"
+        );
         assert!(msg.contains("creating directory"), "{msg}");
         assert_eq!(std::fs::read(dir.path().join("file")).unwrap(), b"x");
     }

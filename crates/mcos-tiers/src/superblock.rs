@@ -96,7 +96,8 @@ impl Superblock {
         if bytes.len() < ENCODED_BYTES {
             return Decoded::Damaged;
         }
-        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let u64_at = |i: usize| {
             let mut w = [0u8; 8];
             w.copy_from_slice(&bytes[i..i + 8]);

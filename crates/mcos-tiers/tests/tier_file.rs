@@ -66,7 +66,10 @@ fn another_geometry_is_refused_unless_recreate() {
     let err = DiskTier::create(&path, 16, 4000).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, TierError::TierFileMismatch { .. }), "{msg}");
-    assert!(msg.contains("8 frames") && msg.contains("16 frames"), "{msg}");
+    assert!(
+        msg.contains("8 frames") && msg.contains("16 frames"),
+        "{msg}"
+    );
     assert!(msg.contains("recreate = true"), "{msg}");
     assert_eq!(std::fs::read(&path).unwrap(), before, "refused untouched");
     let c = DiskTier::open(&path, 16, 4000, true).unwrap();
@@ -77,7 +80,10 @@ fn another_geometry_is_refused_unless_recreate() {
         "recreated at the new size"
     );
     let mut out = [0u8; 8];
-    assert!(c.read_block(1, BlockKey(7), &mut out).is_err(), "old blocks gone");
+    assert!(
+        c.read_block(1, BlockKey(7), &mut out).is_err(),
+        "old blocks gone"
+    );
 }
 
 #[test]
@@ -97,7 +103,10 @@ fn a_second_opener_is_refused_with_the_holder_named() {
         msg.contains(&format!("in use by process {}", std::process::id())),
         "{msg}"
     );
-    assert!(path.exists(), "the refused opener did not remove the holder's file");
+    assert!(
+        path.exists(),
+        "the refused opener did not remove the holder's file"
+    );
     // Also with recreate: the holder's file is not touched.
     assert!(matches!(
         DiskTier::open(&path, 8, 4000, true),
@@ -134,7 +143,10 @@ fn directories_created_for_the_file_are_removed_with_it() {
     let t = DiskTier::create(&path, 4, 4000).unwrap();
     assert!(t.remove_created().unwrap());
     drop(t);
-    assert!(!dir.path().join("a").exists(), "a/b created by open, removed");
+    assert!(
+        !dir.path().join("a").exists(),
+        "a/b created by open, removed"
+    );
     // A directory that existed stays.
     std::fs::create_dir(dir.path().join("keep")).unwrap();
     let t = DiskTier::create(dir.path().join("keep/t.tier"), 4, 4000).unwrap();

@@ -280,14 +280,22 @@ mod tests {
         node.close().unwrap();
         // A stop asked for by `progress` ends the replay there, and the node still closes.
         let node = Node::open(NodeConfig::dram_and_disk(1024, cap, cap * 4, dir.path())).unwrap();
-        let stopped = replay_real(requests.iter().cloned().map(Ok), &node, g.block_tokens, |n| {
-            if n == 7 {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        });
-        assert!(matches!(stopped, Err(RealError::Interrupted { requests: 7 })));
+        let stopped = replay_real(
+            requests.iter().cloned().map(Ok),
+            &node,
+            g.block_tokens,
+            |n| {
+                if n == 7 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        assert!(matches!(
+            stopped,
+            Err(RealError::Interrupted { requests: 7 })
+        ));
         node.close().unwrap();
         assert!(two.block_hits > real.block_hits, "{two:?}");
         assert!(two.hits_per_tier["disk"] > 0);

@@ -96,7 +96,7 @@ impl Capacity {
         match s.parse::<f64>() {
             Ok(f) if f > 0.0 && f < 1.0 => Ok(Capacity::Fraction(f)),
             Ok(f) if f.is_nan() => refuse("is not a number"),
-            Ok(f) if f == 0.0 => refuse("holds nothing (capacity 0)"),
+            Ok(0.0) => refuse("holds nothing (capacity 0)"),
             Ok(f) if f.is_finite() && f.fract() == 0.0 && f < 1e15 => refuse(&format!(
                 "is ambiguous (a fraction of 100 % or more, or a block count?): write {:.0}% or {f:.0}",
                 f * 100.0
@@ -638,7 +638,11 @@ mod tests {
         ];
         let s = TraceStats::of_requests(&rs, 512).unwrap();
         assert_eq!(
-            (s.empty_requests, s.length_mismatches, s.timestamps_backwards),
+            (
+                s.empty_requests,
+                s.length_mismatches,
+                s.timestamps_backwards
+            ),
             (1, 1, 1)
         );
         let w = s.warnings().join("\n");
@@ -650,7 +654,9 @@ mod tests {
         assert!(clean.warnings().is_empty());
         let e = TraceStats::of_requests(&[], 512).unwrap().check_usable();
         assert!(e.unwrap_err().to_string().contains("no requests"));
-        let e = TraceStats::of_requests(&rs[3..4], 512).unwrap().check_usable();
+        let e = TraceStats::of_requests(&rs[3..4], 512)
+            .unwrap()
+            .check_usable();
         assert!(e.unwrap_err().to_string().contains("hash_ids is empty"));
     }
 
@@ -694,7 +700,10 @@ mod tests {
         for (text, why) in refused {
             let e = Capacity::parse(text).unwrap_err();
             assert!(e.contains(why), "{text}: {e}");
-            assert!(e.contains("5%") && e.contains("1GiB"), "says what to write: {e}");
+            assert!(
+                e.contains("5%") && e.contains("1GiB"),
+                "says what to write: {e}"
+            );
         }
         assert_eq!(Bytes(1 << 20).in_blocks_of(16384), Blocks(64));
         assert_eq!(Bytes(10).in_blocks_of(16384), Blocks(1));
