@@ -222,6 +222,7 @@ fn real_replay(
     bar.finish_and_clear();
     let stats = node.stats();
     let closed = node.close();
+    interrupt::doing(format!("between real runs, after {what} (its node closed)"));
     interrupt::node_open(false)?;
     if let Err(mcos_workload::RealError::Interrupted { requests }) = &result {
         let sig = interrupt::received().unwrap_or(libc_sigint());
