@@ -60,11 +60,12 @@ pub struct ShowArgs {
     /// Replay this trace (simulate mode) under the brain first.
     #[arg(long)]
     pub trace: Option<PathBuf>,
-    /// Capacity of tier 0 for the replay (fraction of unique blocks or block count).
-    #[arg(long, default_value = "0.05", value_parser = parse_capacity)]
+    /// Capacity of tier 0 for the replay: 5% (of the unique blocks), 0.05, a block count
+    /// (1828) or a size (128MiB, in 16 KiB blocks).
+    #[arg(long, default_value = "5%", value_parser = parse_capacity, allow_hyphen_values = true)]
     pub capacity: Capacity,
     /// Tokens per block in the trace.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = parse_positive_u32, allow_hyphen_values = true)]
     pub block_tokens: u32,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -90,7 +91,7 @@ pub enum Mode {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Requests in the built-in workload.
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = 6000, value_parser = parse_positive_usize, allow_hyphen_values = true)]
     pub requests: usize,
     /// Seed of the built-in workload.
     #[arg(long, default_value_t = 0x4D43_4F53)]
@@ -98,23 +99,26 @@ pub struct RunArgs {
     /// Workload preset: mixed, chat, agent or rag.
     #[arg(long, default_value = "mixed")]
     pub preset: String,
-    /// Bytes per KV block stored by the real node (16 KiB: one layer's K+V of 16 tokens at
-    /// 8 KV heads x 128 dims in bf16 is 64 KiB; 16 KiB is the design's worst case).
-    #[arg(long, default_value_t = 16 << 10)]
-    pub block_bytes: u32,
-    /// DRAM tier size as a fraction of the workload's unique blocks.
-    #[arg(long, default_value_t = 0.05)]
-    pub dram: f64,
-    /// Disk tier size as a fraction of the unique blocks (0: no disk tier).
-    #[arg(long, default_value_t = 0.25)]
-    pub disk: f64,
+    /// Bytes per KV block stored by the real node (default 16 KiB: one layer's K+V of 16
+    /// tokens at 8 KV heads x 128 dims in bf16 is 64 KiB; 16 KiB is the design's worst case).
+    /// Not with --config (set block_bytes in the file).
+    #[arg(long, value_parser = parse_positive_u32, allow_hyphen_values = true)]
+    pub block_bytes: Option<u32>,
+    /// DRAM tier size (default 5%): a percentage of the workload's unique blocks (5%), a
+    /// fraction below 1 (0.05), a block count (1828) or a size (128MiB). Not with --config.
+    #[arg(long, value_parser = parse_capacity, allow_hyphen_values = true)]
+    pub dram: Option<Capacity>,
+    /// Disk tier size (default 25%), as --dram; 0 or none: no disk tier. Not with --config.
+    #[arg(long, value_parser = parse_disk_capacity, allow_hyphen_values = true)]
+    pub disk: Option<DiskCapacity>,
     /// Directory for the disk tier's file (default: a fresh directory under the system temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Node configuration (TOML) instead of the --dram/--disk/--block-bytes defaults.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Use pread/pwrite instead of io_uring for the disk tier.
+    /// Use pread/pwrite instead of io_uring for the disk tier. Not with --config (set
+    /// disk_io = "psync" in the file).
     #[arg(long)]
     pub psync: bool,
     /// Policies the real node runs, comma-separated: mcos (the brain on its own thread
@@ -139,18 +143,19 @@ pub struct ReplayArgs {
     /// simulate mode, mcos,lru in real mode.
     #[arg(long)]
     pub policy: Option<String>,
-    /// Comma-separated capacities: fractions of the trace's unique blocks (0.05) or block
-    /// counts (1828). In real mode this sizes the DRAM tier.
-    #[arg(long, default_value = "0.01,0.05,0.10,0.25")]
+    /// Comma-separated capacities: percentages of the trace's unique blocks (5%), fractions
+    /// below 1 (0.05), block counts (1828) or sizes (128MiB, in --block-bytes blocks). In real
+    /// mode this sizes the DRAM tier.
+    #[arg(long, default_value = "1%,5%,10%,25%", allow_hyphen_values = true)]
     pub capacity: String,
     /// Tokens per block in the trace (Mooncake: 512).
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = parse_positive_u32, allow_hyphen_values = true)]
     pub block_tokens: u32,
     /// Bytes per block (real mode stores this many; simulate mode models bytes with it).
-    #[arg(long, default_value_t = 16 << 10)]
+    #[arg(long, default_value_t = DEFAULT_BLOCK_BYTES, value_parser = parse_positive_u32, allow_hyphen_values = true)]
     pub block_bytes: u32,
-    /// Real mode: a disk tier under DRAM of this capacity (fraction or blocks); none if absent.
-    #[arg(long, value_parser = parse_capacity)]
+    /// Real mode: a disk tier under DRAM of this capacity (as --capacity); none if absent.
+    #[arg(long, value_parser = parse_capacity, allow_hyphen_values = true)]
     pub disk_capacity: Option<Capacity>,
     /// Real mode: directory for the disk tier's file.
     #[arg(long)]
@@ -166,20 +171,20 @@ pub struct ReplayArgs {
     /// queue length, and lets `--intents` reach the policies. With --tiers: the recompute rate
     /// that fetches are weighed against (default 20,000 tokens/s), and the engine's rate when
     /// --intents serves the trace.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub prefill_tps: Option<f64>,
     /// Simulate mode: as --prefill-tps, with the throughput at which prefilling every prompt
     /// token would keep the engine busy this fraction of the trace's span (0.8: busy, not
     /// overloaded; hits lower the real utilisation, which is reported).
-    #[arg(long, conflicts_with = "prefill_tps")]
+    #[arg(long, conflicts_with = "prefill_tps", allow_negative_numbers = true)]
     pub load: Option<f64>,
     /// With a prefill engine: intent variants to run for `mcos`, comma-separated: none,
     /// queue (queued requests' blocks), sessions (ended conversations' blocks), all (queue
     /// and sessions), stage (with --tiers: queue, and queued requests' blocks are moved up to
     /// tier 0 while they wait; LRU with the same staging runs beside it). With --tiers, any
-    /// value but none serves the trace (as --load 0.8 unless --load is given).
-    #[arg(long, default_value = "none")]
-    pub intents: String,
+    /// value but none serves the trace (as --load 0.8 unless --load is given). Default: none.
+    #[arg(long)]
+    pub intents: Option<String>,
     /// Simulate mode: score a candidate on the same access stream without letting it act: a
     /// policy name or a brain knob label (lru, slru50+h1, hadm2, wtlfu2/p50/s10, ...). Reports,
     /// per capacity, the hits it would have added and lost against each policy that acted.
@@ -192,15 +197,140 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub tiers: Option<String>,
     /// With --tiers: model preset for KV bytes per token (llama-3-8b, llama-3-70b, qwen2.5-7b).
-    #[arg(long, default_value = "llama-3-8b")]
-    pub model: String,
+    /// Default: llama-3-8b.
+    #[arg(long)]
+    pub model: Option<String>,
     /// With --tiers: bandwidth of each link up the hierarchy in GB/s (DRAM->HBM, disk->DRAM).
     /// Defaults: 50 (a GPU gather over PCIe Gen5, DESIGN.md) and 5 (an NVMe drive).
-    #[arg(long, default_value = "50,5")]
-    pub link_gbps: String,
+    #[arg(long, allow_hyphen_values = true)]
+    pub link_gbps: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+impl ReplayArgs {
+    /// `--intents`, default `none`.
+    pub fn intents(&self) -> &str {
+        self.intents.as_deref().unwrap_or("none")
+    }
+
+    /// `--model`, default `llama-3-8b`.
+    pub fn model(&self) -> &str {
+        self.model.as_deref().unwrap_or("llama-3-8b")
+    }
+
+    /// `--link-gbps`, default `50,5`.
+    pub fn link_gbps(&self) -> &str {
+        self.link_gbps.as_deref().unwrap_or("50,5")
+    }
+
+    /// Refuses flags that do not apply to the chosen mode, before any work starts.
+    pub fn check_flags(&self) -> Result<()> {
+        let given = |on: bool, flag: &'static str| on.then_some(flag);
+        if let Some(l) = self.load.filter(|l| !(l.is_finite() && *l > 0.0)) {
+            bail!("--load {l} must be positive: a share of the trace's span, such as 0.8");
+        }
+        if let Some(t) = self.prefill_tps.filter(|t| !(t.is_finite() && *t > 0.0)) {
+            bail!("--prefill-tps {t} must be a positive number of tokens/s");
+        }
+        match self.mode {
+            Mode::Simulate => {
+                let real_only = [
+                    given(self.disk_capacity.is_some(), "--disk-capacity"),
+                    given(self.dir.is_some(), "--dir"),
+                    given(self.config.is_some(), "--config"),
+                    given(self.psync, "--psync"),
+                ];
+                if let Some(flag) = real_only.into_iter().flatten().next() {
+                    bail!(
+                        "{flag} applies to --mode real only (a real node); drop it or add --mode real"
+                    );
+                }
+                let tiers = self.tiers.is_some();
+                let served = self.load.is_some() || self.prefill_tps.is_some();
+                if !tiers {
+                    if let Some(flag) = [
+                        given(self.model.is_some(), "--model"),
+                        given(self.link_gbps.is_some(), "--link-gbps"),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    {
+                        bail!("{flag} applies with --tiers only (a modelled tier hierarchy)");
+                    }
+                    if self.intents.is_some() && !served {
+                        bail!(
+                            "--intents needs a prefill engine: give --load or --prefill-tps (or --tiers)"
+                        );
+                    }
+                }
+                if self.shadow.is_some() && (tiers || served) {
+                    bail!(
+                        "--shadow runs on a plain simulated sweep: drop --tiers, --load and --prefill-tps"
+                    );
+                }
+            }
+            Mode::Real => {
+                let sim_only = [
+                    given(self.tiers.is_some(), "--tiers"),
+                    given(self.load.is_some(), "--load"),
+                    given(self.prefill_tps.is_some(), "--prefill-tps"),
+                    given(self.intents.is_some(), "--intents"),
+                    given(self.shadow.is_some(), "--shadow"),
+                    given(self.model.is_some(), "--model"),
+                    given(self.link_gbps.is_some(), "--link-gbps"),
+                ];
+                if let Some(flag) = sim_only.into_iter().flatten().next() {
+                    bail!(
+                        "{flag} applies to --mode simulate only; real mode takes --capacity, \
+                         --disk-capacity, --dir, --config and --psync"
+                    );
+                }
+                if self.config.is_some() {
+                    if let Some(flag) = [
+                        given(self.disk_capacity.is_some(), "--disk-capacity"),
+                        given(self.psync, "--psync"),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    {
+                        bail!(
+                            "{flag} does not apply with --config: the file sets the tiers (disk_io = \"psync\" for --psync)"
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RunArgs {
+    /// Refuses flags that the node configuration file would override, before any work starts.
+    pub fn check_flags(&self) -> Result<()> {
+        if self.config.is_some() {
+            let given = |on: bool, flag: &'static str| on.then_some(flag);
+            if let Some(flag) = [
+                given(self.dram.is_some(), "--dram"),
+                given(self.disk.is_some(), "--disk"),
+                given(self.block_bytes.is_some(), "--block-bytes"),
+                given(self.psync, "--psync"),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            {
+                bail!(
+                    "{flag} does not apply with --config: the file sets the tiers, block_bytes and \
+                     disk_io"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Which intents a served replay delivers.
@@ -257,7 +387,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Requests.
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = 6000, value_parser = parse_positive_usize, allow_hyphen_values = true)]
     pub requests: usize,
     /// Seed.
     #[arg(long, default_value_t = 0x4D43_4F53)]
@@ -271,41 +401,67 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub azure: Option<PathBuf>,
     /// Tokens per block of the synthesised Azure trace.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = parse_positive_u32, allow_hyphen_values = true)]
     pub block_tokens: u32,
 }
 
-/// One capacity: a fraction of unique blocks when it has a decimal point or is below 1, else a
-/// block count.
+/// Block size when none is given (16 KiB).
+pub const DEFAULT_BLOCK_BYTES: u32 = 16 << 10;
+
+/// One capacity (see [`Capacity::parse`]: `5%`, `0.05`, `1828` blocks, `128MiB`).
 pub fn parse_capacity(s: &str) -> Result<Capacity, String> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<u64>() {
-        return if n == 0 {
-            Err("capacity 0 holds nothing: give a fraction such as 0.05 or a block count of at least 1".into())
-        } else {
-            Ok(Capacity::Blocks(n))
-        };
-    }
-    match s.parse::<f64>() {
-        Ok(f) if f.is_finite() && f > 0.0 => Ok(Capacity::Fraction(f)),
-        Ok(f) => Err(format!(
-            "capacity {f} must be positive (a fraction such as 0.05, or a block count)"
-        )),
-        Err(_) => Err(format!(
-            "`{s}` is not a capacity: give a fraction such as 0.05 or a block count such as 1828"
-        )),
+    Capacity::parse(s)
+}
+
+/// `mcos run --disk`: a capacity, or no disk tier (`0`, `none`).
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum DiskCapacity {
+    /// No disk tier.
+    None,
+    /// A disk tier of this capacity.
+    Some(Capacity),
+}
+
+fn parse_disk_capacity(s: &str) -> Result<DiskCapacity, String> {
+    match s.trim() {
+        "0" | "none" => Ok(DiskCapacity::None),
+        other => Capacity::parse(other).map(DiskCapacity::Some),
     }
 }
 
-/// A comma-separated capacity list.
-pub fn parse_capacities(s: &str) -> Result<Vec<Capacity>> {
+/// A count that must be at least 1; a negative or zero one says so.
+fn parse_positive_usize(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+        Ok(n) => Err(format!("{n} must be positive (at least 1)")),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+/// A positive count as u64 (see `parse_positive_usize`).
+pub fn parse_positive_u64(s: &str) -> Result<u64, String> {
+    parse_positive_usize(s).map(|n| n as u64)
+}
+
+fn parse_positive_u32(s: &str) -> Result<u32, String> {
+    parse_positive_usize(s)
+        .and_then(|n| u32::try_from(n).map_err(|_| format!("{n} is above {}", u32::MAX)))
+}
+
+/// A comma-separated capacity list given by `flag`; sizes in bytes become blocks of
+/// `block_bytes`.
+pub fn parse_capacities(flag: &str, s: &str, block_bytes: u32) -> Result<Vec<Capacity>> {
     let caps = s
         .split(',')
         .filter(|p| !p.trim().is_empty())
-        .map(|p| parse_capacity(p).map_err(anyhow::Error::msg))
+        .map(|p| {
+            parse_capacity(p)
+                .map(|c| c.in_blocks_of(block_bytes))
+                .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+        })
         .collect::<Result<Vec<_>>>()?;
     if caps.is_empty() {
-        bail!("--capacity needs at least one value");
+        bail!("{flag} needs at least one value");
     }
     Ok(caps)
 }
@@ -347,17 +503,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn capacities_parse_as_fractions_or_blocks() {
+    fn capacities_parse_as_fractions_blocks_or_bytes() {
         assert_eq!(parse_capacity("0.05"), Ok(Capacity::Fraction(0.05)));
+        assert_eq!(parse_capacity("5%"), Ok(Capacity::Fraction(0.05)));
         assert_eq!(parse_capacity("1828"), Ok(Capacity::Blocks(1828)));
         assert!(parse_capacity("0").unwrap_err().contains("capacity 0"));
-        assert!(parse_capacity("-1").is_err());
+        assert!(
+            parse_capacity("-1")
+                .unwrap_err()
+                .contains("must be positive")
+        );
         assert!(
             parse_capacity("abc")
                 .unwrap_err()
                 .contains("not a capacity")
         );
-        assert_eq!(parse_capacities("0.01, 0.1").unwrap().len(), 2);
+        assert_eq!(
+            parse_capacities("--capacity", "0.01, 10%, 1MiB", 16384).unwrap(),
+            vec![
+                Capacity::Fraction(0.01),
+                Capacity::Fraction(0.1),
+                Capacity::Blocks(64)
+            ]
+        );
+        let e = parse_capacities("--tiers", "0.01,2.5", 16384).unwrap_err();
+        assert!(e.to_string().starts_with("--tiers: capacity `2.5`"), "{e}");
+        assert_eq!(parse_disk_capacity("none"), Ok(DiskCapacity::None));
+        assert_eq!(parse_disk_capacity("0"), Ok(DiskCapacity::None));
+        assert!(
+            parse_positive_usize("-5")
+                .unwrap_err()
+                .contains("must be positive")
+        );
     }
 
     #[test]

@@ -21,13 +21,13 @@ pub struct FastpathArgs {
     #[arg(long, default_value = "1,2")]
     pub shards: String,
     /// Synthetic stream: resident blocks over all shards (a quarter in the fast tier).
-    #[arg(long, default_value_t = 10_000_000)]
+    #[arg(long, default_value_t = 10_000_000, value_parser = crate::args::parse_positive_u64, allow_hyphen_values = true)]
     pub capacity: u64,
     /// Synthetic stream: timed decisions per run.
-    #[arg(long, default_value_t = 20_000_000)]
+    #[arg(long, default_value_t = 20_000_000, value_parser = crate::args::parse_positive_u64, allow_hyphen_values = true)]
     pub decisions: u64,
     /// Synthetic stream: hits go to one of this many most recently inserted blocks per shard.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = crate::args::parse_positive_u64, allow_hyphen_values = true)]
     pub hot_blocks: u64,
     /// Synthetic stream: shares of hit, miss and prefetching decisions, in percent.
     #[arg(long, default_value = "70,20,10")]
@@ -36,19 +36,19 @@ pub struct FastpathArgs {
     #[arg(long, default_value_t = 0x4D43_4F53)]
     pub seed: u64,
     /// Trace replay: capacity as a fraction of the trace's distinct blocks.
-    #[arg(long, default_value_t = 0.10)]
+    #[arg(long, default_value_t = 0.10, allow_negative_numbers = true)]
     pub trace_capacity: f64,
     /// Trace replay: timed decisions per run (the trace loops).
-    #[arg(long, default_value_t = 20_000_000)]
+    #[arg(long, default_value_t = 20_000_000, value_parser = crate::args::parse_positive_u64, allow_hyphen_values = true)]
     pub trace_decisions: u64,
     /// Timed decisions of each round-trip mode.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, value_parser = crate::args::parse_positive_u64, allow_hyphen_values = true)]
     pub roundtrip_decisions: u64,
     /// Ops ahead whose directory entries the fast path prefetches (0: none).
     #[arg(long, default_value_t = 8)]
     pub prefetch_ahead: usize,
     /// Decisions per timed batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::args::parse_positive_u64, allow_hyphen_values = true)]
     pub batch: u64,
     /// Milliseconds between policy installs while churning.
     #[arg(long, default_value_t = 10)]
@@ -62,6 +62,10 @@ pub struct FastpathArgs {
     /// Also write the JSON report to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Exit non-zero (status 1, after the report) when any target is missed, so scripts can
+    /// rely on the exit status.
+    #[arg(long)]
+    pub check: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -135,6 +139,22 @@ pub fn run(a: FastpathArgs) -> Result<()> {
     match a.format {
         Format::Json => println!("{json}"),
         Format::Table => print!("{}", table(&report)),
+    }
+    if a.check {
+        let missed: Vec<&str> = report
+            .targets
+            .iter()
+            .filter(|t| !t.met)
+            .map(|t| t.name.as_str())
+            .collect();
+        if !missed.is_empty() {
+            bail!(
+                "--check: {} of {} targets missed: {}",
+                missed.len(),
+                report.targets.len(),
+                missed.join(", ")
+            );
+        }
     }
     Ok(())
 }

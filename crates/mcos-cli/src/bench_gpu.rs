@@ -57,6 +57,10 @@ pub struct GpuBenchArgs {
     /// Also write the JSON report to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Exit non-zero when any target is missed (a `..._met: false` in the report), besides a
+    /// failed verification, which always does.
+    #[arg(long)]
+    pub check: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -160,7 +164,41 @@ fn gpu(a: GpuBenchArgs) -> Result<()> {
     if !cuda::bench::all_checks_pass(&report) {
         bail!("a verification failed (look for \"verified\": false in the report)");
     }
+    if a.check {
+        let mut missed = Vec::new();
+        missed_targets(&report, "", &mut missed);
+        if !missed.is_empty() {
+            bail!("--check: targets missed: {}", missed.join(", "));
+        }
+    }
     Ok(())
+}
+
+/// Paths of every `..._met: false` in a report.
+#[cfg(feature = "cuda")]
+fn missed_targets(v: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let path = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                if (k == "met" || k.ends_with("_met")) && x == &serde_json::Value::Bool(false) {
+                    out.push(path);
+                } else {
+                    missed_targets(x, &path, out);
+                }
+            }
+        }
+        serde_json::Value::Array(xs) => {
+            for (i, x) in xs.iter().enumerate() {
+                missed_targets(x, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A node with HBM over pinned host memory over disk, through the Node API: every block put is
@@ -176,6 +214,7 @@ fn node_check(cfg: &GpuBenchConfig) -> Result<serde_json::Value> {
         path,
         bandwidth_bytes_per_s: None,
         latency_ns: None,
+        recreate: false,
     };
     let dir = cfg
         .disk_dir

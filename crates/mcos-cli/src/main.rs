@@ -15,6 +15,8 @@ mod bench;
 mod bench_fastpath;
 mod bench_gpu;
 mod bench_serve;
+mod interrupt;
+mod limits;
 mod report;
 mod show;
 mod stats;
@@ -22,14 +24,16 @@ mod sweep;
 mod tiered;
 
 use anyhow::{Context, Result, bail};
-use args::{Cli, Command, Format, GenerateArgs, Mode, ReplayArgs, RunArgs};
+use args::{Cli, Command, DiskCapacity, Format, GenerateArgs, Mode, ReplayArgs, RunArgs};
 use clap::Parser;
+use interrupt::{Interrupted, RunDir};
 use mcos_node::{Node, NodeConfig};
 use mcos_workload::{
     Capacity, GeneratorConfig, Mixture, Request, Simulator, TraceReader, generate, replay_real,
     write_trace,
 };
 use report::{ReplayReport, ResultRow};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// Counts allocations per thread, so `mcos bench fastpath` can show the fast path makes none
@@ -51,9 +55,42 @@ fn main() {
         Command::Stats(a) => stats::run(a),
     };
     if let Err(e) = outcome {
-        eprintln!("error: {e:#}");
+        if let Some(i) = e.downcast_ref::<Interrupted>() {
+            eprintln!("{i}");
+            std::process::exit(interrupt::exit_code(i.signal));
+        }
+        eprintln!("error: {}", error_text(&e));
         std::process::exit(1);
     }
+}
+
+/// An error and its causes on one line, each cause once: a cause whose text the line already
+/// holds (an error that prints its source, or a transparent wrapper) is not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// Prints the trace's warnings (questionable input, with counts) and refuses a trace with
+/// nothing to replay.
+fn check_trace(stats: &mcos_workload::TraceStats, name: &str) -> Result<()> {
+    stats
+        .check_usable()
+        .with_context(|| format!("trace {name}"))?;
+    for w in stats.warnings() {
+        eprintln!("warning: trace {name}: {w}");
+    }
+    Ok(())
 }
 
 /// The built-in workload of `mcos run` and `mcos generate`.
@@ -132,6 +169,9 @@ fn node_config(
             .with_context(|| format!("cannot read node config {}", path.display()))?;
         return NodeConfig::from_toml(&text).with_context(|| format!("in {}", path.display()));
     }
+    let stride = mcos_tiers::layout::frame_stride(block_bytes) as u64;
+    limits::check_memory_tier("the DRAM tier", dram_blocks, stride)?;
+    limits::check_disk_tier("the disk tier", disk_blocks, stride)?;
     let to_u32 = |n: u64, what: &str| {
         u32::try_from(n).with_context(|| format!("{what} capacity of {n} blocks is too large"))
     };
@@ -155,65 +195,121 @@ fn default_dir(dir: Option<PathBuf>) -> PathBuf {
     dir.unwrap_or_else(|| std::env::temp_dir().join(format!("mcos-{}", std::process::id())))
 }
 
-/// Replays `requests` through a real node built from `cfg`, with a progress bar.
+/// Replays `requests` through a real node built from `cfg`, with a progress bar. A SIGINT or
+/// SIGTERM stops it at the next request: the node closes (removing its tier file) and the
+/// error is [`Interrupted`], saying what was done. A failure to remove the tier file at close
+/// is a warning: the replay's results stand.
 fn real_replay(
     cfg: NodeConfig,
     requests: impl IntoIterator<Item = Result<Request, mcos_workload::TraceError>>,
     total_requests: u64,
     block_tokens: u32,
     quiet: bool,
+    what: &str,
 ) -> Result<(mcos_workload::RealResult, mcos_node::NodeStats)> {
-    let node = Node::open(cfg).context("cannot open the node")?;
+    interrupt::node_open(true)?;
+    let tier_file = cfg.tiers.iter().find_map(|t| t.path.clone());
+    let node = match Node::open(cfg) {
+        Ok(n) => n,
+        Err(e) => {
+            interrupt::node_open(false)?;
+            return Err(e).context("cannot open the node");
+        }
+    };
     let bar = report::progress_bar(total_requests, "real replay", quiet);
-    let result = replay_real(requests, &node, block_tokens, |n| bar.set_position(n));
+    let result = replay_real(requests, &node, block_tokens, |n| {
+        bar.set_position(n);
+        if interrupt::received().is_some() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
     bar.finish_and_clear();
     let stats = node.stats();
-    node.close().context("closing the node")?;
+    let closed = node.close();
+    interrupt::doing(format!("between real runs, after {what} (its node closed)"));
+    interrupt::node_open(false)?;
+    if let Err(mcos_workload::RealError::Interrupted { requests }) = &result {
+        let sig = interrupt::received().unwrap_or(libc_sigint());
+        let removed = match (&closed, &tier_file) {
+            (Ok(()), Some(p)) if !p.exists() => format!("; removed {}", p.display()),
+            (Err(e), _) => format!("; closing the node failed: {e}"),
+            _ => String::new(),
+        };
+        anyhow::bail!(Interrupted {
+            signal: sig,
+            message: format!(
+                "interrupted by {} during {what}: {requests} of {total_requests} requests \
+                 replayed, results discarded{removed}",
+                interrupt::signal_name(sig)
+            ),
+        });
+    }
+    if let Err(e) = closed {
+        eprintln!("warning: closing the node: {e} (the replay's results are kept)");
+    }
     Ok((result?, stats))
 }
 
+/// SIGINT's number, for an interruption whose signal was not recorded.
+fn libc_sigint() -> i32 {
+    2
+}
+
 fn run(a: RunArgs) -> Result<()> {
+    a.check_flags()?;
+    limits::check_run_requests(a.requests)?;
     let quiet = a.format == Format::Json;
     let cfg = builtin_config(a.requests, a.seed, &a.preset)?;
+    let real_policies = args::parse_policies(&Some(a.policy.clone()), Mode::Real)?;
+    interrupt::install()?;
+    let run_dir = RunDir::open(&default_dir(a.dir.clone()))?;
+    let dir = run_dir.path().to_path_buf();
     if !quiet {
         eprintln!(
             "generating the built-in workload ({} preset, {} requests, seed {})...",
             a.preset, a.requests, a.seed
         );
     }
+    interrupt::doing("generating the built-in workload (nothing written yet)");
     let requests = generate(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     let sim = Simulator::from_requests(requests.clone(), cfg.block_tokens)?;
     let stats = sim.stats().clone();
 
     // 1. Every policy at the standard capacities, in simulation (fast path without payloads).
+    interrupt::doing("simulating the policy sweep (no files written)");
     let capacities = [0.01, 0.05, 0.10, 0.25].map(Capacity::Fraction);
     let mut rows = sweep::simulate(
         &sim,
         &args::DEFAULT_POLICIES,
         &capacities,
-        a.block_bytes,
+        a.block_bytes.unwrap_or(args::DEFAULT_BLOCK_BYTES),
         quiet,
     )?;
 
     // 2. The same workload through a real node: real bytes, DRAM over a disk file.
-    let dram = Capacity::Fraction(a.dram).blocks(stats.unique_blocks)?;
-    let disk = if a.disk > 0.0 {
-        Capacity::Fraction(a.disk).blocks(stats.unique_blocks)?
-    } else {
-        0
+    let block_bytes = a.block_bytes.unwrap_or(args::DEFAULT_BLOCK_BYTES);
+    let dram = a
+        .dram
+        .unwrap_or(Capacity::Fraction(0.05))
+        .in_blocks_of(block_bytes)
+        .blocks(stats.unique_blocks)
+        .context("--dram")?;
+    let disk = match a
+        .disk
+        .unwrap_or(DiskCapacity::Some(Capacity::Fraction(0.25)))
+    {
+        DiskCapacity::None => 0,
+        DiskCapacity::Some(c) => c
+            .in_blocks_of(block_bytes)
+            .blocks(stats.unique_blocks)
+            .context("--disk")?,
     };
-    let dir = default_dir(a.dir);
-    let real_policies = args::parse_policies(&Some(a.policy.clone()), Mode::Real)?;
     let mut summaries = Vec::new();
-    for policy in &real_policies {
-        let mut node_cfg = node_config(
-            a.config.as_deref(),
-            a.block_bytes,
-            dram,
-            disk,
-            &dir,
-            a.psync,
-        )?;
+    for (done, policy) in real_policies.iter().enumerate() {
+        let mut node_cfg =
+            node_config(a.config.as_deref(), block_bytes, dram, disk, &dir, a.psync)?;
         node_cfg.brain.enabled = policy == "mcos";
         if !quiet {
             eprintln!(
@@ -222,12 +318,17 @@ fn run(a: RunArgs) -> Result<()> {
                 dir.display()
             );
         }
+        let what = format!(
+            "the real replay of {policy} ({done} of {} real runs finished before it)",
+            real_policies.len()
+        );
         let (real, node_stats) = real_replay(
             node_cfg.clone(),
             requests.iter().cloned().map(Ok),
             stats.requests,
             cfg.block_tokens,
             quiet,
+            &what,
         )?;
         rows.push(ResultRow::real(
             &real,
@@ -237,7 +338,8 @@ fn run(a: RunArgs) -> Result<()> {
         ));
         summaries.push(report::real_summary(&real, &node_stats, &node_cfg, policy));
     }
-    let _ = std::fs::remove_dir(&dir);
+    interrupt::doing("printing the report");
+    drop(run_dir);
     let report = ReplayReport::new("built-in workload".into(), &stats, rows);
     print_report(a.format, &report, || report.table(), &summaries)?;
     Ok(())
@@ -245,13 +347,31 @@ fn run(a: RunArgs) -> Result<()> {
 
 fn replay(a: ReplayArgs) -> Result<()> {
     let quiet = a.format == Format::Json;
+    a.check_flags()?;
     if !a.trace.exists() {
         bail!("trace file {} does not exist", a.trace.display());
     }
     let policies = args::parse_policies(&a.policy, a.mode)?;
-    let capacities = args::parse_capacities(&a.capacity)?;
+    let capacities = args::parse_capacities("--capacity", &a.capacity, a.block_bytes)?;
+    let disk_capacity = a.disk_capacity.map(|c| c.in_blocks_of(a.block_bytes));
+    args::parse_intents(a.intents())?;
+    interrupt::install()?;
+    interrupt::doing("reading the trace (nothing written yet)");
     let sim = Simulator::open(&a.trace, a.block_tokens)?;
     let stats = sim.stats().clone();
+    check_trace(&stats, &a.trace.display().to_string())?;
+    for c in &capacities {
+        let blocks = c.blocks(stats.unique_blocks)?;
+        match a.mode {
+            Mode::Simulate => limits::check_sim_blocks("--capacity", blocks)?,
+            Mode::Real if a.config.is_none() => {
+                let stride = mcos_tiers::layout::frame_stride(a.block_bytes) as u64;
+                limits::check_memory_tier("--capacity", blocks, stride)?;
+            }
+            Mode::Real => {}
+        }
+    }
+    interrupt::doing("simulating (no files written)");
     if let Some(tiers) = &a.tiers {
         if a.mode == Mode::Real {
             bail!("--tiers models a hierarchy in simulate mode; real mode takes --disk-capacity");
@@ -271,7 +391,7 @@ fn replay(a: ReplayArgs) -> Result<()> {
                 Some(t) => bail!("--prefill-tps {t} must be a positive number of tokens/s"),
                 None => sim.prefill_rate_for_load(a.load.unwrap_or(0.8))?,
             };
-            let intents = args::parse_intents(&a.intents)?;
+            let intents = args::parse_intents(a.intents())?;
             if intents.iter().any(|i| i.stage) {
                 bail!("--intents stage moves blocks up a tier hierarchy: give --tiers");
             }
@@ -299,14 +419,15 @@ fn replay(a: ReplayArgs) -> Result<()> {
             sweep::simulate(&sim, &names, &capacities, a.block_bytes, quiet)?
         }
         Mode::Real => {
-            let dir = default_dir(a.dir.clone());
+            let run_dir = RunDir::open(&default_dir(a.dir.clone()))?;
+            let dir = run_dir.path().to_path_buf();
             let mut rows = Vec::new();
             let mut summaries = Vec::new();
+            let runs = policies.len() * capacities.len();
             for policy in &policies {
                 for &c in &capacities {
                     let dram = c.blocks(stats.unique_blocks)?;
-                    let disk = a
-                        .disk_capacity
+                    let disk = disk_capacity
                         .map(|d| d.blocks(stats.unique_blocks))
                         .transpose()?
                         .unwrap_or(0);
@@ -323,13 +444,23 @@ fn replay(a: ReplayArgs) -> Result<()> {
                         eprintln!("real replay ({policy}): {}", report::describe_tiers(&cfg));
                     }
                     let reader = TraceReader::open(&a.trace)?;
-                    let (real, node_stats) =
-                        real_replay(cfg.clone(), reader, stats.requests, a.block_tokens, quiet)?;
+                    let what = format!(
+                        "the real replay of {policy} ({} of {runs} real runs finished before it)",
+                        rows.len()
+                    );
+                    let (real, node_stats) = real_replay(
+                        cfg.clone(),
+                        reader,
+                        stats.requests,
+                        a.block_tokens,
+                        quiet,
+                        &what,
+                    )?;
                     rows.push(ResultRow::real(&real, &cfg, stats.unique_blocks, policy));
                     summaries.push(report::real_summary(&real, &node_stats, &cfg, policy));
                 }
             }
-            let _ = std::fs::remove_dir(&dir);
+            drop(run_dir);
             let report = ReplayReport::new(a.trace.display().to_string(), &stats, rows);
             print_report(a.format, &report, || report.table(), &summaries)?;
             return Ok(());

@@ -165,7 +165,11 @@ pub fn show(a: ShowArgs) -> anyhow::Result<()> {
                 bail!("trace file {} does not exist", path.display());
             }
             let sim = Simulator::open(path, a.block_tokens)?;
-            let cap = a.capacity.blocks(sim.stats().unique_blocks)?;
+            let cap = a
+                .capacity
+                .in_blocks_of(crate::args::DEFAULT_BLOCK_BYTES)
+                .blocks(sim.stats().unique_blocks)?;
+            crate::limits::check_sim_blocks("--capacity", cap)?;
             let mut p = McosPolicy::new(usize::try_from(cap)?);
             let mut n = 0u64;
             let mut hits = 0u64;

@@ -83,7 +83,7 @@ pub fn run(
     policies: &[String],
     quiet: bool,
 ) -> Result<TieredReport> {
-    let caps = args::parse_capacities(tiers)?;
+    let caps = args::parse_capacities("--tiers", tiers, a.block_bytes)?;
     if !(2..=3).contains(&caps.len()) {
         bail!("--tiers takes 2 (HBM, DRAM) or 3 (HBM, DRAM, disk) capacities");
     }
@@ -92,12 +92,13 @@ pub fn run(
         .iter()
         .map(|c| {
             let n = c.blocks(unique)?;
+            crate::limits::check_sim_blocks("--tiers", n)?;
             u32::try_from(n).context("tier too large")
         })
         .collect::<Result<_>>()?;
     let kinds = [TierKind::Hbm, TierKind::HostDram, TierKind::Disk];
     let gbps: Vec<f64> = a
-        .link_gbps
+        .link_gbps()
         .split(',')
         .map(|x| x.trim().parse::<f64>())
         .collect::<Result<_, _>>()
@@ -105,8 +106,8 @@ pub fn run(
     if gbps.len() + 1 < blocks.len() || gbps.iter().any(|g| !(g.is_finite() && *g > 0.0)) {
         bail!("--link-gbps needs one positive bandwidth per link up the hierarchy");
     }
-    let model = model_preset(&a.model)?;
-    let intents = args::parse_intents(&a.intents)?;
+    let model = model_preset(a.model())?;
+    let intents = args::parse_intents(a.intents())?;
     // Served (a prefill engine, FCFS, arrivals from the trace) with --load or any intents;
     // the engine's rate is then also the recompute rate fetches are weighed against.
     let served = a.load.is_some() || intents.iter().any(|i| i.queue || i.sessions || i.stage);

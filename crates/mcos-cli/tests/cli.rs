@@ -488,3 +488,398 @@ fn brain_commands_work_end_to_end() {
         "{out}"
     );
 }
+
+/// Capacity syntax through the binary: percentages, fractions below 1, block counts and sizes
+/// are accepted; ambiguous and out-of-range values are refused saying what to write, and a
+/// negative number is read as a value (not as an unknown flag).
+#[test]
+fn capacity_syntax_is_unambiguous_and_refusals_say_what_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.jsonl");
+    let o = mcos(&[
+        "generate",
+        "--out",
+        trace.to_str().unwrap(),
+        "--requests",
+        "100",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = trace.to_str().unwrap();
+    let o = mcos(&[
+        "replay",
+        "--trace",
+        t,
+        "--policy",
+        "lru",
+        "--capacity",
+        "5%,0.05,100,1MiB",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = v["results"].as_array().unwrap();
+    assert_eq!(
+        r[0]["capacity_blocks"], r[1]["capacity_blocks"],
+        "5% is 0.05"
+    );
+    assert_eq!(r[2]["capacity_blocks"], 100);
+    assert_eq!(r[3]["capacity_blocks"], 64, "1 MiB of 16 KiB blocks");
+    let refused = [
+        ("-1", "must be positive"),
+        ("0", "holds nothing"),
+        ("1.0", "write 100% or 1"),
+        ("2.5", "write 250%"),
+        ("NaN", "not a number"),
+        ("1e30", "out of range"),
+        ("150%", "outside"),
+    ];
+    for (cap, why) in refused {
+        let o = mcos(&["replay", "--trace", t, "--capacity", cap]);
+        assert_eq!(o.status.code(), Some(1), "{cap}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("--capacity") && e.contains(why), "{cap}: {e}");
+        assert!(
+            e.contains("5%") && e.contains("128MiB"),
+            "{cap}: says what to write: {e}"
+        );
+        assert!(o.stdout.is_empty());
+    }
+}
+
+/// Sizes are bounded before anything is allocated: the error names the limit and the memory.
+#[test]
+fn oversize_requests_are_refused_naming_the_limit_and_the_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        dir.path(),
+        "t.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n",
+    );
+    let t = trace.to_str().unwrap();
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &["replay", "--trace", t, "--capacity", "2000000000"],
+            &["--capacity", "limit of 268435455 blocks", "GiB of memory"],
+        ),
+        (
+            &[
+                "replay",
+                "--trace",
+                t,
+                "--mode",
+                "real",
+                "--capacity",
+                "2000000000",
+            ],
+            &["--capacity", "limit of 268435455 blocks", "GiB of memory"],
+        ),
+        (
+            &["run", "--requests", "100000000"],
+            &["--requests 100000000", "limit of 10000000", "GiB"],
+        ),
+    ];
+    for (args, wants) in cases {
+        let o = mcos(args);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {e}");
+        for w in wants {
+            assert!(e.contains(w), "{args:?}: `{w}` not in {e}");
+        }
+        assert!(!e.contains("memory allocation"), "{e}");
+    }
+}
+
+/// Questionable traces get warnings with counts; a trace with nothing to replay is an error;
+/// flags that do not apply to the mode are refused before any work; errors are not repeated.
+#[test]
+fn questionable_input_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = write(
+        dir.path(),
+        "odd.jsonl",
+        "{\"timestamp\": 10, \"input_length\": 1000, \"output_length\": 1, \"hash_ids\": [1, 2]}\n\
+         {\"timestamp\": 5, \"input_length\": 1000, \"output_length\": 1, \"hash_ids\": [1, 2]}\n\
+         {\"timestamp\": 6, \"input_length\": 9000, \"output_length\": 1, \"hash_ids\": [3]}\n\
+         {\"timestamp\": 7, \"input_length\": 0, \"output_length\": 1, \"hash_ids\": []}\n",
+    );
+    let o = mcos(&[
+        "replay",
+        "--trace",
+        odd.to_str().unwrap(),
+        "--policy",
+        "lru",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("warning") && e.contains("1 of 4 requests have no blocks"),
+        "{e}"
+    );
+    assert!(e.contains("1 of 4 requests have an input_length"), "{e}");
+    assert!(
+        e.contains("1 of 4 requests have a timestamp earlier"),
+        "{e}"
+    );
+
+    let empty = write(dir.path(), "empty.jsonl", "");
+    let no_blocks = write(
+        dir.path(),
+        "noblocks.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 0, \"output_length\": 1, \"hash_ids\": []}\n",
+    );
+    for (trace, want) in [(&empty, "no requests"), (&no_blocks, "hash_ids is empty")] {
+        let o = mcos(&["replay", "--trace", trace.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains(want), "{}", stderr(&o));
+    }
+
+    let t = odd.to_str().unwrap();
+    let data = dir.path().join("never-created");
+    let d = data.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["replay", "--trace", t, "--disk-capacity", "5%"],
+            "--disk-capacity applies to --mode real only",
+        ),
+        (
+            &["replay", "--trace", t, "--dir", d],
+            "--dir applies to --mode real only",
+        ),
+        (
+            &[
+                "replay", "--trace", t, "--mode", "real", "--tiers", "1%,5%", "--dir", d,
+            ],
+            "--tiers applies to --mode simulate only",
+        ),
+        (
+            &["replay", "--trace", t, "--model", "llama-3-70b"],
+            "--model applies with --tiers only",
+        ),
+        (
+            &["replay", "--trace", t, "--load", "-1"],
+            "--load -1 must be positive",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = mcos(args);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {e}");
+        assert!(e.contains(want), "{args:?}: `{want}` not in {e}");
+    }
+    assert!(
+        !data.exists(),
+        "refused before any work: no directory created"
+    );
+
+    // An error whose cause is already in its text is printed once.
+    let cfg = write(
+        dir.path(),
+        "n.toml",
+        "block_bytes = 4096\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = 8\n\
+         [[tiers]]\nkind = \"disk\"\ncapacity_blocks = 8\npath = \"/proc/no-such-dir/x.tier\"\n",
+    );
+    let o = mcos(&[
+        "replay",
+        "--trace",
+        t,
+        "--mode",
+        "real",
+        "--policy",
+        "lru",
+        "--capacity",
+        "1",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--dir",
+        d,
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert_eq!(
+        e.matches("No such file or directory").count(),
+        1,
+        "repeated: {e}"
+    );
+}
+
+/// A disk tier never destroys a file it did not create: a config whose tier path names a
+/// file holding other data is refused, and the file is left byte for byte.
+#[test]
+fn a_tier_path_naming_someone_elses_file_is_refused_and_left_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        dir.path(),
+        "t.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n",
+    );
+    let precious = write(dir.path(), "notes.txt", "my precious notes\n");
+    let cfg = write(
+        dir.path(),
+        "n.toml",
+        &format!(
+            "block_bytes = 4096\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = 8\n\
+             [[tiers]]\nkind = \"disk\"\ncapacity_blocks = 8\npath = \"{}\"\n",
+            precious.display()
+        ),
+    );
+    let o = mcos(&[
+        "replay",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--mode",
+        "real",
+        "--policy",
+        "lru",
+        "--capacity",
+        "1",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--dir",
+        dir.path().join("run").to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("not an MCOS tier file") && e.contains("notes.txt"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&precious).unwrap(), b"my precious notes\n");
+    assert!(
+        !dir.path().join("run").exists(),
+        "the run directory it created is removed"
+    );
+}
+
+/// One owner per run directory: a second run on a locked `--dir` is refused naming the holder.
+#[test]
+fn a_locked_run_directory_is_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = mcos_tiers::lock::DirLock::acquire(dir.path()).unwrap();
+    let o = mcos(&[
+        "run",
+        "--requests",
+        "50",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains(&format!("in use by process {}", std::process::id())),
+        "{e}"
+    );
+    assert!(e.contains("--dir"), "{e}");
+}
+
+/// Spawns `mcos` and waits (bounded) until `ready` holds, then sends `signal`, and returns
+/// the exit code and stderr.
+fn interrupt_when(args: &[&str], ready: impl Fn() -> bool, signal: &str) -> (Option<i32>, String) {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcos"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "mcos ended before it could be interrupted"
+        );
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("mcos never became ready to interrupt");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("mcos did not stop within 60 s of {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), stderr(&out))
+}
+
+/// SIGINT during the real replay stops it, says what was done, removes the tier file and the
+/// run directory it created, and exits 130; SIGTERM during the simulated sweep exits 143.
+#[test]
+fn an_interrupted_run_says_what_was_done_and_removes_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let tier = run.join("mcos-disk-tier.bin");
+    let (code, e) = interrupt_when(
+        &["run", "--requests", "4000", "--dir", run.to_str().unwrap()],
+        || tier.exists(),
+        "-INT",
+    );
+    assert_eq!(code, Some(130), "{e}");
+    assert!(
+        e.contains("interrupted by SIGINT during the real replay"),
+        "{e}"
+    );
+    assert!(e.contains("requests replayed"), "{e}");
+    assert!(!tier.exists(), "tier file removed: {e}");
+    assert!(!run.exists(), "run directory removed: {e}");
+
+    let run2 = dir.path().join("run2");
+    let lock = run2.join("mcos.lock");
+    let (code, e) = interrupt_when(
+        &[
+            "run",
+            "--requests",
+            "30000",
+            "--dir",
+            run2.to_str().unwrap(),
+        ],
+        || lock.exists(),
+        "-TERM",
+    );
+    assert_eq!(code, Some(143), "{e}");
+    assert!(e.contains("interrupted by SIGTERM"), "{e}");
+    assert!(!run2.exists(), "run directory removed: {e}");
+}
+
+/// `--check` makes a missed target a non-zero exit, after the report.
+#[test]
+fn bench_check_exits_nonzero_exactly_when_a_target_is_missed() {
+    let o = mcos(&[
+        "bench",
+        "fastpath",
+        "--shards",
+        "1",
+        "--capacity",
+        "20000",
+        "--decisions",
+        "100000",
+        "--hot-blocks",
+        "1000",
+        "--roundtrip-decisions",
+        "200",
+        "--churn-interval-ms",
+        "2",
+        "--churn-segment-ms",
+        "10",
+        "--format",
+        "json",
+        "--check",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let targets = v["targets"].as_array().unwrap();
+    let all_met = targets.iter().all(|t| t["met"] == true);
+    assert_eq!(o.status.success(), all_met, "{}", stderr(&o));
+    if !all_met {
+        assert!(stderr(&o).contains("--check") && stderr(&o).contains("targets missed"));
+    }
+}

@@ -26,9 +26,14 @@ pub struct TierConfig {
     pub kind: TierKind,
     /// Frames (blocks) the tier holds.
     pub capacity_blocks: u32,
-    /// File backing a disk tier (created and preallocated at open).
+    /// File backing a disk tier: created and preallocated at open, or an MCOS tier file of the
+    /// same geometry reused. Any other existing file is refused untouched.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// Disk tier: overwrite an MCOS tier file of another geometry or format at `path` instead of
+    /// refusing it (its blocks are lost). Never applies to files that are not tier files.
+    #[serde(default)]
+    pub recreate: bool,
     /// Link bandwidth from the tier above, bytes/s (for the brain's cost model).
     #[serde(default)]
     pub bandwidth_bytes_per_s: Option<u64>,
@@ -59,7 +64,7 @@ pub struct NodeConfig {
     /// the brain on, the shards sample at the rate the brain's shadows model instead.
     #[serde(default = "default_telemetry_shift")]
     pub telemetry_shift: u8,
-    /// Remove disk tier files when the node closes.
+    /// Remove disk tier files when the node closes (only files the node created).
     #[serde(default = "yes")]
     pub remove_files_on_close: bool,
     /// CUDA device of the `hbm` tier (feature `cuda`).
@@ -145,6 +150,7 @@ impl NodeConfig {
                     path: None,
                     bandwidth_bytes_per_s: None,
                     latency_ns: None,
+                    recreate: false,
                 },
                 TierConfig {
                     kind: TierKind::Disk,
@@ -152,6 +158,7 @@ impl NodeConfig {
                     path: Some(dir.join("mcos-disk-tier.bin")),
                     bandwidth_bytes_per_s: None,
                     latency_ns: None,
+                    recreate: false,
                 },
             ],
             free_watermark: default_watermark(),
@@ -368,6 +375,7 @@ mod tests {
                     path: None,
                     bandwidth_bytes_per_s: None,
                     latency_ns: None,
+                    recreate: false,
                 },
             );
             let e = cfg.validate().unwrap_err().to_string();

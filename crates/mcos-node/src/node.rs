@@ -211,7 +211,8 @@ impl ShardSlot {
 }
 
 impl Node {
-    /// Opens a node: allocates every tier (creating and preallocating disk files), builds the
+    /// Opens a node: allocates every tier (creating and preallocating disk files, or reusing
+    /// tier files of the same geometry; see `DiskTier::open`), builds the
     /// fast-path shards and starts the engine and housekeeping threads.
     pub fn open(cfg: NodeConfig) -> Result<Node, NodeError> {
         cfg.validate()?;
@@ -228,19 +229,12 @@ impl Node {
                         .path
                         .as_deref()
                         .ok_or_else(|| NodeError::Config("disk tier without path".into()))?;
-                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(dir).map_err(|source| TierError::Io {
-                            context: format!(
-                                "creating directory {} for the disk tier",
-                                dir.display()
-                            ),
-                            source,
-                        })?;
-                    }
-                    TierStore::Disk(Arc::new(DiskTier::create(
+                    // Creates missing parent directories, removed again with the file.
+                    TierStore::Disk(Arc::new(DiskTier::open(
                         path,
                         t.capacity_blocks,
                         cfg.block_bytes,
+                        t.recreate,
                     )?))
                 }
                 _ => TierStore::Dram(Arc::new(DramTier::new(t.capacity_blocks, cfg.block_bytes)?)),
@@ -673,7 +667,7 @@ impl Node {
         }
     }
 
-    /// Stops the threads and removes disk tier files (when configured to).
+    /// Stops the threads and removes the disk tier files the node created (when configured to).
     pub fn close(mut self) -> Result<(), NodeError> {
         self.shutdown()
     }
@@ -689,7 +683,7 @@ impl Node {
         }
         if self.inner.cfg.remove_files_on_close {
             if let Some(d) = self.inner.tiers_disk() {
-                d.remove_file()?;
+                d.remove_created()?;
             }
         }
         Ok(())

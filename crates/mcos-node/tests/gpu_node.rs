@@ -14,6 +14,7 @@ fn tier(kind: TierKind, capacity_blocks: u32, path: Option<std::path::PathBuf>) 
         path,
         bandwidth_bytes_per_s: None,
         latency_ns: None,
+        recreate: false,
     }
 }
 

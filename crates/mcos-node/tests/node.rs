@@ -156,8 +156,11 @@ fn a_corrupted_block_on_disk_is_a_counted_miss_and_nothing_else_is_lost() {
     let path = node.config().tiers[1].path.clone().unwrap();
     let stride = mcos_tiers::layout::frame_stride(512) as u64;
     let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    f.seek(SeekFrom::Start(u64::from(frame) * stride + 64 + 10))
-        .unwrap();
+    let frames_at = mcos_tiers::superblock::SUPERBLOCK_BYTES as u64;
+    f.seek(SeekFrom::Start(
+        frames_at + u64::from(frame) * stride + 64 + 10,
+    ))
+    .unwrap();
     f.write_all(&[0xAB]).unwrap();
     f.sync_all().unwrap();
     drop(f);

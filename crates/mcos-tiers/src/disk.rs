@@ -1,10 +1,13 @@
 //! The disk tier: one preallocated file of fixed-size frames, opened with O_DIRECT.
 //!
-//! Same frame layout and stride as the DRAM tier ([`crate::layout`]): frame `i` is at file offset
-//! `i * stride`, a multiple of 4096, so the engines move a frame between the DRAM arena and the
-//! file with one aligned read or write and no bounce buffer. The file is preallocated at creation
-//! (`posix_fallocate`, or zeros written where the filesystem cannot), so a full disk shows up once,
-//! at start-up, as [`TierError::NoSpace`], rather than as failed demotions later.
+//! The file starts with a 4 KiB superblock ([`crate::superblock`]: magic, format version,
+//! geometry) so a tier recognises its own file and never overwrites anyone else's. Same frame
+//! layout and stride as the DRAM tier ([`crate::layout`]): frame `i` is at file offset
+//! `4096 + i * stride`, a multiple of 4096, so the engines move a frame between the DRAM arena
+//! and the file with one aligned read or write and no bounce buffer. The file is preallocated at
+//! creation (`posix_fallocate`, or zeros written where the filesystem cannot) after a free-space
+//! check, so a full disk shows up once, at start-up, as [`TierError::NoSpace`], rather than as
+//! failed demotions later. The opener holds an exclusive `flock` on the file while the tier lives.
 //!
 //! The synchronous [`DiskTier::write_block`] / [`DiskTier::read_block`] go through an aligned
 //! bounce buffer allocated per call: they are for tests, tools and the node's fallback, not for
@@ -15,6 +18,8 @@ use crate::dram::verify_frame;
 use crate::error::TierError;
 use crate::header;
 use crate::layout;
+use crate::lock::try_lock_exclusive;
+use crate::superblock::{self, Decoded, SUPERBLOCK_BYTES, Superblock};
 use mcos_core::BlockKey;
 use mcos_core::limits::BLOCK_HEADER_BYTES;
 use std::ffi::CString;
@@ -22,7 +27,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Bytes written per call when the filesystem cannot `fallocate` and zeros are written instead.
@@ -43,69 +48,156 @@ pub struct DiskTier {
     stride: usize,
     file_bytes: u64,
     direct_io: bool,
+    /// The descriptor holding the `flock` when `file` is a second (O_DIRECT) descriptor; the
+    /// lock lasts as long as the tier.
+    _lock: Option<File>,
+    /// Whether `open` created the file (only then may the tier remove it).
+    created: bool,
+    /// The topmost parent directory `open` created for the file, if any (removed with it
+    /// when empty).
+    created_dir: Option<PathBuf>,
 }
 
 impl DiskTier {
-    /// Creates (or truncates) the file at `path` and preallocates `frames` frames for blocks of
-    /// up to `block_bytes` payload. When the filesystem lacks room the error is
-    /// [`TierError::NoSpace`] naming the path, the bytes needed and the bytes free, and a file
-    /// this call created is removed again. Opens the file with O_DIRECT; where the filesystem
-    /// refuses it (EINVAL), I/O is buffered and [`DiskTier::direct_io`] says so.
+    /// Opens the tier file at `path` for `frames` frames of up to `block_bytes` payload:
+    /// [`DiskTier::open`] without `recreate`.
     pub fn create(
         path: impl AsRef<Path>,
         frames: u32,
         block_bytes: u32,
     ) -> Result<DiskTier, TierError> {
+        Self::open(path, frames, block_bytes, false)
+    }
+
+    /// Opens the tier file at `path`, which this process then owns (an exclusive `flock`;
+    /// another owner is [`TierError::Locked`], naming its pid).
+    ///
+    /// - No file there: creates it, checks the filesystem has room (else [`TierError::NoSpace`]
+    ///   with the real free space, and the file is removed), preallocates it and writes the
+    ///   superblock. Only such a file is removed by [`DiskTier::remove_created`].
+    /// - An MCOS tier file of the same geometry: reused as it is (its frames are kept).
+    /// - An MCOS tier file of another geometry or format, or with a damaged superblock:
+    ///   [`TierError::TierFileMismatch`], unless `recreate`, which reinitialises it.
+    /// - Anything else (a file holding other data, a directory, a device):
+    ///   [`TierError::NotATierFile`]; it is never written. An empty file is taken over.
+    ///
+    /// Opens the file with O_DIRECT; where the filesystem refuses it (EINVAL), I/O is buffered
+    /// and [`DiskTier::direct_io`] says so.
+    pub fn open(
+        path: impl AsRef<Path>,
+        frames: u32,
+        block_bytes: u32,
+        recreate: bool,
+    ) -> Result<DiskTier, TierError> {
         let path = path.as_ref().to_path_buf();
-        let (stride, file_bytes) = layout::check_geometry(frames, block_bytes)?;
-        let existed = path.symlink_metadata().is_ok();
-        let setup = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| {
-                TierError::io(
-                    format!(
-                        "cannot create disk tier file {}: check that its directory exists and is writable",
-                        path.display()
-                    ),
-                    e,
-                )
-            })?;
-        if let Err(e) = preallocate(&setup, file_bytes, &path) {
-            // Give the space back; remove the file only if this call created it.
-            if existed {
-                let _ = setup.set_len(0);
-            } else {
+        let (stride, frames_bytes) = layout::check_geometry(frames, block_bytes)?;
+        let file_bytes = frames_bytes + SUPERBLOCK_BYTES as u64;
+        let wanted = Superblock::new(block_bytes, frames, stride);
+        let created_dir = create_parent_dirs(&path)?;
+        let remove_dirs = || {
+            if let Some(d) = &created_dir {
+                remove_empty_dirs(&path, d);
+            }
+        };
+        let (setup, created) = open_or_create(&path).inspect_err(|_| remove_dirs())?;
+        // From here on, a file (and directories) this call created are removed again on
+        // every error.
+        let fail = |e: TierError| {
+            if created {
                 let _ = std::fs::remove_file(&path);
             }
-            return Err(e);
+            remove_dirs();
+            e
+        };
+        if !try_lock_exclusive(&setup)
+            .map_err(|e| fail(TierError::io(format!("cannot lock {}", path.display()), e)))?
+        {
+            return Err(fail(TierError::Locked {
+                holder_pid: holder_pid(&setup),
+                path: path.clone(),
+            }));
         }
-        let (file, direct_io) = match OpenOptions::new()
+        let meta = setup
+            .metadata()
+            .map_err(|e| fail(TierError::io(format!("cannot stat {}", path.display()), e)))?;
+        let existing_len = meta.len();
+        let emptied = !created
+            && existing_len > 0
+            && check_existing(&setup, &path, &wanted, existing_len, recreate)?;
+        // Room is checked before reserving: posix_fallocate on a filesystem without room
+        // briefly takes all of its free space (and other writers see a full disk).
+        let allocated = if created || emptied {
+            0
+        } else {
+            (meta.blocks() * 512).min(file_bytes)
+        };
+        let needed = file_bytes.saturating_sub(allocated);
+        if let Some(free) = free_bytes(&path) {
+            if needed > free {
+                return Err(fail(TierError::NoSpace {
+                    path: path.clone(),
+                    needed_bytes: needed,
+                    free_bytes: free,
+                }));
+            }
+        }
+        if let Err(e) = preallocate(&setup, file_bytes, &path) {
+            // Give the space back, then measure (the failed call may have held it all).
+            if created {
+                let _ = std::fs::remove_file(&path);
+            } else if existing_len == 0 {
+                let _ = setup.set_len(0);
+            }
+            remove_dirs();
+            return Err(match e {
+                Prealloc::NoSpace => TierError::NoSpace {
+                    path: path.clone(),
+                    needed_bytes: needed,
+                    free_bytes: free_bytes(&path).unwrap_or(0),
+                },
+                Prealloc::Failed(e) => e,
+            });
+        }
+        setup
+            .write_all_at(&wanted.encode(), 0)
+            .and_then(|()| setup.sync_data())
+            .map_err(|e| {
+                fail(TierError::io(
+                    format!("cannot write the superblock of {}", path.display()),
+                    e,
+                ))
+            })?;
+        let direct = match OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_DIRECT)
             .open(&path)
         {
-            Ok(f) => (f, true),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (setup, false),
+            Ok(f) => Some(f),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
             Err(e) => {
-                return Err(TierError::io(
+                return Err(fail(TierError::io(
                     format!("cannot reopen disk tier file {} for I/O", path.display()),
                     e,
-                ));
+                )));
             }
+        };
+        let direct_io = direct.is_some();
+        let (file, lock) = match direct {
+            Some(f) => (f, Some(setup)),
+            None => (setup, None),
         };
         Ok(DiskTier {
             file,
+            _lock: lock,
             path,
             frames,
             block_bytes,
             stride,
             file_bytes,
             direct_io,
+            created,
+            created_dir,
         })
     }
 
@@ -129,7 +221,12 @@ impl DiskTier {
         self.stride
     }
 
-    /// Size of the preallocated file.
+    /// Whether this tier created its file (rather than reusing or taking over one).
+    pub fn created_file(&self) -> bool {
+        self.created
+    }
+
+    /// Size of the preallocated file (superblock and frames).
     pub fn file_bytes(&self) -> u64 {
         self.file_bytes
     }
@@ -142,7 +239,7 @@ impl DiskTier {
     /// File offset of `frame`.
     pub fn frame_offset(&self, frame: u32) -> Result<u64, TierError> {
         if frame < self.frames {
-            Ok(u64::from(frame) * self.stride as u64)
+            Ok(SUPERBLOCK_BYTES as u64 + u64::from(frame) * self.stride as u64)
         } else {
             Err(TierError::FrameOutOfRange {
                 frame,
@@ -151,8 +248,23 @@ impl DiskTier {
         }
     }
 
-    /// Removes the tier's file from its directory. `Drop` never does: whether the file outlives
-    /// the process is the node's decision. Open descriptors keep working until dropped.
+    /// Removes the tier's file if this tier created it; a file it reused or took over stays.
+    /// Returns whether it removed the file. A file already gone is
+    /// [`TierError::Io`] with `NotFound` (callers may treat it as a warning).
+    pub fn remove_created(&self) -> Result<bool, TierError> {
+        if !self.created {
+            return Ok(false);
+        }
+        let removed = self.remove_file();
+        if let Some(d) = &self.created_dir {
+            remove_empty_dirs(&self.path, d);
+        }
+        removed.map(|()| true)
+    }
+
+    /// Removes the tier's file from its directory, whoever created it. `Drop` never does:
+    /// whether the file outlives the process is the node's decision. Open descriptors keep
+    /// working until dropped.
     pub fn remove_file(&self) -> Result<(), TierError> {
         std::fs::remove_file(&self.path).map_err(|e| {
             TierError::io(
@@ -208,7 +320,7 @@ impl DiskTier {
             return TierError::NoSpace {
                 path: self.path.clone(),
                 needed_bytes,
-                free_bytes: free_bytes(&self.path),
+                free_bytes: free_bytes(&self.path).unwrap_or(0),
             };
         }
         TierError::io(
@@ -250,17 +362,22 @@ impl AsRawFd for DiskTier {
     }
 }
 
+/// Why [`preallocate`] failed.
+enum Prealloc {
+    /// The filesystem lacks room.
+    NoSpace,
+    /// Anything else, as the error to report.
+    Failed(TierError),
+}
+
 /// Reserves `len` bytes for `file`: `posix_fallocate`, or zeros written where the filesystem
-/// does not support it. Lack of room is `NoSpace`.
-fn preallocate(file: &File, len: u64, path: &Path) -> Result<(), TierError> {
-    let no_space = || TierError::NoSpace {
-        path: path.to_path_buf(),
-        needed_bytes: len,
-        free_bytes: free_bytes(path),
-    };
-    let off_len = libc::off_t::try_from(len).map_err(|_| TierError::TooLarge {
-        len: usize::try_from(len).unwrap_or(usize::MAX),
-        max: libc::off_t::MAX as usize,
+/// does not support it (only past the current end, so a reused file keeps its frames).
+fn preallocate(file: &File, len: u64, path: &Path) -> Result<(), Prealloc> {
+    let off_len = libc::off_t::try_from(len).map_err(|_| {
+        Prealloc::Failed(TierError::TooLarge {
+            len: usize::try_from(len).unwrap_or(usize::MAX),
+            max: libc::off_t::MAX as usize,
+        })
     })?;
     loop {
         // SAFETY: plain system call on a descriptor `file` keeps open for the call's duration; no
@@ -269,38 +386,169 @@ fn preallocate(file: &File, len: u64, path: &Path) -> Result<(), TierError> {
         match rc {
             0 => return Ok(()),
             libc::EINTR => continue,
-            libc::ENOSPC | libc::EFBIG => return Err(no_space()),
+            libc::ENOSPC | libc::EFBIG => return Err(Prealloc::NoSpace),
             libc::EOPNOTSUPP | libc::EINVAL => break,
             errno => {
-                return Err(TierError::io(
+                return Err(Prealloc::Failed(TierError::io(
                     format!(
                         "cannot preallocate {len} bytes for disk tier file {}",
                         path.display()
                     ),
                     io::Error::from_raw_os_error(errno),
-                ));
+                )));
             }
         }
     }
-    write_zeros(file, len).map_err(|e| {
+    let from = file.metadata().map(|m| m.len()).unwrap_or(0).min(len);
+    write_zeros(file, from, len).map_err(|e| {
         if e.raw_os_error() == Some(libc::ENOSPC) {
-            no_space()
+            Prealloc::NoSpace
         } else {
-            TierError::io(
+            Prealloc::Failed(TierError::io(
                 format!(
                     "cannot fill disk tier file {} with {len} zero bytes",
                     path.display()
                 ),
                 e,
-            )
+            ))
         }
     })
 }
 
-/// Writes `len` zero bytes from offset 0 (the fallback where `fallocate` is unsupported).
-fn write_zeros(file: &File, len: u64) -> io::Result<()> {
+/// Creates the missing parent directories of `path`; returns the topmost one it created.
+fn create_parent_dirs(path: &Path) -> Result<Option<PathBuf>, TierError> {
+    let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(None);
+    };
+    let topmost = parent
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .last()
+        .map(Path::to_path_buf);
+    if topmost.is_some() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            TierError::io(
+                format!("creating directory {} for the disk tier", parent.display()),
+                e,
+            )
+        })?;
+    }
+    Ok(topmost)
+}
+
+/// Removes the directories between `path`'s parent and `topmost` (inclusive) that are empty.
+fn remove_empty_dirs(path: &Path, topmost: &Path) {
+    for d in path.ancestors().skip(1) {
+        if std::fs::remove_dir(d).is_err() || d == topmost {
+            break;
+        }
+    }
+}
+
+/// Opens the file at `path`, creating it if there is none; says whether it created it. Only
+/// regular files are opened: a directory, device or socket there is refused untouched.
+fn open_or_create(path: &Path) -> Result<(File, bool), TierError> {
+    let create_err = |e| {
+        TierError::io(
+            format!(
+                "cannot create disk tier file {}: check that its directory exists and is writable",
+                path.display()
+            ),
+            e,
+        )
+    };
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(f) => return Ok((f, true)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(create_err(e)),
+    }
+    let meta = std::fs::metadata(path)
+        .map_err(|e| TierError::io(format!("cannot stat {}", path.display()), e))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "it is a directory"
+        } else {
+            "it is not a regular file"
+        };
+        return Err(TierError::NotATierFile {
+            path: path.to_path_buf(),
+            found: what.into(),
+        });
+    }
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| TierError::io(format!("cannot open disk tier file {}", path.display()), e))?;
+    Ok((f, false))
+}
+
+/// The pid the current holder wrote into the superblock, if readable.
+fn holder_pid(file: &File) -> Option<u32> {
+    let mut head = [0u8; superblock::ENCODED_BYTES];
+    file.read_exact_at(&mut head, 0).ok()?;
+    match Superblock::decode(&head) {
+        Decoded::Tier(sb) if sb.holder_pid != 0 => Some(sb.holder_pid),
+        _ => None,
+    }
+}
+
+/// Decides whether an existing, non-empty file may become this tier (see [`DiskTier::open`]);
+/// returns whether it emptied the file to recreate it.
+fn check_existing(
+    file: &File,
+    path: &Path,
+    wanted: &Superblock,
+    len: u64,
+    recreate: bool,
+) -> Result<bool, TierError> {
+    let mut head = vec![0u8; (len as usize).min(superblock::ENCODED_BYTES)];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| TierError::io(format!("cannot read {}", path.display()), e))?;
+    let found = match Superblock::decode(&head) {
+        Decoded::Foreign(what) => {
+            return Err(TierError::NotATierFile {
+                path: path.to_path_buf(),
+                found: format!("{len} bytes; {what}"),
+            });
+        }
+        Decoded::Damaged => "has a damaged superblock".to_owned(),
+        Decoded::Tier(sb) if sb.version != wanted.version => format!(
+            "was written in tier format version {} (this build uses {})",
+            sb.version, wanted.version
+        ),
+        Decoded::Tier(sb) if !sb.same_geometry(wanted) => format!("holds {}", sb.describe()),
+        Decoded::Tier(sb) => {
+            let need = sb.data_offset + u64::from(sb.frames) * sb.stride;
+            if len >= need {
+                return Ok(false);
+            }
+            format!("is truncated ({len} of its {need} bytes)")
+        }
+    };
+    if recreate {
+        // An MCOS tier file: reinitialised at the new geometry (its old blocks are dropped).
+        return file
+            .set_len(0)
+            .map(|()| true)
+            .map_err(|e| TierError::io(format!("cannot truncate {}", path.display()), e));
+    }
+    Err(TierError::TierFileMismatch {
+        path: path.to_path_buf(),
+        found,
+        wanted: wanted.describe(),
+    })
+}
+
+/// Writes zero bytes from `from` up to `len` (the fallback where `fallocate` is unsupported).
+fn write_zeros(file: &File, from: u64, len: u64) -> io::Result<()> {
     let zeros = vec![0u8; ZERO_FILL_CHUNK];
-    let mut off = 0u64;
+    let mut off = from;
     while off < len {
         let n = (len - off).min(ZERO_FILL_CHUNK as u64) as usize;
         file.write_all_at(&zeros[..n], off)?;
@@ -309,11 +557,9 @@ fn write_zeros(file: &File, len: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Bytes free for unprivileged users on the filesystem holding `path` (0 if unknown).
-fn free_bytes(path: &Path) -> u64 {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return 0;
-    };
+/// Bytes free for unprivileged users on the filesystem holding `path` (None if unknown).
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory for one statvfs;
     // it is read only after the call reports success.
@@ -322,7 +568,7 @@ fn free_bytes(path: &Path) -> u64 {
         // The file may be gone already; ask its directory.
         return match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() && dir != path => free_bytes(dir),
-            _ => 0,
+            _ => None,
         };
     }
     // SAFETY: statvfs returned 0, so it filled `st`.
@@ -330,7 +576,7 @@ fn free_bytes(path: &Path) -> u64 {
     // The field types are u64 on 64-bit Linux but narrower on some 32-bit targets.
     #[allow(clippy::useless_conversion)]
     let (avail, frsize) = (u64::from(st.f_bavail), u64::from(st.f_frsize));
-    avail.saturating_mul(frsize)
+    Some(avail.saturating_mul(frsize))
 }
 
 #[cfg(test)]
@@ -348,9 +594,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = tier(&dir, 10, 5000);
         assert_eq!(t.frame_stride(), 8192);
-        assert_eq!(t.file_bytes(), 10 * 8192);
-        assert_eq!(std::fs::metadata(t.path()).unwrap().len(), 10 * 8192);
-        assert_eq!(t.frame_offset(3).unwrap(), 3 * 8192);
+        assert_eq!(t.file_bytes(), 4096 + 10 * 8192);
+        assert_eq!(std::fs::metadata(t.path()).unwrap().len(), 4096 + 10 * 8192);
+        assert_eq!(t.frame_offset(3).unwrap(), 4096 + 3 * 8192);
+        assert!(t.created_file());
         assert!(matches!(
             t.frame_offset(10),
             Err(TierError::FrameOutOfRange { .. })
@@ -446,11 +693,19 @@ mod tests {
     }
 
     #[test]
-    fn missing_directory_is_an_error_naming_the_path() {
-        let err = DiskTier::create("/nonexistent-mcos-dir/tier", 1, 100).unwrap_err();
+    fn uncreatable_directory_is_an_error_naming_the_path() {
+        // A parent that is a file cannot become a directory (even for root).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), b"x").unwrap();
+        let path = dir.path().join("file/sub/tier");
+        let err = DiskTier::create(&path, 1, 100).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("/nonexistent-mcos-dir/tier"), "{msg}");
-        assert!(msg.contains("directory exists"), "{msg}");
+        assert!(
+            msg.contains(&dir.path().join("file/sub").display().to_string()),
+            "{msg}"
+        );
+        assert!(msg.contains("creating directory"), "{msg}");
+        assert_eq!(std::fs::read(dir.path().join("file")).unwrap(), b"x");
     }
 
     #[test]
@@ -461,8 +716,9 @@ mod tests {
         a.write_block(0, BlockKey(5), b"old").unwrap();
         drop(a);
         assert!(path.exists(), "drop leaves the file");
-        let b = DiskTier::create(&path, 2, 100).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * 4096);
+        let b = DiskTier::open(&path, 2, 100, true).unwrap();
+        assert!(!b.created_file());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096 + 2 * 4096);
         let mut out = [0u8; 100];
         assert!(matches!(
             b.read_block(0, BlockKey(5), &mut out),
@@ -478,7 +734,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("z");
         let f = File::create(&path).unwrap();
-        write_zeros(&f, ZERO_FILL_CHUNK as u64 + 12_345).unwrap();
+        write_zeros(&f, 0, ZERO_FILL_CHUNK as u64 + 12_345).unwrap();
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
             ZERO_FILL_CHUNK as u64 + 12_345
@@ -488,9 +744,9 @@ mod tests {
     #[test]
     fn free_bytes_reports_the_filesystem() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(free_bytes(dir.path()) > 0);
+        assert!(free_bytes(dir.path()).unwrap() > 0);
         // A path that does not exist falls back to its directory.
-        assert!(free_bytes(&dir.path().join("missing")) > 0);
-        assert_eq!(free_bytes(Path::new("relative-missing")), 0);
+        assert!(free_bytes(&dir.path().join("missing")).unwrap() > 0);
+        assert_eq!(free_bytes(Path::new("relative-missing")), None);
     }
 }

@@ -32,6 +32,46 @@ pub enum TierError {
         /// Bytes free for unprivileged users on that filesystem (statvfs `f_bavail`), 0 if unknown.
         free_bytes: u64,
     },
+    /// Another process (or another opener in this one) holds the file or directory.
+    #[error(
+        "{} is in use by {}: one process owns a tier file or run directory at a time; \
+         stop that process or pick another path",
+        path.display(),
+        holder_pid.map_or_else(|| "another process".to_owned(), |p| format!("process {p}"))
+    )]
+    Locked {
+        /// The tier file or directory.
+        path: PathBuf,
+        /// The holder's pid, as it recorded it (absent if it could not be read).
+        holder_pid: Option<u32>,
+    },
+    /// The path names an existing file that is not an MCOS tier file: it is never overwritten.
+    #[error(
+        "refusing to use {} as a disk tier: it already exists and is not an MCOS tier file \
+         ({found}); it was left untouched: move it away or give the tier another path",
+        path.display()
+    )]
+    NotATierFile {
+        /// The existing file.
+        path: PathBuf,
+        /// What was found there.
+        found: String,
+    },
+    /// An MCOS tier file that this tier cannot reuse as it is (another geometry or format
+    /// version, or a damaged superblock).
+    #[error(
+        "disk tier file {} {found}, but this tier needs {wanted}; it was left untouched: \
+         set `recreate = true` on the tier to overwrite it, or give the tier another path",
+        path.display()
+    )]
+    TierFileMismatch {
+        /// The existing tier file.
+        path: PathBuf,
+        /// What its superblock says.
+        found: String,
+        /// What the tier asked for.
+        wanted: String,
+    },
     /// The frame does not hold a valid block with the expected key.
     #[error(
         "frame {frame} does not hold a valid block ({reason}); drop it from the directory and \

@@ -7,7 +7,9 @@
 //!   verification. Corruption is a value.
 //! - [`layout`]: the frame layout every tier shares (4096-aligned stride).
 //! - [`dram`]: [`DramTier`], a preallocated aligned arena of frames with per-frame claims.
-//! - [`disk`]: [`DiskTier`], a preallocated file of frames opened with O_DIRECT.
+//! - [`disk`]: [`DiskTier`], a preallocated file of frames opened with O_DIRECT, behind a
+//!   [`superblock`] that marks it as an MCOS tier file.
+//! - [`lock`]: one owner per tier file and run directory (`flock`, holder pid recorded).
 //! - [`store`]: [`TierSet`], the tiers an engine reaches, by `TierId`.
 //! - [`engine`]: the movers: io_uring and pread/pwrite disk backends behind one trait, memcpy
 //!   between DRAM tiers, batch execution with verification, and the engine thread fed by the
@@ -29,7 +31,9 @@ pub mod fold;
 pub mod gpu_bench;
 pub mod header;
 pub mod layout;
+pub mod lock;
 pub mod store;
+pub mod superblock;
 
 pub use disk::DiskTier;
 pub use dram::{DramTier, FrameRead, FrameWrite};

@@ -8,6 +8,7 @@
 //! simulated `lru` exactly (tested).
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use mcos_core::{BlockKey, Namespace};
@@ -26,6 +27,12 @@ pub enum RealError {
     /// The node failed (I/O, configuration).
     #[error(transparent)]
     Node(#[from] NodeError),
+    /// The caller stopped the replay (`progress` returned `Break`).
+    #[error("the real replay was stopped after {requests} requests")]
+    Interrupted {
+        /// Requests replayed before the stop.
+        requests: u64,
+    },
     /// A hit returned bytes other than those stored: a data-integrity bug, never expected.
     #[error("block {key} (trace id {id}) read back different bytes than were stored")]
     WrongBytes {
@@ -95,12 +102,14 @@ pub fn block_payload(key: BlockKey, len: usize, out: &mut Vec<u8>) {
     }
 }
 
-/// Replays `requests` through `node`, calling `progress(requests_done)` after each request.
+/// Replays `requests` through `node`, calling `progress(requests_done)` after each request;
+/// `ControlFlow::Break` stops the replay there ([`RealError::Interrupted`]; a signal handler
+/// uses it to stop cleanly).
 pub fn replay_real(
     requests: impl IntoIterator<Item = Result<Request, TraceError>>,
     node: &Node,
     block_tokens: u32,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64) -> ControlFlow<()>,
 ) -> Result<RealResult, RealError> {
     let root = Namespace::for_model("trace").root();
     let block_bytes = node.config().block_bytes as usize;
@@ -150,7 +159,11 @@ pub fn replay_real(
             }
         }
         requests_done += 1;
-        progress(requests_done);
+        if progress(requests_done).is_break() {
+            return Err(RealError::Interrupted {
+                requests: requests_done,
+            });
+        }
     }
     node.quiesce()?;
     let wall_seconds = start.elapsed().as_secs_f64();
@@ -247,7 +260,7 @@ mod tests {
             requests.iter().cloned().map(Ok),
             &node,
             g.block_tokens,
-            |_| {},
+            |_| ControlFlow::Continue(()),
         )
         .unwrap();
         node.close().unwrap();
@@ -261,9 +274,28 @@ mod tests {
             requests.iter().cloned().map(Ok),
             &node,
             g.block_tokens,
-            |_| {},
+            |_| ControlFlow::Continue(()),
         )
         .unwrap();
+        node.close().unwrap();
+        // A stop asked for by `progress` ends the replay there, and the node still closes.
+        let node = Node::open(NodeConfig::dram_and_disk(1024, cap, cap * 4, dir.path())).unwrap();
+        let stopped = replay_real(
+            requests.iter().cloned().map(Ok),
+            &node,
+            g.block_tokens,
+            |n| {
+                if n == 7 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
+        assert!(matches!(
+            stopped,
+            Err(RealError::Interrupted { requests: 7 })
+        ));
         node.close().unwrap();
         assert!(two.block_hits > real.block_hits, "{two:?}");
         assert!(two.hits_per_tier["disk"] > 0);

@@ -21,18 +21,111 @@ use thiserror::Error;
 use crate::policy::{self, AccessSeq, CachePolicy, IdMap, PolicyError};
 use crate::trace::{Request, TraceError, TraceReader};
 
-/// How big the simulated cache is.
+/// How big a cache or tier is. Written (see [`Capacity::parse`]) as a percentage of the trace's
+/// unique blocks (`5%`), a plain fraction strictly between 0 and 1 (`0.05`, the same), a block
+/// count (`1828`) or a byte size with a unit (`128MiB`, `1GiB`, `500MB`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Capacity {
     /// A fraction of the trace's unique blocks (must be positive; above 1 is allowed).
     Fraction(f64),
     /// An absolute number of blocks (at least 1).
     Blocks(u64),
+    /// Bytes of payload: converted to blocks with the block size ([`Capacity::in_blocks_of`]).
+    Bytes(u64),
 }
 
+/// Byte units [`Capacity::parse`] accepts (case-insensitive), with their multipliers.
+const BYTE_UNITS: [(&str, u64); 9] = [
+    ("kib", 1 << 10),
+    ("mib", 1 << 20),
+    ("gib", 1 << 30),
+    ("tib", 1 << 40),
+    ("kb", 1_000),
+    ("mb", 1_000_000),
+    ("gb", 1_000_000_000),
+    ("tb", 1_000_000_000_000),
+    ("b", 1),
+];
+
+/// How to write a capacity, for error messages.
+pub const CAPACITY_SYNTAX: &str = "a capacity is a percentage of the unique blocks (5%), a \
+     fraction strictly between 0 and 1 (0.05), a block count (1828) or a size with a unit \
+     (128MiB, 1GiB)";
+
 impl Capacity {
+    /// Parses one capacity. Refused, with what to write instead: 0, negative numbers, NaN,
+    /// percentages outside (0, 100], and decimals of 1 or more (`1.0` and `2.5` were read as
+    /// 100 % and 250 % though `1` is one block: ambiguous, so `100%` or `2` must be written).
+    pub fn parse(text: &str) -> Result<Capacity, String> {
+        let s = text.trim();
+        let refuse = |why: &str| Err(format!("capacity `{s}` {why} ({CAPACITY_SYNTAX})"));
+        if s.starts_with('-') {
+            return refuse("must be positive");
+        }
+        if let Some(p) = s.strip_suffix('%') {
+            return match p.trim().parse::<f64>() {
+                Ok(p) if p > 0.0 && p <= 100.0 => Ok(Capacity::Fraction(p / 100.0)),
+                Ok(_) => refuse("is outside 0% (exclusive) to 100%"),
+                Err(_) => refuse("is not a percentage"),
+            };
+        }
+        let lower = s.to_ascii_lowercase();
+        if let Some((unit, mult)) = BYTE_UNITS
+            .iter()
+            .find(|(u, _)| lower.ends_with(u) && lower.len() > u.len())
+        {
+            let number = lower[..lower.len() - unit.len()].trim();
+            return match number.parse::<f64>() {
+                Ok(n) if n.is_finite() && n > 0.0 => {
+                    let bytes = n * *mult as f64;
+                    if bytes >= u64::MAX as f64 {
+                        return refuse("is too large");
+                    }
+                    Ok(Capacity::Bytes((bytes.round() as u64).max(1)))
+                }
+                _ => refuse("is not a size"),
+            };
+        }
+        if let Ok(n) = s.parse::<u64>() {
+            return if n == 0 {
+                refuse("holds nothing (capacity 0)")
+            } else {
+                Ok(Capacity::Blocks(n))
+            };
+        }
+        match s.parse::<f64>() {
+            Ok(f) if f > 0.0 && f < 1.0 => Ok(Capacity::Fraction(f)),
+            Ok(f) if f.is_nan() => refuse("is not a number"),
+            Ok(0.0) => refuse("holds nothing (capacity 0)"),
+            Ok(f) if f.is_finite() && f.fract() == 0.0 && f < 1e15 => refuse(&format!(
+                "is ambiguous (a fraction of 100 % or more, or a block count?): write {:.0}% or {f:.0}",
+                f * 100.0
+            )),
+            Ok(f) if f.is_finite() && f < 1e6 => refuse(&format!(
+                "is ambiguous (a fraction above 1 or a block count?): write {:.0}% for that share \
+                 of the unique blocks, or a whole number of blocks",
+                f * 100.0
+            )),
+            Ok(_) => refuse(&format!(
+                "is out of range (a tier holds fewer than {} blocks)",
+                mcos_core::limits::MAX_FRAMES_PER_TIER
+            )),
+            Err(_) => refuse("is not a capacity"),
+        }
+    }
+
+    /// The same capacity with a byte size converted to whole blocks of `block_bytes` (at
+    /// least 1); fractions and block counts are returned as they are.
+    pub fn in_blocks_of(self, block_bytes: u32) -> Capacity {
+        match self {
+            Capacity::Bytes(b) => Capacity::Blocks((b / u64::from(block_bytes.max(1))).max(1)),
+            other => other,
+        }
+    }
+
     /// The capacity in blocks for a trace with `unique_blocks` distinct blocks:
-    /// `round(fraction * unique_blocks)`, at least 1.
+    /// `round(fraction * unique_blocks)`, at least 1. A byte size must first be converted with
+    /// [`Capacity::in_blocks_of`].
     pub fn blocks(self, unique_blocks: u64) -> Result<u64, SimError> {
         match self {
             Capacity::Fraction(f) if f.is_finite() && f > 0.0 => {
@@ -45,6 +138,9 @@ impl Capacity {
                 "0 blocks; give at least 1".to_owned(),
             )),
             Capacity::Blocks(n) => Ok(n),
+            Capacity::Bytes(b) => Err(SimError::InvalidCapacity(format!(
+                "{b} bytes needs a block size to become blocks (Capacity::in_blocks_of)"
+            ))),
         }
     }
 }
@@ -61,6 +157,9 @@ pub enum SimError {
     /// The capacity is not usable.
     #[error("invalid capacity: {0}")]
     InvalidCapacity(String),
+    /// The trace cannot give meaningful results (empty, or no block accesses).
+    #[error("{0}: nothing to replay; check the trace file")]
+    Unusable(String),
     /// `block_tokens` was 0.
     #[error("block_tokens must be at least 1 (Mooncake traces use 512)")]
     ZeroBlockTokens,
@@ -79,9 +178,61 @@ pub struct TraceStats {
     pub prompt_tokens: u64,
     /// Tokens per block used for the token counts.
     pub block_tokens: u32,
+    /// Requests with no blocks (`hash_ids` empty): nothing to cache.
+    pub empty_requests: u64,
+    /// Requests whose `input_length` does not fit their block count at `block_tokens`
+    /// (outside `((n - 1) * block_tokens, n * block_tokens]`).
+    pub length_mismatches: u64,
+    /// Requests whose timestamp is earlier than the one before.
+    pub timestamps_backwards: u64,
 }
 
 impl TraceStats {
+    /// What is questionable about the trace, one line each with counts (empty if nothing).
+    /// A trace without any block access is not here: [`TraceStats::check_usable`] refuses it.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let of = |n: u64| format!("{n} of {} requests", self.requests);
+        if self.empty_requests > 0 {
+            out.push(format!(
+                "{} have no blocks (empty hash_ids): they are counted as requests but access nothing",
+                of(self.empty_requests)
+            ));
+        }
+        if self.length_mismatches > 0 {
+            out.push(format!(
+                "{} have an input_length that disagrees with their block count at {} tokens per \
+                 block: is --block-tokens right for this trace? token counts use the block count",
+                of(self.length_mismatches),
+                self.block_tokens
+            ));
+        }
+        if self.timestamps_backwards > 0 {
+            out.push(format!(
+                "{} have a timestamp earlier than the request before: arrivals are replayed in \
+                 file order",
+                of(self.timestamps_backwards)
+            ));
+        }
+        out
+    }
+
+    /// Refuses a trace whose results would be meaningless: no requests, or no block accesses.
+    pub fn check_usable(&self) -> Result<(), SimError> {
+        if self.requests == 0 {
+            return Err(SimError::Unusable(
+                "the trace has no requests (empty file?)".into(),
+            ));
+        }
+        if self.block_accesses == 0 {
+            return Err(SimError::Unusable(format!(
+                "none of the trace's {} requests has any block (every hash_ids is empty)",
+                self.requests
+            )));
+        }
+        Ok(())
+    }
+
     /// Stats of the trace at `path`, read in one streaming pass; fails on the first bad line.
     pub fn from_path(path: impl AsRef<Path>, block_tokens: u32) -> Result<Self, SimError> {
         let mut acc = StatsAcc::new(block_tokens)?;
@@ -110,6 +261,7 @@ impl TraceStats {
 struct StatsAcc {
     stats: TraceStats,
     seen: IdMap<()>,
+    last_timestamp_ms: Option<u64>,
 }
 
 impl StatsAcc {
@@ -124,12 +276,28 @@ impl StatsAcc {
                 unique_blocks: 0,
                 prompt_tokens: 0,
                 block_tokens,
+                empty_requests: 0,
+                length_mismatches: 0,
+                timestamps_backwards: 0,
             },
             seen: policy::id_map(1 << 16),
+            last_timestamp_ms: None,
         })
     }
 
     fn add(&mut self, r: &Request) {
+        let n = r.hash_ids.len() as u64;
+        let bt = u64::from(self.stats.block_tokens);
+        let len = u64::from(r.input_length);
+        if n == 0 {
+            self.stats.empty_requests += 1;
+        } else if len <= (n - 1) * bt || len > n * bt {
+            self.stats.length_mismatches += 1;
+        }
+        if self.last_timestamp_ms.is_some_and(|t| r.timestamp_ms < t) {
+            self.stats.timestamps_backwards += 1;
+        }
+        self.last_timestamp_ms = Some(r.timestamp_ms);
         self.stats.requests += 1;
         self.stats.block_accesses += r.hash_ids.len() as u64;
         self.stats.prompt_tokens += r.block_tokens_total(self.stats.block_tokens);
@@ -373,7 +541,9 @@ impl Simulator {
         let stats = p.stats();
         let capacity_fraction = match capacity {
             Capacity::Fraction(f) => f,
-            Capacity::Blocks(n) => ratio(n, self.stats.unique_blocks),
+            Capacity::Blocks(_) | Capacity::Bytes(_) => {
+                ratio(capacity_blocks, self.stats.unique_blocks)
+            }
         };
         Ok((
             SimResult {
@@ -450,6 +620,95 @@ fn ratio(num: u64, den: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn questionable_traces_are_counted() {
+        let req = |t: u64, len: u32, ids: &[u64]| Request {
+            timestamp_ms: t,
+            input_length: len,
+            output_length: 1,
+            hash_ids: ids.to_vec(),
+        };
+        let rs = [
+            req(10, 1000, &[1, 2]),
+            req(5, 1000, &[1, 2]),
+            req(6, 9000, &[3]),
+            req(7, 0, &[]),
+            req(8, 512, &[4]),
+        ];
+        let s = TraceStats::of_requests(&rs, 512).unwrap();
+        assert_eq!(
+            (
+                s.empty_requests,
+                s.length_mismatches,
+                s.timestamps_backwards
+            ),
+            (1, 1, 1)
+        );
+        let w = s.warnings().join("\n");
+        assert!(w.contains("1 of 5 requests have no blocks"), "{w}");
+        assert!(w.contains("--block-tokens"), "{w}");
+        assert!(w.contains("earlier"), "{w}");
+        s.check_usable().unwrap();
+        let clean = TraceStats::of_requests(&rs[4..], 512).unwrap();
+        assert!(clean.warnings().is_empty());
+        let e = TraceStats::of_requests(&[], 512).unwrap().check_usable();
+        assert!(e.unwrap_err().to_string().contains("no requests"));
+        let e = TraceStats::of_requests(&rs[3..4], 512)
+            .unwrap()
+            .check_usable();
+        assert!(e.unwrap_err().to_string().contains("hash_ids is empty"));
+    }
+
+    #[test]
+    fn capacity_syntax_table() {
+        use Capacity::*;
+        let ok = [
+            ("5%", Fraction(0.05)),
+            ("100%", Fraction(1.0)),
+            ("0.5 %", Fraction(0.005)),
+            ("0.05", Fraction(0.05)),
+            (" 0.25 ", Fraction(0.25)),
+            ("1", Blocks(1)),
+            ("1828", Blocks(1828)),
+            ("2000000000", Blocks(2_000_000_000)),
+            ("128MiB", Bytes(128 << 20)),
+            ("1GiB", Bytes(1 << 30)),
+            ("1.5 KiB", Bytes(1536)),
+            ("500MB", Bytes(500_000_000)),
+            ("4096b", Bytes(4096)),
+        ];
+        for (text, want) in ok {
+            assert_eq!(Capacity::parse(text), Ok(want), "{text}");
+        }
+        let refused = [
+            ("0", "holds nothing"),
+            ("0.0", "holds nothing"),
+            ("-1", "must be positive"),
+            ("-0.5", "must be positive"),
+            ("1.0", "write 100% or 1"),
+            ("2.5", "write 250%"),
+            ("NaN", "not a number"),
+            ("inf", "out of range"),
+            ("1e30", "out of range"),
+            ("0%", "outside"),
+            ("150%", "outside"),
+            ("abc", "not a capacity"),
+            ("xMiB", "not a size"),
+            ("0GiB", "not a size"),
+        ];
+        for (text, why) in refused {
+            let e = Capacity::parse(text).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+            assert!(
+                e.contains("5%") && e.contains("1GiB"),
+                "says what to write: {e}"
+            );
+        }
+        assert_eq!(Bytes(1 << 20).in_blocks_of(16384), Blocks(64));
+        assert_eq!(Bytes(10).in_blocks_of(16384), Blocks(1));
+        assert!(Bytes(10).blocks(100).is_err());
+    }
 
     fn req(ts: u64, input: u32, ids: &[u64]) -> Request {
         Request {

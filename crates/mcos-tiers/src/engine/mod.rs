@@ -208,6 +208,11 @@ impl Outcome {
                 Outcome::failed(MoveStatus::IoError, libc::EIO)
             }
             TierError::NoGpu(_) => Outcome::failed(MoveStatus::IoError, libc::ENODEV),
+            // Open-time refusals; a move never produces them.
+            TierError::Locked { .. } => Outcome::failed(MoveStatus::IoError, libc::EWOULDBLOCK),
+            TierError::NotATierFile { .. } | TierError::TierFileMismatch { .. } => {
+                Outcome::failed(MoveStatus::IoError, libc::EINVAL)
+            }
         }
     }
 }
