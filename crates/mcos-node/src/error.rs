@@ -22,6 +22,17 @@ pub enum NodeError {
         /// Block size.
         max: usize,
     },
+    /// The caller's buffer is shorter than the stored payload (`get_into`); nothing was
+    /// read and the block stays stored.
+    #[error(
+        "the block holds {needed} payload bytes but the buffer has room for {len}: pass a buffer of at least the node's block_bytes"
+    )]
+    BufferTooSmall {
+        /// Payload bytes stored.
+        needed: usize,
+        /// Length of the buffer given.
+        len: usize,
+    },
     /// The block is not resident (for pin, unpin, class changes).
     #[error("block {0} is not resident; pin and class intents apply to stored blocks")]
     NotResident(mcos_core::BlockKey),

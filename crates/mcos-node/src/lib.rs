@@ -24,4 +24,4 @@ mod node;
 
 pub use config::{BrainSettings, DiskIo, NodeConfig, TierConfig};
 pub use error::NodeError;
-pub use node::{GetOutcome, LinkStat, Node, NodeStats, PutOutcome, TierUsage};
+pub use node::{Fetched, GetOutcome, LinkStat, Node, NodeStats, PutOutcome, TierUsage};
