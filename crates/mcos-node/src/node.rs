@@ -977,7 +977,10 @@ impl Inner {
                 (from, slot.shard.peek(key))
             }
         };
-        let hit = |len| Fetched::Hit { tier: found_in, len };
+        let hit = |len| Fetched::Hit {
+            tier: found_in,
+            len,
+        };
         let mut reads = 0;
         loop {
             let Some((tier, frame)) = located else {

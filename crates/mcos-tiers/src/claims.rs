@@ -111,7 +111,10 @@ mod tests {
         c.read(0).unwrap();
         let t = Instant::now();
         assert!(matches!(c.write(0), Err(TierError::FrameBusy { frame: 0 })));
-        assert!(t.elapsed() >= READER_WAIT, "a writer waits readers out before refusing");
+        assert!(
+            t.elapsed() >= READER_WAIT,
+            "a writer waits readers out before refusing"
+        );
         c.write(1).unwrap();
         assert!(matches!(c.read(1), Err(TierError::FrameBusy { frame: 1 })));
         assert!(c.write(1).is_err());
