@@ -12,13 +12,17 @@
 //! ```
 //!
 //! Prints, per (threads, shards), the median of RUNS runs of total gets per second and its
-//! ratio to one thread on one shard, measured in the same invocation.
+//! ratio to one thread on one shard, measured in the same invocation. Then the same reads
+//! straight from a `DramTier` without the node (same keys per thread, same copy and checks, no
+//! lock, no fast path), per thread count: what the memory system allows two threads that
+//! touch twice the bytes, the ceiling of the node's ratio on this machine.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use mcos_core::{BlockKey, Namespace};
 use mcos_node::{GetOutcome, Node, NodeConfig};
+use mcos_tiers::DramTier;
 
 const BLOCK_BYTES: u32 = 4096;
 const KEYS_PER_THREAD: u64 = 2048;
@@ -104,6 +108,53 @@ fn run(threads: usize, shards: usize, gets: u64, dir: &std::path::Path) -> Resul
     Ok((gets * threads as u64) as f64 / seconds.max(1e-9))
 }
 
+/// One run without the node: `threads` callers read their own blocks straight from a DRAM tier
+/// of the node's size, in the node run's order, with the same checks. Gets per second.
+fn run_tier_only(threads: usize, gets: u64) -> Result<f64, String> {
+    let keys = KEYS_PER_THREAD * threads as u64;
+    let frames = u32::try_from(keys + keys / 4).map_err(|_| "too many keys".to_string())?;
+    let tier = DramTier::new(frames, BLOCK_BYTES).map_err(|e| format!("DRAM tier: {e}"))?;
+    let ns = Namespace::for_model("node-threads");
+    let key = |t: usize, i: u64| BlockKey::from_trace_id(&ns, ((t as u64) << 32) | i);
+    let frame = |t: usize, i: u64| (t as u64 * KEYS_PER_THREAD + i) as u32;
+    for t in 0..threads {
+        for i in 0..KEYS_PER_THREAD {
+            let k = key(t, i);
+            tier.write_block(frame(t, i), k, &payload(k))
+                .map_err(|e| format!("write: {e}"))?;
+        }
+    }
+    let start = Instant::now();
+    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let tier = &tier;
+                s.spawn(move || -> Result<(), String> {
+                    let mut out = vec![0u8; BLOCK_BYTES as usize];
+                    for n in 0..gets {
+                        let i = n.wrapping_mul(0x9E37_79B9) % KEYS_PER_THREAD;
+                        let k = key(t, i);
+                        let len = tier
+                            .read_block(frame(t, i), k, &mut out)
+                            .map_err(|e| format!("read: {e}"))?;
+                        if n % VERIFY_EVERY == 0 && !holds(k, &out[..len]) {
+                            return Err(format!("thread {t}: wrong bytes for key {i}"));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a reader panicked".into())))
+            .collect()
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    results.into_iter().collect::<Result<Vec<()>, String>>()?;
+    Ok((gets * threads as u64) as f64 / seconds.max(1e-9))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -164,6 +215,30 @@ fn main() -> ExitCode {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+    println!("tier alone (no node): the same reads straight from a DramTier");
+    let mut tier_base = None;
+    for &t in &threads {
+        let mut rates = Vec::new();
+        for _ in 0..runs {
+            match run_tier_only(t, gets) {
+                Ok(r) => rates.push(r),
+                Err(e) => {
+                    eprintln!("node_threads: tier alone, {t} threads: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let m = median(rates.clone());
+        if t == 1 {
+            tier_base = Some(m);
+        }
+        let runs_text: Vec<String> = rates.iter().map(|r| format!("{:.0}", r)).collect();
+        println!(
+            "{t:>7}       -   {m:>10.0} ({})   {}",
+            runs_text.join(", "),
+            tier_base.map_or("-".to_string(), |b| format!("{:.2}x", m / b))
+        );
+    }
     ExitCode::SUCCESS
 }
 
