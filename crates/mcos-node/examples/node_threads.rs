@@ -8,8 +8,13 @@
 //! so this measures what the lock costs when threads share a shard and what more shards buy.
 //!
 //! ```sh
-//! cargo run --release -p mcos-node --example node_threads -- [THREADS 1,2] [SHARDS 1,2] [GETS 400000] [RUNS 3]
+//! cargo run --release -p mcos-node --example node_threads -- [THREADS 1,2] [SHARDS 1,2] [GETS 400000] [RUNS 3] [same-bytes]
 //! ```
+//!
+//! By default each thread has 2,048 keys of its own, so two threads touch twice the bytes of
+//! one. With `same-bytes` the 2,048 keys are shared out among the threads (1,024 each for two),
+//! so every configuration touches the same bytes and the ratio shows what threads and shards
+//! buy without the cost of a working set twice the size.
 //!
 //! Prints, per (threads, shards), the median of RUNS runs of total gets per second and its
 //! ratio to one thread on one shard, measured in the same invocation. Then the same reads
@@ -25,7 +30,7 @@ use mcos_node::{GetOutcome, Node, NodeConfig};
 use mcos_tiers::DramTier;
 
 const BLOCK_BYTES: u32 = 4096;
-const KEYS_PER_THREAD: u64 = 2048;
+const KEYS: u64 = 2048;
 /// Every this many gets, the caller checks the bytes (the node itself verifies every read's
 /// header and checksum); checking each one would time the caller more than the node.
 const VERIFY_EVERY: u64 = 16;
@@ -56,9 +61,16 @@ fn holds(key: BlockKey, bytes: &[u8]) -> bool {
     bytes.len() == BLOCK_BYTES as usize && bytes.chunks_exact(8).all(|c| c == tag)
 }
 
-/// One run: `threads` callers on a node of `shards` shards, `gets` reads each. Gets per second.
-fn run(threads: usize, shards: usize, gets: u64, dir: &std::path::Path) -> Result<f64, String> {
-    let keys = KEYS_PER_THREAD * threads as u64;
+/// One run: `threads` callers on a node of `shards` shards, `gets` reads each of `per_thread`
+/// keys of its own (a power of two). Gets per second.
+fn run(
+    threads: usize,
+    shards: usize,
+    gets: u64,
+    per_thread: u64,
+    dir: &std::path::Path,
+) -> Result<f64, String> {
+    let keys = per_thread * threads as u64;
     let dram = u32::try_from(keys + keys / 4).map_err(|_| "too many keys".to_string())?;
     let mut cfg = NodeConfig::dram_and_disk(BLOCK_BYTES, dram, dram, dir);
     cfg.shards = shards;
@@ -66,7 +78,7 @@ fn run(threads: usize, shards: usize, gets: u64, dir: &std::path::Path) -> Resul
     let ns = Namespace::for_model("node-threads");
     let key = |t: usize, i: u64| BlockKey::from_trace_id(&ns, ((t as u64) << 32) | i);
     for t in 0..threads {
-        for i in 0..KEYS_PER_THREAD {
+        for i in 0..per_thread {
             let k = key(t, i);
             node.put(k, &payload(k)).map_err(|e| format!("put: {e}"))?;
         }
@@ -81,7 +93,7 @@ fn run(threads: usize, shards: usize, gets: u64, dir: &std::path::Path) -> Resul
                     let mut out = Vec::with_capacity(BLOCK_BYTES as usize);
                     for n in 0..gets {
                         // An odd multiplier modulo a power of two visits every key in turn.
-                        let i = n.wrapping_mul(0x9E37_79B9) % KEYS_PER_THREAD;
+                        let i = n.wrapping_mul(0x9E37_79B9) % per_thread;
                         let k = key(t, i);
                         match node.get(k, &mut out).map_err(|e| format!("get: {e}"))? {
                             GetOutcome::Hit(_) if n % VERIFY_EVERY == 0 && !holds(k, &out) => {
@@ -110,15 +122,15 @@ fn run(threads: usize, shards: usize, gets: u64, dir: &std::path::Path) -> Resul
 
 /// One run without the node: `threads` callers read their own blocks straight from a DRAM tier
 /// of the node's size, in the node run's order, with the same checks. Gets per second.
-fn run_tier_only(threads: usize, gets: u64) -> Result<f64, String> {
-    let keys = KEYS_PER_THREAD * threads as u64;
+fn run_tier_only(threads: usize, gets: u64, per_thread: u64) -> Result<f64, String> {
+    let keys = per_thread * threads as u64;
     let frames = u32::try_from(keys + keys / 4).map_err(|_| "too many keys".to_string())?;
     let tier = DramTier::new(frames, BLOCK_BYTES).map_err(|e| format!("DRAM tier: {e}"))?;
     let ns = Namespace::for_model("node-threads");
     let key = |t: usize, i: u64| BlockKey::from_trace_id(&ns, ((t as u64) << 32) | i);
-    let frame = |t: usize, i: u64| (t as u64 * KEYS_PER_THREAD + i) as u32;
+    let frame = |t: usize, i: u64| (t as u64 * per_thread + i) as u32;
     for t in 0..threads {
-        for i in 0..KEYS_PER_THREAD {
+        for i in 0..per_thread {
             let k = key(t, i);
             tier.write_block(frame(t, i), k, &payload(k))
                 .map_err(|e| format!("write: {e}"))?;
@@ -132,7 +144,7 @@ fn run_tier_only(threads: usize, gets: u64) -> Result<f64, String> {
                 s.spawn(move || -> Result<(), String> {
                     let mut out = vec![0u8; BLOCK_BYTES as usize];
                     for n in 0..gets {
-                        let i = n.wrapping_mul(0x9E37_79B9) % KEYS_PER_THREAD;
+                        let i = n.wrapping_mul(0x9E37_79B9) % per_thread;
                         let k = key(t, i);
                         let len = tier
                             .read_block(frame(t, i), k, &mut out)
@@ -162,18 +174,32 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let parsed = (|| -> Result<(Vec<usize>, Vec<usize>, u64, usize), String> {
+    let parsed = (|| -> Result<(Vec<usize>, Vec<usize>, u64, usize, bool), String> {
         let threads = list(args.first(), &[1, 2])?;
         let shards = list(args.get(1), &[1, 2])?;
         let gets = list(args.get(2), &[400_000])?[0] as u64;
         let runs = list(args.get(3), &[3])?[0];
-        Ok((threads, shards, gets, runs))
+        let same_bytes = match args.get(4).map(String::as_str) {
+            None => false,
+            Some("same-bytes") => true,
+            Some(x) => return Err(format!("`{x}` is not `same-bytes`")),
+        };
+        if same_bytes
+            && threads
+                .iter()
+                .any(|&t| !t.is_power_of_two() || t as u64 > KEYS)
+        {
+            return Err(format!(
+                "same-bytes shares {KEYS} keys out: thread counts must be powers of two"
+            ));
+        }
+        Ok((threads, shards, gets, runs, same_bytes))
     })();
-    let (threads, shards, gets, runs) = match parsed {
+    let (threads, shards, gets, runs, same_bytes) = match parsed {
         Ok(p) => p,
         Err(e) => {
             eprintln!(
-                "node_threads: {e}\nusage: node_threads [THREADS 1,2] [SHARDS 1,2] [GETS 400000] [RUNS 3]"
+                "node_threads: {e}\nusage: node_threads [THREADS 1,2] [SHARDS 1,2] [GETS 400000] [RUNS 3] [same-bytes]"
             );
             return ExitCode::from(2);
         }
@@ -185,8 +211,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let per_thread = |t: usize| if same_bytes { KEYS / t as u64 } else { KEYS };
     println!(
-        "{gets} DRAM-hit gets of {BLOCK_BYTES} B per thread (bytes compared on 1 in {VERIFY_EVERY}), medians of {runs} runs"
+        "{gets} DRAM-hit gets of {BLOCK_BYTES} B per thread (bytes compared on 1 in {VERIFY_EVERY}), medians of {runs} runs; {}",
+        if same_bytes {
+            format!("{KEYS} keys shared out among the threads")
+        } else {
+            format!("{KEYS} keys per thread")
+        }
     );
     println!("threads  shards   gets/s (runs)                          vs 1 thread, 1 shard");
     let mut base = None;
@@ -194,7 +226,7 @@ fn main() -> ExitCode {
         for &s in &shards {
             let mut rates = Vec::new();
             for _ in 0..runs {
-                match run(t, s, gets, &dir) {
+                match run(t, s, gets, per_thread(t), &dir) {
                     Ok(r) => rates.push(r),
                     Err(e) => {
                         eprintln!("node_threads: {t} threads, {s} shards: {e}");
@@ -220,7 +252,7 @@ fn main() -> ExitCode {
     for &t in &threads {
         let mut rates = Vec::new();
         for _ in 0..runs {
-            match run_tier_only(t, gets) {
+            match run_tier_only(t, gets, per_thread(t)) {
                 Ok(r) => rates.push(r),
                 Err(e) => {
                     eprintln!("node_threads: tier alone, {t} threads: {e}");
