@@ -17,7 +17,8 @@
 //! buy without the cost of a working set twice the size.
 //!
 //! Prints, per (threads, shards), the median of RUNS runs of total gets per second and its
-//! ratio to one thread on one shard, measured in the same invocation. Then the same reads
+//! ratio to one thread on one shard, measured in the same invocation (round-robin: each round
+//! runs every configuration once). Then the same reads
 //! straight from a `DramTier` without the node (same keys per thread, same copy and checks, no
 //! lock, no fast path), per thread count: what the memory system allows two threads that
 //! touch twice the bytes, the ceiling of the node's ratio on this machine.
@@ -172,9 +173,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Thread counts, shard counts, gets per thread, runs, same-bytes mode.
+type Args = (Vec<usize>, Vec<usize>, u64, usize, bool);
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let parsed = (|| -> Result<(Vec<usize>, Vec<usize>, u64, usize, bool), String> {
+    let parsed = (|| -> Result<Args, String> {
         let threads = list(args.first(), &[1, 2])?;
         let shards = list(args.get(1), &[1, 2])?;
         let gets = list(args.get(2), &[400_000])?[0] as u64;
@@ -221,54 +225,53 @@ fn main() -> ExitCode {
         }
     );
     println!("threads  shards   gets/s (runs)                          vs 1 thread, 1 shard");
-    let mut base = None;
-    for &t in &threads {
-        for &s in &shards {
-            let mut rates = Vec::new();
-            for _ in 0..runs {
-                match run(t, s, gets, per_thread(t), &dir) {
-                    Ok(r) => rates.push(r),
-                    Err(e) => {
-                        eprintln!("node_threads: {t} threads, {s} shards: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                }
-            }
-            let m = median(rates.clone());
-            if t == 1 && s == 1 {
-                base = Some(m);
-            }
-            let runs_text: Vec<String> = rates.iter().map(|r| format!("{:.0}", r)).collect();
-            println!(
-                "{t:>7}  {s:>6}   {m:>10.0} ({})   {}",
-                runs_text.join(", "),
-                base.map_or("-".to_string(), |b| format!("{:.2}x", m / b))
-            );
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    println!("tier alone (no node): the same reads straight from a DramTier");
-    let mut tier_base = None;
-    for &t in &threads {
-        let mut rates = Vec::new();
-        for _ in 0..runs {
-            match run_tier_only(t, gets, per_thread(t)) {
+    // Node runs (threads, Some(shards)), then the tier alone (threads, None). Every round runs
+    // each configuration once, so a slow spell of a shared machine hits them all alike.
+    let configs: Vec<(usize, Option<usize>)> = threads
+        .iter()
+        .flat_map(|&t| shards.iter().map(move |&s| (t, Some(s))))
+        .chain(threads.iter().map(|&t| (t, None)))
+        .collect();
+    let mut rates = vec![Vec::new(); configs.len()];
+    for _ in 0..runs {
+        for (&(t, s), rates) in configs.iter().zip(rates.iter_mut()) {
+            let rate = match s {
+                Some(s) => run(t, s, gets, per_thread(t), &dir),
+                None => run_tier_only(t, gets, per_thread(t)),
+            };
+            match rate {
                 Ok(r) => rates.push(r),
                 Err(e) => {
-                    eprintln!("node_threads: tier alone, {t} threads: {e}");
+                    let what = s.map_or("the tier alone".to_string(), |s| format!("{s} shards"));
+                    eprintln!("node_threads: {t} threads, {what}: {e}");
                     return ExitCode::FAILURE;
                 }
             }
         }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut base, mut tier_base) = (None, None);
+    for (&(t, s), rates) in configs.iter().zip(&rates) {
         let m = median(rates.clone());
-        if t == 1 {
-            tier_base = Some(m);
+        if s.is_none() && tier_base.is_none() {
+            println!("tier alone (no node): the same reads straight from a DramTier");
         }
+        let base = match s {
+            Some(1) if t == 1 => base.get_or_insert(m),
+            Some(_) => base.get_or_insert(f64::NAN),
+            None if t == 1 => tier_base.get_or_insert(m),
+            None => tier_base.get_or_insert(f64::NAN),
+        };
         let runs_text: Vec<String> = rates.iter().map(|r| format!("{:.0}", r)).collect();
+        let shards_text = s.map_or("-".to_string(), |s| s.to_string());
+        let ratio = if base.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{:.2}x", m / *base)
+        };
         println!(
-            "{t:>7}       -   {m:>10.0} ({})   {}",
-            runs_text.join(", "),
-            tier_base.map_or("-".to_string(), |b| format!("{:.2}x", m / b))
+            "{t:>7}  {shards_text:>6}   {m:>10.0} ({})   {ratio}",
+            runs_text.join(", ")
         );
     }
     ExitCode::SUCCESS
