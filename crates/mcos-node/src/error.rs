@@ -22,12 +22,15 @@ pub enum NodeError {
         /// Block size.
         max: usize,
     },
-    /// The caller's buffer is shorter than the stored payload (nothing was written).
-    #[error("buffer of {len} bytes is too small for the block's {needed} bytes")]
+    /// The caller's buffer is shorter than the stored payload (`get_into`); nothing was
+    /// read and the block stays stored.
+    #[error(
+        "the block holds {needed} payload bytes but the buffer has room for {len}: pass a buffer of at least the node's block_bytes"
+    )]
     BufferTooSmall {
-        /// Payload length.
+        /// Payload bytes stored.
         needed: usize,
-        /// Buffer length.
+        /// Length of the buffer given.
         len: usize,
     },
     /// The block is not resident (for pin, unpin, class changes).

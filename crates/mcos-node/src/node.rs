@@ -7,6 +7,28 @@
 //! behind its own mutex: this is the driver-hook stage (DESIGN.md stage 1), where application
 //! threads enter a single-writer data plane; the fast path itself never takes a lock, and
 //! engines and the housekeeping thread talk to it only through rings.
+//!
+//! The mutex covers decisions only, never the bytes: every decision stays single-writer per
+//! shard, while copying and verifying a block run with the lock dropped, so callers of one
+//! shard copy in parallel. What keeps that sound:
+//!
+//! - **Get.** Under the lock the fast path locates the block, resident at (tier, frame), and
+//!   the caller takes the frame's read claim (memory tiers; `mcos_tiers` claims). It drops the
+//!   lock, copies and verifies, and releases the claim. Meanwhile the fast path may demote,
+//!   promote or evict the block and free the frame; whoever then writes that frame (an engine's
+//!   move destination, a put's fill) takes the write claim, which waits out the reader (a
+//!   copy's time; the reader waits on nothing, so no cycle, and no new reader can arrive at a
+//!   frame that holds no visible block). So a reader sees the block whole, and a move is
+//!   delayed, never failed, by a reader. Disk frames are read without a claim: the header
+//!   names the key and checksums the payload, so a frame reused during the pread reads as
+//!   corrupt; a corrupt read is decided again under the lock (re-read where the block is now;
+//!   dropped only if it is corrupt where it still is), so no block is lost to a race. A claim
+//!   on a resident frame never finds a writer: engines release their claims before they post a
+//!   completion, and a put commits its fill after its write claim is gone.
+//! - **Put.** Under the lock `insert` reserves a frame (filling: gets miss it, victim scans
+//!   skip it); the block is written without the lock and made visible by `commit_fill` under
+//!   it. A reader never sees a partial block, because none is visible before the commit.
+//! - Engine waits (`wait_for`, a full tier) poll the shard with the lock dropped in between.
 
 use crate::config::{DiskIo, NodeConfig};
 use crate::error::NodeError;
@@ -22,7 +44,7 @@ use mcos_fastpath::{Access, Counters, Insert, IntentError, RejectReason, Shard, 
 use mcos_tiers::engine::route::RouteCell;
 use mcos_tiers::{
     BackendChoice, DiskTier, Doorbell, DramTier, EngineConfig, EngineHandle, EngineThread,
-    ShardRings, TierError, TierSet, TierStore,
+    FrameRead, ShardRings, TierError, TierSet, TierStore,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +53,9 @@ use std::time::{Duration, Instant};
 
 /// How long a caller waits for an engine before reporting a stall.
 const MOVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reads of one get before it reads under the shard lock: a block that moved (and whose old
+/// frame was reused) while it was read is looked up and read again, this many times at most.
+const READ_ATTEMPTS: u32 = 3;
 /// Housekeeping period: completions drained, TICK delivered, telemetry drained.
 const TICK_PERIOD: Duration = Duration::from_millis(1);
 /// How long the idle GPU engine polls its rings before parking: a kernel launch costs a few
@@ -55,20 +80,6 @@ pub enum GetOutcome {
     /// Found and verified; the payload is in the caller's buffer.
     Hit(TierId),
     /// Not stored (or found corrupt and dropped: see `NodeStats::counters.corrupt_blocks`).
-    Miss,
-}
-
-/// What `get_into` found.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Fetched {
-    /// Found and verified: `len` payload bytes are at the start of the caller's slice.
-    Hit {
-        /// Tier the block was found in.
-        tier: TierId,
-        /// Payload length.
-        len: usize,
-    },
-    /// Not stored (or found corrupt and dropped).
     Miss,
 }
 
@@ -103,6 +114,21 @@ impl LinkStat {
     pub fn bytes_per_s(&self) -> Option<f64> {
         (self.bytes > 0 && self.seconds > 0.0).then(|| self.bytes as f64 / self.seconds)
     }
+}
+
+/// What `get_into` found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// Found and verified; its `len` payload bytes are at the start of the caller's slice.
+    Hit {
+        /// Tier the block was found in (where the hit is counted).
+        tier: TierId,
+        /// Payload bytes written to the slice.
+        len: usize,
+    },
+    /// Not stored (or found corrupt and dropped: see `NodeStats::counters.corrupt_blocks`).
+    /// The caller's slice is not written.
+    Miss,
 }
 
 /// A snapshot of the node's state.
@@ -496,28 +522,42 @@ impl Node {
     /// Reads the block at `key` into `out` (resized to the payload). A corrupt block is
     /// reported as a miss and dropped, never returned.
     pub fn get(&self, key: BlockKey, out: &mut Vec<u8>) -> Result<GetOutcome, NodeError> {
-        self.inner.get(key, None, out)
+        self.get_vec(key, None, out)
     }
 
-    /// TEMPORARY (replaced by the node-concurrency branch): reads into the caller's slice.
+    /// Reads the block at `key` into the caller's slice (no allocation); a corrupt block is a
+    /// miss. On a hit the payload is `out[..len]`; on a miss `out` is not written. A slice
+    /// shorter than the stored payload is `NodeError::BufferTooSmall`, and the block stays
+    /// stored. `hint` is (sequence, position), as for `get_hinted`.
     pub fn get_into(
         &self,
         key: BlockKey,
         hint: Option<(u32, u32)>,
         out: &mut [u8],
     ) -> Result<Fetched, NodeError> {
-        let mut v = Vec::new();
-        match self.inner.get(key, hint, &mut v)? {
-            GetOutcome::Hit(tier) => {
-                let len = out.len();
-                let dst = out.get_mut(..v.len()).ok_or(NodeError::BufferTooSmall {
-                    needed: v.len(),
-                    len,
-                })?;
-                dst.copy_from_slice(&v);
-                Ok(Fetched::Hit { tier, len: v.len() })
+        self.inner.get_into(key, hint, out)
+    }
+
+    fn get_vec(
+        &self,
+        key: BlockKey,
+        hint: Option<(u32, u32)>,
+        out: &mut Vec<u8>,
+    ) -> Result<GetOutcome, NodeError> {
+        out.resize(self.inner.cfg.block_bytes as usize, 0);
+        match self.inner.get_into(key, hint, out) {
+            Ok(Fetched::Hit { tier, len }) => {
+                out.truncate(len);
+                Ok(GetOutcome::Hit(tier))
             }
-            GetOutcome::Miss => Ok(Fetched::Miss),
+            Ok(Fetched::Miss) => {
+                out.clear();
+                Ok(GetOutcome::Miss)
+            }
+            Err(e) => {
+                out.clear();
+                Err(e)
+            }
         }
     }
 
@@ -529,7 +569,7 @@ impl Node {
         position: u32,
         out: &mut Vec<u8>,
     ) -> Result<GetOutcome, NodeError> {
-        self.inner.get(key, Some((sequence, position)), out)
+        self.get_vec(key, Some((sequence, position)), out)
     }
 
     /// Length of the longest prefix of `keys` that is stored (no access is counted).
@@ -816,24 +856,22 @@ impl Inner {
         }
     }
 
-    /// Reads the block in `frame` of `tier` into `out`.
+    /// Reads the block in `frame` of `tier` into `out`; returns the payload length. `out` is
+    /// written only when the block verifies and fits.
     fn read_frame(
         &self,
         tier: TierId,
         frame: u32,
         key: BlockKey,
-        out: &mut Vec<u8>,
-    ) -> Result<(), TierError> {
-        out.resize(self.cfg.block_bytes as usize, 0);
-        let n = match self.tiers.get(tier) {
-            Some(TierStore::Dram(d)) => d.read_block(frame, key, out)?,
-            Some(TierStore::Disk(d)) => d.read_block(frame, key, out)?,
+        out: &mut [u8],
+    ) -> Result<usize, TierError> {
+        match self.tiers.get(tier) {
+            Some(TierStore::Dram(d)) => d.read_block(frame, key, out),
+            Some(TierStore::Disk(d)) => d.read_block(frame, key, out),
             #[cfg(feature = "cuda")]
-            Some(TierStore::Hbm(h)) => h.read_block(frame, key, out)?,
-            None => return Err(TierError::Config(format!("tier {tier} does not exist"))),
-        };
-        out.truncate(n);
-        Ok(())
+            Some(TierStore::Hbm(h)) => h.read_block(frame, key, out),
+            None => Err(TierError::Config(format!("tier {tier} does not exist"))),
+        }
     }
 
     fn write_frame(
@@ -852,71 +890,129 @@ impl Inner {
         }
     }
 
-    /// Reads a block the fast path located; a corrupt block is dropped and reported as a miss.
-    fn read_located(
-        &self,
-        slot: &mut ShardSlot,
-        tier: TierId,
-        frame: u32,
-        key: BlockKey,
-        out: &mut Vec<u8>,
-    ) -> Result<GetOutcome, NodeError> {
-        match self.read_frame(tier, frame, key, out) {
-            Ok(()) => Ok(GetOutcome::Hit(tier)),
-            Err(TierError::Corrupt { .. }) => {
-                slot.shard.invalidate(key);
-                out.clear();
-                Ok(GetOutcome::Miss)
-            }
-            Err(e) => Err(e.into()),
+    /// Holds the block the fast path just located at `frame` of `tier` so that it can be read
+    /// after the shard lock is dropped. Called with the lock held.
+    fn hold(&self, tier: TierId, frame: u32) -> Result<Hold<'_>, TierError> {
+        match self.tiers.get(tier) {
+            Some(TierStore::Dram(d)) => Ok(Hold::Claimed(d.claim_read(frame)?)),
+            Some(TierStore::Disk(_)) => Ok(Hold::Unclaimed),
+            #[cfg(feature = "cuda")]
+            Some(TierStore::Hbm(h)) => Ok(Hold::ClaimedHbm {
+                _claim: h.claim_read(frame)?,
+            }),
+            None => Err(TierError::Config(format!("tier {tier} does not exist"))),
         }
     }
 
-    fn get(
+    /// Reads a held block into `out` (no shard lock needed); returns the payload length.
+    fn read_held(
+        &self,
+        hold: &Hold<'_>,
+        tier: TierId,
+        frame: u32,
+        key: BlockKey,
+        out: &mut [u8],
+    ) -> Result<usize, TierError> {
+        match hold {
+            Hold::Claimed(r) => r.copy_payload(key, out),
+            // HBM: `read_block` takes a second read claim beside the one held; disk: a pread.
+            _ => self.read_frame(tier, frame, key, out),
+        }
+    }
+
+    /// Reads a block at its current location with the shard lock held (nothing moves it or
+    /// writes its frame meanwhile), dropping it if it is corrupt.
+    fn read_locked(
+        &self,
+        slot: &mut ShardSlot,
+        located: Option<(TierId, u32)>,
+        key: BlockKey,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, NodeError> {
+        let Some((tier, frame)) = located else {
+            return Ok(None);
+        };
+        match self.read_frame(tier, frame, key, out) {
+            Ok(len) => Ok(Some(len)),
+            Err(TierError::Corrupt { .. }) => {
+                slot.shard.invalidate(key);
+                Ok(None)
+            }
+            Err(e) => Err(read_error(e)),
+        }
+    }
+
+    fn get_into(
         &self,
         key: BlockKey,
         hint: Option<(u32, u32)>,
-        out: &mut Vec<u8>,
-    ) -> Result<GetOutcome, NodeError> {
+        out: &mut [u8],
+    ) -> Result<Fetched, NodeError> {
         if key == BlockKey::NONE {
             return Err(NodeError::ReservedKey);
         }
         let m = &self.shards[self.shard_of(key)];
-        let move_id = {
-            let mut slot = lock(m);
-            slot.drain();
-            let before = slot.shard.counters().moves_started;
-            let access = slot.shard.access(key, hint);
-            if slot.shard.counters().moves_started != before {
-                self.ring_doorbells();
-            }
-            match access {
-                Access::Miss => {
-                    out.clear();
-                    return Ok(GetOutcome::Miss);
-                }
-                Access::Hit { tier, frame } => {
-                    return self.read_located(&mut slot, tier, frame, key, out);
-                }
-                Access::Wait { move_id, from } => (move_id, from),
+        let mut slot = lock(m);
+        slot.drain();
+        let before = slot.shard.counters().moves_started;
+        let access = slot.shard.access(key, hint);
+        if slot.shard.counters().moves_started != before {
+            self.ring_doorbells();
+        }
+        // Where the hit is counted (a block moving up is counted where it was found).
+        let (found_in, mut located) = match access {
+            Access::Miss => return Ok(Fetched::Miss),
+            Access::Hit { tier, frame } => (tier, Some((tier, frame))),
+            Access::Wait { move_id, from } => {
+                // The block is moving up: wait for the engine, then read it where it landed.
+                drop(slot);
+                self.gets_waited.fetch_add(1, Ordering::Relaxed);
+                slot = self.wait_for(m, move_id)?;
+                (from, slot.shard.peek(key))
             }
         };
-        let (move_id, found_in) = move_id;
-        // The block is moving up: wait for the engine, then read it where it landed.
-        self.gets_waited.fetch_add(1, Ordering::Relaxed);
-        let mut slot = self.wait_for(m, move_id)?;
-        match slot.shard.peek(key) {
-            Some((tier, frame)) => {
-                Ok(match self.read_located(&mut slot, tier, frame, key, out)? {
-                    // Report where the block was found, as the counters do.
-                    GetOutcome::Hit(_) => GetOutcome::Hit(found_in),
-                    GetOutcome::Miss => GetOutcome::Miss,
-                })
+        let hit = |len| Fetched::Hit {
+            tier: found_in,
+            len,
+        };
+        let mut reads = 0;
+        loop {
+            let Some((tier, frame)) = located else {
+                return Ok(Fetched::Miss);
+            };
+            // Decided under the lock: the block is resident at (tier, frame) and no writer
+            // holds that frame. Hold it, then copy and verify without the lock.
+            let hold = self.hold(tier, frame)?;
+            drop(slot);
+            let read = self.read_held(&hold, tier, frame, key, out);
+            let claimed = !matches!(hold, Hold::Unclaimed);
+            drop(hold);
+            reads += 1;
+            match read {
+                Ok(len) => return Ok(hit(len)),
+                Err(TierError::Corrupt { .. }) => {}
+                Err(e) => return Err(read_error(e)),
             }
-            None => {
-                out.clear();
-                Ok(GetOutcome::Miss)
+            // Corrupt as read: decide under the lock whether the block is.
+            slot = lock(m);
+            slot.drain();
+            let now = slot.shard.peek(key);
+            if now == Some((tier, frame)) && claimed {
+                // Read under a claim taken while it was resident here: the bytes are the
+                // block's own, and they are wrong.
+                slot.shard.invalidate(key);
+                return Ok(Fetched::Miss);
             }
+            if now == Some((tier, frame)) || reads >= READ_ATTEMPTS {
+                // An unclaimed (disk) frame may have been reused while it was read, or the
+                // block keeps moving under the reader: read it here, where nothing moves.
+                return Ok(match self.read_locked(&mut slot, now, key, out)? {
+                    Some(len) => hit(len),
+                    None => Fetched::Miss,
+                });
+            }
+            // Moved while it was read (and its old frame reused): read it where it is now.
+            located = now;
         }
     }
 
@@ -962,32 +1058,52 @@ impl Inner {
         let m = &self.shards[self.shard_of(key)];
         let start = Instant::now();
         let mut spins = 0u32;
+        let mut waited = false;
         loop {
-            {
+            let fill = {
                 let mut slot = lock(m);
                 slot.drain();
                 let before = slot.shard.counters().moves_started;
                 let decision = slot.shard.insert(key, class.0);
-                if spins == 0 && decision == Insert::Retry {
-                    self.puts_waited.fetch_add(1, Ordering::Relaxed);
+                if slot.shard.counters().moves_started != before {
+                    self.ring_doorbells();
                 }
                 match decision {
-                    Insert::Fill { tier, frame } => {
-                        let written = self.write_frame(tier, frame, key, payload);
-                        slot.shard.commit_fill(key, tier, frame, written.is_ok());
-                        if slot.shard.counters().moves_started != before {
-                            self.ring_doorbells();
-                        }
-                        written?;
-                        return Ok(PutOutcome::Stored(tier));
+                    Insert::Fill { tier, frame } => Some((tier, frame)),
+                    // Present and visible; or another caller is still writing it: wait for its
+                    // commit, so that a put that returns `Present` is readable, as one that
+                    // returns `Stored` is.
+                    Insert::Present if slot.shard.peek(key).is_some() => {
+                        return Ok(PutOutcome::Present);
                     }
-                    Insert::Present => return Ok(PutOutcome::Present),
+                    Insert::Present => None,
                     Insert::Rejected(r) => return Ok(PutOutcome::Rejected(r)),
                     Insert::Retry => {
-                        if slot.shard.counters().moves_started != before {
-                            self.ring_doorbells();
+                        if !waited {
+                            waited = true;
+                            self.puts_waited.fetch_add(1, Ordering::Relaxed);
                         }
+                        None
                     }
+                }
+            };
+            if let Some((tier, frame)) = fill {
+                // The frame is reserved (filling: gets miss it, no victim scan picks it), so
+                // it is written without the lock; the block becomes visible at the commit.
+                let written = self.write_frame(tier, frame, key, payload);
+                let mut slot = lock(m);
+                let before = slot.shard.counters().moves_started;
+                slot.shard.commit_fill(key, tier, frame, written.is_ok());
+                if slot.shard.counters().moves_started != before {
+                    self.ring_doorbells();
+                }
+                drop(slot);
+                match written {
+                    Ok(()) => return Ok(PutOutcome::Stored(tier)),
+                    // A reader of the frame's previous block outlasted the claims' wait; the
+                    // reservation was given back: ask again.
+                    Err(TierError::FrameBusy { .. }) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
             if start.elapsed() > MOVE_TIMEOUT {
@@ -996,6 +1112,31 @@ impl Inner {
             backoff(&mut spins);
         }
     }
+}
+
+/// A tier error from a read, with a short caller buffer given its own variant.
+fn read_error(e: TierError) -> NodeError {
+    match e {
+        TierError::BufferTooSmall { needed, len } => NodeError::BufferTooSmall { needed, len },
+        e => e.into(),
+    }
+}
+
+/// How a reader keeps a located block in place once it dropped the shard lock.
+enum Hold<'a> {
+    /// A memory frame's read claim, taken under the lock while the block was resident there:
+    /// a writer of that frame (a move's destination, a put's fill, after the fast path freed
+    /// it) waits until the claim drops (`mcos_tiers` claims).
+    Claimed(FrameRead<'a>),
+    /// The same for an HBM frame.
+    #[cfg(feature = "cuda")]
+    ClaimedHbm {
+        _claim: mcos_tiers::cuda::hbm::HbmRead<'a>,
+    },
+    /// A disk frame, read without a claim (positional file I/O cannot corrupt memory): the
+    /// header names the key and checksums the payload, so a frame reused meanwhile reads as
+    /// corrupt, and that verdict is checked again under the lock before anything is dropped.
+    Unclaimed,
 }
 
 /// Spin briefly, then yield, then sleep: waits for an engine on another core without burning

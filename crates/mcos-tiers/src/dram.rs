@@ -6,8 +6,9 @@
 //!
 //! Concurrency: the fast path's frame state machine (free, moving in, resident, moving out) hands
 //! each frame to one mover at a time. The tier does not trust that blindly: every access through
-//! this API takes a per-frame claim (one atomic read-modify-write, never a wait). Readers share a
-//! frame, a writer holds it alone, and a conflicting access is refused with
+//! this API takes a per-frame claim (one atomic read-modify-write). Readers share a frame, a
+//! writer holds it alone; a writer waits out readers that are still copying the frame's previous
+//! block (bounded, see [`crate::claims`]), and any other conflict is refused with
 //! [`TierError::FrameBusy`] instead of racing. So the safe API is sound whatever the caller
 //! does; a caller that breaks the state machine gets errors, never torn bytes or memory outside
 //! the arena. Only [`DramTier::frame_ptr`] hands out a raw address (for DMA/GPU movers), and
@@ -115,7 +116,9 @@ impl DramTier {
         Ok(FrameRead { tier: self, frame })
     }
 
-    /// Takes `frame` for writing alone; refused with `FrameBusy` while anyone else holds it.
+    /// Takes `frame` for writing alone. Waits briefly for readers to finish (a reader that
+    /// started before the frame was freed); refused with `FrameBusy` while another writer holds
+    /// it, or if readers stay past the claims' bound.
     pub fn claim_write(&self, frame: u32) -> Result<FrameWrite<'_>, TierError> {
         self.check_frame(frame)?;
         self.claims.write(frame)?;
@@ -145,15 +148,7 @@ impl DramTier {
         key: BlockKey,
         out: &mut [u8],
     ) -> Result<usize, TierError> {
-        let f = self.claim_read(frame)?;
-        let len = f.verify(key)? as usize;
-        let out_len = out.len();
-        let dst = out.get_mut(..len).ok_or(TierError::BufferTooSmall {
-            needed: len,
-            len: out_len,
-        })?;
-        dst.copy_from_slice(&f.bytes()[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + len]);
-        Ok(len)
+        self.claim_read(frame)?.copy_payload(key, out)
     }
 }
 
@@ -181,6 +176,20 @@ impl FrameRead<'_> {
         // bytes; the read claim excludes every writer through this API until it is dropped, and
         // the slice cannot outlive the claim.
         unsafe { std::slice::from_raw_parts(self.tier.frame_base(self.frame), self.tier.stride) }
+    }
+
+    /// Copies the payload of the block `key` into `out` and returns its length, after verifying
+    /// header, key and checksum (a mismatch is `Corrupt`). An `out` shorter than the payload is
+    /// `BufferTooSmall`, and `out` is left as it was.
+    pub fn copy_payload(&self, key: BlockKey, out: &mut [u8]) -> Result<usize, TierError> {
+        let len = self.verify(key)? as usize;
+        let out_len = out.len();
+        let dst = out.get_mut(..len).ok_or(TierError::BufferTooSmall {
+            needed: len,
+            len: out_len,
+        })?;
+        dst.copy_from_slice(&self.bytes()[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + len]);
+        Ok(len)
     }
 
     /// Raw start of the frame, for an I/O that reads from it while this claim is held.

@@ -119,7 +119,8 @@ impl HbmTier {
         Ok(HbmRead { tier: self, frame })
     }
 
-    /// Takes `frame` for writing alone (as a move's destination).
+    /// Takes `frame` for writing alone (as a move's destination); waits out readers briefly
+    /// (see [`crate::claims`]), refused with `FrameBusy` while another writer holds it.
     pub fn claim_write(&self, frame: u32) -> Result<HbmWrite<'_>, TierError> {
         self.check_frame(frame)?;
         self.claims.write(frame)?;

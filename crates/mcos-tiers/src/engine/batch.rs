@@ -11,7 +11,9 @@
 //!
 //! A descriptor that names a tier the engine lacks, a frame past a tier's end, or a `len` above
 //! either tier's `block_bytes` is `IoError` with `EINVAL`; a frame another mover holds is
-//! `IoError` with `EBUSY` (a fast-path bug: the state machine hands frames out exclusively).
+//! `IoError` with `EBUSY` (a fast-path bug: the state machine hands frames out exclusively). A
+//! destination frame that a node reader is still copying its previous block out of is waited
+//! out, not failed (the frame claims' bounded wait, [`crate::claims`]).
 //! All disk I/O of a chunk of up to `ENGINE_BATCH` descriptors goes to the backend in one call,
 //! with DRAM frames held by their claims until the backend returns.
 
@@ -347,16 +349,41 @@ mod tests {
     }
 
     #[test]
-    fn frame_held_elsewhere_is_ebusy() {
+    fn frame_held_by_another_writer_is_ebusy() {
         let f = fixture();
         let k = BlockKey(13);
         f.disk.write_block(0, k, b"x").unwrap();
-        let held = f.dram.claim_read(1).unwrap();
+        let held = f.dram.claim_write(1).unwrap();
         let (out, _) = run(&f, &[desc((1, 0), (0, 1), k, 1)]);
         assert_eq!(out[0], Outcome::failed(MoveStatus::IoError, libc::EBUSY));
         drop(held);
         let (out, _) = run(&f, &[desc((1, 0), (0, 1), k, 1)]);
         assert_eq!(out[0], Outcome::done(1));
+    }
+
+    #[test]
+    fn a_reader_on_the_destination_is_waited_out_not_failed() {
+        // A node reader still copying the frame's previous block when the fast path reuses the
+        // frame as a move's destination: the move waits for it and then lands.
+        let f = fixture();
+        let (old, new) = (BlockKey(15), BlockKey(16));
+        f.dram.write_block(1, old, b"old block").unwrap();
+        f.disk.write_block(0, new, b"new block").unwrap();
+        std::thread::scope(|s| {
+            let held = f.dram.claim_read(1).unwrap();
+            s.spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                let mut out = [0u8; 9];
+                assert_eq!(held.copy_payload(old, &mut out).unwrap(), 9);
+                assert_eq!(&out, b"old block", "the reader saw the old block whole");
+                drop(held);
+            });
+            let (out, _) = run(&f, &[desc((1, 0), (0, 1), new, 9)]);
+            assert_eq!(out[0], Outcome::done(9));
+        });
+        let mut out = [0u8; 9];
+        assert_eq!(f.dram.read_block(1, new, &mut out).unwrap(), 9);
+        assert_eq!(&out, b"new block");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use mcos_core::limits::BLOCK_HEADER_BYTES;
 /// block matching `expected` whose payload is at most `max_len` bytes (else `Corrupt`, and the
 /// destination is not written); the destination is verified after the copy. Returns the
 /// payload length. Holds a read claim on the source and a write claim on the destination for
-/// the duration (`FrameBusy` if someone else holds either).
+/// the duration (`FrameBusy` if another writer holds either; readers of the destination are
+/// waited out, see [`crate::claims`]).
 pub fn copy_block(
     src: &DramTier,
     src_frame: u32,
