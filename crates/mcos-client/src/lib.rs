@@ -33,7 +33,7 @@ use mcos_proto::{
     ErrorCode, FrameHeader, HEADER_BYTES, Op, PROTOCOL_VERSION, REPLY, STATUS_BYTES, Status,
     Welcome, WireIntent, encode, reply, status,
 };
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -261,6 +261,13 @@ impl Stream {
         Ok(())
     }
 
+    fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(x) => (&*x).read_vectored(bufs),
+            Stream::Tcp(x) => (&*x).read_vectored(bufs),
+        }
+    }
+
     fn read_exact(&self, buf: &mut [u8]) -> io::Result<()> {
         match self {
             Stream::Unix(x) => (&*x).read_exact(buf),
@@ -368,7 +375,7 @@ impl Client {
             addr: addr.clone(),
             source: b.0,
         };
-        self.exchange_raw(Op::Hello, id, &[], None)
+        self.exchange_raw(Op::Hello, id, &[], None, None)
             .map_err(gone)??;
         self.welcome =
             reply::decode_welcome(&self.rbuf).map_err(|e| ClientError::Protocol(e.to_string()))?;
@@ -391,7 +398,7 @@ impl Client {
             };
             let id = self.req_id();
             encode::attach_region(&mut self.buf, id, len as u64);
-            self.exchange_raw(Op::AttachRegion, id, &[], Some(fd))
+            self.exchange_raw(Op::AttachRegion, id, &[], Some(fd), None)
                 .map_err(gone)??;
         }
         Ok(())
@@ -411,6 +418,7 @@ impl Client {
         id: u32,
         extra: &[&[u8]],
         fd: Option<i32>,
+        scatter: Option<&mut [&mut [u8]]>,
     ) -> Result<Result<(), ClientError>, Broken> {
         let Some(stream) = self.stream.as_ref() else {
             return Err(Broken(io::ErrorKind::NotConnected.into()));
@@ -435,6 +443,9 @@ impl Client {
             Ok(h) => h,
             Err(e) => return Ok(Err(ClientError::Protocol(e.to_string()))),
         };
+        if let Some(bufs) = scatter.filter(|_| h.op == op as u8 | REPLY && h.req_id == id) {
+            return read_scattered(stream, h.body_len as usize, &mut self.rbuf, bufs);
+        }
         self.rbuf.resize(h.body_len as usize, 0);
         stream.read_exact(&mut self.rbuf).map_err(broken)?;
         if h.op == Op::Error as u8 {
@@ -466,13 +477,25 @@ impl Client {
         enc: &dyn Fn(&mut Vec<u8>, u32),
         extra: &[&[u8]],
     ) -> Result<(), ClientError> {
+        self.call_into(op, retry, enc, extra, None)
+    }
+
+    /// `call`, with an inline get's payloads read straight into `scatter` (one buffer per key).
+    fn call_into(
+        &mut self,
+        op: Op,
+        retry: bool,
+        enc: &dyn Fn(&mut Vec<u8>, u32),
+        extra: &[&[u8]],
+        mut scatter: Option<&mut [&mut [u8]]>,
+    ) -> Result<(), ClientError> {
         for attempt in 0..2 {
             if self.stream.is_none() {
                 self.reconnect()?;
             }
             let id = self.req_id();
             enc(&mut self.buf, id);
-            match self.exchange_raw(op, id, extra, None) {
+            match self.exchange_raw(op, id, extra, None, scatter.as_deref_mut()) {
                 Ok(r) => return r,
                 Err(Broken(e)) => {
                     self.stream = None;
@@ -701,23 +724,24 @@ impl Client {
                     }));
                 }
             } else {
-                self.call(Op::Get, true, &|b, id| encode::get_inline(b, id, kc), &[])?;
-                let res = self.statuses(Op::Get, kc.len())?;
-                let payload = reply::decode_statuses(&self.rbuf, &mut self.statuses)
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                let mut at = 0usize;
-                for (o, buf) in res.iter().zip(bc.iter_mut()) {
-                    if let Outcome::Hit { len, .. } = *o {
-                        let len = len as usize;
-                        let src = payload.get(at..at + len).ok_or_else(|| {
-                            ClientError::Protocol("get reply is shorter than its hits".into())
-                        })?;
-                        out.push(copy_hit(*o, buf, |_| src));
-                        at += len;
-                    } else {
-                        out.push(*o);
-                    }
-                }
+                self.call_into(
+                    Op::Get,
+                    true,
+                    &|b, id| encode::get_inline(b, id, kc),
+                    &[],
+                    Some(bc),
+                )?;
+                out.extend(
+                    self.statuses(Op::Get, kc.len())?
+                        .into_iter()
+                        .zip(bc.iter())
+                        .map(|(o, b)| match o {
+                            Outcome::Hit { len, .. } if len as usize > b.len() => {
+                                Outcome::TooLarge { limit: len }
+                            }
+                            o => o,
+                        }),
+                );
             }
         }
         Ok(out)
@@ -870,6 +894,79 @@ impl Client {
         )?;
         Ok(String::from_utf8_lossy(&self.rbuf).into_owned())
     }
+}
+
+/// Reads a get reply whose header was read: the status table into `table`, then each hit's
+/// payload straight into its buffer (no staging copy). A payload longer than its buffer is read
+/// and dropped (the caller reports it as too large).
+fn read_scattered(
+    stream: &Stream,
+    body_len: usize,
+    table: &mut Vec<u8>,
+    bufs: &mut [&mut [u8]],
+) -> Result<Result<(), ClientError>, Broken> {
+    let n_bytes = 4 + bufs.len() * STATUS_BYTES;
+    if body_len < n_bytes {
+        return Ok(Err(ClientError::Protocol(format!(
+            "get reply of {body_len} bytes cannot hold {} statuses",
+            bufs.len()
+        ))));
+    }
+    table.resize(n_bytes, 0);
+    stream.read_exact(table).map_err(broken)?;
+    let mut left = body_len - n_bytes;
+    // One vectored read per socket buffer-full: each hit lands in its own buffer.
+    let mut sinks: Vec<Vec<u8>> = Vec::new();
+    let mut lens = Vec::with_capacity(bufs.len());
+    for i in 0..bufs.len() {
+        let e = &table[4 + i * STATUS_BYTES..4 + (i + 1) * STATUS_BYTES];
+        let len = if e[0] == status::OK {
+            u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as usize
+        } else {
+            0
+        };
+        if len > left {
+            return Ok(Err(ClientError::Protocol(
+                "get reply is shorter than its hits".into(),
+            )));
+        }
+        left -= len;
+        if len > bufs[i].len() {
+            sinks.push(vec![0u8; len]);
+        }
+        lens.push(len);
+    }
+    {
+        let mut sink_iter = sinks.iter_mut();
+        let mut slices: Vec<IoSliceMut<'_>> = Vec::with_capacity(bufs.len());
+        for (buf, &len) in bufs.iter_mut().zip(&lens) {
+            if len == 0 {
+                continue;
+            }
+            match buf.get_mut(..len) {
+                Some(dst) => slices.push(IoSliceMut::new(dst)),
+                None => match sink_iter.next() {
+                    Some(s) => slices.push(IoSliceMut::new(s)),
+                    None => return Ok(Err(ClientError::Protocol("sink accounting".into()))),
+                },
+            }
+        }
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match stream.read_vectored(rest) {
+                Ok(0) => return Err(Broken(io::ErrorKind::UnexpectedEof.into())),
+                Ok(n) => IoSliceMut::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Broken(e)),
+            }
+        }
+    }
+    if left != 0 {
+        return Ok(Err(ClientError::Protocol(format!(
+            "{left} bytes after a get reply's payloads"
+        ))));
+    }
+    Ok(Ok(()))
 }
 
 fn copy_hit<'s>(o: Outcome, buf: &mut [u8], src: impl FnOnce(usize) -> &'s [u8]) -> Outcome {
