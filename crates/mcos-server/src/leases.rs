@@ -5,7 +5,7 @@
 
 use mcos_core::BlockKey;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -16,8 +16,8 @@ struct Inner {
     live: HashMap<u64, (u64, BlockKey, Instant)>,
     /// Lease ids per (session, key), newest last.
     held: HashMap<(u64, BlockKey), Vec<u64>>,
-    /// Pins per session.
-    per_session: HashMap<u64, usize>,
+    /// Live lease ids per session (its pin count is the set's size).
+    by_session: HashMap<u64, HashSet<u64>>,
     /// Deadlines, earliest first (entries of released leases are skipped when popped).
     expiry: BinaryHeap<Reverse<(Instant, u64)>>,
 }
@@ -35,7 +35,7 @@ impl Leases {
 
     /// Pins `session` holds.
     pub fn held_by(&self, session: u64) -> usize {
-        self.lock().per_session.get(&session).copied().unwrap_or(0)
+        self.lock().by_session.get(&session).map_or(0, HashSet::len)
     }
 
     /// Pins held by all sessions.
@@ -50,7 +50,7 @@ impl Leases {
         g.next_id += 1;
         g.live.insert(id, (session, key, deadline));
         g.held.entry((session, key)).or_default().push(id);
-        *g.per_session.entry(session).or_default() += 1;
+        g.by_session.entry(session).or_default().insert(id);
         g.expiry.push(Reverse((deadline, id)));
     }
 
@@ -62,10 +62,10 @@ impl Leases {
                 g.held.remove(&(session, key));
             }
         }
-        if let Some(n) = g.per_session.get_mut(&session) {
-            *n -= 1;
-            if *n == 0 {
-                g.per_session.remove(&session);
+        if let Some(ids) = g.by_session.get_mut(&session) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                g.by_session.remove(&session);
             }
         }
         Some(key)
@@ -85,11 +85,10 @@ impl Leases {
     pub fn release_session(&self, session: u64) -> Vec<BlockKey> {
         let mut g = self.lock();
         let ids: Vec<u64> = g
-            .live
-            .iter()
-            .filter(|(_, (s, _, _))| *s == session)
-            .map(|(&id, _)| id)
-            .collect();
+            .by_session
+            .get(&session)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
         ids.into_iter()
             .filter_map(|id| Self::forget(&mut g, id))
             .collect()
