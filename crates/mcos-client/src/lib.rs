@@ -28,12 +28,12 @@
 #![warn(missing_docs)]
 
 use mcos_core::BlockKey;
-use mcos_proto::local::{Region, send_with_fd};
+use mcos_proto::local::{Region, send_with_fd, write_all_vectored};
 use mcos_proto::{
     ErrorCode, FrameHeader, HEADER_BYTES, Op, PROTOCOL_VERSION, REPLY, STATUS_BYTES, Status,
     Welcome, WireIntent, encode, reply, status,
 };
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, IoSliceMut, Read};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -244,21 +244,10 @@ enum Stream {
 
 impl Stream {
     fn write_parts(&self, parts: &[&[u8]]) -> io::Result<()> {
-        let mut v: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
-        let mut s = &mut v[..];
-        while !s.is_empty() {
-            let n = match self {
-                Stream::Unix(x) => (&*x).write_vectored(s),
-                Stream::Tcp(x) => (&*x).write_vectored(s),
-            };
-            match n {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => IoSlice::advance_slices(&mut s, n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        match self {
+            Stream::Unix(x) => write_all_vectored(x, parts),
+            Stream::Tcp(x) => write_all_vectored(x, parts),
         }
-        Ok(())
     }
 
     fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {

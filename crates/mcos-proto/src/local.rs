@@ -185,6 +185,22 @@ impl Drop for Region {
     }
 }
 
+/// Writes every part in order with vectored writes (a frame head and its payloads in one
+/// system call where the socket takes them). Either transport, either side.
+pub fn write_all_vectored(mut w: impl io::Write, parts: &[&[u8]]) -> io::Result<()> {
+    let mut v: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+    let mut s = &mut v[..];
+    while !s.is_empty() {
+        match w.write_vectored(s) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut s, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Sends `bytes` with `fd` attached (SCM_RIGHTS) in one message.
 pub fn send_with_fd(sock: &UnixStream, bytes: &[u8], fd: RawFd) -> io::Result<()> {
     let mut iov = libc::iovec {

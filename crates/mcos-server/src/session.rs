@@ -11,12 +11,12 @@ use crate::Shared;
 use crate::tenants::{QuotaCheck, Tenant};
 use mcos_core::{BlockKey, Intent, IntentAction, PriorityClass};
 use mcos_node::{Fetched, NodeError, PutOutcome};
-use mcos_proto::local::{Region, recv_with_fds};
+use mcos_proto::local::{Region, recv_with_fds, write_all_vectored};
 use mcos_proto::{
     ErrorCode, FrameHeader, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION, Payload, Request,
     STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind, reply, status,
 };
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read};
 use std::net::TcpStream;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -62,21 +62,10 @@ impl Stream {
 
     /// Writes every part, in order, with vectored writes.
     fn send_all(&self, parts: &[&[u8]]) -> io::Result<()> {
-        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
-        let mut slices = &mut slices[..];
-        while !slices.is_empty() {
-            let n = match self {
-                Stream::Unix(s) => (&*s).write_vectored(slices),
-                Stream::Tcp(s) => (&*s).write_vectored(slices),
-            };
-            match n {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => IoSlice::advance_slices(&mut slices, n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        match self {
+            Stream::Unix(s) => write_all_vectored(s, parts),
+            Stream::Tcp(s) => write_all_vectored(s, parts),
         }
-        Ok(())
     }
 }
 
