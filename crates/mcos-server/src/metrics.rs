@@ -329,7 +329,7 @@ impl Metrics {
             &mut o,
             "mcos_request_duration_seconds",
             "histogram",
-            "Time from a request's last byte received to its reply written, by op.",
+            "Time from a request's last byte received to its reply ready to send, by op.",
         );
         for (i, op) in OPS.iter().enumerate() {
             let m = &self.ops[i];

@@ -227,11 +227,13 @@ impl<'a> Session<'a> {
             inb.shrink();
             match result {
                 Ok(op) => {
+                    // Counted before the reply leaves, so a client that reads its reply and then
+                    // the metrics sees its request counted.
                     let sent = self.out.len() + self.payload_len;
+                    self.sh.metrics.request(op, t0.elapsed());
+                    self.sh.metrics.sent_bytes[transport].fetch_add(sent as u64, Ordering::Relaxed);
                     let parts: [&[u8]; 2] = [&self.out, &self.payload[..self.payload_len]];
                     self.stream.send_all(&parts)?;
-                    self.sh.metrics.sent_bytes[transport].fetch_add(sent as u64, Ordering::Relaxed);
-                    self.sh.metrics.request(op, t0.elapsed());
                 }
                 Err(r) => {
                     self.send_error(header.req_id, r);
