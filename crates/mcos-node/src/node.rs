@@ -985,7 +985,6 @@ impl Inner {
             let hold = self.hold(tier, frame)?;
             drop(slot);
             let read = self.read_held(&hold, tier, frame, key, out);
-            let claimed = !matches!(hold, Hold::Unclaimed);
             drop(hold);
             reads += 1;
             match read {
@@ -993,19 +992,15 @@ impl Inner {
                 Err(TierError::Corrupt { .. }) => {}
                 Err(e) => return Err(read_error(e)),
             }
-            // Corrupt as read: decide under the lock whether the block is.
+            // Corrupt as read: decide under the lock whether the block is. (Under a claim the
+            // bytes were the block's own, but after the claim dropped the block may have left
+            // and come back; an unclaimed disk frame may have been reused during the pread.)
             slot = lock(m);
             slot.drain();
             let now = slot.shard.peek(key);
-            if now == Some((tier, frame)) && claimed {
-                // Read under a claim taken while it was resident here: the bytes are the
-                // block's own, and they are wrong.
-                slot.shard.invalidate(key);
-                return Ok(Fetched::Miss);
-            }
             if now == Some((tier, frame)) || reads >= READ_ATTEMPTS {
-                // An unclaimed (disk) frame may have been reused while it was read, or the
-                // block keeps moving under the reader: read it here, where nothing moves.
+                // Still there, or it keeps moving under the reader: read it here, where
+                // nothing moves or writes it, and drop it only if it is corrupt here.
                 return Ok(match self.read_locked(&mut slot, now, key, out)? {
                     Some(len) => hit(len),
                     None => Fetched::Miss,

@@ -246,3 +246,36 @@ fn get_into_a_short_slice_is_a_clear_error_and_the_block_stays() {
     assert_eq!(node.stats().counters.corrupt_blocks, 0);
     node.close().unwrap();
 }
+
+/// Two callers put the same blocks at once (fills are written without the shard lock, so one
+/// may find the other's fill in progress): whichever answer a put gets, `Stored` or `Present`,
+/// the block is readable the moment it returns.
+#[test]
+fn a_put_that_returns_present_is_readable_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(dir.path(), 64);
+    let present = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let (node, present) = (&node, &present);
+            s.spawn(move || {
+                let mut out = vec![0u8; BLOCK];
+                for id in 0..800 {
+                    match node.put(key(id), &bytes(id)).unwrap() {
+                        PutOutcome::Stored(_) => {}
+                        PutOutcome::Present => {
+                            present.fetch_add(1, Ordering::Relaxed);
+                        }
+                        PutOutcome::Rejected(r) => panic!("block {id} rejected: {r:?}"),
+                    }
+                    match node.get_into(key(id), None, &mut out).unwrap() {
+                        Fetched::Hit { len, .. } => assert_eq!(&out[..len], &bytes(id)[..]),
+                        Fetched::Miss => panic!("block {id} missed right after its put returned"),
+                    }
+                }
+            });
+        }
+    });
+    assert!(present.load(Ordering::Relaxed) > 0, "the callers never met");
+    node.close().unwrap();
+}

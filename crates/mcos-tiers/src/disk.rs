@@ -37,7 +37,9 @@ const ZERO_FILL_CHUNK: usize = 1 << 20;
 ///
 /// `Send + Sync`: positional I/O (`pread`/`pwrite`, io_uring with explicit offsets) needs no
 /// shared file position. Two movers writing the same frame at once would leave a torn block,
-/// which the header checksum catches on read; the fast path never does that.
+/// which the header checksum catches on read; the fast path never does that. Disk frames carry
+/// no claims: the node reads one without its shard lock and relies on that check when the
+/// frame is reused during the read (it then decides again under the lock).
 #[derive(Debug)]
 pub struct DiskTier {
     /// Descriptor all frame I/O goes through (O_DIRECT unless the filesystem refused it).
