@@ -109,6 +109,11 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The probes above were connections too: let their sessions end before a test counts.
+        while value(&self.scrape(), "mcos_clients_connected", &[]) != 0.0 {
+            assert!(Instant::now() < deadline, "probe sessions did not end");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn restart(&mut self) {
