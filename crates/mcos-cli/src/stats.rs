@@ -91,10 +91,24 @@ fn table(j: &Value) -> String {
             b["knobs"], b["switches"], b["installs"]
         );
     }
-    let _ = write!(s, "\nrequests:");
+    let _ = writeln!(
+        s,
+        "\n{:<14} {:>12} {:>14} {:>14}",
+        "op", "requests", "p50 us <=", "p99 us <="
+    );
     for (op, v) in d["requests"].as_object().into_iter().flatten() {
-        let _ = write!(s, " {op} {v}");
+        let v = v.as_u64().unwrap_or(0);
+        if v == 0 {
+            continue;
+        }
+        let l = &d["latency"][op];
+        let q = |k: &str| l[k].as_f64().map_or("> 1 s".into(), |x| format!("{x:.0}"));
+        let _ = writeln!(
+            s,
+            "{op:<14} {v:>12} {:>14} {:>14}",
+            q("p50_us_at_most"),
+            q("p99_us_at_most")
+        );
     }
-    let _ = writeln!(s);
     s
 }

@@ -446,6 +446,22 @@ pub(crate) fn stats_json(sh: &Shared) -> Value {
         .iter()
         .map(|&op| (op.name().to_string(), json!(m.requests_of(op))))
         .collect();
+    // Bucket upper bounds (the histogram's resolution), microseconds; null past the last.
+    let latency: serde_json::Map<String, Value> = metrics::OPS
+        .iter()
+        .filter(|&&op| m.requests_of(op) > 0)
+        .map(|&op| {
+            let us = |q| {
+                m.latency_quantile(op, q)
+                    .filter(|s| s.is_finite())
+                    .map(|s| s * 1e6)
+            };
+            (
+                op.name().to_string(),
+                json!({"p50_us_at_most": us(0.5), "p99_us_at_most": us(0.99)}),
+            )
+        })
+        .collect();
     json!({
         "node": node_json(&sh.node.stats()),
         "daemon": {
@@ -456,6 +472,7 @@ pub(crate) fn stats_json(sh: &Shared) -> Value {
             "connections": m.connections.load(Ordering::Relaxed),
             "pins_held": sh.leases.total(),
             "requests": requests,
+            "latency": latency,
         },
     })
 }

@@ -117,6 +117,25 @@ impl Metrics {
         }
     }
 
+    /// Upper bound of the bucket holding quantile `q` of `op`'s latencies, seconds (None
+    /// before any request; `f64::INFINITY` past the last bucket).
+    pub fn latency_quantile(&self, op: Op, q: f64) -> Option<f64> {
+        let m = &self.ops[op_index(op)?];
+        let n = m.requests.load(Ordering::Relaxed);
+        if n == 0 {
+            return None;
+        }
+        let rank = ((n as f64) * q).ceil().max(1.0) as u64;
+        let mut cum = 0;
+        for (b, ub) in BUCKETS_S.iter().enumerate() {
+            cum += m.buckets[b].load(Ordering::Relaxed);
+            if cum >= rank {
+                return Some(*ub);
+            }
+        }
+        Some(f64::INFINITY)
+    }
+
     /// Requests of `op` so far.
     pub fn requests_of(&self, op: Op) -> u64 {
         op_index(op).map_or(0, |i| self.ops[i].requests.load(Ordering::Relaxed))
