@@ -453,14 +453,16 @@ impl Client {
         let l = self.local.as_ref().ok_or_else(|| {
             RegionError::new_err("alloc needs the local path (a Unix socket); this client is TCP")
         })?;
-        let off = lock(&l.arena).alloc(nbytes).ok_or_else(|| {
+        let mut arena = lock(&l.arena);
+        let off = arena.alloc(nbytes).ok_or_else(|| {
             RegionError::new_err(format!(
                 "the region's arena has no {nbytes} contiguous bytes free ({} free of {}); \
                  connect with a larger region_bytes=",
-                lock(&l.arena).free_bytes(),
+                arena.free_bytes(),
                 l.arena_bytes
             ))
         })?;
+        drop(arena);
         Ok(RegionBuffer {
             region: l.region.clone(),
             arena: l.arena.clone(),
