@@ -301,11 +301,11 @@ fn cap_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// What keeps a call's caller memory exported (and RegionBuffers alive) while it runs.
+type Exports = (Vec<HostBuf>, Vec<Span>, Vec<Py<RegionBuffer>>);
+
 /// Exported buffers and their spans (RegionBuffer objects map to their own range).
-fn spans_of(
-    objs: &Bound<'_, PyAny>,
-    write: bool,
-) -> PyResult<(Vec<HostBuf>, Vec<Span>, Vec<Py<RegionBuffer>>)> {
+fn spans_of(objs: &Bound<'_, PyAny>, write: bool) -> PyResult<Exports> {
     // RegionBuffers are not buffer-protocol objects under the abi3 build (3.9): take their range
     // directly, and everything else through the buffer protocol or DLPack.
     let list: Vec<Bound<'_, PyAny>> = objs.try_iter()?.collect::<PyResult<_>>()?;
