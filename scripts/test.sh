@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README.md "Run the tests"; .ci/run runs exactly this).
 # Formatting, lints with warnings denied, every test of the workspace, then the loom model checks
-# of the lock-free rings and the policy install (a separate build with --cfg loom).
+# of the lock-free rings and the policy install (a separate build with --cfg loom), and the Python
+# package's pytest suite (scripts/test-python.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -17,5 +18,7 @@ cargo test --workspace --locked
 step "cuda feature: clippy and the no-GPU paths (cudarc loads CUDA at run time: no toolkit needed)"
 cargo clippy -p mcos-tiers -p mcos-node -p mcos-cli --all-targets --features cuda --locked -- -D warnings
 cargo test -p mcos-tiers -p mcos-node -p mcos-cli --features cuda --locked
+step "python package mcos: maturin build into target/py-venv, pytest (live mcosd, embedded node)"
+./scripts/test-python.sh
 step "loom model checks (rings, policy install)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p mcos-core --test loom --release --locked
