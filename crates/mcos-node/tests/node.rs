@@ -142,6 +142,53 @@ fn blocks_flow_down_to_disk_and_back_up_with_their_bytes() {
     node.close().unwrap();
 }
 
+/// A batch get decides every key before waiting for any move: blocks on disk come up in the
+/// same engine batches, and each buffer gets exactly its own block (or a miss).
+#[test]
+fn a_batch_get_reads_every_tier_with_each_block_in_its_own_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = small_node(dir.path(), 8, 64);
+    for id in 0..48 {
+        node.put(key(id), &payload(id, 2, 300 + id as usize))
+            .unwrap();
+    }
+    node.quiesce().unwrap();
+    // 40 of the 48 are on disk; ask for all of them, a missing key and one repeated key.
+    let ids: Vec<u64> = (0..48).chain([999, 5]).collect();
+    let keys: Vec<BlockKey> = ids.iter().map(|&i| key(i)).collect();
+    let mut bufs = vec![vec![0xAAu8; 512]; ids.len()];
+    let mut views: Vec<&mut [u8]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+    let res = node.get_batch_into(&keys, &mut views);
+    let moved_before = node.stats().counters.moves_started;
+    for ((r, &id), b) in res.iter().zip(&ids).zip(&bufs) {
+        match r.as_ref().unwrap() {
+            mcos_node::Fetched::Hit { len, .. } => {
+                assert_eq!(
+                    &b[..*len],
+                    &payload(id, 2, 300 + id as usize)[..],
+                    "block {id}"
+                )
+            }
+            mcos_node::Fetched::Miss => {
+                assert_eq!(id, 999, "block {id} lost");
+                assert!(
+                    b.iter().all(|&x| x == 0xAA),
+                    "a miss does not write its buffer"
+                );
+            }
+        }
+    }
+    assert!(
+        node.stats().gets_waited > 0,
+        "some blocks came up from disk: {moved_before}"
+    );
+    // Fewer buffers than keys: the extra keys are errors, not silent misses.
+    let mut one = vec![0u8; 512];
+    let r = node.get_batch_into(&keys[..2], &mut [&mut one[..]]);
+    assert!(r[0].is_ok() && r[1].is_err());
+    node.close().unwrap();
+}
+
 #[test]
 fn a_corrupted_block_on_disk_is_a_counted_miss_and_nothing_else_is_lost() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,8 +13,8 @@ use mcos_core::{BlockKey, Intent, IntentAction, PriorityClass};
 use mcos_node::{Fetched, NodeError, PutOutcome};
 use mcos_proto::local::{Region, recv_with_fds, write_all_vectored};
 use mcos_proto::{
-    ErrorCode, FrameHeader, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION, Payload, Request,
-    STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind, reply, status,
+    ErrorCode, FrameHeader, GetBatch, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION, Payload,
+    Request, STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind, reply, status,
 };
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -140,6 +140,8 @@ struct Session<'a> {
     /// Inline get payloads (`payload_len` of them are this reply's).
     payload: Vec<u8>,
     payload_len: usize,
+    /// (offset, length) in `payload` of each inline hit, in reply order.
+    hit_ranges: Vec<(usize, usize)>,
     keys: Vec<BlockKey>,
     /// When the daemon's shutdown was first seen (a client stuck mid-frame gets the grace).
     shutdown_seen: Option<Instant>,
@@ -158,6 +160,7 @@ pub(crate) fn serve(sh: &Shared, stream: Stream, id: u64) {
         out: Vec::with_capacity(4096),
         payload: Vec::new(),
         payload_len: 0,
+        hit_ranges: Vec::new(),
         keys: Vec::new(),
         shutdown_seen: None,
     };
@@ -232,7 +235,13 @@ impl<'a> Session<'a> {
                     let sent = self.out.len() + self.payload_len;
                     self.sh.metrics.request(op, t0.elapsed());
                     self.sh.metrics.sent_bytes[transport].fetch_add(sent as u64, Ordering::Relaxed);
-                    let parts: [&[u8]; 2] = [&self.out, &self.payload[..self.payload_len]];
+                    let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + self.hit_ranges.len());
+                    parts.push(&self.out);
+                    parts.extend(
+                        self.hit_ranges
+                            .iter()
+                            .map(|&(at, len)| &self.payload[at..at + len]),
+                    );
                     self.stream.send_all(&parts)?;
                 }
                 Err(r) => {
@@ -314,6 +323,7 @@ impl<'a> Session<'a> {
     /// Handles one request; the reply is left in `out` (and `payload[..payload_len]`).
     fn handle(&mut self, h: &FrameHeader, body: &[u8]) -> Result<Op, Refusal> {
         self.payload_len = 0;
+        self.hit_ranges.clear();
         let req = Request::decode(h, body, self.sh.cfg.max_batch_blocks)
             .map_err(|e| refuse(e.code(), e.to_string()))?;
         let op = Op::from_u8(h.op).unwrap_or(Op::Error);
@@ -371,26 +381,7 @@ impl<'a> Session<'a> {
                 }
                 Writer::new(&mut self.out).u32(n as u32);
                 let mut counts = [0u64; 12];
-                for (key, target) in batch.iter() {
-                    let st = match target {
-                        GetTarget::Inline => {
-                            let at = self.payload_len;
-                            let st = get_one(self.sh, tenant, key, &mut self.payload[at..at + bb]);
-                            if st.code == status::OK {
-                                self.payload_len += st.value as usize;
-                            }
-                            st
-                        }
-                        GetTarget::Region { offset, capacity } => {
-                            let r = self.region.as_ref().ok_or_else(no_region)?;
-                            // SAFETY: the client leaves this range alone until the reply
-                            // (protocol contract); the node writes verified bytes only.
-                            match unsafe { r.slice_mut(offset, capacity as usize) } {
-                                Some(dst) => get_one(self.sh, tenant, key, dst),
-                                None => Status::code(status::REGION),
-                            }
-                        }
-                    };
+                for st in self.get_batch(tenant, &batch) {
                     count(&mut counts, st.code);
                     reply::status(&mut self.out, st);
                 }
@@ -566,6 +557,89 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// Statuses of a batch get. Every key is decided before any move is waited for (the
+    /// node's `get_batch_into`), so blocks found on disk come up in shared engine batches.
+    /// Inline: hit `i` lands at `payload[i * block_bytes..]` and its range is recorded for the
+    /// reply's vectored write. Region: each block lands at its own range; a batch whose ranges
+    /// overlap is served one key at a time (two writers may not share bytes).
+    fn get_batch(&mut self, tenant: &Tenant, batch: &GetBatch<'_>) -> Vec<Status> {
+        let n = batch.len();
+        let bb = self.sh.block_bytes as usize;
+        let mut statuses = vec![Status::code(status::INVALID); n];
+        self.keys.clear();
+        let mut slots = Vec::with_capacity(n); // request index of each key sent to the node
+        let mut dsts: Vec<&mut [u8]> = Vec::with_capacity(n);
+        if batch.region {
+            let Some(region) = self.region.as_ref() else {
+                return statuses; // checked by the caller
+            };
+            let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(n);
+            for (i, (key, target)) in batch.iter().enumerate() {
+                let GetTarget::Region { offset, capacity } = target else {
+                    continue;
+                };
+                let Some(k) = tenant.key(key) else { continue };
+                if region.range(offset, capacity as usize).is_none() {
+                    statuses[i] = Status::code(status::REGION);
+                    continue;
+                }
+                ranges.push((offset, offset + u64::from(capacity)));
+                self.keys.push(k);
+                slots.push(i);
+            }
+            ranges.sort_unstable();
+            if ranges.windows(2).any(|w| w[1].0 < w[0].1) {
+                for (i, (key, target)) in batch.iter().enumerate() {
+                    if let GetTarget::Region { offset, capacity } = target {
+                        // SAFETY: one range at a time: no two live slices share bytes; the
+                        // client leaves its ranges alone until the reply (protocol contract).
+                        if let Some(dst) = unsafe { region.slice_mut(offset, capacity as usize) } {
+                            statuses[i] = get_one(self.sh, tenant, key, dst);
+                        }
+                    }
+                }
+                return statuses;
+            }
+            let mut selected = vec![false; n];
+            for &i in &slots {
+                selected[i] = true;
+            }
+            for (i, (_, target)) in batch.iter().enumerate() {
+                if let (GetTarget::Region { offset, capacity }, true) = (target, selected[i]) {
+                    // SAFETY: the ranges were checked in the region and pairwise disjoint
+                    // above, so these slices never alias; the client leaves them alone until
+                    // the reply (protocol contract); the node writes verified bytes only.
+                    let dst = unsafe { region.slice_mut(offset, capacity as usize) };
+                    dsts.push(dst.unwrap_or(&mut []));
+                }
+            }
+        } else {
+            for (i, (key, _)) in batch.iter().enumerate() {
+                if let Some(k) = tenant.key(key) {
+                    self.keys.push(k);
+                    slots.push(i);
+                }
+            }
+            let mut chunks = self.payload.chunks_mut(bb);
+            let mut next = 0;
+            for &i in &slots {
+                // Slot i of the payload buffer belongs to request entry i.
+                let Some(c) = chunks.nth(i - next) else { break };
+                next = i + 1;
+                dsts.push(c);
+            }
+        }
+        let results = self.sh.node.get_batch_into(&self.keys, &mut dsts);
+        for (&i, r) in slots.iter().zip(results) {
+            statuses[i] = fetched_status(r);
+            if !batch.region && statuses[i].code == status::OK {
+                self.hit_ranges.push((i * bb, statuses[i].value as usize));
+                self.payload_len += statuses[i].value as usize;
+            }
+        }
+        statuses
+    }
+
     fn put_one(&self, tenant: &Tenant, key: BlockKey, class: u8, payload: &[u8]) -> Status {
         let Some(k) = tenant.key(key) else {
             return Status::code(status::INVALID);
@@ -645,10 +719,14 @@ fn count(counts: &mut [u64; 12], code: u8) {
 }
 
 fn get_one(sh: &Shared, tenant: &Tenant, key: BlockKey, dst: &mut [u8]) -> Status {
-    let Some(k) = tenant.key(key) else {
-        return Status::code(status::INVALID);
-    };
-    match sh.node.get_into(k, None, dst) {
+    match tenant.key(key) {
+        Some(k) => fetched_status(sh.node.get_into(k, None, dst)),
+        None => Status::code(status::INVALID),
+    }
+}
+
+fn fetched_status(r: Result<Fetched, NodeError>) -> Status {
+    match r {
         Ok(Fetched::Hit { tier, len }) => Status {
             code: status::OK,
             tier: tier.0,

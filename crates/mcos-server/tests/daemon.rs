@@ -292,6 +292,13 @@ fn round_trips_are_byte_exact_on_both_transports() {
     );
     // SAFETY: the reply arrived; nothing writes the region now.
     assert_eq!(unsafe { r.slice(BLOCK as u64, BLOCK).unwrap() }, &data[..]);
+    // Two ranges of one batch overlapping: served one at a time, each verified on arrival.
+    let got = c
+        .get_into_region(&[(key(3000), 0, BLOCK as u32), (key(3000), 100, BLOCK as u32)])
+        .unwrap();
+    assert!(got.iter().all(|o| o.is_hit()), "{got:?}");
+    // SAFETY: the reply arrived.
+    assert_eq!(unsafe { r.slice(100, BLOCK).unwrap() }, &data[..]);
     // A range past the region's end is refused by the client; the daemon checks too.
     let len = r.len() as u64;
     assert!(matches!(
