@@ -356,7 +356,17 @@ impl Store for InProcess<'_> {
     fn put(&mut self, ids: &[u64], _block: usize) -> Result<()> {
         for (b, &id) in self.bufs.iter_mut().zip(ids) {
             fill(id, b);
-            self.node.put(key_of(id), b)?;
+        }
+        let blocks: Vec<(BlockKey, &[u8])> = ids
+            .iter()
+            .zip(&self.bufs)
+            .map(|(&id, b)| (key_of(id), &b[..]))
+            .collect();
+        for r in self
+            .node
+            .put_batch(mcos_core::PriorityClass::DEFAULT, &blocks)
+        {
+            r?;
         }
         Ok(())
     }

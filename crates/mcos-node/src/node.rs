@@ -546,6 +546,17 @@ impl Node {
         self.inner.get_into(key, hint, out)
     }
 
+    /// Stores a batch under `class`, with per-block results as `put_class` gives them. Blocks
+    /// that must wait for room wait together: the demotions that make room for all of them
+    /// are started in the same round and travel in shared engine batches.
+    pub fn put_batch(
+        &self,
+        class: PriorityClass,
+        blocks: &[(BlockKey, &[u8])],
+    ) -> Vec<Result<PutOutcome, NodeError>> {
+        self.inner.put_batch(class, blocks)
+    }
+
     /// Reads a batch: `outs[i]` receives `keys[i]`'s payload, as `get_into` would. Every
     /// decision is made first, so the moves of blocks found in slower tiers are all in the
     /// engines' rings before any is waited for: they travel in one engine batch (one io_uring
@@ -1122,6 +1133,22 @@ impl Inner {
         class: PriorityClass,
         payload: &[u8],
     ) -> Result<PutOutcome, NodeError> {
+        self.check_put(key, payload)?;
+        let start = Instant::now();
+        let mut spins = 0u32;
+        let mut waited = false;
+        loop {
+            if let Some(done) = self.try_put(key, class, payload, &mut waited)? {
+                return Ok(done);
+            }
+            if start.elapsed() > MOVE_TIMEOUT {
+                return Err(NodeError::Stalled(MOVE_TIMEOUT));
+            }
+            backoff(&mut spins);
+        }
+    }
+
+    fn check_put(&self, key: BlockKey, payload: &[u8]) -> Result<(), NodeError> {
         if key == BlockKey::NONE {
             return Err(NodeError::ReservedKey);
         }
@@ -1131,62 +1158,116 @@ impl Inner {
                 max: self.cfg.block_bytes as usize,
             });
         }
+        Ok(())
+    }
+
+    /// One attempt at a put: `Some` when it is decided, `None` when it must be tried again
+    /// (the tier is making room, or another caller is still writing the same key).
+    fn try_put(
+        &self,
+        key: BlockKey,
+        class: PriorityClass,
+        payload: &[u8],
+        waited: &mut bool,
+    ) -> Result<Option<PutOutcome>, NodeError> {
         let m = &self.shards[self.shard_of(key)];
+        let fill = {
+            let mut slot = lock(m);
+            slot.drain();
+            let before = slot.shard.counters().moves_started;
+            let decision = slot.shard.insert(key, class.0);
+            if slot.shard.counters().moves_started != before {
+                self.ring_doorbells();
+            }
+            match decision {
+                Insert::Fill { tier, frame } => Some((tier, frame)),
+                // Present and visible; or another caller is still writing it: wait for its
+                // commit, so that a put that returns `Present` is readable, as one that
+                // returns `Stored` is.
+                Insert::Present if slot.shard.peek(key).is_some() => {
+                    return Ok(Some(PutOutcome::Present));
+                }
+                Insert::Present => None,
+                Insert::Rejected(r) => return Ok(Some(PutOutcome::Rejected(r))),
+                Insert::Retry => {
+                    if !*waited {
+                        *waited = true;
+                        self.puts_waited.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None
+                }
+            }
+        };
+        let Some((tier, frame)) = fill else {
+            return Ok(None);
+        };
+        // The frame is reserved (filling: gets miss it, no victim scan picks it), so it is
+        // written without the lock; the block becomes visible at the commit.
+        let written = self.write_frame(tier, frame, key, payload);
+        let mut slot = lock(m);
+        let before = slot.shard.counters().moves_started;
+        slot.shard.commit_fill(key, tier, frame, written.is_ok());
+        if slot.shard.counters().moves_started != before {
+            self.ring_doorbells();
+        }
+        drop(slot);
+        match written {
+            Ok(()) => Ok(Some(PutOutcome::Stored(tier))),
+            // A reader of the frame's previous block outlasted the claims' wait; the
+            // reservation was given back: ask again.
+            Err(TierError::FrameBusy { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Puts a batch in rounds: each round tries every block still waiting, so the demotions
+    /// that make room for all of them are started together (one engine batch) instead of one
+    /// put waiting out its demotion before the next asks for one.
+    fn put_batch(
+        &self,
+        class: PriorityClass,
+        blocks: &[(BlockKey, &[u8])],
+    ) -> Vec<Result<PutOutcome, NodeError>> {
+        let mut results: Vec<Option<Result<PutOutcome, NodeError>>> = blocks
+            .iter()
+            .map(|(k, p)| self.check_put(*k, p).err().map(Err))
+            .collect();
+        let mut waited = vec![false; blocks.len()];
+        let mut pending: Vec<usize> = (0..blocks.len())
+            .filter(|&i| results[i].is_none())
+            .collect();
         let start = Instant::now();
         let mut spins = 0u32;
-        let mut waited = false;
-        loop {
-            let fill = {
-                let mut slot = lock(m);
-                slot.drain();
-                let before = slot.shard.counters().moves_started;
-                let decision = slot.shard.insert(key, class.0);
-                if slot.shard.counters().moves_started != before {
-                    self.ring_doorbells();
-                }
-                match decision {
-                    Insert::Fill { tier, frame } => Some((tier, frame)),
-                    // Present and visible; or another caller is still writing it: wait for its
-                    // commit, so that a put that returns `Present` is readable, as one that
-                    // returns `Stored` is.
-                    Insert::Present if slot.shard.peek(key).is_some() => {
-                        return Ok(PutOutcome::Present);
+        while !pending.is_empty() {
+            let before = pending.len();
+            pending.retain(|&i| {
+                let (key, payload) = blocks[i];
+                match self.try_put(key, class, payload, &mut waited[i]) {
+                    Ok(None) => true,
+                    Ok(Some(done)) => {
+                        results[i] = Some(Ok(done));
+                        false
                     }
-                    Insert::Present => None,
-                    Insert::Rejected(r) => return Ok(PutOutcome::Rejected(r)),
-                    Insert::Retry => {
-                        if !waited {
-                            waited = true;
-                            self.puts_waited.fetch_add(1, Ordering::Relaxed);
-                        }
-                        None
+                    Err(e) => {
+                        results[i] = Some(Err(e));
+                        false
                     }
                 }
-            };
-            if let Some((tier, frame)) = fill {
-                // The frame is reserved (filling: gets miss it, no victim scan picks it), so
-                // it is written without the lock; the block becomes visible at the commit.
-                let written = self.write_frame(tier, frame, key, payload);
-                let mut slot = lock(m);
-                let before = slot.shard.counters().moves_started;
-                slot.shard.commit_fill(key, tier, frame, written.is_ok());
-                if slot.shard.counters().moves_started != before {
-                    self.ring_doorbells();
-                }
-                drop(slot);
-                match written {
-                    Ok(()) => return Ok(PutOutcome::Stored(tier)),
-                    // A reader of the frame's previous block outlasted the claims' wait; the
-                    // reservation was given back: ask again.
-                    Err(TierError::FrameBusy { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            });
             if start.elapsed() > MOVE_TIMEOUT {
-                return Err(NodeError::Stalled(MOVE_TIMEOUT));
+                for &i in &pending {
+                    results[i] = Some(Err(NodeError::Stalled(MOVE_TIMEOUT)));
+                }
+                break;
             }
-            backoff(&mut spins);
+            if pending.len() == before {
+                backoff(&mut spins);
+            }
         }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(NodeError::Stalled(MOVE_TIMEOUT))))
+            .collect()
     }
 }
 

@@ -148,10 +148,34 @@ fn blocks_flow_down_to_disk_and_back_up_with_their_bytes() {
 fn a_batch_get_reads_every_tier_with_each_block_in_its_own_buffer() {
     let dir = tempfile::tempdir().unwrap();
     let node = small_node(dir.path(), 8, 64);
-    for id in 0..48 {
-        node.put(key(id), &payload(id, 2, 300 + id as usize))
-            .unwrap();
-    }
+    // 48 blocks through an 8-frame DRAM tier in one batch: the puts wait for room together.
+    let data: Vec<Vec<u8>> = (0..48)
+        .map(|id| payload(id, 2, 300 + id as usize))
+        .collect();
+    let blocks: Vec<(BlockKey, &[u8])> = data
+        .iter()
+        .enumerate()
+        .map(|(id, p)| (key(id as u64), &p[..]))
+        .collect();
+    let stored = node.put_batch(mcos_core::PriorityClass::DEFAULT, &blocks);
+    assert!(
+        stored
+            .iter()
+            .all(|r| matches!(r, Ok(PutOutcome::Stored(_)))),
+        "{stored:?}"
+    );
+    let again = node.put_batch(mcos_core::PriorityClass::DEFAULT, &blocks[..3]);
+    assert!(
+        again.iter().all(|r| matches!(r, Ok(PutOutcome::Present))),
+        "{again:?}"
+    );
+    assert!(matches!(
+        node.put_batch(
+            mcos_core::PriorityClass::DEFAULT,
+            &[(BlockKey::NONE, &data[0][..])]
+        )[0],
+        Err(NodeError::ReservedKey)
+    ));
     node.quiesce().unwrap();
     // 40 of the 48 are on disk; ask for all of them, a missing key and one repeated key.
     let ids: Vec<u64> = (0..48).chain([999, 5]).collect();

@@ -8,13 +8,14 @@
 //! one reply buffer sent with a vectored write on TCP.
 
 use crate::Shared;
-use crate::tenants::{QuotaCheck, Tenant};
+use crate::tenants::Tenant;
 use mcos_core::{BlockKey, Intent, IntentAction, PriorityClass};
 use mcos_node::{Fetched, NodeError, PutOutcome};
 use mcos_proto::local::{Region, recv_with_fds, write_all_vectored};
 use mcos_proto::{
     ErrorCode, FrameHeader, GetBatch, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION, Payload,
-    Request, STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind, reply, status,
+    PutBatch, Request, STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind, reply,
+    status,
 };
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -337,22 +338,12 @@ impl<'a> Session<'a> {
             Request::Put(batch) => {
                 let tenant = self.tenant()?;
                 let n = batch.len();
+                if batch.region && self.region.is_none() {
+                    return Err(no_region());
+                }
                 Writer::new(&mut self.out).u32(n as u32);
                 let mut counts = [0u64; 12];
-                for (key, payload) in batch.iter() {
-                    let st = match payload {
-                        Payload::Inline(p) => self.put_one(tenant, key, batch.class, p),
-                        Payload::Region { offset, len } => match self.region.as_ref() {
-                            // SAFETY: the client does not write this range while its put is in
-                            // flight (protocol contract); a client that does only garbles its
-                            // own block, whose checksum is computed from what was copied.
-                            Some(r) => match unsafe { r.slice(offset, len as usize) } {
-                                Some(p) => self.put_one(tenant, key, batch.class, p),
-                                None => Status::code(status::REGION),
-                            },
-                            None => return Err(no_region()),
-                        },
-                    };
+                for st in self.put_batch(tenant, &batch) {
                     count(&mut counts, st.code);
                     reply::status(&mut self.out, st);
                 }
@@ -640,43 +631,79 @@ impl<'a> Session<'a> {
         statuses
     }
 
-    fn put_one(&self, tenant: &Tenant, key: BlockKey, class: u8, payload: &[u8]) -> Status {
-        let Some(k) = tenant.key(key) else {
-            return Status::code(status::INVALID);
-        };
-        if payload.len() > self.sh.block_bytes as usize {
-            return Status {
-                code: status::TOO_LARGE,
-                tier: 0,
-                value: self.sh.block_bytes,
+    /// Statuses of a batch put: checked per block (key, size, region range, tenant quota),
+    /// then stored with the node's `put_batch`, so blocks that wait for room wait together.
+    fn put_batch(&self, tenant: &Tenant, batch: &PutBatch<'_>) -> Vec<Status> {
+        let node = &self.sh.node;
+        let mut statuses = vec![Status::code(status::INVALID); batch.len()];
+        let mut room = tenant.quota_room(node);
+        let mut blocks: Vec<(BlockKey, &[u8])> = Vec::with_capacity(batch.len());
+        let mut slots = Vec::with_capacity(batch.len());
+        for (i, (key, payload)) in batch.iter().enumerate() {
+            let Some(k) = tenant.key(key) else { continue };
+            let p = match payload {
+                Payload::Inline(p) => p,
+                // SAFETY: the client does not write this range while its put is in flight
+                // (protocol contract); a client that does only garbles its own block, whose
+                // checksum is computed from what was copied, so it reads back as a miss.
+                Payload::Region { offset, len } => match self
+                    .region
+                    .as_ref()
+                    .and_then(|r| unsafe { r.slice(offset, len as usize) })
+                {
+                    Some(p) => p,
+                    None => {
+                        statuses[i] = Status::code(status::REGION);
+                        continue;
+                    }
+                },
+            };
+            if p.len() > self.sh.block_bytes as usize {
+                statuses[i] = Status {
+                    code: status::TOO_LARGE,
+                    tier: 0,
+                    value: self.sh.block_bytes,
+                };
+                continue;
+            }
+            if room != u64::MAX {
+                if node.locate(k).is_some() {
+                    statuses[i] = Status::code(status::PRESENT);
+                    continue;
+                }
+                if room == 0 {
+                    statuses[i] = Status::code(status::QUOTA);
+                    continue;
+                }
+                room -= 1;
+            }
+            blocks.push((k, p));
+            slots.push(i);
+        }
+        let results = node.put_batch(PriorityClass(batch.class), &blocks);
+        for ((&i, r), &(k, _)) in slots.iter().zip(results).zip(&blocks) {
+            statuses[i] = match r {
+                Ok(PutOutcome::Stored(t)) => {
+                    tenant.record_stored(k);
+                    Status {
+                        code: status::OK,
+                        tier: t.0,
+                        value: 0,
+                    }
+                }
+                Ok(PutOutcome::Present) => Status::code(status::PRESENT),
+                Ok(PutOutcome::Rejected(r)) => Status {
+                    code: status::REJECTED,
+                    tier: 0,
+                    value: r as u32 + 1,
+                },
+                Err(e) => {
+                    warn!(session = self.id, "put failed: {e}");
+                    Status::code(status::FAILED)
+                }
             };
         }
-        if tenant.quota_check(&self.sh.node) == QuotaCheck::Full {
-            return Status::code(match self.sh.node.locate(k) {
-                Some(_) => status::PRESENT,
-                None => status::QUOTA,
-            });
-        }
-        match self.sh.node.put_class(k, PriorityClass(class), payload) {
-            Ok(PutOutcome::Stored(t)) => {
-                tenant.record_stored(k);
-                Status {
-                    code: status::OK,
-                    tier: t.0,
-                    value: 0,
-                }
-            }
-            Ok(PutOutcome::Present) => Status::code(status::PRESENT),
-            Ok(PutOutcome::Rejected(r)) => Status {
-                code: status::REJECTED,
-                tier: 0,
-                value: r as u32 + 1,
-            },
-            Err(e) => {
-                warn!(session = self.id, "put failed: {e}");
-                Status::code(status::FAILED)
-            }
-        }
+        statuses
     }
 
     fn count_blocks(&self, op: Op, counts: &[u64; 12]) {

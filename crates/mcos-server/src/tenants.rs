@@ -35,15 +35,6 @@ struct QuotaSet {
     last_recount: Option<Instant>,
 }
 
-/// What a quota check says.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum QuotaCheck {
-    /// Room for one more block.
-    Room,
-    /// At quota: refuse the put.
-    Full,
-}
-
 impl Tenant {
     fn new(c: &TenantConfig) -> Tenant {
         Tenant {
@@ -72,26 +63,21 @@ impl Tenant {
         diff == 0
     }
 
-    /// Whether another block fits the quota. When the recorded set is full, blocks the node
-    /// has since evicted are pruned (at most every `QUOTA_RECOUNT`).
-    pub fn quota_check(&self, node: &Node) -> QuotaCheck {
+    /// How many more blocks fit the quota (`u64::MAX` without one). When the recorded set is
+    /// full, blocks the node has since evicted are pruned (at most every `QUOTA_RECOUNT`).
+    pub fn quota_room(&self, node: &Node) -> u64 {
         let Some(quota) = self.quota_blocks else {
-            return QuotaCheck::Room;
+            return u64::MAX;
         };
         let mut s = self.stored.lock().unwrap_or_else(|e| e.into_inner());
-        if (s.keys.len() as u64) < quota {
-            return QuotaCheck::Room;
+        if (s.keys.len() as u64) >= quota {
+            let now = Instant::now();
+            if s.last_recount.is_none_or(|t| now - t >= QUOTA_RECOUNT) {
+                s.keys.retain(|&k| node.locate(k).is_some());
+                s.last_recount = Some(now);
+            }
         }
-        let now = Instant::now();
-        if s.last_recount.is_none_or(|t| now - t >= QUOTA_RECOUNT) {
-            s.keys.retain(|&k| node.locate(k).is_some());
-            s.last_recount = Some(now);
-        }
-        if (s.keys.len() as u64) < quota {
-            QuotaCheck::Room
-        } else {
-            QuotaCheck::Full
-        }
+        quota.saturating_sub(s.keys.len() as u64)
     }
 
     /// Records a block stored for this tenant (quota accounting).
