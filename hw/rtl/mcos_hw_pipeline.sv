@@ -1,0 +1,344 @@
+// MCOS fast path, one shard's per-event decision pipeline (DESIGN.md stage 3).
+//
+// Executes the events ACCESS, INSERT (admission + CLOCK victim selection), CLASS_WRITE (the
+// table-install port writes one 128-bit PolicyTable class entry into the shadow bank) and
+// SWAP (the shadow bank becomes active at this event boundary). The Rust cycle model in
+// crates/mcos-hw/src/model.rs is the executable specification of this file, register for
+// register; cargo test compares the two cycle for cycle under Verilator.
+//
+// Stages (one event per stage):
+//   A  accept; index the directory banks, the sketch rows and the class table (RAM reads).
+//   B  compare tags (hit / present), count-min estimate, admission, directory way choice,
+//      bounded CLOCK scan; write the new directory entry, the sketch, the reference bits;
+//      register the decision (out_* valid the next cycle: latency 2).
+//   C  (INSERT that fills only) read-back of the victim's directory location from the frame
+//      table; invalidate that entry; record the new block's location.
+// Hazards: an INSERT holds A for one extra cycle (in_ready low), so its C never overlaps
+// another event's B; the one read that can see a stale directory way (the next event's A,
+// in the cycle of C's invalidation) is corrected by a forward register in B. Sketch counters
+// written in B are forwarded to the next event's B. Reference bits are flip-flops.
+//
+// Memories are written so that yosys infers RAM (synchronous read, one write port each).
+// They start at zero (initial blocks: FPGA bitstream init / Verilator); an ASIC would add a
+// reset sweep of the directory valid bits.
+
+module mcos_hw_pipeline #(
+    parameter int FRAMES     = 2000,
+    parameter int FRAME_BITS = 11,
+    parameter int SET_BITS   = 9,
+    parameter int SK_BITS    = 12,
+    parameter int TAG_BITS   = 64,
+    parameter int WAYS       = 8,
+    parameter int WAY_BITS   = 3
+) (
+    input  logic                  clk,
+    input  logic                  rst,
+    input  logic                  in_valid,
+    output logic                  in_ready,
+    input  logic [1:0]            in_op,
+    input  logic [7:0]            in_class,
+    input  logic [TAG_BITS-1:0]   in_tag,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  logic [63:0]           in_skh,    // sketch hash: rows use bits 16r +: SK_BITS
+    input  logic [127:0]          in_entry,  // a PolicyTable class entry (to_bits layout)
+    /* verilator lint_on UNUSEDSIGNAL */
+    output logic                  out_valid,
+    output logic [2:0]            out_code,
+    output logic [FRAME_BITS-1:0] out_frame
+);
+  localparam int REM_BITS = TAG_BITS - SET_BITS;
+  localparam int ENTRY_BITS = 1 + REM_BITS + FRAME_BITS;
+  localparam int SETS = 1 << SET_BITS;
+  localparam int SKW = 1 << SK_BITS;
+  localparam int SCAN = 16;
+  localparam int LOC_BITS = 1 + WAY_BITS + SET_BITS;
+  localparam int CNT_BITS = WAY_BITS + 1;
+
+  localparam logic [1:0] OP_ACCESS = 2'd0, OP_INSERT = 2'd1, OP_CLASS_WRITE = 2'd2;
+  localparam logic [1:0] OP_SWAP = 2'd3;
+  localparam logic [2:0] C_MISS = 3'd0, C_HIT = 3'd1, C_PRESENT = 3'd2, C_FILL = 3'd3;
+  localparam logic [2:0] C_FILL_EVICT = 3'd4, C_REJECT_ADMIT = 3'd5, C_REJECT_DIR = 3'd6;
+  localparam logic [2:0] C_ACK = 3'd7;
+
+  // ---------------------------------------------------------------- stage A
+  logic accept;
+  logic b_valid;
+  logic [1:0] b_op;
+  assign in_ready = !(b_valid && b_op == OP_INSERT);
+  assign accept = in_valid && in_ready;
+
+  logic [SET_BITS-1:0] a_set[2];
+  assign a_set[0] = in_tag[SET_BITS-1:0];
+  assign a_set[1] = in_tag[TAG_BITS-1-:SET_BITS];
+  logic [SK_BITS-1:0] a_sk[4];
+  for (genvar r = 0; r < 4; r++) begin : g_sk_idx
+    assign a_sk[r] = in_skh[16*r+:SK_BITS];
+  end
+
+  // Class table: two banks x 256 classes x {admit_threshold 4, insert at LRU end 1}.
+  // Zero is the built-in entry (admit all, MRU insertion).
+  logic active_bank;
+  logic [4:0] cls_mem[512];
+  logic [4:0] cls_q;
+  initial for (int i = 0; i < 512; i++) cls_mem[i] = '0;
+  always_ff @(posedge clk) begin
+    if (accept && in_op == OP_CLASS_WRITE)
+      cls_mem[{~active_bank, in_class}] <= {in_entry[16:15] != 2'd0, in_entry[9:6]};
+    cls_q <= cls_mem[{active_bank, in_class}];
+  end
+
+  // ---------------------------------------------------------------- B/C registers
+  logic [TAG_BITS-1:0] b_tag;
+  logic [SET_BITS-1:0] b_set[2];
+  logic [SK_BITS-1:0] b_sk[4];
+
+  logic c_valid, c_evict;
+  logic [FRAME_BITS-1:0] c_frame;
+  logic [LOC_BITS-1:0] c_loc;
+
+  // Forward register: the directory invalidation C wrote last cycle.
+  logic inv_q;
+  logic inv_bank_q;
+  logic [WAY_BITS-1:0] inv_way_q;
+  logic [SET_BITS-1:0] inv_set_q;
+
+  // ---------------------------------------------------------------- directory RAMs
+  // 2 banks (two-choice hashing) x WAYS ways, one RAM per way: {valid, tag remainder, frame}.
+  logic [ENTRY_BITS-1:0] dir_q[2][WAYS];
+  logic dir_we[2][WAYS];
+  logic [SET_BITS-1:0] dir_wa[2];
+  logic [ENTRY_BITS-1:0] dir_wd[2];
+  for (genvar b = 0; b < 2; b++) begin : g_bank
+    for (genvar w = 0; w < WAYS; w++) begin : g_way
+      logic [ENTRY_BITS-1:0] mem[SETS];
+      initial for (int i = 0; i < SETS; i++) mem[i] = '0;
+      always_ff @(posedge clk) begin
+        if (dir_we[b][w]) mem[dir_wa[b]] <= dir_wd[b];
+        dir_q[b][w] <= mem[a_set[b]];
+      end
+    end
+  end
+
+  // ---------------------------------------------------------------- sketch RAMs
+  logic [3:0] sk_q[4];
+  logic sk_we;
+  logic [3:0] sk_wd[4];
+  logic skw_q;
+  logic [SK_BITS-1:0] skw_addr_q[4];
+  logic [3:0] skw_data_q[4];
+  for (genvar r = 0; r < 4; r++) begin : g_row
+    logic [3:0] mem[SKW];
+    initial for (int i = 0; i < SKW; i++) mem[i] = '0;
+    always_ff @(posedge clk) begin
+      if (sk_we) mem[b_sk[r]] <= sk_wd[r];
+      sk_q[r] <= mem[a_sk[r]];
+    end
+  end
+
+  // ---------------------------------------------------------------- frame table RAM
+  // Per frame, where its block's directory entry sits: {bank, way, set}.
+  logic [LOC_BITS-1:0] ft_mem[FRAMES];
+  logic [LOC_BITS-1:0] ft_q;
+  logic [FRAME_BITS-1:0] ft_ra;
+  initial for (int i = 0; i < FRAMES; i++) ft_mem[i] = '0;
+  always_ff @(posedge clk) begin
+    if (c_valid) ft_mem[c_frame] <= c_loc;
+    ft_q <= ft_mem[ft_ra];
+  end
+
+  // ---------------------------------------------------------------- stage B logic
+  logic [FRAMES-1:0] refbits;
+  logic [FRAME_BITS-1:0] hand;
+  logic [FRAME_BITS:0] free_cnt;
+
+  logic valid_bw[2][WAYS];
+  logic match_bw[2][WAYS];
+  logic [REM_BITS-1:0] rem[2];
+  assign rem[0] = b_tag[TAG_BITS-1:SET_BITS];
+  assign rem[1] = b_tag[REM_BITS-1:0];
+
+  logic hit;
+  logic [FRAME_BITS-1:0] hit_frame;
+  logic [CNT_BITS-1:0] cnt[2];
+  always_comb begin
+    hit = 1'b0;
+    hit_frame = '0;
+    for (int b = 0; b < 2; b++) begin
+      cnt[b] = '0;
+      for (int w = 0; w < WAYS; w++) begin
+        valid_bw[b][w] = dir_q[b][w][ENTRY_BITS-1] &&
+            !(inv_q && inv_bank_q == b[0] && inv_way_q == w[WAY_BITS-1:0] &&
+              inv_set_q == b_set[b]);
+        match_bw[b][w] = valid_bw[b][w] && dir_q[b][w][ENTRY_BITS-2-:REM_BITS] == rem[b];
+        if (match_bw[b][w]) begin
+          hit = 1'b1;
+          hit_frame = hit_frame | dir_q[b][w][FRAME_BITS-1:0];
+        end
+        cnt[b] = cnt[b] + CNT_BITS'(valid_bw[b][w]);
+      end
+    end
+  end
+
+  // Count-min estimate with the last cycle's write forwarded.
+  logic [3:0] sk_c[4];
+  logic [3:0] est, target;
+  always_comb begin
+    est = 4'd15;
+    for (int r = 0; r < 4; r++) begin
+      sk_c[r] = (skw_q && skw_addr_q[r] == b_sk[r]) ? skw_data_q[r] : sk_q[r];
+      if (sk_c[r] < est) est = sk_c[r];
+    end
+    target = (est == 4'd15) ? 4'd15 : est + 4'd1;
+    for (int r = 0; r < 4; r++) sk_wd[r] = (sk_c[r] < target) ? target : sk_c[r];
+  end
+
+  // Directory way choice: the less loaded bank (ties: bank 0), its lowest free way.
+  logic bank_n;
+  logic [WAY_BITS-1:0] way_n;
+  logic dir_full;
+  always_comb begin
+    bank_n = (cnt[0] <= cnt[1]) ? 1'b0 : 1'b1;
+    dir_full = (bank_n ? cnt[1] : cnt[0]) == CNT_BITS'(WAYS);
+    way_n = '0;
+    for (int w = WAYS - 1; w >= 0; w--) if (!valid_bw[bank_n][w]) way_n = w[WAY_BITS-1:0];
+  end
+
+  // Bounded CLOCK scan: the window [hand, min(hand + 16, FRAMES)).
+  logic found;
+  logic [4:0] kf;
+  logic [FRAME_BITS-1:0] victim;
+  logic [FRAME_BITS:0] win_idx[SCAN];
+  logic in_win[SCAN];
+  always_comb begin
+    found = 1'b0;
+    kf = 5'd0;
+    for (int k = SCAN - 1; k >= 0; k--) begin
+      win_idx[k] = {1'b0, hand} + k[FRAME_BITS:0];
+      in_win[k] = win_idx[k] < FRAMES[FRAME_BITS:0];
+      if (in_win[k] && !refbits[win_idx[k][FRAME_BITS-1:0]]) begin
+        found = 1'b1;
+        kf = k[4:0];
+      end
+    end
+    victim = hand + (found ? FRAME_BITS'(kf) : '0);
+  end
+
+  logic need_scan, admit_ok, is_lru;
+  logic [3:0] thresh;
+  logic [2:0] code;
+  logic [FRAME_BITS-1:0] frame;
+  logic fill;
+  assign thresh = cls_q[3:0];
+  assign is_lru = cls_q[4];
+  assign need_scan = free_cnt == '0;
+  assign admit_ok = thresh == 4'd0 || est >= thresh;
+  always_comb begin
+    frame = need_scan ? victim : free_cnt[FRAME_BITS-1:0] - 1'b1;
+    fill = 1'b0;
+    case (b_op)
+      OP_ACCESS: begin
+        code = hit ? C_HIT : C_MISS;
+        frame = hit ? hit_frame : '0;
+      end
+      OP_INSERT: begin
+        if (hit) code = C_PRESENT;
+        else if (!admit_ok) code = C_REJECT_ADMIT;
+        else if (dir_full) code = C_REJECT_DIR;
+        else begin
+          code = need_scan ? C_FILL_EVICT : C_FILL;
+          fill = 1'b1;
+        end
+        if (!fill) frame = hit ? hit_frame : '0;
+      end
+      default: begin
+        code = C_ACK;
+        frame = '0;
+      end
+    endcase
+    fill = fill && b_valid;
+  end
+
+  // Directory write port per bank: B writes the new entry, C invalidates the victim's.
+  logic c_bank_v;
+  logic [WAY_BITS-1:0] c_way_v;
+  logic [SET_BITS-1:0] c_set_v;
+  assign c_bank_v = ft_q[LOC_BITS-1];
+  assign c_way_v = ft_q[LOC_BITS-2-:WAY_BITS];
+  assign c_set_v = ft_q[SET_BITS-1:0];
+  always_comb begin
+    for (int b = 0; b < 2; b++) begin
+      dir_wa[b] = b_set[b];
+      dir_wd[b] = {1'b1, rem[b], frame};
+      for (int w = 0; w < WAYS; w++)
+        dir_we[b][w] = fill && bank_n == b[0] && way_n == w[WAY_BITS-1:0];
+      if (c_valid && c_evict && c_bank_v == b[0]) begin
+        dir_wa[b] = c_set_v;
+        dir_wd[b] = '0;
+        for (int w = 0; w < WAYS; w++) dir_we[b][w] = c_way_v == w[WAY_BITS-1:0];
+      end
+    end
+  end
+  assign sk_we = b_valid && b_op == OP_ACCESS;
+  assign ft_ra = frame;
+
+  // ---------------------------------------------------------------- sequential state
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      b_valid <= 1'b0;
+      b_op <= OP_ACCESS;
+      c_valid <= 1'b0;
+      c_evict <= 1'b0;
+      out_valid <= 1'b0;
+      out_code <= 3'd0;
+      out_frame <= '0;
+      refbits <= '0;
+      hand <= '0;
+      free_cnt <= FRAMES[FRAME_BITS:0];
+      active_bank <= 1'b0;
+      inv_q <= 1'b0;
+      skw_q <= 1'b0;
+    end else begin
+      // A -> B
+      b_valid <= accept;
+      if (accept) begin
+        b_op <= in_op;
+        b_tag <= in_tag;
+        b_set[0] <= a_set[0];
+        b_set[1] <= a_set[1];
+        for (int r = 0; r < 4; r++) b_sk[r] <= a_sk[r];
+        if (in_op == OP_SWAP) active_bank <= ~active_bank;
+      end
+      // B: decision out, state updates.
+      out_valid <= b_valid;
+      out_code <= code;
+      out_frame <= frame;
+      skw_q <= sk_we;
+      for (int r = 0; r < 4; r++) begin
+        skw_addr_q[r] <= b_sk[r];
+        skw_data_q[r] <= sk_wd[r];
+      end
+      if (b_valid && b_op == OP_ACCESS && hit) refbits[hit_frame] <= 1'b1;
+      if (fill) begin
+        if (need_scan) begin
+          for (int k = 0; k < SCAN; k++)
+            if (in_win[k] && (!found || k[4:0] < kf))
+              refbits[win_idx[k][FRAME_BITS-1:0]] <= 1'b0;
+          hand <= (victim == FRAME_BITS'(FRAMES - 1)) ? '0 : victim + 1'b1;
+        end else begin
+          free_cnt <= free_cnt - 1'b1;
+        end
+        refbits[frame] <= !is_lru;
+      end
+      // B -> C
+      c_valid <= fill;
+      c_evict <= fill && need_scan;
+      c_frame <= frame;
+      c_loc <= {bank_n, way_n, b_set[bank_n]};
+      // C: the invalidation written this cycle, forwarded to the next B.
+      inv_q <= c_valid && c_evict;
+      inv_bank_q <= c_bank_v;
+      inv_way_q <= c_way_v;
+      inv_set_q <= c_set_v;
+    end
+  end
+endmodule
