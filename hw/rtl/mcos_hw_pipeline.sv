@@ -16,7 +16,8 @@
 // Hazards: an INSERT holds A for one extra cycle (in_ready low), so its C never overlaps
 // another event's B; the one read that can see a stale directory way (the next event's A,
 // in the cycle of C's invalidation) is corrected by a forward register in B. Sketch counters
-// written in B are forwarded to the next event's B. Reference bits are flip-flops.
+// written in B are forwarded to the next event's B. Reference bits are flip-flops in 16
+// banks (FRAMES >= 32).
 //
 // Memories are written so that yosys infers RAM (synchronous read, one write port each).
 // They start at zero (initial blocks: FPGA bitstream init / Verilator); an ASIC would add a
@@ -147,7 +148,9 @@ module mcos_hw_pipeline #(
   end
 
   // ---------------------------------------------------------------- stage B logic
-  logic [FRAMES-1:0] refbits;
+  localparam int ROWS = (FRAMES + SCAN - 1) / SCAN;
+  localparam int ROW_BITS = FRAME_BITS - 4;
+  logic [ROWS-1:0] refb[SCAN];  // refb[j][r]: reference bit of frame 16 r + j
   logic [FRAME_BITS-1:0] hand;
   logic [FRAME_BITS:0] free_cnt;
 
@@ -203,21 +206,38 @@ module mcos_hw_pipeline #(
     for (int w = WAYS - 1; w >= 0; w--) if (!valid_bw[bank_n][w]) way_n = w[WAY_BITS-1:0];
   end
 
-  // Bounded CLOCK scan: the window [hand, min(hand + 16, FRAMES)).
+  // Bounded CLOCK scan: the window [hand, min(hand + 16, FRAMES)). Reference bits sit in 16
+  // banks by frame index mod 16, so the 16 frames of any window fall one in each bank: bank j
+  // reads (and clears) one bit, at row hand/16 or the row after. Per bank that is one read
+  // and one write per cycle, the shape of a small RAM, instead of 16 FRAMES-to-1 multiplexers.
+  logic [3:0] hl;
+  logic [ROW_BITS-1:0] hr;
+  assign hl = hand[3:0];
+  assign hr = hand[FRAME_BITS-1:4];
+  logic [3:0] kj[SCAN];          // window position of bank j's frame
+  logic [ROW_BITS-1:0] rowj[SCAN];
+  logic bitj[SCAN], winj[SCAN];
   logic found;
-  logic [4:0] kf;
+  logic [3:0] kf;
   logic [FRAME_BITS-1:0] victim;
-  logic [FRAME_BITS:0] win_idx[SCAN];
-  logic in_win[SCAN];
+  logic wbit[SCAN], wvalid[SCAN];  // by window position k
   always_comb begin
+    for (int j = 0; j < SCAN; j++) begin
+      kj[j] = 4'(j) - hl;
+      rowj[j] = hr + ROW_BITS'(4'(j) < hl);
+      bitj[j] = refb[j][rowj[j]];
+      winj[j] = ({1'b0, hand} + (FRAME_BITS + 1)'(kj[j])) < FRAMES[FRAME_BITS:0];
+    end
+    for (int k = 0; k < SCAN; k++) begin
+      wbit[k] = bitj[4'(k) + hl];
+      wvalid[k] = winj[4'(k) + hl];
+    end
     found = 1'b0;
-    kf = 5'd0;
+    kf = 4'd0;
     for (int k = SCAN - 1; k >= 0; k--) begin
-      win_idx[k] = {1'b0, hand} + k[FRAME_BITS:0];
-      in_win[k] = win_idx[k] < FRAMES[FRAME_BITS:0];
-      if (in_win[k] && !refbits[win_idx[k][FRAME_BITS-1:0]]) begin
+      if (wvalid[k] && !wbit[k]) begin
         found = 1'b1;
-        kf = k[4:0];
+        kf = k[3:0];
       end
     end
     victim = hand + (found ? FRAME_BITS'(kf) : '0);
@@ -291,7 +311,7 @@ module mcos_hw_pipeline #(
       out_valid <= 1'b0;
       out_code <= 3'd0;
       out_frame <= '0;
-      refbits <= '0;
+      for (int j = 0; j < SCAN; j++) refb[j] <= '0;
       hand <= '0;
       free_cnt <= FRAMES[FRAME_BITS:0];
       active_bank <= 1'b0;
@@ -317,17 +337,17 @@ module mcos_hw_pipeline #(
         skw_addr_q[r] <= b_sk[r];
         skw_data_q[r] <= sk_wd[r];
       end
-      if (b_valid && b_op == OP_ACCESS && hit) refbits[hit_frame] <= 1'b1;
+      if (b_valid && b_op == OP_ACCESS && hit)
+        refb[hit_frame[3:0]][hit_frame[FRAME_BITS-1:4]] <= 1'b1;
       if (fill) begin
         if (need_scan) begin
-          for (int k = 0; k < SCAN; k++)
-            if (in_win[k] && (!found || k[4:0] < kf))
-              refbits[win_idx[k][FRAME_BITS-1:0]] <= 1'b0;
+          for (int j = 0; j < SCAN; j++)
+            if (winj[j] && (!found || kj[j] < kf)) refb[j][rowj[j]] <= 1'b0;
           hand <= (victim == FRAME_BITS'(FRAMES - 1)) ? '0 : victim + 1'b1;
         end else begin
           free_cnt <= free_cnt - 1'b1;
         end
-        refbits[frame] <= !is_lru;
+        refb[frame[3:0]][frame[FRAME_BITS-1:4]] <= !is_lru;
       end
       // B -> C
       c_valid <= fill;
