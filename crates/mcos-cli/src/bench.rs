@@ -15,11 +15,16 @@ pub enum BenchTarget {
     /// disk->HBM (GPUDirect Storage or bounce), and the decode loop (all in HBM, on demand,
     /// MCOS prefetch). Every moved block is verified. Needs `--features cuda` and a GPU.
     Gpu(crate::bench_gpu::GpuBenchArgs),
+    /// The fast path as hardware: the software shard (CLOCK), the cycle model and the RTL under
+    /// Verilator on one stream (mismatches counted), II and latency, yosys and nextpnr-ice40
+    /// figures, decisions per second in hardware and in software on the same events.
+    Hw(crate::bench_hw::HwArgs),
 }
 
 pub fn run(target: BenchTarget) -> Result<()> {
     match target {
         BenchTarget::Fastpath(a) => crate::bench_fastpath::run(a),
         BenchTarget::Gpu(a) => crate::bench_gpu::run(a),
+        BenchTarget::Hw(a) => crate::bench_hw::run(a),
     }
 }

@@ -6,12 +6,14 @@
 //!   node.
 //! - `mcos generate`: writes the built-in workload as a Mooncake-format trace.
 //! - `mcos bench fastpath`: the fast path against the software round trip.
+//! - `mcos bench hw`: the fast path as hardware (model, RTL, synthesis) against the software.
 //! - `mcos bench gpu`: every GPU check and benchmark (feature `cuda`, on a GPU machine).
 
 mod args;
 mod bench;
 mod bench_fastpath;
 mod bench_gpu;
+mod bench_hw;
 mod report;
 mod show;
 mod sweep;

@@ -67,13 +67,23 @@ pub enum HwError {
 /// Runs `events` through the model back to back (each offered as soon as the previous one
 /// was accepted) until every decision has left; returns the outputs and the counters.
 pub fn run_model(cfg: HwConfig, events: &[Event]) -> (Vec<Output>, PipelineStats) {
+    let (out, stats, _) = run_model_timed(cfg, events);
+    (out, stats)
+}
+
+/// As [`run_model`], also returning the cycle each event was accepted in (latency of event
+/// `i` is `outputs[i].cycle - accepted[i]`).
+pub fn run_model_timed(cfg: HwConfig, events: &[Event]) -> (Vec<Output>, PipelineStats, Vec<u64>) {
     let mut p = Pipeline::new(cfg);
     let mut out = Vec::with_capacity(events.len());
+    let mut accepted = Vec::with_capacity(events.len());
     let mut next = 0usize;
     // Bounded: at most two cycles per event plus the drain.
     for _ in 0..(2 * events.len() + 8) {
+        let cycle = p.stats().cycles;
         let c = p.step(events.get(next));
         if c.accepted {
+            accepted.push(cycle);
             next += 1;
         }
         if let Some(o) = c.output {
@@ -83,7 +93,7 @@ pub fn run_model(cfg: HwConfig, events: &[Event]) -> (Vec<Output>, PipelineStats
             break;
         }
     }
-    (out, p.stats())
+    (out, p.stats(), accepted)
 }
 
 /// Counts positions where two decision sequences differ (and a length difference).

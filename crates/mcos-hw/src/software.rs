@@ -63,7 +63,12 @@ pub struct SoftwareShard {
 impl SoftwareShard {
     /// `frames` frames, the CLOCK built-in table.
     pub fn new(frames: u32) -> SoftwareShard {
-        let (installer, mut readers) = policy_cell(clock_builtin(), 1);
+        SoftwareShard::with_table(frames, clock_builtin())
+    }
+
+    /// `frames` frames under `table` (any table: for timing the list LRU on the same events).
+    pub fn with_table(frames: u32, table: PolicyTable) -> SoftwareShard {
+        let (installer, mut readers) = policy_cell(table.clone(), 1);
         let (tx, rx) = ring(64);
         let cfg = ShardConfig {
             shard: 0,
@@ -77,7 +82,7 @@ impl SoftwareShard {
         SoftwareShard {
             shard: Shard::new(cfg, reader, vec![tx], None),
             installer,
-            pending: clock_builtin(),
+            pending: table,
             _engine: rx,
         }
     }

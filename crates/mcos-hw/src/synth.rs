@@ -87,6 +87,7 @@ fn run_yosys(script_in: &str, cfg: &HwConfig, json: &Path, log: &Path) -> Result
                 .display()
                 .to_string(),
         )
+        .replace("@TOP@", &hw_dir().join("rtl/mcos_hw_ice40_top.sv").display().to_string())
         .replace("@PARAMS@", &chparams(cfg))
         .replace("@JSON@", &json.display().to_string());
     let ys = log.with_extension("ys");
@@ -257,4 +258,44 @@ pub fn parse_pnr(log: &str) -> PnrStats {
         }
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_yosys_ice40_stat_report() {
+        let log = "Number of wires: 1\nNumber of cells: 1\n...\n   Number of wires: 9\n   \
+                   Number of memory bits:            0\n   \
+                   Number of cells:              11732\n     SB_CARRY                      290\n     \
+                   SB_DFF                        173\n     SB_DFFESR                      19\n     \
+                   SB_LUT4                     10806\n     SB_RAM40_4K                    22\n";
+        let s = parse_stat(log);
+        assert_eq!(s.cells, 11732, "the last report counts");
+        assert_eq!((s.luts, s.ffs, s.carries, s.brams), (10806, 192, 290, 22));
+        assert_eq!(s.ram_bits, 22 * 4096);
+    }
+
+    #[test]
+    fn parses_generic_memory_bits_and_flip_flops() {
+        let log = "   Number of wires: 3\n   Number of memory bits:       1234\n   \
+                   Number of cells:   50\n     \
+                   $_DFFE_PP_   7\n     $_SDFF_PP0_   3\n     $mem_v2   2\n";
+        let s = parse_stat(log);
+        assert_eq!((s.cells, s.ffs, s.luts), (50, 10, 0));
+        assert_eq!(s.ram_bits, 1234, "memory bits come before the cells line");
+    }
+
+    #[test]
+    fn parses_nextpnr_fmax_and_utilisation() {
+        let log = "Info: \t         ICESTORM_LC:  3579/ 7680    46%\n\
+                   Info: \t        ICESTORM_RAM:    22/   32    68%\n\
+                   Info: Max frequency for clock 'clk$SB_IO_IN_$glb_clk': 29.75 MHz (FAIL at 100.00 MHz)\n\
+                   ERROR: Max frequency for clock 'clk$SB_IO_IN_$glb_clk': 28.15 MHz (FAIL at 100.00 MHz)\n";
+        let p = parse_pnr(log);
+        assert_eq!(p.fmax_mhz, 28.15, "the post-route figure (the last)");
+        assert_eq!(p.logic_cells, (3579, 7680));
+        assert_eq!(p.brams, (22, 32));
+    }
 }
