@@ -347,7 +347,9 @@ module mcos_hw_pipeline #(
         end else begin
           free_cnt <= free_cnt - 1'b1;
         end
-        refb[frame[3:0]][frame[FRAME_BITS-1:4]] <= !is_lru;
+        // A new block starts unreferenced; LRU-end insertion makes it the next victim.
+        refb[frame[3:0]][frame[FRAME_BITS-1:4]] <= 1'b0;
+        if (is_lru) hand <= frame;
       end
       // B -> C
       c_valid <= fill;

@@ -103,7 +103,10 @@ pub fn run(a: HwArgs) -> Result<()> {
     let decisions = mix[0] + mix[1];
     let ii = issue_cycles as f64 / s.events.len().max(1) as f64;
     let ii_hits = 1.0;
-    let hits = model_decisions.iter().filter(|d| d.code == Code::Hit).count();
+    let hits = model_decisions
+        .iter()
+        .filter(|d| d.code == Code::Hit)
+        .count();
 
     // RTL vs model, cycle for cycle.
     let (rtl_vs_model, rtl_note, build_s, rtl_s) = match verilator::build(&cfg) {
@@ -120,20 +123,15 @@ pub fn run(a: HwArgs) -> Result<()> {
 
     // Software on the same events: CLOCK (the stream's own policy) and list LRU.
     let sw_clock = software_rate(a.frames, &mcos_hw::software::clock_builtin(), &s, a.sw_runs);
-    let sw_lru = software_rate(
-        a.frames,
-        &mcos_core::PolicyTable::builtin(1),
-        &s,
-        a.sw_runs,
-    );
+    let sw_lru = software_rate(a.frames, &mcos_core::PolicyTable::builtin(1), &s, a.sw_runs);
 
     // Synthesis.
     let (generic, ice, pnr, synth_note) = if a.no_synth {
         (None, None, None, Some("skipped (--no-synth)".to_owned()))
     } else {
-        match synth::generic(&cfg).and_then(|g| {
-            synth::ice40(&synth::ice40_config()).map(|(i, p)| (g, i, p))
-        }) {
+        match synth::generic(&cfg)
+            .and_then(|g| synth::ice40(&synth::ice40_config()).map(|(i, p)| (g, i, p)))
+        {
             Ok((g, i, p)) => (Some(g), Some(i), Some(p), None),
             Err(e) => (None, None, None, Some(e.to_string())),
         }
@@ -200,7 +198,10 @@ pub fn run(a: HwArgs) -> Result<()> {
             );
             println!(
                 "RTL vs model mismatches     {}",
-                rtl_vs_model.map_or_else(|| format!("not run: {}", rtl_note.unwrap_or_default()), |m| m.to_string())
+                rtl_vs_model.map_or_else(
+                    || format!("not run: {}", rtl_note.unwrap_or_default()),
+                    |m| m.to_string()
+                )
             );
             println!("model vs software           {model_vs_sw}");
             println!("II (cycles/event, mix)      {ii:.3}  (access 1, insert 2)");

@@ -64,8 +64,9 @@ pub enum PrefetchMode {
 /// the last frame, so the next scan starts again at frame 0), clears the reference bit of each
 /// evictable frame it passes, and takes the first evictable frame whose bit was already clear;
 /// when every one was set, the first evictable frame of the window. The hand then points past
-/// the victim. A new block's bit is set when its class inserts at the MRU end, clear when at
-/// the LRU end (scan resistance, as RRIP's distant insertion). Under CLOCK the victim is chosen
+/// the victim. A new block starts with its bit clear; when its class inserts at the LRU end,
+/// the hand is also pointed at it, so it is the next victim unless hit first (scan resistance,
+/// as RRIP's distant insertion). Under CLOCK the victim is chosen
 /// by reference bit alone: protected/window segments must be 0 and eviction priorities and
 /// class TTLs do not rank victims (pins still protect). The same rule runs in the software
 /// shard, in the cycle model and in the RTL of `mcos-hw`, and they are checked decision for

@@ -1087,11 +1087,12 @@ impl Shard {
         if self.replacement == Replacement::Clock {
             // One unordered list of resident frames (for counts); the order is the hand's.
             self.tiers[t].push(ListId::Probation, i, true);
-            let f = self.tiers[t].get_mut(i);
-            if mru {
-                f.flags |= FLAG_REFERENCED;
-            } else {
-                f.flags &= !FLAG_REFERENCED;
+            // A new block starts unreferenced: it lives until the hand comes round unless it
+            // is hit (inserting it referenced, a second pass for free, measured worse on the
+            // Mooncake trace). LRU-end insertion also points the hand at it: the next victim.
+            self.tiers[t].get_mut(i).flags &= !FLAG_REFERENCED;
+            if !mru {
+                self.clock_hand[t] = i;
             }
             return;
         }
@@ -1315,7 +1316,10 @@ impl Shard {
                 if self.class_policy(c.0).insert_position == InsertPosition::Lru
                     && self.replacement == Replacement::Clock
                 {
-                    self.tiers[t].get_mut(i).flags &= !FLAG_REFERENCED;
+                    if matches!(list, ListId::Probation | ListId::Protected | ListId::Window) {
+                        self.tiers[t].get_mut(i).flags &= !FLAG_REFERENCED;
+                        self.clock_hand[t] = i;
+                    }
                 } else if self.class_policy(c.0).insert_position == InsertPosition::Lru
                     && matches!(list, ListId::Probation | ListId::Protected | ListId::Window)
                 {

@@ -26,12 +26,11 @@ fn fills_take_frames_from_the_top_and_the_hand_starts_at_frame_zero() {
     // The free list hands out the highest local index first.
     assert_eq!(frame_of(&rig, 0), Some(3));
     assert_eq!(frame_of(&rig, 3), Some(0));
-    // Every block was inserted at the MRU end (reference bit set): the scan clears all four
-    // bits within its window and takes the first frame it passed, frame 0 (block 3).
+    // New blocks start unreferenced: the scan takes the hand's frame, frame 0 (block 3).
     assert!(!rig.touch(10));
     assert_eq!(frame_of(&rig, 3), None);
     assert_eq!(frame_of(&rig, 10), Some(0));
-    // Hand at 1; every other bit is clear now: frame 1 (block 2) goes next, unless it is hit.
+    // Hand at 1: frame 1 (block 2) goes next, unless it is hit.
     assert!(rig.touch(2));
     assert!(!rig.touch(11));
     assert_eq!(
@@ -48,19 +47,30 @@ fn fills_take_frames_from_the_top_and_the_hand_starts_at_frame_zero() {
 }
 
 #[test]
-fn lru_insertion_leaves_the_reference_bit_clear() {
+fn lru_insertion_makes_the_new_block_the_next_victim() {
     let mut t = clock_table();
-    t.classes[0].insert_position = InsertPosition::Lru;
+    t.classes[1].insert_position = InsertPosition::Lru;
     let mut rig = Rig::with_table(&[4], t);
     for id in 0..4 {
         rig.touch(id);
     }
-    // No bit set: the hand's frame goes first, then the next.
-    rig.touch(20);
-    assert_eq!(frame_of(&rig, 20), Some(0));
-    rig.touch(21);
-    assert_eq!(frame_of(&rig, 21), Some(1));
-    assert_eq!(rig.shard.counters().evictions, 2);
+    // A stream of class-1 blocks churns through one frame: each points the hand at itself.
+    for id in 20..30 {
+        assert!(matches!(rig.shard.access(key(id), None), Access::Miss));
+        match rig.shard.insert(key(id), 1) {
+            Insert::Fill { tier, frame } => rig.shard.commit_fill(key(id), tier, frame, true),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(frame_of(&rig, 29), Some(0));
+    for id in 20..29 {
+        assert_eq!(frame_of(&rig, id), None);
+    }
+    // The class-0 blocks in frames 1..3 survived the stream.
+    for id in 0..3 {
+        assert!(frame_of(&rig, id).is_some(), "block {id}");
+    }
+    assert_eq!(rig.shard.counters().evictions, 10);
 }
 
 #[test]
@@ -69,6 +79,9 @@ fn hits_move_no_frame_and_scans_are_bounded() {
     let mut rig = Rig::with_table(&[frames], clock_table());
     for id in 0..u64::from(frames) {
         rig.touch(id);
+    }
+    for id in 0..u64::from(frames) {
+        assert!(rig.touch(id), "hit {id}");
     }
     // All 64 bits set: a scan covers only VICTIM_SCAN_MAX (16) frames, so bits of frames 16..
     // stay set and the victim is the hand's frame.
@@ -93,7 +106,7 @@ fn pinned_frames_are_skipped_and_the_window_stops_at_the_last_frame() {
     for id in 0..4 {
         rig.touch(id);
     }
-    // Block 3 sits in frame 0: pin it; the scan passes it without clearing anything of it.
+    // Block 3 sits in frame 0: pin it; the scan passes over it.
     rig.shard
         .intent(mcos_core::Intent {
             key: key(3),
@@ -108,8 +121,7 @@ fn pinned_frames_are_skipped_and_the_window_stops_at_the_last_frame() {
     assert_eq!(frame_of(&rig, 31), Some(2));
     rig.touch(32);
     assert_eq!(frame_of(&rig, 32), Some(3));
-    // The window stopped at frame 3: the hand wrapped to 0 (pinned), then 1 (block 30,
-    // inserted with its bit set, cleared now by this pass... it is the forced victim).
+    // The window stopped at frame 3: the hand wrapped to 0 (pinned), then 1 (block 30).
     rig.touch(33);
     assert_eq!(frame_of(&rig, 30), None);
     assert_eq!(frame_of(&rig, 33), Some(1));

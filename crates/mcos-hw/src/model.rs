@@ -385,7 +385,11 @@ impl Pipeline {
             } else {
                 self.free_cnt -= 1;
             }
-            self.refbits[frame as usize] = !is_lru;
+            // A new block starts unreferenced; LRU-end insertion makes it the next victim.
+            self.refbits[frame as usize] = false;
+            if is_lru {
+                self.hand = frame;
+            }
         }
         // B -> C
         self.c_valid = fill;

@@ -87,7 +87,13 @@ fn run_yosys(script_in: &str, cfg: &HwConfig, json: &Path, log: &Path) -> Result
                 .display()
                 .to_string(),
         )
-        .replace("@TOP@", &hw_dir().join("rtl/mcos_hw_ice40_top.sv").display().to_string())
+        .replace(
+            "@TOP@",
+            &hw_dir()
+                .join("rtl/mcos_hw_ice40_top.sv")
+                .display()
+                .to_string(),
+        )
         .replace("@PARAMS@", &chparams(cfg))
         .replace("@JSON@", &json.display().to_string());
     let ys = log.with_extension("ys");
@@ -120,7 +126,8 @@ fn run_yosys(script_in: &str, cfg: &HwConfig, json: &Path, log: &Path) -> Result
 
 /// Parses the last `stat` report in a yosys log.
 pub fn parse_stat(log: &str) -> SynthStats {
-    let report = log.rfind("Number of cells:").map_or(log, |i| &log[i..]);
+    // A report starts with its wire counts; its memory bits come before its cells.
+    let report = log.rfind("Number of wires:").map_or(log, |i| &log[i..]);
     let mut s = SynthStats::default();
     let mut mem_bits_generic = 0u64;
     for line in report.lines() {
