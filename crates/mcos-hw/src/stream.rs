@@ -128,6 +128,47 @@ pub fn random(
     Ok(b.stream)
 }
 
+/// A stream aimed at the pipeline's hazards, over a key space of twice the frames: back-to-back
+/// pairs that touch the same state in consecutive stages. An ACCESS that hits followed by an
+/// INSERT of another key (a reference bit set in the cycle the INSERT's window is read); an
+/// INSERT followed by an ACCESS of the same key (a directory entry written in the cycle before
+/// it is read) and of random keys (one may be the victim just invalidated); two ACCESSes of
+/// one key (a sketch counter written in the cycle it is read); and table installs.
+pub fn hazards(frames: u32, events: usize, seed: u64) -> Result<Stream, HwError> {
+    let mut rng = Rng::new(seed);
+    let mut b = Builder::new(frames);
+    let ns = Namespace::for_model("mcos-hw hazards");
+    let space = u64::from(frames) * 2;
+    let mut n = 0usize;
+    while b.stream.events.len() < events {
+        let k1 = BlockKey::from_trace_id(&ns, rng.below(space));
+        let k2 = BlockKey::from_trace_id(&ns, rng.below(space));
+        let class = rng.below(4) as u8;
+        match rng.below(4) {
+            0 => {
+                b.push(Event::access(k1))?;
+                b.push(Event::insert(k2, class))?;
+            }
+            1 => {
+                b.push(Event::insert(k1, class))?;
+                b.push(Event::access(k1))?;
+                b.push(Event::access(k2))?;
+            }
+            2 => {
+                b.push(Event::access(k1))?;
+                b.push(Event::access(k1))?;
+                b.push(Event::insert(k1, class))?;
+            }
+            _ => b.request(k1, class)?,
+        }
+        n += 1;
+        if n % 3000 == 0 {
+            b.install(&mut rng)?;
+        }
+    }
+    Ok(b.stream)
+}
+
 /// Block ids of a Mooncake-format trace (`hash_ids` of each line, in order), at most `limit`.
 pub fn trace_ids(path: &Path, limit: usize) -> Result<Vec<u64>, HwError> {
     let file = std::fs::File::open(path).map_err(|e| HwError::Trace {

@@ -87,7 +87,23 @@ fn ci() -> bool {
 
 fn harness() -> Option<&'static mcos_hw::verilator::Harness> {
     static H: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
-    H.get_or_init(|| {
+    harness_for(&H, FRAMES)
+}
+
+/// A build for a small tier, where a 16-frame window covers a quarter of the frames and
+/// back-to-back events meet in it often.
+const SMALL_FRAMES: u32 = 64;
+
+fn small_harness() -> Option<&'static mcos_hw::verilator::Harness> {
+    static H: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
+    harness_for(&H, SMALL_FRAMES)
+}
+
+fn harness_for(
+    cell: &'static OnceLock<Option<mcos_hw::verilator::Harness>>,
+    frames: u32,
+) -> Option<&'static mcos_hw::verilator::Harness> {
+    cell.get_or_init(|| {
         if mcos_hw::verilator::which("verilator").is_none() {
             assert!(
                 !ci(),
@@ -96,7 +112,7 @@ fn harness() -> Option<&'static mcos_hw::verilator::Harness> {
             eprintln!("skipped: verilator is not on PATH (apt-get install verilator)");
             return None;
         }
-        let h = mcos_hw::verilator::build(&HwConfig::for_frames(FRAMES)).unwrap();
+        let h = mcos_hw::verilator::build(&HwConfig::for_frames(frames)).unwrap();
         eprintln!("verilator build: {:.1} s", h.build_seconds);
         Some(h)
     })
@@ -105,7 +121,11 @@ fn harness() -> Option<&'static mcos_hw::verilator::Harness> {
 
 fn rtl_equals_model(name: &str, s: &Stream) {
     let Some(h) = harness() else { return };
-    let cfg = HwConfig::for_frames(FRAMES);
+    rtl_equals_model_on(h, FRAMES, name, s);
+}
+
+fn rtl_equals_model_on(h: &mcos_hw::verilator::Harness, frames: u32, name: &str, s: &Stream) {
+    let cfg = HwConfig::for_frames(frames);
     let (model, _) = run_model(cfg, &s.events);
     let rtl = h.run(&s.events, name).unwrap();
     assert_eq!(
@@ -126,6 +146,15 @@ fn rtl_equals_model(name: &str, s: &Stream) {
 fn rtl_equals_model_cycle_for_cycle_on_a_random_stream() {
     let s = stream::random(FRAMES, 60_000, 11, 900).unwrap();
     rtl_equals_model("random", &s);
+}
+
+#[test]
+fn rtl_equals_model_and_software_on_hazard_pairs_in_a_small_tier() {
+    let s = stream::hazards(SMALL_FRAMES, 60_000, 21).unwrap();
+    let (out, _) = run_model(HwConfig::for_frames(SMALL_FRAMES), &s.events);
+    assert_same("hazards, model vs software", &decisions(&out), &s.software);
+    let Some(h) = small_harness() else { return };
+    rtl_equals_model_on(h, SMALL_FRAMES, "hazards", &s);
 }
 
 fn trace() -> Option<PathBuf> {
