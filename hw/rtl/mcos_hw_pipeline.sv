@@ -11,8 +11,8 @@
 //   B  compare tags (hit / present), count-min estimate, admission, directory way choice,
 //      bounded CLOCK scan; write the new directory entry, the sketch, the reference bits;
 //      register the decision (out_* valid the next cycle: latency 2).
-//   C  (INSERT that fills only) invalidate the victim's directory entry (its location was
-//      read from the banked frame table in A and selected in B); record the new block's.
+//   C  (INSERT that fills only) read-back of the victim's directory location from the frame
+//      table (read issued in B); invalidate that entry; record the new block's location.
 // Hazards: an INSERT holds A for one extra cycle (in_ready low), so its C never overlaps
 // another event's B; the one read that can see a stale directory way (the next event's A,
 // in the cycle of C's invalidation) is corrected by a forward register in B. Sketch counters
@@ -95,7 +95,7 @@ module mcos_hw_pipeline #(
 
   logic c_valid, c_evict;
   logic [FRAME_BITS-1:0] c_frame;
-  logic [LOC_BITS-1:0] c_loc, c_vloc;
+  logic [LOC_BITS-1:0] c_loc;
 
   // Forward register: the directory invalidation C wrote last cycle.
   logic inv_q;
@@ -202,9 +202,7 @@ module mcos_hw_pipeline #(
   //
   // The window is read in A (the hand only moves in an INSERT's B, and an INSERT is never in
   // B while the next event is in A), registered, and completed in B with the one bit A could
-  // not see: the reference bit the ACCESS in B during that cycle set (hs_q). The frame table
-  // is banked the same way, so A also reads the directory location of every window frame and
-  // B only selects the victim's.
+  // not see: the reference bit the ACCESS in B during that cycle set (hs_q).
   logic [3:0] hl;
   logic [ROW_BITS-1:0] hr;
   assign hl = hand[3:0];
@@ -231,23 +229,15 @@ module mcos_hw_pipeline #(
     lastk = 4'(FRAME_BITS'(FRAMES - 1) - hand);
   end
 
-  // Frame table, banked like the reference bits: {bank, way, set} of each frame's block.
-  logic [LOC_BITS-1:0] ftl_q[SCAN];
-  logic ftw;
-  logic [3:0] ftw_bank;
-  logic [ROW_BITS-1:0] ftw_row;
-  logic [LOC_BITS-1:0] ftw_data;
-  assign ftw = c_valid;
-  assign ftw_bank = c_frame[3:0];
-  assign ftw_row = c_frame[FRAME_BITS-1:4];
-  assign ftw_data = c_loc;
-  for (genvar j = 0; j < SCAN; j++) begin : g_ft
-    logic [LOC_BITS-1:0] mem[ROWS];
-    initial for (int i = 0; i < ROWS; i++) mem[i] = '0;
-    always_ff @(posedge clk) begin
-      if (ftw && ftw_bank == 4'(j)) mem[ftw_row] <= ftw_data;
-      ftl_q[j] <= mem[rowj[j]];
-    end
+  // Frame table RAM: per frame, where its block's directory entry sits: {bank, way, set}.
+  // B reads the victim's (address: the frame B chose), C uses it.
+  logic [LOC_BITS-1:0] ft_mem[FRAMES];
+  logic [LOC_BITS-1:0] ft_q;
+  logic [FRAME_BITS-1:0] ft_ra;
+  initial for (int i = 0; i < FRAMES; i++) ft_mem[i] = '0;
+  always_ff @(posedge clk) begin
+    if (c_valid) ft_mem[c_frame] <= c_loc;
+    ft_q <= ft_mem[ft_ra];
   end
 
   // Registered in A, used in B.
@@ -258,18 +248,12 @@ module mcos_hw_pipeline #(
   logic last_in_q;
   logic hs_q;  // the ACCESS in B last cycle set the reference bit of hs_frame_q
   logic [FRAME_BITS-1:0] hs_frame_q;
-  logic ftw_q;  // the frame-table write C made last cycle (A's read could not see it)
-  logic [3:0] ftw_bank_q;
-  logic [ROW_BITS-1:0] ftw_row_q;
-  logic [LOC_BITS-1:0] ftw_data_q;
 
   logic found;
   logic [3:0] kf;
   logic [FRAME_BITS-1:0] victim, victim_next;
-  logic [LOC_BITS-1:0] victim_loc;
   logic [FRAME_BITS-1:0] hs_d;
   logic wb[SCAN];
-  logic [LOC_BITS-1:0] ftl[SCAN];
   always_comb begin
     hs_d = hs_frame_q - hand;
     for (int k = 0; k < SCAN; k++) wb[k] = wbit_q[k] || (hs_q && hs_d == FRAME_BITS'(k));
@@ -283,9 +267,6 @@ module mcos_hw_pipeline #(
     end
     victim = hand + FRAME_BITS'(kf);
     victim_next = (last_in_q && kf == lastk_q) ? '0 : victim + 1'b1;
-    for (int j = 0; j < SCAN; j++)
-      ftl[j] = (ftw_q && ftw_bank_q == 4'(j) && ftw_row_q == rowj_q[j]) ? ftw_data_q : ftl_q[j];
-    victim_loc = ftl[hl+kf];
   end
 
   logic need_scan, admit_ok, is_lru;
@@ -327,9 +308,10 @@ module mcos_hw_pipeline #(
   logic c_bank_v;
   logic [WAY_BITS-1:0] c_way_v;
   logic [SET_BITS-1:0] c_set_v;
-  assign c_bank_v = c_vloc[LOC_BITS-1];
-  assign c_way_v = c_vloc[LOC_BITS-2-:WAY_BITS];
-  assign c_set_v = c_vloc[SET_BITS-1:0];
+  assign c_bank_v = ft_q[LOC_BITS-1];
+  assign c_way_v = ft_q[LOC_BITS-2-:WAY_BITS];
+  assign c_set_v = ft_q[SET_BITS-1:0];
+  assign ft_ra = frame;
   always_comb begin
     for (int b = 0; b < 2; b++) begin
       dir_wa[b] = b_set[b];
@@ -362,7 +344,6 @@ module mcos_hw_pipeline #(
       inv_q <= 1'b0;
       skw_q <= 1'b0;
       hs_q <= 1'b0;
-      ftw_q <= 1'b0;
     end else begin
       // A -> B
       b_valid <= accept;
@@ -403,7 +384,6 @@ module mcos_hw_pipeline #(
       c_evict <= fill && need_scan;
       c_frame <= frame;
       c_loc <= {bank_n, way_n, b_set[bank_n]};
-      c_vloc <= victim_loc;
       // A -> B: the pre-scan, and the writes A's reads could not see.
       for (int k = 0; k < SCAN; k++) begin
         wbit_q[k] <= wbit[k];
@@ -418,10 +398,7 @@ module mcos_hw_pipeline #(
       last_in_q <= last_in;
       hs_q <= b_valid && b_op == OP_ACCESS && hit;
       hs_frame_q <= hit_frame;
-      ftw_q <= ftw;
-      ftw_bank_q <= ftw_bank;
-      ftw_row_q <= ftw_row;
-      ftw_data_q <= ftw_data;
+
       // C: the invalidation written this cycle, forwarded to the next B.
       inv_q <= c_valid && c_evict;
       inv_bank_q <= c_bank_v;
