@@ -129,7 +129,7 @@ pub fn run(a: HwArgs) -> Result<()> {
     let (generic, ice, pnr, synth_note) = if a.no_synth {
         (None, None, None, Some("skipped (--no-synth)".to_owned()))
     } else {
-        match synth::generic(&cfg)
+        match synth::generic(&synth::generic_config())
             .and_then(|g| synth::ice40(&synth::ice40_config()).map(|(i, p)| (g, i, p)))
         {
             Ok((g, i, p)) => (Some(g), Some(i), Some(p), None),
@@ -157,6 +157,7 @@ pub fn run(a: HwArgs) -> Result<()> {
         "model_cycles": stats.cycles,
         "fmax_mhz": fmax,
         "fmax_device": pnr.as_ref().map(|p| p.device.clone()),
+        "fmax_routed": pnr.as_ref().map(|p| p.routed),
         "hw_decisions_per_s": hw_rate,
         "asic_clock_mhz": ASIC_CLOCK_MHZ,
         "hw_decisions_per_s_asic": ASIC_CLOCK_MHZ * 1e6 / ii,
@@ -173,7 +174,7 @@ pub fn run(a: HwArgs) -> Result<()> {
             "bram_used": pnr.as_ref().map(|p| p.brams),
             "config": format!("{:?}", synth::ice40_config())})),
         "generic": generic.as_ref().map(|g| json!({"cells": g.cells, "ffs": g.ffs, "ram_bits": g.ram_bits,
-            "config": format!("{cfg:?}")})),
+            "config": format!("{:?}", synth::generic_config())})),
         "synth_note": synth_note,
         "onchip_bytes_per_block": bits.per_block_bytes(a.frames),
         "onchip_bytes_per_block_65536_frames": big.bits().per_block_bytes(big.frames),
@@ -209,7 +210,14 @@ pub fn run(a: HwArgs) -> Result<()> {
                 "latency (cycles)            access {}, insert {}",
                 lat_max[0], lat_max[1]
             );
-            println!("iCE40 fmax (MHz)            {}", f(fmax, 2));
+            println!(
+                "iCE40 fmax (MHz)            {}{}",
+                f(fmax, 2),
+                match pnr.as_ref().map(|p| p.routed) {
+                    Some(false) => " (post-placement estimate: routing did not complete)",
+                    _ => "",
+                }
+            );
             println!(
                 "hardware decisions/s        {} at fmax, {:.0} at {ASIC_CLOCK_MHZ} MHz (assumed)",
                 f(hw_rate, 0),

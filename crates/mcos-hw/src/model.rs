@@ -22,6 +22,10 @@
 //!   Reference bits are flip-flops, read and written in B only. Nothing stalls but the INSERT
 //!   slot.
 
+// The loops index several arrays by one bank, way or row number, as the RTL's do; iterators
+// over one of them would hide the correspondence.
+#![allow(clippy::needless_range_loop)]
+
 use crate::config::{HwConfig, SCAN, WAYS};
 use crate::event::{Code, Decision, Event, Op, Output};
 

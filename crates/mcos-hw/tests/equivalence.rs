@@ -112,7 +112,8 @@ fn harness_for(
             eprintln!("skipped: verilator is not on PATH (apt-get install verilator)");
             return None;
         }
-        let h = mcos_hw::verilator::build(&HwConfig::for_frames(frames)).unwrap();
+        let h = mcos_hw::verilator::build(&HwConfig::for_frames(frames))
+            .expect("verilator is on PATH but the build failed");
         eprintln!("verilator build: {:.1} s", h.build_seconds);
         Some(h)
     })
@@ -127,7 +128,7 @@ fn rtl_equals_model(name: &str, s: &Stream) {
 fn rtl_equals_model_on(h: &mcos_hw::verilator::Harness, frames: u32, name: &str, s: &Stream) {
     let cfg = HwConfig::for_frames(frames);
     let (model, _) = run_model(cfg, &s.events);
-    let rtl = h.run(&s.events, name).unwrap();
+    let rtl = h.run(&s.events, name).expect("the RTL harness ran");
     assert_eq!(
         rtl.len(),
         s.events.len(),
