@@ -22,6 +22,10 @@ pub enum BenchTarget {
     /// One client process of `mcos bench serve` (started by it).
     #[command(hide = true)]
     ServeClient(crate::bench_serve::ServeClientArgs),
+    /// The fast path as hardware: the software shard (CLOCK), the cycle model and the RTL under
+    /// Verilator on one stream (mismatches counted), II and latency, yosys and nextpnr-ice40
+    /// figures, decisions per second in hardware and in software on the same events.
+    Hw(crate::bench_hw::HwArgs),
 }
 
 pub fn run(target: BenchTarget) -> Result<()> {
@@ -30,5 +34,6 @@ pub fn run(target: BenchTarget) -> Result<()> {
         BenchTarget::Gpu(a) => crate::bench_gpu::run(a),
         BenchTarget::Serve(a) => crate::bench_serve::run(a),
         BenchTarget::ServeClient(a) => crate::bench_serve::run_client(a),
+        BenchTarget::Hw(a) => crate::bench_hw::run(a),
     }
 }

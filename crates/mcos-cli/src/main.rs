@@ -6,6 +6,7 @@
 //!   node.
 //! - `mcos generate`: writes the built-in workload as a Mooncake-format trace.
 //! - `mcos bench fastpath`: the fast path against the software round trip.
+//! - `mcos bench hw`: the fast path as hardware (model, RTL, synthesis) against the software.
 //! - `mcos bench gpu`: every GPU check and benchmark (feature `cuda`, on a GPU machine).
 //! - `mcos serve`: the mcosd daemon; `mcos stats --connect`: a running daemon's statistics;
 //!   `mcos bench serve`: the daemon against redis, the in-process node and memcpy.
@@ -14,6 +15,7 @@ mod args;
 mod bench;
 mod bench_fastpath;
 mod bench_gpu;
+mod bench_hw;
 mod bench_serve;
 mod interrupt;
 mod limits;

@@ -22,7 +22,8 @@ pub use error::ContractError;
 pub use intent::{Intent, IntentAction, PriorityClass};
 pub use key::{BlockKey, Namespace};
 pub use policy::{
-    AdmitFilter, ClassPolicy, GpuRoutes, InsertPosition, PolicyTable, PrefetchMode, TELEMETRY_ALL,
+    AdmitFilter, ClassPolicy, GpuRoutes, InsertPosition, PolicyTable, PrefetchMode, Replacement,
+    TELEMETRY_ALL,
 };
 pub use sync::policy_cell::{InstallError, PolicyInstaller, PolicyReader, policy_cell};
 pub use sync::ring::{Consumer, Producer, ring};

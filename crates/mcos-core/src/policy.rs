@@ -25,9 +25,10 @@
 //! | 110:95    | entry_version     |
 //! | 127:111   | reserved (0)      |
 //!
-//! Table-wide fields: `version`, `ttl_ticks`, `protected_share` (per tier), `sketch_window`, and
-//! [`GpuRoutes`], which tells the GPU engine which of its movement paths serves a move (by block
-//! size and by the link state the engine measures).
+//! Table-wide fields: `version`, `ttl_ticks`, `protected_share` (per tier), `sketch_window`,
+//! [`Replacement`] (list LRU or the hardware-friendly CLOCK), and [`GpuRoutes`], which tells the
+//! GPU engine which of its movement paths serves a move (by block size and by the link state the
+//! engine measures).
 
 use crate::error::ContractError;
 use crate::limits;
@@ -52,6 +53,32 @@ pub enum PrefetchMode {
     Off = 0,
     /// The next `prefetch_degree` blocks of the same sequence (from sequence intents).
     Sequential = 1,
+}
+
+/// How a tier orders its resident blocks for eviction (table-wide).
+///
+/// A doubly linked recency list does not pipeline: every hit unlinks and relinks a frame (four
+/// dependent writes). CLOCK (Corbató 1968) keeps one reference bit per frame instead: a hit
+/// sets it, nothing moves. The victim scan is bounded as hardware needs it: from the tier's
+/// hand it inspects at most `limits::VICTIM_SCAN_MAX` consecutive frames (a window that stops at
+/// the last frame, so the next scan starts again at frame 0), clears the reference bit of each
+/// evictable frame it passes, and takes the first evictable frame whose bit was already clear;
+/// when every one was set, the first evictable frame of the window. The hand then points past
+/// the victim. A new block starts with its bit clear; when its class inserts at the LRU end,
+/// the hand is also pointed at it, so it is the next victim unless hit first (scan resistance,
+/// as RRIP's distant insertion). Under CLOCK the victim is chosen
+/// by reference bit alone: protected/window segments must be 0 and eviction priorities and
+/// class TTLs do not rank victims (pins still protect). The same rule runs in the software
+/// shard, in the cycle model and in the RTL of `mcos-hw`, and they are checked decision for
+/// decision.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum Replacement {
+    /// Segmented LRU over intrusive lists (exact LRU with no protected segment).
+    #[default]
+    Lru = 0,
+    /// CLOCK with a bounded scan: one reference bit per frame, no list moves on hits.
+    Clock = 1,
 }
 
 /// A filter on admission beyond the sketch threshold.
@@ -308,6 +335,8 @@ pub struct PolicyTable {
     /// `TELEMETRY_ALL` samples every kind. A brain that models accesses asks for hits and
     /// misses only, so a sample is pushed per sampled access and not three.
     pub telemetry_kinds: u8,
+    /// Replacement order of every tier: list LRU (the default) or bounded-scan CLOCK.
+    pub replacement: Replacement,
     /// One entry per class.
     pub classes: [ClassPolicy; limits::CLASSES],
 }
@@ -326,6 +355,7 @@ impl PolicyTable {
             window_share: [0; limits::MAX_TIERS],
             history_quarters: 0,
             telemetry_kinds: TELEMETRY_ALL,
+            replacement: Replacement::Lru,
             classes: [ClassPolicy::default_for(floor); limits::CLASSES],
         }
     }
@@ -379,6 +409,16 @@ impl PolicyTable {
                      probation; keep their sum at most 254 (of 256)"
                 )));
             }
+        }
+        if self.replacement == Replacement::Clock
+            && (self.protected_share.iter().any(|&p| p > 0)
+                || self.window_share.iter().any(|&w| w > 0))
+        {
+            return Err(ContractError::Policy(
+                "CLOCK replacement keeps one reference bit per frame and no segments: set \
+                 protected_share and window_share to 0, or use Replacement::Lru"
+                    .into(),
+            ));
         }
         if self.telemetry_kinds & !TELEMETRY_ALL != 0 {
             return Err(ContractError::Policy(format!(
@@ -537,6 +577,19 @@ mod tests {
         let mut c = ClassPolicy::default_for(TierId(0));
         c.admit_filter = AdmitFilter::History;
         assert_eq!(c.to_bits(), 1u128 << 23);
+    }
+
+    #[test]
+    fn clock_replacement_refuses_segments() {
+        let mut t = PolicyTable::builtin(1);
+        t.replacement = Replacement::Clock;
+        t.validate(&topo(1)).unwrap();
+        t.protected_share[0] = 10;
+        let e = t.validate(&topo(1)).unwrap_err().to_string();
+        assert!(e.contains("CLOCK"), "{e}");
+        t.protected_share[0] = 0;
+        t.window_share[0] = 1;
+        assert!(t.validate(&topo(1)).is_err());
     }
 
     #[test]

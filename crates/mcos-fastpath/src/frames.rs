@@ -37,6 +37,10 @@ pub const FLAG_PREFETCHED: u8 = 4;
 /// protected segment when committed.
 pub const FLAG_FROM_HISTORY: u8 = 8;
 
+/// Frame flag: CLOCK reference bit (set by a hit, cleared by a passing victim scan; only
+/// under `Replacement::Clock`).
+pub const FLAG_REFERENCED: u8 = 16;
+
 /// One frame's state (32 bytes).
 #[derive(Copy, Clone, Debug)]
 pub struct Frame {

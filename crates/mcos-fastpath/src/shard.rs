@@ -13,7 +13,8 @@
 use crate::counters::Counters;
 use crate::directory::{Directory, Loc, NO_POS};
 use crate::frames::{
-    FLAG_FILLING, FLAG_FROM_HISTORY, FLAG_MOVING, FLAG_PREFETCHED, ListId, NIL, TierFrames,
+    FLAG_FILLING, FLAG_FROM_HISTORY, FLAG_MOVING, FLAG_PREFETCHED, FLAG_REFERENCED, ListId, NIL,
+    TierFrames,
 };
 use crate::history::History;
 use crate::moves::{Move, MoveTable};
@@ -26,7 +27,7 @@ use mcos_core::limits::{
 use mcos_core::{
     AdmitFilter, BlockKey, ClassPolicy, InsertPosition, Intent, IntentAction, MoveCompletion,
     MoveDescriptor, MoveOp, MoveStatus, PolicyReader, PolicyTable, PrefetchMode, Producer,
-    SampleKind, TelemetrySample, TierId, Urgency,
+    Replacement, SampleKind, TelemetrySample, TierId, Urgency,
 };
 
 /// How a shard is laid out; fixed at start-up.
@@ -140,6 +141,10 @@ pub struct Shard {
     window_target: [u32; MAX_TIERS],
     /// Recently evicted or refused tags (admission history).
     history: History,
+    /// Replacement order of the table in force.
+    replacement: Replacement,
+    /// Per tier, the CLOCK hand: local index of the frame the next victim scan starts at.
+    clock_hand: [u32; MAX_TIERS],
     /// Telemetry kinds the table asks for (bit per `SampleKind`).
     telemetry_kinds: u8,
     /// Demotions in flight out of each tier: frames that will be free when they land.
@@ -185,6 +190,8 @@ impl Shard {
             last_miss: 0,
             window_target: [0; MAX_TIERS],
             telemetry_kinds: mcos_core::TELEMETRY_ALL,
+            replacement: Replacement::Lru,
+            clock_hand: [0; MAX_TIERS],
             demoting: [0; MAX_TIERS],
             prefetch_used_recent: 0,
             prefetch_unused_recent: 0,
@@ -339,14 +346,19 @@ impl Shard {
                 t.history_quarters,
                 t.telemetry_kinds,
                 cap,
+                t.replacement,
             )
         };
-        let (window, shares, windows, history, kinds, cap) = if self.fallback {
+        let (window, shares, windows, history, kinds, cap, replacement) = if self.fallback {
             globals(&self.builtin)
         } else {
             self.policy.with_table(globals)
         };
         self.victim_priority_cap = cap;
+        // Switching order keeps every block where it is: list LRU resumes from the lists
+        // (which CLOCK keeps linked, unordered by hits), CLOCK from the hand and whatever
+        // reference bits the frames carry.
+        self.replacement = replacement;
         self.sketch.set_window(window);
         self.telemetry_kinds = kinds;
         for (i, t) in self.tiers.iter().enumerate() {
@@ -475,6 +487,11 @@ impl Shard {
     /// A hit updates recency: probation hits graduate to protected when the table keeps a
     /// protected segment; otherwise the block goes to the MRU end of its list.
     fn promote_in_list(&mut self, t: usize, i: u32) {
+        if self.replacement == Replacement::Clock {
+            // CLOCK: a hit sets the frame's reference bit; nothing moves.
+            self.tiers[t].get_mut(i).flags |= FLAG_REFERENCED;
+            return;
+        }
         let list = self.tiers[t].get(i).list;
         if list == ListId::Probation && self.protected_target[t] > 0 {
             self.tiers[t].touch(ListId::Protected, i);
@@ -773,6 +790,11 @@ impl Shard {
     /// victim after), so evictions do not wait on memory one after another.
     #[inline]
     fn prefetch_next_victim(&self, t: usize) {
+        if self.replacement == Replacement::Clock {
+            let hand = self.clock_hand[t];
+            self.tiers[t].prefetch(hand);
+            return;
+        }
         let tail = self.tiers[t].tail(ListId::Probation);
         if tail != NIL {
             let f = self.tiers[t].get(tail);
@@ -826,6 +848,9 @@ impl Shard {
     /// window's joining probation), ties evict the window's. Without a full window, the
     /// window is scanned only when the main segments have nothing evictable.
     fn find_victim(&mut self, t: usize) -> Option<u32> {
+        if self.replacement == Replacement::Clock {
+            return self.clock_scan(t);
+        }
         let window = self.window_target[t];
         if window > 0 && self.tiers[t].len(ListId::Window) >= window {
             let candidate = self.scan_list(t, ListId::Window);
@@ -848,6 +873,45 @@ impl Shard {
             Some(v) => Some(v),
             None if window > 0 => self.scan_list(t, ListId::Window),
             None => None,
+        }
+    }
+
+    /// CLOCK's bounded victim scan (`Replacement` documents the rule; `mcos-hw` implements the
+    /// same in its cycle model and RTL): at most `VICTIM_SCAN_MAX` frames from the hand, not
+    /// past the last frame.
+    fn clock_scan(&mut self, t: usize) -> Option<u32> {
+        let n = self.tiers[t].capacity();
+        if n == 0 {
+            return None;
+        }
+        let start = self.clock_hand[t].min(n - 1);
+        let end = (start + VICTIM_SCAN_MAX as u32).min(n);
+        let mut forced = None;
+        for i in start..end {
+            let listed = matches!(
+                self.tiers[t].get(i).list,
+                ListId::Probation | ListId::Protected | ListId::Window
+            );
+            if !listed || self.evictable(t, i).is_none() {
+                continue;
+            }
+            let f = self.tiers[t].get_mut(i);
+            if f.flags & FLAG_REFERENCED == 0 {
+                self.clock_hand[t] = if i + 1 >= n { 0 } else { i + 1 };
+                return Some(i);
+            }
+            f.flags &= !FLAG_REFERENCED;
+            forced.get_or_insert(i);
+        }
+        match forced {
+            Some(v) => {
+                self.clock_hand[t] = if v + 1 >= n { 0 } else { v + 1 };
+                Some(v)
+            }
+            None => {
+                self.clock_hand[t] = if end >= n { 0 } else { end };
+                None
+            }
         }
     }
 
@@ -1020,6 +1084,18 @@ impl Shard {
     /// new blocks: protected when it came from the history, else the window when there is
     /// one, else probation.
     fn place(&mut self, t: usize, i: u32, from_history: bool, mru: bool) {
+        if self.replacement == Replacement::Clock {
+            // One unordered list of resident frames (for counts); the order is the hand's.
+            self.tiers[t].push(ListId::Probation, i, true);
+            // A new block starts unreferenced: it lives until the hand comes round unless it
+            // is hit (inserting it referenced, a second pass for free, measured worse on the
+            // Mooncake trace). LRU-end insertion also points the hand at it: the next victim.
+            self.tiers[t].get_mut(i).flags &= !FLAG_REFERENCED;
+            if !mru {
+                self.clock_hand[t] = i;
+            }
+            return;
+        }
         if from_history && self.protected_target[t] > 0 {
             // Seen recently: skip probation (the ghost hit of ARC and S3-FIFO).
             self.tiers[t].push(ListId::Protected, i, mru);
@@ -1238,6 +1314,13 @@ impl Shard {
                 // is done with ("session ended") takes effect now, not when it ages out.
                 let list = self.tiers[t].get(i).list;
                 if self.class_policy(c.0).insert_position == InsertPosition::Lru
+                    && self.replacement == Replacement::Clock
+                {
+                    if matches!(list, ListId::Probation | ListId::Protected | ListId::Window) {
+                        self.tiers[t].get_mut(i).flags &= !FLAG_REFERENCED;
+                        self.clock_hand[t] = i;
+                    }
+                } else if self.class_policy(c.0).insert_position == InsertPosition::Lru
                     && matches!(list, ListId::Probation | ListId::Protected | ListId::Window)
                 {
                     self.tiers[t].unlink(i);

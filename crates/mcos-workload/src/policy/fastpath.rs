@@ -98,6 +98,15 @@ impl FastPathPolicy {
         FastPathPolicy::new("lru", &[cap], PolicyTable::builtin(1))
     }
 
+    /// Bounded-scan CLOCK over one tier of `capacity` blocks: the built-in table (admit all,
+    /// MRU insertion) with `Replacement::Clock`.
+    pub fn clock(capacity: usize) -> FastPathPolicy {
+        let cap = u32::try_from(capacity).unwrap_or(u32::MAX);
+        let mut table = PolicyTable::builtin(1);
+        table.replacement = mcos_core::Replacement::Clock;
+        FastPathPolicy::new("clock", &[cap], table)
+    }
+
     /// The shard (counters, usage).
     pub fn shard(&self) -> &Shard {
         &self.shard

@@ -38,9 +38,11 @@ pub use sieve::Sieve;
 pub use wtinylfu::WTinyLfu;
 
 /// Names accepted by [`by_name`], in the order reports list them. `lru` runs the real fast path
-/// under its built-in table; `lru-ref` is the plain list LRU it is checked against.
-pub const POLICY_NAMES: [&str; 9] = [
-    "mcos", "lru", "lru-tail", "s3fifo", "sieve", "arc", "wtinylfu", "min", "lru-ref",
+/// under its built-in table; `lru-ref` is the plain list LRU it is checked against; `clock` runs
+/// the real fast path under the built-in table switched to CLOCK replacement (the
+/// hardware-friendly order `mcos-hw` executes).
+pub const POLICY_NAMES: [&str; 10] = [
+    "mcos", "lru", "lru-tail", "s3fifo", "sieve", "arc", "wtinylfu", "min", "lru-ref", "clock",
 ];
 
 /// Counters every policy keeps.
@@ -151,6 +153,7 @@ pub fn by_name(
         "mcos" => Box::new(McosPolicy::new(capacity)),
         "lru" => Box::new(FastPathPolicy::lru(capacity)),
         "lru-ref" => Box::new(Lru::new(capacity)),
+        "clock" => Box::new(FastPathPolicy::clock(capacity)),
         "lru-tail" => Box::new(LruTailFirst::new(capacity)),
         "s3fifo" => Box::new(S3Fifo::new(capacity)),
         "sieve" => Box::new(Sieve::new(capacity)),

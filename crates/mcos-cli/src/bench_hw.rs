@@ -1,0 +1,251 @@
+//! `mcos bench hw`: the fast path as hardware. Replays a stream (the Mooncake trace looped to
+//! `--events`, or a random stream with table installs when no trace is given) through the
+//! software shard (CLOCK), the cycle model and the RTL under Verilator; counts mismatches;
+//! reports the model's II and latency, yosys and nextpnr figures, decisions per second at the
+//! measured iCE40 fmax and at a stated ASIC-class clock, beside the software fast path's
+//! decisions per second on the same events measured in this run (CLOCK and list LRU).
+
+use crate::args::Format;
+use anyhow::{Context, Result};
+use clap::Args;
+use mcos_hw::software::SoftwareShard;
+use mcos_hw::stream::{self, Stream};
+use mcos_hw::{Code, HwConfig, Op, synth, verilator};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The clock the ASIC-class figure assumes (not measured: a 7 nm-class standard-cell design of
+/// this depth; hardware-anchors.md section 6.6 uses 500 MHz).
+const ASIC_CLOCK_MHZ: f64 = 500.0;
+
+#[derive(Args, Debug)]
+pub struct HwArgs {
+    /// Mooncake-format trace to replay (looped); without it, a random stream with table
+    /// installs.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Events in the checked stream.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Frames of the pipeline (the one tier it manages).
+    #[arg(long, default_value_t = 2000)]
+    pub frames: u32,
+    /// Timed runs of the software shard (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub sw_runs: usize,
+    /// Skip yosys and nextpnr (minutes on 2 cores).
+    #[arg(long)]
+    pub no_synth: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Decisions per second of a fresh software shard executing `events` (median of `runs`).
+fn software_rate(frames: u32, table: &mcos_core::PolicyTable, s: &Stream, runs: usize) -> f64 {
+    let decisions = s
+        .events
+        .iter()
+        .filter(|e| matches!(e.op, Op::Access | Op::Insert))
+        .count() as f64;
+    let mut rates = Vec::new();
+    for _ in 0..runs.max(1) {
+        let mut sw = SoftwareShard::with_table(frames, table.clone());
+        let t = Instant::now();
+        let mut hits = 0u64;
+        for e in &s.events {
+            if let Ok(d) = sw.apply(e) {
+                hits += u64::from(d.code == Code::Hit);
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        std::hint::black_box(hits);
+        rates.push(decisions / secs);
+    }
+    median(rates)
+}
+
+pub fn run(a: HwArgs) -> Result<()> {
+    let cfg = HwConfig::for_frames(a.frames);
+    let t0 = Instant::now();
+    let (s, source) = match &a.trace {
+        Some(p) => {
+            let ids = stream::trace_ids(p, usize::MAX).context("reading the trace")?;
+            (
+                stream::replay(a.frames, &ids, a.events)?,
+                format!("{} (looped)", p.display()),
+            )
+        }
+        None => (
+            stream::random(a.frames, a.events, 0x4D43_4F53, 2000)?,
+            "random (table install every 2000 requests)".to_owned(),
+        ),
+    };
+    let gen_s = t0.elapsed().as_secs_f64();
+    let mix = stream::mix(&s.events);
+
+    // Model vs software.
+    let (model, stats, accepted) = mcos_hw::run_model_timed(cfg, &s.events);
+    let model_decisions: Vec<_> = model.iter().map(|o| o.decision).collect();
+    let (model_vs_sw, _) = mcos_hw::mismatches(&model_decisions, &s.software);
+    let mut lat_max = [0u64; 4];
+    for ((e, o), acc) in s.events.iter().zip(&model).zip(&accepted) {
+        let l = o.cycle - acc;
+        lat_max[e.op as usize] = lat_max[e.op as usize].max(l);
+    }
+    let issue_cycles = mix[0] + 2 * mix[1] + mix[2] + mix[3];
+    let decisions = mix[0] + mix[1];
+    let ii = issue_cycles as f64 / s.events.len().max(1) as f64;
+    let ii_hits = 1.0;
+    let hits = model_decisions
+        .iter()
+        .filter(|d| d.code == Code::Hit)
+        .count();
+
+    // RTL vs model, cycle for cycle.
+    let (rtl_vs_model, rtl_note, build_s, rtl_s) = match verilator::build(&cfg) {
+        Ok(h) => {
+            let t = Instant::now();
+            let rtl = h.run(&s.events, "bench")?;
+            let secs = t.elapsed().as_secs_f64();
+            let differ = rtl.iter().zip(&model).filter(|(x, y)| x != y).count()
+                + rtl.len().abs_diff(model.len());
+            (Some(differ as u64), None, h.build_seconds, secs)
+        }
+        Err(e) => (None, Some(e.to_string()), 0.0, 0.0),
+    };
+
+    // Software on the same events: CLOCK (the stream's own policy) and list LRU.
+    let sw_clock = software_rate(a.frames, &mcos_hw::software::clock_builtin(), &s, a.sw_runs);
+    let sw_lru = software_rate(a.frames, &mcos_core::PolicyTable::builtin(1), &s, a.sw_runs);
+
+    // Synthesis.
+    let (generic, ice, pnr, synth_note) = if a.no_synth {
+        (None, None, None, Some("skipped (--no-synth)".to_owned()))
+    } else {
+        match synth::generic(&synth::generic_config())
+            .and_then(|g| synth::ice40(&synth::ice40_config()).map(|(i, p)| (g, i, p)))
+        {
+            Ok((g, i, p)) => (Some(g), Some(i), Some(p), None),
+            Err(e) => (None, None, None, Some(e.to_string())),
+        }
+    };
+    let fmax = pnr.as_ref().map(|p| p.fmax_mhz);
+    let hw_rate = fmax.map(|f| f * 1e6 / ii);
+    let bits = cfg.bits();
+    let big = HwConfig::for_frames(1 << 16);
+    let report = json!({
+        "stream": source,
+        "frames": a.frames,
+        "events_checked": s.events.len(),
+        "events_per_kind": {"access": mix[0], "insert": mix[1], "class_write": mix[2], "swap": mix[3]},
+        "hit_ratio_of_accesses": hits as f64 / mix[0].max(1) as f64,
+        "rtl_vs_model_mismatches": rtl_vs_model,
+        "rtl_note": rtl_note,
+        "model_vs_software_mismatches": model_vs_sw,
+        "ii_cycles": ii,
+        "ii_cycles_per_kind": {"access": 1, "insert": 2, "class_write": 1, "swap": 1},
+        "ii_cycles_hits": ii_hits,
+        "latency_cycles": lat_max.iter().max().copied().unwrap_or(0),
+        "latency_cycles_per_kind": {"access": lat_max[0], "insert": lat_max[1], "class_write": lat_max[2], "swap": lat_max[3]},
+        "model_cycles": stats.cycles,
+        "fmax_mhz": fmax,
+        "fmax_device": pnr.as_ref().map(|p| p.device.clone()),
+        "fmax_routed": pnr.as_ref().map(|p| p.routed),
+        "hw_decisions_per_s": hw_rate,
+        "asic_clock_mhz": ASIC_CLOCK_MHZ,
+        "hw_decisions_per_s_asic": ASIC_CLOCK_MHZ * 1e6 / ii,
+        "sw_decisions_per_s": sw_clock,
+        "sw_decisions_per_s_lru": sw_lru,
+        "hw_over_sw": hw_rate.map(|h| h / sw_clock),
+        "decisions": decisions,
+        "luts": ice.as_ref().map(|i| i.luts),
+        "ffs": ice.as_ref().map(|i| i.ffs),
+        "ram_bits": ice.as_ref().map(|i| i.ram_bits),
+        "ice40": ice.as_ref().map(|i| json!({"luts": i.luts, "ffs": i.ffs, "carries": i.carries,
+            "brams": i.brams, "ram_bits": i.ram_bits, "cells": i.cells,
+            "logic_cells": pnr.as_ref().map(|p| p.logic_cells),
+            "bram_used": pnr.as_ref().map(|p| p.brams),
+            "config": format!("{:?}", synth::ice40_config())})),
+        "generic": generic.as_ref().map(|g| json!({"cells": g.cells, "ffs": g.ffs, "ram_bits": g.ram_bits,
+            "config": format!("{:?}", synth::generic_config())})),
+        "synth_note": synth_note,
+        "onchip_bytes_per_block": bits.per_block_bytes(a.frames),
+        "onchip_bytes_per_block_65536_frames": big.bits().per_block_bytes(big.frames),
+        "onchip_bits": {"directory": bits.directory, "frame_table": bits.frame_table,
+            "reference_bits": bits.reference_bits, "sketch": bits.sketch,
+            "class_table": bits.class_table, "registers": bits.registers},
+        "seconds": {"stream": gen_s, "verilator_build": build_s, "rtl_run": rtl_s,
+            "total": t0.elapsed().as_secs_f64()},
+    });
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Table => {
+            let f = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |x| format!("{x:.d$}"));
+            println!("stream                      {source}");
+            println!(
+                "events checked              {} (access {}, insert {}, class write {}, swap {})",
+                s.events.len(),
+                mix[0],
+                mix[1],
+                mix[2],
+                mix[3]
+            );
+            println!(
+                "RTL vs model mismatches     {}",
+                rtl_vs_model.map_or_else(
+                    || format!("not run: {}", rtl_note.unwrap_or_default()),
+                    |m| m.to_string()
+                )
+            );
+            println!("model vs software           {model_vs_sw}");
+            println!("II (cycles/event, mix)      {ii:.3}  (access 1, insert 2)");
+            println!(
+                "latency (cycles)            access {}, insert {}",
+                lat_max[0], lat_max[1]
+            );
+            println!(
+                "iCE40 fmax (MHz)            {}{}",
+                f(fmax, 2),
+                match pnr.as_ref().map(|p| p.routed) {
+                    Some(false) => " (post-placement estimate: routing did not complete)",
+                    _ => "",
+                }
+            );
+            println!(
+                "hardware decisions/s        {} at fmax, {:.0} at {ASIC_CLOCK_MHZ} MHz (assumed)",
+                f(hw_rate, 0),
+                ASIC_CLOCK_MHZ * 1e6 / ii
+            );
+            println!("software decisions/s        {sw_clock:.0} CLOCK, {sw_lru:.0} list LRU");
+            println!(
+                "iCE40 LUTs / FFs / RAM bits {} / {} / {}",
+                ice.as_ref().map_or("-".into(), |i| i.luts.to_string()),
+                ice.as_ref().map_or("-".into(), |i| i.ffs.to_string()),
+                ice.as_ref().map_or("-".into(), |i| i.ram_bits.to_string())
+            );
+            if let Some(g) = &generic {
+                println!(
+                    "generic cells / FFs / mem   {} / {} / {} bits",
+                    g.cells, g.ffs, g.ram_bits
+                );
+            }
+            if let Some(n) = &synth_note {
+                println!("synthesis                   {n}");
+            }
+            println!(
+                "on-chip bytes per block     {:.2} ({} frames), {:.2} (65536 frames)",
+                bits.per_block_bytes(a.frames),
+                a.frames,
+                big.bits().per_block_bytes(big.frames)
+            );
+        }
+    }
+    Ok(())
+}

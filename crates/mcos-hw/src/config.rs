@@ -1,0 +1,137 @@
+//! The pipeline's geometry: frames, directory sets, sketch width, tag width; and the on-chip
+//! bits each table takes.
+
+use mcos_core::limits::{SKETCH_WIDTH, SKETCH_WIDTH_MAX, VICTIM_SCAN_MAX};
+
+/// Ways per directory set (one RAM per way, read in parallel). Eight, not four: with two
+/// choices of set and deletions under churn, four ways at half load overflowed about once per
+/// thousand inserts on the Mooncake trace (an insert the software's cuckoo directory places);
+/// eight ways at the same load and the same bits did not in 10 M events.
+pub const WAYS: u32 = 8;
+/// Directory banks (two-choice hashing: a key may sit in its set of either bank).
+pub const BANKS: u32 = 2;
+/// Frames the CLOCK scan inspects per victim (the software's `VICTIM_SCAN_MAX`).
+pub const SCAN: u32 = VICTIM_SCAN_MAX as u32;
+/// Classes per table bank.
+pub const CLASSES: u32 = 256;
+
+/// Geometry of one pipeline instance; the RTL takes the same values as parameters.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct HwConfig {
+    /// Frames of the one tier the pipeline manages (any count, not only powers of two).
+    pub frames: u32,
+    /// Width of a frame index.
+    pub frame_bits: u32,
+    /// log2 of the sets per directory bank.
+    pub set_bits: u32,
+    /// log2 of the counters per sketch row.
+    pub sketch_bits: u32,
+    /// Tag width (64: the software's directory tag; a narrower tag is only for fitting a
+    /// small FPGA, and is not checked against the software).
+    pub tag_bits: u32,
+}
+
+fn log2_ceil(n: u64) -> u32 {
+    n.max(1).next_power_of_two().trailing_zeros()
+}
+
+impl HwConfig {
+    /// The geometry for `frames` frames that the software shard of the same size matches: the
+    /// directory has at least two entries per frame (load at most 50 %), and the sketch rows are
+    /// as wide as the software sizes them (`Sketch::sized_for`).
+    pub fn for_frames(frames: u32) -> HwConfig {
+        assert!(frames >= 1, "a pipeline needs at least one frame");
+        let set_bits = log2_ceil(u64::from(frames).div_ceil(u64::from(WAYS))).max(1);
+        let width = u64::from(frames)
+            .next_power_of_two()
+            .clamp(SKETCH_WIDTH as u64, SKETCH_WIDTH_MAX as u64);
+        HwConfig {
+            frames,
+            frame_bits: log2_ceil(u64::from(frames)).max(1),
+            set_bits,
+            sketch_bits: width.trailing_zeros(),
+            tag_bits: 64,
+        }
+    }
+
+    /// Directory sets per bank.
+    pub fn sets(&self) -> u32 {
+        1 << self.set_bits
+    }
+
+    /// Bits of one directory entry: valid, the tag bits the set index does not imply, frame.
+    pub fn dir_entry_bits(&self) -> u32 {
+        1 + (self.tag_bits - self.set_bits) + self.frame_bits
+    }
+
+    /// Bits of one frame-table entry: where its block's directory entry sits (bank, way, set).
+    pub fn frame_entry_bits(&self) -> u32 {
+        1 + WAYS.trailing_zeros() + self.set_bits
+    }
+
+    /// On-chip bits per table.
+    pub fn bits(&self) -> TableBits {
+        TableBits {
+            directory: u64::from(BANKS * WAYS * self.sets()) * u64::from(self.dir_entry_bits()),
+            frame_table: u64::from(self.frames) * u64::from(self.frame_entry_bits()),
+            reference_bits: u64::from(self.frames),
+            sketch: 4 * (1u64 << self.sketch_bits) * 4,
+            class_table: 2 * u64::from(CLASSES) * 5,
+            registers: u64::from(self.frame_bits) * 2 + 1,
+        }
+    }
+}
+
+/// On-chip storage of one pipeline, in bits.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TableBits {
+    /// Directory: banks x ways x sets entries.
+    pub directory: u64,
+    /// Frame table (directory location per frame).
+    pub frame_table: u64,
+    /// CLOCK reference bits (flip-flops).
+    pub reference_bits: u64,
+    /// Count-min sketch: 4 rows of 4-bit counters.
+    pub sketch: u64,
+    /// Class table: 2 banks (active and shadow) x 256 x {threshold 4, LRU insertion 1}.
+    pub class_table: u64,
+    /// Hand, free-frame count, active bank.
+    pub registers: u64,
+}
+
+impl TableBits {
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.directory
+            + self.frame_table
+            + self.reference_bits
+            + self.sketch
+            + self.class_table
+            + self.registers
+    }
+
+    /// Per-block state (directory, frame table, reference bit, sketch) in bytes per frame:
+    /// the figure that scales with the tier. The class table is fixed-size and not included.
+    pub fn per_block_bytes(&self, frames: u32) -> f64 {
+        (self.directory + self.frame_table + self.reference_bits + self.sketch) as f64
+            / 8.0
+            / f64::from(frames)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_follows_the_frames() {
+        let c = HwConfig::for_frames(2000);
+        assert_eq!(c.frame_bits, 11);
+        assert_eq!(c.sketch_bits, 12);
+        assert!(BANKS * WAYS * c.sets() >= 2 * c.frames);
+        let big = HwConfig::for_frames(1 << 16);
+        assert_eq!(big.sketch_bits, 16);
+        assert!(big.bits().per_block_bytes(big.frames) <= 24.0);
+        assert_eq!(HwConfig::for_frames(2000).set_bits, 8);
+    }
+}

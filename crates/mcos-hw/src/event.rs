@@ -1,0 +1,183 @@
+//! Events into the pipeline and the decisions out of it, with the fixed binary records the
+//! Verilator harness (hw/tb/harness.cpp) reads and writes.
+
+use mcos_core::BlockKey;
+
+/// What an event asks for (the RTL's `in_op`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Op {
+    /// Directory lookup; a hit sets the frame's reference bit; the sketch counts the key.
+    Access = 0,
+    /// Admission and, when admitted, a frame (free, or the CLOCK victim's).
+    Insert = 1,
+    /// Table-install port: write one class entry into the shadow bank.
+    ClassWrite = 2,
+    /// Table-install port: the shadow bank becomes active at this event boundary.
+    Swap = 3,
+}
+
+/// One event.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Kind.
+    pub op: Op,
+    /// Class (INSERT, CLASS_WRITE).
+    pub class: u8,
+    /// The key (the pipeline sees its directory tag, `BlockKey::tag`; the software shard the
+    /// whole key).
+    pub key: BlockKey,
+    /// Sketch hash of the tag (`mcos_fastpath::sketch::sketch_hash`), computed by whoever
+    /// forms the event, as the key's own hash is.
+    pub sketch_hash: u64,
+    /// CLASS_WRITE: the 128-bit class entry (`ClassPolicy::to_bits`).
+    pub entry: u128,
+}
+
+impl Event {
+    /// ACCESS of `key`.
+    pub fn access(key: BlockKey) -> Event {
+        Event::keyed(Op::Access, key, 0)
+    }
+
+    /// INSERT of `key` into `class`.
+    pub fn insert(key: BlockKey, class: u8) -> Event {
+        Event::keyed(Op::Insert, key, class)
+    }
+
+    fn keyed(op: Op, key: BlockKey, class: u8) -> Event {
+        Event {
+            op,
+            class,
+            key,
+            sketch_hash: mcos_fastpath::sketch::sketch_hash(key.tag()),
+            entry: 0,
+        }
+    }
+
+    /// CLASS_WRITE of `entry` for `class`.
+    pub fn class_write(class: u8, entry: u128) -> Event {
+        Event {
+            op: Op::ClassWrite,
+            class,
+            key: BlockKey::NONE,
+            sketch_hash: 0,
+            entry,
+        }
+    }
+
+    /// SWAP.
+    pub fn swap() -> Event {
+        Event {
+            op: Op::Swap,
+            class: 0,
+            key: BlockKey::NONE,
+            sketch_hash: 0,
+            entry: 0,
+        }
+    }
+
+    /// The directory tag the pipeline sees.
+    pub fn tag(&self) -> u64 {
+        self.key.tag()
+    }
+
+    /// Bytes of one record in the harness's input file.
+    pub const RECORD_BYTES: usize = 40;
+
+    /// The harness record: op, class, 6 bytes of zero, tag, sketch hash, entry low, entry
+    /// high (little endian).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.op as u8);
+        out.push(self.class);
+        out.extend_from_slice(&[0; 6]);
+        out.extend_from_slice(&self.tag().to_le_bytes());
+        out.extend_from_slice(&self.sketch_hash.to_le_bytes());
+        out.extend_from_slice(&(self.entry as u64).to_le_bytes());
+        out.extend_from_slice(&((self.entry >> 64) as u64).to_le_bytes());
+    }
+}
+
+/// The decision for one event (the RTL's `out_code`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Code {
+    /// ACCESS: not resident.
+    Miss = 0,
+    /// ACCESS: resident at the frame.
+    Hit = 1,
+    /// INSERT: already resident at the frame.
+    Present = 2,
+    /// INSERT: admitted into a free frame.
+    Fill = 3,
+    /// INSERT: admitted into the frame of the CLOCK victim, evicted.
+    FillEvict = 4,
+    /// INSERT: the sketch has not counted the key often enough for its class.
+    RejectAdmission = 5,
+    /// INSERT: both of the key's directory sets are full (hardware only; the software's cuckoo
+    /// directory would have placed it, so it counts as a mismatch).
+    RejectDirectory = 6,
+    /// CLASS_WRITE or SWAP done.
+    Ack = 7,
+}
+
+impl Code {
+    /// From the RTL's 3-bit code.
+    pub fn from_bits(v: u32) -> Code {
+        match v & 7 {
+            0 => Code::Miss,
+            1 => Code::Hit,
+            2 => Code::Present,
+            3 => Code::Fill,
+            4 => Code::FillEvict,
+            5 => Code::RejectAdmission,
+            6 => Code::RejectDirectory,
+            _ => Code::Ack,
+        }
+    }
+}
+
+/// A decision with the frame it names (0 when it names none).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Decision {
+    /// What was decided.
+    pub code: Code,
+    /// Frame (local index) of a hit, a present block or a fill.
+    pub frame: u32,
+}
+
+/// A decision as it leaves the pipeline: the cycle `out_valid` was high.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Output {
+    /// Cycle since reset released (the first cycle an event may be accepted is 0).
+    pub cycle: u64,
+    /// The decision.
+    pub decision: Decision,
+}
+
+impl Output {
+    /// Bytes of one record in the harness's output file: cycle u64, code u32, frame u32.
+    pub const RECORD_BYTES: usize = 16;
+
+    /// Decodes the harness's output file.
+    pub fn decode_all(bytes: &[u8]) -> Vec<Output> {
+        bytes
+            .chunks_exact(Self::RECORD_BYTES)
+            .map(|r| {
+                let word = |a: usize, b: usize| {
+                    r[a..b]
+                        .iter()
+                        .rev()
+                        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
+                };
+                Output {
+                    cycle: word(0, 8),
+                    decision: Decision {
+                        code: Code::from_bits(word(8, 12) as u32),
+                        frame: word(12, 16) as u32,
+                    },
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,110 @@
+//! MCOS fast path as hardware (DESIGN.md stage 3): one shard's per-event decision pipeline.
+//!
+//! - `model`: the cycle-level model, the executable specification of `hw/rtl/*.sv`;
+//! - `software`: the same events through the software fast path (`mcos_fastpath::Shard`, one
+//!   tier, CLOCK replacement), which the model must equal decision for decision;
+//! - `verilator`: builds the RTL with Verilator and runs it on an event file, for the
+//!   cycle-for-cycle comparison with the model;
+//! - `synth`: yosys statistics (generic and iCE40) and nextpnr-ice40 place and route;
+//! - `stream`: random and trace-replay event streams.
+//!
+//! Scope: ACCESS (directory lookup, sketch count, reference bit), INSERT (admission against
+//! the class threshold, a free frame or the bounded CLOCK victim), and the table-install port
+//! (class entries into a shadow bank, swapped at an event boundary). Not in the pipeline yet:
+//! several tiers and their movement descriptors, prefetch, pins, quotas, the admission
+//! history and sketch aging (`software::check_scope` refuses tables that use them).
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod event;
+pub mod model;
+pub mod software;
+pub mod stream;
+pub mod synth;
+pub mod verilator;
+
+pub use config::HwConfig;
+pub use event::{Code, Decision, Event, Op, Output};
+pub use model::{Cycle, Pipeline, PipelineStats};
+
+use thiserror::Error;
+
+/// What can go wrong outside the pipeline's own logic.
+#[derive(Debug, Error)]
+pub enum HwError {
+    /// A table or event the pipeline does not implement.
+    #[error("outside the hardware pipeline's scope: {0}")]
+    OutOfScope(String),
+    /// A malformed trace.
+    #[error("{path}:{line}: {why}")]
+    Trace {
+        /// File.
+        path: String,
+        /// Line (1-based; 0: the file itself).
+        line: usize,
+        /// What is wrong.
+        why: String,
+    },
+    /// A tool (verilator, a C++ compiler, yosys, nextpnr) failed or is missing.
+    #[error("{tool}: {why}")]
+    Tool {
+        /// Which.
+        tool: &'static str,
+        /// Its error output or the reason.
+        why: String,
+    },
+    /// File I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Runs `events` through the model back to back (each offered as soon as the previous one
+/// was accepted) until every decision has left; returns the outputs and the counters.
+pub fn run_model(cfg: HwConfig, events: &[Event]) -> (Vec<Output>, PipelineStats) {
+    let (out, stats, _) = run_model_timed(cfg, events);
+    (out, stats)
+}
+
+/// As [`run_model`], also returning the cycle each event was accepted in (latency of event
+/// `i` is `outputs[i].cycle - accepted[i]`).
+pub fn run_model_timed(cfg: HwConfig, events: &[Event]) -> (Vec<Output>, PipelineStats, Vec<u64>) {
+    let mut p = Pipeline::new(cfg);
+    let mut out = Vec::with_capacity(events.len());
+    let mut accepted = Vec::with_capacity(events.len());
+    let mut next = 0usize;
+    // Bounded: at most two cycles per event plus the drain.
+    for _ in 0..(2 * events.len() + 8) {
+        let cycle = p.stats().cycles;
+        let c = p.step(events.get(next));
+        if c.accepted {
+            accepted.push(cycle);
+            next += 1;
+        }
+        if let Some(o) = c.output {
+            out.push(o);
+        }
+        if next == events.len() && p.idle() {
+            break;
+        }
+    }
+    (out, p.stats(), accepted)
+}
+
+/// Counts positions where two decision sequences differ (and a length difference).
+pub fn mismatches(a: &[Decision], b: &[Decision]) -> (u64, Option<usize>) {
+    let mut n = a.len().abs_diff(b.len()) as u64;
+    let mut first = (a.len() != b.len()).then_some(a.len().min(b.len()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        if x != y {
+            n += 1;
+            first = Some(first.map_or(i, |f| f.min(i)));
+        }
+    }
+    (n, first)
+}

@@ -1,0 +1,423 @@
+//! The cycle-level model: the executable specification of `hw/rtl/mcos_hw_pipeline.sv`,
+//! cycle for cycle at its ports. Its state is the RTL's architectural state (memories, stage
+//! registers, forward registers); the RTL adds timing-only registers (the CLOCK window read a
+//! stage early) that do not change any output.
+//!
+//! Each call of [`Pipeline::step`] is one clock cycle: first everything the RTL computes
+//! combinationally from the current registers and memory read ports (the decision of the event
+//! in stage B, the write-back of stage C, `in_ready`), then the clock edge: memory reads
+//! return the contents from before this cycle's writes (read-first, as the RTL's
+//! `always_ff` memories do), then every write lands.
+//!
+//! Stages, hazards and timing (also in the RTL's header):
+//! - A: accept; issue reads of both directory banks, the four sketch rows, the class table.
+//! - B: decide (compare 2 x 8 directory ways, count-min estimate, CLOCK scan); write the new directory entry, sketch counters and reference bits; the
+//!   decision is registered and visible the next cycle (latency 2 cycles for every event).
+//! - C: only after an INSERT that fills: read back the victim's directory location (the
+//!   frame-table read B issued) and invalidate it; record the new block's location.
+//! - II: 1 cycle for ACCESS, CLASS_WRITE and SWAP; 2 for INSERT (`in_ready` is low while an
+//!   INSERT is in B, so its C never shares a cycle with another event's B: one write port
+//!   per memory suffices).
+//! - Hazards, two events on one set or counter: the directory way C invalidates in the cycle
+//!   the next event's A reads it is masked in that event's B (forward register); a sketch
+//!   counter B writes in the cycle the next event's A reads it is forwarded to that event's B.
+//!   Reference bits are flip-flops, read and written in B only. Nothing stalls but the INSERT
+//!   slot.
+
+// The loops index several arrays by one bank, way or row number, as the RTL's do; iterators
+// over one of them would hide the correspondence.
+#![allow(clippy::needless_range_loop)]
+
+use crate::config::{HwConfig, SCAN, WAYS};
+use crate::event::{Code, Decision, Event, Op, Output};
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+struct DirEntry {
+    valid: bool,
+    rem: u64,
+    frame: u32,
+}
+
+/// Location of a directory entry: bank, way, set.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+struct Loc {
+    bank: u32,
+    way: u32,
+    set: u32,
+}
+
+/// Counts of what the pipeline did, for II and utilisation.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Cycles stepped.
+    pub cycles: u64,
+    /// Events accepted, per `Op as usize`.
+    pub accepted: [u64; 4],
+    /// Cycles an event was offered but `in_ready` was low.
+    pub stall_cycles: u64,
+    /// Decisions per `Code as usize`.
+    pub decisions: [u64; 8],
+}
+
+/// One shard's decision pipeline.
+pub struct Pipeline {
+    cfg: HwConfig,
+    rem_bits: u32,
+    // Memories.
+    dir: Vec<DirEntry>,
+    frame_table: Vec<Loc>,
+    sketch: [Vec<u8>; 4],
+    classes: [u8; 512],
+    // Memory read registers.
+    dir_q: [[DirEntry; WAYS as usize]; 2],
+    sk_q: [u8; 4],
+    cls_q: u8,
+    ft_q: Loc,
+    // Stage B.
+    b_valid: bool,
+    b_op: Op,
+    b_tag: u64,
+    b_set: [u32; 2],
+    b_sk: [u32; 4],
+    // Stage C.
+    c_valid: bool,
+    c_evict: bool,
+    c_frame: u32,
+    c_loc: Loc,
+    // Forward registers.
+    inv_q: bool,
+    inv_loc_q: Loc,
+    skw_q: bool,
+    skw_addr_q: [u32; 4],
+    skw_data_q: [u8; 4],
+    // State.
+    refbits: Vec<bool>,
+    hand: u32,
+    free_cnt: u32,
+    active_bank: bool,
+    out: Option<Decision>,
+    stats: PipelineStats,
+}
+
+/// What one cycle did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Cycle {
+    /// The offered event was accepted (the caller offers the next one next cycle).
+    pub accepted: bool,
+    /// `out_valid` was high this cycle with this decision.
+    pub output: Option<Output>,
+}
+
+impl Pipeline {
+    /// A pipeline just out of reset: every frame free, the built-in class entries active.
+    pub fn new(cfg: HwConfig) -> Pipeline {
+        let sets = cfg.sets() as usize;
+        let width = 1usize << cfg.sketch_bits;
+        Pipeline {
+            cfg,
+            rem_bits: cfg.tag_bits - cfg.set_bits,
+            dir: vec![DirEntry::default(); 2 * WAYS as usize * sets],
+            frame_table: vec![Loc::default(); cfg.frames as usize],
+            sketch: [
+                vec![0; width],
+                vec![0; width],
+                vec![0; width],
+                vec![0; width],
+            ],
+            classes: [0; 512],
+            dir_q: [[DirEntry::default(); WAYS as usize]; 2],
+            sk_q: [0; 4],
+            cls_q: 0,
+            ft_q: Loc::default(),
+            b_valid: false,
+            b_op: Op::Access,
+            b_tag: 0,
+            b_set: [0; 2],
+            b_sk: [0; 4],
+            c_valid: false,
+            c_evict: false,
+            c_frame: 0,
+            c_loc: Loc::default(),
+            inv_q: false,
+            inv_loc_q: Loc::default(),
+            skw_q: false,
+            skw_addr_q: [0; 4],
+            skw_data_q: [0; 4],
+            refbits: vec![false; cfg.frames as usize],
+            hand: 0,
+            free_cnt: cfg.frames,
+            active_bank: false,
+            out: None,
+            stats: PipelineStats::default(),
+        }
+    }
+
+    /// The geometry.
+    pub fn config(&self) -> HwConfig {
+        self.cfg
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> PipelineStats {
+        self.stats
+    }
+
+    fn tag_mask(&self) -> u64 {
+        if self.cfg.tag_bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.cfg.tag_bits) - 1
+        }
+    }
+
+    fn sets_of(&self, tag: u64) -> [u32; 2] {
+        let tag = tag & self.tag_mask();
+        let s = self.cfg.set_bits;
+        let mask = (1u64 << s) - 1;
+        [
+            (tag & mask) as u32,
+            ((tag >> (self.cfg.tag_bits - s)) & mask) as u32,
+        ]
+    }
+
+    fn rems_of(&self, tag: u64) -> [u64; 2] {
+        let tag = tag & self.tag_mask();
+        let rem_mask = if self.rem_bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.rem_bits) - 1
+        };
+        [tag >> self.cfg.set_bits, tag & rem_mask]
+    }
+
+    fn dir_index(&self, bank: u32, way: u32, set: u32) -> usize {
+        ((bank * WAYS + way) * self.cfg.sets() + set) as usize
+    }
+
+    /// Valid directory entries (a check on the directory: it must equal the resident blocks).
+    pub fn directory_entries(&self) -> usize {
+        self.dir.iter().filter(|e| e.valid).count()
+    }
+
+    /// Whether the pipeline holds no event (every decision has left it).
+    pub fn idle(&self) -> bool {
+        !self.b_valid && !self.c_valid && self.out.is_none()
+    }
+
+    /// One clock cycle with `input` offered (`in_valid` high) or not.
+    pub fn step(&mut self, input: Option<&Event>) -> Cycle {
+        let cycle = self.stats.cycles;
+        self.stats.cycles += 1;
+        let output = self.out.map(|decision| Output { cycle, decision });
+        let in_ready = !(self.b_valid && self.b_op == Op::Insert);
+        let accept = input.filter(|_| in_ready);
+        if input.is_some() && !in_ready {
+            self.stats.stall_cycles += 1;
+        }
+
+        // ---- stage B (combinational), from the registers as they are this cycle.
+        let (b_valid, b_op) = (self.b_valid, self.b_op);
+        let mut valid = [[false; WAYS as usize]; 2];
+        let mut hit = false;
+        let mut hit_frame = 0u32;
+        let mut cnt = [0u32; 2];
+        let rem = self.rems_of(self.b_tag);
+        for b in 0..2 {
+            for w in 0..WAYS as usize {
+                let e = self.dir_q[b][w];
+                let inv = self.inv_loc_q;
+                valid[b][w] = e.valid
+                    && !(self.inv_q
+                        && inv.bank == b as u32
+                        && inv.way == w as u32
+                        && inv.set == self.b_set[b]);
+                if valid[b][w] && e.rem == rem[b] {
+                    hit = true;
+                    hit_frame |= e.frame;
+                }
+                cnt[b] += u32::from(valid[b][w]);
+            }
+        }
+        let mut sk_c = [0u8; 4];
+        let mut est = 15u8;
+        for r in 0..4 {
+            sk_c[r] = if self.skw_q && self.skw_addr_q[r] == self.b_sk[r] {
+                self.skw_data_q[r]
+            } else {
+                self.sk_q[r]
+            };
+            est = est.min(sk_c[r]);
+        }
+        let target = if est == 15 { 15 } else { est + 1 };
+        let sk_wd = sk_c.map(|c| c.max(target));
+
+        let bank_n = if cnt[0] <= cnt[1] { 0 } else { 1 };
+        let dir_full = cnt[bank_n] == WAYS;
+        let way_n = (0..WAYS as usize).find(|&w| !valid[bank_n][w]).unwrap_or(0);
+
+        let frames = self.cfg.frames;
+        let mut found = None;
+        for k in 0..SCAN {
+            let idx = self.hand + k;
+            if idx < frames && !self.refbits[idx as usize] {
+                found = Some(k);
+                break;
+            }
+        }
+        let victim = self.hand + found.unwrap_or(0);
+
+        let thresh = self.cls_q & 0xf;
+        let is_lru = self.cls_q & 0x10 != 0;
+        let need_scan = self.free_cnt == 0;
+        let admit_ok = thresh == 0 || est >= thresh;
+        let mut frame = if need_scan {
+            victim
+        } else {
+            self.free_cnt.wrapping_sub(1)
+        };
+        let mut fill = false;
+        let code = match b_op {
+            Op::Access => {
+                frame = if hit { hit_frame } else { 0 };
+                if hit { Code::Hit } else { Code::Miss }
+            }
+            Op::Insert => {
+                let code = if hit {
+                    Code::Present
+                } else if !admit_ok {
+                    Code::RejectAdmission
+                } else if dir_full {
+                    Code::RejectDirectory
+                } else {
+                    fill = true;
+                    if need_scan {
+                        Code::FillEvict
+                    } else {
+                        Code::Fill
+                    }
+                };
+                if !fill {
+                    frame = if hit { hit_frame } else { 0 };
+                }
+                code
+            }
+            Op::ClassWrite | Op::Swap => {
+                frame = 0;
+                Code::Ack
+            }
+        };
+        let fill = fill && b_valid;
+        let sk_we = b_valid && b_op == Op::Access;
+
+        // ---- stage C (combinational): the victim's old directory location.
+        let c_inv = self.c_valid && self.c_evict;
+        let victim_loc = self.ft_q;
+
+        let (b_set, b_sk) = (self.b_set, self.b_sk);
+        // ---- clock edge, stage A: memory reads, done before this cycle's writes land (the
+        // RTL's memories return the old contents on a same-cycle write).
+        if let Some(e) = accept {
+            let sets = self.sets_of(e.tag());
+            for b in 0..2 {
+                for w in 0..WAYS as usize {
+                    self.dir_q[b][w] = self.dir[self.dir_index(b as u32, w as u32, sets[b])];
+                }
+            }
+            let width_mask = (1u64 << self.cfg.sketch_bits) - 1;
+            let mut sk_idx = [0u32; 4];
+            for (r, idx) in sk_idx.iter_mut().enumerate() {
+                *idx = ((e.sketch_hash >> (16 * r)) & width_mask) as u32;
+                self.sk_q[r] = self.sketch[r][*idx as usize];
+            }
+            self.cls_q = self.classes[usize::from(self.active_bank) * 256 + usize::from(e.class)];
+            if e.op == Op::ClassWrite {
+                let shadow = usize::from(!self.active_bank) * 256 + usize::from(e.class);
+                let thresh = ((e.entry >> 6) & 0xf) as u8;
+                let lru = ((e.entry >> 15) & 0x3) != 0;
+                self.classes[shadow] = thresh | if lru { 0x10 } else { 0 };
+            }
+            self.b_set = sets;
+            self.b_sk = sk_idx;
+            self.b_tag = e.tag() & self.tag_mask();
+            self.b_op = e.op;
+            if e.op == Op::Swap {
+                self.active_bank = !self.active_bank;
+            }
+            self.stats.accepted[e.op as usize] += 1;
+        }
+        let ft_read = self.frame_table.get(frame as usize).copied();
+
+        // ---- clock edge: writes.
+        if fill {
+            let i = self.dir_index(bank_n as u32, way_n as u32, b_set[bank_n]);
+            self.dir[i] = DirEntry {
+                valid: true,
+                rem: rem[bank_n],
+                frame,
+            };
+        }
+        if c_inv {
+            let i = self.dir_index(victim_loc.bank, victim_loc.way, victim_loc.set);
+            self.dir[i] = DirEntry::default();
+        }
+        if self.c_valid {
+            self.frame_table[self.c_frame as usize] = self.c_loc;
+        }
+        if sk_we {
+            for r in 0..4 {
+                self.sketch[r][b_sk[r] as usize] = sk_wd[r];
+            }
+        }
+        // Forward registers.
+        self.skw_q = sk_we;
+        self.skw_addr_q = b_sk;
+        self.skw_data_q = sk_wd;
+        self.inv_q = c_inv;
+        self.inv_loc_q = victim_loc;
+        // Reference bits, hand, free count.
+        if b_valid && b_op == Op::Access && hit {
+            self.refbits[hit_frame as usize] = true;
+        }
+        if fill {
+            if need_scan {
+                let stop = found.unwrap_or(SCAN);
+                for k in 0..stop {
+                    let idx = self.hand + k;
+                    if idx < frames {
+                        self.refbits[idx as usize] = false;
+                    }
+                }
+                self.hand = if victim == frames - 1 { 0 } else { victim + 1 };
+            } else {
+                self.free_cnt -= 1;
+            }
+            // A new block starts unreferenced; LRU-end insertion makes it the next victim.
+            self.refbits[frame as usize] = false;
+            if is_lru {
+                self.hand = frame;
+            }
+        }
+        // B -> C
+        self.c_valid = fill;
+        self.c_evict = fill && need_scan;
+        self.c_frame = frame;
+        self.c_loc = Loc {
+            bank: bank_n as u32,
+            way: way_n as u32,
+            set: b_set[bank_n],
+        };
+        if let Some(loc) = ft_read {
+            self.ft_q = loc;
+        }
+        // Output register.
+        self.out = b_valid.then_some(Decision { code, frame });
+        if b_valid {
+            self.stats.decisions[code as usize] += 1;
+        }
+        self.b_valid = accept.is_some();
+        Cycle {
+            accepted: accept.is_some(),
+            output,
+        }
+    }
+}

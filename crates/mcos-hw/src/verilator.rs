@@ -1,0 +1,137 @@
+//! Builds the RTL with Verilator (C++ model plus `hw/tb/harness.cpp`) and runs it on an event
+//! file. A build is reused while the sources and parameters are unchanged (a stamp file holds
+//! their hash), so tests and benchmarks pay the C++ compile once.
+
+use crate::event::{Event, Output};
+use crate::{HwConfig, HwError};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository's `hw/` folder (the RTL and the harness).
+pub fn hw_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw")
+}
+
+/// Where builds go: `$CARGO_TARGET_DIR/mcos-hw` or the workspace's `target/mcos-hw`.
+pub fn work_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("mcos-hw")
+}
+
+/// `name` on PATH, if any.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HwError + '_ {
+    move |source| HwError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Verilator parameters for `cfg`.
+pub fn params(cfg: &HwConfig) -> Vec<String> {
+    vec![
+        format!("-GFRAMES={}", cfg.frames),
+        format!("-GFRAME_BITS={}", cfg.frame_bits),
+        format!("-GSET_BITS={}", cfg.set_bits),
+        format!("-GSK_BITS={}", cfg.sketch_bits),
+        format!("-GTAG_BITS={}", cfg.tag_bits),
+        format!("-GWAYS={}", crate::config::WAYS),
+        format!("-GWAY_BITS={}", crate::config::WAYS.trailing_zeros()),
+    ]
+}
+
+/// A built harness.
+pub struct Harness {
+    exe: PathBuf,
+    dir: PathBuf,
+    /// Seconds the build took (0 when reused).
+    pub build_seconds: f64,
+}
+
+/// Verilates and compiles the pipeline for `cfg` (or reuses the last build).
+pub fn build(cfg: &HwConfig) -> Result<Harness, HwError> {
+    let verilator = which("verilator").ok_or(HwError::Tool {
+        tool: "verilator",
+        why: "not on PATH (Debian: apt-get install verilator)".into(),
+    })?;
+    let rtl = hw_dir().join("rtl/mcos_hw_pipeline.sv");
+    let tb = hw_dir().join("tb/harness.cpp");
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read(&rtl).map_err(io(&rtl))?.hash(&mut h);
+    std::fs::read(&tb).map_err(io(&tb))?.hash(&mut h);
+    params(cfg).hash(&mut h);
+    let stamp_value = format!("{:016x}", h.finish());
+    let dir = work_dir().join(format!("verilator-{}", cfg.frames));
+    let exe = dir.join("harness");
+    let stamp = dir.join("stamp");
+    if exe.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&stamp_value) {
+        return Ok(Harness {
+            exe,
+            dir,
+            build_seconds: 0.0,
+        });
+    }
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let t = std::time::Instant::now();
+    let out = Command::new(verilator)
+        .args(["--cc", "--exe", "--build", "-j", "1", "-Wno-fatal", "-O3"])
+        .args(["--x-assign", "fast", "--x-initial", "fast"])
+        .args(["--top-module", "mcos_hw_pipeline", "-o", "harness"])
+        .args(params(cfg))
+        .arg("--Mdir")
+        .arg(&dir)
+        .arg(&rtl)
+        .arg(&tb)
+        .output()
+        .map_err(io(&dir))?;
+    if !out.status.success() {
+        return Err(HwError::Tool {
+            tool: "verilator",
+            why: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    std::fs::write(&stamp, &stamp_value).map_err(io(&stamp))?;
+    Ok(Harness {
+        exe,
+        dir,
+        build_seconds: t.elapsed().as_secs_f64(),
+    })
+}
+
+impl Harness {
+    /// Runs the RTL on `events` (offered back to back); its outputs, cycle stamped.
+    pub fn run(&self, events: &[Event], name: &str) -> Result<Vec<Output>, HwError> {
+        let input = self.dir.join(format!("{name}.events"));
+        let output = self.dir.join(format!("{name}.outputs"));
+        let mut bytes = Vec::with_capacity(events.len() * Event::RECORD_BYTES);
+        for e in events {
+            e.encode(&mut bytes);
+        }
+        std::fs::write(&input, &bytes).map_err(io(&input))?;
+        let out = Command::new(&self.exe)
+            .arg(&input)
+            .arg(&output)
+            .output()
+            .map_err(io(&self.exe))?;
+        if !out.status.success() {
+            return Err(HwError::Tool {
+                tool: "harness",
+                why: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        let data = std::fs::read(&output).map_err(io(&output))?;
+        let _ = std::fs::remove_file(&input);
+        let _ = std::fs::remove_file(&output);
+        Ok(Output::decode_all(&data))
+    }
+}

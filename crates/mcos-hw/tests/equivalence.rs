@@ -1,0 +1,187 @@
+//! The three implementations of one shard's decision pipeline agree: the software fast path
+//! (`Shard` under CLOCK) and the cycle model decision for decision; the model and the RTL
+//! (under Verilator) output for output and cycle for cycle.
+
+use mcos_hw::stream::{self, Stream};
+use mcos_hw::{Code, Decision, HwConfig, Output, run_model};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Frames of the configuration the RTL is built for in these tests (not a power of two, so
+/// the hand's wrap and the window's cut at the last frame are exercised).
+const FRAMES: u32 = 2000;
+
+fn decisions(out: &[Output]) -> Vec<Decision> {
+    out.iter().map(|o| o.decision).collect()
+}
+
+fn assert_same(what: &str, a: &[Decision], b: &[Decision]) {
+    let (n, first) = mcos_hw::mismatches(a, b);
+    if let Some(i) = first {
+        panic!(
+            "{what}: {n} mismatches, first at event {i}: {:?} vs {:?}",
+            a.get(i),
+            b.get(i)
+        );
+    }
+}
+
+fn count(d: &[Decision], code: Code) -> usize {
+    d.iter().filter(|x| x.code == code).count()
+}
+
+#[test]
+fn model_equals_software_on_random_streams_with_table_installs() {
+    for (frames, seed) in [(FRAMES, 1), (37, 2), (16, 3), (1, 4)] {
+        let s: Stream = stream::random(frames, 40_000, seed, 700).unwrap();
+        let (out, stats) = run_model(HwConfig::for_frames(frames), &s.events);
+        let model = decisions(&out);
+        assert_same(&format!("{frames} frames"), &model, &s.software);
+        // The stream reached every decision the pipeline makes (a check that can fail).
+        for code in [
+            Code::Hit,
+            Code::Miss,
+            Code::Fill,
+            Code::FillEvict,
+            Code::RejectAdmission,
+            Code::Present,
+            Code::Ack,
+        ] {
+            // Tiny tiers cycle through a handful of keys, which the sketch soon counts past
+            // every threshold; they are there for the scan's edge cases.
+            if frames < 32 && matches!(code, Code::Hit | Code::RejectAdmission) {
+                continue;
+            }
+            assert!(count(&model, code) > 0, "{frames} frames: no {code:?}");
+        }
+        assert!(stats.accepted[3] > 10, "table installs happened");
+        assert_eq!(count(&model, Code::RejectDirectory), 0);
+    }
+}
+
+#[test]
+fn model_timing_is_one_cycle_per_access_two_per_insert_latency_two() {
+    let s = stream::random(64, 5_000, 9, 0).unwrap();
+    let (out, stats) = run_model(HwConfig::for_frames(64), &s.events);
+    let mix = stream::mix(&s.events);
+    let busy = mix[0] + 2 * mix[1] + mix[2] + mix[3];
+    // Every event enters at its earliest cycle: the stream takes exactly `busy` issue cycles,
+    // and the last decision leaves two cycles after the last event entered.
+    let last_is_insert = s.events.last().unwrap().op == mcos_hw::Op::Insert;
+    assert_eq!(
+        stats.stall_cycles,
+        mix[1] - u64::from(last_is_insert),
+        "one stall cycle per INSERT that has an event behind it"
+    );
+    let last = out.last().unwrap().cycle;
+    let last_issue = busy - 1 - u64::from(s.events.last().unwrap().op == mcos_hw::Op::Insert);
+    assert_eq!(last, last_issue + 2, "latency 2 cycles");
+    // Outputs leave in order, one per event, never two in a cycle.
+    assert_eq!(out.len(), s.events.len());
+    assert!(out.windows(2).all(|w| w[0].cycle < w[1].cycle));
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn harness() -> Option<&'static mcos_hw::verilator::Harness> {
+    static H: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
+    harness_for(&H, FRAMES)
+}
+
+/// A build for a small tier, where a 16-frame window covers a quarter of the frames and
+/// back-to-back events meet in it often.
+const SMALL_FRAMES: u32 = 64;
+
+fn small_harness() -> Option<&'static mcos_hw::verilator::Harness> {
+    static H: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
+    harness_for(&H, SMALL_FRAMES)
+}
+
+fn harness_for(
+    cell: &'static OnceLock<Option<mcos_hw::verilator::Harness>>,
+    frames: u32,
+) -> Option<&'static mcos_hw::verilator::Harness> {
+    cell.get_or_init(|| {
+        if mcos_hw::verilator::which("verilator").is_none() {
+            assert!(
+                !ci(),
+                "CI=true but verilator is not on PATH (.ci/run installs it)"
+            );
+            eprintln!("skipped: verilator is not on PATH (apt-get install verilator)");
+            return None;
+        }
+        let h = mcos_hw::verilator::build(&HwConfig::for_frames(frames))
+            .expect("verilator is on PATH but the build failed");
+        eprintln!("verilator build: {:.1} s", h.build_seconds);
+        Some(h)
+    })
+    .as_ref()
+}
+
+fn rtl_equals_model(name: &str, s: &Stream) {
+    let Some(h) = harness() else { return };
+    rtl_equals_model_on(h, FRAMES, name, s);
+}
+
+fn rtl_equals_model_on(h: &mcos_hw::verilator::Harness, frames: u32, name: &str, s: &Stream) {
+    let cfg = HwConfig::for_frames(frames);
+    let (model, _) = run_model(cfg, &s.events);
+    let rtl = h.run(&s.events, name).expect("the RTL harness ran");
+    assert_eq!(
+        rtl.len(),
+        s.events.len(),
+        "{name}: one RTL output per event"
+    );
+    if let Some(i) = rtl.iter().zip(&model).position(|(a, b)| a != b) {
+        panic!(
+            "{name}: RTL and model differ at output {i}: {:?} vs {:?}",
+            rtl[i], model[i]
+        );
+    }
+    assert_same(name, &decisions(&rtl), &s.software);
+}
+
+#[test]
+fn rtl_equals_model_cycle_for_cycle_on_a_random_stream() {
+    let s = stream::random(FRAMES, 60_000, 11, 900).unwrap();
+    rtl_equals_model("random", &s);
+}
+
+#[test]
+fn rtl_equals_model_and_software_on_hazard_pairs_in_a_small_tier() {
+    let s = stream::hazards(SMALL_FRAMES, 60_000, 21).unwrap();
+    let (out, _) = run_model(HwConfig::for_frames(SMALL_FRAMES), &s.events);
+    assert_same("hazards, model vs software", &decisions(&out), &s.software);
+    let Some(h) = small_harness() else { return };
+    rtl_equals_model_on(h, SMALL_FRAMES, "hazards", &s);
+}
+
+fn trace() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/traces/mooncake-conversation/conversation_trace.jsonl");
+    if p.is_file() {
+        Some(p)
+    } else {
+        assert!(
+            !ci(),
+            "CI=true but the Mooncake trace is missing at {}",
+            p.display()
+        );
+        eprintln!("skipped: no Mooncake trace at {}", p.display());
+        None
+    }
+}
+
+#[test]
+fn rtl_model_and_software_agree_on_the_mooncake_trace() {
+    let Some(path) = trace() else { return };
+    let ids = stream::trace_ids(&path, 60_000).unwrap();
+    let s = stream::replay(FRAMES, &ids, 100_000).unwrap();
+    let (out, _) = run_model(HwConfig::for_frames(FRAMES), &s.events);
+    assert_same("trace, model vs software", &decisions(&out), &s.software);
+    assert!(count(&s.software, Code::Hit) > 1000);
+    assert!(count(&s.software, Code::FillEvict) > 1000);
+    rtl_equals_model("trace", &s);
+}

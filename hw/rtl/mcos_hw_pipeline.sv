@@ -1,0 +1,409 @@
+// MCOS fast path, one shard's per-event decision pipeline (DESIGN.md stage 3).
+//
+// Executes the events ACCESS, INSERT (admission + CLOCK victim selection), CLASS_WRITE (the
+// table-install port writes one 128-bit PolicyTable class entry into the shadow bank) and
+// SWAP (the shadow bank becomes active at this event boundary). The Rust cycle model in
+// crates/mcos-hw/src/model.rs is the executable specification of this file, register for
+// register; cargo test compares the two cycle for cycle under Verilator.
+//
+// Stages (one event per stage):
+//   A  accept; index the directory banks, the sketch rows and the class table (RAM reads).
+//   B  compare tags (hit / present), count-min estimate, admission, directory way choice,
+//      bounded CLOCK scan; write the new directory entry, the sketch, the reference bits;
+//      register the decision (out_* valid the next cycle: latency 2).
+//   C  (INSERT that fills only) read-back of the victim's directory location from the frame
+//      table (read issued in B); invalidate that entry; record the new block's location.
+// Hazards: an INSERT holds A for one extra cycle (in_ready low), so its C never overlaps
+// another event's B; the one read that can see a stale directory way (the next event's A,
+// in the cycle of C's invalidation) is corrected by a forward register in B. Sketch counters
+// written in B are forwarded to the next event's B. Reference bits are flip-flops in 16
+// banks (FRAMES >= 32).
+//
+// Memories are written so that yosys infers RAM (synchronous read, one write port each).
+// They start at zero (initial blocks: FPGA bitstream init / Verilator); an ASIC would add a
+// reset sweep of the directory valid bits.
+
+module mcos_hw_pipeline #(
+    parameter int FRAMES     = 2000,
+    parameter int FRAME_BITS = 11,
+    parameter int SET_BITS   = 9,
+    parameter int SK_BITS    = 12,
+    parameter int TAG_BITS   = 64,
+    parameter int WAYS       = 8,
+    parameter int WAY_BITS   = 3
+) (
+    input  logic                  clk,
+    input  logic                  rst,
+    input  logic                  in_valid,
+    output logic                  in_ready,
+    input  logic [1:0]            in_op,
+    input  logic [7:0]            in_class,
+    input  logic [TAG_BITS-1:0]   in_tag,
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  logic [63:0]           in_skh,    // sketch hash: rows use bits 16r +: SK_BITS
+    input  logic [127:0]          in_entry,  // a PolicyTable class entry (to_bits layout)
+    /* verilator lint_on UNUSEDSIGNAL */
+    output logic                  out_valid,
+    output logic [2:0]            out_code,
+    output logic [FRAME_BITS-1:0] out_frame
+);
+  localparam int REM_BITS = TAG_BITS - SET_BITS;
+  localparam int ENTRY_BITS = 1 + REM_BITS + FRAME_BITS;
+  localparam int SETS = 1 << SET_BITS;
+  localparam int SKW = 1 << SK_BITS;
+  localparam int SCAN = 16;
+  localparam int LOC_BITS = 1 + WAY_BITS + SET_BITS;
+  localparam int CNT_BITS = WAY_BITS + 1;
+
+  localparam logic [1:0] OP_ACCESS = 2'd0, OP_INSERT = 2'd1, OP_CLASS_WRITE = 2'd2;
+  localparam logic [1:0] OP_SWAP = 2'd3;
+  localparam logic [2:0] C_MISS = 3'd0, C_HIT = 3'd1, C_PRESENT = 3'd2, C_FILL = 3'd3;
+  localparam logic [2:0] C_FILL_EVICT = 3'd4, C_REJECT_ADMIT = 3'd5, C_REJECT_DIR = 3'd6;
+  localparam logic [2:0] C_ACK = 3'd7;
+
+  // ---------------------------------------------------------------- stage A
+  logic accept;
+  logic b_valid;
+  logic [1:0] b_op;
+  assign in_ready = !(b_valid && b_op == OP_INSERT);
+  assign accept = in_valid && in_ready;
+
+  logic [SET_BITS-1:0] a_set[2];
+  assign a_set[0] = in_tag[SET_BITS-1:0];
+  assign a_set[1] = in_tag[TAG_BITS-1-:SET_BITS];
+  logic [SK_BITS-1:0] a_sk[4];
+  for (genvar r = 0; r < 4; r++) begin : g_sk_idx
+    assign a_sk[r] = in_skh[16*r+:SK_BITS];
+  end
+
+  // Class table: two banks x 256 classes x {admit_threshold 4, insert at LRU end 1}.
+  // Zero is the built-in entry (admit all, MRU insertion).
+  logic active_bank;
+  logic [4:0] cls_mem[512];
+  logic [4:0] cls_q;
+  initial for (int i = 0; i < 512; i++) cls_mem[i] = '0;
+  always_ff @(posedge clk) begin
+    if (accept && in_op == OP_CLASS_WRITE)
+      cls_mem[{~active_bank, in_class}] <= {in_entry[16:15] != 2'd0, in_entry[9:6]};
+    cls_q <= cls_mem[{active_bank, in_class}];
+  end
+
+  // ---------------------------------------------------------------- B/C registers
+  logic [TAG_BITS-1:0] b_tag;
+  logic [SET_BITS-1:0] b_set[2];
+  logic [SK_BITS-1:0] b_sk[4];
+
+  logic c_valid, c_evict;
+  logic [FRAME_BITS-1:0] c_frame;
+  logic [LOC_BITS-1:0] c_loc;
+
+  // Forward register: the directory invalidation C wrote last cycle.
+  logic inv_q;
+  logic inv_bank_q;
+  logic [WAY_BITS-1:0] inv_way_q;
+  logic [SET_BITS-1:0] inv_set_q;
+
+  // ---------------------------------------------------------------- directory RAMs
+  // 2 banks (two-choice hashing) x WAYS ways, one RAM per way: {valid, tag remainder, frame}.
+  logic [ENTRY_BITS-1:0] dir_q[2][WAYS];
+  logic dir_we[2][WAYS];
+  logic [SET_BITS-1:0] dir_wa[2];
+  logic [ENTRY_BITS-1:0] dir_wd[2];
+  for (genvar b = 0; b < 2; b++) begin : g_bank
+    for (genvar w = 0; w < WAYS; w++) begin : g_way
+      logic [ENTRY_BITS-1:0] mem[SETS];
+      initial for (int i = 0; i < SETS; i++) mem[i] = '0;
+      always_ff @(posedge clk) begin
+        if (dir_we[b][w]) mem[dir_wa[b]] <= dir_wd[b];
+        dir_q[b][w] <= mem[a_set[b]];
+      end
+    end
+  end
+
+  // ---------------------------------------------------------------- sketch RAMs
+  logic [3:0] sk_q[4];
+  logic sk_we;
+  logic [3:0] sk_wd[4];
+  logic skw_q;
+  logic [SK_BITS-1:0] skw_addr_q[4];
+  logic [3:0] skw_data_q[4];
+  for (genvar r = 0; r < 4; r++) begin : g_row
+    logic [3:0] mem[SKW];
+    initial for (int i = 0; i < SKW; i++) mem[i] = '0;
+    always_ff @(posedge clk) begin
+      if (sk_we) mem[b_sk[r]] <= sk_wd[r];
+      sk_q[r] <= mem[a_sk[r]];
+    end
+  end
+
+  // ---------------------------------------------------------------- stage B logic
+  localparam int ROWS = (FRAMES + SCAN - 1) / SCAN;
+  localparam int ROW_BITS = FRAME_BITS - 4;
+  logic [ROWS-1:0] refb[SCAN];  // refb[j][r]: reference bit of frame 16 r + j
+  logic [FRAME_BITS-1:0] hand;
+  logic [FRAME_BITS:0] free_cnt;
+
+  logic valid_bw[2][WAYS];
+  logic match_bw[2][WAYS];
+  logic [REM_BITS-1:0] rem[2];
+  assign rem[0] = b_tag[TAG_BITS-1:SET_BITS];
+  assign rem[1] = b_tag[REM_BITS-1:0];
+
+  logic hit;
+  logic [FRAME_BITS-1:0] hit_frame;
+  logic [CNT_BITS-1:0] cnt[2];
+  always_comb begin
+    hit = 1'b0;
+    hit_frame = '0;
+    for (int b = 0; b < 2; b++) begin
+      cnt[b] = '0;
+      for (int w = 0; w < WAYS; w++) begin
+        valid_bw[b][w] = dir_q[b][w][ENTRY_BITS-1] &&
+            !(inv_q && inv_bank_q == b[0] && inv_way_q == w[WAY_BITS-1:0] &&
+              inv_set_q == b_set[b]);
+        match_bw[b][w] = valid_bw[b][w] && dir_q[b][w][ENTRY_BITS-2-:REM_BITS] == rem[b];
+        if (match_bw[b][w]) begin
+          hit = 1'b1;
+          hit_frame = hit_frame | dir_q[b][w][FRAME_BITS-1:0];
+        end
+        cnt[b] = cnt[b] + CNT_BITS'(valid_bw[b][w]);
+      end
+    end
+  end
+
+  // Count-min estimate with the last cycle's write forwarded.
+  logic [3:0] sk_c[4];
+  logic [3:0] est, target;
+  always_comb begin
+    est = 4'd15;
+    for (int r = 0; r < 4; r++) begin
+      sk_c[r] = (skw_q && skw_addr_q[r] == b_sk[r]) ? skw_data_q[r] : sk_q[r];
+      if (sk_c[r] < est) est = sk_c[r];
+    end
+    target = (est == 4'd15) ? 4'd15 : est + 4'd1;
+    for (int r = 0; r < 4; r++) sk_wd[r] = (sk_c[r] < target) ? target : sk_c[r];
+  end
+
+  // Directory way choice: the less loaded bank (ties: bank 0), its lowest free way.
+  logic bank_n;
+  logic [WAY_BITS-1:0] way_n;
+  logic dir_full;
+  always_comb begin
+    bank_n = (cnt[0] <= cnt[1]) ? 1'b0 : 1'b1;
+    dir_full = (bank_n ? cnt[1] : cnt[0]) == CNT_BITS'(WAYS);
+    way_n = '0;
+    for (int w = WAYS - 1; w >= 0; w--) if (!valid_bw[bank_n][w]) way_n = w[WAY_BITS-1:0];
+  end
+
+  // Bounded CLOCK scan: the window [hand, min(hand + 16, FRAMES)). Reference bits sit in 16
+  // banks by frame index mod 16, so the 16 frames of any window fall one in each bank: bank j
+  // reads (and clears) one bit, at row hand/16 or the row after. Per bank that is one read
+  // and one write per cycle, the shape of a small RAM, instead of 16 FRAMES-to-1 multiplexers.
+  //
+  // The window is read in A (the hand only moves in an INSERT's B, and an INSERT is never in
+  // B while the next event is in A), registered, and completed in B with the one bit A could
+  // not see: the reference bit the ACCESS in B during that cycle set (hs_q).
+  logic [3:0] hl;
+  logic [ROW_BITS-1:0] hr;
+  assign hl = hand[3:0];
+  assign hr = hand[FRAME_BITS-1:4];
+  logic [3:0] kj[SCAN];  // window position of bank j's frame
+  logic [ROW_BITS-1:0] rowj[SCAN];
+  logic bitj[SCAN], winj[SCAN];
+  logic wbit[SCAN], wvalid[SCAN];  // by window position k
+  logic [3:0] lastk;
+  logic last_in;
+  always_comb begin
+    for (int j = 0; j < SCAN; j++) begin
+      kj[j] = 4'(j) - hl;
+      rowj[j] = hr + ROW_BITS'(4'(j) < hl);
+      bitj[j] = refb[j][rowj[j]];
+      winj[j] = ({1'b0, hand} + (FRAME_BITS + 1)'(kj[j])) < FRAMES[FRAME_BITS:0];
+    end
+    for (int k = 0; k < SCAN; k++) begin
+      wbit[k] = bitj[4'(k)+hl];
+      wvalid[k] = winj[4'(k)+hl];
+    end
+    // Position of the last frame, when it is in the window (the hand wraps after it).
+    last_in = (FRAME_BITS + 1)'(FRAMES - 1) - {1'b0, hand} < (FRAME_BITS + 1)'(SCAN);
+    lastk = 4'(FRAME_BITS'(FRAMES - 1) - hand);
+  end
+
+  // Frame table RAM: per frame, where its block's directory entry sits: {bank, way, set}.
+  // B reads the victim's (address: the frame B chose), C uses it.
+  logic [LOC_BITS-1:0] ft_mem[FRAMES];
+  logic [LOC_BITS-1:0] ft_q;
+  logic [FRAME_BITS-1:0] ft_ra;
+  initial for (int i = 0; i < FRAMES; i++) ft_mem[i] = '0;
+  always_ff @(posedge clk) begin
+    if (c_valid) ft_mem[c_frame] <= c_loc;
+    ft_q <= ft_mem[ft_ra];
+  end
+
+  // Registered in A, used in B.
+  logic wbit_q[SCAN], wvalid_q[SCAN], winj_q[SCAN];
+  logic [3:0] kj_q[SCAN];
+  logic [ROW_BITS-1:0] rowj_q[SCAN];
+  logic [3:0] lastk_q;
+  logic last_in_q;
+  logic hs_q;  // the ACCESS in B last cycle set the reference bit of hs_frame_q
+  logic [FRAME_BITS-1:0] hs_frame_q;
+
+  logic found;
+  logic [3:0] kf;
+  logic [FRAME_BITS-1:0] victim, victim_next;
+  logic [FRAME_BITS-1:0] hs_d;
+  logic wb[SCAN];
+  always_comb begin
+    hs_d = hs_frame_q - hand;
+    for (int k = 0; k < SCAN; k++) wb[k] = wbit_q[k] || (hs_q && hs_d == FRAME_BITS'(k));
+    found = 1'b0;
+    kf = 4'd0;
+    for (int k = SCAN - 1; k >= 0; k--) begin
+      if (wvalid_q[k] && !wb[k]) begin
+        found = 1'b1;
+        kf = k[3:0];
+      end
+    end
+    victim = hand + FRAME_BITS'(kf);
+    victim_next = (last_in_q && kf == lastk_q) ? '0 : victim + 1'b1;
+  end
+
+  logic need_scan, admit_ok, is_lru;
+  logic [3:0] thresh;
+  logic [2:0] code;
+  logic [FRAME_BITS-1:0] frame;
+  logic fill;
+  assign thresh = cls_q[3:0];
+  assign is_lru = cls_q[4];
+  assign need_scan = free_cnt == '0;
+  assign admit_ok = thresh == 4'd0 || est >= thresh;
+  always_comb begin
+    frame = need_scan ? victim : free_cnt[FRAME_BITS-1:0] - 1'b1;
+    fill = 1'b0;
+    case (b_op)
+      OP_ACCESS: begin
+        code = hit ? C_HIT : C_MISS;
+        frame = hit ? hit_frame : '0;
+      end
+      OP_INSERT: begin
+        if (hit) code = C_PRESENT;
+        else if (!admit_ok) code = C_REJECT_ADMIT;
+        else if (dir_full) code = C_REJECT_DIR;
+        else begin
+          code = need_scan ? C_FILL_EVICT : C_FILL;
+          fill = 1'b1;
+        end
+        if (!fill) frame = hit ? hit_frame : '0;
+      end
+      default: begin
+        code = C_ACK;
+        frame = '0;
+      end
+    endcase
+    fill = fill && b_valid;
+  end
+
+  // Directory write port per bank: B writes the new entry, C invalidates the victim's.
+  logic c_bank_v;
+  logic [WAY_BITS-1:0] c_way_v;
+  logic [SET_BITS-1:0] c_set_v;
+  assign c_bank_v = ft_q[LOC_BITS-1];
+  assign c_way_v = ft_q[LOC_BITS-2-:WAY_BITS];
+  assign c_set_v = ft_q[SET_BITS-1:0];
+  assign ft_ra = frame;
+  always_comb begin
+    for (int b = 0; b < 2; b++) begin
+      dir_wa[b] = b_set[b];
+      dir_wd[b] = {1'b1, rem[b], frame};
+      for (int w = 0; w < WAYS; w++)
+        dir_we[b][w] = fill && bank_n == b[0] && way_n == w[WAY_BITS-1:0];
+      if (c_valid && c_evict && c_bank_v == b[0]) begin
+        dir_wa[b] = c_set_v;
+        dir_wd[b] = '0;
+        for (int w = 0; w < WAYS; w++) dir_we[b][w] = c_way_v == w[WAY_BITS-1:0];
+      end
+    end
+  end
+  assign sk_we = b_valid && b_op == OP_ACCESS;
+
+  // ---------------------------------------------------------------- sequential state
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      b_valid <= 1'b0;
+      b_op <= OP_ACCESS;
+      c_valid <= 1'b0;
+      c_evict <= 1'b0;
+      out_valid <= 1'b0;
+      out_code <= 3'd0;
+      out_frame <= '0;
+      for (int j = 0; j < SCAN; j++) refb[j] <= '0;
+      hand <= '0;
+      free_cnt <= FRAMES[FRAME_BITS:0];
+      active_bank <= 1'b0;
+      inv_q <= 1'b0;
+      skw_q <= 1'b0;
+      hs_q <= 1'b0;
+    end else begin
+      // A -> B
+      b_valid <= accept;
+      if (accept) begin
+        b_op <= in_op;
+        b_tag <= in_tag;
+        b_set[0] <= a_set[0];
+        b_set[1] <= a_set[1];
+        for (int r = 0; r < 4; r++) b_sk[r] <= a_sk[r];
+        if (in_op == OP_SWAP) active_bank <= ~active_bank;
+      end
+      // B: decision out, state updates.
+      out_valid <= b_valid;
+      out_code <= code;
+      out_frame <= frame;
+      skw_q <= sk_we;
+      for (int r = 0; r < 4; r++) begin
+        skw_addr_q[r] <= b_sk[r];
+        skw_data_q[r] <= sk_wd[r];
+      end
+      if (b_valid && b_op == OP_ACCESS && hit)
+        refb[hit_frame[3:0]][hit_frame[FRAME_BITS-1:4]] <= 1'b1;
+      if (fill) begin
+        // The new block's own bit needs no write: a victim's bit is clear (found) or cleared
+        // with its window (forced), and a free frame's was never set.
+        if (need_scan) begin
+          for (int j = 0; j < SCAN; j++)
+            if (winj_q[j] && (!found || kj_q[j] < kf)) refb[j][rowj_q[j]] <= 1'b0;
+          hand <= victim_next;
+        end else begin
+          free_cnt <= free_cnt - 1'b1;
+        end
+        // LRU-end insertion makes the new block the next victim.
+        if (is_lru) hand <= frame;
+      end
+      // B -> C
+      c_valid <= fill;
+      c_evict <= fill && need_scan;
+      c_frame <= frame;
+      c_loc <= {bank_n, way_n, b_set[bank_n]};
+      // A -> B: the pre-scan, and the writes A's reads could not see.
+      for (int k = 0; k < SCAN; k++) begin
+        wbit_q[k] <= wbit[k];
+        wvalid_q[k] <= wvalid[k];
+      end
+      for (int j = 0; j < SCAN; j++) begin
+        winj_q[j] <= winj[j];
+        kj_q[j] <= kj[j];
+        rowj_q[j] <= rowj[j];
+      end
+      lastk_q <= lastk;
+      last_in_q <= last_in;
+      hs_q <= b_valid && b_op == OP_ACCESS && hit;
+      hs_frame_q <= hit_frame;
+
+      // C: the invalidation written this cycle, forwarded to the next B.
+      inv_q <= c_valid && c_evict;
+      inv_bank_q <= c_bank_v;
+      inv_way_q <= c_way_v;
+      inv_set_q <= c_set_v;
+    end
+  end
+endmodule
