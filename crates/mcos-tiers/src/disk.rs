@@ -315,6 +315,17 @@ impl DiskTier {
         Ok(len)
     }
 
+    /// Flushes the file's written frames to stable storage (`fdatasync`): after it returns, the
+    /// blocks written before the call survive a power cut.
+    pub fn sync_data(&self) -> Result<(), TierError> {
+        self.file.sync_data().map_err(|e| {
+            TierError::io(
+                format!("cannot fdatasync disk tier file {}", self.path.display()),
+                e,
+            )
+        })
+    }
+
     fn write_error(&self, frame: u32, needed_bytes: u64, e: io::Error) -> TierError {
         if e.raw_os_error() == Some(libc::ENOSPC) {
             return TierError::NoSpace {

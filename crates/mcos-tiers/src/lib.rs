@@ -32,6 +32,7 @@ pub mod gpu_bench;
 pub mod header;
 pub mod layout;
 pub mod lock;
+pub mod rebuild;
 pub mod store;
 pub mod superblock;
 
