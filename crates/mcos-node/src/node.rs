@@ -131,6 +131,12 @@ pub struct NodeStats {
     /// Per route between adjacent tiers, both ways (fetches `t -> t-1` first): what the
     /// engines measured.
     pub links: Vec<LinkStat>,
+    /// The warm restart of the persistent tier at open, if the node has one.
+    pub rebuild: Option<crate::RebuildStats>,
+    /// Durable puts stored in the persistent tier, and `fdatasync` calls made for them.
+    pub durable_puts: u64,
+    /// `fdatasync` calls made by `sync_durable`.
+    pub durable_syncs: u64,
 }
 
 struct ShardSlot {
@@ -166,6 +172,14 @@ struct Inner {
     /// Bytes and time per route, written by the engines per batch; read by the brain thread
     /// (measured link bandwidth) and `stats`.
     links: Arc<LinkMeters>,
+    /// The persistent (home) tier, if any: durable puts land there.
+    persist_tier: Option<TierId>,
+    /// What the warm restart found (set once at open).
+    rebuild: Option<crate::RebuildStats>,
+    /// Written by `put_durable` (relaxed), read by `stats`.
+    durable_puts: AtomicU64,
+    /// Written by `sync_durable` (relaxed), read by `stats`.
+    durable_syncs: AtomicU64,
 }
 
 /// A running node. Cheap to share: clone the `Arc` you put it in, or call from many threads
@@ -399,6 +413,30 @@ impl Node {
             }));
         }
 
+        // Warm restart: the persistent tier's blocks back in the directory before any event.
+        let persist_tier = cfg
+            .tiers
+            .iter()
+            .position(|t| t.persist)
+            .map(|i| TierId(i as u8));
+        let rebuild = match persist_tier {
+            Some(t) => {
+                for m in &shards {
+                    lock(m).shard.set_home_tier(t);
+                }
+                match tiers.get(t) {
+                    Some(TierStore::Disk(d)) => {
+                        Some(crate::rebuild::rebuild(d, t, shards_n, |s, key, frame| {
+                            lock(&shards[s])
+                                .shard
+                                .restore(key, t, frame, PriorityClass::DEFAULT.0)
+                        })?)
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
         let disk_backend = engine_kinds
             .iter()
             .position(|&k| k == "disk")
@@ -418,6 +456,10 @@ impl Node {
             puts_waited: AtomicU64::new(0),
             gets_waited: AtomicU64::new(0),
             links,
+            persist_tier,
+            rebuild,
+            durable_puts: AtomicU64::new(0),
+            durable_syncs: AtomicU64::new(0),
         });
         let hk = inner.clone();
         let housekeeper = std::thread::Builder::new()
@@ -491,6 +533,48 @@ impl Node {
         payload: &[u8],
     ) -> Result<PutOutcome, NodeError> {
         self.inner.put(key, class, payload)
+    }
+
+    /// Stores `payload` under `key` in the persistent tier (a durable put): written there with
+    /// one `pwrite` before this returns, and found after a restart of the node or of the
+    /// process (after `sync_durable`, also after a power cut when the tier has `sync`).
+    /// `Present` when the key is stored already: `persist_tier` and `locate` tell whether that
+    /// copy is durable. A node without a persistent tier refuses with `NodeError::NotDurable`.
+    pub fn put_durable(
+        &self,
+        key: BlockKey,
+        class: PriorityClass,
+        payload: &[u8],
+    ) -> Result<PutOutcome, NodeError> {
+        let tier = self.inner.persist_tier.ok_or(NodeError::NotDurable)?;
+        let out = self.inner.put_into(key, class, payload, tier)?;
+        if matches!(out, PutOutcome::Stored(_)) {
+            self.inner.durable_puts.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(out)
+    }
+
+    /// Makes every durable put that returned before this call survive a power cut:
+    /// `fdatasync` of the persistent tier's file when it has `sync` (one call covers a whole
+    /// batch: group commit). Without `sync`, nothing to do (the writes already survive a crash
+    /// of the process).
+    pub fn sync_durable(&self) -> Result<(), NodeError> {
+        let Some(t) = self.inner.persist_tier else {
+            return Err(NodeError::NotDurable);
+        };
+        if !self.inner.cfg.tiers[t.index()].sync {
+            return Ok(());
+        }
+        if let Some(TierStore::Disk(d)) = self.inner.tiers.get(t) {
+            d.sync_data()?;
+            self.inner.durable_syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The persistent tier, if the node has one.
+    pub fn persist_tier(&self) -> Option<TierId> {
+        self.inner.persist_tier
     }
 
     /// Reads the block at `key` into `out` (resized to the payload). A corrupt block is
@@ -639,6 +723,9 @@ impl Node {
             gets_waited: inner.gets_waited.load(Ordering::Relaxed),
             brain: self.brain_snapshot(),
             links: inner.link_stats(),
+            rebuild: inner.rebuild.clone(),
+            durable_puts: inner.durable_puts.load(Ordering::Relaxed),
+            durable_syncs: inner.durable_syncs.load(Ordering::Relaxed),
         }
     }
 
@@ -681,7 +768,8 @@ impl Node {
         for e in &mut self.engines {
             e.shutdown()?;
         }
-        if self.inner.cfg.remove_files_on_close {
+        // A persistent tier's file outlives the node (that is its point).
+        if self.inner.cfg.remove_files_on_close && self.inner.persist_tier.is_none() {
             if let Some(d) = self.inner.tiers_disk() {
                 d.remove_created()?;
             }
@@ -988,6 +1076,57 @@ impl Inner {
                             self.ring_doorbells();
                         }
                     }
+                }
+            }
+            if start.elapsed() > MOVE_TIMEOUT {
+                return Err(NodeError::Stalled(MOVE_TIMEOUT));
+            }
+            backoff(&mut spins);
+        }
+    }
+}
+
+impl Inner {
+    /// `put` into one given tier (durable puts): no admission filter; room is made by
+    /// evicting from that tier.
+    fn put_into(
+        &self,
+        key: BlockKey,
+        class: PriorityClass,
+        payload: &[u8],
+        tier: TierId,
+    ) -> Result<PutOutcome, NodeError> {
+        if key == BlockKey::NONE {
+            return Err(NodeError::ReservedKey);
+        }
+        if payload.len() > self.cfg.block_bytes as usize {
+            return Err(NodeError::TooLarge {
+                len: payload.len(),
+                max: self.cfg.block_bytes as usize,
+            });
+        }
+        let m = &self.shards[self.shard_of(key)];
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            {
+                let mut slot = lock(m);
+                slot.drain();
+                let before = slot.shard.counters().moves_started;
+                let decision = slot.shard.insert_into(key, class.0, tier);
+                if slot.shard.counters().moves_started != before {
+                    self.ring_doorbells();
+                }
+                match decision {
+                    Insert::Fill { tier, frame } => {
+                        let written = self.write_frame(tier, frame, key, payload);
+                        slot.shard.commit_fill(key, tier, frame, written.is_ok());
+                        written?;
+                        return Ok(PutOutcome::Stored(tier));
+                    }
+                    Insert::Present => return Ok(PutOutcome::Present),
+                    Insert::Rejected(r) => return Ok(PutOutcome::Rejected(r)),
+                    Insert::Retry => {}
                 }
             }
             if start.elapsed() > MOVE_TIMEOUT {
