@@ -19,6 +19,10 @@ pub enum BenchTarget {
     /// verified) against mcosd's local zero-bounce path and TCP, redis-server over its Unix
     /// socket and TCP, the in-process Node and one core's memcpy, in one run.
     Serve(crate::bench_serve::ServeBenchArgs),
+    /// Crash safety: SIGKILL the daemon at random moments while a client writes, restart it
+    /// over its persistent tier, and check every key ever written (found byte-exact or
+    /// missing, never wrong; every key acknowledged durable found).
+    Crash(crate::bench_crash::CrashArgs),
     /// One client process of `mcos bench serve` (started by it).
     #[command(hide = true)]
     ServeClient(crate::bench_serve::ServeClientArgs),
@@ -29,6 +33,7 @@ pub fn run(target: BenchTarget) -> Result<()> {
         BenchTarget::Fastpath(a) => crate::bench_fastpath::run(a),
         BenchTarget::Gpu(a) => crate::bench_gpu::run(a),
         BenchTarget::Serve(a) => crate::bench_serve::run(a),
+        BenchTarget::Crash(a) => crate::bench_crash::run(a),
         BenchTarget::ServeClient(a) => crate::bench_serve::run_client(a),
     }
 }

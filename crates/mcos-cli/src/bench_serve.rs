@@ -139,7 +139,7 @@ struct Report {
 }
 
 /// Key of block `id` (stable across processes and systems).
-fn key_of(id: u64) -> BlockKey {
+pub(crate) fn key_of(id: u64) -> BlockKey {
     let mix = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x4d43_4f53;
     BlockKey((u128::from(id) << 64) | u128::from(mix | 1))
 }
@@ -149,7 +149,7 @@ fn word(id: u64, j: usize) -> u64 {
 }
 
 /// The bytes block `id` holds.
-fn fill(id: u64, buf: &mut [u8]) {
+pub(crate) fn fill(id: u64, buf: &mut [u8]) {
     let mut words = buf.chunks_exact_mut(8);
     for (j, c) in (&mut words).enumerate() {
         c.copy_from_slice(&word(id, j).to_le_bytes());
@@ -162,7 +162,7 @@ fn fill(id: u64, buf: &mut [u8]) {
 
 /// Bytes of `buf` that differ from block `id`'s (whole words compared; a wrong word counts
 /// its differing bytes).
-fn wrong_bytes(id: u64, buf: &[u8]) -> u64 {
+pub(crate) fn wrong_bytes(id: u64, buf: &[u8]) -> u64 {
     let mut wrong = 0;
     let count =
         |got: &[u8], want: &[u8]| got.iter().zip(want).filter(|(a, b)| a != b).count() as u64;
@@ -421,7 +421,7 @@ pub fn run_client(a: ServeClientArgs) -> Result<()> {
     Ok(())
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -465,7 +465,7 @@ fn row(
 }
 
 /// A child process stopped (killed if needed) when dropped.
-struct Proc(Child, &'static str);
+pub(crate) struct Proc(pub(crate) Child, pub(crate) &'static str);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -484,7 +484,7 @@ impl Drop for Proc {
     }
 }
 
-fn wait_for(what: &str, child: &mut Child, ready: impl Fn() -> bool) -> Result<()> {
+pub(crate) fn wait_for(what: &str, child: &mut Child, ready: impl Fn() -> bool) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready() {
         if let Some(st) = child.try_wait()? {

@@ -12,6 +12,7 @@
 
 mod args;
 mod bench;
+mod bench_crash;
 mod bench_fastpath;
 mod bench_gpu;
 mod bench_serve;

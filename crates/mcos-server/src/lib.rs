@@ -92,6 +92,21 @@ impl Daemon {
             .map(|t| format!("{} x {} blocks", t.kind, t.capacity_blocks))
             .collect();
         let node = Node::open(cfg.node.clone()).context("opening the node")?;
+        if let Some(r) = node.stats().rebuild {
+            info!(
+                tier = r.tier.0,
+                restored = r.blocks_restored,
+                frames = r.frames_scanned,
+                empty = r.empty_frames,
+                discarded_corrupt = r.discarded_corrupt,
+                discarded_misplaced = r.discarded_misplaced,
+                duplicates = r.duplicates,
+                seconds = r.seconds,
+                gb_per_s = r.bytes_per_s() / 1e9,
+                headers_per_s = r.headers_per_s(),
+                "warm restart: directory rebuilt from the persistent tier's block headers"
+            );
+        }
         let tenants = Tenants::new(&cfg.server.effective_tenants());
         let unix = bind_unix(&socket_path, &cfg.server)?;
         let tcp = match cfg.server.listen {
@@ -430,6 +445,21 @@ fn node_json(s: &NodeStats) -> Value {
         })).collect::<Vec<_>>(),
         "policy_epoch": s.policy_epoch,
         "disk_backend": s.disk_backend,
+        "durable_puts": s.durable_puts,
+        "durable_syncs": s.durable_syncs,
+        "rebuild": s.rebuild.as_ref().map(|r| json!({
+            "tier": r.tier.0,
+            "seconds": r.seconds,
+            "frames_scanned": r.frames_scanned,
+            "blocks_restored": r.blocks_restored,
+            "empty_frames": r.empty_frames,
+            "discarded_corrupt": r.discarded_corrupt,
+            "discarded_misplaced": r.discarded_misplaced,
+            "duplicates": r.duplicates,
+            "file_bytes": r.file_bytes,
+            "bytes_per_s": r.bytes_per_s(),
+            "headers_per_s": r.headers_per_s(),
+        })),
         "brain": s.brain.as_ref().map(|b| json!({
             "knobs": b.knobs,
             "decisions": b.stats.decisions,

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub leases_released_at_close: AtomicU64,
     /// Regions attached since start.
     pub regions_attached: AtomicU64,
+    /// Blocks acknowledged durable (put with the durable flag, after the batch's sync).
+    pub durable_puts: AtomicU64,
 }
 
 fn op_index(op: Op) -> Option<usize> {
@@ -266,6 +268,49 @@ impl Metrics {
                 "mcos_link_busy_seconds_total{{from=\"{}\",to=\"{}\"}} {}",
                 l.from.0, l.to.0, l.seconds
             );
+        }
+        head(
+            &mut o,
+            "mcos_durable_acknowledged_total",
+            "counter",
+            "Blocks acknowledged durable (in the persistent tier, fdatasync'd when it syncs).",
+        );
+        let _ = writeln!(
+            o,
+            "mcos_durable_acknowledged_total {}",
+            self.durable_puts.load(Ordering::Relaxed)
+        );
+        head(
+            &mut o,
+            "mcos_durable_syncs_total",
+            "counter",
+            "fdatasync calls made for durable puts (one per batch).",
+        );
+        let _ = writeln!(o, "mcos_durable_syncs_total {}", node.durable_syncs);
+        if let Some(r) = &node.rebuild {
+            head(
+                &mut o,
+                "mcos_rebuild_seconds",
+                "gauge",
+                "Wall time of the warm restart's directory rebuild at start.",
+            );
+            let _ = writeln!(o, "mcos_rebuild_seconds {}", r.seconds);
+            head(
+                &mut o,
+                "mcos_rebuild_frames",
+                "gauge",
+                "Frames of the persistent tier at the warm restart, by what they held.",
+            );
+            for (what, v) in [
+                ("scanned", r.frames_scanned),
+                ("restored", r.blocks_restored),
+                ("empty", r.empty_frames),
+                ("discarded_corrupt", r.discarded_corrupt),
+                ("discarded_misplaced", r.discarded_misplaced),
+                ("duplicate", r.duplicates),
+            ] {
+                let _ = writeln!(o, "mcos_rebuild_frames{{result=\"{what}\"}} {v}");
+            }
         }
         head(
             &mut o,

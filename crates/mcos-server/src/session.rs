@@ -14,7 +14,7 @@ use mcos_node::{Fetched, NodeError, PutOutcome};
 use mcos_proto::local::{Region, recv_with_fds};
 use mcos_proto::{
     ErrorCode, FrameHeader, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION, Payload, Request,
-    STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind, reply, status,
+    PUT_DURABLE, STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind, reply, status,
 };
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
@@ -338,22 +338,50 @@ impl<'a> Session<'a> {
                 let n = batch.len();
                 Writer::new(&mut self.out).u32(n as u32);
                 let mut counts = [0u64; 12];
+                let durable = batch.durable;
+                let mut statuses = Vec::with_capacity(if durable { n } else { 0 });
                 for (key, payload) in batch.iter() {
                     let st = match payload {
-                        Payload::Inline(p) => self.put_one(tenant, key, batch.class, p),
+                        Payload::Inline(p) => self.put_one(tenant, key, batch.class, p, durable),
                         Payload::Region { offset, len } => match self.region.as_ref() {
                             // SAFETY: the client does not write this range while its put is in
                             // flight (protocol contract); a client that does only garbles its
                             // own block, whose checksum is computed from what was copied.
                             Some(r) => match unsafe { r.slice(offset, len as usize) } {
-                                Some(p) => self.put_one(tenant, key, batch.class, p),
+                                Some(p) => self.put_one(tenant, key, batch.class, p, durable),
                                 None => Status::code(status::REGION),
                             },
                             None => return Err(no_region()),
                         },
                     };
-                    count(&mut counts, st.code);
-                    reply::status(&mut self.out, st);
+                    if durable {
+                        statuses.push(st);
+                    } else {
+                        count(&mut counts, st.code);
+                        reply::status(&mut self.out, st);
+                    }
+                }
+                if durable {
+                    // Group commit: one fdatasync covers the batch, before any block of it is
+                    // acknowledged durable.
+                    let any = statuses.iter().any(|s| s.value & PUT_DURABLE != 0);
+                    let synced = if any {
+                        self.sh.node.sync_durable().map_err(|e| {
+                            warn!(session = self.id, "durable put: sync failed: {e}");
+                        })
+                    } else {
+                        Ok(())
+                    };
+                    for mut st in statuses {
+                        if synced.is_err() && st.value & PUT_DURABLE != 0 {
+                            st = Status::code(status::FAILED);
+                        }
+                        if st.value & PUT_DURABLE != 0 {
+                            self.sh.metrics.durable_puts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        count(&mut counts, st.code);
+                        reply::status(&mut self.out, st);
+                    }
                 }
                 self.count_blocks(Op::Put, &counts);
             }
@@ -575,7 +603,14 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn put_one(&self, tenant: &Tenant, key: BlockKey, class: u8, payload: &[u8]) -> Status {
+    fn put_one(
+        &self,
+        tenant: &Tenant,
+        key: BlockKey,
+        class: u8,
+        payload: &[u8],
+        durable: bool,
+    ) -> Status {
         let Some(k) = tenant.key(key) else {
             return Status::code(status::INVALID);
         };
@@ -592,16 +627,30 @@ impl<'a> Session<'a> {
                 None => status::QUOTA,
             });
         }
-        match self.sh.node.put_class(k, PriorityClass(class), payload) {
+        let stored = if durable {
+            self.sh.node.put_durable(k, PriorityClass(class), payload)
+        } else {
+            self.sh.node.put_class(k, PriorityClass(class), payload)
+        };
+        let durable_value = if durable { PUT_DURABLE } else { 0 };
+        match stored {
             Ok(PutOutcome::Stored(t)) => {
                 tenant.record_stored(k);
                 Status {
                     code: status::OK,
                     tier: t.0,
-                    value: 0,
+                    value: durable_value,
                 }
             }
-            Ok(PutOutcome::Present) => Status::code(status::PRESENT),
+            Ok(PutOutcome::Present) => match self.sh.node.locate(k) {
+                // Already durable where it is; a copy in a volatile tier is not.
+                Some((t, _)) if durable && Some(t) == self.sh.node.persist_tier() => Status {
+                    code: status::PRESENT,
+                    tier: t.0,
+                    value: PUT_DURABLE,
+                },
+                _ => Status::code(status::PRESENT),
+            },
             Ok(PutOutcome::Rejected(r)) => Status {
                 code: status::REJECTED,
                 tier: 0,
