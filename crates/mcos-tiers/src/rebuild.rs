@@ -18,8 +18,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
-/// Most threads one scan uses (the reads are independent; a few in flight hide latency).
-const SCAN_THREADS_MAX: usize = 4;
+/// Threads one scan uses: the reads are independent and wait on the device, not the CPU, so
+/// more reads in flight than cores raise the IOPS of an SSD (measured on a cold 4 GiB file,
+/// `examples/rebuild_scan.rs`: 4 threads 24k headers/s, 16 threads 58k headers/s).
+const SCAN_THREADS: usize = 16;
 
 /// One block whose header verified.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -65,10 +67,7 @@ pub fn scan_headers(tier: &DiskTier) -> Result<HeaderScan, TierError> {
         libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
     }
     let frames = tier.frames();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, SCAN_THREADS_MAX)
-        .min(frames.max(1) as usize);
+    let threads = SCAN_THREADS.min(frames.max(1) as usize);
     let parts: Vec<Result<HeaderScan, TierError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|p| {
