@@ -430,3 +430,82 @@ fn durable_puts_survive_a_restart_and_damaged_frames_are_discarded() {
         Err(NodeError::NotDurable)
     ));
 }
+
+/// Space taken away at run time: the persistent tier's frames were reserved at open
+/// (`posix_fallocate`), so a filesystem filled by someone else afterwards costs no put, no
+/// durable block and no byte. Real device: a 2 MiB tmpfs (needs root; CI runs as root).
+#[test]
+fn a_filesystem_filled_after_open_costs_no_stored_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root and must be able to mount tmpfs"
+        );
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let run = || {
+        let mut cfg = NodeConfig::dram_and_disk(1000, 8, 128, &mnt); // 516 KiB file
+        cfg.tiers[1].persist = true;
+        let node = Node::open(cfg).unwrap();
+        // Someone else fills the filesystem.
+        let hog = mnt.join("hog");
+        let mut f = std::fs::File::create(&hog).unwrap();
+        let chunk = vec![1u8; 64 << 10];
+        let err = loop {
+            if let Err(e) = f.write_all(&chunk) {
+                break e;
+            }
+        };
+        assert_eq!(err.raw_os_error(), Some(libc_enospc()), "{err}");
+        for id in 1..=100u64 {
+            let out = node
+                .put_durable(BlockKey(u128::from(id)), PriorityClass::DEFAULT, &payload_of(id))
+                .unwrap();
+            assert_eq!(out, PutOutcome::Stored(TierId(1)));
+        }
+        node.sync_durable().unwrap();
+        // Volatile puts too (fewer than the free frames: a durable block leaves only when
+        // capacity evicts it).
+        for id in 101..=120u64 {
+            node.put(BlockKey(u128::from(id)), &payload_of(id)).unwrap();
+        }
+        node.quiesce().unwrap();
+        assert_eq!(node.stats().counters.evictions, 0);
+        assert_eq!(node.stats().counters.move_errors, 0);
+        drop(node);
+        let node = Node::open({
+            let mut cfg = NodeConfig::dram_and_disk(1000, 8, 128, &mnt);
+            cfg.tiers[1].persist = true;
+            cfg
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        for id in 1..=100u64 {
+            assert_eq!(
+                node.get(BlockKey(u128::from(id)), &mut out).unwrap(),
+                GetOutcome::Hit(TierId(1)),
+                "durable block {id}"
+            );
+            assert_eq!(out, payload_of(id));
+        }
+    };
+    let result = std::panic::catch_unwind(run);
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
+fn libc_enospc() -> i32 {
+    28
+}
