@@ -17,5 +17,7 @@ cargo test --workspace --locked
 step "cuda feature: clippy and the no-GPU paths (cudarc loads CUDA at run time: no toolkit needed)"
 cargo clippy -p mcos-tiers -p mcos-node -p mcos-cli --all-targets --features cuda --locked -- -D warnings
 cargo test -p mcos-tiers -p mcos-node -p mcos-cli --features cuda --locked
+step "fuzzing (coverage-guided, libFuzzer; replays fuzz/corpus and fuzz/regressions, then ${FUZZ_SECONDS:-20} s per target)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ./scripts/fuzz.sh
 step "loom model checks (rings, policy install)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p mcos-core --test loom --release --locked
