@@ -13,6 +13,7 @@
 mod args;
 mod bench;
 mod bench_crash;
+mod bench_soak;
 mod bench_fastpath;
 mod bench_gpu;
 mod bench_serve;

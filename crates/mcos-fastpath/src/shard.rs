@@ -1207,6 +1207,21 @@ impl Shard {
         self.home_tiers & (1 << t) != 0
     }
 
+    /// Takes the free frame `frame` (global id) of `tier` out of service for good: the device
+    /// failed under it. It counts as used; nothing is ever placed in it again. Returns whether
+    /// it was free and is now retired.
+    pub fn retire_frame(&mut self, tier: TierId, frame: u32) -> bool {
+        let t = tier.index();
+        let Some(i) = self.tiers.get(t).and_then(|tf| tf.local(frame)) else {
+            return false;
+        };
+        if self.tiers[t].get(i).list != ListId::Free {
+            return false;
+        }
+        self.tiers[t].unlink(i);
+        true
+    }
+
     /// Warm restart: records the block `key`, found intact in `frame` (global id) of `tier`,
     /// as resident there (class `class`, on the probation list). Only at start-up, before any
     /// other event; the frame must be free and owned by this shard, the key not yet recorded.

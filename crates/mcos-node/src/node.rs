@@ -137,6 +137,13 @@ pub struct NodeStats {
     pub durable_puts: u64,
     /// `fdatasync` calls made by `sync_durable`.
     pub durable_syncs: u64,
+    /// Reads or writes the device failed (EIO and the like): each read a counted miss, each
+    /// write retried in another frame.
+    pub io_errors: u64,
+    /// Frames taken out of service because the device failed under them.
+    pub frames_retired: u64,
+    /// Durable puts refused because the device reported no space (backpressure).
+    pub puts_refused_no_space: u64,
 }
 
 struct ShardSlot {
@@ -180,6 +187,12 @@ struct Inner {
     durable_puts: AtomicU64,
     /// Written by `sync_durable` (relaxed), read by `stats`.
     durable_syncs: AtomicU64,
+    /// Written under a shard lock on a failed read or write (relaxed), read by `stats`.
+    io_errors: AtomicU64,
+    /// Written under a shard lock when a frame is retired (relaxed), read by `stats`.
+    frames_retired: AtomicU64,
+    /// Written by `put_into` (relaxed), read by `stats`.
+    puts_refused_no_space: AtomicU64,
 }
 
 /// A running node. Cheap to share: clone the `Arc` you put it in, or call from many threads
@@ -460,6 +473,9 @@ impl Node {
             rebuild,
             durable_puts: AtomicU64::new(0),
             durable_syncs: AtomicU64::new(0),
+            io_errors: AtomicU64::new(0),
+            frames_retired: AtomicU64::new(0),
+            puts_refused_no_space: AtomicU64::new(0),
         });
         let hk = inner.clone();
         let housekeeper = std::thread::Builder::new()
@@ -575,6 +591,14 @@ impl Node {
     /// The persistent tier, if the node has one.
     pub fn persist_tier(&self) -> Option<TierId> {
         self.inner.persist_tier
+    }
+
+    /// The node's disk tier, if it has one (for tools and tests: its path, geometry, I/O mode).
+    pub fn disk_tier(&self) -> Option<Arc<DiskTier>> {
+        (0..self.inner.tiers.len()).find_map(|i| match self.inner.tiers.get(TierId(i as u8)) {
+            Some(TierStore::Disk(d)) => Some(d.clone()),
+            _ => None,
+        })
     }
 
     /// Reads the block at `key` into `out` (resized to the payload). A corrupt block is
@@ -726,6 +750,9 @@ impl Node {
             rebuild: inner.rebuild.clone(),
             durable_puts: inner.durable_puts.load(Ordering::Relaxed),
             durable_syncs: inner.durable_syncs.load(Ordering::Relaxed),
+            io_errors: inner.io_errors.load(Ordering::Relaxed),
+            frames_retired: inner.frames_retired.load(Ordering::Relaxed),
+            puts_refused_no_space: inner.puts_refused_no_space.load(Ordering::Relaxed),
         }
     }
 
@@ -956,6 +983,15 @@ impl Inner {
                 out.clear();
                 Ok(GetOutcome::Miss)
             }
+            Err(TierError::Io { .. }) => {
+                // The device failed under the block: dropped (a counted miss), its frame
+                // retired; the node serves on.
+                self.io_errors.fetch_add(1, Ordering::Relaxed);
+                slot.shard.invalidate(key);
+                self.retire(slot, tier, frame);
+                out.clear();
+                Ok(GetOutcome::Miss)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -1087,6 +1123,13 @@ impl Inner {
 }
 
 impl Inner {
+    /// Takes a frame the device failed under out of service (it was just freed).
+    fn retire(&self, slot: &mut ShardSlot, tier: TierId, frame: u32) {
+        if slot.shard.retire_frame(tier, frame) {
+            self.frames_retired.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// `put` into one given tier (durable puts): no admission filter; room is made by
     /// evicting from that tier.
     fn put_into(
@@ -1121,8 +1164,21 @@ impl Inner {
                     Insert::Fill { tier, frame } => {
                         let written = self.write_frame(tier, frame, key, payload);
                         slot.shard.commit_fill(key, tier, frame, written.is_ok());
-                        written?;
-                        return Ok(PutOutcome::Stored(tier));
+                        match written {
+                            Ok(()) => return Ok(PutOutcome::Stored(tier)),
+                            // A full device is backpressure: refused and counted.
+                            Err(TierError::NoSpace { .. }) => {
+                                self.puts_refused_no_space.fetch_add(1, Ordering::Relaxed);
+                                return Ok(PutOutcome::Rejected(RejectReason::NoRoom));
+                            }
+                            // A failing frame is retired and the block tried in another one.
+                            Err(TierError::Io { .. }) => {
+                                self.io_errors.fetch_add(1, Ordering::Relaxed);
+                                self.retire(&mut slot, tier, frame);
+                                continue;
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                     Insert::Present => return Ok(PutOutcome::Present),
                     Insert::Rejected(r) => return Ok(PutOutcome::Rejected(r)),

@@ -447,6 +447,9 @@ fn node_json(s: &NodeStats) -> Value {
         "disk_backend": s.disk_backend,
         "durable_puts": s.durable_puts,
         "durable_syncs": s.durable_syncs,
+        "io_errors": s.io_errors,
+        "frames_retired": s.frames_retired,
+        "puts_refused_no_space": s.puts_refused_no_space,
         "rebuild": s.rebuild.as_ref().map(|r| json!({
             "tier": r.tier.0,
             "seconds": r.seconds,

@@ -287,6 +287,26 @@ impl Metrics {
             "fdatasync calls made for durable puts (one per batch).",
         );
         let _ = writeln!(o, "mcos_durable_syncs_total {}", node.durable_syncs);
+        for (name, help, v) in [
+            (
+                "mcos_device_io_errors_total",
+                "Reads or writes the device failed: reads are counted misses, writes retried elsewhere.",
+                node.io_errors,
+            ),
+            (
+                "mcos_frames_retired_total",
+                "Frames taken out of service because the device failed under them.",
+                node.frames_retired,
+            ),
+            (
+                "mcos_puts_refused_no_space_total",
+                "Durable puts refused because the device reported no space (backpressure).",
+                node.puts_refused_no_space,
+            ),
+        ] {
+            head(&mut o, name, "counter", help);
+            let _ = writeln!(o, "{name} {v}");
+        }
         if let Some(r) = &node.rebuild {
             head(
                 &mut o,

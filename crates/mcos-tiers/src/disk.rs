@@ -56,6 +56,22 @@ pub struct DiskTier {
     /// The topmost parent directory `open` created for the file, if any (removed with it
     /// when empty).
     created_dir: Option<PathBuf>,
+    /// Injected device faults (tests only).
+    #[cfg(feature = "fault-injection")]
+    faults: std::sync::Mutex<FaultPlan>,
+}
+
+/// Device faults a test injects into a disk tier's synchronous reads and writes
+/// (feature `fault-injection`): what a failing sector, a pulled cable or a full device does.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Debug, Default)]
+pub struct FaultPlan {
+    /// Reads of these frames fail with EIO.
+    pub fail_reads: Vec<u32>,
+    /// Writes of these frames fail with EIO.
+    pub fail_writes: Vec<u32>,
+    /// Every write fails with ENOSPC.
+    pub no_space: bool,
 }
 
 impl DiskTier {
@@ -198,7 +214,27 @@ impl DiskTier {
             direct_io,
             created,
             created_dir,
+            #[cfg(feature = "fault-injection")]
+            faults: std::sync::Mutex::new(FaultPlan::default()),
         })
+    }
+
+    /// Replaces the injected faults (feature `fault-injection`, tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_faults(&self, plan: FaultPlan) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = plan;
+    }
+
+    /// The injected error for an I/O on `frame`, if any.
+    #[cfg(feature = "fault-injection")]
+    fn injected(&self, frame: u32, write: bool) -> Option<io::Error> {
+        let p = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if write && p.no_space {
+            return Some(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        let list = if write { &p.fail_writes } else { &p.fail_reads };
+        list.contains(&frame)
+            .then(|| io::Error::from_raw_os_error(libc::EIO))
     }
 
     /// The tier's file.
@@ -287,6 +323,10 @@ impl DiskTier {
         // In range: payload.len() <= block_bytes <= MAX_BLOCK_BYTES < u32::MAX.
         let mut buf = AlignedBuf::zeroed(layout::transfer_len(payload.len() as u32))?;
         header::encode_block(buf.as_mut_slice(), key, payload)?;
+        #[cfg(feature = "fault-injection")]
+        if let Some(e) = self.injected(frame, true) {
+            return Err(self.write_error(frame, buf.len() as u64, e));
+        }
         self.file
             .write_all_at(buf.as_slice(), offset)
             .map_err(|e| self.write_error(frame, buf.len() as u64, e))
@@ -302,6 +342,10 @@ impl DiskTier {
     ) -> Result<usize, TierError> {
         let offset = self.frame_offset(frame)?;
         let mut buf = AlignedBuf::zeroed(self.stride)?;
+        #[cfg(feature = "fault-injection")]
+        if let Some(e) = self.injected(frame, false) {
+            return Err(self.read_error(frame, e));
+        }
         self.file
             .read_exact_at(buf.as_mut_slice(), offset)
             .map_err(|e| self.read_error(frame, e))?;
