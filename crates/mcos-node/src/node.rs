@@ -511,6 +511,17 @@ impl Node {
         snap
     }
 
+    /// Whether the brain thread runs and how long since it woke up, if the node has one (a
+    /// panicked or stalled brain leaves the shards on its last table until the table's TTL,
+    /// then on the built-in one).
+    pub fn brain_health(&self) -> Option<mcos_brain::BrainHealth> {
+        self.brain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(BrainThread::health)
+    }
+
     /// What the brain last published, if the node runs one.
     pub fn brain_snapshot(&self) -> Option<mcos_brain::BrainSnapshot> {
         self.brain

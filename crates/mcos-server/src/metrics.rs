@@ -125,7 +125,12 @@ impl Metrics {
     }
 
     /// The Prometheus text of the daemon and its node.
-    pub fn render(&self, node: &NodeStats, pins_held: usize) -> String {
+    pub fn render(
+        &self,
+        node: &NodeStats,
+        brain: Option<mcos_brain::BrainHealth>,
+        pins_held: usize,
+    ) -> String {
         let mut o = String::with_capacity(16 << 10);
         let c = &node.counters;
         let head = |o: &mut String, name: &str, kind: &str, help: &str| {
@@ -268,6 +273,29 @@ impl Metrics {
                 "mcos_link_busy_seconds_total{{from=\"{}\",to=\"{}\"}} {}",
                 l.from.0, l.to.0, l.seconds
             );
+        }
+        head(
+            &mut o,
+            "mcos_policy_fallbacks_total",
+            "counter",
+            "Times a policy table lapsed after its TTL and the fast path fell back to the built-in one.",
+        );
+        let _ = writeln!(o, "mcos_policy_fallbacks_total {}", c.policy_fallbacks);
+        if let Some(h) = brain {
+            head(
+                &mut o,
+                "mcos_brain_up",
+                "gauge",
+                "1 while the brain thread runs (0 after it panicked or stopped).",
+            );
+            let _ = writeln!(o, "mcos_brain_up {}", u8::from(h.alive));
+            head(
+                &mut o,
+                "mcos_brain_silent_seconds",
+                "gauge",
+                "Seconds since the brain thread last woke up (a stall grows it).",
+            );
+            let _ = writeln!(o, "mcos_brain_silent_seconds {}", h.silent.as_secs_f64());
         }
         head(
             &mut o,
