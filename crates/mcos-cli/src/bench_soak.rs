@@ -334,7 +334,9 @@ pub fn run(a: SoakArgs) -> Result<()> {
         || report.client_errors > 0
         || report.fds_max > report.fds_after_warmup + 2 * a.clients as u64 + 8;
     if a.check && failed {
-        bail!("soak check failed (limits: RSS growth <= 5 %, no wrong byte, no durable block lost, no pin held, no client error, fds bounded)");
+        bail!(
+            "soak check failed (limits: RSS growth <= 5 %, no wrong byte, no durable block lost, no pin held, no client error, fds bounded)"
+        );
     }
     Ok(())
 }

@@ -13,10 +13,10 @@
 mod args;
 mod bench;
 mod bench_crash;
-mod bench_soak;
 mod bench_fastpath;
 mod bench_gpu;
 mod bench_serve;
+mod bench_soak;
 mod interrupt;
 mod limits;
 mod report;

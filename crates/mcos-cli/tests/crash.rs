@@ -8,7 +8,15 @@ use std::time::{Duration, Instant};
 fn twenty_sigkills_lose_no_durable_block_and_return_no_wrong_byte() {
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_mcos"))
-        .args(["bench", "crash", "--iterations", "20", "--format", "json", "--check"])
+        .args([
+            "bench",
+            "crash",
+            "--iterations",
+            "20",
+            "--format",
+            "json",
+            "--check",
+        ])
         .args(["--seed", "7"])
         .output()
         .unwrap();

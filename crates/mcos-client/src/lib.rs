@@ -31,8 +31,7 @@ use mcos_core::BlockKey;
 use mcos_proto::local::{Region, send_with_fd};
 use mcos_proto::{
     ErrorCode, FLAG_DURABLE, FrameHeader, HEADER_BYTES, Op, PROTOCOL_VERSION, PUT_DURABLE, REPLY,
-    STATUS_BYTES, Status,
-    Welcome, WireIntent, encode, reply, status,
+    STATUS_BYTES, Status, Welcome, WireIntent, encode, reply, status,
 };
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;

@@ -32,7 +32,10 @@ fn restored_blocks_are_hits_where_they_were_found() {
         r.pump();
     }
     assert_eq!(r.shard.peek(key(2)), Some((TierId(1), 7)));
-    assert_eq!(r.shard.tier_usage(TierId(1)).0 + r.shard.tier_usage(TierId(0)).0, 16);
+    assert_eq!(
+        r.shard.tier_usage(TierId(1)).0 + r.shard.tier_usage(TierId(0)).0,
+        16
+    );
 }
 
 #[test]

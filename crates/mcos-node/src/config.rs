@@ -260,7 +260,10 @@ impl NodeConfig {
                 }
                 TierKind::HostDram | TierKind::HostPinned => {}
                 TierKind::Disk => {
-                    if t.persist && (i + 1 != self.tiers.len() || self.tiers.iter().filter(|t| t.persist).count() > 1) {
+                    if t.persist
+                        && (i + 1 != self.tiers.len()
+                            || self.tiers.iter().filter(|t| t.persist).count() > 1)
+                    {
                         return bad(format!(
                             "tier {i}: `persist` applies to one disk tier, the last (slowest) one"
                         ));

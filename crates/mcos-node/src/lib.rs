@@ -25,5 +25,5 @@ mod rebuild;
 
 pub use config::{BrainSettings, DiskIo, NodeConfig, TierConfig};
 pub use error::NodeError;
-pub use rebuild::RebuildStats;
 pub use node::{Fetched, GetOutcome, LinkStat, Node, NodeStats, PutOutcome, TierUsage};
+pub use rebuild::RebuildStats;

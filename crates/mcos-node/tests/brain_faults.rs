@@ -39,7 +39,9 @@ fn a_stalled_or_panicked_brain_costs_its_tables_after_the_ttl_and_nothing_else()
     cfg.brain.enabled = true;
     cfg.brain.table_ttl_ticks = 100; // 100 ms
     let node = Node::open(cfg).unwrap();
-    wait_for("the brain's first install", || node.stats().policy_epoch >= 2);
+    wait_for("the brain's first install", || {
+        node.stats().policy_epoch >= 2
+    });
     assert!(node.brain_health().unwrap().alive);
 
     // A stall of 10 TTLs: the table lapses while the brain is silent, and comes back after.
@@ -47,7 +49,9 @@ fn a_stalled_or_panicked_brain_costs_its_tables_after_the_ttl_and_nothing_else()
     wait_for("the stall to be seen", || {
         node.brain_health().unwrap().silent > Duration::from_millis(300)
     });
-    wait_for("the TTL fallback during the stall", || node.stats().policy_epoch == 0);
+    wait_for("the TTL fallback during the stall", || {
+        node.stats().policy_epoch == 0
+    });
     serve_and_check(&node, 0);
     let fallbacks = node.stats().counters.policy_fallbacks;
     assert!(fallbacks >= 1);
@@ -58,8 +62,12 @@ fn a_stalled_or_panicked_brain_costs_its_tables_after_the_ttl_and_nothing_else()
 
     // A panic: the thread is gone; the last table holds until its TTL, then the built-in one.
     fault::PANIC.store(true, Ordering::Relaxed);
-    wait_for("the brain thread to die", || !node.brain_health().unwrap().alive);
-    wait_for("the TTL fallback after the panic", || node.stats().policy_epoch == 0);
+    wait_for("the brain thread to die", || {
+        !node.brain_health().unwrap().alive
+    });
+    wait_for("the TTL fallback after the panic", || {
+        node.stats().policy_epoch == 0
+    });
     assert!(node.stats().counters.policy_fallbacks > fallbacks);
     assert_eq!(node.policy_table().1, mcos_core::PolicyTable::builtin(1));
     serve_and_check(&node, 1000);

@@ -43,7 +43,10 @@ fn failing_reads_writes_and_a_full_device_cost_only_the_blocks_involved() {
     let s = node.stats();
     assert_eq!((s.io_errors, s.frames_retired), (1, 1));
     for id in (1..=10).filter(|&i| i != 3) {
-        assert_eq!(node.get(key(id), &mut out).unwrap(), GetOutcome::Hit(TierId(1)));
+        assert_eq!(
+            node.get(key(id), &mut out).unwrap(),
+            GetOutcome::Hit(TierId(1))
+        );
         assert_eq!(out, payload_of(id));
     }
 
@@ -60,7 +63,10 @@ fn failing_reads_writes_and_a_full_device_cost_only_the_blocks_involved() {
         assert!(f < 24, "block {id} landed in failing frame {f}");
     }
     let s = node.stats();
-    assert!(s.frames_retired > 1 && s.io_errors == s.frames_retired, "{s:?}");
+    assert!(
+        s.frames_retired > 1 && s.io_errors == s.frames_retired,
+        "{s:?}"
+    );
     // Healed device: new blocks never land in a retired frame (the retired frames are
     // exactly those that failed, so a write there would have been counted again).
     disk.inject_faults(FaultPlan::default());
@@ -82,7 +88,11 @@ fn failing_reads_writes_and_a_full_device_cost_only_the_blocks_involved() {
     disk.inject_faults(FaultPlan::default());
     assert_eq!(put(31), PutOutcome::Stored(TierId(1)));
     for id in (1..=31).filter(|&i| i != 3) {
-        assert_eq!(node.get(key(id), &mut out).unwrap(), GetOutcome::Hit(TierId(1)), "{id}");
+        assert_eq!(
+            node.get(key(id), &mut out).unwrap(),
+            GetOutcome::Hit(TierId(1)),
+            "{id}"
+        );
         assert_eq!(out, payload_of(id));
     }
 }

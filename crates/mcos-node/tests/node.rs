@@ -364,7 +364,11 @@ fn durable_puts_survive_a_restart_and_damaged_frames_are_discarded() {
     assert_eq!(node.persist_tier(), Some(TierId(1)));
     for id in 1..=20u64 {
         let out = node
-            .put_durable(BlockKey(u128::from(id)), PriorityClass::DEFAULT, &payload_of(id))
+            .put_durable(
+                BlockKey(u128::from(id)),
+                PriorityClass::DEFAULT,
+                &payload_of(id),
+            )
             .unwrap();
         assert_eq!(out, PutOutcome::Stored(TierId(1)));
     }
@@ -395,8 +399,10 @@ fn durable_puts_survive_a_restart_and_damaged_frames_are_discarded() {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         let stride = 4096u64;
-        f.write_all_at(&[0xff], 4096 + u64::from(frame7) * stride + 30).unwrap();
-        f.write_all_at(&[0xff], 4096 + u64::from(frame9) * stride + 64 + 10).unwrap();
+        f.write_all_at(&[0xff], 4096 + u64::from(frame7) * stride + 30)
+            .unwrap();
+        f.write_all_at(&[0xff], 4096 + u64::from(frame9) * stride + 64 + 10)
+            .unwrap();
     }
     let node = Node::open(persist_cfg(dir.path(), 2)).unwrap();
     let rb = node.stats().rebuild.unwrap();
@@ -414,14 +420,21 @@ fn durable_puts_survive_a_restart_and_damaged_frames_are_discarded() {
             }
         }
     }
-    assert_eq!(node.stats().counters.corrupt_blocks, 1, "the torn payload, found on read");
+    assert_eq!(
+        node.stats().counters.corrupt_blocks,
+        1,
+        "the torn payload, found on read"
+    );
     // The DRAM-only block did not survive (it was acknowledged stored, not durable).
     assert_eq!(node.get(BlockKey(500), &mut out).unwrap(), GetOutcome::Miss);
     // Another shard count: blocks in frames their shard no longer owns are discarded.
     drop(node);
     let node = Node::open(persist_cfg(dir.path(), 1)).unwrap();
     let rb = node.stats().rebuild.unwrap();
-    assert_eq!(rb.blocks_restored + rb.discarded_misplaced + rb.duplicates, 19 + 0);
+    assert_eq!(
+        rb.blocks_restored + rb.discarded_misplaced + rb.duplicates,
+        19 + 0
+    );
     drop(node);
     assert!(matches!(
         Node::open(NodeConfig::dram_and_disk(1000, 8, 64, dir.path()))
@@ -469,7 +482,11 @@ fn a_filesystem_filled_after_open_costs_no_stored_block() {
         assert_eq!(err.raw_os_error(), Some(libc_enospc()), "{err}");
         for id in 1..=100u64 {
             let out = node
-                .put_durable(BlockKey(u128::from(id)), PriorityClass::DEFAULT, &payload_of(id))
+                .put_durable(
+                    BlockKey(u128::from(id)),
+                    PriorityClass::DEFAULT,
+                    &payload_of(id),
+                )
                 .unwrap();
             assert_eq!(out, PutOutcome::Stored(TierId(1)));
         }

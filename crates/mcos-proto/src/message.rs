@@ -3,8 +3,8 @@
 
 use crate::codec::{Reader, Writer};
 use crate::{
-    ErrorCode, FLAG_DURABLE, FLAG_REGION, FrameHeader, HEADER_BYTES, KEY_BYTES, MAGIC, Op, ProtoError, REPLY,
-    STATUS_BYTES,
+    ErrorCode, FLAG_DURABLE, FLAG_REGION, FrameHeader, HEADER_BYTES, KEY_BYTES, MAGIC, Op,
+    ProtoError, REPLY, STATUS_BYTES,
 };
 use mcos_core::BlockKey;
 

@@ -13,8 +13,8 @@ use mcos_core::{BlockKey, Intent, IntentAction, PriorityClass};
 use mcos_node::{Fetched, NodeError, PutOutcome};
 use mcos_proto::local::{Region, recv_with_fds};
 use mcos_proto::{
-    ErrorCode, FrameHeader, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION, Payload, Request,
-    PUT_DURABLE, STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind, reply, status,
+    ErrorCode, FrameHeader, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION, PUT_DURABLE, Payload,
+    Request, STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind, reply, status,
 };
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;

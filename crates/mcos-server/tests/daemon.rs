@@ -729,7 +729,11 @@ fn durable_puts_survive_sigkill_and_the_warm_restart_is_reported() {
     let blocks: Vec<(BlockKey, Vec<u8>)> = (0..40).map(|i| (key(i), payload(i, BLOCK))).collect();
     let refs: Vec<(BlockKey, &[u8])> = blocks.iter().map(|(k, p)| (*k, &p[..])).collect();
     let out = c.put_durable(0, &refs[..30]).unwrap();
-    assert!(out.iter().all(|o| matches!(o, Outcome::Durable { tier: 1 })), "{out:?}");
+    assert!(
+        out.iter()
+            .all(|o| matches!(o, Outcome::Durable { tier: 1 })),
+        "{out:?}"
+    );
     // A durable put of a key already durable: present, and durable.
     assert!(c.put_durable(0, &refs[..1]).unwrap()[0].is_durable());
     c.put(&refs[30..]).unwrap(); // stored, not durable: in DRAM
@@ -758,7 +762,10 @@ fn durable_puts_survive_sigkill_and_the_warm_restart_is_reported() {
         value(&s, "mcos_rebuild_frames", &[("result", "restored")]),
         30.0
     );
-    assert_eq!(value(&s, "mcos_rebuild_frames", &[("result", "scanned")]), 2048.0);
+    assert_eq!(
+        value(&s, "mcos_rebuild_frames", &[("result", "scanned")]),
+        2048.0
+    );
     assert!(value(&s, "mcos_rebuild_seconds", &[]) > 0.0);
     let v: serde_json::Value = serde_json::from_str(&c.stats_json().unwrap()).unwrap();
     assert_eq!(v["node"]["rebuild"]["blocks_restored"], 30);

@@ -37,7 +37,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "scan ({} page cache): {} headers ({} blocks, {} empty, {} discarded) in {:.3} s: \
          {:.2} GB/s of file covered, {:.0} headers/s",
-        if dropped { "cold: dropped" } else { "could not drop the" },
+        if dropped {
+            "cold: dropped"
+        } else {
+            "could not drop the"
+        },
         scan.frames_scanned,
         scan.blocks.len(),
         scan.empty_frames,

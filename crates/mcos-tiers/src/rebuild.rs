@@ -57,7 +57,10 @@ pub fn scan_headers(tier: &DiskTier) -> Result<HeaderScan, TierError> {
     let start = Instant::now();
     let file = File::open(tier.path()).map_err(|e| {
         TierError::io(
-            format!("cannot open {} to rebuild its directory", tier.path().display()),
+            format!(
+                "cannot open {} to rebuild its directory",
+                tier.path().display()
+            ),
             e,
         )
     })?;
@@ -146,7 +149,9 @@ pub fn classify(head: &[u8], block_bytes: u32) -> Slot {
         }
         Ok(_) => Slot::Discarded,
         Err(e) => match e.reason {
-            CorruptReason::BadMagic { found: [0, 0, 0, 0] } => Slot::Empty,
+            CorruptReason::BadMagic {
+                found: [0, 0, 0, 0],
+            } => Slot::Empty,
             _ => Slot::Discarded,
         },
     }
