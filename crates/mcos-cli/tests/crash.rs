@@ -1,5 +1,6 @@
 //! `mcos bench crash`: the daemon SIGKILLed 20 times at random moments under a writing client;
 //! every key found byte-exact or missing, every key acknowledged durable found.
+#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 use std::time::{Duration, Instant};

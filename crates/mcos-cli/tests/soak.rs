@@ -1,5 +1,6 @@
 //! `mcos bench soak`, bounded: mixed load on the real daemon with every get verified; RSS
 //! growth after warm-up at most 5 %, no wrong byte, no durable block lost, no pin leaked.
+#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 

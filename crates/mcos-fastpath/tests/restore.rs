@@ -1,5 +1,6 @@
 //! Warm restart and durable puts at the fast path: blocks restored at known frames, puts into
 //! one given tier, and a home tier that never moves its blocks out.
+#![allow(clippy::unwrap_used)]
 
 mod harness;
 

@@ -2,6 +2,7 @@
 //! `fault-injection` feature): the fast path keeps the brain's last table, falls back to the
 //! built-in one after the table's TTL, reports the brain's health, and keeps serving every block
 //! byte-exact. One test: the fault switches are process-wide.
+#![allow(clippy::unwrap_used)]
 
 use mcos_brain::thread::fault;
 use mcos_core::BlockKey;

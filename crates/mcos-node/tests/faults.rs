@@ -3,6 +3,7 @@
 //! a counted miss and retires its frame, a failed write is retried in another frame (the
 //! failing one retired), a full device refuses puts (backpressure). The node keeps serving and
 //! never returns a wrong byte.
+#![allow(clippy::unwrap_used)]
 
 use mcos_core::{BlockKey, PriorityClass, TierId};
 use mcos_node::{GetOutcome, Node, NodeConfig, PutOutcome};
