@@ -144,6 +144,9 @@ pub struct NodeStats {
     pub frames_retired: u64,
     /// Durable puts refused because the device reported no space (backpressure).
     pub puts_refused_no_space: u64,
+    /// Longest time a get waited for an engine to bring its block up, microseconds: a slow or
+    /// stalled engine shows here (and as `NodeError::Stalled` past 30 s).
+    pub move_wait_us_max: u64,
 }
 
 struct ShardSlot {
@@ -193,6 +196,8 @@ struct Inner {
     frames_retired: AtomicU64,
     /// Written by `put_into` (relaxed), read by `stats`.
     puts_refused_no_space: AtomicU64,
+    /// Written by `wait_for` (relaxed max), read by `stats`.
+    move_wait_us_max: AtomicU64,
 }
 
 /// A running node. Cheap to share: clone the `Arc` you put it in, or call from many threads
@@ -476,6 +481,7 @@ impl Node {
             io_errors: AtomicU64::new(0),
             frames_retired: AtomicU64::new(0),
             puts_refused_no_space: AtomicU64::new(0),
+            move_wait_us_max: AtomicU64::new(0),
         });
         let hk = inner.clone();
         let housekeeper = std::thread::Builder::new()
@@ -764,6 +770,7 @@ impl Node {
             io_errors: inner.io_errors.load(Ordering::Relaxed),
             frames_retired: inner.frames_retired.load(Ordering::Relaxed),
             puts_refused_no_space: inner.puts_refused_no_space.load(Ordering::Relaxed),
+            move_wait_us_max: inner.move_wait_us_max.load(Ordering::Relaxed),
         }
     }
 
@@ -1068,6 +1075,8 @@ impl Inner {
                 let mut slot = lock(m);
                 slot.drain();
                 if !slot.shard.move_pending(move_id) {
+                    let waited = start.elapsed().as_micros() as u64;
+                    self.move_wait_us_max.fetch_max(waited, Ordering::Relaxed);
                     return Ok(slot);
                 }
             }

@@ -506,6 +506,7 @@ fn node_json(s: &NodeStats) -> Value {
         "io_errors": s.io_errors,
         "frames_retired": s.frames_retired,
         "puts_refused_no_space": s.puts_refused_no_space,
+        "move_wait_us_max": s.move_wait_us_max,
         "rebuild": s.rebuild.as_ref().map(|r| json!({
             "tier": r.tier.0,
             "seconds": r.seconds,

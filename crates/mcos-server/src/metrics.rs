@@ -327,12 +327,22 @@ impl Metrics {
                 node.frames_retired,
             ),
             (
+                "mcos_move_wait_microseconds_max",
+                "Longest time a get waited for an engine (a slow or stalled device shows here).",
+                node.move_wait_us_max,
+            ),
+            (
                 "mcos_puts_refused_no_space_total",
                 "Durable puts refused because the device reported no space (backpressure).",
                 node.puts_refused_no_space,
             ),
         ] {
-            head(&mut o, name, "counter", help);
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            head(&mut o, name, kind, help);
             let _ = writeln!(o, "{name} {v}");
         }
         if let Some(r) = &node.rebuild {
