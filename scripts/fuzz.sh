@@ -21,9 +21,11 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-../target/fuzz}"
-# An explicit --target keeps the instrumentation off build scripts and proc macros.
+# An explicit --target keeps the instrumentation off build scripts and proc macros. Not
+# --locked: fuzz/Cargo.lock pins the fuzzer's own dependencies, and a workspace crate that gains
+# a dependency (already pinned in ../Cargo.lock) must not fail the fuzz run.
 host="$(rustc -vV | sed -n 's/^host: //p')"
-cargo build --release --locked --bins --quiet --target "$host"
+cargo build --release --bins --quiet --target "$host"
 bin="$CARGO_TARGET_DIR/$host/release"
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "regressions/$t" "artifacts/$t"
