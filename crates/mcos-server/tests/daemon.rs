@@ -737,8 +737,17 @@ fn durable_puts_survive_sigkill_and_the_warm_restart_is_reported() {
     // A durable put of a key already durable: present, and durable.
     assert!(c.put_durable(0, &refs[..1]).unwrap()[0].is_durable());
     c.put(&refs[30..]).unwrap(); // stored, not durable: in DRAM
+    // Over TCP (payloads inline) the flag works the same; a key already in DRAM only is
+    // present but not durable.
+    let mut r = d.remote("default", "");
+    let extra = payload(99, BLOCK);
+    let out = r
+        .put_durable(0, &[(key(99), &extra[..]), refs[35]])
+        .unwrap();
+    assert_eq!(out, vec![Outcome::Durable { tier: 1 }, Outcome::Present]);
+    drop(r);
     let s = d.scrape();
-    assert_eq!(value(&s, "mcos_durable_acknowledged_total", &[]), 31.0);
+    assert_eq!(value(&s, "mcos_durable_acknowledged_total", &[]), 32.0);
     assert!(value(&s, "mcos_durable_syncs_total", &[]) >= 1.0);
     assert_eq!(value(&s, "mcos_brain_up", &[]), 1.0);
     drop(c);
@@ -749,6 +758,7 @@ fn durable_puts_survive_sigkill_and_the_warm_restart_is_reported() {
     let cfg = d.dir.path().join("mcosd.toml");
     d.spawn(&cfg);
     let mut c = d.local("default", "");
+    assert_eq!(c.get(&[key(99)]).unwrap()[0].as_deref(), Some(&extra[..]));
     let keys: Vec<BlockKey> = (0..40).map(key).collect();
     let got = c.get(&keys).unwrap();
     for (i, g) in got.iter().enumerate() {
@@ -760,7 +770,7 @@ fn durable_puts_survive_sigkill_and_the_warm_restart_is_reported() {
     let s = d.scrape();
     assert_eq!(
         value(&s, "mcos_rebuild_frames", &[("result", "restored")]),
-        30.0
+        31.0
     );
     assert_eq!(
         value(&s, "mcos_rebuild_frames", &[("result", "scanned")]),
@@ -768,7 +778,7 @@ fn durable_puts_survive_sigkill_and_the_warm_restart_is_reported() {
     );
     assert!(value(&s, "mcos_rebuild_seconds", &[]) > 0.0);
     let v: serde_json::Value = serde_json::from_str(&c.stats_json().unwrap()).unwrap();
-    assert_eq!(v["node"]["rebuild"]["blocks_restored"], 30);
+    assert_eq!(v["node"]["rebuild"]["blocks_restored"], 31);
     assert!(d.log_text().contains("warm restart: directory rebuilt"));
     drop(c);
     assert_eq!(d.stop().code(), Some(0));
