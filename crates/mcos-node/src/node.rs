@@ -133,7 +133,7 @@ pub struct NodeStats {
     pub links: Vec<LinkStat>,
     /// The warm restart of the persistent tier at open, if the node has one.
     pub rebuild: Option<crate::RebuildStats>,
-    /// Durable puts stored in the persistent tier, and `fdatasync` calls made for them.
+    /// Durable puts stored in the persistent tier.
     pub durable_puts: u64,
     /// `fdatasync` calls made by `sync_durable`.
     pub durable_syncs: u64,
