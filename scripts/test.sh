@@ -20,5 +20,7 @@ cargo clippy -p mcos-tiers -p mcos-node -p mcos-cli --all-targets --features cud
 cargo test -p mcos-tiers -p mcos-node -p mcos-cli --features cuda --locked
 step "python package mcos: maturin build into target/py-venv, pytest (live mcosd, embedded node)"
 ./scripts/test-python.sh
+step "fuzzing (coverage-guided, libFuzzer; replays fuzz/corpus and fuzz/regressions, then ${FUZZ_SECONDS:-20} s per target)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" ./scripts/fuzz.sh
 step "loom model checks (rings, policy install)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p mcos-core --test loom --release --locked

@@ -27,4 +27,4 @@ pub mod thread;
 pub use brain::{Brain, BrainConfig, BrainStats, EMPTY_SAMPLE, LinkReport};
 pub use knobs::{Knobs, base_table, candidates};
 pub use placement::{CostModel, LinkModel, Placement};
-pub use thread::{BrainSnapshot, BrainThread, Cadence, InstallFn};
+pub use thread::{BrainHealth, BrainSnapshot, BrainThread, Cadence, InstallFn};

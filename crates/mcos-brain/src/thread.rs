@@ -5,7 +5,7 @@
 //! and when the thread stops the shards keep the last table until its TTL, then fall back to
 //! the built-in default.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,6 +39,30 @@ pub struct BrainThread {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<Brain>>,
     snapshot: Arc<Mutex<BrainSnapshot>>,
+    /// Milliseconds since `started` at the thread's last wake-up: written by the brain thread
+    /// each loop, read by `health` (a stalled brain stops advancing it).
+    heartbeat_ms: Arc<AtomicU64>,
+    started: Instant,
+}
+
+/// Whether the brain thread is running and when it last woke up.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct BrainHealth {
+    /// The thread is running (false after a panic or a stop).
+    pub alive: bool,
+    /// Time since its last wake-up.
+    pub silent: Duration,
+}
+
+/// Test-only faults (feature `fault-injection`): the next wake-up of every brain thread in the
+/// process panics, or sleeps for the given time.
+#[cfg(feature = "fault-injection")]
+pub mod fault {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    /// Set: the next wake-up panics (and clears it).
+    pub static PANIC: AtomicBool = AtomicBool::new(false);
+    /// Non-zero: the next wake-up sleeps this many ms (and clears it).
+    pub static STALL_MS: AtomicU64 = AtomicU64::new(0);
 }
 
 /// How often the thread wakes and refreshes.
@@ -90,6 +114,9 @@ impl BrainThread {
             floor_tier: brain.floor_tier(),
         }));
         let publish = snapshot.clone();
+        let started = Instant::now();
+        let heartbeat_ms = Arc::new(AtomicU64::new(0));
+        let beat = heartbeat_ms.clone();
         let handle = std::thread::Builder::new()
             .name("mcos-brain".into())
             .spawn(move || {
@@ -98,6 +125,17 @@ impl BrainThread {
                 let mut last_install = Instant::now();
                 let mut behind = 0u32;
                 while !flag.load(Ordering::Acquire) {
+                    beat.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    #[cfg(feature = "fault-injection")]
+                    {
+                        if fault::PANIC.swap(false, Ordering::Relaxed) {
+                            panic!("injected brain fault");
+                        }
+                        let ms = fault::STALL_MS.swap(0, Ordering::Relaxed);
+                        if ms > 0 {
+                            std::thread::sleep(Duration::from_millis(ms));
+                        }
+                    }
                     let mut full = false;
                     for r in rings.iter_mut() {
                         let depth = r.capacity();
@@ -150,7 +188,18 @@ impl BrainThread {
             stop,
             handle: Some(handle),
             snapshot,
+            heartbeat_ms,
+            started,
         })
+    }
+
+    /// Whether the thread still runs, and how long since it last woke up.
+    pub fn health(&self) -> BrainHealth {
+        let beat = Duration::from_millis(self.heartbeat_ms.load(Ordering::Relaxed));
+        BrainHealth {
+            alive: self.handle.as_ref().is_some_and(|h| !h.is_finished()),
+            silent: self.started.elapsed().saturating_sub(beat),
+        }
     }
 
     /// What the brain last published.

@@ -19,6 +19,13 @@ pub enum BenchTarget {
     /// verified) against mcosd's local zero-bounce path and TCP, redis-server over its Unix
     /// socket and TCP, the in-process Node and one core's memcpy, in one run.
     Serve(crate::bench_serve::ServeBenchArgs),
+    /// Crash safety: SIGKILL the daemon at random moments while a client writes, restart it
+    /// over its persistent tier, and check every key ever written (found byte-exact or
+    /// missing, never wrong; every key acknowledged durable found).
+    Crash(crate::bench_crash::CrashArgs),
+    /// Soak: K clients, mixed operations with every get verified, for N seconds; the daemon's
+    /// RSS and open descriptors sampled; durable blocks read back and pins counted at the end.
+    Soak(crate::bench_soak::SoakArgs),
     /// One client process of `mcos bench serve` (started by it).
     #[command(hide = true)]
     ServeClient(crate::bench_serve::ServeClientArgs),
@@ -33,6 +40,8 @@ pub fn run(target: BenchTarget) -> Result<()> {
         BenchTarget::Fastpath(a) => crate::bench_fastpath::run(a),
         BenchTarget::Gpu(a) => crate::bench_gpu::run(a),
         BenchTarget::Serve(a) => crate::bench_serve::run(a),
+        BenchTarget::Crash(a) => crate::bench_crash::run(a),
+        BenchTarget::Soak(a) => crate::bench_soak::run(a),
         BenchTarget::ServeClient(a) => crate::bench_serve::run_client(a),
         BenchTarget::Hw(a) => crate::bench_hw::run(a),
     }

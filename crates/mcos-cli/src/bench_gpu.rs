@@ -215,6 +215,8 @@ fn node_check(cfg: &GpuBenchConfig) -> Result<serde_json::Value> {
         bandwidth_bytes_per_s: None,
         latency_ns: None,
         recreate: false,
+        persist: false,
+        sync: true,
     };
     let dir = cfg
         .disk_dir

@@ -140,7 +140,7 @@ struct Report {
 }
 
 /// Key of block `id` (stable across processes and systems).
-fn key_of(id: u64) -> BlockKey {
+pub(crate) fn key_of(id: u64) -> BlockKey {
     let mix = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x4d43_4f53;
     BlockKey((u128::from(id) << 64) | u128::from(mix | 1))
 }
@@ -167,7 +167,7 @@ fn word(id: u64, j: usize) -> u64 {
 }
 
 /// The bytes block `id` holds.
-fn fill(id: u64, buf: &mut [u8]) {
+pub(crate) fn fill(id: u64, buf: &mut [u8]) {
     let m = mask(id);
     let mut words = buf.chunks_exact_mut(8);
     for (c, p) in (&mut words).zip(pattern()) {
@@ -182,7 +182,7 @@ fn fill(id: u64, buf: &mut [u8]) {
 
 /// Bytes of `buf` that differ from block `id`'s. The whole-word comparison runs first (a load,
 /// an XOR and an OR per word, vectorised); only a block that differs is counted byte by byte.
-fn wrong_bytes(id: u64, buf: &[u8]) -> u64 {
+pub(crate) fn wrong_bytes(id: u64, buf: &[u8]) -> u64 {
     let m = mask(id);
     let words = buf.chunks_exact(8);
     let rest = words.remainder();
@@ -455,7 +455,7 @@ pub fn run_client(a: ServeClientArgs) -> Result<()> {
     Ok(())
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -499,7 +499,7 @@ fn row(
 }
 
 /// A child process stopped (killed if needed) when dropped.
-struct Proc(Child, &'static str);
+pub(crate) struct Proc(pub(crate) Child, pub(crate) &'static str);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -518,7 +518,7 @@ impl Drop for Proc {
     }
 }
 
-fn wait_for(what: &str, child: &mut Child, ready: impl Fn() -> bool) -> Result<()> {
+pub(crate) fn wait_for(what: &str, child: &mut Child, ready: impl Fn() -> bool) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready() {
         if let Some(st) = child.try_wait()? {

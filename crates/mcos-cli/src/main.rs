@@ -13,10 +13,12 @@
 
 mod args;
 mod bench;
+mod bench_crash;
 mod bench_fastpath;
 mod bench_gpu;
 mod bench_hw;
 mod bench_serve;
+mod bench_soak;
 mod interrupt;
 mod limits;
 mod report;

@@ -30,8 +30,8 @@
 use mcos_core::BlockKey;
 use mcos_proto::local::{Region, send_with_fd, write_all_vectored};
 use mcos_proto::{
-    ErrorCode, FrameHeader, HEADER_BYTES, Op, PROTOCOL_VERSION, REPLY, STATUS_BYTES, Status,
-    Welcome, WireIntent, encode, reply, status,
+    ErrorCode, FLAG_DURABLE, FrameHeader, HEADER_BYTES, Op, PROTOCOL_VERSION, PUT_DURABLE, REPLY,
+    STATUS_BYTES, Status, Welcome, WireIntent, encode, reply, status,
 };
 use std::io::{self, IoSliceMut, Read};
 use std::net::TcpStream;
@@ -109,6 +109,12 @@ pub enum Outcome {
     Done,
     /// put: already stored (blocks are immutable).
     Present,
+    /// durable put: stored in (or already in) the daemon's persistent tier `tier`, and
+    /// fdatasync'd when the tier has `sync`: found after any restart.
+    Durable {
+        /// Tier (the persistent one).
+        tier: u8,
+    },
     /// get: not stored.
     Miss,
     /// put: the policy did not admit the block (`reason`: 1 admission sketch, 2 class quota,
@@ -142,6 +148,9 @@ pub enum Outcome {
 impl Outcome {
     fn from_status(op: Op, s: Status) -> Outcome {
         match s.code {
+            status::OK | status::PRESENT if op == Op::Put && s.value & PUT_DURABLE != 0 => {
+                Outcome::Durable { tier: s.tier }
+            }
             status::OK => match op {
                 Op::Put => Outcome::Stored { tier: s.tier },
                 Op::Get => Outcome::Hit {
@@ -166,7 +175,15 @@ impl Outcome {
 
     /// Whether the block is stored after a put (stored now or before).
     pub fn is_stored(&self) -> bool {
-        matches!(self, Outcome::Stored { .. } | Outcome::Present)
+        matches!(
+            self,
+            Outcome::Stored { .. } | Outcome::Present | Outcome::Durable { .. }
+        )
+    }
+
+    /// Whether a durable put made the block durable.
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Outcome::Durable { .. })
     }
 
     /// Whether a get found it.
@@ -555,6 +572,15 @@ impl Client {
         class: u8,
         blocks: &[(BlockKey, u64, u32)],
     ) -> Result<Vec<Outcome>, ClientError> {
+        self.put_from_region_flags(class, blocks, 0)
+    }
+
+    fn put_from_region_flags(
+        &mut self,
+        class: u8,
+        blocks: &[(BlockKey, u64, u32)],
+        flags: u8,
+    ) -> Result<Vec<Outcome>, ClientError> {
         let have = self.region.as_ref().ok_or(ClientError::NoRegion)?.len() as u64;
         if let Some(&(_, off, len)) = blocks.iter().find(|&&(_, o, l)| o + u64::from(l) > have) {
             return Err(ClientError::RegionTooSmall {
@@ -567,7 +593,10 @@ impl Client {
             self.call(
                 Op::Put,
                 true,
-                &|b, id| encode::put_region(b, id, class, chunk),
+                &|b, id| {
+                    encode::put_region(b, id, class, chunk);
+                    b[5] |= flags;
+                },
                 &[],
             )?;
             out.extend(self.statuses(Op::Put, chunk.len())?);
@@ -614,6 +643,28 @@ impl Client {
         class: u8,
         blocks: &[(BlockKey, &[u8])],
     ) -> Result<Vec<Outcome>, ClientError> {
+        self.put_flags(class, blocks, 0)
+    }
+
+    /// Durable put: each block is acknowledged [`Outcome::Durable`] only once it is in the
+    /// daemon's persistent tier (and fdatasync'd when that tier has `sync`), so it is found
+    /// after any restart of the daemon. A daemon without a persistent tier answers
+    /// [`Outcome::Failed`]; a block already stored in a volatile tier answers
+    /// [`Outcome::Present`] (not durable).
+    pub fn put_durable(
+        &mut self,
+        class: u8,
+        blocks: &[(BlockKey, &[u8])],
+    ) -> Result<Vec<Outcome>, ClientError> {
+        self.put_flags(class, blocks, FLAG_DURABLE)
+    }
+
+    fn put_flags(
+        &mut self,
+        class: u8,
+        blocks: &[(BlockKey, &[u8])],
+        flags: u8,
+    ) -> Result<Vec<Outcome>, ClientError> {
         let bb = self.block_bytes() as usize;
         if let Some((k, p)) = blocks.iter().find(|(_, p)| p.len() > bb) {
             return Err(ClientError::Invalid(format!(
@@ -641,7 +692,7 @@ impl Client {
                         dst.copy_from_slice(p);
                         descs.push((*k, off, p.len() as u32));
                     }
-                    out.extend(self.put_from_region(class, &descs)?);
+                    out.extend(self.put_from_region_flags(class, &descs, flags)?);
                 }
             }
             None => {
@@ -663,7 +714,10 @@ impl Client {
                     self.call(
                         Op::Put,
                         true,
-                        &|b, id| encode::put_inline(b, id, class, chunk),
+                        &|b, id| {
+                            encode::put_inline(b, id, class, chunk);
+                            b[5] |= flags;
+                        },
                         &payloads,
                     )?;
                     out.extend(self.statuses(Op::Put, chunk.len())?);

@@ -24,4 +24,4 @@ pub mod sketch;
 mod table;
 
 pub use counters::Counters;
-pub use shard::{Access, Insert, IntentError, RejectReason, Shard, ShardConfig};
+pub use shard::{Access, Insert, IntentError, RejectReason, RestoreError, Shard, ShardConfig};

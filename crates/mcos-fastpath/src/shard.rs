@@ -111,6 +111,19 @@ pub enum IntentError {
     TooManyPins,
 }
 
+/// Why `restore` did not record a block.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum RestoreError {
+    /// The frame is not in this shard's slice of the tier (the shard count changed).
+    NotOwned,
+    /// The frame already holds a block.
+    FrameInUse,
+    /// The key is already recorded (an older copy of the same immutable block).
+    Duplicate,
+    /// The directory has no room in either of the key's buckets.
+    DirectoryFull,
+}
+
 enum Acquire {
     Frame(u32),
     Wait,
@@ -160,6 +173,9 @@ pub struct Shard {
     tick: u64,
     install_tick: u64,
     fallback: bool,
+    /// Bit per tier: a home tier (persistent) whose blocks are read in place, never moved out,
+    /// so their durable copy stays where it was acknowledged.
+    home_tiers: u8,
 }
 
 impl Shard {
@@ -201,6 +217,7 @@ impl Shard {
             tick: 0,
             install_tick: 0,
             fallback: false,
+            home_tiers: 0,
             tiers,
             cfg,
             policy,
@@ -459,7 +476,7 @@ impl Shard {
                 self.prefetch_after(seq, pos, cp.prefetch_degree);
             }
         }
-        if t > cp.preferred_tier.index() && frame.flags & FLAG_MOVING == 0 {
+        if t > cp.preferred_tier.index() && frame.flags & FLAG_MOVING == 0 && !self.is_home(t) {
             let pt = cp.preferred_tier.index();
             if self.filter_refuses(&cp, tag, pt) {
                 // A promotion is an admission into the preferred tier: its filter applies.
@@ -523,7 +540,7 @@ impl Shard {
                 continue;
             }
             let pt = self.class_policy(f.class).preferred_tier.index();
-            if t > pt {
+            if t > pt && !self.is_home(t) {
                 // Prefetch takes only free frames. While prefetches prove accurate it may take
                 // the tier's reserve (refilled by demoting its LRU block: evicting for a guess
                 // that is usually right); otherwise only frames beyond the reserve, so it
@@ -941,6 +958,19 @@ impl Shard {
 
     /// INSERT: asks for a frame to store `key` (class `class`) in.
     pub fn insert(&mut self, key: BlockKey, class: u8) -> Insert {
+        self.insert_where(key, class, None)
+    }
+
+    /// INSERT into `tier` only (a durable put into the home tier): no admission filter, since
+    /// the caller asked for the block to be kept; the class quota still applies.
+    pub fn insert_into(&mut self, key: BlockKey, class: u8, tier: TierId) -> Insert {
+        if tier.index() >= self.tiers.len() {
+            return self.reject(key.tag(), class, RejectReason::NoRoom);
+        }
+        self.insert_where(key, class, Some(tier.index()))
+    }
+
+    fn insert_where(&mut self, key: BlockKey, class: u8, only: Option<usize>) -> Insert {
         self.begin_event();
         self.counters.inserts += 1;
         let tag = key.tag();
@@ -957,17 +987,20 @@ impl Shard {
             return Insert::Present;
         }
         let cp = self.class_policy(class);
-        if cp.admit_threshold > 0 && self.sketch.estimate(key) < cp.admit_threshold {
+        if only.is_none()
+            && cp.admit_threshold > 0
+            && self.sketch.estimate(key) < cp.admit_threshold
+        {
             return self.reject(tag, class, RejectReason::Admission);
         }
         // Removed from the history only once the block has a frame (a retry must find it).
         let in_history = self.history.contains(tag);
         // The filter guards a full tier: while it has free frames beyond its watermark every
         // block is admitted.
-        let pt = cp.preferred_tier.index();
-        let floor = cp.floor_tier.index().min(self.tiers.len() - 1);
+        let pt = only.unwrap_or(cp.preferred_tier.index());
+        let floor = only.unwrap_or(cp.floor_tier.index().min(self.tiers.len() - 1));
         let mut first = pt;
-        if !in_history && self.filter_refuses(&cp, tag, pt) {
+        if only.is_none() && !in_history && self.filter_refuses(&cp, tag, pt) {
             if floor <= pt {
                 self.history.insert(tag);
                 return self.reject(tag, class, RejectReason::Admission);
@@ -1235,6 +1268,77 @@ impl Shard {
                 }
             }
         }
+    }
+
+    /// Marks `tier` as a home (persistent) tier: blocks there are read in place and never
+    /// promoted or prefetched out of it, so the frame that holds a durable block keeps it until
+    /// the block is evicted.
+    pub fn set_home_tier(&mut self, tier: TierId) {
+        if tier.index() < self.tiers.len() {
+            self.home_tiers |= 1 << tier.index();
+        }
+    }
+
+    fn is_home(&self, t: usize) -> bool {
+        self.home_tiers & (1 << t) != 0
+    }
+
+    /// Takes the free frame `frame` (global id) of `tier` out of service for good: the device
+    /// failed under it. It counts as used; nothing is ever placed in it again. Returns whether
+    /// it was free and is now retired.
+    pub fn retire_frame(&mut self, tier: TierId, frame: u32) -> bool {
+        let t = tier.index();
+        let Some(i) = self.tiers.get(t).and_then(|tf| tf.local(frame)) else {
+            return false;
+        };
+        if self.tiers[t].get(i).list != ListId::Free {
+            return false;
+        }
+        self.tiers[t].unlink(i);
+        true
+    }
+
+    /// Warm restart: records the block `key`, found intact in `frame` (global id) of `tier`,
+    /// as resident there (class `class`, on the probation list). Only at start-up, before any
+    /// other event; the frame must be free and owned by this shard, the key not yet recorded.
+    pub fn restore(
+        &mut self,
+        key: BlockKey,
+        tier: TierId,
+        frame: u32,
+        class: u8,
+    ) -> Result<(), RestoreError> {
+        let t = tier.index();
+        let i = self
+            .tiers
+            .get(t)
+            .and_then(|tf| tf.local(frame))
+            .ok_or(RestoreError::NotOwned)?;
+        if self.tiers[t].get(i).list != ListId::Free {
+            return Err(RestoreError::FrameInUse);
+        }
+        let tag = key.tag();
+        let hashed = self.directory.hash(tag);
+        if self
+            .directory
+            .get_hashed(&hashed, &self.tiers[..])
+            .is_some()
+        {
+            return Err(RestoreError::Duplicate);
+        }
+        self.directory
+            .insert_new(&hashed, Loc::new(tier, frame))
+            .map_err(|_| RestoreError::DirectoryFull)?;
+        self.tiers[t].unlink(i);
+        let tick = self.tick as u32;
+        let f = self.tiers[t].get_mut(i);
+        f.tag = tag;
+        f.class = class;
+        f.flags = 0;
+        f.last_tick = tick;
+        self.tiers[t].push(ListId::Probation, i, true);
+        self.class_count[t][usize::from(class)] += 1;
+        Ok(())
     }
 
     /// The caller found the block at `key` corrupt where it read it: forget it (a miss from now

@@ -34,6 +34,16 @@ pub struct TierConfig {
     /// refusing it (its blocks are lost). Never applies to files that are not tier files.
     #[serde(default)]
     pub recreate: bool,
+    /// Disk tier: the blocks outlive the process (warm restart). The file is never removed at
+    /// close, the directory is rebuilt from the block headers at open, blocks in it are read
+    /// in place (never moved out), and durable puts land in it.
+    #[serde(default)]
+    pub persist: bool,
+    /// With `persist`: a durable put is acknowledged only after `fdatasync` (survives a power
+    /// cut); `false` acknowledges after the write reached the kernel (survives a process crash
+    /// or SIGKILL, not a power cut).
+    #[serde(default = "yes")]
+    pub sync: bool,
     /// Link bandwidth from the tier above, bytes/s (for the brain's cost model).
     #[serde(default)]
     pub bandwidth_bytes_per_s: Option<u64>,
@@ -151,6 +161,8 @@ impl NodeConfig {
                     bandwidth_bytes_per_s: None,
                     latency_ns: None,
                     recreate: false,
+                    persist: false,
+                    sync: true,
                 },
                 TierConfig {
                     kind: TierKind::Disk,
@@ -159,6 +171,8 @@ impl NodeConfig {
                     bandwidth_bytes_per_s: None,
                     latency_ns: None,
                     recreate: false,
+                    persist: false,
+                    sync: true,
                 },
             ],
             free_watermark: default_watermark(),
@@ -239,8 +253,21 @@ impl NodeConfig {
                          `host-pinned` so the GPU can reach it"
                     ));
                 }
+                TierKind::HostDram | TierKind::HostPinned if t.persist => {
+                    return bad(format!(
+                        "tier {i}: `persist` applies to a disk tier only (host memory does not outlive the process)"
+                    ));
+                }
                 TierKind::HostDram | TierKind::HostPinned => {}
                 TierKind::Disk => {
+                    if t.persist
+                        && (i + 1 != self.tiers.len()
+                            || self.tiers.iter().filter(|t| t.persist).count() > 1)
+                    {
+                        return bad(format!(
+                            "tier {i}: `persist` applies to one disk tier, the last (slowest) one"
+                        ));
+                    }
                     if t.path.is_none() {
                         return bad(format!(
                             "tier {i} is a disk tier: give it a `path` for its file"
@@ -376,6 +403,8 @@ mod tests {
                     bandwidth_bytes_per_s: None,
                     latency_ns: None,
                     recreate: false,
+                    persist: false,
+                    sync: true,
                 },
             );
             let e = cfg.validate().unwrap_err().to_string();

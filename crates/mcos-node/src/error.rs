@@ -50,6 +50,11 @@ pub enum NodeError {
     /// The policy table was refused.
     #[error(transparent)]
     Policy(#[from] mcos_core::ContractError),
+    /// A durable put or sync on a node without a persistent tier.
+    #[error(
+        "this node has no persistent tier: durable puts need a disk tier with `persist = true`"
+    )]
+    NotDurable,
     /// The install channel is busy (a shard has not yet seen the previous table).
     #[error("policy install deferred: {0}")]
     InstallBusy(mcos_core::InstallError),

@@ -21,7 +21,9 @@
 mod config;
 mod error;
 mod node;
+mod rebuild;
 
 pub use config::{BrainSettings, DiskIo, NodeConfig, TierConfig};
 pub use error::NodeError;
 pub use node::{Fetched, GetOutcome, LinkStat, Node, NodeStats, PutOutcome, TierUsage};
+pub use rebuild::RebuildStats;

@@ -165,6 +165,22 @@ pub struct NodeStats {
     /// Per route between adjacent tiers, both ways (fetches `t -> t-1` first): what the
     /// engines measured.
     pub links: Vec<LinkStat>,
+    /// The warm restart of the persistent tier at open, if the node has one.
+    pub rebuild: Option<crate::RebuildStats>,
+    /// Durable puts stored in the persistent tier.
+    pub durable_puts: u64,
+    /// `fdatasync` calls made by `sync_durable`.
+    pub durable_syncs: u64,
+    /// Reads or writes the device failed (EIO and the like): each read a counted miss, each
+    /// write retried in another frame.
+    pub io_errors: u64,
+    /// Frames taken out of service because the device failed under them.
+    pub frames_retired: u64,
+    /// Durable puts refused because the device reported no space (backpressure).
+    pub puts_refused_no_space: u64,
+    /// Longest time a get waited for an engine to bring its block up, microseconds: a slow or
+    /// stalled engine shows here (and as `NodeError::Stalled` past 30 s).
+    pub move_wait_us_max: u64,
 }
 
 struct ShardSlot {
@@ -200,6 +216,22 @@ struct Inner {
     /// Bytes and time per route, written by the engines per batch; read by the brain thread
     /// (measured link bandwidth) and `stats`.
     links: Arc<LinkMeters>,
+    /// The persistent (home) tier, if any: durable puts land there.
+    persist_tier: Option<TierId>,
+    /// What the warm restart found (set once at open).
+    rebuild: Option<crate::RebuildStats>,
+    /// Written by `put_durable` (relaxed), read by `stats`.
+    durable_puts: AtomicU64,
+    /// Written by `sync_durable` (relaxed), read by `stats`.
+    durable_syncs: AtomicU64,
+    /// Written under a shard lock on a failed read or write (relaxed), read by `stats`.
+    io_errors: AtomicU64,
+    /// Written under a shard lock when a frame is retired (relaxed), read by `stats`.
+    frames_retired: AtomicU64,
+    /// Written by `put_into` (relaxed), read by `stats`.
+    puts_refused_no_space: AtomicU64,
+    /// Written by `wait_for` (relaxed max), read by `stats`.
+    move_wait_us_max: AtomicU64,
 }
 
 /// A running node. Cheap to share: clone the `Arc` you put it in, or call from many threads
@@ -433,6 +465,30 @@ impl Node {
             }));
         }
 
+        // Warm restart: the persistent tier's blocks back in the directory before any event.
+        let persist_tier = cfg
+            .tiers
+            .iter()
+            .position(|t| t.persist)
+            .map(|i| TierId(i as u8));
+        let rebuild = match persist_tier {
+            Some(t) => {
+                for m in &shards {
+                    lock(m).shard.set_home_tier(t);
+                }
+                match tiers.get(t) {
+                    Some(TierStore::Disk(d)) => {
+                        Some(crate::rebuild::rebuild(d, t, shards_n, |s, key, frame| {
+                            lock(&shards[s])
+                                .shard
+                                .restore(key, t, frame, PriorityClass::DEFAULT.0)
+                        })?)
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
         let disk_backend = engine_kinds
             .iter()
             .position(|&k| k == "disk")
@@ -452,6 +508,14 @@ impl Node {
             puts_waited: AtomicU64::new(0),
             gets_waited: AtomicU64::new(0),
             links,
+            persist_tier,
+            rebuild,
+            durable_puts: AtomicU64::new(0),
+            durable_syncs: AtomicU64::new(0),
+            io_errors: AtomicU64::new(0),
+            frames_retired: AtomicU64::new(0),
+            puts_refused_no_space: AtomicU64::new(0),
+            move_wait_us_max: AtomicU64::new(0),
         });
         let hk = inner.clone();
         let housekeeper = std::thread::Builder::new()
@@ -485,6 +549,17 @@ impl Node {
         let snap = thread.snapshot();
         thread.stop();
         snap
+    }
+
+    /// Whether the brain thread runs and how long since it woke up, if the node has one (a
+    /// panicked or stalled brain leaves the shards on its last table until the table's TTL,
+    /// then on the built-in one).
+    pub fn brain_health(&self) -> Option<mcos_brain::BrainHealth> {
+        self.brain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(BrainThread::health)
     }
 
     /// What the brain last published, if the node runs one.
@@ -525,6 +600,56 @@ impl Node {
         payload: &[u8],
     ) -> Result<PutOutcome, NodeError> {
         self.inner.put(key, class, payload)
+    }
+
+    /// Stores `payload` under `key` in the persistent tier (a durable put): written there with
+    /// one `pwrite` before this returns, and found after a restart of the node or of the
+    /// process (after `sync_durable`, also after a power cut when the tier has `sync`).
+    /// `Present` when the key is stored already: `persist_tier` and `locate` tell whether that
+    /// copy is durable. A node without a persistent tier refuses with `NodeError::NotDurable`.
+    pub fn put_durable(
+        &self,
+        key: BlockKey,
+        class: PriorityClass,
+        payload: &[u8],
+    ) -> Result<PutOutcome, NodeError> {
+        let tier = self.inner.persist_tier.ok_or(NodeError::NotDurable)?;
+        let out = self.inner.put_into(key, class, payload, tier)?;
+        if matches!(out, PutOutcome::Stored(_)) {
+            self.inner.durable_puts.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(out)
+    }
+
+    /// Makes every durable put that returned before this call survive a power cut:
+    /// `fdatasync` of the persistent tier's file when it has `sync` (one call covers a whole
+    /// batch: group commit). Without `sync`, nothing to do (the writes already survive a crash
+    /// of the process).
+    pub fn sync_durable(&self) -> Result<(), NodeError> {
+        let Some(t) = self.inner.persist_tier else {
+            return Err(NodeError::NotDurable);
+        };
+        if !self.inner.cfg.tiers[t.index()].sync {
+            return Ok(());
+        }
+        if let Some(TierStore::Disk(d)) = self.inner.tiers.get(t) {
+            d.sync_data()?;
+            self.inner.durable_syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The persistent tier, if the node has one.
+    pub fn persist_tier(&self) -> Option<TierId> {
+        self.inner.persist_tier
+    }
+
+    /// The node's disk tier, if it has one (for tools and tests: its path, geometry, I/O mode).
+    pub fn disk_tier(&self) -> Option<Arc<DiskTier>> {
+        (0..self.inner.tiers.len()).find_map(|i| match self.inner.tiers.get(TierId(i as u8)) {
+            Some(TierStore::Disk(d)) => Some(d.clone()),
+            _ => None,
+        })
     }
 
     /// Reads the block at `key` into `out` (resized to the payload). A corrupt block is
@@ -732,6 +857,13 @@ impl Node {
             gets_waited: inner.gets_waited.load(Ordering::Relaxed),
             brain: self.brain_snapshot(),
             links: inner.link_stats(),
+            rebuild: inner.rebuild.clone(),
+            durable_puts: inner.durable_puts.load(Ordering::Relaxed),
+            durable_syncs: inner.durable_syncs.load(Ordering::Relaxed),
+            io_errors: inner.io_errors.load(Ordering::Relaxed),
+            frames_retired: inner.frames_retired.load(Ordering::Relaxed),
+            puts_refused_no_space: inner.puts_refused_no_space.load(Ordering::Relaxed),
+            move_wait_us_max: inner.move_wait_us_max.load(Ordering::Relaxed),
         }
     }
 
@@ -774,7 +906,8 @@ impl Node {
         for e in &mut self.engines {
             e.shutdown()?;
         }
-        if self.inner.cfg.remove_files_on_close {
+        // A persistent tier's file outlives the node (that is its point).
+        if self.inner.cfg.remove_files_on_close && self.inner.persist_tier.is_none() {
             if let Some(d) = self.inner.tiers_disk() {
                 d.remove_created()?;
             }
@@ -991,6 +1124,14 @@ impl Inner {
                 slot.shard.invalidate(key);
                 Ok(None)
             }
+            Err(TierError::Io { .. }) => {
+                // The device failed under the block: dropped (a counted miss), its frame
+                // retired; the node serves on.
+                self.io_errors.fetch_add(1, Ordering::Relaxed);
+                slot.shard.invalidate(key);
+                self.retire(slot, tier, frame);
+                Ok(None)
+            }
             Err(e) => Err(read_error(e)),
         }
     }
@@ -1081,7 +1222,9 @@ impl Inner {
             reads += 1;
             match read {
                 Ok(len) => return Ok(hit(len)),
-                Err(TierError::Corrupt { .. }) => {}
+                // Corrupt or failed as read without the lock: decided again under it (an I/O
+                // error that repeats there drops the block and retires its frame).
+                Err(TierError::Corrupt { .. } | TierError::Io { .. }) => {}
                 Err(e) => return Err(read_error(e)),
             }
             // Corrupt as read: decide under the lock whether the block is. (Under a claim the
@@ -1116,6 +1259,8 @@ impl Inner {
                 let mut slot = lock(m);
                 slot.drain();
                 if !slot.shard.move_pending(move_id) {
+                    let waited = start.elapsed().as_micros() as u64;
+                    self.move_wait_us_max.fetch_max(waited, Ordering::Relaxed);
                     return Ok(slot);
                 }
             }
@@ -1294,6 +1439,77 @@ enum Hold<'a> {
     /// header names the key and checksums the payload, so a frame reused meanwhile reads as
     /// corrupt, and that verdict is checked again under the lock before anything is dropped.
     Unclaimed,
+}
+
+impl Inner {
+    /// Takes a frame the device failed under out of service (it was just freed).
+    fn retire(&self, slot: &mut ShardSlot, tier: TierId, frame: u32) {
+        if slot.shard.retire_frame(tier, frame) {
+            self.frames_retired.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `put` into one given tier (durable puts): no admission filter; room is made by
+    /// evicting from that tier.
+    fn put_into(
+        &self,
+        key: BlockKey,
+        class: PriorityClass,
+        payload: &[u8],
+        tier: TierId,
+    ) -> Result<PutOutcome, NodeError> {
+        if key == BlockKey::NONE {
+            return Err(NodeError::ReservedKey);
+        }
+        if payload.len() > self.cfg.block_bytes as usize {
+            return Err(NodeError::TooLarge {
+                len: payload.len(),
+                max: self.cfg.block_bytes as usize,
+            });
+        }
+        let m = &self.shards[self.shard_of(key)];
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            {
+                let mut slot = lock(m);
+                slot.drain();
+                let before = slot.shard.counters().moves_started;
+                let decision = slot.shard.insert_into(key, class.0, tier);
+                if slot.shard.counters().moves_started != before {
+                    self.ring_doorbells();
+                }
+                match decision {
+                    Insert::Fill { tier, frame } => {
+                        let written = self.write_frame(tier, frame, key, payload);
+                        slot.shard.commit_fill(key, tier, frame, written.is_ok());
+                        match written {
+                            Ok(()) => return Ok(PutOutcome::Stored(tier)),
+                            // A full device is backpressure: refused and counted.
+                            Err(TierError::NoSpace { .. }) => {
+                                self.puts_refused_no_space.fetch_add(1, Ordering::Relaxed);
+                                return Ok(PutOutcome::Rejected(RejectReason::NoRoom));
+                            }
+                            // A failing frame is retired and the block tried in another one.
+                            Err(TierError::Io { .. }) => {
+                                self.io_errors.fetch_add(1, Ordering::Relaxed);
+                                self.retire(&mut slot, tier, frame);
+                                continue;
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    Insert::Present => return Ok(PutOutcome::Present),
+                    Insert::Rejected(r) => return Ok(PutOutcome::Rejected(r)),
+                    Insert::Retry => {}
+                }
+            }
+            if start.elapsed() > MOVE_TIMEOUT {
+                return Err(NodeError::Stalled(MOVE_TIMEOUT));
+            }
+            backoff(&mut spins);
+        }
+    }
 }
 
 /// Spin briefly, then yield, then sleep: waits for an engine on another core without burning

@@ -15,6 +15,8 @@ fn tier(kind: TierKind, capacity_blocks: u32, path: Option<std::path::PathBuf>) 
         bandwidth_bytes_per_s: None,
         latency_ns: None,
         recreate: false,
+        persist: false,
+        sync: true,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The node against a simple model, with real bytes in real DRAM and disk tiers.
 #![allow(clippy::unwrap_used)]
 
-use mcos_core::{BlockKey, Namespace, TierId};
+use mcos_core::{BlockKey, Namespace, PriorityClass, TierId};
 use mcos_node::{GetOutcome, Node, NodeConfig, NodeError, PutOutcome};
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -414,4 +414,194 @@ fn three_tiers_use_both_engines() {
         "disk -> fast DRAM promotions"
     );
     node.close().unwrap();
+}
+
+/// A node over a persistent disk tier in `dir`.
+fn persist_cfg(dir: &std::path::Path, shards: usize) -> NodeConfig {
+    let mut cfg = NodeConfig::dram_and_disk(1000, 8, 64, dir);
+    cfg.shards = shards;
+    cfg.tiers[1].persist = true;
+    cfg
+}
+
+fn payload_of(id: u64) -> Vec<u8> {
+    (0..1000).map(|i| (id as usize * 31 + i) as u8).collect()
+}
+
+#[test]
+fn durable_puts_survive_a_restart_and_damaged_frames_are_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(persist_cfg(dir.path(), 2)).unwrap();
+    assert_eq!(node.persist_tier(), Some(TierId(1)));
+    for id in 1..=20u64 {
+        let out = node
+            .put_durable(
+                BlockKey(u128::from(id)),
+                PriorityClass::DEFAULT,
+                &payload_of(id),
+            )
+            .unwrap();
+        assert_eq!(out, PutOutcome::Stored(TierId(1)));
+    }
+    node.sync_durable().unwrap();
+    // Reads are served in place from the persistent tier: it never moves a block out.
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        assert_eq!(
+            node.get(BlockKey(3), &mut out).unwrap(),
+            GetOutcome::Hit(TierId(1))
+        );
+    }
+    // Volatile puts land in DRAM.
+    assert_eq!(
+        node.put(BlockKey(500), &payload_of(500)).unwrap(),
+        PutOutcome::Stored(TierId(0))
+    );
+    let stats = node.stats();
+    assert_eq!(stats.durable_puts, 20);
+    assert_eq!(stats.durable_syncs, 1);
+    let (_, frame7) = node.locate(BlockKey(7)).unwrap();
+    let (_, frame9) = node.locate(BlockKey(9)).unwrap();
+    let path = node.config().tiers[1].path.clone().unwrap();
+    drop(node);
+    assert!(path.exists(), "a persistent tier file outlives the node");
+    // Damage one header and one payload, as a torn write would.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let stride = 4096u64;
+        f.write_all_at(&[0xff], 4096 + u64::from(frame7) * stride + 30)
+            .unwrap();
+        f.write_all_at(&[0xff], 4096 + u64::from(frame9) * stride + 64 + 10)
+            .unwrap();
+    }
+    let node = Node::open(persist_cfg(dir.path(), 2)).unwrap();
+    let rb = node.stats().rebuild.unwrap();
+    assert_eq!(rb.frames_scanned, 64);
+    assert_eq!(rb.blocks_restored, 19, "{rb:?}");
+    assert_eq!(rb.discarded_corrupt, 1, "{rb:?}");
+    assert!(rb.seconds > 0.0 && rb.bytes_per_s() > 0.0);
+    for id in 1..=20u64 {
+        let got = node.get(BlockKey(u128::from(id)), &mut out).unwrap();
+        match id {
+            7 | 9 => assert_eq!(got, GetOutcome::Miss, "damaged block {id} is a miss"),
+            _ => {
+                assert_eq!(got, GetOutcome::Hit(TierId(1)), "block {id}");
+                assert_eq!(out, payload_of(id));
+            }
+        }
+    }
+    assert_eq!(
+        node.stats().counters.corrupt_blocks,
+        1,
+        "the torn payload, found on read"
+    );
+    // The DRAM-only block did not survive (it was acknowledged stored, not durable).
+    assert_eq!(node.get(BlockKey(500), &mut out).unwrap(), GetOutcome::Miss);
+    // One shard owns every frame: all 19 verified headers are restored.
+    drop(node);
+    let node = Node::open(persist_cfg(dir.path(), 1)).unwrap();
+    let rb = node.stats().rebuild.unwrap();
+    assert_eq!((rb.blocks_restored, rb.discarded_misplaced), (19, 0));
+    drop(node);
+    // Three shards: a block in a frame its key's shard does not own is discarded and counted.
+    let node = Node::open(persist_cfg(dir.path(), 3)).unwrap();
+    let rb = node.stats().rebuild.unwrap();
+    assert_eq!(rb.blocks_restored + rb.discarded_misplaced, 19, "{rb:?}");
+    assert!(rb.discarded_misplaced > 0, "{rb:?}");
+    for id in 1..=20u64 {
+        if node.get(BlockKey(u128::from(id)), &mut out).unwrap() != GetOutcome::Miss {
+            assert_eq!(out, payload_of(id));
+        }
+    }
+    drop(node);
+    assert!(matches!(
+        Node::open(NodeConfig::dram_and_disk(1000, 8, 64, dir.path()))
+            .unwrap()
+            .put_durable(BlockKey(1), PriorityClass::DEFAULT, b"x"),
+        Err(NodeError::NotDurable)
+    ));
+}
+
+/// Space taken away at run time: the persistent tier's frames were reserved at open
+/// (`posix_fallocate`), so a filesystem filled by someone else afterwards costs no put, no
+/// durable block and no byte. Real device: a 2 MiB tmpfs (needs root; CI runs as root).
+#[test]
+fn a_filesystem_filled_after_open_costs_no_stored_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root and must be able to mount tmpfs"
+        );
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let run = || {
+        let mut cfg = NodeConfig::dram_and_disk(1000, 8, 128, &mnt); // 516 KiB file
+        cfg.tiers[1].persist = true;
+        let node = Node::open(cfg).unwrap();
+        // Someone else fills the filesystem.
+        let hog = mnt.join("hog");
+        let mut f = std::fs::File::create(&hog).unwrap();
+        let chunk = vec![1u8; 64 << 10];
+        let err = loop {
+            if let Err(e) = f.write_all(&chunk) {
+                break e;
+            }
+        };
+        assert_eq!(err.raw_os_error(), Some(libc_enospc()), "{err}");
+        for id in 1..=100u64 {
+            let out = node
+                .put_durable(
+                    BlockKey(u128::from(id)),
+                    PriorityClass::DEFAULT,
+                    &payload_of(id),
+                )
+                .unwrap();
+            assert_eq!(out, PutOutcome::Stored(TierId(1)));
+        }
+        node.sync_durable().unwrap();
+        // Volatile puts too (fewer than the free frames: a durable block leaves only when
+        // capacity evicts it).
+        for id in 101..=120u64 {
+            node.put(BlockKey(u128::from(id)), &payload_of(id)).unwrap();
+        }
+        node.quiesce().unwrap();
+        assert_eq!(node.stats().counters.evictions, 0);
+        assert_eq!(node.stats().counters.move_errors, 0);
+        drop(node);
+        let node = Node::open({
+            let mut cfg = NodeConfig::dram_and_disk(1000, 8, 128, &mnt);
+            cfg.tiers[1].persist = true;
+            cfg
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        for id in 1..=100u64 {
+            assert_eq!(
+                node.get(BlockKey(u128::from(id)), &mut out).unwrap(),
+                GetOutcome::Hit(TierId(1)),
+                "durable block {id}"
+            );
+            assert_eq!(out, payload_of(id));
+        }
+    };
+    let result = std::panic::catch_unwind(run);
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
+fn libc_enospc() -> i32 {
+    28
 }

@@ -110,6 +110,12 @@ impl Op {
 
 /// Flag bit of a put or get: payloads are in the shared region, not in the frame.
 pub const FLAG_REGION: u8 = 0x01;
+/// Flag bit of a put: durable. The blocks go to the daemon's persistent tier, and the reply
+/// comes only once they are there (and fdatasync'd when the tier has `sync`): each `ok` or
+/// `present` status with `value` bit 0 ([`PUT_DURABLE`]) set is found after any restart.
+pub const FLAG_DURABLE: u8 = 0x02;
+/// `value` bit of a put's `ok`/`present` status: the block is durable.
+pub const PUT_DURABLE: u32 = 1;
 
 /// The fixed header of every frame.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -118,7 +124,7 @@ pub struct FrameHeader {
     pub body_len: u32,
     /// Op byte (a request op, or `op | REPLY`, or `Op::Error`).
     pub op: u8,
-    /// Per-op flags ([`FLAG_REGION`]).
+    /// Per-op flags ([`FLAG_REGION`], [`FLAG_DURABLE`]).
     pub flags: u8,
     /// Chosen by the client, echoed by the reply.
     pub req_id: u32,

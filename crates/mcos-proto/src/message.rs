@@ -3,8 +3,8 @@
 
 use crate::codec::{Reader, Writer};
 use crate::{
-    ErrorCode, FLAG_REGION, FrameHeader, HEADER_BYTES, KEY_BYTES, MAGIC, Op, ProtoError, REPLY,
-    STATUS_BYTES,
+    ErrorCode, FLAG_DURABLE, FLAG_REGION, FrameHeader, HEADER_BYTES, KEY_BYTES, MAGIC, Op,
+    ProtoError, REPLY, STATUS_BYTES,
 };
 use mcos_core::BlockKey;
 
@@ -162,6 +162,8 @@ pub struct PutBatch<'a> {
     pub class: u8,
     /// Payloads are in the region.
     pub region: bool,
+    /// Durable put ([`FLAG_DURABLE`]).
+    pub durable: bool,
     count: usize,
     entries: &'a [u8],
     payloads: &'a [u8],
@@ -368,7 +370,11 @@ impl<'a> Request<'a> {
     ) -> Result<Request<'a>, ProtoError> {
         let op = Op::from_u8(header.op).ok_or(ProtoError::UnknownOp(header.op))?;
         let region = header.flags & FLAG_REGION != 0;
-        if header.flags & !FLAG_REGION != 0 || (region && !matches!(op, Op::Put | Op::Get)) {
+        let durable = header.flags & FLAG_DURABLE != 0;
+        if header.flags & !(FLAG_REGION | FLAG_DURABLE) != 0
+            || (region && !matches!(op, Op::Put | Op::Get))
+            || (durable && op != Op::Put)
+        {
             return Err(ProtoError::Malformed(format!(
                 "flags 0x{:02x} are not defined for {}",
                 header.flags,
@@ -405,6 +411,7 @@ impl<'a> Request<'a> {
                 let batch = PutBatch {
                     class,
                     region,
+                    durable,
                     count,
                     entries,
                     payloads,

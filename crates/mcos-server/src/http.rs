@@ -49,7 +49,9 @@ pub(crate) fn serve(sh: &Shared, mut s: TcpStream) {
     }
     match path {
         "/metrics" => {
-            let text = sh.metrics.render(&sh.node.stats(), sh.leases.total());
+            let text =
+                sh.metrics
+                    .render(&sh.node.stats(), sh.node.brain_health(), sh.leases.total());
             respond(
                 &mut s,
                 "200 OK",

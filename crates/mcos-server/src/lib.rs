@@ -92,6 +92,21 @@ impl Daemon {
             .map(|t| format!("{} x {} blocks", t.kind, t.capacity_blocks))
             .collect();
         let node = Node::open(cfg.node.clone()).context("opening the node")?;
+        if let Some(r) = node.stats().rebuild {
+            info!(
+                tier = r.tier.0,
+                restored = r.blocks_restored,
+                frames = r.frames_scanned,
+                empty = r.empty_frames,
+                discarded_corrupt = r.discarded_corrupt,
+                discarded_misplaced = r.discarded_misplaced,
+                duplicates = r.duplicates,
+                seconds = r.seconds,
+                gb_per_s = r.bytes_per_s() / 1e9,
+                headers_per_s = r.headers_per_s(),
+                "warm restart: directory rebuilt from the persistent tier's block headers"
+            );
+        }
         let tenants = Tenants::new(&cfg.server.effective_tenants());
         let unix = bind_unix(&socket_path, &cfg.server)?;
         let tcp = match cfg.server.listen {
@@ -177,6 +192,8 @@ impl Daemon {
                 revents: 0,
             });
         }
+        let mut brain_watch = BrainWatch::default();
+        let mut last_watch = Instant::now();
         while !stop.load(Ordering::Acquire) {
             // SAFETY: `fds` is a live array of initialised pollfd; the listeners outlive the call.
             let n =
@@ -232,6 +249,10 @@ impl Daemon {
                         http_in_flight.fetch_sub(1, Ordering::Relaxed);
                     }
                 }
+            }
+            if last_watch.elapsed() >= BRAIN_WATCH_PERIOD {
+                last_watch = Instant::now();
+                brain_watch.check(&shared);
             }
             let expired = shared.leases.expire(Instant::now());
             for &k in &expired {
@@ -400,6 +421,56 @@ fn group_id(name: &str) -> Result<u32> {
     Ok(unsafe { (*g).gr_gid })
 }
 
+/// How often the daemon looks at its brain and policy table.
+const BRAIN_WATCH_PERIOD: Duration = Duration::from_secs(1);
+/// A brain silent this long is reported as stalled.
+const BRAIN_STALL: Duration = Duration::from_secs(2);
+
+/// Reports, once per event, a brain thread that died or stalled and a policy table that lapsed
+/// to the built-in one (logs; the same state is on /metrics as `mcos_brain_up`,
+/// `mcos_brain_silent_seconds` and `mcos_policy_fallbacks_total`).
+#[derive(Default)]
+struct BrainWatch {
+    dead_reported: bool,
+    stall_reported: bool,
+    fallbacks_seen: u64,
+}
+
+impl BrainWatch {
+    fn check(&mut self, sh: &Shared) {
+        if let Some(h) = sh.node.brain_health() {
+            if !h.alive && !self.dead_reported {
+                self.dead_reported = true;
+                warn!(
+                    "the brain thread has stopped (panicked): the fast path keeps its last table \
+                     until the table's TTL, then runs the built-in one"
+                );
+            }
+            let stalled = h.alive && h.silent >= BRAIN_STALL;
+            if stalled && !self.stall_reported {
+                warn!(
+                    silent_seconds = h.silent.as_secs_f64(),
+                    "the brain thread is stalled: the fast path keeps its last table until the \
+                     table's TTL, then runs the built-in one"
+                );
+            } else if !stalled && self.stall_reported && h.alive {
+                info!("the brain thread is running again");
+            }
+            self.stall_reported = stalled;
+        }
+        let stats = sh.node.stats();
+        let fallbacks = stats.counters.policy_fallbacks;
+        if fallbacks > self.fallbacks_seen {
+            warn!(
+                fallbacks,
+                "the policy table lapsed after its TTL without a refresh: the fast path runs the \
+                 built-in table"
+            );
+            self.fallbacks_seen = fallbacks;
+        }
+    }
+}
+
 fn node_json(s: &NodeStats) -> Value {
     let c = &s.counters;
     json!({
@@ -430,6 +501,25 @@ fn node_json(s: &NodeStats) -> Value {
         })).collect::<Vec<_>>(),
         "policy_epoch": s.policy_epoch,
         "disk_backend": s.disk_backend,
+        "durable_puts": s.durable_puts,
+        "durable_syncs": s.durable_syncs,
+        "io_errors": s.io_errors,
+        "frames_retired": s.frames_retired,
+        "puts_refused_no_space": s.puts_refused_no_space,
+        "move_wait_us_max": s.move_wait_us_max,
+        "rebuild": s.rebuild.as_ref().map(|r| json!({
+            "tier": r.tier.0,
+            "seconds": r.seconds,
+            "frames_scanned": r.frames_scanned,
+            "blocks_restored": r.blocks_restored,
+            "empty_frames": r.empty_frames,
+            "discarded_corrupt": r.discarded_corrupt,
+            "discarded_misplaced": r.discarded_misplaced,
+            "duplicates": r.duplicates,
+            "file_bytes": r.file_bytes,
+            "bytes_per_s": r.bytes_per_s(),
+            "headers_per_s": r.headers_per_s(),
+        })),
         "brain": s.brain.as_ref().map(|b| json!({
             "knobs": b.knobs,
             "decisions": b.stats.decisions,

@@ -83,6 +83,8 @@ pub struct Metrics {
     pub leases_released_at_close: AtomicU64,
     /// Regions attached since start.
     pub regions_attached: AtomicU64,
+    /// Blocks acknowledged durable (put with the durable flag, after the batch's sync).
+    pub durable_puts: AtomicU64,
 }
 
 fn op_index(op: Op) -> Option<usize> {
@@ -142,7 +144,12 @@ impl Metrics {
     }
 
     /// The Prometheus text of the daemon and its node.
-    pub fn render(&self, node: &NodeStats, pins_held: usize) -> String {
+    pub fn render(
+        &self,
+        node: &NodeStats,
+        brain: Option<mcos_brain::BrainHealth>,
+        pins_held: usize,
+    ) -> String {
         let mut o = String::with_capacity(16 << 10);
         let c = &node.counters;
         let head = |o: &mut String, name: &str, kind: &str, help: &str| {
@@ -285,6 +292,102 @@ impl Metrics {
                 "mcos_link_busy_seconds_total{{from=\"{}\",to=\"{}\"}} {}",
                 l.from.0, l.to.0, l.seconds
             );
+        }
+        head(
+            &mut o,
+            "mcos_policy_fallbacks_total",
+            "counter",
+            "Times a policy table lapsed after its TTL and the fast path fell back to the built-in one.",
+        );
+        let _ = writeln!(o, "mcos_policy_fallbacks_total {}", c.policy_fallbacks);
+        if let Some(h) = brain {
+            head(
+                &mut o,
+                "mcos_brain_up",
+                "gauge",
+                "1 while the brain thread runs (0 after it panicked or stopped).",
+            );
+            let _ = writeln!(o, "mcos_brain_up {}", u8::from(h.alive));
+            head(
+                &mut o,
+                "mcos_brain_silent_seconds",
+                "gauge",
+                "Seconds since the brain thread last woke up (a stall grows it).",
+            );
+            let _ = writeln!(o, "mcos_brain_silent_seconds {}", h.silent.as_secs_f64());
+        }
+        head(
+            &mut o,
+            "mcos_durable_acknowledged_total",
+            "counter",
+            "Blocks acknowledged durable (in the persistent tier, fdatasync'd when it syncs).",
+        );
+        let _ = writeln!(
+            o,
+            "mcos_durable_acknowledged_total {}",
+            self.durable_puts.load(Ordering::Relaxed)
+        );
+        head(
+            &mut o,
+            "mcos_durable_syncs_total",
+            "counter",
+            "fdatasync calls made for durable puts (one per batch).",
+        );
+        let _ = writeln!(o, "mcos_durable_syncs_total {}", node.durable_syncs);
+        for (name, help, v) in [
+            (
+                "mcos_device_io_errors_total",
+                "Reads or writes the device failed: reads are counted misses, writes retried elsewhere.",
+                node.io_errors,
+            ),
+            (
+                "mcos_frames_retired_total",
+                "Frames taken out of service because the device failed under them.",
+                node.frames_retired,
+            ),
+            (
+                "mcos_move_wait_microseconds_max",
+                "Longest time a get waited for an engine (a slow or stalled device shows here).",
+                node.move_wait_us_max,
+            ),
+            (
+                "mcos_puts_refused_no_space_total",
+                "Durable puts refused because the device reported no space (backpressure).",
+                node.puts_refused_no_space,
+            ),
+        ] {
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            head(&mut o, name, kind, help);
+            let _ = writeln!(o, "{name} {v}");
+        }
+        if let Some(r) = &node.rebuild {
+            head(
+                &mut o,
+                "mcos_rebuild_seconds",
+                "gauge",
+                "Wall time of the warm restart's directory rebuild at start.",
+            );
+            let _ = writeln!(o, "mcos_rebuild_seconds {}", r.seconds);
+            head(
+                &mut o,
+                "mcos_rebuild_frames",
+                "gauge",
+                "Frames of the persistent tier at the warm restart, by what they held.",
+            );
+            for (what, v) in [
+                ("scanned", r.frames_scanned),
+                ("restored", r.blocks_restored),
+                ("empty", r.empty_frames),
+                ("discarded_corrupt", r.discarded_corrupt),
+                ("discarded_misplaced", r.discarded_misplaced),
+                ("duplicate", r.duplicates),
+            ] {
+                let _ = writeln!(o, "mcos_rebuild_frames{{result=\"{what}\"}} {v}");
+            }
         }
         head(
             &mut o,

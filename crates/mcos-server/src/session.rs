@@ -13,9 +13,9 @@ use mcos_core::{BlockKey, Intent, IntentAction, PriorityClass};
 use mcos_node::{Fetched, NodeError, PutOutcome};
 use mcos_proto::local::{Region, recv_with_fds, write_all_vectored};
 use mcos_proto::{
-    ErrorCode, FrameHeader, GetBatch, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION, Payload,
-    PutBatch, Request, STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind, reply,
-    status,
+    ErrorCode, FrameHeader, GetBatch, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION, PUT_DURABLE,
+    Payload, PutBatch, Request, STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind,
+    reply, status,
 };
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -343,7 +343,29 @@ impl<'a> Session<'a> {
                 }
                 Writer::new(&mut self.out).u32(n as u32);
                 let mut counts = [0u64; 12];
-                for st in self.put_batch(tenant, &batch) {
+                let durable = batch.durable;
+                let mut statuses = self.put_batch(tenant, &batch);
+                if durable {
+                    // Group commit: one fdatasync covers the batch, before any block of it is
+                    // acknowledged durable.
+                    let any = statuses.iter().any(|s| s.value & PUT_DURABLE != 0);
+                    let synced = if any {
+                        self.sh.node.sync_durable().map_err(|e| {
+                            warn!(session = self.id, "durable put: sync failed: {e}");
+                        })
+                    } else {
+                        Ok(())
+                    };
+                    for st in statuses.iter_mut() {
+                        if synced.is_err() && st.value & PUT_DURABLE != 0 {
+                            *st = Status::code(status::FAILED);
+                        }
+                        if st.value & PUT_DURABLE != 0 {
+                            self.sh.metrics.durable_puts.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                for st in statuses {
                     count(&mut counts, st.code);
                     reply::status(&mut self.out, st);
                 }
@@ -680,7 +702,15 @@ impl<'a> Session<'a> {
             blocks.push((k, p));
             slots.push(i);
         }
-        let results = node.put_batch(PriorityClass(batch.class), &blocks);
+        let class = PriorityClass(batch.class);
+        // Durable puts go one by one into the persistent tier (the caller syncs the batch once);
+        // the others go through the node's batch put.
+        let results: Vec<_> = if batch.durable {
+            blocks.iter().map(|&(k, p)| node.put_durable(k, class, p)).collect()
+        } else {
+            node.put_batch(class, &blocks)
+        };
+        let durable_value = if batch.durable { PUT_DURABLE } else { 0 };
         for ((&i, r), &(k, _)) in slots.iter().zip(results).zip(&blocks) {
             statuses[i] = match r {
                 Ok(PutOutcome::Stored(t)) => {
@@ -688,10 +718,18 @@ impl<'a> Session<'a> {
                     Status {
                         code: status::OK,
                         tier: t.0,
-                        value: 0,
+                        value: durable_value,
                     }
                 }
-                Ok(PutOutcome::Present) => Status::code(status::PRESENT),
+                Ok(PutOutcome::Present) => match node.locate(k) {
+                    // Already durable where it is; a copy in a volatile tier is not.
+                    Some((t, _)) if batch.durable && Some(t) == node.persist_tier() => Status {
+                        code: status::PRESENT,
+                        tier: t.0,
+                        value: PUT_DURABLE,
+                    },
+                    _ => Status::code(status::PRESENT),
+                },
                 Ok(PutOutcome::Rejected(r)) => Status {
                     code: status::REJECTED,
                     tier: 0,

@@ -58,6 +58,22 @@ pub struct DiskTier {
     /// The topmost parent directory `open` created for the file, if any (removed with it
     /// when empty).
     created_dir: Option<PathBuf>,
+    /// Injected device faults (tests only).
+    #[cfg(feature = "fault-injection")]
+    faults: std::sync::Mutex<FaultPlan>,
+}
+
+/// Device faults a test injects into a disk tier's synchronous reads and writes
+/// (feature `fault-injection`): what a failing sector, a pulled cable or a full device does.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Debug, Default)]
+pub struct FaultPlan {
+    /// Reads of these frames fail with EIO.
+    pub fail_reads: Vec<u32>,
+    /// Writes of these frames fail with EIO.
+    pub fail_writes: Vec<u32>,
+    /// Every write fails with ENOSPC.
+    pub no_space: bool,
 }
 
 impl DiskTier {
@@ -200,7 +216,27 @@ impl DiskTier {
             direct_io,
             created,
             created_dir,
+            #[cfg(feature = "fault-injection")]
+            faults: std::sync::Mutex::new(FaultPlan::default()),
         })
+    }
+
+    /// Replaces the injected faults (feature `fault-injection`, tests only).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_faults(&self, plan: FaultPlan) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = plan;
+    }
+
+    /// The injected error for an I/O on `frame`, if any.
+    #[cfg(feature = "fault-injection")]
+    fn injected(&self, frame: u32, write: bool) -> Option<io::Error> {
+        let p = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if write && p.no_space {
+            return Some(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        let list = if write { &p.fail_writes } else { &p.fail_reads };
+        list.contains(&frame)
+            .then(|| io::Error::from_raw_os_error(libc::EIO))
     }
 
     /// The tier's file.
@@ -289,6 +325,10 @@ impl DiskTier {
         // In range: payload.len() <= block_bytes <= MAX_BLOCK_BYTES < u32::MAX.
         let mut buf = AlignedBuf::zeroed(layout::transfer_len(payload.len() as u32))?;
         header::encode_block(buf.as_mut_slice(), key, payload)?;
+        #[cfg(feature = "fault-injection")]
+        if let Some(e) = self.injected(frame, true) {
+            return Err(self.write_error(frame, buf.len() as u64, e));
+        }
         self.file
             .write_all_at(buf.as_slice(), offset)
             .map_err(|e| self.write_error(frame, buf.len() as u64, e))
@@ -304,6 +344,10 @@ impl DiskTier {
     ) -> Result<usize, TierError> {
         let offset = self.frame_offset(frame)?;
         let mut buf = AlignedBuf::zeroed(self.stride)?;
+        #[cfg(feature = "fault-injection")]
+        if let Some(e) = self.injected(frame, false) {
+            return Err(self.read_error(frame, e));
+        }
         self.file
             .read_exact_at(buf.as_mut_slice(), offset)
             .map_err(|e| self.read_error(frame, e))?;
@@ -315,6 +359,17 @@ impl DiskTier {
         })?;
         dst.copy_from_slice(&buf.as_slice()[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + len]);
         Ok(len)
+    }
+
+    /// Flushes the file's written frames to stable storage (`fdatasync`): after it returns, the
+    /// blocks written before the call survive a power cut.
+    pub fn sync_data(&self) -> Result<(), TierError> {
+        self.file.sync_data().map_err(|e| {
+            TierError::io(
+                format!("cannot fdatasync disk tier file {}", self.path.display()),
+                e,
+            )
+        })
     }
 
     fn write_error(&self, frame: u32, needed_bytes: u64, e: io::Error) -> TierError {

@@ -32,10 +32,13 @@ pub mod gpu_bench;
 pub mod header;
 pub mod layout;
 pub mod lock;
+pub mod rebuild;
 pub mod store;
 pub mod superblock;
 
 pub use disk::DiskTier;
+#[cfg(feature = "fault-injection")]
+pub use disk::FaultPlan;
 pub use dram::{DramTier, FrameRead, FrameWrite};
 pub use engine::thread::{
     Doorbell, EngineConfig, EngineCounters, EngineHandle, EngineStats, EngineThread, ShardRings,

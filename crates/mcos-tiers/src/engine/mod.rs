@@ -284,3 +284,12 @@ mod tests {
         assert!(why.is_none());
     }
 }
+
+/// Test-only engine faults (feature `fault-injection`): a slow device, as a delay before every
+/// batch every engine in the process executes.
+#[cfg(feature = "fault-injection")]
+pub mod fault {
+    use std::sync::atomic::AtomicU64;
+    /// Microseconds every engine sleeps before executing a batch (0: none).
+    pub static BATCH_DELAY_US: AtomicU64 = AtomicU64::new(0);
+}

@@ -454,6 +454,13 @@ impl Worker {
             for (d, s) in self.descs.iter_mut().zip(chunk) {
                 *d = s.desc;
             }
+            #[cfg(feature = "fault-injection")]
+            {
+                let us = super::fault::BATCH_DELAY_US.load(std::sync::atomic::Ordering::Relaxed);
+                if us > 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(us));
+                }
+            }
             // One clock pair per batch, not per move.
             let started = self.links.is_some().then(std::time::Instant::now);
             let tally = self.mover.execute(&self.descs[..n], &mut self.outs[..n]);
