@@ -706,7 +706,10 @@ impl<'a> Session<'a> {
         // Durable puts go one by one into the persistent tier (the caller syncs the batch once);
         // the others go through the node's batch put.
         let results: Vec<_> = if batch.durable {
-            blocks.iter().map(|&(k, p)| node.put_durable(k, class, p)).collect()
+            blocks
+                .iter()
+                .map(|&(k, p)| node.put_durable(k, class, p))
+                .collect()
         } else {
             node.put_batch(class, &blocks)
         };
