@@ -15,6 +15,8 @@ step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace --locked
+step "the daemon outlives a failing brain (test-only fault injection built into mcosd)"
+cargo test -p mcos-server --features fault-injection --locked --test brain_fault
 step "cuda feature: clippy and the no-GPU paths (cudarc loads CUDA at run time: no toolkit needed)"
 cargo clippy -p mcos-tiers -p mcos-node -p mcos-cli --all-targets --features cuda --locked -- -D warnings
 cargo test -p mcos-tiers -p mcos-node -p mcos-cli --features cuda --locked

@@ -421,6 +421,33 @@ fn group_id(name: &str) -> Result<u32> {
     Ok(unsafe { (*g).gr_gid })
 }
 
+/// Test-only (feature `fault-injection`): reads `MCOS_FAULT_BRAIN` (`panic:MS` or `stall:MS`)
+/// and injects that brain fault MS ms after start.
+#[cfg(feature = "fault-injection")]
+fn inject_brain_fault() -> Result<()> {
+    use mcos_brain::thread::fault;
+    let Ok(spec) = std::env::var("MCOS_FAULT_BRAIN") else {
+        return Ok(());
+    };
+    let (kind, ms) = spec
+        .split_once(':')
+        .and_then(|(k, ms)| Some((k.to_string(), ms.parse::<u64>().ok()?)))
+        .with_context(|| format!("MCOS_FAULT_BRAIN=`{spec}`: expected panic:MS or stall:MS"))?;
+    if kind != "panic" && kind != "stall" {
+        bail!("MCOS_FAULT_BRAIN=`{spec}`: expected panic:MS or stall:MS");
+    }
+    warn!(%spec, "fault injection: the brain thread will fail");
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(ms));
+        if kind == "panic" {
+            fault::PANIC.store(true, Ordering::Relaxed);
+        } else {
+            fault::STALL_MS.store(10_000, Ordering::Relaxed);
+        }
+    });
+    Ok(())
+}
+
 /// How often the daemon looks at its brain and policy table.
 const BRAIN_WATCH_PERIOD: Duration = Duration::from_secs(1);
 /// A brain silent this long is reported as stalled.
@@ -637,5 +664,7 @@ pub fn serve_main(args: &ServeArgs) -> Result<()> {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     let daemon = Daemon::start(cfg)?;
+    #[cfg(feature = "fault-injection")]
+    inject_brain_fault()?;
     daemon.run(&stop)
 }
