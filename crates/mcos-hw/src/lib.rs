@@ -36,16 +36,9 @@ pub enum HwError {
     /// A table or event the pipeline does not implement.
     #[error("outside the hardware pipeline's scope: {0}")]
     OutOfScope(String),
-    /// A malformed trace.
-    #[error("{path}:{line}: {why}")]
-    Trace {
-        /// File.
-        path: String,
-        /// Line (1-based; 0: the file itself).
-        line: usize,
-        /// What is wrong.
-        why: String,
-    },
+    /// A trace that cannot be read (the project's Mooncake reader: file and line named).
+    #[error(transparent)]
+    Trace(#[from] mcos_workload::TraceError),
     /// A tool (verilator, a C++ compiler, yosys, nextpnr) failed or is missing.
     #[error("{tool}: {why}")]
     Tool {

@@ -7,7 +7,6 @@ use crate::HwError;
 use crate::event::{Code, Decision, Event, Op};
 use crate::software::{SoftwareShard, clock_builtin};
 use mcos_core::{BlockKey, InsertPosition, Namespace};
-use std::io::BufRead;
 use std::path::Path;
 
 /// Events with the software shard's decision for each.
@@ -169,37 +168,16 @@ pub fn hazards(frames: u32, events: usize, seed: u64) -> Result<Stream, HwError>
     Ok(b.stream)
 }
 
-/// Block ids of a Mooncake-format trace (`hash_ids` of each line, in order), at most `limit`.
+/// Block ids of a Mooncake-format trace (`hash_ids` of each request, in order), at most
+/// `limit`, read by the project's trace reader (a malformed line is an error naming it).
 pub fn trace_ids(path: &Path, limit: usize) -> Result<Vec<u64>, HwError> {
-    let file = std::fs::File::open(path).map_err(|e| HwError::Trace {
-        path: path.display().to_string(),
-        line: 0,
-        why: e.to_string(),
-    })?;
     let mut ids = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let bad = |why: String| HwError::Trace {
-            path: path.display().to_string(),
-            line: n + 1,
-            why,
-        };
-        let line = line.map_err(|e| bad(e.to_string()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
-        let hs = v
-            .get("hash_ids")
-            .and_then(|h| h.as_array())
-            .ok_or_else(|| bad("no hash_ids array".into()))?;
-        for h in hs {
-            ids.push(
-                h.as_u64()
-                    .ok_or_else(|| bad("a hash id is not a u64".into()))?,
-            );
+    for request in mcos_workload::TraceReader::open(path)? {
+        for id in request?.hash_ids {
             if ids.len() >= limit {
                 return Ok(ids);
             }
+            ids.push(id);
         }
     }
     Ok(ids)
