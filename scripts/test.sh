@@ -14,7 +14,7 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 step "the daemon outlives a failing brain (test-only fault injection built into mcosd)"
 cargo test -p mcos-server --features fault-injection --locked --test brain_fault
 step "cuda feature: clippy and the no-GPU paths (cudarc loads CUDA at run time: no toolkit needed)"
