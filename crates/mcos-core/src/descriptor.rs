@@ -91,6 +91,12 @@ pub enum MoveStatus {
     IoError = 2,
     /// The destination device is full (ENOSPC): the source unchanged.
     NoSpace = 3,
+    /// The device failed reading the source frame (a device errno such as EIO in `detail`):
+    /// the block there is lost (a counted miss) and the frame is taken out of service.
+    SourceFailed = 4,
+    /// The device failed writing the destination frame (errno in `detail`): the frame is taken
+    /// out of service; the source is unchanged (a demotion's victim is dropped, as an eviction).
+    DestinationFailed = 5,
 }
 
 /// The engine's answer to one descriptor (16 bytes).

@@ -43,6 +43,9 @@ pub struct Counters {
     pub move_errors: u64,
     /// Blocks found corrupt (by an engine or a reader) and dropped.
     pub corrupt_blocks: u64,
+    /// Frames taken out of service because the device failed under them (a failed read or
+    /// write, by an engine's move or a reader).
+    pub frames_retired: u64,
     /// Bytes moved, by [source tier][destination tier].
     pub bytes_moved: [[u64; MAX_TIERS]; MAX_TIERS],
     /// Prefetch moves issued.
@@ -99,6 +102,7 @@ macro_rules! scalar_counters {
             moves_done,
             move_errors,
             corrupt_blocks,
+            frames_retired,
             prefetch_issued,
             prefetch_useful,
             prefetch_dropped,

@@ -1255,9 +1255,21 @@ impl Shard {
                 self.tiers[dt].release(m.dst);
                 self.drop_block(st, m.src);
             }
-            MoveStatus::IoError | MoveStatus::NoSpace => {
+            MoveStatus::SourceFailed => {
+                // The device failed under the source frame: the block there is lost (a miss
+                // from now on) and the frame goes out of service.
                 self.counters.move_errors += 1;
                 self.tiers[dt].release(m.dst);
+                self.drop_block(st, m.src);
+                self.retire_local(st, m.src);
+            }
+            MoveStatus::IoError | MoveStatus::NoSpace | MoveStatus::DestinationFailed => {
+                self.counters.move_errors += 1;
+                self.tiers[dt].release(m.dst);
+                if c.status == MoveStatus::DestinationFailed {
+                    // The device failed under the destination frame: out of service for good.
+                    self.retire_local(dt, m.dst);
+                }
                 if m.op == MoveOp::Demote {
                     // A victim that could not be written down is dropped, as if evicted.
                     self.drop_block(st, m.src);
@@ -1291,10 +1303,17 @@ impl Shard {
         let Some(i) = self.tiers.get(t).and_then(|tf| tf.local(frame)) else {
             return false;
         };
+        self.retire_local(t, i)
+    }
+
+    /// `retire_frame` by the shard-local frame index `i` of tier `t`; counted in
+    /// `Counters::frames_retired`.
+    fn retire_local(&mut self, t: usize, i: u32) -> bool {
         if self.tiers[t].get(i).list != ListId::Free {
             return false;
         }
         self.tiers[t].unlink(i);
+        self.counters.frames_retired += 1;
         true
     }
 

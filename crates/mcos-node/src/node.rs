@@ -37,8 +37,9 @@ use mcos_core::limits::{
     COMPLETION_RING_DEPTH, DESCRIPTOR_RING_DEPTH, MAX_TIERS, TELEMETRY_RING_DEPTH,
 };
 use mcos_core::{
-    BlockKey, Consumer, Intent, IntentAction, LinkMeters, MoveCompletion, PolicyInstaller,
-    PolicyTable, PriorityClass, TelemetrySample, TierId, TierKind, Topology, policy_cell, ring,
+    BlockKey, Consumer, Intent, IntentAction, LinkMeters, MoveCompletion, MoveStatus,
+    PolicyInstaller, PolicyTable, PriorityClass, TelemetrySample, TierId, TierKind, Topology,
+    policy_cell, ring,
 };
 use mcos_fastpath::{Access, Counters, Insert, IntentError, RejectReason, Shard, ShardConfig};
 use mcos_tiers::engine::route::RouteCell;
@@ -190,6 +191,9 @@ struct ShardSlot {
     telemetry: Option<Consumer<TelemetrySample>>,
     scratch: Vec<MoveCompletion>,
     samples: Vec<TelemetrySample>,
+    /// Engine moves the device failed under (`SourceFailed`, `DestinationFailed`), counted as
+    /// they are drained; `stats` adds them to `io_errors`.
+    device_faults: u64,
 }
 
 struct Inner {
@@ -226,8 +230,6 @@ struct Inner {
     durable_syncs: AtomicU64,
     /// Written under a shard lock on a failed read or write (relaxed), read by `stats`.
     io_errors: AtomicU64,
-    /// Written under a shard lock when a frame is retired (relaxed), read by `stats`.
-    frames_retired: AtomicU64,
     /// Written by `put_into` (relaxed), read by `stats`.
     puts_refused_no_space: AtomicU64,
     /// Written by `wait_for` (relaxed max), read by `stats`.
@@ -257,6 +259,12 @@ impl ShardSlot {
             loop {
                 let n = c.pop_batch(&mut self.scratch);
                 for &done in &self.scratch[..n] {
+                    if matches!(
+                        done.status,
+                        MoveStatus::SourceFailed | MoveStatus::DestinationFailed
+                    ) {
+                        self.device_faults += 1;
+                    }
                     self.shard.complete(done);
                 }
                 total += n;
@@ -462,6 +470,7 @@ impl Node {
                 telemetry,
                 scratch,
                 samples,
+                device_faults: 0,
             }));
         }
 
@@ -513,7 +522,6 @@ impl Node {
             durable_puts: AtomicU64::new(0),
             durable_syncs: AtomicU64::new(0),
             io_errors: AtomicU64::new(0),
-            frames_retired: AtomicU64::new(0),
             puts_refused_no_space: AtomicU64::new(0),
             move_wait_us_max: AtomicU64::new(0),
         });
@@ -824,11 +832,13 @@ impl Node {
     pub fn stats(&self) -> NodeStats {
         let inner = &self.inner;
         let mut counters = Counters::default();
+        let mut device_faults = 0;
         let mut used = vec![0u64; inner.cfg.tiers.len()];
         let mut epoch = u64::MAX;
         for m in &inner.shards {
             let slot = lock(m);
             counters.add(slot.shard.counters());
+            device_faults += slot.device_faults;
             for (t, u) in used.iter_mut().enumerate() {
                 *u += u64::from(slot.shard.tier_usage(TierId(t as u8)).0);
             }
@@ -860,8 +870,8 @@ impl Node {
             rebuild: inner.rebuild.clone(),
             durable_puts: inner.durable_puts.load(Ordering::Relaxed),
             durable_syncs: inner.durable_syncs.load(Ordering::Relaxed),
-            io_errors: inner.io_errors.load(Ordering::Relaxed),
-            frames_retired: inner.frames_retired.load(Ordering::Relaxed),
+            io_errors: inner.io_errors.load(Ordering::Relaxed) + device_faults,
+            frames_retired: counters.frames_retired,
             puts_refused_no_space: inner.puts_refused_no_space.load(Ordering::Relaxed),
             move_wait_us_max: inner.move_wait_us_max.load(Ordering::Relaxed),
         }
@@ -1442,11 +1452,10 @@ enum Hold<'a> {
 }
 
 impl Inner {
-    /// Takes a frame the device failed under out of service (it was just freed).
+    /// Takes a frame the device failed under out of service (it was just freed); counted in
+    /// the shard's `frames_retired`.
     fn retire(&self, slot: &mut ShardSlot, tier: TierId, frame: u32) {
-        if slot.shard.retire_frame(tier, frame) {
-            self.frames_retired.fetch_add(1, Ordering::Relaxed);
-        }
+        slot.shard.retire_frame(tier, frame);
     }
 
     /// `put` into one given tier (durable puts): no admission filter; room is made by

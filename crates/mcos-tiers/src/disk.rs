@@ -227,16 +227,23 @@ impl DiskTier {
         *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = plan;
     }
 
+    /// The injected errno for an I/O on `frame`, if any: the synchronous paths here and the
+    /// engines' batched I/O (`engine::batch`) both fail through it.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn injected_errno(&self, frame: u32, write: bool) -> Option<i32> {
+        let p = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if write && p.no_space {
+            return Some(libc::ENOSPC);
+        }
+        let list = if write { &p.fail_writes } else { &p.fail_reads };
+        list.contains(&frame).then_some(libc::EIO)
+    }
+
     /// The injected error for an I/O on `frame`, if any.
     #[cfg(feature = "fault-injection")]
     fn injected(&self, frame: u32, write: bool) -> Option<io::Error> {
-        let p = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-        if write && p.no_space {
-            return Some(io::Error::from_raw_os_error(libc::ENOSPC));
-        }
-        let list = if write { &p.fail_writes } else { &p.fail_reads };
-        list.contains(&frame)
-            .then(|| io::Error::from_raw_os_error(libc::EIO))
+        self.injected_errno(frame, write)
+            .map(io::Error::from_raw_os_error)
     }
 
     /// The tier's file.

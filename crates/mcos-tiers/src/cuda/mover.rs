@@ -458,7 +458,7 @@ fn execute_chunk(m: &mut GpuMover, descs: &[MoveDescriptor], out: &mut [Outcome]
             };
             let res = results[io];
             tally.io_bytes += u64::try_from(res).unwrap_or(0);
-            let next = match Outcome::from_io_result(res, io_ops[io].len) {
+            let next = match Outcome::from_io_result(res, &io_ops[io]) {
                 Err(failed) => Plan::Finished(failed),
                 Ok(()) => {
                     let (host, dev) = slot_ptr(bounce, slot_stride, slot);
@@ -634,7 +634,7 @@ fn execute_chunk(m: &mut GpuMover, descs: &[MoveDescriptor], out: &mut [Outcome]
             {
                 let res = results[*i];
                 tally.io_bytes += u64::try_from(res).unwrap_or(0);
-                if let Err(failed) = Outcome::from_io_result(res, writes[*i].len) {
+                if let Err(failed) = Outcome::from_io_result(res, &writes[*i]) {
                     *o = failed;
                 } else {
                     counters.bounce_writes.fetch_add(1, Ordering::Relaxed);

@@ -136,7 +136,7 @@ fn execute_chunk(
             Plan::Io { pending, op } => {
                 let res = results[*op];
                 tally.io_bytes += u64::try_from(res).unwrap_or(0);
-                match Outcome::from_io_result(res, ops[*op].len) {
+                match Outcome::from_io_result(res, &ops[*op]) {
                     Err(failed) => failed,
                     Ok(()) => match pending {
                         Pending::Write { payload_len, .. } => Outcome::done(*payload_len),
@@ -197,6 +197,10 @@ fn step<'a>(tiers: &'a TierSet, d: &MoveDescriptor) -> Result<Step<'a>, TierErro
                 len: transfer_len(payload_len) as u32,
                 offset,
             };
+            #[cfg(feature = "fault-injection")]
+            if let Some(failed) = t.injected_errno(d.dst_frame, true) {
+                return Ok(Step::Finished(failed_io(failed, &op)));
+            }
             Ok(Step::Io(
                 op,
                 Pending::Write {
@@ -215,6 +219,10 @@ fn step<'a>(tiers: &'a TierSet, d: &MoveDescriptor) -> Result<Step<'a>, TierErro
                 len: transfer_len(d.len) as u32,
                 offset,
             };
+            #[cfg(feature = "fault-injection")]
+            if let Some(failed) = s.injected_errno(d.src_frame, false) {
+                return Ok(Step::Finished(failed_io(failed, &op)));
+            }
             Ok(Step::Io(op, Pending::Read { dst }))
         }
         (TierStore::Disk(_), TierStore::Disk(_)) => Ok(Step::Finished(Outcome::failed(
@@ -227,6 +235,15 @@ fn step<'a>(tiers: &'a TierSet, d: &MoveDescriptor) -> Result<Step<'a>, TierErro
             MoveStatus::IoError,
             libc::EOPNOTSUPP,
         ))),
+    }
+}
+
+/// The outcome of `op` failing with `errno` (an injected device fault, tests only).
+#[cfg(feature = "fault-injection")]
+fn failed_io(errno: i32, op: &IoOp) -> Outcome {
+    match Outcome::from_io_result(-errno, op) {
+        Err(o) => o,
+        Ok(()) => Outcome::failed(MoveStatus::IoError, errno),
     }
 }
 

@@ -168,20 +168,29 @@ impl Outcome {
         }
     }
 
-    /// A kernel-style I/O result (`res` bytes or `-errno`) for a transfer of `expected` bytes:
-    /// `-ENOSPC` is `NoSpace`, any other error or a short transfer is `IoError` (short: `EIO`).
-    /// `Ok` means the whole transfer happened.
-    pub fn from_io_result(res: i32, expected: u32) -> Result<(), Outcome> {
+    /// The outcome of the disk I/O `op` from its kernel-style result (`res` bytes or `-errno`).
+    /// `Ok` means the whole transfer happened. `-ENOSPC` is `NoSpace`. An errno that says the
+    /// device failed under the frame (EIO, a media or checksum error: [`device_fault`]) names
+    /// the side: a failed read is `SourceFailed` (the disk frame is the move's source), a
+    /// failed write `DestinationFailed`, and the fast path takes that frame out of service. Any
+    /// other errno, or a short transfer (`EIO` in `detail`), is `IoError`: nothing says the
+    /// frame is bad.
+    pub fn from_io_result(res: i32, op: &IoOp) -> Result<(), Outcome> {
         if res < 0 {
             let errno = -res;
             let status = if errno == libc::ENOSPC {
                 MoveStatus::NoSpace
+            } else if device_fault(errno) {
+                match op.kind {
+                    IoKind::Read => MoveStatus::SourceFailed,
+                    IoKind::Write => MoveStatus::DestinationFailed,
+                }
             } else {
                 MoveStatus::IoError
             };
             return Err(Outcome::failed(status, errno));
         }
-        if res.unsigned_abs() != expected {
+        if res.unsigned_abs() != op.len {
             return Err(Outcome::failed(MoveStatus::IoError, libc::EIO));
         }
         Ok(())
@@ -217,6 +226,16 @@ impl Outcome {
     }
 }
 
+/// Whether `errno` says the device failed under the frame it was reading or writing (what a bad
+/// sector, a failing drive or a pulled cable report), rather than that the request was wrong or
+/// a resource ran out.
+pub fn device_fault(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EIO | libc::ENXIO | libc::ENODATA | libc::EBADMSG | libc::EREMOTEIO | libc::EILSEQ
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,17 +243,34 @@ mod tests {
 
     #[test]
     fn io_results_map_to_statuses() {
-        assert_eq!(Outcome::from_io_result(4096, 4096), Ok(()));
+        let op = |kind| IoOp {
+            kind,
+            fd: 0,
+            buf: std::ptr::null_mut(),
+            len: 4096,
+            offset: 0,
+        };
+        let (read, write) = (op(IoKind::Read), op(IoKind::Write));
+        assert_eq!(Outcome::from_io_result(4096, &read), Ok(()));
         assert_eq!(
-            Outcome::from_io_result(-libc::ENOSPC, 4096),
+            Outcome::from_io_result(-libc::ENOSPC, &write),
             Err(Outcome::failed(MoveStatus::NoSpace, libc::ENOSPC))
         );
-        let e = Outcome::from_io_result(-libc::EBADF, 4096).unwrap_err();
+        let e = Outcome::from_io_result(-libc::EBADF, &read).unwrap_err();
         assert_eq!(
             (e.status, e.detail),
             (MoveStatus::IoError, libc::EBADF as u32)
         );
-        let short = Outcome::from_io_result(100, 4096).unwrap_err();
+        // A device fault names the failing side: the disk frame read (the move's source) or
+        // written (its destination).
+        let e = Outcome::from_io_result(-libc::EIO, &read).unwrap_err();
+        assert_eq!(
+            (e.status, e.detail),
+            (MoveStatus::SourceFailed, libc::EIO as u32)
+        );
+        let e = Outcome::from_io_result(-libc::EIO, &write).unwrap_err();
+        assert_eq!(e.status, MoveStatus::DestinationFailed);
+        let short = Outcome::from_io_result(100, &read).unwrap_err();
         assert_eq!(
             (short.status, short.detail),
             (MoveStatus::IoError, libc::EIO as u32)

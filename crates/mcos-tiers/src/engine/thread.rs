@@ -481,7 +481,10 @@ impl Worker {
                         errors += 1;
                         corrupt += 1;
                     }
-                    MoveStatus::IoError | MoveStatus::NoSpace => errors += 1,
+                    MoveStatus::IoError
+                    | MoveStatus::NoSpace
+                    | MoveStatus::SourceFailed
+                    | MoveStatus::DestinationFailed => errors += 1,
                 }
                 post(
                     &mut self.shards[usize::from(s.shard)].completions,
