@@ -1,0 +1,159 @@
+//! Slab-backed doubly-linked queues of sized objects, shared by the object-cache policies.
+//!
+//! Nodes live in one slab and are addressed by `u32` index; a policy keeps one or more
+//! [`Queue`]s over the same slab (head = most recently inserted). Each node carries the fields
+//! the list-based policies need: a frequency counter and a small tag naming its queue.
+
+pub(crate) const NIL: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Node {
+    pub(crate) id: u64,
+    pub(crate) size: u64,
+    pub(crate) freq: i64,
+    pub(crate) tag: u8,
+    prev: u32,
+    next: u32,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Slab {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    pub(crate) fn alloc(&mut self, id: u64, size: u64, tag: u8) -> u32 {
+        let node = Node {
+            id,
+            size,
+            freq: 0,
+            tag,
+            prev: NIL,
+            next: NIL,
+        };
+        if let Some(i) = self.free.pop() {
+            self.nodes[i as usize] = node;
+            i
+        } else {
+            let i = u32::try_from(self.nodes.len()).expect("fewer than 2^32 resident objects");
+            self.nodes.push(node);
+            i
+        }
+    }
+
+    pub(crate) fn release(&mut self, i: u32) {
+        self.free.push(i);
+    }
+
+    pub(crate) fn get(&self, i: u32) -> &Node {
+        &self.nodes[i as usize]
+    }
+
+    pub(crate) fn get_mut(&mut self, i: u32) -> &mut Node {
+        &mut self.nodes[i as usize]
+    }
+}
+
+/// One queue: head is the newest end, tail the oldest. Tracks its object count and bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Queue {
+    head: u32,
+    tail: u32,
+    pub(crate) len: usize,
+    pub(crate) bytes: u64,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Self {
+            head: NIL,
+            tail: NIL,
+            len: 0,
+            bytes: 0,
+        }
+    }
+}
+
+impl Queue {
+    pub(crate) fn tail(&self) -> Option<u32> {
+        (self.tail != NIL).then_some(self.tail)
+    }
+
+    pub(crate) fn head(&self) -> Option<u32> {
+        (self.head != NIL).then_some(self.head)
+    }
+
+    /// The node nearer the head than `i` (newer), if any.
+    pub(crate) fn newer(slab: &Slab, i: u32) -> Option<u32> {
+        let p = slab.get(i).prev;
+        (p != NIL).then_some(p)
+    }
+
+    /// The node nearer the tail than `i` (older), if any.
+    pub(crate) fn older(slab: &Slab, i: u32) -> Option<u32> {
+        let n = slab.get(i).next;
+        (n != NIL).then_some(n)
+    }
+
+    pub(crate) fn push_head(&mut self, slab: &mut Slab, i: u32) {
+        let old = self.head;
+        {
+            let n = slab.get_mut(i);
+            n.prev = NIL;
+            n.next = old;
+        }
+        if old != NIL {
+            slab.get_mut(old).prev = i;
+        } else {
+            self.tail = i;
+        }
+        self.head = i;
+        self.len += 1;
+        self.bytes += slab.get(i).size;
+    }
+
+    pub(crate) fn push_tail(&mut self, slab: &mut Slab, i: u32) {
+        let old = self.tail;
+        {
+            let n = slab.get_mut(i);
+            n.next = NIL;
+            n.prev = old;
+        }
+        if old != NIL {
+            slab.get_mut(old).next = i;
+        } else {
+            self.head = i;
+        }
+        self.tail = i;
+        self.len += 1;
+        self.bytes += slab.get(i).size;
+    }
+
+    pub(crate) fn unlink(&mut self, slab: &mut Slab, i: u32) {
+        let (prev, next) = {
+            let n = slab.get(i);
+            (n.prev, n.next)
+        };
+        if prev != NIL {
+            slab.get_mut(prev).next = next;
+        } else {
+            self.head = next;
+        }
+        if next != NIL {
+            slab.get_mut(next).prev = prev;
+        } else {
+            self.tail = prev;
+        }
+        let n = slab.get_mut(i);
+        n.prev = NIL;
+        n.next = NIL;
+        self.len -= 1;
+        self.bytes -= n.size;
+    }
+
+    pub(crate) fn move_to_head(&mut self, slab: &mut Slab, i: u32) {
+        self.unlink(slab, i);
+        self.push_head(slab, i);
+    }
+}

@@ -1,0 +1,258 @@
+//! Byte-capacity simulator for object traces: object and byte miss ratios per policy and size.
+//!
+//! Accounting is libCacheSim's (`simulate_at_multi_sizes` in `libCacheSim/profiler/simulator.c`):
+//! every request counts, with its size, in `requests` and `request_bytes`; a request that does not
+//! hit counts in `misses` and `miss_bytes`; no warm-up. Each (policy, capacity) run streams the
+//! trace file again in its own thread, so memory is the policies' own state (proportional to the
+//! objects they hold) plus one pass's set of unique objects for the trace statistics.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::objcache::{self, ObjPolicyError};
+use crate::objtrace::{ObjFormat, ObjTraceError, ObjTraceReader};
+use crate::policy::{IdMap, id_map};
+use crate::simulate::Capacity;
+
+/// Why an object-trace simulation could not run.
+#[derive(Debug, Error)]
+pub enum ObjSimError {
+    /// The trace could not be read.
+    #[error(transparent)]
+    Trace(#[from] ObjTraceError),
+    /// The policy could not be built.
+    #[error(transparent)]
+    Policy(#[from] ObjPolicyError),
+    /// A capacity is not usable for an object trace.
+    #[error("invalid capacity: {0}")]
+    Capacity(String),
+    /// The trace has no requests.
+    #[error("{0}: the trace has no requests (empty file?)")]
+    Empty(PathBuf),
+    /// An offline policy needs next-access times the format does not carry.
+    #[error(
+        "policy `{0}` needs each request's next access time, which only oracleGeneral traces carry"
+    )]
+    NoFuture(String),
+}
+
+/// One pass over an object trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjTraceStats {
+    /// Requests.
+    pub requests: u64,
+    /// Bytes requested (sum of request sizes).
+    pub request_bytes: u64,
+    /// Distinct objects.
+    pub unique_objects: u64,
+    /// Working-set bytes: each distinct object at its last size.
+    pub unique_bytes: u64,
+    /// Requests whose object changed size since its previous request.
+    pub size_changes: u64,
+    /// Whether every request carries a next-access time (oracleGeneral).
+    pub has_next_access: bool,
+}
+
+impl ObjTraceStats {
+    /// Reads the trace once; fails on the first bad record.
+    pub fn from_path(path: &Path, format: &ObjFormat) -> Result<Self, ObjSimError> {
+        let mut sizes: IdMap<u64> = id_map(1 << 16);
+        let mut s = ObjTraceStats {
+            requests: 0,
+            request_bytes: 0,
+            unique_objects: 0,
+            unique_bytes: 0,
+            size_changes: 0,
+            has_next_access: true,
+        };
+        for r in ObjTraceReader::open(path, format.clone())? {
+            let r = r?;
+            s.requests += 1;
+            s.request_bytes += r.size;
+            s.has_next_access &= r.next_access_vtime != crate::objtrace::NEXT_ACCESS_UNKNOWN;
+            match sizes.insert(r.id, r.size) {
+                Some(old) if old != r.size => {
+                    s.size_changes += 1;
+                    s.unique_bytes = s.unique_bytes - old + r.size;
+                }
+                Some(_) => {}
+                None => s.unique_bytes += r.size,
+            }
+        }
+        s.unique_objects = sizes.len() as u64;
+        if s.requests == 0 {
+            return Err(ObjSimError::Empty(path.to_path_buf()));
+        }
+        Ok(s)
+    }
+
+    /// A capacity in bytes: a byte size as it is, a fraction of the working-set bytes
+    /// (rounded, at least 1). A bare count is refused: object caches are sized in bytes.
+    pub fn capacity_bytes(&self, c: Capacity) -> Result<u64, ObjSimError> {
+        match c {
+            Capacity::Bytes(b) => Ok(b.max(1)),
+            Capacity::Fraction(f) if f.is_finite() && f > 0.0 => {
+                Ok(((f * self.unique_bytes as f64).round() as u64).max(1))
+            }
+            Capacity::Fraction(f) => Err(ObjSimError::Capacity(format!(
+                "fraction {f}: give a positive fraction of the working-set bytes such as 0.1"
+            ))),
+            Capacity::Blocks(n) => Err(ObjSimError::Capacity(format!(
+                "`{n}` has no unit: object caches are sized in bytes (128MiB, 1GiB) or as a \
+                 fraction of the working-set bytes (10%, 0.1)"
+            ))),
+        }
+    }
+}
+
+/// The outcome of one (policy, capacity) replay of an object trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjSimResult {
+    /// Policy with its parameters.
+    pub policy: String,
+    /// Capacity in bytes.
+    pub capacity_bytes: u64,
+    /// Capacity as a fraction of the working-set bytes.
+    pub capacity_fraction: f64,
+    /// Requests replayed.
+    pub requests: u64,
+    /// Bytes requested.
+    pub request_bytes: u64,
+    /// Requests that missed.
+    pub misses: u64,
+    /// Bytes of the requests that missed.
+    pub miss_bytes: u64,
+    /// `misses / requests`.
+    pub object_miss_ratio: f64,
+    /// `miss_bytes / request_bytes`.
+    pub byte_miss_ratio: f64,
+    /// `1 - object_miss_ratio`.
+    pub object_hit_ratio: f64,
+    /// `1 - byte_miss_ratio`.
+    pub byte_hit_ratio: f64,
+    /// Replay speed of this run alone (requests per second of wall time in its thread).
+    pub requests_per_s: f64,
+}
+
+/// Replays `path` against one policy at one byte capacity.
+pub fn replay_object_trace(
+    path: &Path,
+    format: &ObjFormat,
+    policy: &str,
+    capacity_bytes: u64,
+    working_set_bytes: u64,
+) -> Result<ObjSimResult, ObjSimError> {
+    let mut p = objcache::build(policy, capacity_bytes)?;
+    let start = Instant::now();
+    let (mut requests, mut request_bytes, mut misses, mut miss_bytes) = (0u64, 0u64, 0u64, 0u64);
+    for r in ObjTraceReader::open(path, format.clone())? {
+        let r = r?;
+        if !p.access(&r, requests) {
+            misses += 1;
+            miss_bytes += r.size;
+        }
+        debug_assert!(p.used_bytes() <= p.capacity_bytes());
+        requests += 1;
+        request_bytes += r.size;
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    Ok(ObjSimResult {
+        policy: p.name(),
+        capacity_bytes,
+        capacity_fraction: ratio(capacity_bytes, working_set_bytes),
+        requests,
+        request_bytes,
+        misses,
+        miss_bytes,
+        object_miss_ratio: ratio(misses, requests),
+        byte_miss_ratio: ratio(miss_bytes, request_bytes),
+        object_hit_ratio: 1.0 - ratio(misses, requests),
+        byte_hit_ratio: 1.0 - ratio(miss_bytes, request_bytes),
+        requests_per_s: requests as f64 / secs,
+    })
+}
+
+/// An object trace ready for sweeps.
+#[derive(Debug, Clone)]
+pub struct ObjSimulator {
+    path: PathBuf,
+    format: ObjFormat,
+    stats: ObjTraceStats,
+}
+
+impl ObjSimulator {
+    /// Reads the trace once for its statistics.
+    pub fn open(path: impl AsRef<Path>, format: ObjFormat) -> Result<Self, ObjSimError> {
+        let path = path.as_ref().to_path_buf();
+        let stats = ObjTraceStats::from_path(&path, &format)?;
+        Ok(Self {
+            path,
+            format,
+            stats,
+        })
+    }
+
+    /// The trace's statistics.
+    pub fn stats(&self) -> &ObjTraceStats {
+        &self.stats
+    }
+
+    /// Runs every policy at every capacity (policies outermost in the result), `threads` runs
+    /// at a time, each streaming the trace itself. Validates all specs before running any.
+    pub fn sweep(
+        &self,
+        policies: &[&str],
+        capacities: &[Capacity],
+        threads: usize,
+    ) -> Result<Vec<ObjSimResult>, ObjSimError> {
+        let caps: Vec<u64> = capacities
+            .iter()
+            .map(|&c| self.stats.capacity_bytes(c))
+            .collect::<Result<_, _>>()?;
+        for p in policies {
+            objcache::build(p, 1)?;
+            if objcache::needs_next_access(p) && !self.stats.has_next_access {
+                return Err(ObjSimError::NoFuture((*p).to_owned()));
+            }
+        }
+        let jobs: Vec<(&str, u64)> = policies
+            .iter()
+            .flat_map(|&p| caps.iter().map(move |&c| (p, c)))
+            .collect();
+        let results: Mutex<Vec<Option<Result<ObjSimResult, ObjSimError>>>> =
+            Mutex::new((0..jobs.len()).map(|_| None).collect());
+        let next = AtomicUsize::new(0);
+        let threads = threads.clamp(1, jobs.len().max(1));
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let j = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(p, c)) = jobs.get(j) else { break };
+                        let r = replay_object_trace(
+                            &self.path,
+                            &self.format,
+                            p,
+                            c,
+                            self.stats.unique_bytes,
+                        );
+                        if let Ok(mut v) = results.lock() {
+                            v[j] = Some(r);
+                        }
+                    }
+                });
+            }
+        });
+        let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(ObjSimError::Capacity("a run did not finish".into()))))
+            .collect()
+    }
+}
