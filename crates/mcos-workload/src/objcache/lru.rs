@@ -89,11 +89,10 @@ mod tests {
 
     #[test]
     fn evicts_least_recent_until_the_new_object_fits() {
-        // 10 bytes: a(4) b(4) a hit; c(6) evicts b then... b is LRU (a was touched): evicts b,
-        // then a (4+6 > 10 after b only? 4 + 6 = 10 fits): only b goes.
+        // 10 bytes: a(4) b(4), a hits; c(6) evicts only b (LRU; 4 + 6 fits); a hits; b evicts c.
         let reqs = trace(&[(1, 4), (2, 4), (1, 4), (3, 6), (1, 4), (2, 4)]);
         let mut p = Lru::new(10);
         assert_eq!(run(&mut p, &reqs), [false, false, true, false, true, false]);
-        assert_eq!(p.used_bytes(), 10);
+        assert_eq!(p.used_bytes(), 8);
     }
 }

@@ -8,6 +8,7 @@
 //! policy lives in its own file and cites its source; where libCacheSim's variant of an algorithm
 //! differs from the paper, the file says which one it follows.
 
+mod arc;
 mod belady;
 mod belady_size;
 mod clock;
@@ -15,22 +16,27 @@ mod fifo;
 mod lfu;
 mod lru;
 mod pqueue;
+mod qdlp;
 mod queue;
 mod s3fifo;
 mod sieve;
+mod slru;
 
 use thiserror::Error;
 
 use crate::objtrace::ObjRequest;
 
+pub use arc::Arc;
 pub use belady::Belady;
 pub use belady_size::BeladySize;
 pub use clock::Clock;
 pub use fifo::Fifo;
 pub use lfu::Lfu;
 pub use lru::Lru;
+pub use qdlp::Qdlp;
 pub use s3fifo::S3Fifo;
 pub use sieve::Sieve;
+pub use slru::Slru;
 
 /// Policy names [`build`] accepts, in the order reports list them.
 pub const OBJECT_POLICY_NAMES: [&str; 8] = [
@@ -90,12 +96,16 @@ pub(crate) fn get_base<P: BasePolicy>(p: &mut P, req: &ObjRequest, now: u64) -> 
     if !p.can_insert(req) {
         return false;
     }
+    // An eviction step may move an object between queues without freeing bytes (S3-FIFO,
+    // QD-LP), but a policy that never frees anything is a bug: bound the steps that free nothing.
+    let mut stalled = 0u32;
     while p.used() + req.size > p.cap() {
         let before = p.used();
         p.evict(req, now);
+        stalled = if p.used() < before { 0 } else { stalled + 1 };
         assert!(
-            p.used() < before || p.used() + req.size <= p.cap(),
-            "eviction freed nothing ({before} bytes resident)"
+            stalled < 1 << 24,
+            "eviction frees nothing ({before} bytes resident)"
         );
     }
     p.insert(req, now);
@@ -233,6 +243,34 @@ pub fn build(spec: &str, capacity_bytes: u64) -> Result<Box<dyn ObjectPolicy>, O
                 s.f64_or("small", 0.10, 0.0, 1.0)?,
                 s.f64_or("ghost", 0.90, 0.0, 10.0)?,
                 s.u64_or("threshold", 2, 1, 1 << 20)? as i64,
+            ))
+        }
+        "slru" => {
+            s.only(&["segments"])?;
+            Box::new(Slru::new(c, s.u64_or("segments", 4, 1, 255)? as usize))
+        }
+        "arc" => {
+            s.only(&["step"])?;
+            let step_by_size = match s.params.iter().rev().find(|(k, _)| k == "step") {
+                None => false,
+                Some((_, v)) if v == "1" || v == "one" => false,
+                Some((_, v)) if v == "size" => true,
+                Some((_, v)) => {
+                    return Err(s.err(format!(
+                        "`step={v}`: write step=1 (libCacheSim) or step=size"
+                    )));
+                }
+            };
+            Box::new(Arc::new(c, step_by_size))
+        }
+        "qdlp" => {
+            s.only(&["small", "ghost", "threshold", "bits"])?;
+            Box::new(Qdlp::new(
+                c,
+                s.f64_or("small", 0.10, 0.0, 1.0)?,
+                s.f64_or("ghost", 0.90, 0.0, 10.0)?,
+                s.u64_or("threshold", 1, 1, 1 << 20)? as i64,
+                s.u64_or("bits", 2, 1, 16)? as u32,
             ))
         }
         "lfu" => {
