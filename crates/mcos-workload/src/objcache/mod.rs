@@ -13,7 +13,10 @@ mod belady;
 mod belady_size;
 mod clock;
 mod fifo;
+mod gdsf;
+mod hyperbolic;
 mod lfu;
+mod lirs;
 mod lru;
 mod pqueue;
 mod qdlp;
@@ -31,7 +34,10 @@ pub use belady::Belady;
 pub use belady_size::BeladySize;
 pub use clock::Clock;
 pub use fifo::Fifo;
+pub use gdsf::Gdsf;
+pub use hyperbolic::Hyperbolic;
 pub use lfu::Lfu;
+pub use lirs::Lirs;
 pub use lru::Lru;
 pub use qdlp::Qdlp;
 pub use s3fifo::S3Fifo;
@@ -271,6 +277,28 @@ pub fn build(spec: &str, capacity_bytes: u64) -> Result<Box<dyn ObjectPolicy>, O
                 s.f64_or("ghost", 0.90, 0.0, 10.0)?,
                 s.u64_or("threshold", 1, 1, 1 << 20)? as i64,
                 s.u64_or("bits", 2, 1, 16)? as u32,
+            ))
+        }
+        "lirs" => {
+            s.only(&["hirs"])?;
+            Box::new(Lirs::new(c, s.f64_or("hirs", 0.01, 0.0, 1.0)?))
+        }
+        "gdsf" => {
+            s.only(&[])?;
+            Box::new(Gdsf::new(c))
+        }
+        "hyperbolic" => {
+            s.only(&["samples", "size"])?;
+            let by_size = match s.params.iter().rev().find(|(k, _)| k == "size") {
+                None => false,
+                Some((_, v)) if v == "true" => true,
+                Some((_, v)) if v == "false" => false,
+                Some((_, v)) => return Err(s.err(format!("`size={v}`: write true or false"))),
+            };
+            Box::new(Hyperbolic::new(
+                c,
+                s.u64_or("samples", 64, 1, 4096)? as u32,
+                by_size,
             ))
         }
         "lfu" => {

@@ -157,3 +157,80 @@ impl Queue {
         self.push_head(slab, i);
     }
 }
+
+/// A queue with its own slab and id index: libCacheSim's single-list LRU/FIFO "cache" used as a
+/// building block (an id may sit in several such queues at once, each with its own entry).
+#[derive(Debug)]
+pub(crate) struct IdQueue {
+    slab: Slab,
+    q: Queue,
+    index: crate::policy::IdMap<u32>,
+}
+
+impl Default for IdQueue {
+    fn default() -> Self {
+        Self {
+            slab: Slab::default(),
+            q: Queue::default(),
+            index: crate::policy::id_map(1024),
+        }
+    }
+}
+
+impl IdQueue {
+    pub(crate) fn bytes(&self) -> u64 {
+        self.q.bytes
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.q.len
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Option<&Node> {
+        self.index.get(&id).map(|&i| self.slab.get(i))
+    }
+
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Node> {
+        self.index.get(&id).map(|&i| self.slab.get_mut(i))
+    }
+
+    /// Inserts at the head (an id already present is first removed).
+    pub(crate) fn push_head(&mut self, id: u64, size: u64, tag: u8) {
+        self.remove(id);
+        let i = self.slab.alloc(id, size, tag);
+        self.q.push_head(&mut self.slab, i);
+        self.index.insert(id, i);
+    }
+
+    /// Moves a present id to the head; returns whether it was present.
+    pub(crate) fn touch(&mut self, id: u64) -> bool {
+        match self.index.get(&id) {
+            Some(&i) => {
+                self.q.move_to_head(&mut self.slab, i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Node> {
+        let i = self.index.remove(&id)?;
+        self.q.unlink(&mut self.slab, i);
+        let n = *self.slab.get(i);
+        self.slab.release(i);
+        Some(n)
+    }
+
+    pub(crate) fn tail(&self) -> Option<&Node> {
+        self.q.tail().map(|i| self.slab.get(i))
+    }
+
+    pub(crate) fn head_id(&self) -> Option<u64> {
+        self.q.head().map(|i| self.slab.get(i).id)
+    }
+
+    pub(crate) fn pop_tail(&mut self) -> Option<Node> {
+        let id = self.tail()?.id;
+        self.remove(id)
+    }
+}
