@@ -204,9 +204,32 @@ pub struct ReplayArgs {
     /// Defaults: 50 (a GPU gather over PCIe Gen5, DESIGN.md) and 5 (an NVMe drive).
     #[arg(long, allow_hyphen_values = true)]
     pub link_gbps: Option<String>,
+    /// Trace format: mooncake (JSONL), or one of libCacheSim's object-trace formats:
+    /// oracleGeneral (also .zst), csv (with --csv-columns), txt, vscsi. Default: from the file
+    /// name (.oracleGeneral/.bin[.zst], .csv, .txt, .vscsi; anything else is Mooncake JSONL).
+    #[arg(long)]
+    pub trace_format: Option<String>,
+    /// CSV object trace: 1-based columns, e.g. time=1,key=2,size=3 (key required; optional
+    /// header=true|false, default guessed, and delim=<char>).
+    #[arg(long)]
+    pub csv_columns: Option<String>,
+    /// Object traces: libCacheSim's conventions: a bare --capacity number is bytes, and the
+    /// default policies are libCacheSim's eviction-test set with that test's parameters.
+    #[arg(long, value_enum)]
+    pub compat: Option<Compat>,
+    /// Object traces: runs at a time (each streams the trace itself). Default: one per core.
+    #[arg(long, value_parser = parse_positive_usize)]
+    pub threads: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// Another simulator's conventions.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Compat {
+    /// libCacheSim (github.com/1a1a11a/libCacheSim).
+    Libcachesim,
 }
 
 impl ReplayArgs {

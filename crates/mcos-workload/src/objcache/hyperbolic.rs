@@ -33,7 +33,7 @@ impl Hyperbolic {
             used: 0,
             samples: samples.max(1),
             by_size,
-            rng: 0x5EED_0F_4B1A_5EED,
+            rng: 0x005E_ED0F_4B1A_5EED,
             objs: Vec::new(),
             pos: id_map(1024),
         }

@@ -137,7 +137,9 @@ pub enum ObjPolicyError {
     ZeroCapacity,
 }
 
-/// A policy spec `name[:key=value,...]`, e.g. `s3fifo:small=0.1,threshold=2`.
+/// A policy spec `name[:key=value,...]`, e.g. `s3fifo:small=0.1,threshold=2`. libCacheSim's
+/// spellings are accepted too (`S3-FIFO:fifo-size-ratio=0.1,move-to-main-threshold=2`,
+/// `SLRU:n-seg=5`, `QDLP-FIFO`, `FIFO-Reinsertion`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicySpec {
     /// Policy name (lower case).
@@ -151,13 +153,32 @@ impl PolicySpec {
     pub fn parse(text: &str) -> Result<Self, ObjPolicyError> {
         let (name, rest) = text.split_once(':').unwrap_or((text, ""));
         let name = name.trim().to_ascii_lowercase();
+        // libCacheSim's names for the same algorithms.
+        let name = match name.as_str() {
+            "s3-fifo" => "s3fifo".to_owned(),
+            "qdlp-fifo" => "qdlp".to_owned(),
+            "fifo-reinsertion" | "clock" => "clock".to_owned(),
+            _ => name,
+        };
         let mut params = Vec::new();
         for part in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| ObjPolicyError::Param {
                 policy: name.clone(),
                 reason: format!("parameter `{part}` has no `=` (write key=value)"),
             })?;
-            params.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            let k = k.trim().to_ascii_lowercase();
+            // libCacheSim's parameter names.
+            let k = match k.as_str() {
+                "fifo-size-ratio" => "small",
+                "ghost-size-ratio" => "ghost",
+                "move-to-main-threshold" => "threshold",
+                "n-seg" => "segments",
+                "n-bit-counter" => "bits",
+                "n-sample" => "samples",
+                other => other,
+            }
+            .to_owned();
+            params.push((k, v.trim().to_owned()));
         }
         Ok(Self { name, params })
     }
@@ -205,6 +226,23 @@ impl PolicySpec {
             },
         }
     }
+}
+
+/// Splits a comma-separated list of specs whose parameters are also comma-separated: a piece
+/// with `=` and no `:` continues the spec before it (`s3fifo:small=0.1,threshold=2,lru` is two
+/// specs).
+pub fn split_specs(list: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for piece in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match out.last_mut() {
+            Some(prev) if piece.contains('=') && !piece.contains(':') => {
+                prev.push(',');
+                prev.push_str(piece);
+            }
+            _ => out.push(piece.to_owned()),
+        }
+    }
+    out
 }
 
 /// Whether the named policy reads each request's next access time (an offline oracle).
@@ -390,6 +428,15 @@ mod tests {
     }
 
     #[test]
+    fn spec_lists_split_between_specs_not_parameters() {
+        assert_eq!(
+            split_specs("s3fifo:small=0.1,threshold=2, lru,slru:segments=5"),
+            ["s3fifo:small=0.1,threshold=2", "lru", "slru:segments=5"]
+        );
+        assert!(split_specs(" , ").is_empty());
+    }
+
+    #[test]
     fn specs_parse_and_refuse_with_reasons() {
         assert!(build("s3fifo:small=0.2,threshold=1", 100).is_ok());
         let e = build("s3fifo:smal=0.2", 100).err().unwrap().to_string();
@@ -403,5 +450,11 @@ mod tests {
         assert!(e.contains("lru") && e.contains("belady"), "{e}");
         assert_eq!(build("lru", 0).err(), Some(ObjPolicyError::ZeroCapacity));
         assert!(build("lru:x", 10).is_err());
+        let p = build("S3-FIFO:fifo-size-ratio=0.2,move-to-main-threshold=1", 100).unwrap();
+        assert_eq!(p.name(), "s3fifo:small=0.2,ghost=0.9,threshold=1");
+        assert_eq!(
+            build("SLRU:n-seg=5", 100).unwrap().name(),
+            "slru:segments=5"
+        );
     }
 }

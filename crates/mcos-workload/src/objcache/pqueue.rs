@@ -1,7 +1,7 @@
 //! Max-heap keyed by object id with changeable priorities.
 //!
 //! The operation order (1-based array, bubble-up on insert, percolate-down on pop, the choice of
-//! child on ties, change-priority and remove) is that of libpqueue (Volkan Yazıcı, BSD), the
+//! child on ties, change-priority) is that of libpqueue (Volkan Yazıcı, BSD), the
 //! heap libCacheSim's Belady and GDSF use: among equal priorities the same element comes out
 //! first, which decides which of several never-again objects an offline policy evicts.
 
@@ -87,23 +87,6 @@ impl PQueue {
         }
     }
 
-    pub(crate) fn remove(&mut self, id: u64) {
-        let Some(i) = self.pos.remove(&id) else {
-            return;
-        };
-        let removed = self.d[i];
-        let last = self.d.pop().unwrap_or(removed);
-        if i == self.d.len() {
-            return;
-        }
-        self.set(i, last);
-        if Self::lt(removed.0, last.0) {
-            self.bubble_up(i);
-        } else {
-            self.percolate_down(i);
-        }
-    }
-
     pub(crate) fn pop(&mut self) -> Option<(u64, f64)> {
         if self.d.len() <= 1 {
             return None;
@@ -117,10 +100,6 @@ impl PQueue {
         }
         Some((head.1, head.0))
     }
-
-    pub(crate) fn peek(&self) -> Option<(u64, f64)> {
-        self.d.get(1).map(|&(p, id)| (id, p))
-    }
 }
 
 #[cfg(test)]
@@ -128,16 +107,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pops_in_priority_order_after_changes_and_removals() {
+    fn pops_in_priority_order_after_changes() {
         let mut q = PQueue::new();
         for (id, p) in [(1, 5.0), (2, 9.0), (3, 1.0), (4, 7.0), (5, 3.0)] {
             q.insert(id, p);
         }
         q.change(3, 10.0);
-        q.remove(2);
+        q.change(2, 2.0);
         q.change(4, 0.5);
         let order: Vec<u64> = std::iter::from_fn(|| q.pop().map(|(id, _)| id)).collect();
-        assert_eq!(order, [3, 1, 5, 4]);
-        assert!(q.peek().is_none());
+        assert_eq!(order, [3, 1, 5, 2, 4]);
+        assert!(q.pop().is_none());
     }
 }

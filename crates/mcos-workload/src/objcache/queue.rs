@@ -90,12 +90,6 @@ impl Queue {
         (p != NIL).then_some(p)
     }
 
-    /// The node nearer the tail than `i` (older), if any.
-    pub(crate) fn older(slab: &Slab, i: u32) -> Option<u32> {
-        let n = slab.get(i).next;
-        (n != NIL).then_some(n)
-    }
-
     pub(crate) fn push_head(&mut self, slab: &mut Slab, i: u32) {
         let old = self.head;
         {
@@ -109,23 +103,6 @@ impl Queue {
             self.tail = i;
         }
         self.head = i;
-        self.len += 1;
-        self.bytes += slab.get(i).size;
-    }
-
-    pub(crate) fn push_tail(&mut self, slab: &mut Slab, i: u32) {
-        let old = self.tail;
-        {
-            let n = slab.get_mut(i);
-            n.next = NIL;
-            n.prev = old;
-        }
-        if old != NIL {
-            slab.get_mut(old).next = i;
-        } else {
-            self.head = i;
-        }
-        self.tail = i;
         self.len += 1;
         self.bytes += slab.get(i).size;
     }

@@ -80,11 +80,8 @@ impl BasePolicy for Slru {
         self.slab.get_mut(i).tag = (s + 1) as u8;
         self.segs[s + 1].push_head(&mut self.slab, i);
         // The promoted object's own segment may change while cooling (it can be the tail).
-        loop {
-            let cur = match self.index.get(&req.id) {
-                Some(&j) => self.slab.get(j).tag as usize,
-                None => break,
-            };
+        while let Some(&j) = self.index.get(&req.id) {
+            let cur = self.slab.get(j).tag as usize;
             if self.segs[cur].bytes <= self.seg_cap {
                 break;
             }
