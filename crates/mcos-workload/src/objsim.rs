@@ -256,3 +256,88 @@ impl ObjSimulator {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objtrace::{NEVER_AGAIN, ObjRequest, write_oracle_general};
+
+    fn trace_file(dir: &Path) -> PathBuf {
+        let mut reqs = Vec::new();
+        let mut x = 11u64;
+        for i in 0..4000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let id = (x >> 35) % 500;
+            reqs.push(ObjRequest {
+                time: i / 10,
+                id,
+                size: 512 * (1 + id % 8),
+                next_access_vtime: NEVER_AGAIN,
+            });
+        }
+        let mut last = std::collections::HashMap::new();
+        for i in (0..reqs.len()).rev() {
+            if let Some(&n) = last.get(&reqs[i].id) {
+                reqs[i].next_access_vtime = n;
+            }
+            last.insert(reqs[i].id, i as i64 + 1);
+        }
+        let path = dir.join("t.oracleGeneral.bin");
+        let mut out = Vec::new();
+        write_oracle_general(&mut out, &reqs).unwrap();
+        std::fs::write(&path, out).unwrap();
+        path
+    }
+
+    #[test]
+    fn threaded_sweep_equals_the_sequential_one_and_belady_bounds_lru() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = ObjSimulator::open(trace_file(dir.path()), ObjFormat::OracleGeneral).unwrap();
+        assert_eq!(sim.stats().requests, 4000);
+        assert!(sim.stats().has_next_access);
+        let policies = ["lru", "s3fifo", "belady", "lirs", "gdsf"];
+        let caps = [Capacity::Fraction(0.1), Capacity::Bytes(200 << 10)];
+        let strip = |v: Vec<ObjSimResult>| -> Vec<(String, u64, u64, u64)> {
+            v.into_iter()
+                .map(|r| (r.policy, r.capacity_bytes, r.misses, r.miss_bytes))
+                .collect()
+        };
+        let one = strip(sim.sweep(&policies, &caps, 1).unwrap());
+        let three = strip(sim.sweep(&policies, &caps, 3).unwrap());
+        assert_eq!(one, three);
+        assert_eq!(one.len(), 10);
+        assert_eq!(
+            one[0].1,
+            (0.1 * sim.stats().unique_bytes as f64).round() as u64
+        );
+        for k in 0..2 {
+            let (lru, belady) = (&one[k], &one[4 + k]);
+            assert!(
+                belady.2 <= lru.2,
+                "Belady misses more than LRU: {belady:?} {lru:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_capacities_and_missing_futures_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = ObjSimulator::open(trace_file(dir.path()), ObjFormat::OracleGeneral).unwrap();
+        let e = sim.sweep(&["lru"], &[Capacity::Blocks(10)], 1).unwrap_err();
+        assert!(e.to_string().contains("no unit"), "{e}");
+        let csv = dir.path().join("t.csv");
+        std::fs::write(&csv, "1,a,10\n2,b,10\n").unwrap();
+        let cols = crate::objtrace::CsvColumns::parse("time=1,key=2,size=3").unwrap();
+        let sim = ObjSimulator::open(&csv, ObjFormat::Csv(cols)).unwrap();
+        let e = sim
+            .sweep(&["belady"], &[Capacity::Bytes(100)], 1)
+            .unwrap_err();
+        assert!(e.to_string().contains("oracleGeneral"), "{e}");
+        let empty = dir.path().join("e.bin");
+        std::fs::write(&empty, b"").unwrap();
+        let e = ObjSimulator::open(&empty, ObjFormat::OracleGeneral).unwrap_err();
+        assert!(e.to_string().contains("no requests"), "{e}");
+    }
+}
