@@ -132,7 +132,8 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// Trace file (Mooncake JSONL).
+    /// Trace file: Mooncake JSONL, or an object trace in one of libCacheSim's formats
+    /// (see --trace-format).
     #[arg(long)]
     pub trace: PathBuf,
     /// simulate: policies without payloads; real: a node with real bytes.
@@ -140,12 +141,15 @@ pub struct ReplayArgs {
     pub mode: Mode,
     /// Comma-separated policies: mcos, lru, lru-tail, s3fifo, sieve, arc, wtinylfu, min
     /// (simulate); mcos, lru (real). Default: mcos,lru,s3fifo,sieve,arc,wtinylfu,min in
-    /// simulate mode, mcos,lru in real mode.
+    /// simulate mode, mcos,lru in real mode. Object traces: lru, fifo, clock, slru, arc, lirs,
+    /// sieve, s3fifo, qdlp, lfu, gdsf, hyperbolic, belady, beladysize, with parameters as
+    /// name:key=value,... (s3fifo:small=0.1,threshold=2, slru:segments=5); default all.
     #[arg(long)]
     pub policy: Option<String>,
     /// Comma-separated capacities: percentages of the trace's unique blocks (5%), fractions
     /// below 1 (0.05), block counts (1828) or sizes (128MiB, in --block-bytes blocks). In real
-    /// mode this sizes the DRAM tier.
+    /// mode this sizes the DRAM tier. Object traces: sizes in bytes (128MiB,1GiB) or shares
+    /// of the working-set bytes (10%, 0.1).
     #[arg(long, default_value = "1%,5%,10%,25%", allow_hyphen_values = true)]
     pub capacity: String,
     /// Tokens per block in the trace (Mooncake: 512).
