@@ -221,6 +221,11 @@ pub struct ReplayArgs {
     /// default policies are libCacheSim's eviction-test set with that test's parameters.
     #[arg(long, value_enum)]
     pub compat: Option<Compat>,
+    /// Object traces: read every object as size 1 (libCacheSim's --ignore-obj-size): a bare
+    /// --capacity number counts objects, and the KV-block policies (mcos, lru-tail, wtinylfu,
+    /// the fast path's lru and clock) run beside the object policies.
+    #[arg(long)]
+    pub ignore_obj_size: bool,
     /// Object traces: runs at a time (each streams the trace itself). Default: one per core.
     #[arg(long, value_parser = parse_positive_usize)]
     pub threads: Option<usize>,

@@ -362,8 +362,11 @@ fn replay(a: ReplayArgs) -> Result<()> {
         }
         return objreplay::run(&a, format);
     }
-    if a.compat.is_some() || a.threads.is_some() || a.csv_columns.is_some() {
-        bail!("--compat, --threads and --csv-columns apply to object traces (libCacheSim formats)");
+    if a.compat.is_some() || a.threads.is_some() || a.csv_columns.is_some() || a.ignore_obj_size {
+        bail!(
+            "--compat, --threads, --csv-columns and --ignore-obj-size apply to object traces \
+             (libCacheSim formats)"
+        );
     }
     let policies = args::parse_policies(&a.policy, a.mode)?;
     let capacities = args::parse_capacities("--capacity", &a.capacity, a.block_bytes)?;

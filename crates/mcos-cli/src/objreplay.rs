@@ -65,6 +65,8 @@ pub struct ObjReport {
     pub stats: ObjTraceStats,
     /// Threads the runs used.
     pub threads: usize,
+    /// Whether every object was read as size 1 (`--ignore-obj-size`).
+    pub ignore_obj_size: bool,
     /// One row per (policy, capacity), policies outermost.
     pub results: Vec<ObjSimResult>,
 }
@@ -109,7 +111,7 @@ pub fn run(a: &ReplayArgs, format: ObjFormat) -> Result<()> {
         );
     }
     let quiet = a.format == Format::Json;
-    let sim = ObjSimulator::open(&a.trace, format.clone())?;
+    let sim = ObjSimulator::open_with(&a.trace, format.clone(), a.ignore_obj_size)?;
     let stats = sim.stats().clone();
     let specs: Vec<String> = match &a.policy {
         Some(list) => objcache::split_specs(list),
@@ -134,7 +136,7 @@ pub fn run(a: &ReplayArgs, format: ObjFormat) -> Result<()> {
     }
     let capacities = parse_capacities(&a.capacity, a.compat)?;
     for &c in &capacities {
-        stats.capacity_bytes(c)?;
+        stats.capacity_bytes(c, a.ignore_obj_size)?;
     }
     let threads = a
         .threads
@@ -163,6 +165,7 @@ pub fn run(a: &ReplayArgs, format: ObjFormat) -> Result<()> {
         trace_format: format_name(&format).to_owned(),
         stats,
         threads,
+        ignore_obj_size: a.ignore_obj_size,
         results,
     };
     match a.format {

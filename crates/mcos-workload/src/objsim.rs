@@ -59,8 +59,13 @@ pub struct ObjTraceStats {
 }
 
 impl ObjTraceStats {
-    /// Reads the trace once; fails on the first bad record.
-    pub fn from_path(path: &Path, format: &ObjFormat) -> Result<Self, ObjSimError> {
+    /// Reads the trace once; fails on the first bad record. With `unit_sizes` every request
+    /// counts as size 1.
+    pub fn from_path(
+        path: &Path,
+        format: &ObjFormat,
+        unit_sizes: bool,
+    ) -> Result<Self, ObjSimError> {
         let mut sizes: IdMap<u64> = id_map(1 << 16);
         let mut s = ObjTraceStats {
             requests: 0,
@@ -71,7 +76,10 @@ impl ObjTraceStats {
             has_next_access: true,
         };
         for r in ObjTraceReader::open(path, format.clone())? {
-            let r = r?;
+            let mut r = r?;
+            if unit_sizes {
+                r.size = 1;
+            }
             s.requests += 1;
             s.request_bytes += r.size;
             s.has_next_access &= r.next_access_vtime != crate::objtrace::NEXT_ACCESS_UNKNOWN;
@@ -92,9 +100,11 @@ impl ObjTraceStats {
     }
 
     /// A capacity in bytes: a byte size as it is, a fraction of the working-set bytes
-    /// (rounded, at least 1). A bare count is refused: object caches are sized in bytes.
-    pub fn capacity_bytes(&self, c: Capacity) -> Result<u64, ObjSimError> {
+    /// (rounded, at least 1). A bare count is refused (object caches are sized in bytes), unless
+    /// every object is read as size 1 (`unit_sizes`), where it counts objects.
+    pub fn capacity_bytes(&self, c: Capacity, unit_sizes: bool) -> Result<u64, ObjSimError> {
         match c {
+            Capacity::Blocks(n) if unit_sizes => Ok(n),
             Capacity::Bytes(b) => Ok(b.max(1)),
             Capacity::Fraction(f) if f.is_finite() && f > 0.0 => {
                 Ok(((f * self.unique_bytes as f64).round() as u64).max(1))
@@ -140,18 +150,24 @@ pub struct ObjSimResult {
 }
 
 /// Replays `path` against one policy at one byte capacity.
+/// With `unit_sizes` every object is read as size 1, and the KV-block policies
+/// ([`objcache::build_for`]) may run too.
 pub fn replay_object_trace(
     path: &Path,
     format: &ObjFormat,
     policy: &str,
     capacity_bytes: u64,
     working_set_bytes: u64,
+    unit_sizes: bool,
 ) -> Result<ObjSimResult, ObjSimError> {
-    let mut p = objcache::build(policy, capacity_bytes)?;
+    let mut p = objcache::build_for(policy, capacity_bytes, unit_sizes)?;
     let start = Instant::now();
     let (mut requests, mut request_bytes, mut misses, mut miss_bytes) = (0u64, 0u64, 0u64, 0u64);
     for r in ObjTraceReader::open(path, format.clone())? {
-        let r = r?;
+        let mut r = r?;
+        if unit_sizes {
+            r.size = 1;
+        }
         if !p.access(&r, requests) {
             misses += 1;
             miss_bytes += r.size;
@@ -184,17 +200,30 @@ pub struct ObjSimulator {
     path: PathBuf,
     format: ObjFormat,
     stats: ObjTraceStats,
+    unit_sizes: bool,
 }
 
 impl ObjSimulator {
     /// Reads the trace once for its statistics.
     pub fn open(path: impl AsRef<Path>, format: ObjFormat) -> Result<Self, ObjSimError> {
+        Self::open_with(path, format, false)
+    }
+
+    /// As [`ObjSimulator::open`]; with `unit_sizes` every object is read as size 1 (libCacheSim's
+    /// `--ignore-obj-size`): capacities may then be object counts, and the KV-block policies
+    /// (`mcos`, `wtinylfu`, ...) run beside the object policies.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        format: ObjFormat,
+        unit_sizes: bool,
+    ) -> Result<Self, ObjSimError> {
         let path = path.as_ref().to_path_buf();
-        let stats = ObjTraceStats::from_path(&path, &format)?;
+        let stats = ObjTraceStats::from_path(&path, &format, unit_sizes)?;
         Ok(Self {
             path,
             format,
             stats,
+            unit_sizes,
         })
     }
 
@@ -213,10 +242,10 @@ impl ObjSimulator {
     ) -> Result<Vec<ObjSimResult>, ObjSimError> {
         let caps: Vec<u64> = capacities
             .iter()
-            .map(|&c| self.stats.capacity_bytes(c))
+            .map(|&c| self.stats.capacity_bytes(c, self.unit_sizes))
             .collect::<Result<_, _>>()?;
         for p in policies {
-            objcache::build(p, 1)?;
+            objcache::build_for(p, 1, self.unit_sizes)?;
             if objcache::needs_next_access(p) && !self.stats.has_next_access {
                 return Err(ObjSimError::NoFuture((*p).to_owned()));
             }
@@ -241,6 +270,7 @@ impl ObjSimulator {
                             p,
                             c,
                             self.stats.unique_bytes,
+                            self.unit_sizes,
                         );
                         if let Ok(mut v) = results.lock() {
                             v[j] = Some(r);
@@ -319,6 +349,30 @@ mod tests {
                 "Belady misses more than LRU: {belady:?} {lru:?}"
             );
         }
+    }
+
+    #[test]
+    fn unit_sizes_count_objects_and_admit_block_policies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = trace_file(dir.path());
+        let sim = ObjSimulator::open_with(&path, ObjFormat::OracleGeneral, true).unwrap();
+        assert_eq!(sim.stats().unique_bytes, sim.stats().unique_objects);
+        let r = sim
+            .sweep(&["mcos", "lru", "belady"], &[Capacity::Blocks(50)], 2)
+            .unwrap();
+        assert!(
+            r.iter()
+                .all(|x| x.capacity_bytes == 50 && x.request_bytes == 4000)
+        );
+        assert!(
+            r[2].misses <= r[1].misses && r[2].misses <= r[0].misses,
+            "{r:?}"
+        );
+        let sized = ObjSimulator::open(&path, ObjFormat::OracleGeneral).unwrap();
+        let e = sized
+            .sweep(&["mcos"], &[Capacity::Bytes(1 << 20)], 1)
+            .unwrap_err();
+        assert!(e.to_string().contains("--ignore-obj-size"), "{e}");
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub const OBJECT_POLICY_NAMES: [&str; 8] = [
 ];
 
 /// A cache of variable-size objects under a byte capacity.
-pub trait ObjectPolicy: Send {
+pub trait ObjectPolicy {
     /// Name with its parameters, as [`build`] would accept it.
     fn name(&self) -> String;
     /// Most bytes the cache holds.
@@ -355,6 +355,78 @@ pub fn build(spec: &str, capacity_bytes: u64) -> Result<Box<dyn ObjectPolicy>, O
     })
 }
 
+/// A KV-block policy of [`crate::policy`] (`mcos`, the fast path's `lru` and `clock`,
+/// `lru-tail`, `wtinylfu`, ...) run on an object trace read with unit sizes: each object is one
+/// block, the capacity is a number of objects, and each request is a one-block request.
+pub struct UnitSize {
+    inner: Box<dyn crate::policy::CachePolicy>,
+    cap: u64,
+}
+
+impl std::fmt::Debug for UnitSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnitSize")
+            .field("policy", &self.inner.name())
+            .field("cap", &self.cap)
+            .finish()
+    }
+}
+
+impl ObjectPolicy for UnitSize {
+    fn name(&self) -> String {
+        self.inner.name().to_owned()
+    }
+    fn capacity_bytes(&self) -> u64 {
+        self.cap
+    }
+    fn used_bytes(&self) -> u64 {
+        self.inner.len() as u64
+    }
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+    fn access(&mut self, req: &ObjRequest, now: u64) -> bool {
+        let hit = self.inner.access(req.id, now);
+        self.inner.request_done(&[req.id]);
+        hit
+    }
+}
+
+/// Builds `spec` for a replay: an object policy, or, when `unit_sizes` (every object read as
+/// size 1, capacity in objects), also a KV-block policy of [`crate::POLICY_NAMES`] (but `min`,
+/// which needs the whole access sequence: `belady` is the object-trace oracle).
+pub fn build_for(
+    spec: &str,
+    capacity: u64,
+    unit_sizes: bool,
+) -> Result<Box<dyn ObjectPolicy>, ObjPolicyError> {
+    let s = PolicySpec::parse(spec)?;
+    let block_policy = crate::POLICY_NAMES.contains(&s.name.as_str());
+    let object_policy = OBJECT_POLICY_NAMES.contains(&s.name.as_str());
+    if object_policy || !block_policy {
+        return build(spec, capacity);
+    }
+    if !unit_sizes {
+        return Err(s.err(
+            "is a KV-block policy over unit-size blocks: on an object trace it runs with unit \
+             sizes only (--ignore-obj-size; capacities then count objects)"
+                .to_owned(),
+        ));
+    }
+    s.only(&[])?;
+    if crate::policy::needs_future(&s.name) {
+        return Err(s.err(
+            "needs the trace's whole access sequence; on object traces use `belady`".to_owned(),
+        ));
+    }
+    let cap = usize::try_from(capacity).map_err(|_| ObjPolicyError::ZeroCapacity)?;
+    let inner = crate::policy::by_name(&s.name, cap, None).map_err(|e| s.err(e.to_string()))?;
+    Ok(Box::new(UnitSize {
+        inner,
+        cap: capacity,
+    }))
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
@@ -425,6 +497,27 @@ mod tests {
                 assert!(hits.iter().any(|&h| h), "{name} at {cap} never hit");
             }
         }
+    }
+
+    #[test]
+    fn block_policies_run_on_unit_size_objects_only() {
+        let reqs = trace(&[(1, 1), (2, 1), (1, 1), (3, 1), (1, 1)]);
+        for name in ["mcos", "lru", "wtinylfu", "lru-tail"] {
+            let mut p = build_for(name, 2, true).unwrap();
+            assert_eq!(p.name(), name);
+            let hits = run(p.as_mut(), &reqs);
+            assert!(hits[2] && !hits[0], "{name}: {hits:?}");
+        }
+        let e = build_for("mcos", 2, false).err().unwrap().to_string();
+        assert!(e.contains("--ignore-obj-size"), "{e}");
+        assert!(
+            build_for("min", 2, true)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("belady")
+        );
+        assert_eq!(build_for("fifo", 2, false).unwrap().name(), "fifo");
     }
 
     #[test]
