@@ -132,7 +132,8 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// Trace file (Mooncake JSONL).
+    /// Trace file: Mooncake JSONL, or an object trace in one of libCacheSim's formats
+    /// (see --trace-format).
     #[arg(long)]
     pub trace: PathBuf,
     /// simulate: policies without payloads; real: a node with real bytes.
@@ -140,12 +141,15 @@ pub struct ReplayArgs {
     pub mode: Mode,
     /// Comma-separated policies: mcos, lru, lru-tail, s3fifo, sieve, arc, wtinylfu, min
     /// (simulate); mcos, lru (real). Default: mcos,lru,s3fifo,sieve,arc,wtinylfu,min in
-    /// simulate mode, mcos,lru in real mode.
+    /// simulate mode, mcos,lru in real mode. Object traces: lru, fifo, clock, slru, arc, lirs,
+    /// sieve, s3fifo, qdlp, lfu, gdsf, hyperbolic, belady, beladysize, with parameters as
+    /// name:key=value,... (s3fifo:small=0.1,threshold=2, slru:segments=5); default all.
     #[arg(long)]
     pub policy: Option<String>,
     /// Comma-separated capacities: percentages of the trace's unique blocks (5%), fractions
     /// below 1 (0.05), block counts (1828) or sizes (128MiB, in --block-bytes blocks). In real
-    /// mode this sizes the DRAM tier.
+    /// mode this sizes the DRAM tier. Object traces: sizes in bytes (128MiB,1GiB) or shares
+    /// of the working-set bytes (10%, 0.1).
     #[arg(long, default_value = "1%,5%,10%,25%", allow_hyphen_values = true)]
     pub capacity: String,
     /// Tokens per block in the trace (Mooncake: 512).
@@ -204,9 +208,37 @@ pub struct ReplayArgs {
     /// Defaults: 50 (a GPU gather over PCIe Gen5, DESIGN.md) and 5 (an NVMe drive).
     #[arg(long, allow_hyphen_values = true)]
     pub link_gbps: Option<String>,
+    /// Trace format: mooncake (JSONL), or one of libCacheSim's object-trace formats:
+    /// oracleGeneral (also .zst), csv (with --csv-columns), txt, vscsi. Default: from the file
+    /// name (.oracleGeneral/.bin[.zst], .csv, .txt, .vscsi; anything else is Mooncake JSONL).
+    #[arg(long)]
+    pub trace_format: Option<String>,
+    /// CSV object trace: 1-based columns, e.g. time=1,key=2,size=3 (key required; optional
+    /// header=true|false, default guessed, and delim=<char>).
+    #[arg(long)]
+    pub csv_columns: Option<String>,
+    /// Object traces: libCacheSim's conventions: a bare --capacity number is bytes, and the
+    /// default policies are libCacheSim's eviction-test set with that test's parameters.
+    #[arg(long, value_enum)]
+    pub compat: Option<Compat>,
+    /// Object traces: read every object as size 1 (libCacheSim's --ignore-obj-size): a bare
+    /// --capacity number counts objects, and the KV-block policies (mcos, lru-tail, wtinylfu,
+    /// the fast path's lru and clock) run beside the object policies.
+    #[arg(long)]
+    pub ignore_obj_size: bool,
+    /// Object traces: runs at a time (each streams the trace itself). Default: one per core.
+    #[arg(long, value_parser = parse_positive_usize)]
+    pub threads: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// Another simulator's conventions.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Compat {
+    /// libCacheSim (github.com/1a1a11a/libCacheSim).
+    Libcachesim,
 }
 
 impl ReplayArgs {

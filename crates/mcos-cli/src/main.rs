@@ -21,6 +21,7 @@ mod bench_serve;
 mod bench_soak;
 mod interrupt;
 mod limits;
+mod objreplay;
 mod report;
 mod show;
 mod stats;
@@ -354,6 +355,18 @@ fn replay(a: ReplayArgs) -> Result<()> {
     a.check_flags()?;
     if !a.trace.exists() {
         bail!("trace file {} does not exist", a.trace.display());
+    }
+    if let Some(format) = objreplay::object_format(&a)? {
+        if a.mode == Mode::Real {
+            bail!("--mode real replays KV-block (Mooncake) traces; an object trace is simulated");
+        }
+        return objreplay::run(&a, format);
+    }
+    if a.compat.is_some() || a.threads.is_some() || a.csv_columns.is_some() || a.ignore_obj_size {
+        bail!(
+            "--compat, --threads, --csv-columns and --ignore-obj-size apply to object traces \
+             (libCacheSim formats)"
+        );
     }
     let policies = args::parse_policies(&a.policy, a.mode)?;
     let capacities = args::parse_capacities("--capacity", &a.capacity, a.block_bytes)?;

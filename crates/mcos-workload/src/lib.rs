@@ -12,6 +12,10 @@
 //! - [`simulate`]: the capacity-sweep simulator that replays every block access of a trace against a
 //!   policy and reports block and token hit ratios.
 //!
+//! - [`objtrace`], [`objcache`], [`objsim`]: the cache community's object traces in libCacheSim's
+//!   formats (oracleGeneral, CSV, txt, vscsi), policies over variable-size objects under byte
+//!   capacities, and the sweep that reports object and byte miss ratios.
+//!
 //! - [`azure`]: the Azure LLM inference traces (real arrivals and prompt sizes) with
 //!   synthesised, deterministic prefix-sharing block ids.
 //!
@@ -31,6 +35,9 @@
 
 pub mod azure;
 pub mod generator;
+pub mod objcache;
+pub mod objsim;
+pub mod objtrace;
 pub mod policy;
 pub mod real;
 pub mod serve;
