@@ -2,7 +2,7 @@
 //! it), and the Azure CSV reader. Never a panic, a hang or an unbounded allocation.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mcos_workload::{AzureSynthesis, TraceReader, read_azure};
+use mcos_trace::{AzureSynthesis, TraceReader, read_azure};
 
 fuzz_target!(|data: &[u8]| {
     let reader = TraceReader::from_reader(std::io::Cursor::new(data), "fuzz.jsonl");

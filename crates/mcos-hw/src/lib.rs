@@ -38,7 +38,7 @@ pub enum HwError {
     OutOfScope(String),
     /// A trace that cannot be read (the project's Mooncake reader: file and line named).
     #[error(transparent)]
-    Trace(#[from] mcos_workload::TraceError),
+    Trace(#[from] mcos_trace::TraceError),
     /// A tool (verilator, a C++ compiler, yosys, nextpnr) failed or is missing.
     #[error("{tool}: {why}")]
     Tool {

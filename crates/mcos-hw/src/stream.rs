@@ -172,7 +172,7 @@ pub fn hazards(frames: u32, events: usize, seed: u64) -> Result<Stream, HwError>
 /// `limit`, read by the project's trace reader (a malformed line is an error naming it).
 pub fn trace_ids(path: &Path, limit: usize) -> Result<Vec<u64>, HwError> {
     let mut ids = Vec::new();
-    for request in mcos_workload::TraceReader::open(path)? {
+    for request in mcos_trace::TraceReader::open(path)? {
         for id in request?.hash_ids {
             if ids.len() >= limit {
                 return Ok(ids);

@@ -137,7 +137,11 @@ fn failing_engine_moves_retire_the_frame_the_device_failed_under() {
     );
     assert_eq!(out, payload_of(lost));
     node.quiesce().unwrap();
-    assert_eq!(node.locate(key(lost)), Some((TierId(1), bad)), "read in place");
+    assert_eq!(
+        node.locate(key(lost)),
+        Some((TierId(1), bad)),
+        "read in place"
+    );
     disk.inject_faults(FaultPlan {
         fail_reads: vec![bad],
         ..FaultPlan::default()

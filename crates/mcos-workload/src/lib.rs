@@ -1,23 +1,15 @@
-//! MCOS workloads and evaluation.
+//! MCOS workload evaluation: "how good is a KV-block cache policy on this traffic?" without a
+//! GPU. The traffic itself (trace formats and generators) is `mcos-trace`, re-exported here
+//! under the same module names ([`trace`], [`generator`], [`azure`], [`objtrace`]).
 //!
-//! Everything needed to ask "how good is a KV-block cache policy on this traffic?" without a GPU:
-//!
-//! - [`trace`]: streaming reader and writer for Mooncake-format JSONL traces (one request per line,
-//!   one prefix-chained block id per `block_tokens` tokens of the prompt).
-//! - [`generator`]: a seeded, self-contained workload generator (multi-turn chat, shared system
-//!   prompts, agent loops, RAG over Zipf-popular documents, modulated Poisson arrivals) that writes
-//!   the same format.
 //! - [`policy`]: one [`CachePolicy`] trait over unit-size blocks and the baseline policies, one file
 //!   each: LRU, vLLM's tail-first LRU, S3-FIFO, SIEVE, ARC and the offline Belady MIN oracle.
 //! - [`simulate`]: the capacity-sweep simulator that replays every block access of a trace against a
 //!   policy and reports block and token hit ratios.
 //!
-//! - [`objtrace`], [`objcache`], [`objsim`]: the cache community's object traces in libCacheSim's
-//!   formats (oracleGeneral, CSV, txt, vscsi), policies over variable-size objects under byte
-//!   capacities, and the sweep that reports object and byte miss ratios.
-//!
-//! - [`azure`]: the Azure LLM inference traces (real arrivals and prompt sizes) with
-//!   synthesised, deterministic prefix-sharing block ids.
+//! - [`objcache`], [`objsim`]: policies over variable-size objects under byte capacities (the
+//!   cache community's traces, read by [`objtrace`]), and the sweep that reports object and byte
+//!   miss ratios.
 //!
 //! - [`serve`]: a serving-engine model (FCFS prefill at a given throughput, arrivals from the
 //!   trace) that gives policies the queue a real engine would have, as intents.
@@ -27,29 +19,24 @@
 //!
 //! - [`real`]: the same replay through a running node, with real bytes in real tiers, every hit
 //!   checked byte for byte.
-//!
-//! Block ids are plain `u64` as they appear in traces; they become `BlockKey`s under a fixed
-//! namespace when they enter the fast path or a node.
 
 #![warn(missing_docs)]
 
-pub mod azure;
-pub mod generator;
 pub mod objcache;
 pub mod objsim;
-pub mod objtrace;
 pub mod policy;
 pub mod real;
 pub mod serve;
 pub mod simulate;
 pub mod tiered;
-pub mod trace;
 
-pub use azure::{AzureSynthesis, read_azure};
-pub use generator::{GeneratorConfig, GeneratorError, Mixture, generate, write_trace};
+pub use mcos_trace::{azure, generator, objtrace, trace};
+
+pub use mcos_trace::{AzureSynthesis, read_azure};
+pub use mcos_trace::{DEFAULT_BLOCK_TOKENS, Request, TraceError, TraceReader, TraceWriter};
+pub use mcos_trace::{GeneratorConfig, GeneratorError, Mixture, generate, write_trace};
 pub use policy::{AccessSeq, CachePolicy, POLICY_NAMES, PolicyError, PolicyStats, by_name};
 pub use real::{LinkMeasured, RealError, RealResult, block_payload, replay_real};
 pub use serve::{ServeConfig, ServeStats, StageConfig, serve, serve_tiered};
 pub use simulate::{Capacity, ReplayCounts, SimError, SimResult, Simulator, TraceStats, replay};
 pub use tiered::{MODEL_PRESETS, ModelPreset, TieredResult, model_preset, replay_tiered};
-pub use trace::{DEFAULT_BLOCK_TOKENS, Request, TraceError, TraceReader, TraceWriter};
