@@ -21,6 +21,9 @@
 //! - [`tiered`]: replays over a tier hierarchy with hits per tier and modelled prefill time
 //!   saved (fetch versus recompute).
 //!
+//! - [`mrc`]: miss-ratio curves: LRU exact in one pass by stack distances, the other policies
+//!   by spatial sampling (SHARDS) with the sampling error stated.
+//!
 //! - [`real`]: the same replay through a running node, with real bytes in real tiers, every hit
 //!   checked byte for byte.
 //!
@@ -31,6 +34,7 @@
 
 pub mod azure;
 pub mod generator;
+pub mod mrc;
 pub mod policy;
 pub mod real;
 pub mod serve;
@@ -40,6 +44,7 @@ pub mod trace;
 
 pub use azure::{AzureSynthesis, read_azure};
 pub use generator::{GeneratorConfig, GeneratorError, Mixture, generate, write_trace};
+pub use mrc::{MrcConfig, MrcCurve, MrcMethod, MrcPoint, MrcReport, miss_ratio_curves};
 pub use policy::{AccessSeq, CachePolicy, POLICY_NAMES, PolicyError, PolicyStats, by_name};
 pub use real::{LinkMeasured, RealError, RealResult, block_payload, replay_real};
 pub use serve::{ServeConfig, ServeStats, StageConfig, serve, serve_tiered};
