@@ -28,6 +28,10 @@ pub enum Command {
     /// Replay a Mooncake-format trace (JSONL with timestamp, input_length, output_length,
     /// hash_ids) in simulation or through a real node.
     Replay(ReplayArgs),
+    /// Miss-ratio curves: each policy's hit and miss ratio over a range of capacities (LRU
+    /// exact by stack distances, the others sampled or in parallel exact runs, MIN as the
+    /// bound).
+    Mrc(crate::mrc::MrcArgs),
     /// Write the built-in workload as a Mooncake-format trace.
     Generate(GenerateArgs),
     /// Benchmarks (`mcos bench fastpath`, `mcos bench gpu`).

@@ -4,6 +4,7 @@
 //!   simulation, then a replay through a real node with real bytes in DRAM and disk tiers.
 //! - `mcos replay`: a trace through the simulator (capacity sweeps over every policy) or a real
 //!   node.
+//! - `mcos mrc`: miss-ratio curves per policy over a range of capacities, MIN as the bound.
 //! - `mcos generate`: writes the built-in workload as a Mooncake-format trace.
 //! - `mcos bench fastpath`: the fast path against the software round trip.
 //! - `mcos bench hw`: the fast path as hardware (model, RTL, synthesis) against the software.
@@ -21,6 +22,7 @@ mod bench_serve;
 mod bench_soak;
 mod interrupt;
 mod limits;
+mod mrc;
 mod report;
 mod show;
 mod stats;
@@ -57,6 +59,7 @@ fn main() {
         },
         Command::Serve(a) => mcos_server::serve_main(&a),
         Command::Stats(a) => stats::run(a),
+        Command::Mrc(a) => mrc::run(a),
     };
     if let Err(e) = outcome {
         if let Some(i) = e.downcast_ref::<Interrupted>() {

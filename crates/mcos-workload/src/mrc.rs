@@ -10,7 +10,10 @@
 //!   of the blocks: a block is in the sample when a hash of its id falls below a threshold, so
 //!   every access to a sampled block is kept and none of the others, and the cache is scaled by
 //!   the sampled share of the blocks (SHARDS: Waldspurger, Park, Garthwaite and Ahmad, "Efficient
-//!   MRC construction with SHARDS", FAST 2015). Each replay costs about `rate` of an exact one;
+//!   MRC construction with SHARDS", FAST 2015), with its adjustment for the sample's access
+//!   count. A small cache replays on a denser sample (twice the rate, and again, up to the whole
+//!   trace) so its scaled size stays at least [`MIN_SCALED_BLOCKS`]. Each replay costs about its
+//!   sample's rate of an exact one;
 //!   the replays run in parallel on every core. A sample rate of 1 makes them exact runs, and
 //!   policies whose state does not scale with a sample ([`samples_soundly`]) always run exactly.
 //! - The sampling error is stated, not assumed: LRU is also replayed on the same sample through
@@ -43,6 +46,10 @@ pub const MIN_SAMPLED_BLOCKS: u64 = 16_384;
 /// Default sample rate for traces large enough to keep [`MIN_SAMPLED_BLOCKS`] at it.
 pub const DEFAULT_SAMPLE_RATE: f64 = 0.1;
 
+/// Smallest scaled cache a sampled replay runs at: a capacity whose share of the sample would
+/// be smaller replays on a denser sample (twice the rate, up to the whole trace).
+pub const MIN_SCALED_BLOCKS: u64 = 1024;
+
 /// Hash space the sample threshold is taken in (SHARDS' modulus `P`).
 const SAMPLE_MODULUS: u64 = 1 << 24;
 
@@ -54,9 +61,10 @@ pub enum MrcMethod {
     StackDistance,
     /// One replay per capacity over every access.
     Exact,
-    /// One replay per capacity over a spatial sample of the blocks.
+    /// One replay per capacity over a spatial sample of the blocks (denser for small caches:
+    /// each point's rate is [`MrcPoint::sample_rate`]).
     Sampled {
-        /// Share of the blocks in the sample (measured, not the nominal threshold).
+        /// Share of the blocks in the sparsest sample (measured, not the nominal threshold).
         rate: f64,
     },
 }
@@ -72,6 +80,8 @@ pub struct MrcPoint {
     pub hit_ratio: f64,
     /// `1 - hit_ratio`.
     pub miss_ratio: f64,
+    /// Share of the blocks this point was replayed on (1: every access).
+    pub sample_rate: f64,
 }
 
 /// One policy's curve.
@@ -100,9 +110,9 @@ pub struct SamplingError {
 pub struct MrcReport {
     /// The trace's size.
     pub stats: TraceStats,
-    /// Share of the blocks in the sample (1 when nothing was sampled).
+    /// Share of the blocks in the sparsest sample (1 when nothing was sampled).
     pub sample_rate: f64,
-    /// Distinct blocks in the sample.
+    /// Distinct blocks in the sparsest sample.
     pub sampled_blocks: u64,
     /// The sampled curves' stated error; `None` when no curve was sampled.
     pub sampling_error: Option<SamplingError>,
@@ -327,8 +337,9 @@ pub fn miss_ratio_curves(
         )));
     }
     let fraction = |c: u64| ratio(c, stats.unique_blocks);
-    let point = |c: u64, hit_ratio: f64| MrcPoint {
+    let point = |c: u64, hit_ratio: f64, sample_rate: f64| MrcPoint {
         capacity_blocks: c,
+        sample_rate,
         capacity_fraction: fraction(c),
         hit_ratio,
         miss_ratio: 1.0 - hit_ratio,
@@ -344,31 +355,79 @@ pub fn miss_ratio_curves(
         .filter(|p| *p != "lru")
         .collect();
     let sampling = nominal < 1.0 && replayed.iter().any(|p| samples_soundly(p));
-    let (sample, rate, sampled_blocks) = if sampling {
-        let s = sample_requests(requests, cfg.salt, nominal);
+    // The sample ladder: the nominal rate, doubled until 1 (the whole trace, level 0 below).
+    // A capacity replays on the sparsest sample that still gives its scaled cache at least
+    // MIN_SCALED_BLOCKS blocks: a cache of a few dozen sampled blocks rounds too coarsely.
+    let mut ladder = vec![1.0];
+    if sampling {
+        let mut r = nominal;
+        while r < 0.75 {
+            ladder.push(r);
+            r *= 2.0;
+        }
+        ladder[1..].reverse();
+    }
+    let mut streams = vec![Stream {
+        requests: std::borrow::Cow::Borrowed(requests),
+        rate: 1.0,
+        expected_accesses: stats.block_accesses as f64,
+        future: OnceLock::new(),
+    }];
+    for &nominal_rate in &ladder[1..] {
+        let s = sample_requests(requests, cfg.salt, nominal_rate);
         let sampled_stats = TraceStats::of_requests(&s, block_tokens)?;
         if sampled_stats.block_accesses == 0 {
             return Err(SimError::Unusable(format!(
-                "a sample at rate {nominal} holds no block of this trace; raise --sample-rate"
+                "a sample at rate {nominal_rate} holds no block of this trace; raise --sample-rate"
             )));
         }
         let rate = ratio(sampled_stats.unique_blocks, stats.unique_blocks);
-        (s, rate, sampled_stats.unique_blocks)
-    } else {
-        (Vec::new(), 1.0, stats.unique_blocks)
+        streams.push(Stream {
+            requests: std::borrow::Cow::Owned(s),
+            rate,
+            // The accesses a sample of this share of the blocks holds on average: hot blocks
+            // make the sample's own count swing far from it (SHARDS' adjustment, below).
+            expected_accesses: stats.block_accesses as f64 * rate,
+            future: OnceLock::new(),
+        });
+    }
+    // Level per capacity: the sparsest stream (last) whose scaled cache is large enough.
+    let level_of: Vec<usize> = capacities
+        .iter()
+        .map(|&c| {
+            (1..streams.len())
+                .rev()
+                .find(|&l| scaled(c, streams[l].rate) >= MIN_SCALED_BLOCKS)
+                .unwrap_or(0)
+        })
+        .collect();
+    let stream_of = |p: &str, c: usize| {
+        if samples_soundly(p) {
+            &streams[level_of[c]]
+        } else {
+            &streams[0]
+        }
     };
-    // The accesses a sample of this share of the blocks holds on average: hot blocks make the
-    // sample's own count swing far from it (SHARDS' adjustment, below).
-    let expected = stats.block_accesses as f64 * rate;
+    let sparsest = &streams[streams.len() - 1];
+    let (rate, sampled_blocks) = (
+        sparsest.rate,
+        (sparsest.rate * stats.unique_blocks as f64).round() as u64,
+    );
     let sampling_error = sampling.then(|| {
-        let ids = sample.iter().flat_map(|r| r.hash_ids.iter().copied());
-        let sampled_lru = StackDistances::of(ids);
+        let lru_of: Vec<StackDistances> = streams
+            .iter()
+            .map(|st| {
+                StackDistances::of(st.requests.iter().flat_map(|r| r.hash_ids.iter().copied()))
+            })
+            .collect();
         let gaps: Vec<f64> = capacities
             .iter()
+            .enumerate()
             .zip(&exact_lru)
-            .map(|(&c, &exact)| {
-                let hits = sampled_lru.hits(scaled(c, rate));
-                (adjusted_hit_ratio(hits, sampled_lru.accesses(), expected) - exact).abs()
+            .map(|((i, &c), &exact)| {
+                let (st, sd) = (&streams[level_of[i]], &lru_of[level_of[i]]);
+                let hits = sd.hits(scaled(c, st.rate));
+                (adjusted_hit_ratio(hits, sd.accesses(), st.expected_accesses) - exact).abs()
             })
             .collect();
         SamplingError {
@@ -377,40 +436,26 @@ pub fn miss_ratio_curves(
         }
     });
 
-    // Per replayed policy: the stream it runs on, the cache scale and the expected accesses.
-    let full = Stream {
-        requests,
-        rate: 1.0,
-        expected_accesses: stats.block_accesses as f64,
-        future: OnceLock::new(),
-    };
-    let sampled = Stream {
-        requests: &sample,
-        rate,
-        expected_accesses: expected,
-        future: OnceLock::new(),
-    };
-    let stream_of = |p: &str| {
-        if sampling && samples_soundly(p) {
-            &sampled
-        } else {
-            &full
-        }
-    };
     for p in &replayed {
-        let st = stream_of(p);
-        if policy::needs_future(p) {
-            st.future
-                .get_or_init(|| AccessSeq::from_requests(st.requests));
+        for c in 0..capacities.len() {
+            let st = stream_of(p, c);
+            if policy::needs_future(p) {
+                st.future
+                    .get_or_init(|| AccessSeq::from_requests(st.requests.iter()));
+            }
         }
     }
-    // Every (policy, capacity) replay, exact runs and large caches first so the slow ones start
-    // early.
+    // Every (policy, capacity) replay, the costliest first (exact runs, denser samples) so the
+    // slow ones start early.
     let mut jobs: Vec<(usize, usize)> = (0..replayed.len())
         .flat_map(|p| (0..capacities.len()).rev().map(move |c| (p, c)))
         .collect();
-    jobs.sort_by_key(|&(p, _)| stream_of(replayed[p]).rate < 1.0);
-    let results = Mutex::new(vec![vec![0.0; capacities.len()]; replayed.len()]);
+    jobs.sort_by(|&(p, c), &(q, d)| {
+        stream_of(replayed[q], d)
+            .rate
+            .total_cmp(&stream_of(replayed[p], c).rate)
+    });
+    let results = Mutex::new(vec![vec![(0.0, 1.0); capacities.len()]; replayed.len()]);
     let first_error: Mutex<Option<SimError>> = Mutex::new(None);
     let (next, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
     std::thread::scope(|s| {
@@ -419,11 +464,11 @@ pub fn miss_ratio_curves(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&(p, c)) = jobs.get(i) else { break };
-                    let st = stream_of(replayed[p]);
+                    let st = stream_of(replayed[p], c);
                     match st.hit_ratio(replayed[p], capacities[c], block_tokens) {
                         Ok(hr) => {
                             if let Ok(mut r) = results.lock() {
-                                r[p][c] = hr;
+                                r[p][c] = (hr, st.rate);
                             }
                         }
                         Err(e) => {
@@ -448,20 +493,23 @@ pub fn miss_ratio_curves(
         .policies
         .iter()
         .map(|name| {
-            let (method, hits) = match replayed.iter().position(|p| p == name) {
-                Some(i) if stream_of(name).rate < 1.0 => {
+            let (method, points) = match replayed.iter().position(|p| p == name) {
+                Some(i) if samples_soundly(name) && sampling => {
                     (MrcMethod::Sampled { rate }, results[i].clone())
                 }
                 Some(i) => (MrcMethod::Exact, results[i].clone()),
-                None => (MrcMethod::StackDistance, exact_lru.clone()),
+                None => (
+                    MrcMethod::StackDistance,
+                    exact_lru.iter().map(|&h| (h, 1.0)).collect(),
+                ),
             };
             MrcCurve {
                 policy: name.clone(),
                 method,
                 points: capacities
                     .iter()
-                    .zip(hits)
-                    .map(|(&c, h)| point(c, h))
+                    .zip(points)
+                    .map(|(&c, (h, r))| point(c, h, r))
                     .collect(),
             }
         })
@@ -487,7 +535,7 @@ pub fn samples_soundly(policy: &str) -> bool {
 
 /// Requests one group of replays runs on.
 struct Stream<'a> {
-    requests: &'a [Request],
+    requests: std::borrow::Cow<'a, [Request]>,
     /// Share of the trace's blocks in `requests` (1: the whole trace).
     rate: f64,
     expected_accesses: f64,
@@ -501,7 +549,7 @@ impl Stream<'_> {
         let cap = usize::try_from(cap)
             .map_err(|_| SimError::InvalidCapacity(format!("{cap} blocks does not fit")))?;
         let mut pol = policy::by_name(name, cap, self.future.get())?;
-        let counts = replay(self.requests, pol.as_mut(), block_tokens);
+        let counts = replay(self.requests.iter(), pol.as_mut(), block_tokens);
         Ok(adjusted_hit_ratio(
             counts.block_hits,
             counts.block_accesses,
