@@ -35,9 +35,10 @@ pub struct CurveArgs {
     /// Capacities on the curve, log-spaced from --from to --to.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub points: u16,
-    /// Smallest capacity: a percentage of the trace's unique blocks (0.5%), a fraction, a
-    /// block count or a size (in --block-bytes blocks).
-    #[arg(long, default_value = "0.5%", value_parser = parse_capacity, allow_hyphen_values = true)]
+    /// Smallest capacity: a percentage of the trace's unique blocks (1%), a fraction, a
+    /// block count or a size (in --block-bytes blocks). Below 1 % the sampled policies need
+    /// denser samples (slower) to stay within 0.005.
+    #[arg(long, default_value = "1%", value_parser = parse_capacity, allow_hyphen_values = true)]
     pub from: Capacity,
     /// Largest capacity, as --from.
     #[arg(long, default_value = "100%", value_parser = parse_capacity, allow_hyphen_values = true)]

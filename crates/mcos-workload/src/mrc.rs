@@ -48,7 +48,7 @@ pub const DEFAULT_SAMPLE_RATE: f64 = 0.1;
 
 /// Smallest scaled cache a sampled replay runs at: a capacity whose share of the sample would
 /// be smaller replays on a denser sample (twice the rate, up to the whole trace).
-pub const MIN_SCALED_BLOCKS: u64 = 1024;
+pub const MIN_SCALED_BLOCKS: u64 = 512;
 
 /// Hash space the sample threshold is taken in (SHARDS' modulus `P`).
 const SAMPLE_MODULUS: u64 = 1 << 24;
