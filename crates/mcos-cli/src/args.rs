@@ -32,6 +32,10 @@ pub enum Command {
     /// exact by stack distances, the others sampled or in parallel exact runs, MIN as the
     /// bound).
     Mrc(crate::mrc::MrcArgs),
+    /// One self-contained HTML page about a trace (inline SVG, no script, no network):
+    /// miss-ratio curves with MIN, the brain's switches and tables over the trace, tiered
+    /// results and the served replay's queue and utilisation.
+    Report(crate::html_report::ReportArgs),
     /// Write the built-in workload as a Mooncake-format trace.
     Generate(GenerateArgs),
     /// Benchmarks (`mcos bench fastpath`, `mcos bench gpu`).
@@ -139,6 +143,10 @@ pub struct ReplayArgs {
     /// Trace file (Mooncake JSONL).
     #[arg(long)]
     pub trace: PathBuf,
+    /// Also write this run's chart as SVG: hit ratio by capacity per policy, or with --tiers
+    /// the prefill seconds saved per policy against the bound.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// simulate: policies without payloads; real: a node with real bytes.
     #[arg(long, value_enum, default_value_t = Mode::Simulate)]
     pub mode: Mode,

@@ -5,6 +5,7 @@
 //! - `mcos replay`: a trace through the simulator (capacity sweeps over every policy) or a real
 //!   node.
 //! - `mcos mrc`: miss-ratio curves per policy over a range of capacities, MIN as the bound.
+//! - `mcos report`: one self-contained HTML page of a trace's curves, brain, tiers and serving.
 //! - `mcos generate`: writes the built-in workload as a Mooncake-format trace.
 //! - `mcos bench fastpath`: the fast path against the software round trip.
 //! - `mcos bench hw`: the fast path as hardware (model, RTL, synthesis) against the software.
@@ -20,6 +21,7 @@ mod bench_gpu;
 mod bench_hw;
 mod bench_serve;
 mod bench_soak;
+mod html_report;
 mod interrupt;
 mod limits;
 mod mrc;
@@ -60,6 +62,7 @@ fn main() {
         Command::Serve(a) => mcos_server::serve_main(&a),
         Command::Stats(a) => stats::run(a),
         Command::Mrc(a) => mrc::run(a),
+        Command::Report(a) => html_report::run(a),
     };
     if let Err(e) = outcome {
         if let Some(i) = e.downcast_ref::<Interrupted>() {
@@ -384,6 +387,9 @@ fn replay(a: ReplayArgs) -> Result<()> {
             bail!("--tiers models a hierarchy in simulate mode; real mode takes --disk-capacity");
         }
         let report = tiered::run(&sim, &a, tiers, &policies, quiet)?;
+        if let Some(plot) = &a.plot {
+            html_report::tiered_plot(plot, &report)?;
+        }
         print_report(a.format, &report, || report.table(), &[])?;
         return Ok(());
     }
@@ -413,6 +419,9 @@ fn replay(a: ReplayArgs) -> Result<()> {
                 a.block_bytes,
                 quiet,
             )?
+        }
+        Mode::Simulate if a.shadow.is_some() && a.plot.is_some() => {
+            bail!("--plot draws a replay's hit ratios; --shadow reports a comparison table only")
         }
         Mode::Simulate if a.shadow.is_some() => {
             let names: Vec<&str> = policies.iter().map(String::as_str).collect();
@@ -468,11 +477,22 @@ fn replay(a: ReplayArgs) -> Result<()> {
                 }
             }
             drop(run_dir);
+            if let Some(plot) = &a.plot {
+                html_report::replay_plot(plot, &rows, "real replay")?;
+            }
             let report = ReplayReport::new(a.trace.display().to_string(), &stats, rows);
             print_report(a.format, &report, || report.table(), &summaries)?;
             return Ok(());
         }
     };
+    if let Some(plot) = &a.plot {
+        let what = if served {
+            "served replay"
+        } else {
+            "simulated replay"
+        };
+        html_report::replay_plot(plot, &rows, what)?;
+    }
     let report = ReplayReport::new(a.trace.display().to_string(), &stats, rows);
     print_report(a.format, &report, || report.table(), &[])?;
     Ok(())
