@@ -48,6 +48,9 @@ pub enum Command {
     Serve(mcos_server::ServeArgs),
     /// A running daemon's statistics (the figures /metrics serves).
     Stats(crate::stats::StatsArgs),
+    /// A live view of a running daemon, refreshed every second: tiers, links, operations,
+    /// the policy epoch and the brain's choice (`q` quits; plain lines when not a terminal).
+    Top(crate::top::TopArgs),
 }
 
 #[derive(Args, Debug)]

@@ -11,6 +11,7 @@
 //! - `mcos bench hw`: the fast path as hardware (model, RTL, synthesis) against the software.
 //! - `mcos bench gpu`: every GPU check and benchmark (feature `cuda`, on a GPU machine).
 //! - `mcos serve`: the mcosd daemon; `mcos stats --connect`: a running daemon's statistics;
+//!   `mcos top --connect`: a live view of it;
 //!   `mcos bench serve`: the daemon against redis, the in-process node and memcpy.
 
 mod args;
@@ -30,6 +31,7 @@ mod show;
 mod stats;
 mod sweep;
 mod tiered;
+mod top;
 
 use anyhow::{Context, Result, bail};
 use args::{Cli, Command, DiskCapacity, Format, GenerateArgs, Mode, ReplayArgs, RunArgs};
@@ -63,6 +65,7 @@ fn main() {
         Command::Stats(a) => stats::run(a),
         Command::Mrc(a) => mrc::run(a),
         Command::Report(a) => html_report::run(a),
+        Command::Top(a) => top::run(a),
     };
     if let Err(e) = outcome {
         if let Some(i) = e.downcast_ref::<Interrupted>() {

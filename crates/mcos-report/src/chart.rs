@@ -170,11 +170,20 @@ pub fn line_chart(c: &LineChart) -> Result<String, ChartError> {
             .draw()
             .map_err(&e)?;
         let grey = RGBColor(150, 150, 150);
+        // Labels closer than this to the last one drawn are left off (the line stays).
+        let gap = (x1 - x0) * 0.07;
+        let mut last_label = f64::NEG_INFINITY;
         for m in &c.markers {
             let x = tx(m.x);
             if !x.is_finite() {
                 continue;
             }
+            let label = if x - last_label >= gap {
+                last_label = x;
+                m.label.clone()
+            } else {
+                String::new()
+            };
             chart
                 .draw_series(std::iter::once(PathElement::new(
                     vec![(x, y0), (x, y1)],
@@ -183,7 +192,7 @@ pub fn line_chart(c: &LineChart) -> Result<String, ChartError> {
                 .map_err(&e)?;
             chart
                 .draw_series(std::iter::once(Text::new(
-                    m.label.clone(),
+                    label,
                     (x, y1 - (y1 - y0) * 0.03),
                     ("sans-serif", 11).into_font().color(&grey),
                 )))
