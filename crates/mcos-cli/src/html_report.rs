@@ -258,15 +258,16 @@ fn brain_section(sim: &Simulator, capacity: Capacity, block_bytes: u32) -> Resul
         y_label: "block hit ratio (window)".into(),
         log_x: false,
         y_range: None,
+        // LRU first, as on the curves, so each policy keeps its colour across the charts.
         series: vec![
-            Series {
-                name: "mcos (brain)".into(),
-                points: mcos_pts,
-                bound: false,
-            },
             Series {
                 name: "lru".into(),
                 points: lru_pts,
+                bound: false,
+            },
+            Series {
+                name: "mcos (brain)".into(),
+                points: mcos_pts,
                 bound: false,
             },
         ],
