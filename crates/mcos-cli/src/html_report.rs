@@ -48,6 +48,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
             a.out.display()
         );
     }
+    check_dir_of(&a.out, "--out")?;
     let quiet = a.quiet;
     let say = |s: &str| {
         if !quiet {
@@ -127,6 +128,18 @@ pub fn run(a: ReportArgs) -> Result<()> {
     std::fs::write(&a.out, html).with_context(|| format!("cannot write {}", a.out.display()))?;
     say(&format!("wrote {}", a.out.display()));
     Ok(())
+}
+
+/// Refuses an output path whose directory does not exist, before any work is done.
+pub fn check_dir_of(path: &Path, flag: &str) -> Result<()> {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() && !d.is_dir() => bail!(
+            "{flag} {}: directory {} does not exist",
+            path.display(),
+            d.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn file_name(p: &Path) -> String {

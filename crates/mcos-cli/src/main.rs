@@ -361,6 +361,9 @@ fn run(a: RunArgs) -> Result<()> {
 fn replay(a: ReplayArgs) -> Result<()> {
     let quiet = a.format == Format::Json;
     a.check_flags()?;
+    if let Some(plot) = &a.plot {
+        html_report::check_dir_of(plot, "--plot")?;
+    }
     if !a.trace.exists() {
         bail!("trace file {} does not exist", a.trace.display());
     }

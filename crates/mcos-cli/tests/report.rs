@@ -202,5 +202,9 @@ fn replay_plot_writes_one_chart() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("cannot write the plot"));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--plot") && err.contains("does not exist"),
+        "{err}"
+    );
 }
