@@ -28,6 +28,14 @@ pub enum Command {
     /// Replay a Mooncake-format trace (JSONL with timestamp, input_length, output_length,
     /// hash_ids) in simulation or through a real node.
     Replay(ReplayArgs),
+    /// Miss-ratio curves: each policy's hit and miss ratio over a range of capacities (LRU
+    /// exact by stack distances, the others sampled or in parallel exact runs, MIN as the
+    /// bound).
+    Mrc(crate::mrc::MrcArgs),
+    /// One self-contained HTML page about a trace (inline SVG, no script, no network):
+    /// miss-ratio curves with MIN, the brain's switches and tables over the trace, tiered
+    /// results and the served replay's queue and utilisation.
+    Report(crate::html_report::ReportArgs),
     /// Write the built-in workload as a Mooncake-format trace.
     Generate(GenerateArgs),
     /// Benchmarks (`mcos bench fastpath`, `mcos bench gpu`).
@@ -40,6 +48,9 @@ pub enum Command {
     Serve(mcos_server::ServeArgs),
     /// A running daemon's statistics (the figures /metrics serves).
     Stats(crate::stats::StatsArgs),
+    /// A live view of a running daemon, refreshed every second: tiers, links, operations,
+    /// the policy epoch and the brain's choice (`q` quits; plain lines when not a terminal).
+    Top(crate::top::TopArgs),
 }
 
 #[derive(Args, Debug)]
@@ -136,6 +147,10 @@ pub struct ReplayArgs {
     /// (see --trace-format).
     #[arg(long)]
     pub trace: PathBuf,
+    /// Also write this run's chart as SVG: hit ratio by capacity per policy, or with --tiers
+    /// the prefill seconds saved per policy against the bound.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// simulate: policies without payloads; real: a node with real bytes.
     #[arg(long, value_enum, default_value_t = Mode::Simulate)]
     pub mode: Mode,

@@ -33,6 +33,9 @@ pub enum BenchTarget {
     /// Verilator on one stream (mismatches counted), II and latency, yosys and nextpnr-ice40
     /// figures, decisions per second in hardware and in software on the same events.
     Hw(crate::bench_hw::HwArgs),
+    /// Miss-ratio curves against one replay per point: both timed in one run, every point of
+    /// the curves checked against its exact replay.
+    Mrc(crate::mrc::MrcBenchArgs),
 }
 
 pub fn run(target: BenchTarget) -> Result<()> {
@@ -44,5 +47,6 @@ pub fn run(target: BenchTarget) -> Result<()> {
         BenchTarget::Soak(a) => crate::bench_soak::run(a),
         BenchTarget::ServeClient(a) => crate::bench_serve::run_client(a),
         BenchTarget::Hw(a) => crate::bench_hw::run(a),
+        BenchTarget::Mrc(a) => crate::mrc::bench(a),
     }
 }

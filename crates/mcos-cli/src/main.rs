@@ -4,11 +4,14 @@
 //!   simulation, then a replay through a real node with real bytes in DRAM and disk tiers.
 //! - `mcos replay`: a trace through the simulator (capacity sweeps over every policy) or a real
 //!   node.
+//! - `mcos mrc`: miss-ratio curves per policy over a range of capacities, MIN as the bound.
+//! - `mcos report`: one self-contained HTML page of a trace's curves, brain, tiers and serving.
 //! - `mcos generate`: writes the built-in workload as a Mooncake-format trace.
 //! - `mcos bench fastpath`: the fast path against the software round trip.
 //! - `mcos bench hw`: the fast path as hardware (model, RTL, synthesis) against the software.
 //! - `mcos bench gpu`: every GPU check and benchmark (feature `cuda`, on a GPU machine).
 //! - `mcos serve`: the mcosd daemon; `mcos stats --connect`: a running daemon's statistics;
+//!   `mcos top --connect`: a live view of it;
 //!   `mcos bench serve`: the daemon against redis, the in-process node and memcpy.
 
 mod args;
@@ -19,14 +22,17 @@ mod bench_gpu;
 mod bench_hw;
 mod bench_serve;
 mod bench_soak;
+mod html_report;
 mod interrupt;
 mod limits;
+mod mrc;
 mod objreplay;
 mod report;
 mod show;
 mod stats;
 mod sweep;
 mod tiered;
+mod top;
 
 use anyhow::{Context, Result, bail};
 use args::{Cli, Command, DiskCapacity, Format, GenerateArgs, Mode, ReplayArgs, RunArgs};
@@ -58,6 +64,9 @@ fn main() {
         },
         Command::Serve(a) => mcos_server::serve_main(&a),
         Command::Stats(a) => stats::run(a),
+        Command::Mrc(a) => mrc::run(a),
+        Command::Report(a) => html_report::run(a),
+        Command::Top(a) => top::run(a),
     };
     if let Err(e) = outcome {
         if let Some(i) = e.downcast_ref::<Interrupted>() {
@@ -353,6 +362,9 @@ fn run(a: RunArgs) -> Result<()> {
 fn replay(a: ReplayArgs) -> Result<()> {
     let quiet = a.format == Format::Json;
     a.check_flags()?;
+    if let Some(plot) = &a.plot {
+        html_report::check_dir_of(plot, "--plot")?;
+    }
     if !a.trace.exists() {
         bail!("trace file {} does not exist", a.trace.display());
     }
@@ -394,6 +406,9 @@ fn replay(a: ReplayArgs) -> Result<()> {
             bail!("--tiers models a hierarchy in simulate mode; real mode takes --disk-capacity");
         }
         let report = tiered::run(&sim, &a, tiers, &policies, quiet)?;
+        if let Some(plot) = &a.plot {
+            html_report::tiered_plot(plot, &report)?;
+        }
         print_report(a.format, &report, || report.table(), &[])?;
         return Ok(());
     }
@@ -423,6 +438,9 @@ fn replay(a: ReplayArgs) -> Result<()> {
                 a.block_bytes,
                 quiet,
             )?
+        }
+        Mode::Simulate if a.shadow.is_some() && a.plot.is_some() => {
+            bail!("--plot draws a replay's hit ratios; --shadow reports a comparison table only")
         }
         Mode::Simulate if a.shadow.is_some() => {
             let names: Vec<&str> = policies.iter().map(String::as_str).collect();
@@ -478,11 +496,22 @@ fn replay(a: ReplayArgs) -> Result<()> {
                 }
             }
             drop(run_dir);
+            if let Some(plot) = &a.plot {
+                html_report::replay_plot(plot, &rows, "real replay")?;
+            }
             let report = ReplayReport::new(a.trace.display().to_string(), &stats, rows);
             print_report(a.format, &report, || report.table(), &summaries)?;
             return Ok(());
         }
     };
+    if let Some(plot) = &a.plot {
+        let what = if served {
+            "served replay"
+        } else {
+            "simulated replay"
+        };
+        html_report::replay_plot(plot, &rows, what)?;
+    }
     let report = ReplayReport::new(a.trace.display().to_string(), &stats, rows);
     print_report(a.format, &report, || report.table(), &[])?;
     Ok(())

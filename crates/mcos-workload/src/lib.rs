@@ -17,11 +17,15 @@
 //! - [`tiered`]: replays over a tier hierarchy with hits per tier and modelled prefill time
 //!   saved (fetch versus recompute).
 //!
+//! - [`mrc`]: miss-ratio curves: LRU exact in one pass by stack distances, the other policies
+//!   by spatial sampling (SHARDS) with the sampling error stated.
+//!
 //! - [`real`]: the same replay through a running node, with real bytes in real tiers, every hit
 //!   checked byte for byte.
 
 #![warn(missing_docs)]
 
+pub mod mrc;
 pub mod objcache;
 pub mod objsim;
 pub mod policy;
@@ -35,6 +39,7 @@ pub use mcos_trace::{azure, generator, objtrace, trace};
 pub use mcos_trace::{AzureSynthesis, read_azure};
 pub use mcos_trace::{DEFAULT_BLOCK_TOKENS, Request, TraceError, TraceReader, TraceWriter};
 pub use mcos_trace::{GeneratorConfig, GeneratorError, Mixture, generate, write_trace};
+pub use mrc::{MrcConfig, MrcCurve, MrcMethod, MrcPoint, MrcReport, miss_ratio_curves};
 pub use policy::{AccessSeq, CachePolicy, POLICY_NAMES, PolicyError, PolicyStats, by_name};
 pub use real::{LinkMeasured, RealError, RealResult, block_payload, replay_real};
 pub use serve::{ServeConfig, ServeStats, StageConfig, serve, serve_tiered};
