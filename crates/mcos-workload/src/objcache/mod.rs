@@ -45,13 +45,19 @@ pub use sieve::Sieve;
 pub use slru::Slru;
 
 /// Policy names [`build`] accepts, in the order reports list them.
-pub const OBJECT_POLICY_NAMES: [&str; 8] = [
+pub const OBJECT_POLICY_NAMES: [&str; 14] = [
     "lru",
     "fifo",
     "clock",
+    "slru",
+    "arc",
+    "lirs",
     "sieve",
     "s3fifo",
+    "qdlp",
     "lfu",
+    "gdsf",
+    "hyperbolic",
     "belady",
     "beladysize",
 ];
