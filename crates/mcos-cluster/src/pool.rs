@@ -1,0 +1,307 @@
+//! The pool client: one memory service over every live member.
+//!
+//! It watches the membership (never registers), computes each key's owners with rendezvous
+//! hashing, and talks to the owners directly over their TCP path with the ordinary mcosd
+//! client, one batched call per peer: a put of n blocks that touch k members is k calls, and a
+//! get is at most one call per member per replica round. A block is returned only from a
+//! member that verified it whole (header and checksum, mcosd's two-phase write), so a reader
+//! never sees a partial block; a member that is down or dies mid-call turns its blocks into
+//! misses (or into the next owner's hits), never into an error or wrong bytes.
+
+use crate::error::ClusterError;
+use crate::member::MemberRecord;
+use crate::membership::{Membership, MembershipConfig, View};
+use crate::placement::{MAX_REPLICAS, Replication, owners};
+use mcos_client::{Client, ClientError, ClientOptions, Outcome};
+use mcos_core::BlockKey;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::debug;
+
+/// How long a member that refused a connection is skipped before it is tried again (it may
+/// still be in the view until its lease expires).
+const SUSPECT_FOR: Duration = Duration::from_millis(500);
+
+/// Pool client settings.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    /// Tenant every member is asked as (each member salts keys per tenant).
+    pub tenant: String,
+    /// Its token.
+    pub token: String,
+    /// Replication factor per class.
+    pub replication: Replication,
+    /// How long to wait for the first membership view.
+    pub start_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> PoolOptions {
+        PoolOptions {
+            tenant: "default".into(),
+            token: String::new(),
+            replication: Replication::default(),
+            start_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The result of a pooled put for one block.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PutReport {
+    /// Owners the block should be on (its class's factor, at most the live members).
+    pub wanted: u8,
+    /// Owners that hold it now (stored or already present).
+    pub stored: u8,
+}
+
+/// Counters of one pool client.
+#[derive(Clone, Debug, Default)]
+pub struct PoolStats {
+    /// Per-peer calls made.
+    pub peer_calls: u64,
+    /// Payload bytes sent to and received from members.
+    pub peer_bytes: u64,
+    /// Calls that failed because the member was unreachable or died.
+    pub peer_failures: u64,
+    /// Blocks served by an owner other than the first (after a miss or a failure).
+    pub fallback_hits: u64,
+}
+
+struct Conn {
+    incarnation: u64,
+    client: Client,
+}
+
+/// A client of the whole pool.
+pub struct PoolClient {
+    membership: Membership,
+    opts: PoolOptions,
+    conns: HashMap<String, Conn>,
+    suspects: HashMap<String, Instant>,
+    stats: PoolStats,
+}
+
+impl PoolClient {
+    /// Watches the membership in etcd and routes over it.
+    pub fn connect(cfg: MembershipConfig, opts: PoolOptions) -> Result<PoolClient, ClusterError> {
+        let membership = Membership::watch(cfg, opts.start_timeout)?;
+        Ok(PoolClient {
+            membership,
+            opts,
+            conns: HashMap::new(),
+            suspects: HashMap::new(),
+            stats: PoolStats::default(),
+        })
+    }
+
+    /// The membership this client routes over.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &PoolStats {
+        &self.stats
+    }
+
+    /// The owners of `key` for `class`, best first (node ids).
+    pub fn owners_of(&self, key: BlockKey, class: u8) -> Vec<String> {
+        let v = self.membership.view();
+        owners(key, &v.members, self.opts.replication.factor(class))
+            .into_iter()
+            .map(|i| v.members[i].node_id.clone())
+            .collect()
+    }
+
+    fn live_view(&self) -> Result<Arc<View>, ClusterError> {
+        let v = self.membership.view();
+        if v.members.is_empty() {
+            return Err(ClusterError::NoMembers {
+                cluster: self.membership.config().cluster.clone(),
+            });
+        }
+        Ok(v)
+    }
+
+    /// A connection to `m`, opened if needed; None if it cannot be reached now.
+    fn conn(&mut self, m: &MemberRecord) -> Option<&mut Client> {
+        if let Some(t) = self.suspects.get(&m.node_id) {
+            if t.elapsed() < SUSPECT_FOR {
+                return None;
+            }
+            self.suspects.remove(&m.node_id);
+        }
+        let stale = self
+            .conns
+            .get(&m.node_id)
+            .is_some_and(|c| c.incarnation != m.incarnation);
+        if stale {
+            self.conns.remove(&m.node_id);
+        }
+        if !self.conns.contains_key(&m.node_id) {
+            let opts = ClientOptions {
+                tenant: self.opts.tenant.clone(),
+                token: self.opts.token.clone(),
+                region_bytes: 0,
+                // A peer that went away is skipped, not waited for: the next owner serves.
+                reconnect_timeout: Duration::ZERO,
+            };
+            match Client::connect_with(&format!("tcp://{}", m.addr), opts) {
+                Ok(client) => {
+                    self.conns.insert(
+                        m.node_id.clone(),
+                        Conn {
+                            incarnation: m.incarnation,
+                            client,
+                        },
+                    );
+                }
+                Err(e) => {
+                    debug!(node = %m.node_id, error = %e, "pool: member unreachable");
+                    self.stats.peer_failures += 1;
+                    self.suspects.insert(m.node_id.clone(), Instant::now());
+                    return None;
+                }
+            }
+        }
+        self.conns.get_mut(&m.node_id).map(|c| &mut c.client)
+    }
+
+    fn failed(&mut self, node_id: &str, e: &ClientError) {
+        debug!(node = %node_id, error = %e, "pool: call to member failed");
+        self.stats.peer_failures += 1;
+        self.conns.remove(node_id);
+        self.suspects.insert(node_id.to_string(), Instant::now());
+    }
+
+    /// Stores blocks of priority `class` on their owners (one batched call per owner). Per
+    /// block: how many owners should hold it and how many do. A member that cannot be reached
+    /// lowers `stored`; only a pool with no member at all is an error.
+    pub fn put_class(
+        &mut self,
+        class: u8,
+        blocks: &[(BlockKey, &[u8])],
+    ) -> Result<Vec<PutReport>, ClusterError> {
+        let v = self.live_view()?;
+        let r = self.opts.replication.factor(class);
+        let mut out: Vec<PutReport> = Vec::with_capacity(blocks.len());
+        let mut per_member: Vec<Vec<usize>> = vec![Vec::new(); v.members.len()];
+        for (i, (k, _)) in blocks.iter().enumerate() {
+            let os = owners(*k, &v.members, r);
+            out.push(PutReport {
+                wanted: os.len() as u8,
+                stored: 0,
+            });
+            for o in os {
+                per_member[o].push(i);
+            }
+        }
+        for (mi, idx) in per_member.iter().enumerate() {
+            if idx.is_empty() {
+                continue;
+            }
+            let m = &v.members[mi];
+            let batch: Vec<(BlockKey, &[u8])> = idx.iter().map(|&i| blocks[i]).collect();
+            let bytes: u64 = batch.iter().map(|(_, b)| b.len() as u64).sum();
+            let Some(c) = self.conn(m) else { continue };
+            let res = c.put_class(class, &batch);
+            self.stats.peer_calls += 1;
+            match res {
+                Ok(res) => {
+                    self.stats.peer_bytes += bytes;
+                    for (&i, o) in idx.iter().zip(res) {
+                        if matches!(
+                            o,
+                            Outcome::Stored { .. } | Outcome::Present | Outcome::Durable { .. }
+                        ) {
+                            out[i].stored += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let id = m.node_id.clone();
+                    self.failed(&id, &e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores blocks in the default class.
+    pub fn put(&mut self, blocks: &[(BlockKey, &[u8])]) -> Result<Vec<PutReport>, ClusterError> {
+        self.put_class(0, blocks)
+    }
+
+    /// Fetches blocks from the pool: each from its first owner that has it whole (`None`: a
+    /// miss; recompute it). Round `r` asks every key still missing of its `r`-th owner, one
+    /// batched call per member, up to the largest replication factor.
+    pub fn get(&mut self, keys: &[BlockKey]) -> Result<Vec<Option<Vec<u8>>>, ClusterError> {
+        let v = self.live_view()?;
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        let lists: Vec<Vec<usize>> = keys
+            .iter()
+            .map(|&k| owners(k, &v.members, MAX_REPLICAS))
+            .collect();
+        let mut pending: Vec<usize> = (0..keys.len()).collect();
+        for round in 0..MAX_REPLICAS {
+            if pending.is_empty() {
+                break;
+            }
+            let mut per_member: Vec<Vec<usize>> = vec![Vec::new(); v.members.len()];
+            for &i in &pending {
+                if let Some(&o) = lists[i].get(round) {
+                    per_member[o].push(i);
+                }
+            }
+            for (mi, idx) in per_member.iter().enumerate() {
+                if idx.is_empty() {
+                    continue;
+                }
+                let m = &v.members[mi];
+                let ks: Vec<BlockKey> = idx.iter().map(|&i| keys[i]).collect();
+                let Some(c) = self.conn(m) else { continue };
+                let res = c.get(&ks);
+                self.stats.peer_calls += 1;
+                match res {
+                    Ok(res) => {
+                        for (&i, got) in idx.iter().zip(res) {
+                            if let Some(b) = got {
+                                self.stats.peer_bytes += b.len() as u64;
+                                if round > 0 {
+                                    self.stats.fallback_hits += 1;
+                                }
+                                out[i] = Some(b);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let id = m.node_id.clone();
+                        self.failed(&id, &e);
+                    }
+                }
+            }
+            pending.retain(|&i| out[i].is_none());
+        }
+        Ok(out)
+    }
+
+    /// Per member in the view: its stats JSON (`{"node", "daemon"}`) or why it could not be
+    /// read.
+    pub fn member_stats(&mut self) -> Vec<(MemberRecord, Result<String, String>)> {
+        let v = self.membership.view();
+        let mut out = Vec::with_capacity(v.members.len());
+        for m in &v.members {
+            let r = match self.conn(m) {
+                Some(c) => c.stats_json().map_err(|e| e.to_string()),
+                None => Err(format!("{} is unreachable", m.addr)),
+            };
+            if r.is_err() {
+                self.conns.remove(&m.node_id);
+            }
+            out.push((m.clone(), r));
+        }
+        out
+    }
+}
