@@ -40,6 +40,9 @@ pub enum Command {
     Serve(mcos_server::ServeArgs),
     /// A running daemon's statistics (the figures /metrics serves).
     Stats(crate::stats::StatsArgs),
+    /// The rack-scale pool: `mcos cluster up` (etcd and N daemons on this host), `mcos
+    /// cluster status`.
+    Cluster(crate::cluster::ClusterArgs),
 }
 
 #[derive(Args, Debug)]

@@ -10,6 +10,7 @@
 //! - `mcos bench gpu`: every GPU check and benchmark (feature `cuda`, on a GPU machine).
 //! - `mcos serve`: the mcosd daemon; `mcos stats --connect`: a running daemon's statistics;
 //!   `mcos bench serve`: the daemon against redis, the in-process node and memcpy.
+//! - `mcos cluster up|status`: the rack-scale pool on this host, and its members.
 
 mod args;
 mod bench;
@@ -19,6 +20,7 @@ mod bench_gpu;
 mod bench_hw;
 mod bench_serve;
 mod bench_soak;
+mod cluster;
 mod interrupt;
 mod limits;
 mod report;
@@ -57,6 +59,7 @@ fn main() {
         },
         Command::Serve(a) => mcos_server::serve_main(&a),
         Command::Stats(a) => stats::run(a),
+        Command::Cluster(a) => cluster::run(a),
     };
     if let Err(e) = outcome {
         if let Some(i) = e.downcast_ref::<Interrupted>() {

@@ -4,6 +4,7 @@
 
 use crate::error::ClusterError;
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,7 +60,17 @@ impl LocalEtcd {
             let log_file = std::fs::File::create(&log).map_err(|e| {
                 ClusterError::Invalid(format!("cannot create {}: {e}", log.display()))
             })?;
-            let child = Command::new("etcd")
+            let mut cmd = Command::new("etcd");
+            // SAFETY: prctl is async-signal-safe and touches no memory of the parent: etcd
+            // dies with the thread that started it, so a killed `mcos cluster up` or test
+            // leaves no etcd behind.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let child = cmd
                 .arg("--name")
                 .arg("mcos")
                 .arg("--data-dir")
