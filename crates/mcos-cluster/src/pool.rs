@@ -287,6 +287,57 @@ impl PoolClient {
         Ok(out)
     }
 
+    /// The longest prefix of `keys` stored in the pool (no access counted): each member
+    /// involved is asked once about all of its keys (`exists`, answered from its directory),
+    /// then the second owners once for keys whose first owner lacked them or was unreachable.
+    pub fn longest_prefix(&mut self, keys: &[BlockKey]) -> Result<usize, ClusterError> {
+        let v = self.live_view()?;
+        let lists: Vec<Vec<usize>> = keys
+            .iter()
+            .map(|&k| owners(k, &v.members, MAX_REPLICAS))
+            .collect();
+        let mut found = vec![false; keys.len()];
+        let mut bound = keys.len();
+        for round in 0..MAX_REPLICAS {
+            let mut per_member: Vec<Vec<usize>> = vec![Vec::new(); v.members.len()];
+            // From the first key not found on: anything before it is known present.
+            let start = found.iter().position(|f| !f).unwrap_or(keys.len());
+            for (i, l) in lists.iter().enumerate().skip(start) {
+                if !found[i]
+                    && let Some(&o) = l.get(round)
+                {
+                    per_member[o].push(i);
+                }
+            }
+            for (mi, idx) in per_member.iter().enumerate() {
+                if idx.is_empty() {
+                    continue;
+                }
+                let m = &v.members[mi];
+                let ks: Vec<BlockKey> = idx.iter().map(|&i| keys[i]).collect();
+                let Some(c) = self.conn(m) else { continue };
+                let res = c.exists(&ks);
+                self.stats.peer_calls += 1;
+                match res {
+                    Ok(res) => {
+                        for (&i, t) in idx.iter().zip(res) {
+                            found[i] |= t.is_some();
+                        }
+                    }
+                    Err(e) => {
+                        let id = m.node_id.clone();
+                        self.failed(&id, &e);
+                    }
+                }
+            }
+            bound = found.iter().position(|f| !f).unwrap_or(keys.len());
+            if bound == keys.len() {
+                break;
+            }
+        }
+        Ok(bound)
+    }
+
     /// Per member in the view: its stats JSON (`{"node", "daemon"}`) or why it could not be
     /// read.
     pub fn member_stats(&mut self) -> Vec<(MemberRecord, Result<String, String>)> {

@@ -165,6 +165,13 @@ fn killed_member_leaves_within_the_ttl_and_protected_blocks_survive() {
     for (k, g) in all.iter().zip(&got) {
         assert_eq!(g.as_deref(), Some(&payload(k.0)[..]), "key {}", k.0);
     }
+    // Prefix lookup across the pool: one exists call per member involved.
+    let calls = p.client.stats().peer_calls;
+    assert_eq!(p.client.longest_prefix(&all).unwrap(), all.len());
+    assert!(p.client.stats().peer_calls - calls <= 3);
+    let mut gap = all.clone();
+    gap.insert(123, BlockKey(999_999));
+    assert_eq!(p.client.longest_prefix(&gap).unwrap(), 123);
     let victim = "n1";
     let owned_by_victim: Vec<bool> = plain
         .iter()
@@ -195,6 +202,9 @@ fn killed_member_leaves_within_the_ttl_and_protected_blocks_survive() {
     };
     let got = p.client.get(&all).unwrap();
     check(&got, true);
+    let first_lost = owned_by_victim.iter().position(|x| *x).unwrap();
+    assert_eq!(p.client.longest_prefix(&all).unwrap(), first_lost);
+    assert_eq!(p.client.longest_prefix(&prot).unwrap(), prot.len());
 
     // The others see it gone within the TTL (plus etcd's 500 ms expiry check).
     let gone = p
