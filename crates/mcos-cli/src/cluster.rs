@@ -81,10 +81,93 @@ pub fn run(a: ClusterArgs) -> Result<()> {
     }
 }
 
-/// A daemon started by `cluster up`: SIGTERM and reaped on drop.
-struct Daemon {
+/// A daemon started by `cluster up` or `bench cluster`: SIGTERM and reaped on drop.
+pub(crate) struct Daemon {
     child: Option<Child>,
-    id: String,
+    pub(crate) id: String,
+    /// Its Unix socket.
+    pub(crate) socket: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `mcos serve` (this binary) with `toml` as its config in `dir`, logging to
+    /// `dir/<id>.log`. With PDEATHSIG: it gets SIGTERM if this process dies first.
+    pub(crate) fn spawn(dir: &std::path::Path, id: &str, toml: &str) -> Result<Daemon> {
+        let exe = std::env::current_exe().context("finding the mcos binary")?;
+        let cfg = dir.join(format!("{id}.toml"));
+        std::fs::write(&cfg, toml).with_context(|| format!("writing {}", cfg.display()))?;
+        let log = dir.join(format!("{id}.log"));
+        let socket = dir.join(format!("{id}.sock"));
+        let mut cmd = Command::new(&exe);
+        // SAFETY: prctl is async-signal-safe and touches no parent memory: a daemon gets
+        // SIGTERM (a clean stop) if its parent dies without stopping it.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .arg("serve")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--socket")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(&log)
+                    .with_context(|| format!("creating {}", log.display()))?,
+            )
+            .spawn()
+            .context("starting a daemon")?;
+        Ok(Daemon {
+            child: Some(child),
+            id: id.into(),
+            socket,
+        })
+    }
+
+    /// SIGKILL, no clean-up: what a crash looks like to the pool.
+    pub(crate) fn kill9(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill().context("killing a daemon")?;
+            c.wait().context("reaping a daemon")?;
+        }
+        Ok(())
+    }
+
+    /// Waits for its socket to accept connections.
+    pub(crate) fn wait_socket(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            if Instant::now() >= deadline {
+                bail!("{} did not start within {timeout:?}", self.id);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+/// A daemon config: one DRAM tier, TCP on a free loopback port, and with `pool` =
+/// (etcd, cluster, lease TTL) a pool member.
+pub(crate) fn daemon_toml(
+    id: &str,
+    block_bytes: u32,
+    dram_blocks: u32,
+    pool: Option<(&str, &str, u64)>,
+) -> String {
+    let mut t = format!(
+        "block_bytes = {block_bytes}\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = {dram_blocks}\n\
+         [server]\nlisten = \"127.0.0.1:0\"\n"
+    );
+    if let Some((etcd, cluster, ttl)) = pool {
+        t.push_str(&format!(
+            "[server.cluster]\netcd = [{etcd:?}]\nname = {cluster:?}\nnode_id = {id:?}\nlease_ttl_s = {ttl}\n"
+        ));
+    }
+    t
 }
 
 impl Drop for Daemon {
@@ -144,49 +227,16 @@ fn up(a: UpArgs) -> Result<()> {
             addr
         }
     };
-    let exe = std::env::current_exe().context("finding the mcos binary")?;
     let mut daemons = Vec::with_capacity(a.nodes);
     for i in 0..a.nodes {
         let id = format!("n{i}");
-        let cfg = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "block_bytes = {}\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = {}\n\
-                 [server]\nlisten = \"127.0.0.1:0\"\n[server.cluster]\netcd = [{:?}]\n\
-                 name = {:?}\nnode_id = {:?}\nlease_ttl_s = {}\n",
-                a.block_bytes, a.dram_blocks, etcd_addr, a.cluster, id, a.lease_ttl_s
-            ),
-        )
-        .with_context(|| format!("writing {}", cfg.display()))?;
-        let log = dir.join(format!("{id}.log"));
-        let mut cmd = Command::new(&exe);
-        // SAFETY: prctl is async-signal-safe and touches no parent memory: a daemon gets
-        // SIGTERM (a clean stop) if `cluster up` dies without stopping it.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let child = cmd
-            .arg("serve")
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--socket")
-            .arg(dir.join(format!("{id}.sock")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(&log)
-                    .with_context(|| format!("creating {}", log.display()))?,
-            )
-            .spawn()
-            .context("starting a daemon")?;
-        daemons.push(Daemon {
-            child: Some(child),
-            id,
-        });
+        let toml = daemon_toml(
+            &id,
+            a.block_bytes,
+            a.dram_blocks,
+            Some((&etcd_addr, &a.cluster, a.lease_ttl_s)),
+        );
+        daemons.push(Daemon::spawn(&dir, &id, &toml)?);
     }
     let mut cfg = MembershipConfig::new(vec![etcd_addr.clone()], a.cluster.clone());
     cfg.lease_ttl_s = a.lease_ttl_s;

@@ -14,6 +14,7 @@
 
 mod args;
 mod bench;
+mod bench_cluster;
 mod bench_crash;
 mod bench_fastpath;
 mod bench_gpu;

@@ -113,3 +113,56 @@ fn cluster_up_then_status_lists_every_member() {
         assert!(log.contains("stopped cleanly"), "n{i}: {log}");
     }
 }
+
+#[test]
+fn bench_cluster_reports_every_field_and_meets_its_targets() {
+    let trace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/traces/mooncake-conversation/conversation_trace.jsonl");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    for (ok, what) in [
+        (mcos_cluster::etcd_installed(), "etcd is not installed"),
+        (
+            trace.exists(),
+            "the Mooncake trace is not in ../shared/traces",
+        ),
+    ] {
+        if !ok {
+            assert!(!ci, "{what} and CI=true");
+            eprintln!("skipping: {what}");
+            return;
+        }
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_mcos"))
+        .args([
+            "bench",
+            "cluster",
+            "--requests",
+            "600",
+            "--check",
+            "--format",
+            "json",
+        ])
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for f in [
+        "pooled_hit_ratio",
+        "isolated_hit_ratio",
+        "single_node_hit_ratio",
+        "detect_seconds",
+        "replicated_lost",
+        "unreplicated_lost",
+        "wrong_bytes",
+        "peer_bytes",
+        "remote_get_p99_us",
+    ] {
+        assert!(v[f].is_number(), "{f} missing: {v}");
+    }
+    assert_eq!(v["replicated_lost"], 0);
+    assert_eq!(v["wrong_bytes"], 0);
+    assert!(v["unreplicated_lost"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["peer_bytes"].as_u64().unwrap() > 0);
+}
