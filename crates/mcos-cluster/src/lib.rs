@@ -19,6 +19,7 @@ pub mod member;
 pub mod membership;
 pub mod placement;
 pub mod pool;
+pub mod repair;
 
 pub use error::ClusterError;
 pub use local::{LocalEtcd, etcd_installed};
@@ -26,3 +27,4 @@ pub use member::{MemberRecord, TierRecord, new_incarnation};
 pub use membership::{Membership, MembershipConfig, View};
 pub use placement::{Replication, owners};
 pub use pool::{PoolClient, PoolOptions, PoolStats, PutReport};
+pub use repair::{RepairReport, RepairTotals, Repairer};

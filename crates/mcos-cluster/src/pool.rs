@@ -12,6 +12,7 @@ use crate::error::ClusterError;
 use crate::member::MemberRecord;
 use crate::membership::{Membership, MembershipConfig, View};
 use crate::placement::{MAX_REPLICAS, Replication, owners};
+use crate::repair::{RepairTotals, Repairer};
 use mcos_client::{Client, ClientError, ClientOptions, Outcome};
 use mcos_core::BlockKey;
 use std::collections::HashMap;
@@ -34,6 +35,9 @@ pub struct PoolOptions {
     pub replication: Replication,
     /// How long to wait for the first membership view.
     pub start_timeout: Duration,
+    /// Re-replicate the protected blocks this client stores, in the background, whenever the
+    /// membership changes (a [`crate::repair::Repairer`] with its own watch and connections).
+    pub repair_protected: bool,
 }
 
 impl Default for PoolOptions {
@@ -43,6 +47,7 @@ impl Default for PoolOptions {
             token: String::new(),
             replication: Replication::default(),
             start_timeout: Duration::from_secs(5),
+            repair_protected: false,
         }
     }
 }
@@ -81,11 +86,21 @@ pub struct PoolClient {
     conns: HashMap<String, Conn>,
     suspects: HashMap<String, Instant>,
     stats: PoolStats,
+    repairer: Option<Repairer>,
 }
 
 impl PoolClient {
     /// Watches the membership in etcd and routes over it.
     pub fn connect(cfg: MembershipConfig, opts: PoolOptions) -> Result<PoolClient, ClusterError> {
+        let repairer = if opts.repair_protected {
+            let inner = PoolOptions {
+                repair_protected: false,
+                ..opts.clone()
+            };
+            Some(Repairer::start(cfg.clone(), inner)?)
+        } else {
+            None
+        };
         let membership = Membership::watch(cfg, opts.start_timeout)?;
         Ok(PoolClient {
             membership,
@@ -93,12 +108,18 @@ impl PoolClient {
             conns: HashMap::new(),
             suspects: HashMap::new(),
             stats: PoolStats::default(),
+            repairer,
         })
     }
 
     /// The membership this client routes over.
     pub fn membership(&self) -> &Membership {
         &self.membership
+    }
+
+    /// The background repairer's totals (None without `repair_protected`).
+    pub fn repair_totals(&self) -> Option<RepairTotals> {
+        self.repairer.as_ref().map(Repairer::totals)
     }
 
     /// Counters.
@@ -113,6 +134,84 @@ impl PoolClient {
             .into_iter()
             .map(|i| v.members[i].node_id.clone())
             .collect()
+    }
+
+    pub(crate) fn replication(&self) -> &Replication {
+        &self.opts.replication
+    }
+
+    pub(crate) fn live_view_for_repair(&self) -> Result<Arc<View>, ClusterError> {
+        self.live_view()
+    }
+
+    /// `exists` on one member; None if it cannot be reached.
+    pub(crate) fn exists_on(
+        &mut self,
+        m: &MemberRecord,
+        keys: &[BlockKey],
+    ) -> Option<Vec<Option<u8>>> {
+        let c = self.conn(m)?;
+        let r = c.exists(keys);
+        self.stats.peer_calls += 1;
+        match r {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.failed(&m.node_id, &e);
+                None
+            }
+        }
+    }
+
+    /// `get` on one member; None if it cannot be reached.
+    pub(crate) fn get_from(
+        &mut self,
+        m: &MemberRecord,
+        keys: &[BlockKey],
+    ) -> Option<Vec<Option<Vec<u8>>>> {
+        let c = self.conn(m)?;
+        let r = c.get(keys);
+        self.stats.peer_calls += 1;
+        match r {
+            Ok(r) => {
+                self.stats.peer_bytes += r.iter().flatten().map(|b| b.len() as u64).sum::<u64>();
+                Some(r)
+            }
+            Err(e) => {
+                self.failed(&m.node_id, &e);
+                None
+            }
+        }
+    }
+
+    /// `put` on one member: how many it holds now; None if it cannot be reached.
+    pub(crate) fn put_on(
+        &mut self,
+        m: &MemberRecord,
+        class: u8,
+        blocks: &[(BlockKey, &[u8])],
+    ) -> Option<u64> {
+        let c = self.conn(m)?;
+        let r = c.put_class(class, blocks);
+        self.stats.peer_calls += 1;
+        match r {
+            Ok(r) => {
+                self.stats.peer_bytes += blocks.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+                Some(
+                    r.iter()
+                        .filter(|o| {
+                            matches!(
+                                o,
+                                Outcome::Stored { .. } | Outcome::Present | Outcome::Durable { .. }
+                            )
+                        })
+                        .count() as u64,
+                )
+            }
+            Err(e) => {
+                self.failed(&m.node_id, &e);
+                None
+            }
+        }
     }
 
     fn live_view(&self) -> Result<Arc<View>, ClusterError> {
@@ -225,6 +324,13 @@ impl PoolClient {
                     self.failed(&id, &e);
                 }
             }
+        }
+        // Tracked once stored: the repairer keeps them at the factor from now on.
+        if r > 1
+            && let Some(rep) = &self.repairer
+        {
+            let keys: Vec<BlockKey> = blocks.iter().map(|(k, _)| *k).collect();
+            rep.track(&keys, class);
         }
         Ok(out)
     }

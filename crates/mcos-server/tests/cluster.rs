@@ -114,6 +114,10 @@ struct Pool {
 }
 
 fn pool(n: usize) -> Pool {
+    pool_with(n, PoolOptions::default())
+}
+
+fn pool_with(n: usize, opts: PoolOptions) -> Pool {
     let dir = tempfile::tempdir().unwrap();
     let etcd = LocalEtcd::start(&dir.path().join("etcd")).unwrap();
     let cluster = format!("t{}", std::process::id());
@@ -122,7 +126,7 @@ fn pool(n: usize) -> Pool {
         .collect();
     let mut cfg = MembershipConfig::new(vec![etcd.client_addr.clone()], cluster);
     cfg.lease_ttl_s = TTL_S;
-    let client = PoolClient::connect(cfg.clone(), PoolOptions::default()).unwrap();
+    let client = PoolClient::connect(cfg.clone(), opts).unwrap();
     let v = client
         .membership()
         .wait_for(Duration::from_secs(20), |v| v.members.len() == n);
@@ -146,7 +150,13 @@ fn killed_member_leaves_within_the_ttl_and_protected_blocks_survive() {
         return;
     }
     let t0 = Instant::now();
-    let mut p = pool(3);
+    let mut p = pool_with(
+        3,
+        PoolOptions {
+            repair_protected: true,
+            ..PoolOptions::default()
+        },
+    );
     let precious = PriorityClass::PRECIOUS.0;
     let plain: Vec<BlockKey> = (1..=300u128).map(BlockKey).collect();
     let prot: Vec<BlockKey> = (1001..=1300u128).map(BlockKey).collect();
@@ -254,6 +264,39 @@ fn killed_member_leaves_within_the_ttl_and_protected_blocks_survive() {
             .zip(&got)
             .all(|(k, g)| g.as_deref() == Some(&payload(k.0)[..]))
     );
+
+    // Re-replication: about two thirds of the protected blocks had the victim as an owner; one
+    // background round after the membership change gives each a second copy on its new owner
+    // (the totals move once per round), so a second loss loses none of them either.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let totals = loop {
+        let t = p.client.repair_totals().unwrap();
+        if t.copied > 0 {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no re-replication: {t:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        (150..=250).contains(&totals.copied),
+        "copies written: {totals:?}"
+    );
+    assert_eq!(totals.lost, 0, "{totals:?}");
+    p.members[0].kill9();
+    let gone = p
+        .client
+        .membership()
+        .wait_for(Duration::from_secs(TTL_S + 2), |v| v.members.len() == 1);
+    assert!(gone.is_some(), "n0 still in the view");
+    let got = p.client.get(&prot).unwrap();
+    for (k, g) in prot.iter().zip(&got) {
+        assert_eq!(
+            g.as_deref(),
+            Some(&payload(k.0)[..]),
+            "protected key {} lost after two failures with a repair between",
+            k.0
+        );
+    }
     assert!(
         t0.elapsed() < Duration::from_secs(40),
         "took {:?}",
