@@ -38,6 +38,9 @@ pub struct PoolOptions {
     /// Re-replicate the protected blocks this client stores, in the background, whenever the
     /// membership changes (a [`crate::repair::Repairer`] with its own watch and connections).
     pub repair_protected: bool,
+    /// Lazy hand-over on get (see [`PoolClient::get`]): a block found at its second owner
+    /// after the first answered a miss is copied to the first.
+    pub handover: bool,
 }
 
 impl Default for PoolOptions {
@@ -48,6 +51,7 @@ impl Default for PoolOptions {
             replication: Replication::default(),
             start_timeout: Duration::from_secs(5),
             repair_protected: false,
+            handover: true,
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct PoolStats {
     pub peer_failures: u64,
     /// Blocks served by an owner other than the first (after a miss or a failure).
     pub fallback_hits: u64,
+    /// Blocks copied to their first owner after being found at the second (lazy hand-over).
+    pub handed_over: u64,
 }
 
 struct Conn {
@@ -342,7 +348,9 @@ impl PoolClient {
 
     /// Fetches blocks from the pool: each from its first owner that has it whole (`None`: a
     /// miss; recompute it). Round `r` asks every key still missing of its `r`-th owner, one
-    /// batched call per member, up to the largest replication factor.
+    /// batched call per member, up to the largest replication factor. After a join the
+    /// previous owner of a key is its second owner, so a miss at the new owner asks the
+    /// previous one before the caller recomputes, and the block is handed over.
     pub fn get(&mut self, keys: &[BlockKey]) -> Result<Vec<Option<Vec<u8>>>, ClusterError> {
         let v = self.live_view()?;
         let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
@@ -350,6 +358,8 @@ impl PoolClient {
             .iter()
             .map(|&k| owners(k, &v.members, MAX_REPLICAS))
             .collect();
+        // Keys whose first owner answered (a miss), as opposed to being unreachable.
+        let mut first_missed = vec![false; keys.len()];
         let mut pending: Vec<usize> = (0..keys.len()).collect();
         for round in 0..MAX_REPLICAS {
             if pending.is_empty() {
@@ -373,12 +383,16 @@ impl PoolClient {
                 match res {
                     Ok(res) => {
                         for (&i, got) in idx.iter().zip(res) {
-                            if let Some(b) = got {
-                                self.stats.peer_bytes += b.len() as u64;
-                                if round > 0 {
-                                    self.stats.fallback_hits += 1;
+                            match got {
+                                Some(b) => {
+                                    self.stats.peer_bytes += b.len() as u64;
+                                    if round > 0 {
+                                        self.stats.fallback_hits += 1;
+                                    }
+                                    out[i] = Some(b);
                                 }
-                                out[i] = Some(b);
+                                None if round == 0 => first_missed[i] = true,
+                                None => {}
                             }
                         }
                     }
@@ -390,7 +404,38 @@ impl PoolClient {
             }
             pending.retain(|&i| out[i].is_none());
         }
+        if self.opts.handover {
+            self.hand_over(&v, keys, &lists, &first_missed, &out);
+        }
         Ok(out)
+    }
+
+    /// Lazy hand-over: a block found at its second owner after its first owner answered a miss
+    /// (the first owner joined after the block was stored, or evicted it) is written to the
+    /// first owner, one batched put per owner, so the next read is one call. Best effort: a
+    /// failure here changes nothing the caller got.
+    fn hand_over(
+        &mut self,
+        v: &View,
+        keys: &[BlockKey],
+        lists: &[Vec<usize>],
+        first_missed: &[bool],
+        got: &[Option<Vec<u8>>],
+    ) {
+        let mut per_member: Vec<Vec<(BlockKey, &[u8])>> = vec![Vec::new(); v.members.len()];
+        for (i, g) in got.iter().enumerate() {
+            if let (true, Some(b), Some(&o)) = (first_missed[i], g, lists[i].first()) {
+                per_member[o].push((keys[i], b.as_slice()));
+            }
+        }
+        for (mi, batch) in per_member.iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            if let Some(n) = self.put_on(&v.members[mi], 0, batch) {
+                self.stats.handed_over += n;
+            }
+        }
     }
 
     /// The longest prefix of `keys` stored in the pool (no access counted): each member

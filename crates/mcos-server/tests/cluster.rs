@@ -345,3 +345,49 @@ fn a_stopped_member_leaves_at_once_and_a_missing_etcd_is_a_clear_error() {
     assert!(log.contains("etcd") && log.contains("unreachable"), "{log}");
     drop(p.client);
 }
+
+#[test]
+fn a_joining_member_takes_its_share_lazily_from_the_previous_owners() {
+    if !etcd_or_skip("a_joining_member_takes_its_share_lazily_from_the_previous_owners") {
+        return;
+    }
+    let mut p = pool(2);
+    let keys: Vec<BlockKey> = (1..=300u128).map(BlockKey).collect();
+    let d: Vec<(BlockKey, Vec<u8>)> = keys.iter().map(|k| (*k, payload(k.0))).collect();
+    let r = p.client.put(&view(&d)).unwrap();
+    assert!(r.iter().all(|x| x.stored == 1));
+    // A third member joins the running pool.
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = p.cfg.etcd[0].clone();
+    let cluster = p.cfg.cluster.clone();
+    p.members
+        .push(Member::start(dir.path(), "n2", &etcd, &cluster));
+    let v = p
+        .client
+        .membership()
+        .wait_for(Duration::from_secs(20), |v| v.members.len() == 3);
+    assert!(v.is_some(), "n2 did not join");
+    let moved: Vec<bool> = keys
+        .iter()
+        .map(|k| p.client.owners_of(*k, 0)[0] == "n2")
+        .collect();
+    let n_moved = moved.iter().filter(|x| **x).count();
+    assert!((60..140).contains(&n_moved), "n2 owns {n_moved} of 300");
+    // Every block is still found (the new owner misses, the previous owner serves) and the
+    // new owner's share is handed over.
+    let got = p.client.get(&keys).unwrap();
+    for (k, g) in keys.iter().zip(&got) {
+        assert_eq!(g.as_deref(), Some(&payload(k.0)[..]), "key {}", k.0);
+    }
+    let s = p.client.stats().clone();
+    assert_eq!(s.fallback_hits, n_moved as u64, "{s:?}");
+    assert_eq!(s.handed_over, n_moved as u64, "{s:?}");
+    // Now each block is one call away at its new owner.
+    let got = p.client.get(&keys).unwrap();
+    assert!(got.iter().all(Option::is_some));
+    assert_eq!(
+        p.client.stats().fallback_hits,
+        s.fallback_hits,
+        "no fallback any more"
+    );
+}
