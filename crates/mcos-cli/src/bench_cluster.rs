@@ -78,6 +78,8 @@ struct Report {
     peer_calls: u64,
     remote_get_p50_us: f64,
     remote_get_p99_us: f64,
+    /// CPU time of `owners()` per key (2 owners) with 3, 100 and 1,000 members in the view.
+    placement_ns_per_key: Vec<(usize, f64)>,
     seconds: Seconds,
 }
 
@@ -173,6 +175,39 @@ fn replay(sys: &mut dyn System, reqs: &[Vec<BlockKey>], bb: usize) -> Result<(u6
         }
     }
     Ok((hits, acc, wrong))
+}
+
+/// Measures the rendezvous placement's cost per key at several pool sizes (the members are
+/// synthetic records: only their ids matter to placement).
+fn placement_cost() -> Vec<(usize, f64)> {
+    [3usize, 100, 1000]
+        .iter()
+        .map(|&n| {
+            let members: Vec<mcos_cluster::MemberRecord> = (0..n)
+                .map(|i| mcos_cluster::MemberRecord {
+                    node_id: format!("rack{}-host{}", i / 40, i % 40),
+                    addr: String::new(),
+                    protocol_version: 1,
+                    incarnation: 0,
+                    block_bytes: 0,
+                    tiers: Vec::new(),
+                    started_unix_ms: 0,
+                })
+                .collect();
+            let seeds: Vec<u64> = members
+                .iter()
+                .map(|m| mcos_cluster::placement::member_seed(&m.node_id))
+                .collect();
+            let keys = (200_000 / n).max(200);
+            let t = Instant::now();
+            let mut sink = 0usize;
+            for k in 0..keys as u128 {
+                sink ^= mcos_cluster::owners_seeded(BlockKey(k + 1), &members, &seeds, 2)[0];
+            }
+            std::hint::black_box(sink);
+            (n, t.elapsed().as_nanos() as f64 / keys as f64)
+        })
+        .collect()
 }
 
 fn quantile(v: &mut [f64], q: f64) -> f64 {
@@ -358,6 +393,7 @@ pub fn run(a: ClusterBenchArgs) -> Result<()> {
         peer_calls: pool.stats().peer_calls,
         remote_get_p50_us: quantile(&mut us, 0.5),
         remote_get_p99_us: quantile(&mut us, 0.99),
+        placement_ns_per_key: placement_cost(),
         seconds: secs,
     };
     drop(pool);
@@ -434,6 +470,11 @@ fn table(r: &Report, missed: &[String]) -> String {
         r.remote_get_p50_us,
         r.remote_get_p99_us
     );
+    s += "placement   ";
+    for (n, ns) in &r.placement_ns_per_key {
+        s += &format!("{n} members {:.2} us/key   ", ns / 1e3);
+    }
+    s += "\n";
     s += &format!(
         "wall        pooled {:.1} s, isolated {:.1} s, single {:.1} s\n",
         r.seconds.pooled, r.seconds.isolated, r.seconds.single

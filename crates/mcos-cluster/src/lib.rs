@@ -25,6 +25,6 @@ pub use error::ClusterError;
 pub use local::{LocalEtcd, etcd_installed};
 pub use member::{MemberRecord, TierRecord, new_incarnation};
 pub use membership::{Membership, MembershipConfig, View};
-pub use placement::{Replication, owners};
+pub use placement::{Replication, owners, owners_seeded};
 pub use pool::{PoolClient, PoolOptions, PoolStats, PutReport};
 pub use repair::{RepairReport, RepairTotals, Repairer};

@@ -124,6 +124,8 @@ pub struct View {
     pub connected: bool,
     /// Bumped on every change of `members`.
     pub generation: u64,
+    /// Placement seed of each member (`placement::member_seed` of its id), same order.
+    pub seeds: Vec<u64>,
 }
 
 impl View {
@@ -465,6 +467,10 @@ async fn session(
             let list: Vec<MemberRecord> = members.values().cloned().collect();
             if list != v.members {
                 v.generation += 1;
+                v.seeds = list
+                    .iter()
+                    .map(|m| crate::placement::member_seed(&m.node_id))
+                    .collect();
                 v.members = list;
             }
             v.revision = rev.max(v.revision);

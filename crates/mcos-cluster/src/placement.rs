@@ -65,9 +65,22 @@ pub fn score(key: BlockKey, seed: u64) -> u64 {
 /// Indices into `members` of the `r` owners of `key`, best first (fewer when there are fewer
 /// members). Ties (astronomically rare) break on the node id, so every caller agrees.
 pub fn owners(key: BlockKey, members: &[MemberRecord], r: usize) -> Vec<usize> {
+    let seeds: Vec<u64> = members.iter().map(|m| member_seed(&m.node_id)).collect();
+    owners_seeded(key, members, &seeds, r)
+}
+
+/// [`owners`] with each member's seed computed once (`seeds[i]` = `member_seed` of member i):
+/// one hash per member per key instead of two.
+pub fn owners_seeded(
+    key: BlockKey,
+    members: &[MemberRecord],
+    seeds: &[u64],
+    r: usize,
+) -> Vec<usize> {
+    debug_assert_eq!(members.len(), seeds.len());
     let mut best: Vec<(u64, usize)> = Vec::with_capacity(r.min(members.len()) + 1);
-    for (i, m) in members.iter().enumerate() {
-        let s = score(key, member_seed(&m.node_id));
+    for (i, (m, &seed)) in members.iter().zip(seeds).enumerate() {
+        let s = score(key, seed);
         let pos = best
             .iter()
             .position(|&(bs, bi)| s > bs || (s == bs && m.node_id < members[bi].node_id))

@@ -11,7 +11,7 @@
 use crate::error::ClusterError;
 use crate::member::MemberRecord;
 use crate::membership::{Membership, MembershipConfig, View};
-use crate::placement::{MAX_REPLICAS, Replication, owners};
+use crate::placement::{MAX_REPLICAS, Replication, owners_seeded};
 use crate::repair::{RepairTotals, Repairer};
 use mcos_client::{Client, ClientError, ClientOptions, Outcome};
 use mcos_core::BlockKey;
@@ -136,10 +136,15 @@ impl PoolClient {
     /// The owners of `key` for `class`, best first (node ids).
     pub fn owners_of(&self, key: BlockKey, class: u8) -> Vec<String> {
         let v = self.membership.view();
-        owners(key, &v.members, self.opts.replication.factor(class))
-            .into_iter()
-            .map(|i| v.members[i].node_id.clone())
-            .collect()
+        owners_seeded(
+            key,
+            &v.members,
+            &v.seeds,
+            self.opts.replication.factor(class),
+        )
+        .into_iter()
+        .map(|i| v.members[i].node_id.clone())
+        .collect()
     }
 
     pub(crate) fn replication(&self) -> &Replication {
@@ -294,7 +299,7 @@ impl PoolClient {
         let mut out: Vec<PutReport> = Vec::with_capacity(blocks.len());
         let mut per_member: Vec<Vec<usize>> = vec![Vec::new(); v.members.len()];
         for (i, (k, _)) in blocks.iter().enumerate() {
-            let os = owners(*k, &v.members, r);
+            let os = owners_seeded(*k, &v.members, &v.seeds, r);
             out.push(PutReport {
                 wanted: os.len() as u8,
                 stored: 0,
@@ -356,7 +361,7 @@ impl PoolClient {
         let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
         let lists: Vec<Vec<usize>> = keys
             .iter()
-            .map(|&k| owners(k, &v.members, MAX_REPLICAS))
+            .map(|&k| owners_seeded(k, &v.members, &v.seeds, MAX_REPLICAS))
             .collect();
         // Keys whose first owner answered (a miss), as opposed to being unreachable.
         let mut first_missed = vec![false; keys.len()];
@@ -445,7 +450,7 @@ impl PoolClient {
         let v = self.live_view()?;
         let lists: Vec<Vec<usize>> = keys
             .iter()
-            .map(|&k| owners(k, &v.members, MAX_REPLICAS))
+            .map(|&k| owners_seeded(k, &v.members, &v.seeds, MAX_REPLICAS))
             .collect();
         let mut found = vec![false; keys.len()];
         let mut bound = keys.len();

@@ -11,7 +11,7 @@
 
 use crate::error::ClusterError;
 use crate::membership::MembershipConfig;
-use crate::placement::owners;
+use crate::placement::owners_seeded;
 use crate::pool::{PoolClient, PoolOptions};
 use mcos_core::BlockKey;
 use std::collections::HashMap;
@@ -63,7 +63,7 @@ impl PoolClient {
         let n = v.members.len();
         let lists: Vec<Vec<usize>> = blocks
             .iter()
-            .map(|&(k, c)| owners(k, &v.members, self.replication().factor(c)))
+            .map(|&(k, c)| owners_seeded(k, &v.members, &v.seeds, self.replication().factor(c)))
             .collect();
         // have[i][j]: owner j of block i holds it (None: unknown, unreachable).
         let mut have: Vec<Vec<Option<bool>>> = lists.iter().map(|l| vec![None; l.len()]).collect();
