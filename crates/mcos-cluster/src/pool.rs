@@ -41,6 +41,9 @@ pub struct PoolOptions {
     /// Lazy hand-over on get (see [`PoolClient::get`]): a block found at its second owner
     /// after the first answered a miss is copied to the first.
     pub handover: bool,
+    /// Bound on each TCP connect, read and write to a member: a partitioned or hung member
+    /// costs at most this per call, then its keys go to the next owner or are misses.
+    pub peer_timeout: Duration,
 }
 
 impl Default for PoolOptions {
@@ -52,6 +55,7 @@ impl Default for PoolOptions {
             start_timeout: Duration::from_secs(5),
             repair_protected: false,
             handover: true,
+            peer_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -258,7 +262,11 @@ impl PoolClient {
                 // A peer that went away is skipped, not waited for: the next owner serves.
                 reconnect_timeout: Duration::ZERO,
             };
-            match Client::connect_with(&format!("tcp://{}", m.addr), opts) {
+            match Client::connect_with_timeout(
+                &format!("tcp://{}", m.addr),
+                opts,
+                self.opts.peer_timeout,
+            ) {
                 Ok(client) => {
                     self.conns.insert(
                         m.node_id.clone(),

@@ -391,3 +391,71 @@ fn a_joining_member_takes_its_share_lazily_from_the_previous_owners() {
         "no fallback any more"
     );
 }
+
+#[test]
+fn a_hung_member_costs_at_most_the_peer_timeout_and_never_wrong_bytes() {
+    if !etcd_or_skip("a_hung_member_costs_at_most_the_peer_timeout_and_never_wrong_bytes") {
+        return;
+    }
+    let mut p = pool_with(
+        2,
+        PoolOptions {
+            peer_timeout: Duration::from_millis(500),
+            ..PoolOptions::default()
+        },
+    );
+    // A member that completes TCP handshakes (the kernel's backlog) and never answers: a hung
+    // daemon, or one behind a link that drops replies. It registers like any daemon.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let record = mcos_cluster::MemberRecord {
+        node_id: "hung".into(),
+        addr: hung.local_addr().unwrap().to_string(),
+        protocol_version: 1,
+        incarnation: 7,
+        block_bytes: BLOCK as u32,
+        tiers: Vec::new(),
+        started_unix_ms: 0,
+    };
+    let m = mcos_cluster::Membership::join(p.cfg.clone(), record, Duration::from_secs(10)).unwrap();
+    assert!(
+        p.client
+            .membership()
+            .wait_for(Duration::from_secs(5), |v| v.members.len() == 3)
+            .is_some()
+    );
+    let keys: Vec<BlockKey> = (1..=300u128).map(BlockKey).collect();
+    let on_hung: Vec<bool> = keys
+        .iter()
+        .map(|k| p.client.owners_of(*k, 0)[0] == "hung")
+        .collect();
+    assert!(on_hung.iter().any(|x| *x));
+    let d: Vec<(BlockKey, Vec<u8>)> = keys.iter().map(|k| (*k, payload(k.0))).collect();
+    let t = Instant::now();
+    let r = p.client.put(&view(&d)).unwrap();
+    for (x, h) in r.iter().zip(&on_hung) {
+        assert_eq!(x.stored, u8::from(!*h), "{x:?}");
+    }
+    let got = p.client.get(&keys).unwrap();
+    for ((k, g), h) in keys.iter().zip(&got).zip(&on_hung) {
+        match g {
+            Some(b) => assert_eq!(b, &payload(k.0), "wrong bytes for key {}", k.0),
+            None => assert!(*h, "key {} not on the hung member missed", k.0),
+        }
+    }
+    assert!(got.iter().filter(|g| g.is_some()).count() == on_hung.iter().filter(|h| !**h).count());
+    // One timeout (then the member is skipped for a moment), not minutes.
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(p.client.stats().peer_failures >= 1);
+    m.leave();
+    assert!(
+        p.client
+            .membership()
+            .wait_for(Duration::from_secs(2), |v| v.members.len() == 2)
+            .is_some()
+    );
+    drop(hung);
+}
