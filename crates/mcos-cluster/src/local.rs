@@ -42,6 +42,15 @@ impl LocalEtcd {
     /// Starts etcd with its data in `data_dir` (created), listening on free loopback ports,
     /// and waits until it accepts connections.
     pub fn start(data_dir: &Path) -> Result<LocalEtcd, ClusterError> {
+        LocalEtcd::start_on(data_dir, &[])
+    }
+
+    /// [`LocalEtcd::start`], also listening for clients on `extra_ips` (same port): for
+    /// daemons in a network namespace the caller created.
+    pub fn start_on(
+        data_dir: &Path,
+        extra_ips: &[std::net::Ipv4Addr],
+    ) -> Result<LocalEtcd, ClusterError> {
         if !etcd_installed() {
             return Err(ClusterError::Invalid(
                 "etcd is not installed (Debian: apt-get install etcd-server)".into(),
@@ -55,6 +64,10 @@ impl LocalEtcd {
         for _ in 0..3 {
             let (cp, pp) = (free_port()?, free_port()?);
             let client = format!("http://127.0.0.1:{cp}");
+            let mut listen = client.clone();
+            for ip in extra_ips {
+                listen.push_str(&format!(",http://{ip}:{cp}"));
+            }
             let peer = format!("http://127.0.0.1:{pp}");
             let log = data_dir.join("etcd.log");
             let log_file = std::fs::File::create(&log).map_err(|e| {
@@ -76,7 +89,7 @@ impl LocalEtcd {
                 .arg("--data-dir")
                 .arg(data_dir.join("data"))
                 .arg("--listen-client-urls")
-                .arg(&client)
+                .arg(&listen)
                 .arg("--advertise-client-urls")
                 .arg(&client)
                 .arg("--listen-peer-urls")

@@ -33,18 +33,38 @@ struct Member {
 
 impl Member {
     fn start(dir: &Path, id: &str, etcd: &str, cluster: &str) -> Member {
+        Member::start_in(dir, id, etcd, cluster, "127.0.0.1", None)
+    }
+
+    /// Starts a member listening on `ip`, inside network namespace `netns` if given.
+    fn start_in(
+        dir: &Path,
+        id: &str,
+        etcd: &str,
+        cluster: &str,
+        ip: &str,
+        netns: Option<&str>,
+    ) -> Member {
         let cfg = dir.join(format!("{id}.toml"));
         std::fs::write(
             &cfg,
             format!(
                 "block_bytes = {BLOCK}\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = 2048\n\
-                 [server]\nlisten = \"127.0.0.1:0\"\n[server.cluster]\netcd = [\"{etcd}\"]\n\
+                 [server]\nlisten = \"{ip}:0\"\n[server.cluster]\netcd = [\"{etcd}\"]\n\
                  name = \"{cluster}\"\nnode_id = \"{id}\"\nlease_ttl_s = {TTL_S}\n"
             ),
         )
         .unwrap();
         let log = dir.join(format!("{id}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_mcosd"))
+        let mut cmd = match netns {
+            None => Command::new(env!("CARGO_BIN_EXE_mcosd")),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_mcosd")]);
+                c
+            }
+        };
+        let child = cmd
             .arg("--config")
             .arg(&cfg)
             .arg("--socket")
@@ -458,4 +478,211 @@ fn a_hung_member_costs_at_most_the_peer_timeout_and_never_wrong_bytes() {
             .is_some()
     );
     drop(hung);
+}
+
+/// A network namespace with a veth link to the host, deleted on drop (which deletes the link).
+struct Netns {
+    name: String,
+    host_if: String,
+    host_ip: std::net::Ipv4Addr,
+    ns_ip: std::net::Ipv4Addr,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let o = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))
+    }
+}
+
+impl Netns {
+    fn create() -> Result<Netns, String> {
+        let tag = std::process::id() % 100_000;
+        let (a, b) = ((tag / 250) % 250, tag % 250);
+        let n = Netns {
+            name: format!("mcos-part-{tag}"),
+            host_if: format!("vh{tag}"),
+            host_ip: std::net::Ipv4Addr::new(10, 213, a as u8, (b as u8 & 0x3f) * 4 + 1),
+            ns_ip: std::net::Ipv4Addr::new(10, 213, a as u8, (b as u8 & 0x3f) * 4 + 2),
+        };
+        let ns_if = format!("vn{tag}");
+        ip(&["netns", "add", &n.name])?;
+        let (h, nsip) = (format!("{}/30", n.host_ip), format!("{}/30", n.ns_ip));
+        ip(&[
+            "link", "add", &n.host_if, "type", "veth", "peer", "name", &ns_if,
+        ])?;
+        ip(&["link", "set", &ns_if, "netns", &n.name])?;
+        ip(&["addr", "add", &h, "dev", &n.host_if])?;
+        ip(&["link", "set", &n.host_if, "up"])?;
+        ip(&[
+            "netns", "exec", &n.name, "ip", "addr", "add", &nsip, "dev", &ns_if,
+        ])?;
+        ip(&["netns", "exec", &n.name, "ip", "link", "set", &ns_if, "up"])?;
+        ip(&["netns", "exec", &n.name, "ip", "link", "set", "lo", "up"])?;
+        Ok(n)
+    }
+
+    /// Cuts the link: packets stop both ways, no reset is sent.
+    fn cut(&self) {
+        ip(&["link", "set", &self.host_if, "down"]).unwrap();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+        let _ = ip(&["link", "del", &self.host_if]);
+    }
+}
+
+#[test]
+fn a_partitioned_member_leaves_and_neither_side_sees_wrong_bytes() {
+    let name = "a_partitioned_member_leaves_and_neither_side_sees_wrong_bytes";
+    if !etcd_or_skip(name) {
+        return;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let ns = match Netns::create() {
+        Ok(ns) => ns,
+        Err(e) => {
+            assert!(
+                !ci,
+                "{name}: cannot create a network namespace under CI=true: {e}"
+            );
+            eprintln!("skipping {name}: cannot create a network namespace (needs root): {e}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = LocalEtcd::start_on(&dir.path().join("etcd"), &[ns.host_ip]).unwrap();
+    let port = etcd.client_addr.rsplit(':').next().unwrap().to_string();
+    let cluster = format!("part{}", std::process::id());
+    let mut members = vec![
+        Member::start(dir.path(), "n0", &etcd.client_addr, &cluster),
+        Member::start(dir.path(), "n1", &etcd.client_addr, &cluster),
+    ];
+    let ns_ip = ns.ns_ip.to_string();
+    members.push(Member::start_in(
+        dir.path(),
+        "iso",
+        &format!("{}:{port}", ns.host_ip),
+        &cluster,
+        &ns_ip,
+        Some(&ns.name),
+    ));
+    let mut cfg = MembershipConfig::new(vec![etcd.client_addr.clone()], cluster);
+    cfg.lease_ttl_s = TTL_S;
+    let mut client = PoolClient::connect(
+        cfg,
+        PoolOptions {
+            peer_timeout: Duration::from_millis(500),
+            ..PoolOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        client
+            .membership()
+            .wait_for(Duration::from_secs(20), |v| v.members.len() == 3)
+            .is_some(),
+        "the namespaced member did not join"
+    );
+    let plain: Vec<BlockKey> = (1..=300u128).map(BlockKey).collect();
+    let prot: Vec<BlockKey> = (1001..=1300u128).map(BlockKey).collect();
+    let (dp, dq): (Vec<_>, Vec<_>) = (
+        plain.iter().map(|k| (*k, payload(k.0))).collect(),
+        prot.iter().map(|k| (*k, payload(k.0))).collect(),
+    );
+    assert!(
+        client
+            .put(&view(&dp))
+            .unwrap()
+            .iter()
+            .all(|x| x.stored == 1)
+    );
+    let precious = PriorityClass::PRECIOUS.0;
+    let r = client.put_class(precious, &view(&dq)).unwrap();
+    assert!(r.iter().all(|x| x.stored == 2));
+    let on_iso: Vec<bool> = plain
+        .iter()
+        .map(|k| client.owners_of(*k, 0)[0] == "iso")
+        .collect();
+    assert!(
+        on_iso.iter().any(|x| *x),
+        "the isolated member owns nothing"
+    );
+
+    ns.cut();
+    let cut_at = Instant::now();
+    let all: Vec<BlockKey> = plain.iter().chain(&prot).copied().collect();
+    let check = |got: &[Option<Vec<u8>>]| {
+        for (i, (k, g)) in all.iter().zip(got).enumerate() {
+            match g {
+                Some(b) => assert_eq!(b, &payload(k.0), "wrong bytes for key {}", k.0),
+                None => assert!(
+                    i < plain.len() && on_iso[i],
+                    "key {} missed though a reachable owner holds it",
+                    k.0
+                ),
+            }
+        }
+    };
+    // Before the lease expires: the isolated member costs a timeout, never wrong bytes.
+    let t = Instant::now();
+    check(&client.get(&all).unwrap());
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let gone = client
+        .membership()
+        .wait_for(Duration::from_secs(TTL_S + 2), |v| {
+            v.member("iso").is_none()
+        });
+    assert!(gone.is_some(), "the isolated member is still in the view");
+    assert!(cut_at.elapsed() <= Duration::from_millis(TTL_S * 1000 + 1500));
+    let failures = client.stats().peer_failures;
+    check(&client.get(&all).unwrap());
+    assert_eq!(client.stats().peer_failures, failures, "still routed to it");
+
+    // The isolated side: its own blocks, read over its Unix socket (shared filesystem), are
+    // exact; its membership lost etcd and says so.
+    let mut local =
+        mcos_client::Client::connect(dir.path().join("iso.sock").to_str().unwrap(), "default", "")
+            .unwrap();
+    let mine: Vec<BlockKey> = plain
+        .iter()
+        .zip(&on_iso)
+        .filter(|(_, o)| **o)
+        .map(|(k, _)| *k)
+        .collect();
+    let got = local.get(&mine).unwrap();
+    for (k, g) in mine.iter().zip(&got) {
+        assert_eq!(
+            g.as_deref(),
+            Some(&payload(k.0)[..]),
+            "isolated side, key {}",
+            k.0
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = std::fs::read_to_string(&members[2].log).unwrap();
+        if log.contains("etcd session ended") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the isolated daemon did not notice: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    members[2].kill9();
+    drop(members);
 }
