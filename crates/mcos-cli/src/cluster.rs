@@ -319,6 +319,8 @@ fn status(a: StatusArgs) -> Result<()> {
                     .sum();
                 let misses = n["misses"].as_u64().unwrap_or(0);
                 row["used_blocks"] = json!(used);
+                row["registered"] = j["daemon"]["cluster"]["registered"].clone();
+                row["members_seen"] = j["daemon"]["cluster"]["members"].clone();
                 row["hits"] = json!(hits);
                 row["misses"] = json!(misses);
                 row["hit_ratio"] = json!(hits as f64 / (hits + misses).max(1) as f64);
@@ -350,8 +352,8 @@ fn status(a: StatusArgs) -> Result<()> {
             );
             let _ = writeln!(
                 s,
-                "{:<12} {:<22} {:>10} {:>10} {:>7} {:>8} {:>10}",
-                "node", "address", "capacity", "used", "used %", "hit %", "rtt us"
+                "{:<12} {:<22} {:>10} {:>10} {:>7} {:>8} {:>10} {:>6}",
+                "node", "address", "capacity", "used", "used %", "hit %", "rtt us", "sees"
             );
             for r in &rows {
                 let cap = r["capacity_blocks"].as_u64().unwrap_or(0);
@@ -359,14 +361,15 @@ fn status(a: StatusArgs) -> Result<()> {
                     let used = r["used_blocks"].as_u64().unwrap_or(0);
                     let _ = writeln!(
                         s,
-                        "{:<12} {:<22} {:>10} {:>10} {:>6.1}% {:>7.1}% {:>10.0}",
+                        "{:<12} {:<22} {:>10} {:>10} {:>6.1}% {:>7.1}% {:>10.0} {:>6}",
                         r["node_id"].as_str().unwrap_or("?"),
                         r["addr"].as_str().unwrap_or("?"),
                         cap,
                         used,
                         100.0 * used as f64 / cap.max(1) as f64,
                         100.0 * r["hit_ratio"].as_f64().unwrap_or(0.0),
-                        r["rtt_us_from_here"].as_f64().unwrap_or(0.0)
+                        r["rtt_us_from_here"].as_f64().unwrap_or(0.0),
+                        r["members_seen"]
                     );
                 } else {
                     let _ = writeln!(

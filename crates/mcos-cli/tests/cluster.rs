@@ -80,6 +80,8 @@ fn cluster_up_then_status_lists_every_member() {
     for m in ms {
         assert_eq!(m["reachable"], true, "{m}");
         assert_eq!(m["capacity_blocks"], 256);
+        assert_eq!(m["registered"], true, "{m}");
+        assert_eq!(m["members_seen"], 2, "{m}");
     }
     // A wrong etcd address is a clear error, not a hang.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")

@@ -24,7 +24,7 @@ pub mod repair;
 pub use error::ClusterError;
 pub use local::{LocalEtcd, etcd_installed};
 pub use member::{MemberRecord, TierRecord, new_incarnation};
-pub use membership::{Membership, MembershipConfig, View};
+pub use membership::{Membership, MembershipConfig, MembershipProbe, View};
 pub use placement::{Replication, owners, owners_seeded};
 pub use pool::{PoolClient, PoolOptions, PoolStats, PutReport};
 pub use repair::{RepairReport, RepairTotals, Repairer};

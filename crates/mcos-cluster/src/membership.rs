@@ -237,6 +237,15 @@ impl Membership {
         }
     }
 
+    /// A read-only handle on this membership's state, for reporting (stats, health) from
+    /// other threads; it does not keep the membership running.
+    pub fn probe(&self) -> MembershipProbe {
+        MembershipProbe {
+            shared: self.shared.clone(),
+            node_id: self.node_id.clone(),
+        }
+    }
+
     /// The current view (cheap: an Arc clone).
     pub fn view(&self) -> Arc<View> {
         match self.shared.view.read() {
@@ -298,6 +307,41 @@ impl Membership {
         self.shared.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// Read-only state of a [`Membership`] (see [`Membership::probe`]).
+#[derive(Clone)]
+pub struct MembershipProbe {
+    shared: Arc<Shared>,
+    node_id: Option<String>,
+}
+
+impl MembershipProbe {
+    /// The member's id (None for a watcher).
+    pub fn node_id(&self) -> Option<&str> {
+        self.node_id.as_deref()
+    }
+
+    /// The current view.
+    pub fn view(&self) -> Arc<View> {
+        match self.shared.view.read() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Whether the member's record is in etcd now.
+    pub fn registered(&self) -> bool {
+        self.shared.registered.load(Ordering::Acquire)
+    }
+
+    /// The last error of the membership thread, if it has not recovered since.
+    pub fn last_error(&self) -> Option<String> {
+        match self.shared.last_error.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
         }
     }
 }

@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Set once by the acceptor at shutdown; read by sessions between requests.
     pub(crate) shutdown: AtomicBool,
+    /// The pool membership's state, for stats (set once at start when `[server.cluster]`).
+    pub(crate) cluster: std::sync::OnceLock<mcos_cluster::MembershipProbe>,
     started: Instant,
 }
 
@@ -146,6 +148,7 @@ impl Daemon {
             leases: Leases::default(),
             metrics: Metrics::default(),
             shutdown: AtomicBool::new(false),
+            cluster: std::sync::OnceLock::new(),
             started: Instant::now(),
             cfg: cfg.server,
         });
@@ -159,7 +162,9 @@ impl Daemon {
         };
         let e = d.endpoints();
         if let Some(c) = &d.shared.cfg.cluster {
-            d.membership = Some(join_cluster(c, &e, block_bytes, tier_records)?);
+            let m = join_cluster(c, &e, block_bytes, tier_records)?;
+            let _ = d.shared.cluster.set(m.probe());
+            d.membership = Some(m);
         }
         info!(
             socket = %e.socket.display(),
@@ -648,6 +653,17 @@ pub(crate) fn stats_json(sh: &Shared) -> Value {
             "pins_held": sh.leases.total(),
             "requests": requests,
             "latency": latency,
+            "cluster": sh.cluster.get().map(|p| {
+                let v = p.view();
+                json!({
+                    "node_id": p.node_id(),
+                    "registered": p.registered(),
+                    "etcd_connected": v.connected,
+                    "members": v.members.len(),
+                    "revision": v.revision,
+                    "last_error": p.last_error(),
+                })
+            }),
         },
     })
 }
