@@ -51,6 +51,9 @@ pub enum Command {
     /// A live view of a running daemon, refreshed every second: tiers, links, operations,
     /// the policy epoch and the brain's choice (`q` quits; plain lines when not a terminal).
     Top(crate::top::TopArgs),
+    /// The rack-scale pool: `mcos cluster up` (etcd and N daemons on this host), `mcos
+    /// cluster status`.
+    Cluster(crate::cluster::ClusterArgs),
 }
 
 #[derive(Args, Debug)]

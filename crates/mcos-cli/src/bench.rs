@@ -26,6 +26,11 @@ pub enum BenchTarget {
     /// Soak: K clients, mixed operations with every get verified, for N seconds; the daemon's
     /// RSS and open descriptors sampled; durable blocks read back and pins counted at the end.
     Soak(crate::bench_soak::SoakArgs),
+    /// The rack-scale pool: the Mooncake trace with real bytes through three pooled daemons
+    /// (etcd membership, rendezvous placement), three isolated ones and one with all the
+    /// capacity, round-robin routing; then kill -9 of one member: detection time, blocks lost
+    /// per replication class, wrong bytes.
+    Cluster(crate::bench_cluster::ClusterBenchArgs),
     /// One client process of `mcos bench serve` (started by it).
     #[command(hide = true)]
     ServeClient(crate::bench_serve::ServeClientArgs),
@@ -48,5 +53,6 @@ pub fn run(target: BenchTarget) -> Result<()> {
         BenchTarget::ServeClient(a) => crate::bench_serve::run_client(a),
         BenchTarget::Hw(a) => crate::bench_hw::run(a),
         BenchTarget::Mrc(a) => crate::mrc::bench(a),
+        BenchTarget::Cluster(a) => crate::bench_cluster::run(a),
     }
 }

@@ -13,15 +13,18 @@
 //! - `mcos serve`: the mcosd daemon; `mcos stats --connect`: a running daemon's statistics;
 //!   `mcos top --connect`: a live view of it;
 //!   `mcos bench serve`: the daemon against redis, the in-process node and memcpy.
+//! - `mcos cluster up|status`: the rack-scale pool on this host, and its members.
 
 mod args;
 mod bench;
+mod bench_cluster;
 mod bench_crash;
 mod bench_fastpath;
 mod bench_gpu;
 mod bench_hw;
 mod bench_serve;
 mod bench_soak;
+mod cluster;
 mod html_report;
 mod interrupt;
 mod limits;
@@ -67,6 +70,7 @@ fn main() {
         Command::Mrc(a) => mrc::run(a),
         Command::Report(a) => html_report::run(a),
         Command::Top(a) => top::run(a),
+        Command::Cluster(a) => cluster::run(a),
     };
     if let Err(e) = outcome {
         if let Some(i) = e.downcast_ref::<Interrupted>() {

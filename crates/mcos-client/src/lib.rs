@@ -289,10 +289,28 @@ pub struct Client {
     stream: Option<Stream>,
     region: Option<Arc<Region>>,
     welcome: Welcome,
+    /// Bound on TCP connect, read and write (None: the kernel's).
+    io_timeout: Option<Duration>,
     next_req: u32,
     buf: Vec<u8>,
     rbuf: Vec<u8>,
     statuses: Vec<Status>,
+}
+
+/// Connects to the first address of `addr` that answers within `t`.
+fn connect_timeout(addr: &str, t: Duration) -> io::Result<TcpStream> {
+    use std::net::ToSocketAddrs;
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{addr} resolves to nothing"),
+    );
+    for a in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&a, t) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// A transport failure (the daemon may have gone); the call may be retried after reconnect.
@@ -318,10 +336,34 @@ impl Client {
     /// Connects to `addr`: a socket path (`/run/mcosd.sock`, `unix:PATH`) for the local path
     /// with a shared region, or `host:port` (`tcp://host:port`) for TCP.
     pub fn connect_with(addr: &str, opts: ClientOptions) -> Result<Client, ClientError> {
+        Client::connect_inner(addr, opts, None)
+    }
+
+    /// [`Client::connect_with`] with a bound on every TCP connect, read and write: a peer that
+    /// is partitioned away or hung (accepts, never answers) costs at most `timeout` per call,
+    /// then the call fails with [`ClientError::DaemonGone`], instead of waiting for the
+    /// kernel's retransmission limits (minutes).
+    pub fn connect_with_timeout(
+        addr: &str,
+        opts: ClientOptions,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        if timeout.is_zero() {
+            return Err(ClientError::Invalid("a zero timeout".into()));
+        }
+        Client::connect_inner(addr, opts, Some(timeout))
+    }
+
+    fn connect_inner(
+        addr: &str,
+        opts: ClientOptions,
+        io_timeout: Option<Duration>,
+    ) -> Result<Client, ClientError> {
         let target = Target::parse(addr);
         let mut c = Client {
             target,
             opts,
+            io_timeout,
             stream: None,
             region: None,
             welcome: Welcome {
@@ -362,7 +404,15 @@ impl Client {
         let stream = match &self.target {
             Target::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(|e| self.gone(e))?),
             Target::Tcp(a) => {
-                let s = TcpStream::connect(a.as_str()).map_err(|e| self.gone(e))?;
+                let s = match self.io_timeout {
+                    None => TcpStream::connect(a.as_str()).map_err(|e| self.gone(e))?,
+                    Some(t) => {
+                        let s = connect_timeout(a, t).map_err(|e| self.gone(e))?;
+                        s.set_read_timeout(Some(t)).map_err(|e| self.gone(e))?;
+                        s.set_write_timeout(Some(t)).map_err(|e| self.gone(e))?;
+                        s
+                    }
+                };
                 let _ = s.set_nodelay(true);
                 Stream::Tcp(s)
             }

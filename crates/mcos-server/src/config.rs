@@ -86,6 +86,40 @@ pub struct ServerConfig {
     /// guard; TCP then logs a warning).
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// Rack-scale pool: register this daemon in etcd (off unless set; needs `listen`).
+    #[serde(default)]
+    pub cluster: Option<ClusterSection>,
+}
+
+/// The `[server.cluster]` section: this daemon is a member of a pool whose membership lives in
+/// etcd (docs/cluster.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// etcd endpoints, `host:port`.
+    pub etcd: Vec<String>,
+    /// Cluster name (the etcd key prefix); daemons of one pool share it.
+    #[serde(default = "default_cluster_name")]
+    pub name: String,
+    /// This member's stable id (placement hashes it: a restarted node with the same id owns
+    /// the same keys). Default: the advertised address.
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// `host:port` peers and pool clients connect to. Default: the TCP listen address (which
+    /// must then not be a wildcard).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Lease TTL, seconds: a member that stops renewing (killed, partitioned) leaves every
+    /// view within it.
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl_s: u64,
+}
+
+fn default_cluster_name() -> String {
+    "mcos".into()
+}
+fn default_lease_ttl() -> u64 {
+    mcos_cluster::membership::DEFAULT_LEASE_TTL_S
 }
 
 fn default_socket_mode() -> u32 {
@@ -133,6 +167,7 @@ impl Default for ServerConfig {
             max_pins_per_session: default_max_pins(),
             shutdown_grace_ms: default_grace(),
             tenants: Vec::new(),
+            cluster: None,
         }
     }
 }
@@ -189,6 +224,33 @@ impl ServerConfig {
                 "server.socket_mode {:o} is not a mode",
                 self.socket_mode
             ));
+        }
+        if let Some(c) = &self.cluster {
+            if self.listen.is_none() {
+                return bad(
+                    "server.cluster needs server.listen (peers and pool clients use TCP)".into(),
+                );
+            }
+            let listen_wild = self.listen.is_some_and(|a| a.ip().is_unspecified());
+            if c.advertise.is_none() && listen_wild {
+                return bad(
+                    "server.cluster: server.listen is a wildcard address; set server.cluster.advertise to the host:port peers should use"
+                        .into(),
+                );
+            }
+            let mc = mcos_cluster::MembershipConfig {
+                etcd: c.etcd.clone(),
+                cluster: c.name.clone(),
+                lease_ttl_s: c.lease_ttl_s,
+            };
+            if let Err(e) = mc.validate() {
+                return bad(format!("server.cluster: {e}"));
+            }
+            if let Some(id) = &c.node_id
+                && let Err(e) = mcos_cluster::membership::validate_node_id(id)
+            {
+                return bad(format!("server.cluster: {e}"));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for t in &self.tenants {

@@ -20,7 +20,7 @@ mod metrics;
 mod session;
 mod tenants;
 
-pub use config::{ConfigError, DaemonConfig, ServerConfig, TenantConfig};
+pub use config::{ClusterSection, ConfigError, DaemonConfig, ServerConfig, TenantConfig};
 
 use anyhow::{Context, Result, bail};
 use leases::Leases;
@@ -55,6 +55,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Set once by the acceptor at shutdown; read by sessions between requests.
     pub(crate) shutdown: AtomicBool,
+    /// The pool membership's state, for stats (set once at start when `[server.cluster]`).
+    pub(crate) cluster: std::sync::OnceLock<mcos_cluster::MembershipProbe>,
     started: Instant,
 }
 
@@ -65,6 +67,8 @@ pub struct Daemon {
     socket_path: PathBuf,
     tcp: Option<TcpListener>,
     http: Option<TcpListener>,
+    /// The pool membership (`[server.cluster]`): registered in etcd while this daemon runs.
+    membership: Option<mcos_cluster::Membership>,
 }
 
 /// Where a started daemon listens.
@@ -90,6 +94,15 @@ impl Daemon {
             .tiers
             .iter()
             .map(|t| format!("{} x {} blocks", t.kind, t.capacity_blocks))
+            .collect();
+        let tier_records: Vec<mcos_cluster::TierRecord> = cfg
+            .node
+            .tiers
+            .iter()
+            .map(|t| mcos_cluster::TierRecord {
+                kind: t.kind.to_string(),
+                capacity_blocks: t.capacity_blocks as u64,
+            })
             .collect();
         let node = Node::open(cfg.node.clone()).context("opening the node")?;
         if let Some(r) = node.stats().rebuild {
@@ -135,17 +148,24 @@ impl Daemon {
             leases: Leases::default(),
             metrics: Metrics::default(),
             shutdown: AtomicBool::new(false),
+            cluster: std::sync::OnceLock::new(),
             started: Instant::now(),
             cfg: cfg.server,
         });
-        let d = Daemon {
+        let mut d = Daemon {
             shared,
             unix,
             socket_path,
             tcp,
             http,
+            membership: None,
         };
         let e = d.endpoints();
+        if let Some(c) = &d.shared.cfg.cluster {
+            let m = join_cluster(c, &e, block_bytes, tier_records)?;
+            let _ = d.shared.cluster.set(m.probe());
+            d.membership = Some(m);
+        }
         info!(
             socket = %e.socket.display(),
             tcp = ?e.tcp,
@@ -176,6 +196,7 @@ impl Daemon {
             socket_path,
             tcp,
             http,
+            membership,
         } = self;
         let mut sessions: Vec<JoinHandle<()>> = Vec::new();
         let next_session = AtomicU64::new(1);
@@ -269,6 +290,12 @@ impl Daemon {
             clients = sessions.len(),
             "shutting down: no new connections, finishing requests in flight"
         );
+        // Leave the pool first: the lease is revoked, so peers and pool clients stop routing
+        // here at once instead of after the TTL.
+        if let Some(m) = membership {
+            m.leave();
+            info!("left the pool (lease revoked)");
+        }
         drop(unix);
         drop(tcp);
         drop(http);
@@ -315,6 +342,42 @@ impl Daemon {
         info!(connections_served = served, "mcosd stopped cleanly");
         Ok(())
     }
+}
+
+/// Registers this daemon in the pool's etcd; waits for the registration (a daemon that
+/// cannot join is an error at start, not a silent single node).
+fn join_cluster(
+    c: &ClusterSection,
+    e: &Endpoints,
+    block_bytes: u32,
+    tiers: Vec<mcos_cluster::TierRecord>,
+) -> Result<mcos_cluster::Membership> {
+    let Some(tcp) = e.tcp else {
+        bail!("server.cluster needs server.listen (peers and pool clients use TCP)");
+    };
+    let addr = c.advertise.clone().unwrap_or_else(|| tcp.to_string());
+    let node_id = c.node_id.clone().unwrap_or_else(|| addr.clone());
+    let record = mcos_cluster::MemberRecord {
+        node_id,
+        addr,
+        protocol_version: mcos_proto::PROTOCOL_VERSION,
+        incarnation: mcos_cluster::new_incarnation(),
+        block_bytes,
+        tiers,
+        started_unix_ms: mcos_cluster::member::unix_ms(),
+    };
+    let cfg = mcos_cluster::MembershipConfig {
+        etcd: c.etcd.clone(),
+        cluster: c.name.clone(),
+        lease_ttl_s: c.lease_ttl_s,
+    };
+    // A restarted node may find its previous incarnation's record until that lease expires.
+    let wait = Duration::from_secs(c.lease_ttl_s + 3);
+    let (id, inc) = (record.node_id.clone(), record.incarnation);
+    let m = mcos_cluster::Membership::join(cfg, record, wait)
+        .with_context(|| format!("joining cluster `{}` through etcd", c.name))?;
+    info!(node = %id, incarnation = inc, members = m.view().members.len(), "joined the pool");
+    Ok(m)
 }
 
 fn admit(
@@ -590,6 +653,17 @@ pub(crate) fn stats_json(sh: &Shared) -> Value {
             "pins_held": sh.leases.total(),
             "requests": requests,
             "latency": latency,
+            "cluster": sh.cluster.get().map(|p| {
+                let v = p.view();
+                json!({
+                    "node_id": p.node_id(),
+                    "registered": p.registered(),
+                    "etcd_connected": v.connected,
+                    "members": v.members.len(),
+                    "revision": v.revision,
+                    "last_error": p.last_error(),
+                })
+            }),
         },
     })
 }
@@ -630,6 +704,16 @@ pub struct ServeArgs {
     /// Log filter (tracing's syntax: error, warn, info, debug, or per module); MCOS_LOG too.
     #[arg(long)]
     pub log: Option<String>,
+    /// Join a pool: etcd endpoints, comma-separated (sets server.cluster.etcd; needs --listen
+    /// or server.listen).
+    #[arg(long, value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// Pool member id (server.cluster.node_id; default: the advertised address).
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// Pool name (server.cluster.name; default `mcos`).
+    #[arg(long)]
+    pub cluster: Option<String>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, then stops cleanly.
@@ -658,6 +742,33 @@ pub fn serve_main(args: &ServeArgs) -> Result<()> {
     }
     if let Some(a) = args.metrics {
         cfg.server.metrics = Some(a);
+    }
+    if !args.etcd.is_empty() || args.node_id.is_some() || args.cluster.is_some() {
+        let c = match cfg.server.cluster.take() {
+            Some(c) => c,
+            None if args.etcd.is_empty() => {
+                bail!("--node-id and --cluster need --etcd or a [server.cluster] section")
+            }
+            None => ClusterSection {
+                etcd: Vec::new(),
+                name: "mcos".into(),
+                node_id: None,
+                advertise: None,
+                lease_ttl_s: mcos_cluster::membership::DEFAULT_LEASE_TTL_S,
+            },
+        };
+        let mut c = c;
+        if !args.etcd.is_empty() {
+            c.etcd = args.etcd.clone();
+        }
+        if let Some(id) = &args.node_id {
+            c.node_id = Some(id.clone());
+        }
+        if let Some(n) = &args.cluster {
+            c.name = n.clone();
+        }
+        cfg.server.cluster = Some(c);
+        cfg.validate()?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

@@ -1,0 +1,609 @@
+//! Membership on etcd: register under a lease, keep it alive, watch the member list.
+//!
+//! Each daemon puts its [`MemberRecord`] at `/<cluster>/members/<node_id>` with a lease of
+//! `lease_ttl` and renews it every third of that; a daemon that dies (even `kill -9`) stops
+//! renewing, etcd revokes the lease within the TTL, deletes the record and every watcher sees
+//! the delete. Pool clients only watch. etcd carries membership and nothing per block or per
+//! request: its load is one lease renewal per member per `ttl/3` and one watch event per join
+//! or leave, whatever the traffic (docs/cluster.md has the arithmetic).
+//!
+//! The etcd client is async (tonic); it runs on one current-thread tokio runtime on a thread of
+//! its own, and publishes each new view as an immutable snapshot the synchronous data path
+//! reads without waiting on the network.
+
+use crate::error::ClusterError;
+use crate::member::MemberRecord;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// Default lease TTL: a killed member disappears from every view within this (plus etcd's
+/// expiry check, 500 ms).
+pub const DEFAULT_LEASE_TTL_S: u64 = 3;
+/// etcd refuses leases much shorter than its election timeout; 2 s is safe with defaults.
+pub const MIN_LEASE_TTL_S: u64 = 2;
+/// Longest lease accepted.
+pub const MAX_LEASE_TTL_S: u64 = 60;
+/// Connect and per-request timeout towards etcd.
+const ETCD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Wait between attempts to reach etcd again after losing it.
+const RETRY_BACKOFF: Duration = Duration::from_millis(300);
+/// Most members a view holds: registrations beyond it are ignored (and logged).
+pub const MAX_MEMBERS: usize = 4096;
+/// Largest member record accepted from etcd.
+const MAX_RECORD_BYTES: usize = 16 << 10;
+
+/// Where the membership lives.
+#[derive(Clone, Debug)]
+pub struct MembershipConfig {
+    /// etcd endpoints (`host:port` or `http://host:port`).
+    pub etcd: Vec<String>,
+    /// Cluster name: the key prefix `/<cluster>/`; daemons of different clusters can share one
+    /// etcd.
+    pub cluster: String,
+    /// Lease TTL in seconds.
+    pub lease_ttl_s: u64,
+}
+
+impl MembershipConfig {
+    /// A config with the default TTL.
+    pub fn new(etcd: Vec<String>, cluster: impl Into<String>) -> MembershipConfig {
+        MembershipConfig {
+            etcd,
+            cluster: cluster.into(),
+            lease_ttl_s: DEFAULT_LEASE_TTL_S,
+        }
+    }
+
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), ClusterError> {
+        if self.etcd.is_empty() {
+            return Err(ClusterError::Invalid(
+                "cluster: no etcd endpoint given (etcd = [\"127.0.0.1:2379\"])".into(),
+            ));
+        }
+        if self.cluster.is_empty()
+            || !self
+                .cluster
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ClusterError::Invalid(format!(
+                "cluster name {:?}: use letters, digits, '-' and '_'",
+                self.cluster
+            )));
+        }
+        if !(MIN_LEASE_TTL_S..=MAX_LEASE_TTL_S).contains(&self.lease_ttl_s) {
+            return Err(ClusterError::Invalid(format!(
+                "cluster lease_ttl_s {}: between {MIN_LEASE_TTL_S} and {MAX_LEASE_TTL_S}",
+                self.lease_ttl_s
+            )));
+        }
+        Ok(())
+    }
+
+    fn members_prefix(&self) -> String {
+        format!("/{}/members/", self.cluster)
+    }
+
+    fn endpoints(&self) -> String {
+        self.etcd.join(",")
+    }
+}
+
+/// Checks a node id: it is part of an etcd key and of placement.
+pub fn validate_node_id(id: &str) -> Result<(), ClusterError> {
+    if id.is_empty()
+        || id.len() > 128
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    {
+        return Err(ClusterError::Invalid(format!(
+            "node id {id:?}: 1-128 of letters, digits, '-', '_', '.', ':'"
+        )));
+    }
+    Ok(())
+}
+
+/// One snapshot of the membership.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    /// Live members, sorted by node id.
+    pub members: Vec<MemberRecord>,
+    /// etcd revision this view reflects (0: never reached etcd).
+    pub revision: i64,
+    /// Whether the watch is connected now (false: the view may be stale).
+    pub connected: bool,
+    /// Bumped on every change of `members`.
+    pub generation: u64,
+    /// Placement seed of each member (`placement::member_seed` of its id), same order.
+    pub seeds: Vec<u64>,
+}
+
+impl View {
+    /// The member named `node_id`, if live.
+    pub fn member(&self, node_id: &str) -> Option<&MemberRecord> {
+        self.members
+            .binary_search_by(|m| m.node_id.as_str().cmp(node_id))
+            .ok()
+            .map(|i| &self.members[i])
+    }
+}
+
+/// State shared by the membership thread (writer) and readers.
+struct Shared {
+    /// Written by the membership thread, read by anyone (cloned Arc, no lock held across I/O).
+    view: RwLock<Arc<View>>,
+    /// Set by `Drop`/`leave`; read by the membership thread.
+    stop: AtomicBool,
+    /// Set by the membership thread once this member's record is in etcd; cleared when the
+    /// lease is lost.
+    registered: AtomicBool,
+    /// Last error the thread met (cleared on success); for status and for a start that fails.
+    last_error: Mutex<Option<String>>,
+}
+
+/// A running membership: a watch, and for a daemon its registration.
+pub struct Membership {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    node_id: Option<String>,
+    cfg: MembershipConfig,
+}
+
+impl Membership {
+    /// Registers `record` and watches the membership. Returns once the record is in etcd and
+    /// the first view is loaded, or fails after `timeout` with what went wrong (etcd
+    /// unreachable, node id taken by a live member).
+    pub fn join(
+        cfg: MembershipConfig,
+        record: MemberRecord,
+        timeout: Duration,
+    ) -> Result<Membership, ClusterError> {
+        cfg.validate()?;
+        validate_node_id(&record.node_id)?;
+        let node_id = record.node_id.clone();
+        let mut m = Membership::spawn(cfg, Some(record))?;
+        m.node_id = Some(node_id);
+        m.wait_ready(timeout, true)?;
+        Ok(m)
+    }
+
+    /// Watches the membership without registering (a pool client, `mcos cluster status`).
+    pub fn watch(cfg: MembershipConfig, timeout: Duration) -> Result<Membership, ClusterError> {
+        cfg.validate()?;
+        let m = Membership::spawn(cfg, None)?;
+        m.wait_ready(timeout, false)?;
+        Ok(m)
+    }
+
+    fn spawn(
+        cfg: MembershipConfig,
+        record: Option<MemberRecord>,
+    ) -> Result<Membership, ClusterError> {
+        let shared = Arc::new(Shared {
+            view: RwLock::new(Arc::new(View::default())),
+            stop: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+        });
+        let sh = shared.clone();
+        let c = cfg.clone();
+        let thread = std::thread::Builder::new()
+            .name("mcos-membership".into())
+            .spawn(move || run_thread(c, record, sh))
+            .map_err(|e| ClusterError::Thread(e.to_string()))?;
+        Ok(Membership {
+            shared,
+            thread: Some(thread),
+            node_id: None,
+            cfg,
+        })
+    }
+
+    fn wait_ready(&self, timeout: Duration, registered: bool) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.view();
+            let reg_ok = !registered || self.shared.registered.load(Ordering::Acquire);
+            if v.connected && v.revision > 0 && reg_ok {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let err = self.last_error();
+                return Err(match err {
+                    Some(e) if e.starts_with("duplicate:") => {
+                        ClusterError::Invalid(e["duplicate:".len()..].to_string())
+                    }
+                    Some(e) => ClusterError::EtcdUnreachable {
+                        endpoints: self.cfg.endpoints(),
+                        message: e,
+                    },
+                    None => ClusterError::Timeout(format!(
+                        "no membership view from etcd at {} within {timeout:?}",
+                        self.cfg.endpoints()
+                    )),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A read-only handle on this membership's state, for reporting (stats, health) from
+    /// other threads; it does not keep the membership running.
+    pub fn probe(&self) -> MembershipProbe {
+        MembershipProbe {
+            shared: self.shared.clone(),
+            node_id: self.node_id.clone(),
+        }
+    }
+
+    /// The current view (cheap: an Arc clone).
+    pub fn view(&self) -> Arc<View> {
+        match self.shared.view.read() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Whether this member's record is in etcd now (always false for a watcher).
+    pub fn registered(&self) -> bool {
+        self.shared.registered.load(Ordering::Acquire)
+    }
+
+    /// The last error the membership thread met, if it has not recovered since.
+    pub fn last_error(&self) -> Option<String> {
+        match self.shared.last_error.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// This member's node id (None for a watcher).
+    pub fn node_id(&self) -> Option<&str> {
+        self.node_id.as_deref()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MembershipConfig {
+        &self.cfg
+    }
+
+    /// Waits until `pred` holds for the view, or `timeout`; returns the view that satisfied
+    /// it, or None.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&View) -> bool,
+    ) -> Option<Arc<View>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.view();
+            if pred(&v) {
+                return Some(v);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Leaves: revokes the lease (the record disappears at once for everyone) and stops the
+    /// thread.
+    pub fn leave(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Read-only state of a [`Membership`] (see [`Membership::probe`]).
+#[derive(Clone)]
+pub struct MembershipProbe {
+    shared: Arc<Shared>,
+    node_id: Option<String>,
+}
+
+impl MembershipProbe {
+    /// The member's id (None for a watcher).
+    pub fn node_id(&self) -> Option<&str> {
+        self.node_id.as_deref()
+    }
+
+    /// The current view.
+    pub fn view(&self) -> Arc<View> {
+        match self.shared.view.read() {
+            Ok(v) => v.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Whether the member's record is in etcd now.
+    pub fn registered(&self) -> bool {
+        self.shared.registered.load(Ordering::Acquire)
+    }
+
+    /// The last error of the membership thread, if it has not recovered since.
+    pub fn last_error(&self) -> Option<String> {
+        match self.shared.last_error.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn set_error(sh: &Shared, e: Option<String>) {
+    match sh.last_error.lock() {
+        Ok(mut g) => *g = e,
+        Err(p) => *p.into_inner() = e,
+    }
+}
+
+fn publish(sh: &Shared, f: impl FnOnce(&mut View)) {
+    let mut w = match sh.view.write() {
+        Ok(w) => w,
+        Err(p) => p.into_inner(),
+    };
+    let mut v = (**w).clone();
+    f(&mut v);
+    *w = Arc::new(v);
+}
+
+fn run_thread(cfg: MembershipConfig, record: Option<MemberRecord>, sh: Arc<Shared>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            set_error(&sh, Some(format!("cannot build the async runtime: {e}")));
+            return;
+        }
+    };
+    rt.block_on(async {
+        let mut lease: Option<i64> = None;
+        while !sh.stop.load(Ordering::Acquire) {
+            match session(&cfg, record.as_ref(), &sh, &mut lease).await {
+                Ok(()) => break,
+                Err(e) => {
+                    sh.registered.store(false, Ordering::Release);
+                    publish(&sh, |v| v.connected = false);
+                    warn!(error = %e, "membership: etcd session ended; retrying");
+                    set_error(&sh, Some(e));
+                    let until = Instant::now() + RETRY_BACKOFF;
+                    while Instant::now() < until && !sh.stop.load(Ordering::Acquire) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn parse_record(key: &[u8], value: &[u8], prefix: &str) -> Option<MemberRecord> {
+    if value.len() > MAX_RECORD_BYTES {
+        return None;
+    }
+    let rec: MemberRecord = serde_json::from_slice(value).ok()?;
+    let id = std::str::from_utf8(key).ok()?.strip_prefix(prefix)?;
+    (id == rec.node_id && validate_node_id(id).is_ok()).then_some(rec)
+}
+
+/// One connected session: (re)register, load the list, then renew and watch until stopped or
+/// until etcd fails. Err carries the reason; the caller retries.
+async fn session(
+    cfg: &MembershipConfig,
+    record: Option<&MemberRecord>,
+    sh: &Shared,
+    lease: &mut Option<i64>,
+) -> Result<(), String> {
+    let opts = ConnectOptions::new()
+        .with_connect_timeout(ETCD_TIMEOUT)
+        .with_timeout(ETCD_TIMEOUT)
+        .with_keep_alive(Duration::from_secs(1), ETCD_TIMEOUT);
+    let mut client = Client::connect(cfg.etcd.clone(), Some(opts))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let prefix = cfg.members_prefix();
+    let ttl = cfg.lease_ttl_s;
+    let mut keeper = None;
+    if let Some(rec) = record {
+        let key = format!("{prefix}{}", rec.node_id);
+        let value = serde_json::to_vec(rec).map_err(|e| format!("encoding the record: {e}"))?;
+        let id = client
+            .lease_grant(ttl as i64, None)
+            .await
+            .map_err(|e| format!("lease grant: {e}"))?
+            .id();
+        // Put only if no live member holds the id, or it is our own earlier registration
+        // (a lease lost to a partition, same incarnation).
+        let txn = Txn::new()
+            .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                key.clone(),
+                value.clone(),
+                Some(PutOptions::new().with_lease(id)),
+            )])
+            .or_else([TxnOp::get(key.clone(), None)]);
+        let resp = client
+            .txn(txn)
+            .await
+            .map_err(|e| format!("registering: {e}"))?;
+        if !resp.succeeded() {
+            let holder = resp.op_responses().into_iter().find_map(|r| match r {
+                TxnOpResponse::Get(g) => g
+                    .kvs()
+                    .first()
+                    .and_then(|kv| parse_record(kv.key(), kv.value(), &prefix)),
+                _ => None,
+            });
+            match holder {
+                Some(h) if h.incarnation == rec.incarnation => {
+                    client
+                        .put(key, value, Some(PutOptions::new().with_lease(id)))
+                        .await
+                        .map_err(|e| format!("re-registering: {e}"))?;
+                }
+                Some(h) => {
+                    let _ = client.lease_revoke(id).await;
+                    return Err(format!(
+                        "duplicate:{}",
+                        ClusterError::DuplicateNode {
+                            node_id: rec.node_id.clone(),
+                            incarnation: h.incarnation,
+                            addr: h.addr,
+                        }
+                    ));
+                }
+                None => {
+                    let _ = client.lease_revoke(id).await;
+                    return Err("the registration raced with another writer".into());
+                }
+            }
+        }
+        *lease = Some(id);
+        let (k, stream) = client
+            .lease_keep_alive(id)
+            .await
+            .map_err(|e| format!("lease keep-alive: {e}"))?;
+        keeper = Some((k, stream));
+        sh.registered.store(true, Ordering::Release);
+        info!(node = %rec.node_id, addr = %rec.addr, lease = id, ttl_s = ttl, "registered in etcd");
+    }
+
+    let resp = client
+        .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
+        .await
+        .map_err(|e| format!("listing members: {e}"))?;
+    let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+    let mut members: BTreeMap<String, MemberRecord> = BTreeMap::new();
+    for kv in resp.kvs() {
+        if members.len() >= MAX_MEMBERS {
+            warn!("membership: more than {MAX_MEMBERS} members; ignoring the rest");
+            break;
+        }
+        if let Some(r) = parse_record(kv.key(), kv.value(), &prefix) {
+            members.insert(r.node_id.clone(), r);
+        }
+    }
+    let install = |members: &BTreeMap<String, MemberRecord>, rev: i64| {
+        publish(sh, |v| {
+            let list: Vec<MemberRecord> = members.values().cloned().collect();
+            if list != v.members {
+                v.generation += 1;
+                v.seeds = list
+                    .iter()
+                    .map(|m| crate::placement::member_seed(&m.node_id))
+                    .collect();
+                v.members = list;
+            }
+            v.revision = rev.max(v.revision);
+            v.connected = true;
+        })
+    };
+    install(&members, rev);
+    set_error(sh, None);
+    let (_watcher, mut wstream) = client
+        .watch(
+            prefix.clone(),
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(rev + 1),
+            ),
+        )
+        .await
+        .map_err(|e| format!("watching members: {e}"))?;
+
+    let period = Duration::from_millis(ttl * 1000 / 3);
+    let mut renew = tokio::time::interval(period);
+    let mut stop_poll = tokio::time::interval(Duration::from_millis(20));
+    let mut last_ack = Instant::now();
+    loop {
+        tokio::select! {
+            _ = renew.tick(), if keeper.is_some() => {
+                if let Some((k, _)) = keeper.as_mut() {
+                    k.keep_alive().await.map_err(|e| format!("renewing the lease: {e}"))?;
+                }
+                if last_ack.elapsed() > Duration::from_secs(ttl) {
+                    return Err("the lease was not renewed within its TTL".into());
+                }
+            }
+            msg = async {
+                match keeper.as_mut() {
+                    Some((_, s)) => s.message().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match msg {
+                    Ok(Some(r)) if r.ttl() > 0 => last_ack = Instant::now(),
+                    Ok(Some(_)) => return Err("the lease expired (etcd answered ttl 0)".into()),
+                    Ok(None) => return Err("the lease keep-alive stream closed".into()),
+                    Err(e) => return Err(format!("lease keep-alive: {e}")),
+                }
+            }
+            w = wstream.message() => {
+                let w = match w {
+                    Ok(Some(w)) => w,
+                    Ok(None) => return Err("the watch stream closed".into()),
+                    Err(e) => return Err(format!("watch: {e}")),
+                };
+                if w.canceled() {
+                    return Err(format!("the watch was cancelled: {}", w.cancel_reason()));
+                }
+                let rev = w.header().map(|h| h.revision()).unwrap_or(0);
+                for ev in w.events() {
+                    let Some(kv) = ev.kv() else { continue };
+                    let Some(id) = std::str::from_utf8(kv.key()).ok().and_then(|k| k.strip_prefix(&prefix)) else { continue };
+                    match ev.event_type() {
+                        EventType::Put => {
+                            if let Some(r) = parse_record(kv.key(), kv.value(), &prefix)
+                                && (members.len() < MAX_MEMBERS || members.contains_key(id))
+                            {
+                                members.insert(r.node_id.clone(), r);
+                            }
+                        }
+                        EventType::Delete => {
+                            members.remove(id);
+                        }
+                    }
+                }
+                install(&members, rev);
+                // Our own record deleted while the lease lives (someone ran etcdctl del):
+                // register again.
+                if let Some(rec) = record && !members.contains_key(&rec.node_id) {
+                    return Err("our member record was deleted; registering again".into());
+                }
+            }
+            _ = stop_poll.tick() => {
+                if sh.stop.load(Ordering::Acquire) {
+                    if let Some(id) = lease.take() {
+                        let _ = tokio::time::timeout(ETCD_TIMEOUT, client.lease_revoke(id)).await;
+                        sh.registered.store(false, Ordering::Release);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
