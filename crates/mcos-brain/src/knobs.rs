@@ -158,16 +158,6 @@ pub fn candidates() -> Vec<Knobs> {
             });
         }
     }
-    // A probationary window of 10 % before a segmented main with a ghost history: S3-FIFO's
-    // small queue and ghost in the fast path's terms (what wins on storage traces with
-    // large caches, where one-time blocks must leave fast and a returning block skip probation).
-    v.push(Knobs {
-        window_share: 25,
-        protected_share: 192,
-        history_quarters: 4,
-        sketch_window_x: 10,
-        ..Knobs::LRU
-    });
     v
 }
 
