@@ -7,11 +7,7 @@
 //! `len` tags without a list; a set that is full replaces its oldest entry. Lookup and insert
 //! touch one set: bounded work, no allocation. The table is sized at start-up to the longest
 //! history a policy table may ask for (`limits::HISTORY_QUARTERS_MAX`); a table's
-//! `history_quarters` only changes `len`. The table records every insertion whatever `len` is
-//! (entries age out over the longest length, `keep`), and `len` only decides which entries a
-//! lookup sees: a table that turns the history on, or lengthens it, finds it already warm, as the
-//! brain's shadow of that table had it. (Recording only while on made every switch to a
-//! history-admission table refuse nearly everything until the history refilled.)
+//! `history_quarters` only changes `len`.
 
 use mcos_core::limits::HISTORY_WAYS;
 
@@ -24,8 +20,6 @@ pub struct History {
     clock: u32,
     /// Live length in insertions; 0: the history is off.
     len: u32,
-    /// Length over which entries are kept for replacement (the longest `len` may become).
-    keep: u32,
 }
 
 fn mix(tag: u64) -> u64 {
@@ -44,7 +38,6 @@ impl History {
             set_mask: entries / HISTORY_WAYS - 1,
             clock: 0,
             len: 0,
-            keep: u32::try_from(max_len.max(1)).unwrap_or(u32::MAX),
         }
     }
 
@@ -79,11 +72,6 @@ impl History {
         e >> 32 != 0 && self.clock.wrapping_sub(e as u32) < self.len
     }
 
-    /// Whether an entry is still kept (for replacement): younger than the longest length.
-    fn kept(&self, e: u64) -> bool {
-        e >> 32 != 0 && self.clock.wrapping_sub(e as u32) < self.keep.max(self.len)
-    }
-
     fn find(&self, tag: u64) -> Option<usize> {
         if self.len == 0 {
             return None;
@@ -111,9 +99,11 @@ impl History {
         }
     }
 
-    /// Records `tag` as the newest entry (refreshing it when already present), also while the
-    /// history is off.
+    /// Records `tag` as the newest entry (refreshing it when already present).
     pub fn insert(&mut self, tag: u64) {
+        if self.len == 0 {
+            return;
+        }
         self.clock = self.clock.wrapping_add(1);
         let (base, fp) = self.set_and_fp(tag);
         let mut slot = base;
@@ -124,7 +114,7 @@ impl History {
                 slot = i;
                 break;
             }
-            if !self.kept(e) {
+            if !self.live(e) {
                 // Empty or expired: as good as the oldest.
                 slot = i;
                 oldest_age = u32::MAX;
@@ -153,9 +143,8 @@ mod tests {
         let mut h = History::new(1000);
         assert!(!h.contains(tag(1)), "off until given a length");
         h.insert(tag(1));
-        assert!(!h.contains(tag(1)), "recorded, not seen, while off");
+        assert!(!h.contains(tag(1)));
         h.set_len(100);
-        assert!(h.contains(tag(1)), "warm when turned on");
         for i in 0..100 {
             h.insert(tag(i));
         }
