@@ -144,18 +144,19 @@ pub fn candidates() -> Vec<Knobs> {
             ..Knobs::LRU
         });
     }
-    // W-TinyLFU: a 1 % window and the frequency duel, main as LRU or segmented (with or
-    // without the history: over a plain LRU main a history changes nothing, so it is not
-    // repeated there), frequencies aged over 10 (Caffeine's sample) or 40 capacities.
-    for (p, h) in [(0u8, 0u8), (128, 0), (128, 4)] {
-        for s in [10u8, 40] {
-            v.push(Knobs {
-                window_share: 3,
-                protected_share: p,
-                history_quarters: h,
-                sketch_window_x: s,
-                ..Knobs::LRU
-            });
+    // W-TinyLFU: a 1 % window and the frequency duel, main as LRU or segmented, with or
+    // without the history, frequencies aged over 10 (Caffeine's sample) or 40 capacities.
+    for p in [0u8, 128] {
+        for h in [0u8, 4] {
+            for s in [10u8, 40] {
+                v.push(Knobs {
+                    window_share: 3,
+                    protected_share: p,
+                    history_quarters: h,
+                    sketch_window_x: s,
+                    ..Knobs::LRU
+                });
+            }
         }
     }
     v
