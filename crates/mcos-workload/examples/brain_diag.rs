@@ -4,7 +4,11 @@
 //!
 //! ```text
 //! cargo run --release -p mcos-workload --example brain_diag -- TRACE.jsonl FRACTION
+//! WINDOWS=10000 cargo run --release -p mcos-workload --example brain_diag -- TRACE.jsonl FRACTION
 //! ```
+//!
+//! `WINDOWS=N` prints hit ratios per N accesses of `mcos` and of every candidate fixed from the
+//! start: where a switch lands after the phase it was chosen for, `mcos` falls below them all.
 
 use mcos_brain::{Knobs, candidates};
 use mcos_core::PolicyTable;
