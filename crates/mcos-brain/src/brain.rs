@@ -703,6 +703,73 @@ mod tests {
         );
     }
 
+    /// Each block read twice, `gap` new blocks apart, then never again: with `gap` well under
+    /// the cache, LRU hits every second read; "seen before" admission refuses first reads and
+    /// a segmented LRU keeps once-hit blocks in its protected segment, so both trail LRU.
+    fn recency_pairs(gap: u64, n: u64, first: u64) -> Vec<u64> {
+        let mut v = Vec::new();
+        for i in 0..n {
+            v.push(tag(first + i));
+            if i >= gap {
+                v.push(tag(first + i - gap));
+            }
+        }
+        v
+    }
+
+    /// Sampled accesses of phase B the brain needs to leave phase A's choice, after a phase A
+    /// of `rounds` rounds of the scan-resistant stream.
+    fn accesses_to_leave(rounds: u64) -> (Knobs, Option<u64>) {
+        let topo = topology(600);
+        let cfg = BrainConfig::for_node(&topo, 1, 0);
+        let mut brain = Brain::new(topo, cfg);
+        for chunk in scan_resistant_stream(600, rounds).chunks(512) {
+            let batch: Vec<TelemetrySample> = chunk.iter().map(|&t| sample(t, false)).collect();
+            brain.observe(&batch);
+        }
+        let a = brain.knobs();
+        let phase_b = recency_pairs(250, 40_000, 1 << 40);
+        for (i, &t) in phase_b.iter().enumerate() {
+            brain.observe(&[sample(t, false)]);
+            if brain.knobs() != a {
+                return (a, Some(i as u64 + 1));
+            }
+        }
+        (a, None)
+    }
+
+    #[test]
+    fn leaves_a_trailing_choice_within_a_bound_whatever_the_trace_length() {
+        // Evidence decays with a half-life of 4,096 sampled accesses and a switch resets it,
+        // so the incumbent's past lead is bounded whatever the length of phase A; once phase B
+        // starts, a candidate that leads by a wide margin (LRU hits half the accesses here,
+        // the incumbent almost none) passes the test within a fraction of a half-life (it
+        // takes 352 and 448 sampled accesses today). Phase A runs 10x longer in the second
+        // case; the bound is the same. With undecayed evidence the long phase A would hold
+        // the incumbent about ten times longer and fail both checks.
+        let half_life = 2 * u64::from(SHADOW_BLOCKS);
+        let bound = half_life / 4;
+        let mut taken = Vec::new();
+        for rounds in [12, 120] {
+            let (a, left) = accesses_to_leave(rounds);
+            assert!(
+                a.protected_share > 0 || a.history_admit || a.window_share > 0,
+                "phase A ({rounds} rounds) chose scan resistance: {}",
+                a.label()
+            );
+            let left = left.unwrap_or(u64::MAX);
+            assert!(
+                left <= bound,
+                "phase A of {rounds} rounds: left {} after {left} sampled accesses (bound {bound})",
+                a.label()
+            );
+            taken.push(left);
+        }
+        // Not slower after the long phase A than after the short one by more than the
+        // decision cadence allows (the sign test sees only decayed evidence).
+        assert!(taken[1] <= taken[0] + 2 * 256, "{taken:?}");
+    }
+
     #[test]
     fn stays_put_when_no_candidate_is_better() {
         // Everything fits: every candidate hits the same accesses, nothing to switch for.

@@ -4,7 +4,11 @@
 //!
 //! ```text
 //! cargo run --release -p mcos-workload --example brain_diag -- TRACE.jsonl FRACTION
+//! WINDOWS=10000 cargo run --release -p mcos-workload --example brain_diag -- TRACE.jsonl FRACTION
 //! ```
+//!
+//! `WINDOWS=N` prints hit ratios per N accesses of `mcos` and of every candidate fixed from the
+//! start: where a switch lands after the phase it was chosen for, `mcos` falls below them all.
 
 use mcos_brain::{Knobs, candidates};
 use mcos_core::PolicyTable;
@@ -89,6 +93,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("hierarchy {caps:?}: {r:.4}");
         println!("{:?}", m.fast_path().shard().counters());
         println!("{:?}", m.brain().stats().switch_log.len());
+        return Ok(());
+    }
+    // WINDOWS=N: hit ratios per N accesses of mcos, fixed LRU and every fixed candidate.
+    if let Ok(n) = std::env::var("WINDOWS") {
+        let n: usize = n.parse()?;
+        let ids: Vec<u64> = reqs
+            .iter()
+            .flat_map(|r| r.hash_ids.iter().copied())
+            .collect();
+        let windows = |p: &mut dyn CachePolicy| -> String {
+            ids.chunks(n)
+                .enumerate()
+                .map(|(c, ch)| {
+                    let h = ch
+                        .iter()
+                        .enumerate()
+                        .filter(|&(j, &id)| p.access(id, (c * n + j) as u64))
+                        .count();
+                    format!("{:.3}", h as f64 / ch.len() as f64)
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("{:<18} {}", "mcos", windows(&mut McosPolicy::new(cap)));
+        for k in candidates() {
+            let table = k.compile(&PolicyTable::builtin(1), cap as u64);
+            let mut f = FastPathPolicy::new("fixed", &[cap as u32], table);
+            println!("{:<18} {}", k.label(), windows(&mut f));
+        }
         return Ok(());
     }
     let mut m = McosPolicy::new(cap);
