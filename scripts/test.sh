@@ -18,8 +18,8 @@ cargo test --workspace --locked --no-fail-fast
 step "the daemon outlives a failing brain (test-only fault injection built into mcosd)"
 cargo test -p mcos-server --features fault-injection --locked --test brain_fault
 step "cuda feature: clippy and the no-GPU paths (cudarc loads CUDA at run time: no toolkit needed)"
-cargo clippy -p mcos-tiers -p mcos-node -p mcos-cli --all-targets --features cuda --locked -- -D warnings
-cargo test -p mcos-tiers -p mcos-node -p mcos-cli --features cuda --locked
+cargo clippy -p mcos-tiers -p mcos-node -p mcos-bench -p mcos-cli --all-targets --features cuda --locked -- -D warnings
+cargo test -p mcos-tiers -p mcos-node -p mcos-bench -p mcos-cli --features cuda --locked
 step "python package mcos: maturin build into target/py-venv, pytest (live mcosd, embedded node)"
 ./scripts/test-python.sh
 step "fuzzing (coverage-guided, libFuzzer; replays fuzz/corpus and fuzz/regressions, then ${FUZZ_SECONDS:-20} s per target)"

@@ -166,7 +166,7 @@ impl Decider {
         };
         self.pump();
         self.decisions += 1;
-        if self.decisions % TICK_EVERY == 0 {
+        if self.decisions.is_multiple_of(TICK_EVERY) {
             self.shard.tick();
             self.pump();
         }

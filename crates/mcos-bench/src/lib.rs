@@ -21,6 +21,7 @@
 pub mod alloc;
 pub mod clock;
 pub mod decide;
+pub mod gpu;
 pub mod histogram;
 pub mod probe;
 pub mod report;

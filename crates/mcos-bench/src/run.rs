@@ -162,7 +162,7 @@ pub fn fast_path<S: Stream>(
         let ops = &buf[..tail];
         {
             let t = &mut modes[usize::from(churn.load(Ordering::Relaxed))];
-            let sampled = batch_no % sample_every == 0;
+            let sampled = batch_no.is_multiple_of(sample_every);
             batch_no += 1;
             let start = clock.now();
             let mut last = start;

@@ -184,10 +184,10 @@ impl Ghost {
         self.stamp.insert(tag, self.clock);
         self.order.push_back((tag, self.clock));
         while self.order.len() > self.len {
-            if let Some((old, s)) = self.order.pop_front() {
-                if self.stamp.get(&old) == Some(&s) {
-                    self.stamp.remove(&old);
-                }
+            if let Some((old, s)) = self.order.pop_front()
+                && self.stamp.get(&old) == Some(&s)
+            {
+                self.stamp.remove(&old);
             }
         }
     }
@@ -357,10 +357,10 @@ impl Shadow {
     }
 
     fn protected_overflow(&mut self) {
-        if self.len_of(PROTECTED) > self.protected_target {
-            if let Some(j) = self.tail(PROTECTED) {
-                self.touch(PROBATION, j);
-            }
+        if self.len_of(PROTECTED) > self.protected_target
+            && let Some(j) = self.tail(PROTECTED)
+        {
+            self.touch(PROBATION, j);
         }
     }
 
@@ -408,10 +408,10 @@ impl Shadow {
             self.protected_overflow();
         } else if self.window_target > 0 {
             self.push(WINDOW, i);
-            if self.len_of(WINDOW) > self.window_target {
-                if let Some(j) = self.tail(WINDOW) {
-                    self.touch(PROBATION, j);
-                }
+            if self.len_of(WINDOW) > self.window_target
+                && let Some(j) = self.tail(WINDOW)
+            {
+                self.touch(PROBATION, j);
             }
         } else {
             self.push(PROBATION, i);

@@ -338,19 +338,18 @@ impl ReplayArgs {
                          --disk-capacity, --dir, --config and --psync"
                     );
                 }
-                if self.config.is_some() {
-                    if let Some(flag) = [
+                if self.config.is_some()
+                    && let Some(flag) = [
                         given(self.disk_capacity.is_some(), "--disk-capacity"),
                         given(self.psync, "--psync"),
                     ]
                     .into_iter()
                     .flatten()
                     .next()
-                    {
-                        bail!(
-                            "{flag} does not apply with --config: the file sets the tiers (disk_io = \"psync\" for --psync)"
-                        );
-                    }
+                {
+                    bail!(
+                        "{flag} does not apply with --config: the file sets the tiers (disk_io = \"psync\" for --psync)"
+                    );
                 }
             }
         }

@@ -108,10 +108,10 @@ fn config(a: &FastpathArgs) -> Result<BenchConfig> {
     c.synthetic.hot_blocks = a.hot_blocks;
     c.synthetic.seed = a.seed;
     c.trace = a.trace.clone();
-    if let Some(t) = &c.trace {
-        if !t.is_file() {
-            bail!("trace file {} does not exist", t.display());
-        }
+    if let Some(t) = &c.trace
+        && !t.is_file()
+    {
+        bail!("trace file {} does not exist", t.display());
     }
     c.trace_capacity = a.trace_capacity;
     c.trace_decisions = a.trace_decisions;

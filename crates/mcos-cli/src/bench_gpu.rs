@@ -1,11 +1,11 @@
-//! `mcos bench gpu`: the GPU checks and benchmarks (crates/mcos-tiers/src/cuda/bench.rs) behind
+//! `mcos bench gpu`: the GPU checks and benchmarks (crates/mcos-bench/src/gpu/bench.rs) behind
 //! the command line. Arguments are checked on every build; the run itself needs the `cuda`
 //! feature and a GPU, and says clearly which one is missing.
 
 use crate::args::Format;
 use anyhow::{Result, bail};
 use clap::Args;
-use mcos_tiers::gpu_bench::GpuBenchConfig;
+use mcos_bench::gpu::config::GpuBenchConfig;
 use std::path::PathBuf;
 
 /// Message of a build without the `cuda` feature.
@@ -143,7 +143,7 @@ fn gpu(a: GpuBenchArgs) -> Result<()> {
         bail!("{}", cuda::NO_DRIVER);
     }
     let quiet = a.format == Format::Json;
-    let mut report = cuda::bench::run(&cfg, &mut |line| {
+    let mut report = mcos_bench::gpu::bench::run(&cfg, &mut |line| {
         if !quiet {
             eprintln!("{line}");
         }
@@ -152,7 +152,8 @@ fn gpu(a: GpuBenchArgs) -> Result<()> {
         eprintln!("node with an HBM tier...");
     }
     report["node"] = node_check(&cfg)?;
-    report["checks_passed"] = serde_json::Value::Bool(cuda::bench::all_checks_pass(&report));
+    report["checks_passed"] =
+        serde_json::Value::Bool(mcos_bench::gpu::bench::all_checks_pass(&report));
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &a.out {
         std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
@@ -161,7 +162,7 @@ fn gpu(a: GpuBenchArgs) -> Result<()> {
         Format::Json => println!("{text}"),
         Format::Table => print!("{}", summary(&report)),
     }
-    if !cuda::bench::all_checks_pass(&report) {
+    if !mcos_bench::gpu::bench::all_checks_pass(&report) {
         bail!("a verification failed (look for \"verified\": false in the report)");
     }
     if a.check {

@@ -134,13 +134,11 @@ pub fn doing(what: impl Into<String>) {
 /// Marks a real node as open (`true`) or closed. Opening fails if a signal already arrived.
 pub fn node_open(open: bool) -> Result<()> {
     let mut st = state();
-    if open {
-        if let Some(sig) = received() {
-            bail!(Interrupted {
-                signal: sig,
-                message: format!("interrupted by {} before the node opened", signal_name(sig)),
-            });
-        }
+    if open && let Some(sig) = received() {
+        bail!(Interrupted {
+            signal: sig,
+            message: format!("interrupted by {} before the node opened", signal_name(sig)),
+        });
     }
     st.node_open = open;
     Ok(())

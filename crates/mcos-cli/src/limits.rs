@@ -36,14 +36,14 @@ pub fn human(bytes: u64) -> String {
 
 /// Refuses `needed` bytes of memory when the machine reports less available.
 fn check_memory(what: &str, needed: u64) -> Result<()> {
-    if let Some(avail) = mem_available_bytes() {
-        if needed > avail {
-            bail!(
-                "{what} needs about {} of memory and {} is available: lower it",
-                human(needed),
-                human(avail)
-            );
-        }
+    if let Some(avail) = mem_available_bytes()
+        && needed > avail
+    {
+        bail!(
+            "{what} needs about {} of memory and {} is available: lower it",
+            human(needed),
+            human(avail)
+        );
     }
     Ok(())
 }

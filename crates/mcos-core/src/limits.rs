@@ -129,7 +129,7 @@ const _: () = assert!(INFLIGHT_MOVES <= COMPLETION_RING_DEPTH);
 // A shard may have every in-flight move queued on one engine.
 const _: () = assert!(INFLIGHT_MOVES <= DESCRIPTOR_RING_DEPTH);
 const _: () = assert!(BLOCK_HEADER_BYTES <= DISK_ALIGN);
-const _: () = assert!(MAX_BLOCK_BYTES % DISK_ALIGN == 0);
+const _: () = assert!(MAX_BLOCK_BYTES.is_multiple_of(DISK_ALIGN));
 const _: () = assert!(
     MAX_TIERS <= 8,
     "tier ids are 3 bits in the block-state word"

@@ -298,10 +298,10 @@ impl Shard {
         // The access will count the key in the sketch (four counters in four rows).
         self.sketch.prefetch(key.tag());
         self.directory.candidates(key.tag(), |loc| {
-            if let Some(t) = self.tiers.get(loc.tier().index()) {
-                if let Some(i) = t.local(loc.frame()) {
-                    t.prefetch(i);
-                }
+            if let Some(t) = self.tiers.get(loc.tier().index())
+                && let Some(i) = t.local(loc.frame())
+            {
+                t.prefetch(i);
             }
         });
     }
@@ -441,17 +441,17 @@ impl Shard {
         if frame.flags & FLAG_MOVING != 0 {
             let slot = frame.move_slot;
             let move_id = self.moves.id(slot);
-            if let Some(m) = self.moves.get_mut(slot) {
-                if m.op != MoveOp::Demote {
-                    // Moving up: merge this request onto the move under way.
-                    m.waiters = m.waiters.saturating_add(1);
-                    self.counters.merged_misses += 1;
-                    self.sample(SampleKind::Hit, tag, frame.class, t as u8, 0);
-                    return Access::Wait {
-                        move_id,
-                        from: loc.tier(),
-                    };
-                }
+            if let Some(m) = self.moves.get_mut(slot)
+                && m.op != MoveOp::Demote
+            {
+                // Moving up: merge this request onto the move under way.
+                m.waiters = m.waiters.saturating_add(1);
+                self.counters.merged_misses += 1;
+                self.sample(SampleKind::Hit, tag, frame.class, t as u8, 0);
+                return Access::Wait {
+                    move_id,
+                    from: loc.tier(),
+                };
             }
             // Moving down: still readable where it is until the move lands.
         }
@@ -471,10 +471,10 @@ impl Shard {
         if frame.flags & FLAG_MOVING == 0 {
             self.promote_in_list(t, i);
         }
-        if cp.prefetch_mode == PrefetchMode::Sequential {
-            if let Some((seq, pos)) = hint {
-                self.prefetch_after(seq, pos, cp.prefetch_degree);
-            }
+        if cp.prefetch_mode == PrefetchMode::Sequential
+            && let Some((seq, pos)) = hint
+        {
+            self.prefetch_after(seq, pos, cp.prefetch_degree);
         }
         if t > cp.preferred_tier.index() && frame.flags & FLAG_MOVING == 0 && !self.is_home(t) {
             let pt = cp.preferred_tier.index();

@@ -534,10 +534,10 @@ fn telemetry_carries_only_the_kinds_the_table_asks_for() {
             Some(ttx),
         );
         for id in 0..20u64 {
-            if let Access::Miss = shard.access(key(id % 6), None) {
-                if let Insert::Fill { tier, frame } = shard.insert(key(id % 6), 0) {
-                    shard.commit_fill(key(id % 6), tier, frame, true);
-                }
+            if let Access::Miss = shard.access(key(id % 6), None)
+                && let Insert::Fill { tier, frame } = shard.insert(key(id % 6), 0)
+            {
+                shard.commit_fill(key(id % 6), tier, frame, true);
             }
         }
         let mut kinds = Vec::new();

@@ -120,7 +120,7 @@ pub fn random(
             b.request(key, class)?;
         }
         requests += 1;
-        if install_every > 0 && requests % install_every == 0 {
+        if install_every > 0 && requests.is_multiple_of(install_every) {
             b.install(&mut rng)?;
         }
     }
@@ -161,7 +161,7 @@ pub fn hazards(frames: u32, events: usize, seed: u64) -> Result<Stream, HwError>
             _ => b.request(k1, class)?,
         }
         n += 1;
-        if n % 3000 == 0 {
+        if n.is_multiple_of(3000) {
             b.install(&mut rng)?;
         }
     }

@@ -917,10 +917,11 @@ impl Node {
             e.shutdown()?;
         }
         // A persistent tier's file outlives the node (that is its point).
-        if self.inner.cfg.remove_files_on_close && self.inner.persist_tier.is_none() {
-            if let Some(d) = self.inner.tiers_disk() {
-                d.remove_created()?;
-            }
+        if self.inner.cfg.remove_files_on_close
+            && self.inner.persist_tier.is_none()
+            && let Some(d) = self.inner.tiers_disk()
+        {
+            d.remove_created()?;
         }
         Ok(())
     }

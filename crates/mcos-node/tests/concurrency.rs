@@ -96,7 +96,7 @@ fn getters_and_putters_on_one_shard_see_every_byte_while_engines_move_blocks() {
                         continue;
                     }
                     let want = bytes(id);
-                    if id % 2 == 0 {
+                    if id.is_multiple_of(2) {
                         match node.get_into(key(id), None, &mut slice).unwrap() {
                             Fetched::Hit { len, .. } => {
                                 assert_eq!(&slice[..len], &want[..], "bytes of block {id}")

@@ -202,11 +202,11 @@ impl<'a> Session<'a> {
             }
             let mut hb = [0u8; HEADER_BYTES];
             hb.copy_from_slice(&inb.buf[inb.start..inb.start + HEADER_BYTES]);
-            if self.tenant.is_none() {
-                if let Some(r) = not_a_hello(&hb) {
-                    self.send_error(0, r);
-                    return Ok(End::Eof);
-                }
+            if self.tenant.is_none()
+                && let Some(r) = not_a_hello(&hb)
+            {
+                self.send_error(0, r);
+                return Ok(End::Eof);
             }
             let header = match FrameHeader::decode(&hb, max_body) {
                 Ok(h) => h,

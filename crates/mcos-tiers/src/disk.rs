@@ -150,14 +150,14 @@ impl DiskTier {
             (meta.blocks() * 512).min(file_bytes)
         };
         let needed = file_bytes.saturating_sub(allocated);
-        if let Some(free) = free_bytes(&path) {
-            if needed > free {
-                return Err(fail(TierError::NoSpace {
-                    path: path.clone(),
-                    needed_bytes: needed,
-                    free_bytes: free,
-                }));
-            }
+        if let Some(free) = free_bytes(&path)
+            && needed > free
+        {
+            return Err(fail(TierError::NoSpace {
+                path: path.clone(),
+                needed_bytes: needed,
+                free_bytes: free,
+            }));
         }
         if let Err(e) = preallocate(&setup, file_bytes, &path) {
             // Give the space back, then measure (the failed call may have held it all).

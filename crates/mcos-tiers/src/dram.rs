@@ -261,7 +261,7 @@ impl Drop for FrameWrite<'_> {
 }
 
 /// Verifies a frame whose payload may be up to `block_bytes`, naming the frame in the error.
-pub(crate) fn verify_frame(
+pub fn verify_frame(
     bytes: &[u8],
     block_bytes: u32,
     frame: u32,

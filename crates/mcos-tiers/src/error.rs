@@ -156,7 +156,8 @@ pub enum TierError {
 }
 
 impl TierError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> TierError {
+    /// An I/O error with what was being done (`context`).
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> TierError {
         TierError::Io {
             context: context.into(),
             source,

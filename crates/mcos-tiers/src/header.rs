@@ -276,7 +276,7 @@ pub fn verify(frame_bytes: &[u8], expected: impl Into<KeyCheck>) -> Result<u32, 
 }
 
 /// Writes header and payload at the start of `frame_bytes`; refuses a payload that does not fit.
-pub(crate) fn encode_block(
+pub fn encode_block(
     frame_bytes: &mut [u8],
     key: BlockKey,
     payload: &[u8],

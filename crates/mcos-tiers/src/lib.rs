@@ -22,13 +22,11 @@ mod aligned;
 mod claims;
 #[cfg(feature = "cuda")]
 pub mod cuda;
-pub mod decode_plan;
 pub mod disk;
 pub mod dram;
 pub mod engine;
 pub mod error;
 pub mod fold;
-pub mod gpu_bench;
 pub mod header;
 pub mod layout;
 pub mod lock;

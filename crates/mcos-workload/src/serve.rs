@@ -133,10 +133,10 @@ pub fn serve(
         counts.record(policy, &requests[i], cfg.block_tokens);
         let missed = (counts.prompt_tokens - tokens_before) - (counts.hit_tokens - before);
         engine.finish(start, missed as f64 / tps);
-        if let Some(s) = &sess {
-            if s.last[i] {
-                policy.session_ended(&s.owned[i]);
-            }
+        if let Some(s) = &sess
+            && s.last[i]
+        {
+            policy.session_ended(&s.owned[i]);
         }
     }
     (counts, engine.stats())
@@ -309,11 +309,12 @@ pub fn serve_tiered(
                 continue;
             }
             let mut t = policy.hit_tier().min(n_tiers - 1);
-            if let Some((at, from)) = landing {
-                if at > start && from > t {
-                    t = from.min(n_tiers - 1);
-                    r.staged_late += 1;
-                }
+            if let Some((at, from)) = landing
+                && at > start
+                && from > t
+            {
+                t = from.min(n_tiers - 1);
+                r.staged_late += 1;
             }
             r.hits_per_tier[t] += 1;
             r.hits_recompute_s += recompute;
@@ -332,10 +333,10 @@ pub fn serve_tiered(
         }
         policy.request_done(&req.hash_ids);
         engine.finish(start, service);
-        if let Some(s) = &sess {
-            if s.last[k] {
-                policy.session_ended(&s.owned[k]);
-            }
+        if let Some(s) = &sess
+            && s.last[k]
+        {
+            policy.session_ended(&s.owned[k]);
         }
     }
     (r, engine.stats())

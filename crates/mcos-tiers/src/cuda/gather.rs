@@ -37,7 +37,7 @@ impl Span {
     /// A span, checked for the kernel's 16-byte vectors.
     pub fn new(src: u64, dst: u64, len: usize, flags: u32) -> Span {
         assert!(
-            src % 16 == 0 && dst % 16 == 0 && len % 16 == 0,
+            src.is_multiple_of(16) && dst.is_multiple_of(16) && len.is_multiple_of(16),
             "spans move 16-byte vectors"
         );
         assert!(u32::try_from(len).is_ok());

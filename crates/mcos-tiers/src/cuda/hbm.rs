@@ -181,7 +181,8 @@ impl HbmTier {
         self.arena.download(frame as usize * self.stride, out)
     }
 
-    pub(crate) fn arena(&self) -> &DeviceBuf {
+    /// The device memory behind every frame (for benchmarks that address the arena directly).
+    pub fn arena(&self) -> &DeviceBuf {
         &self.arena
     }
 }

@@ -277,7 +277,7 @@ fn program_log(prog: &Program) -> String {
 /// # Safety
 /// `params` match the kernel's signature, and every pointer argument stays valid until the
 /// launch completes on `stream`.
-pub(crate) unsafe fn launch(
+pub unsafe fn launch(
     f: sys::CUfunction,
     grid: u32,
     stream: sys::CUstream,

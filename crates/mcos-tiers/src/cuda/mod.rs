@@ -17,9 +17,10 @@
 //! - [`copy_batch`]: the copy-engine path (`cuMemcpyBatchAsync`, else one async copy per block).
 //! - [`gds`]: disk -> HBM with GPUDirect Storage (cuFile) where the system supports it.
 //! - [`mover`]: [`GpuMover`], the engine that executes movement descriptors on these paths.
-//! - [`bench`]: `mcos bench gpu`: every GPU check and benchmark, JSON results.
+//!
+//! `mcos bench gpu` (every GPU check and benchmark over these parts) lives in `mcos-bench`
+//! (`gpu::bench`): this crate holds the tiers and movers only.
 
-pub mod bench;
 pub mod copy_batch;
 pub mod gather;
 pub mod gds;
@@ -131,7 +132,7 @@ pub(crate) fn error_name(r: sys::CUresult) -> String {
 }
 
 /// Turns a driver result into a `TierError::Gpu` naming the call and what was being done.
-pub(crate) fn check(r: sys::CUresult, call: &'static str, context: &str) -> Result<(), TierError> {
+pub fn check(r: sys::CUresult, call: &'static str, context: &str) -> Result<(), TierError> {
     if r == sys::CUresult::CUDA_SUCCESS {
         Ok(())
     } else {

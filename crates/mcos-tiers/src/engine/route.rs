@@ -95,7 +95,7 @@ pub fn choose_path(
             GpuPath::CopyEngine
         };
     let below = routes.degraded_below_mb_per_s;
-    let probe = batch_seq % ROUTE_PROBE_PERIOD == 0;
+    let probe = batch_seq.is_multiple_of(ROUTE_PROBE_PERIOD);
     if !probe && link.degraded(by_size, below) && !link.degraded(by_size.other(), below) {
         by_size.other()
     } else {

@@ -180,7 +180,7 @@ impl CachePolicy for McosPolicy {
         self.accesses += 1;
         // Every STEP_EVERY accesses, or sooner when a burst of moves (several tiers) has
         // filled half the ring: the brain must see every sample to model the stream.
-        if self.accesses % STEP_EVERY == 0 || 2 * self.ring.len() > self.ring.capacity() {
+        if self.accesses.is_multiple_of(STEP_EVERY) || 2 * self.ring.len() > self.ring.capacity() {
             self.step();
         }
         hit

@@ -16,7 +16,7 @@
 //! when `x <= c`. All of this is arithmetic, tested on the CPU; the GPU benchmark measures `c`
 //! and the link bandwidth and reports the prediction next to what it measured.
 
-use crate::layout::{frame_stride, gpu_transfer_len};
+use mcos_tiers::layout::{frame_stride, gpu_transfer_len};
 use std::fmt;
 
 /// The shape of one decode step's KV working set.

@@ -21,25 +21,25 @@
 //!
 //! Every CUDA call's status is checked; a failure ends the run with the call named.
 
-use super::copy_batch::{CopyBatch, CopyMode};
-use super::gather::{GatherArgs, REREAD_DST, Span, SpanList, launch_gather_raw};
-use super::hbm::HbmTier;
-use super::kernels::{self, Kernels};
-use super::mover::{GpuMover, GpuMoverConfig, GpuTier};
-use super::pinned::{PinnedBuf, PinnedHostTier};
-use super::{DeviceBuf, Event, GpuDevice, Stream, check};
-use crate::decode_plan::{DecodePlan, DecodeShape, predict};
-use crate::disk::DiskTier;
-use crate::dram::{DramTier, verify_frame};
-use crate::engine::route::RouteCell;
-use crate::engine::thread::{EngineConfig, EngineThread, ShardRings};
-use crate::error::TierError;
-use crate::gpu_bench::GpuBenchConfig;
-use crate::header::{KeyCheck, encode_block};
-use crate::layout::{frame_stride, gpu_transfer_len};
+use super::config::GpuBenchConfig;
+use super::decode_plan::{DecodePlan, DecodeShape, predict};
 use mcos_core::{
     BlockKey, GpuRoutes, MoveCompletion, MoveDescriptor, MoveOp, MoveStatus, Urgency, ring,
 };
+use mcos_tiers::cuda::copy_batch::{CopyBatch, CopyMode};
+use mcos_tiers::cuda::gather::{GatherArgs, REREAD_DST, Span, SpanList, launch_gather_raw};
+use mcos_tiers::cuda::hbm::HbmTier;
+use mcos_tiers::cuda::kernels::{self, Kernels};
+use mcos_tiers::cuda::mover::{GpuMover, GpuMoverConfig, GpuTier};
+use mcos_tiers::cuda::pinned::{PinnedBuf, PinnedHostTier};
+use mcos_tiers::cuda::{DeviceBuf, Event, GpuDevice, Stream, check};
+use mcos_tiers::disk::DiskTier;
+use mcos_tiers::dram::{DramTier, verify_frame};
+use mcos_tiers::engine::route::RouteCell;
+use mcos_tiers::engine::thread::{EngineConfig, EngineThread, ShardRings};
+use mcos_tiers::error::TierError;
+use mcos_tiers::header::{KeyCheck, encode_block};
+use mcos_tiers::layout::{frame_stride, gpu_transfer_len};
 use serde_json::{Value, json};
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -440,9 +440,9 @@ fn latency(
     let counters = mover.counters();
     let (mut dtx, drx) = ring::<MoveDescriptor>(mcos_core::limits::DESCRIPTOR_RING_DEPTH);
     let (ctx, mut crx) = ring::<MoveCompletion>(mcos_core::limits::COMPLETION_RING_DEPTH);
-    let tiers = crate::store::TierSet::new(vec![crate::store::TierStore::Dram(Arc::new(
-        DramTier::new(1, 1)?,
-    ))])?;
+    let tiers = mcos_tiers::store::TierSet::new(vec![mcos_tiers::store::TierStore::Dram(
+        Arc::new(DramTier::new(1, 1)?),
+    )])?;
     let mut engine = EngineThread::spawn(
         EngineConfig::new(
             0,
@@ -454,7 +454,7 @@ fn latency(
         )
         .with_mover(Box::new(mover))
         .with_name("mcos-gpu-bench-engine")
-        .with_spin_before_park(crate::engine::thread::MAX_IDLE_PARK),
+        .with_spin_before_park(mcos_tiers::engine::thread::MAX_IDLE_PARK),
     )?;
     let mut samples = Vec::with_capacity(cfg.latency_samples as usize);
     let mut done = vec![MoveCompletion::EMPTY; cfg.latency_batch as usize];
@@ -585,9 +585,9 @@ fn disk_to_hbm(
                 engine: 0,
             })
             .collect();
-        let mut outs = vec![crate::engine::Outcome::done(0); descs.len()];
+        let mut outs = vec![mcos_tiers::engine::Outcome::done(0); descs.len()];
         let t = Instant::now();
-        use crate::engine::Mover;
+        use mcos_tiers::engine::Mover;
         for (d, o) in descs
             .chunks(mover.max_batch())
             .zip(outs.chunks_mut(mover.max_batch()))
@@ -1124,6 +1124,6 @@ mod tests {
     }
 
     fn driver_present_for_tests() -> bool {
-        super::super::driver_present()
+        mcos_tiers::cuda::driver_present()
     }
 }
