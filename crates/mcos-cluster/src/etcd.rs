@@ -130,9 +130,7 @@ fn error_text(v: &Value) -> String {
     if let Some(m) = e.as_str() {
         return m.to_string();
     }
-    let mut s = e.to_string();
-    s.truncate(200);
-    s
+    e.to_string().chars().take(200).collect()
 }
 
 /// `[key, key + 1)` over the last byte: the `range_end` of a prefix.
@@ -331,20 +329,21 @@ struct Head {
 /// every byte up to and including the `\r\n\r\n`).
 fn parse_head(raw: &[u8]) -> Res<Head> {
     let text = std::str::from_utf8(raw).map_err(|_| "a response head that is not UTF-8")?;
+    if text.split('\n').any(|l| l.len() > MAX_HEAD_LINE) {
+        return Err(format!("a response head line over {MAX_HEAD_LINE} bytes"));
+    }
     let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
     let status_line = lines.next().unwrap_or("");
     let mut parts = status_line.splitn(3, ' ');
     let version = parts.next().unwrap_or("");
     if !version.starts_with("HTTP/1.") {
-        return Err(format!(
-            "not an HTTP/1.x response: {:?}",
-            &status_line[..status_line.len().min(60)]
-        ));
+        let start: String = status_line.chars().take(60).collect();
+        return Err(format!("not an HTTP/1.x response: {start:?}"));
     }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
+        let start: String = status_line.chars().take(60).collect();
+        format!("bad status line {start:?}")
+    })?;
     let mut framing = Framing::UntilClose;
     let mut close = version == "HTTP/1.0";
     let mut count = 0;
@@ -354,7 +353,8 @@ fn parse_head(raw: &[u8]) -> Res<Head> {
             return Err(format!("a response head with over {MAX_HEADERS} headers"));
         }
         let Some((name, value)) = line.split_once(':') else {
-            return Err(format!("bad header line {line:?}"));
+            let start: String = line.chars().take(60).collect();
+            return Err(format!("bad header line {start:?}"));
         };
         let value = value.trim();
         if name.eq_ignore_ascii_case("transfer-encoding") {
@@ -618,10 +618,18 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// Connects to the first of `endpoints` that accepts, within `timeout` each.
-    pub(crate) fn connect(endpoints: &[String], timeout: Duration) -> Res<Client> {
+    /// Connects to the first of `endpoints` that accepts, within `timeout` each, trying them
+    /// from the `first`-th (modulo their number) on: a caller that retries passes its attempt
+    /// count, so an endpoint that accepts connections but fails calls is not tried for ever.
+    pub(crate) fn connect(endpoints: &[String], first: usize, timeout: Duration) -> Res<Client> {
         let mut errs = Vec::new();
-        for spec in endpoints {
+        let n = endpoints.len().max(1);
+        for spec in endpoints
+            .iter()
+            .cycle()
+            .skip(first % n)
+            .take(endpoints.len())
+        {
             let ep = match Endpoint::resolve(spec) {
                 Ok(ep) => ep,
                 Err(e) => {
@@ -939,6 +947,22 @@ mod tests {
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nnocolon\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\n\xff: x\r\n\r\n").is_err());
+        // Multi-byte characters cut at the quoting bound, a head line over its bound.
+        let long = format!("HTTP/1.1 200 OK\r\n{}\r\n\r\n", "\u{e9}".repeat(100));
+        assert!(parse_head(long.as_bytes()).is_err());
+        let long = format!("{}\r\n\r\n", "\u{e9}".repeat(100));
+        assert!(parse_head(long.as_bytes()).is_err());
+        let long = format!(
+            "HTTP/1.1 200 OK\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_HEAD_LINE)
+        );
+        assert!(parse_head(long.as_bytes()).is_err());
+        let e: Value = serde_json::from_str(&format!(
+            r#"{{"error":{{"x":"{}"}}}}"#,
+            "\u{e9}".repeat(300)
+        ))
+        .unwrap();
+        assert_eq!(error_text(&e).chars().count(), 200);
         let many = format!("HTTP/1.1 200 OK\r\n{}\r\n", "A: b\r\n".repeat(65));
         assert!(parse_head(many.as_bytes()).is_err());
     }

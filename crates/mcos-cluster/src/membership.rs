@@ -383,8 +383,11 @@ fn publish(sh: &Shared, f: impl FnOnce(&mut View)) {
 
 fn run_thread(cfg: MembershipConfig, record: Option<MemberRecord>, sh: Arc<Shared>) {
     let mut lease: Option<i64> = None;
+    let mut attempt = 0usize;
     while !sh.stop.load(Ordering::Acquire) {
-        match session(&cfg, record.as_ref(), &sh, &mut lease) {
+        let r = session(&cfg, record.as_ref(), &sh, &mut lease, attempt);
+        attempt = attempt.wrapping_add(1);
+        match r {
             Ok(()) => break,
             Err(e) => {
                 sh.registered.store(false, Ordering::Release);
@@ -427,9 +430,10 @@ fn session(
     record: Option<&MemberRecord>,
     sh: &Shared,
     lease: &mut Option<i64>,
+    attempt: usize,
 ) -> Result<(), String> {
     let mut client =
-        Client::connect(&cfg.etcd, ETCD_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
+        Client::connect(&cfg.etcd, attempt, ETCD_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
     let prefix = cfg.members_prefix();
     let ttl = cfg.lease_ttl_s;
     if let Some(rec) = record {

@@ -33,6 +33,14 @@ fn ids(m: &Membership) -> Vec<String> {
     m.view().members.iter().map(|r| r.node_id.clone()).collect()
 }
 
+/// A loopback port nothing listens on (once the probe listener is dropped).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
 const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
@@ -42,7 +50,15 @@ fn members_register_watch_refuse_duplicates_reregister_and_leave() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut etcd = LocalEtcd::start(&dir.path().join("etcd")).unwrap();
-    let mut cfg = MembershipConfig::new(vec![format!("http://{}/", etcd.client_addr)], "t");
+    // A first endpoint nothing listens on: the session moves on to the next.
+    let dead = free_port();
+    let mut cfg = MembershipConfig::new(
+        vec![
+            format!("127.0.0.1:{dead}"),
+            format!("http://{}/", etcd.client_addr),
+        ],
+        "t",
+    );
     cfg.lease_ttl_s = 2;
 
     let watcher = Membership::watch(cfg.clone(), WAIT).unwrap();
@@ -107,12 +123,7 @@ fn members_register_watch_refuse_duplicates_reregister_and_leave() {
 
 #[test]
 fn unreachable_etcd_fails_the_start_with_a_reason() {
-    // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let cfg = MembershipConfig::new(vec![format!("127.0.0.1:{port}")], "t");
     match Membership::watch(cfg, Duration::from_millis(700)) {
         Err(ClusterError::EtcdUnreachable { message, .. }) => {
