@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+mod etcd;
 pub mod local;
 pub mod member;
 pub mod membership;

@@ -7,16 +7,16 @@
 //! request: its load is one lease renewal per member per `ttl/3` and one watch event per join
 //! or leave, whatever the traffic (docs/cluster.md has the arithmetic).
 //!
-//! The etcd client is async (tonic); it runs on one current-thread tokio runtime on a thread of
-//! its own, and publishes each new view as an immutable snapshot the synchronous data path
-//! reads without waiting on the network.
+//! etcd is reached through its JSON gateway (`/v3/...` on the client port) by the small HTTP/1.1
+//! client in [`crate::etcd`]: no gRPC, so nothing to generate with `protoc` at build time. One
+//! thread of its own runs the session (blocking calls with timeouts, the watch read with a
+//! short timeout) and publishes each new view as an immutable snapshot the synchronous data
+//! path reads without waiting on the network.
 
 use crate::error::ClusterError;
+use crate::etcd::{self, Client};
 use crate::member::MemberRecord;
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
-};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,6 +39,18 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(300);
 pub const MAX_MEMBERS: usize = 4096;
 /// Largest member record accepted from etcd.
 const MAX_RECORD_BYTES: usize = 16 << 10;
+/// Largest answer read for a small call (lease grant, keep-alive, revoke, put).
+const SMALL_ANSWER: usize = 64 << 10;
+/// Largest answer read for the registration transaction (it may carry the holder's record,
+/// base64, in JSON).
+const RECORD_ANSWER: usize = 2 * MAX_RECORD_BYTES + SMALL_ANSWER;
+/// Largest member listing or watch response read: `MAX_MEMBERS` records of at most
+/// `MAX_RECORD_BYTES`, base64 (4/3) with their JSON framing. A larger one is refused and the
+/// session starts again.
+const MAX_ANSWER_BYTES: usize = MAX_MEMBERS * (MAX_RECORD_BYTES / 3 * 4 + 2048);
+/// How long one read of the watch stream waits: the session also notices `stop` and renews
+/// within this.
+const POLL: Duration = Duration::from_millis(20);
 
 /// Where the membership lives.
 #[derive(Clone, Debug)]
@@ -370,34 +382,25 @@ fn publish(sh: &Shared, f: impl FnOnce(&mut View)) {
 }
 
 fn run_thread(cfg: MembershipConfig, record: Option<MemberRecord>, sh: Arc<Shared>) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            set_error(&sh, Some(format!("cannot build the async runtime: {e}")));
-            return;
-        }
-    };
-    rt.block_on(async {
-        let mut lease: Option<i64> = None;
-        while !sh.stop.load(Ordering::Acquire) {
-            match session(&cfg, record.as_ref(), &sh, &mut lease).await {
-                Ok(()) => break,
-                Err(e) => {
-                    sh.registered.store(false, Ordering::Release);
-                    publish(&sh, |v| v.connected = false);
-                    warn!(error = %e, "membership: etcd session ended; retrying");
-                    set_error(&sh, Some(e));
-                    let until = Instant::now() + RETRY_BACKOFF;
-                    while Instant::now() < until && !sh.stop.load(Ordering::Acquire) {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
+    let mut lease: Option<i64> = None;
+    let mut attempt = 0usize;
+    while !sh.stop.load(Ordering::Acquire) {
+        let r = session(&cfg, record.as_ref(), &sh, &mut lease, attempt);
+        attempt = attempt.wrapping_add(1);
+        match r {
+            Ok(()) => break,
+            Err(e) => {
+                sh.registered.store(false, Ordering::Release);
+                publish(&sh, |v| v.connected = false);
+                warn!(error = %e, "membership: etcd session ended; retrying");
+                set_error(&sh, Some(e));
+                let until = Instant::now() + RETRY_BACKOFF;
+                while Instant::now() < until && !sh.stop.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
         }
-    });
+    }
 }
 
 fn parse_record(key: &[u8], value: &[u8], prefix: &str) -> Option<MemberRecord> {
@@ -409,63 +412,74 @@ fn parse_record(key: &[u8], value: &[u8], prefix: &str) -> Option<MemberRecord> 
     (id == rec.node_id && validate_node_id(id).is_ok()).then_some(rec)
 }
 
+/// A key-value of a gateway answer (`{"key": b64, "value": b64, ...}`) as a member record.
+fn kv_record(kv: &Value, prefix: &str) -> Option<MemberRecord> {
+    let key = etcd::bytes(kv, "key").ok()?;
+    let value = etcd::bytes(kv, "value").ok()?;
+    parse_record(&key, &value, prefix)
+}
+
 /// One connected session: (re)register, load the list, then renew and watch until stopped or
 /// until etcd fails. Err carries the reason; the caller retries.
-async fn session(
+///
+/// Two connections to one endpoint: a kept-alive one for the unary calls (grant, register,
+/// list, renewals, revoke) and the watch stream, read with a short timeout so the thread also
+/// renews on time and notices `stop` within [`POLL`].
+fn session(
     cfg: &MembershipConfig,
     record: Option<&MemberRecord>,
     sh: &Shared,
     lease: &mut Option<i64>,
+    attempt: usize,
 ) -> Result<(), String> {
-    let opts = ConnectOptions::new()
-        .with_connect_timeout(ETCD_TIMEOUT)
-        .with_timeout(ETCD_TIMEOUT)
-        .with_keep_alive(Duration::from_secs(1), ETCD_TIMEOUT);
-    let mut client = Client::connect(cfg.etcd.clone(), Some(opts))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+    let mut client =
+        Client::connect(&cfg.etcd, attempt, ETCD_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
     let prefix = cfg.members_prefix();
     let ttl = cfg.lease_ttl_s;
-    let mut keeper = None;
     if let Some(rec) = record {
         let key = format!("{prefix}{}", rec.node_id);
         let value = serde_json::to_vec(rec).map_err(|e| format!("encoding the record: {e}"))?;
-        let id = client
-            .lease_grant(ttl as i64, None)
-            .await
-            .map_err(|e| format!("lease grant: {e}"))?
-            .id();
+        let (key64, value64) = (etcd::b64encode(key.as_bytes()), etcd::b64encode(&value));
+        let granted = client
+            .call(
+                "/v3/lease/grant",
+                &json!({"TTL": ttl.to_string()}),
+                SMALL_ANSWER,
+            )
+            .map_err(|e| format!("lease grant: {e}"))?;
+        let id = etcd::int(&granted, "ID").map_err(|e| format!("lease grant: {e}"))?;
+        if id == 0 {
+            return Err(format!("lease grant: etcd granted no lease ({granted})"));
+        }
+        let put = json!({"key": key64, "value": value64, "lease": id.to_string()});
         // Put only if no live member holds the id, or it is our own earlier registration
         // (a lease lost to a partition, same incarnation).
-        let txn = Txn::new()
-            .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(
-                key.clone(),
-                value.clone(),
-                Some(PutOptions::new().with_lease(id)),
-            )])
-            .or_else([TxnOp::get(key.clone(), None)]);
+        let txn = json!({
+            "compare": [{"key": key64, "target": "VERSION", "result": "EQUAL", "version": "0"}],
+            "success": [{"request_put": put}],
+            "failure": [{"request_range": {"key": key64}}],
+        });
         let resp = client
-            .txn(txn)
-            .await
+            .call("/v3/kv/txn", &txn, RECORD_ANSWER)
             .map_err(|e| format!("registering: {e}"))?;
-        if !resp.succeeded() {
-            let holder = resp.op_responses().into_iter().find_map(|r| match r {
-                TxnOpResponse::Get(g) => g
-                    .kvs()
+        if !etcd::flag(&resp, "succeeded") {
+            let holder = etcd::list(&resp, "responses").iter().find_map(|r| {
+                etcd::list(r.get("response_range")?, "kvs")
                     .first()
-                    .and_then(|kv| parse_record(kv.key(), kv.value(), &prefix)),
-                _ => None,
+                    .and_then(|kv| kv_record(kv, &prefix))
             });
             match holder {
                 Some(h) if h.incarnation == rec.incarnation => {
                     client
-                        .put(key, value, Some(PutOptions::new().with_lease(id)))
-                        .await
+                        .call("/v3/kv/put", &put, SMALL_ANSWER)
                         .map_err(|e| format!("re-registering: {e}"))?;
                 }
                 Some(h) => {
-                    let _ = client.lease_revoke(id).await;
+                    let _ = client.call(
+                        "/v3/lease/revoke",
+                        &json!({"ID": id.to_string()}),
+                        SMALL_ANSWER,
+                    );
                     return Err(format!(
                         "duplicate:{}",
                         ClusterError::DuplicateNode {
@@ -476,33 +490,43 @@ async fn session(
                     ));
                 }
                 None => {
-                    let _ = client.lease_revoke(id).await;
+                    let _ = client.call(
+                        "/v3/lease/revoke",
+                        &json!({"ID": id.to_string()}),
+                        SMALL_ANSWER,
+                    );
                     return Err("the registration raced with another writer".into());
                 }
             }
         }
         *lease = Some(id);
-        let (k, stream) = client
-            .lease_keep_alive(id)
-            .await
-            .map_err(|e| format!("lease keep-alive: {e}"))?;
-        keeper = Some((k, stream));
         sh.registered.store(true, Ordering::Release);
         info!(node = %rec.node_id, addr = %rec.addr, lease = id, ttl_s = ttl, "registered in etcd");
     }
 
+    let (key64, end) = (prefix.as_bytes(), etcd::prefix_end(prefix.as_bytes()));
     let resp = client
-        .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
-        .await
+        .call(
+            "/v3/kv/range",
+            &json!({
+                "key": etcd::b64encode(key64),
+                "range_end": etcd::b64encode(&end),
+                "limit": MAX_MEMBERS.to_string(),
+            }),
+            MAX_ANSWER_BYTES,
+        )
         .map_err(|e| format!("listing members: {e}"))?;
-    let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+    let rev = etcd::header_revision(&resp).map_err(|e| format!("listing members: {e}"))?;
+    if etcd::flag(&resp, "more") {
+        warn!("membership: more than {MAX_MEMBERS} members; ignoring the rest");
+    }
     let mut members: BTreeMap<String, MemberRecord> = BTreeMap::new();
-    for kv in resp.kvs() {
+    for kv in etcd::list(&resp, "kvs") {
         if members.len() >= MAX_MEMBERS {
             warn!("membership: more than {MAX_MEMBERS} members; ignoring the rest");
             break;
         }
-        if let Some(r) = parse_record(kv.key(), kv.value(), &prefix) {
+        if let Some(r) = kv_record(kv, &prefix) {
             members.insert(r.node_id.clone(), r);
         }
     }
@@ -521,89 +545,81 @@ async fn session(
             v.connected = true;
         })
     };
+    let mut watch = client
+        .watch(key64, &end, rev + 1, MAX_ANSWER_BYTES)
+        .map_err(|e| format!("watching members: {e}"))?;
     install(&members, rev);
     set_error(sh, None);
-    let (_watcher, mut wstream) = client
-        .watch(
-            prefix.clone(),
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(rev + 1),
-            ),
-        )
-        .await
-        .map_err(|e| format!("watching members: {e}"))?;
 
     let period = Duration::from_millis(ttl * 1000 / 3);
-    let mut renew = tokio::time::interval(period);
-    let mut stop_poll = tokio::time::interval(Duration::from_millis(20));
-    let mut last_ack = Instant::now();
+    let mut next_renew = Instant::now() + period;
     loop {
-        tokio::select! {
-            _ = renew.tick(), if keeper.is_some() => {
-                if let Some((k, _)) = keeper.as_mut() {
-                    k.keep_alive().await.map_err(|e| format!("renewing the lease: {e}"))?;
-                }
-                if last_ack.elapsed() > Duration::from_secs(ttl) {
-                    return Err("the lease was not renewed within its TTL".into());
-                }
+        if sh.stop.load(Ordering::Acquire) {
+            if let Some(id) = lease.take() {
+                let _ = client.call(
+                    "/v3/lease/revoke",
+                    &json!({"ID": id.to_string()}),
+                    SMALL_ANSWER,
+                );
+                sh.registered.store(false, Ordering::Release);
             }
-            msg = async {
-                match keeper.as_mut() {
-                    Some((_, s)) => s.message().await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                match msg {
-                    Ok(Some(r)) if r.ttl() > 0 => last_ack = Instant::now(),
-                    Ok(Some(_)) => return Err("the lease expired (etcd answered ttl 0)".into()),
-                    Ok(None) => return Err("the lease keep-alive stream closed".into()),
-                    Err(e) => return Err(format!("lease keep-alive: {e}")),
-                }
+            return Ok(());
+        }
+        if let Some(id) = *lease
+            && Instant::now() >= next_renew
+        {
+            next_renew = Instant::now() + period;
+            let r = client
+                .call(
+                    "/v3/lease/keepalive",
+                    &json!({"ID": id.to_string()}),
+                    SMALL_ANSWER,
+                )
+                .map_err(|e| format!("renewing the lease: {e}"))?;
+            // Each renewal is answered before the next (or fails the session within
+            // ETCD_TIMEOUT), so an unrenewed lease shows as TTL 0 or as an error here.
+            if etcd::int(&r, "TTL").map_err(|e| format!("renewing the lease: {e}"))? <= 0 {
+                return Err("the lease expired (etcd answered ttl 0)".into());
             }
-            w = wstream.message() => {
-                let w = match w {
-                    Ok(Some(w)) => w,
-                    Ok(None) => return Err("the watch stream closed".into()),
-                    Err(e) => return Err(format!("watch: {e}")),
-                };
-                if w.canceled() {
-                    return Err(format!("the watch was cancelled: {}", w.cancel_reason()));
-                }
-                let rev = w.header().map(|h| h.revision()).unwrap_or(0);
-                for ev in w.events() {
-                    let Some(kv) = ev.kv() else { continue };
-                    let Some(id) = std::str::from_utf8(kv.key()).ok().and_then(|k| k.strip_prefix(&prefix)) else { continue };
-                    match ev.event_type() {
-                        EventType::Put => {
-                            if let Some(r) = parse_record(kv.key(), kv.value(), &prefix)
-                                && (members.len() < MAX_MEMBERS || members.contains_key(id))
-                            {
-                                members.insert(r.node_id.clone(), r);
-                            }
-                        }
-                        EventType::Delete => {
-                            members.remove(id);
-                        }
-                    }
-                }
-                install(&members, rev);
-                // Our own record deleted while the lease lives (someone ran etcdctl del):
-                // register again.
-                if let Some(rec) = record && !members.contains_key(&rec.node_id) {
-                    return Err("our member record was deleted; registering again".into());
-                }
+        }
+        let Some(w) = watch.next(POLL).map_err(|e| format!("watch: {e}"))? else {
+            continue;
+        };
+        if etcd::flag(&w, "canceled") {
+            let reason = w.get("cancel_reason").and_then(Value::as_str).unwrap_or("");
+            let compacted = etcd::int(&w, "compact_revision").unwrap_or(0);
+            return Err(format!(
+                "the watch was cancelled: {reason} (compact revision {compacted})"
+            ));
+        }
+        let rev = etcd::header_revision(&w).map_err(|e| format!("watch: {e}"))?;
+        for ev in etcd::list(&w, "events") {
+            let Some(kv) = ev.get("kv") else { continue };
+            let Ok(key) = etcd::bytes(kv, "key") else {
+                continue;
+            };
+            let Some(id) = std::str::from_utf8(&key)
+                .ok()
+                .and_then(|k| k.strip_prefix(&prefix))
+            else {
+                continue;
+            };
+            // proto3 JSON omits the default enum value: no "type" is a PUT.
+            if ev.get("type").and_then(Value::as_str) == Some("DELETE") {
+                members.remove(id);
+            } else if let Some(r) = kv_record(kv, &prefix)
+                && (members.len() < MAX_MEMBERS || members.contains_key(id))
+            {
+                members.insert(r.node_id.clone(), r);
             }
-            _ = stop_poll.tick() => {
-                if sh.stop.load(Ordering::Acquire) {
-                    if let Some(id) = lease.take() {
-                        let _ = tokio::time::timeout(ETCD_TIMEOUT, client.lease_revoke(id)).await;
-                        sh.registered.store(false, Ordering::Release);
-                    }
-                    return Ok(());
-                }
-            }
+        }
+        install(&members, rev);
+        // Our own record deleted while the lease lives (someone ran etcdctl del):
+        // register again.
+        if let Some(rec) = record
+            && !members.contains_key(&rec.node_id)
+        {
+            return Err("our member record was deleted; registering again".into());
         }
     }
 }
