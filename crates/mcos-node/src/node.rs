@@ -184,6 +184,69 @@ pub struct NodeStats {
     pub move_wait_us_max: u64,
 }
 
+impl NodeStats {
+    /// The stats as JSON: the shape of the daemon's stats reply (`node`, docs/protocol.md),
+    /// which the Python binding's `Node.stats()` returns too.
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = self;
+        let c = &s.counters;
+        serde_json::json!({
+            "accesses": c.accesses,
+            "hits_per_tier": &c.hits[..s.tiers.len()],
+            "misses": c.misses,
+            "inserts": c.inserts,
+            "admitted": c.admitted,
+            "rejected": c.rejected,
+            "evictions": c.evictions,
+            "demotions": c.demotions,
+            "corrupt_blocks": c.corrupt_blocks,
+            "move_errors": c.move_errors,
+            "prefetch_issued": c.prefetch_issued,
+            "telemetry_dropped": c.telemetry_dropped,
+            "tiers": s.tiers.iter().map(|t| serde_json::json!({
+                "kind": t.kind.to_string(),
+                "used_blocks": t.used_blocks,
+                "capacity_blocks": t.capacity_blocks,
+            })).collect::<Vec<_>>(),
+            "links": s.links.iter().map(|l| serde_json::json!({
+                "from": l.from.0,
+                "to": l.to.0,
+                "bytes": l.bytes,
+                "seconds": l.seconds,
+                "measured_bytes_per_s": l.bytes_per_s(),
+                "configured_bytes_per_s": l.configured_bytes_per_s,
+            })).collect::<Vec<_>>(),
+            "policy_epoch": s.policy_epoch,
+            "disk_backend": s.disk_backend,
+            "durable_puts": s.durable_puts,
+            "durable_syncs": s.durable_syncs,
+            "io_errors": s.io_errors,
+            "frames_retired": s.frames_retired,
+            "puts_refused_no_space": s.puts_refused_no_space,
+            "move_wait_us_max": s.move_wait_us_max,
+            "rebuild": s.rebuild.as_ref().map(|r| serde_json::json!({
+                "tier": r.tier.0,
+                "seconds": r.seconds,
+                "frames_scanned": r.frames_scanned,
+                "blocks_restored": r.blocks_restored,
+                "empty_frames": r.empty_frames,
+                "discarded_corrupt": r.discarded_corrupt,
+                "discarded_misplaced": r.discarded_misplaced,
+                "duplicates": r.duplicates,
+                "file_bytes": r.file_bytes,
+                "bytes_per_s": r.bytes_per_s(),
+                "headers_per_s": r.headers_per_s(),
+            })),
+            "brain": s.brain.as_ref().map(|b| serde_json::json!({
+                "knobs": b.knobs,
+                "decisions": b.stats.decisions,
+                "switches": b.stats.switches,
+                "installs": b.stats.installs,
+            })),
+        })
+    }
+}
+
 struct ShardSlot {
     shard: Shard,
     completions: Vec<Consumer<MoveCompletion>>,

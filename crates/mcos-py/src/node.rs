@@ -6,10 +6,10 @@ use crate::errors::{self, Closed, InvalidArgument};
 use crate::intents::IntentArg;
 use crate::keys;
 use mcos_core::{BlockKey, Intent, IntentAction, PriorityClass};
-use mcos_node::{Fetched, Node as RustNode, NodeConfig, NodeError, NodeStats, PutOutcome};
+use mcos_node::{Fetched, Node as RustNode, NodeConfig, NodeError, PutOutcome};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
@@ -107,30 +107,6 @@ fn open_config(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<NodeConfig
 }
 
 /// The node's statistics in the daemon's `stats()["node"]` shape.
-fn stats_value(s: &NodeStats) -> Value {
-    let c = &s.counters;
-    json!({
-        "accesses": c.accesses,
-        "hits_per_tier": &c.hits[..s.tiers.len()],
-        "misses": c.misses,
-        "inserts": c.inserts,
-        "admitted": c.admitted,
-        "rejected": c.rejected,
-        "evictions": c.evictions,
-        "demotions": c.demotions,
-        "corrupt_blocks": c.corrupt_blocks,
-        "move_errors": c.move_errors,
-        "prefetch_issued": c.prefetch_issued,
-        "tiers": s.tiers.iter().map(|t| json!({
-            "kind": t.kind.to_string(),
-            "used_blocks": t.used_blocks,
-            "capacity_blocks": t.capacity_blocks,
-        })).collect::<Vec<_>>(),
-        "policy_epoch": s.policy_epoch,
-        "disk_backend": s.disk_backend,
-    })
-}
-
 #[pymethods]
 impl Node {
     /// Opens a node: `config` is a dict, TOML text, or a TOML file's path (the format of
@@ -364,7 +340,7 @@ impl Node {
 
     /// Counters and usage (`node`, in the daemon's shape) and this binding's (`client`).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let v = self.with_node(py, |n| Ok(stats_value(&n.stats())))?;
+        let v = self.with_node(py, |n| Ok(n.stats().to_json()))?;
         let text = json!({
             "node": v,
             "client": {

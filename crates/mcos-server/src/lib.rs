@@ -24,7 +24,7 @@ pub use config::{ClusterSection, ConfigError, DaemonConfig, ServerConfig, Tenant
 
 use anyhow::{Context, Result, bail};
 use leases::Leases;
-use mcos_node::{Node, NodeStats};
+use mcos_node::Node;
 use metrics::Metrics;
 use serde_json::{Value, json};
 use session::Stream;
@@ -561,64 +561,6 @@ impl BrainWatch {
     }
 }
 
-fn node_json(s: &NodeStats) -> Value {
-    let c = &s.counters;
-    json!({
-        "accesses": c.accesses,
-        "hits_per_tier": &c.hits[..s.tiers.len()],
-        "misses": c.misses,
-        "inserts": c.inserts,
-        "admitted": c.admitted,
-        "rejected": c.rejected,
-        "evictions": c.evictions,
-        "demotions": c.demotions,
-        "corrupt_blocks": c.corrupt_blocks,
-        "move_errors": c.move_errors,
-        "prefetch_issued": c.prefetch_issued,
-        "telemetry_dropped": c.telemetry_dropped,
-        "tiers": s.tiers.iter().map(|t| json!({
-            "kind": t.kind.to_string(),
-            "used_blocks": t.used_blocks,
-            "capacity_blocks": t.capacity_blocks,
-        })).collect::<Vec<_>>(),
-        "links": s.links.iter().map(|l| json!({
-            "from": l.from.0,
-            "to": l.to.0,
-            "bytes": l.bytes,
-            "seconds": l.seconds,
-            "measured_bytes_per_s": l.bytes_per_s(),
-            "configured_bytes_per_s": l.configured_bytes_per_s,
-        })).collect::<Vec<_>>(),
-        "policy_epoch": s.policy_epoch,
-        "disk_backend": s.disk_backend,
-        "durable_puts": s.durable_puts,
-        "durable_syncs": s.durable_syncs,
-        "io_errors": s.io_errors,
-        "frames_retired": s.frames_retired,
-        "puts_refused_no_space": s.puts_refused_no_space,
-        "move_wait_us_max": s.move_wait_us_max,
-        "rebuild": s.rebuild.as_ref().map(|r| json!({
-            "tier": r.tier.0,
-            "seconds": r.seconds,
-            "frames_scanned": r.frames_scanned,
-            "blocks_restored": r.blocks_restored,
-            "empty_frames": r.empty_frames,
-            "discarded_corrupt": r.discarded_corrupt,
-            "discarded_misplaced": r.discarded_misplaced,
-            "duplicates": r.duplicates,
-            "file_bytes": r.file_bytes,
-            "bytes_per_s": r.bytes_per_s(),
-            "headers_per_s": r.headers_per_s(),
-        })),
-        "brain": s.brain.as_ref().map(|b| json!({
-            "knobs": b.knobs,
-            "decisions": b.stats.decisions,
-            "switches": b.stats.switches,
-            "installs": b.stats.installs,
-        })),
-    })
-}
-
 /// The stats reply: the node's counters and the daemon's.
 pub(crate) fn stats_json(sh: &Shared) -> Value {
     let m = &sh.metrics;
@@ -643,7 +585,7 @@ pub(crate) fn stats_json(sh: &Shared) -> Value {
         })
         .collect();
     json!({
-        "node": node_json(&sh.node.stats()),
+        "node": sh.node.stats().to_json(),
         "daemon": {
             "version": env!("CARGO_PKG_VERSION"),
             "protocol_version": mcos_proto::PROTOCOL_VERSION,
