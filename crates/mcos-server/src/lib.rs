@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+mod events;
 mod http;
 mod leases;
 mod metrics;
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
     /// The pool membership's state, for stats (set once at start when `[server.cluster]`).
     pub(crate) cluster: std::sync::OnceLock<mcos_cluster::MembershipProbe>,
+    /// KV event streams' counters.
+    pub(crate) event_metrics: events::EventMetrics,
     started: Instant,
 }
 
@@ -149,6 +152,7 @@ impl Daemon {
             metrics: Metrics::default(),
             shutdown: AtomicBool::new(false),
             cluster: std::sync::OnceLock::new(),
+            event_metrics: events::EventMetrics::default(),
             started: Instant::now(),
             cfg: cfg.server,
         });
