@@ -53,6 +53,7 @@ pub(crate) fn serve(sh: &Shared, mut s: TcpStream) {
                 sh.metrics
                     .render(&sh.node.stats(), sh.node.brain_health(), sh.leases.total());
             crate::events::render_metrics(sh, &mut text);
+            crate::fence::render_metrics(sh, &mut text);
             respond(
                 &mut s,
                 "200 OK",

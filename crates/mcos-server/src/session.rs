@@ -25,6 +25,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
+/// Reject reason of a put refused by a fenced pool member (docs/protocol.md).
+const REJECT_FENCED: u32 = 5;
 /// How often a blocked read wakes to check for shutdown.
 const POLL: Duration = Duration::from_millis(100);
 /// Read buffer kept between requests (grows to a frame's size while one is read).
@@ -351,6 +353,15 @@ impl<'a> Session<'a> {
             self.tenant()?;
         }
         reply::begin(&mut self.out, op, h.req_id);
+        if matches!(
+            req,
+            Request::Put(_) | Request::Get(_) | Request::Exists(_) | Request::Prefix(_)
+        ) && crate::fence::check(self.sh)
+        {
+            self.fenced_reply(&req);
+            mcos_proto::end_frame(&mut self.out, 0);
+            return Ok(op);
+        }
         match req {
             Request::Hello(hello) => self.hello(hello.version, hello.tenant, hello.token)?,
             Request::AttachRegion { bytes } => self.attach(bytes)?,
@@ -527,6 +538,48 @@ impl<'a> Session<'a> {
         }
         mcos_proto::end_frame(&mut self.out, self.payload_len);
         Ok(op)
+    }
+
+    /// The reply of a fenced member (see `fence`): every get a miss, nothing exists, no
+    /// prefix, every put refused (`rejected`, reason 5).
+    fn fenced_reply(&mut self, req: &Request<'_>) {
+        let mut w = Writer::new(&mut self.out);
+        let n = match req {
+            Request::Put(b) => {
+                w.u32(b.len() as u32);
+                for _ in 0..b.len() {
+                    reply::status(
+                        &mut self.out,
+                        Status {
+                            code: status::REJECTED,
+                            tier: 0,
+                            value: REJECT_FENCED,
+                        },
+                    );
+                }
+                b.len()
+            }
+            Request::Get(b) => {
+                w.u32(b.len() as u32);
+                for _ in 0..b.len() {
+                    reply::status(&mut self.out, Status::code(status::MISS));
+                }
+                b.len()
+            }
+            Request::Exists(keys) => {
+                w.u32(keys.len() as u32);
+                for _ in 0..keys.len() {
+                    w.u8(0xff);
+                }
+                keys.len()
+            }
+            Request::Prefix(keys) => {
+                w.u32(0);
+                keys.len()
+            }
+            _ => 0,
+        };
+        crate::fence::refused(self.sh, n);
     }
 
     fn hello(&mut self, version: u16, tenant: &str, token: &[u8]) -> Result<(), Refusal> {
