@@ -7,12 +7,14 @@
 //! is not installed, unless `CI=true`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::Daemon;
 use mcos_client::{Client, KvEvent, kv_event_kind};
 use mcos_cluster::{LocalEtcd, MembershipConfig, PoolClient, PoolOptions, etcd_installed};
 use mcos_core::BlockKey;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,51 +24,15 @@ const BLOCK: usize = 1024;
 const DRAM_BLOCKS: u32 = 96;
 const DISK_BLOCKS: u32 = 64;
 
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-    socket: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- {} ---\n{log}", self.log.display());
-        }
-    }
-}
-
 fn start(dir: &Path, id: &str, etcd: &str, cluster: &str) -> Daemon {
-    let cfg = dir.join(format!("{id}.toml"));
     let disk = dir.join(format!("{id}.tier"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "block_bytes = {BLOCK}\nkv_events = true\nfree_watermark = 0.0\n\
-             [[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = {DRAM_BLOCKS}\n\
-             [[tiers]]\nkind = \"disk\"\ncapacity_blocks = {DISK_BLOCKS}\npath = \"{}\"\n\
-             [server]\nlisten = \"127.0.0.1:0\"\n[server.cluster]\netcd = [\"{etcd}\"]\n\
-             name = \"{cluster}\"\nnode_id = \"{id}\"\nlease_ttl_s = 3\n",
-            disk.display()
-        ),
-    )
-    .unwrap();
-    let log = dir.join(format!("{id}.log"));
-    let socket = dir.join(format!("{id}.sock"));
-    let child = Command::new(env!("CARGO_BIN_EXE_mcosd"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--socket")
-        .arg(&socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    Daemon { child, log, socket }
+    let node = format!(
+        "block_bytes = {BLOCK}\nkv_events = true\nfree_watermark = 0.0\n\
+         [[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = {DRAM_BLOCKS}\n\
+         [[tiers]]\nkind = \"disk\"\ncapacity_blocks = {DISK_BLOCKS}\npath = \"{}\"\n",
+        disk.display()
+    );
+    Daemon::start(dir, id, etcd, cluster, &node)
 }
 
 fn payload(k: u128) -> Vec<u8> {
