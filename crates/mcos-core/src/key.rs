@@ -164,6 +164,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tenant_salts_are_pinned() {
+        // Daemons of every release salt keys with these: a change would orphan every stored
+        // block and every router's index.
+        assert_eq!(tenant_salt("default"), 3_042_895_591_867_624_798);
+        assert_ne!(tenant_salt("a"), tenant_salt("b"));
+    }
+
+    #[test]
     fn chaining_depends_on_prefix_tokens_and_namespace() {
         let ns = Namespace::for_model("llama-3-8b");
         let a = BlockKey::chain_all(&ns, &[1, 2, 3, 4, 5, 6], 2);
