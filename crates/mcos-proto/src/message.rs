@@ -987,5 +987,13 @@ mod tests {
                 }
             }
         }
+
+        /// Nor does any reply body a client decodes from a daemon's KV event stream.
+        #[test]
+        fn kv_reply_decoders_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = reply::decode_kv_events(&body, &mut Vec::new());
+            let _ = reply::decode_kv_snapshot(&body);
+            let _ = reply::decode_subscribed(&body);
+        }
     }
 }
