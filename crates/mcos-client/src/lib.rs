@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
-pub use mcos_proto::intent_kind;
+pub use mcos_proto::{WireKvEvent as KvEvent, intent_kind, kv_event_kind};
 
 /// Why a call failed.
 #[derive(Debug, Error)]
@@ -260,6 +260,13 @@ enum Stream {
 }
 
 impl Stream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(x) => x.set_read_timeout(t),
+            Stream::Tcp(x) => x.set_read_timeout(t),
+        }
+    }
+
     fn write_parts(&self, parts: &[&[u8]]) -> io::Result<()> {
         match self {
             Stream::Unix(x) => write_all_vectored(x, parts),
@@ -986,6 +993,143 @@ impl Client {
             &[],
         )?;
         Ok(String::from_utf8_lossy(&self.rbuf).into_owned())
+    }
+
+    /// Every block the daemon holds (keys as it stores them: see [`KvEventStream`]) with the
+    /// sequence number of the last KV event the list reflects. Refused by a daemon without
+    /// `kv_events`.
+    pub fn kv_snapshot(&mut self) -> Result<KvSnapshot, ClientError> {
+        self.call(
+            Op::KvSnapshot,
+            true,
+            &|b, id| encode::empty(b, Op::KvSnapshot, id),
+            &[],
+        )?;
+        let (seq, blocks) = reply::decode_kv_snapshot(&self.rbuf)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok(KvSnapshot { seq, blocks })
+    }
+
+    /// Subscribes to the daemon's KV events: this connection becomes the stream (open another
+    /// client for requests). Events start after the reply; take a [`Client::kv_snapshot`] on
+    /// another connection to learn what the daemon held before, and keep the events whose
+    /// `seq` is above the snapshot's.
+    pub fn subscribe(mut self) -> Result<KvEventStream, ClientError> {
+        self.call(
+            Op::Subscribe,
+            false,
+            &|b, id| encode::empty(b, Op::Subscribe, id),
+            &[],
+        )?;
+        let (next_seq, node_id) = reply::decode_subscribed(&self.rbuf)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let stream = self.stream.take().ok_or(ClientError::Protocol(
+            "the connection closed after subscribe".into(),
+        ))?;
+        // The daemon sends at least a heartbeat a second: silence this long is a lost daemon.
+        stream
+            .set_read_timeout(Some(KV_STREAM_SILENCE))
+            .map_err(|e| self.gone(e))?;
+        Ok(KvEventStream {
+            stream,
+            node_id,
+            next_seq,
+            max_body: self.welcome.max_inflight_bytes.max(1 << 20),
+            rbuf: Vec::new(),
+            addr: self.addr(),
+        })
+    }
+}
+
+/// How long a KV event stream may stay silent before the daemon counts as gone (it sends a
+/// heartbeat frame every second).
+const KV_STREAM_SILENCE: Duration = Duration::from_secs(5);
+
+/// What a daemon holds, from [`Client::kv_snapshot`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KvSnapshot {
+    /// The last event the list reflects: apply the events with a higher `seq`.
+    pub seq: u64,
+    /// Every block and the tier it is in now (keys as the daemon stores them).
+    pub blocks: Vec<(BlockKey, u8)>,
+}
+
+/// A daemon's KV events (BlockStored / BlockRemoved), from [`Client::subscribe`].
+///
+/// Keys are the daemon's stored keys: a client key `k` of tenant `t` is
+/// `k.salted(mcos_core::tenant_salt(t))`. Sequence numbers rise by one per event; a batch with
+/// `lost > 0` (or a jump) means events were lost (the reader fell behind the daemon's ring):
+/// resync from [`Client::kv_snapshot`].
+pub struct KvEventStream {
+    stream: Stream,
+    node_id: String,
+    next_seq: u64,
+    max_body: u64,
+    rbuf: Vec<u8>,
+    addr: String,
+}
+
+impl KvEventStream {
+    /// The daemon's id (its pool member id, else its address).
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Sequence number the next event should carry.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Waits for the next frame (events, or a heartbeat within a second) and appends its
+    /// events to `out`. Returns how many events were lost just before them (the daemon's count
+    /// plus any jump in the sequence): 0 while the stream is complete.
+    pub fn next_batch(&mut self, out: &mut Vec<KvEvent>) -> Result<u64, ClientError> {
+        let gone = |e: io::Error, addr: &str| ClientError::DaemonGone {
+            addr: addr.to_string(),
+            source: e,
+        };
+        let mut hb = [0u8; HEADER_BYTES];
+        self.stream
+            .read_exact(&mut hb)
+            .map_err(|e| gone(e, &self.addr))?;
+        let h = FrameHeader::decode(&hb, self.max_body)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.rbuf.resize(h.body_len as usize, 0);
+        self.stream
+            .read_exact(&mut self.rbuf)
+            .map_err(|e| gone(e, &self.addr))?;
+        if h.op == Op::Error as u8 {
+            return Err(match reply::decode_error(&self.rbuf) {
+                Ok((code, message)) => ClientError::Refused { code, message },
+                Err(e) => ClientError::Protocol(e.to_string()),
+            });
+        }
+        if h.op != Op::KvEvents as u8 | REPLY {
+            return Err(ClientError::Protocol(format!(
+                "expected KV events, got op 0x{:02x}",
+                h.op
+            )));
+        }
+        let from = out.len();
+        let lost = reply::decode_kv_events(&self.rbuf, out)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        // The daemon's count covers the events it skipped; a jump it did not announce (which a
+        // correct daemon never makes) is counted too, so a gap is never silent.
+        let mut gap = 0;
+        let mut expect = self.next_seq.saturating_add(lost);
+        for e in &out[from..] {
+            if e.seq < expect {
+                return Err(ClientError::Protocol(format!(
+                    "KV event {} after {}: the sequence went backwards",
+                    e.seq,
+                    expect - 1
+                )));
+            }
+            gap += e.seq - expect;
+            expect = e.seq + 1;
+        }
+        self.next_seq = expect;
+        Ok(lost + gap)
     }
 }
 

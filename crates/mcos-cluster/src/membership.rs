@@ -18,7 +18,7 @@ use crate::etcd::{self, Client};
 use crate::member::MemberRecord;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -161,6 +161,29 @@ struct Shared {
     registered: AtomicBool,
     /// Last error the thread met (cleared on success); for status and for a start that fails.
     last_error: Mutex<Option<String>>,
+    /// Origin of `lease_valid_until_ms`.
+    epoch: Instant,
+    /// Until when (ms after `epoch`) this member's lease is certainly alive in etcd: the time
+    /// the last successful grant or renewal was *sent*, plus the TTL (etcd counts from its
+    /// receipt, later), so the member stops serving no later than etcd drops its record.
+    /// 0: no lease. Written by the membership thread, read by `lease_lost`.
+    lease_valid_until_ms: AtomicU64,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Records a grant or renewal sent at `sent_ms` that etcd accepted.
+    fn lease_renewed(&self, sent_ms: u64, ttl_s: u64) {
+        self.lease_valid_until_ms
+            .store(sent_ms + ttl_s * 1000, Ordering::Release);
+    }
+
+    fn lease_lost(&self) -> bool {
+        self.now_ms() >= self.lease_valid_until_ms.load(Ordering::Acquire)
+    }
 }
 
 /// A running membership: a watch, and for a daemon its registration.
@@ -206,6 +229,8 @@ impl Membership {
             stop: AtomicBool::new(false),
             registered: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            epoch: Instant::now(),
+            lease_valid_until_ms: AtomicU64::new(0),
         });
         let sh = shared.clone();
         let c = cfg.clone();
@@ -349,6 +374,11 @@ impl MembershipProbe {
         self.shared.registered.load(Ordering::Acquire)
     }
 
+    /// Whether the member's lease may be gone from etcd (see [`Membership::lease_lost`]).
+    pub fn lease_lost(&self) -> bool {
+        self.node_id.is_some() && self.shared.lease_lost()
+    }
+
     /// The last error of the membership thread, if it has not recovered since.
     pub fn last_error(&self) -> Option<String> {
         match self.shared.last_error.lock() {
@@ -440,6 +470,7 @@ fn session(
         let key = format!("{prefix}{}", rec.node_id);
         let value = serde_json::to_vec(rec).map_err(|e| format!("encoding the record: {e}"))?;
         let (key64, value64) = (etcd::b64encode(key.as_bytes()), etcd::b64encode(&value));
+        let granted_at = sh.now_ms();
         let granted = client
             .call(
                 "/v3/lease/grant",
@@ -500,6 +531,7 @@ fn session(
             }
         }
         *lease = Some(id);
+        sh.lease_renewed(granted_at, ttl);
         sh.registered.store(true, Ordering::Release);
         info!(node = %rec.node_id, addr = %rec.addr, lease = id, ttl_s = ttl, "registered in etcd");
     }
@@ -562,6 +594,7 @@ fn session(
                     SMALL_ANSWER,
                 );
                 sh.registered.store(false, Ordering::Release);
+                sh.lease_valid_until_ms.store(0, Ordering::Release);
             }
             return Ok(());
         }
@@ -569,6 +602,7 @@ fn session(
             && Instant::now() >= next_renew
         {
             next_renew = Instant::now() + period;
+            let sent = sh.now_ms();
             let r = client
                 .call(
                     "/v3/lease/keepalive",
@@ -581,6 +615,7 @@ fn session(
             if etcd::int(&r, "TTL").map_err(|e| format!("renewing the lease: {e}"))? <= 0 {
                 return Err("the lease expired (etcd answered ttl 0)".into());
             }
+            sh.lease_renewed(sent, ttl);
         }
         let Some(w) = watch.next(POLL).map_err(|e| format!("watch: {e}"))? else {
             continue;

@@ -18,6 +18,15 @@ const CHAIN_SEED: u64 = 0x4d43_4f53_6b65_0001; // "MCOSke" v1
 const TRACE_SEED: u64 = 0x4d43_4f53_7472_0001; // "MCOStr" v1
 /// Seed of the per-tenant salting a shared node applies to its clients' keys.
 const TENANT_SEED: u64 = 0x4d43_4f53_746e_0001; // "MCOStn" v1
+/// Seed of the tenant-name hash that gives a tenant its salt.
+const TENANT_NAME_SEED: u64 = 0x4d43_4f53_746e_6d31; // "MCOStnm1"
+
+/// The salt of tenant `name`: a daemon stores a client key `k` of that tenant as
+/// `k.salted(tenant_salt(name))`, the key its KV events and snapshots name. Derived from the
+/// name only, so it is the same across restarts and daemons.
+pub fn tenant_salt(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), TENANT_NAME_SEED)
+}
 
 /// Identity of one block of AI state. Zero is reserved as "no key".
 #[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -153,6 +162,14 @@ impl Namespace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenant_salts_are_pinned() {
+        // Daemons of every release salt keys with these: a change would orphan every stored
+        // block and every router's index.
+        assert_eq!(tenant_salt("default"), 3_042_895_591_867_624_798);
+        assert_ne!(tenant_salt("a"), tenant_salt("b"));
+    }
 
     #[test]
     fn chaining_depends_on_prefix_tokens_and_namespace() {

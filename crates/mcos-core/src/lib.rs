@@ -20,7 +20,7 @@ pub mod topology;
 pub use descriptor::{MoveCompletion, MoveDescriptor, MoveOp, MoveStatus, Urgency};
 pub use error::ContractError;
 pub use intent::{Intent, IntentAction, PriorityClass};
-pub use key::{BlockKey, Namespace};
+pub use key::{BlockKey, Namespace, tenant_salt};
 pub use policy::{
     AdmitFilter, ClassPolicy, GpuRoutes, InsertPosition, PolicyTable, PrefetchMode, Replacement,
     TELEMETRY_ALL,

@@ -176,6 +176,12 @@ pub struct Shard {
     /// Bit per tier: a home tier (persistent) whose blocks are read in place, never moved out,
     /// so their durable copy stays where it was acknowledged.
     home_tiers: u8,
+    /// Removal log (KV events): (tag, tier) of every block that left the shard since the
+    /// caller last drained it. Allocated once by `enable_removal_log` (empty capacity: off);
+    /// never grows: past its capacity removals are only counted in `removals_lost`.
+    removed: Vec<(u64, u8)>,
+    /// Removals the full log could not hold since the last drain (the caller resyncs).
+    removals_lost: u64,
 }
 
 impl Shard {
@@ -218,6 +224,8 @@ impl Shard {
             install_tick: 0,
             fallback: false,
             home_tiers: 0,
+            removed: Vec::new(),
+            removals_lost: 0,
             tiers,
             cfg,
             policy,
@@ -227,6 +235,22 @@ impl Shard {
         };
         s.apply_table_globals();
         s
+    }
+
+    /// Turns on the removal log (KV events) with room for `depth` removals between drains.
+    /// Allocates here, at start-up, never later.
+    pub fn enable_removal_log(&mut self, depth: usize) {
+        self.removed = Vec::with_capacity(depth);
+    }
+
+    /// Hands every removal logged since the last drain to `f` as (tag, tier) and returns how
+    /// many were lost because the log was full (the caller then resyncs from the directory).
+    pub fn drain_removals(&mut self, mut f: impl FnMut(u64, TierId)) -> u64 {
+        for &(tag, t) in &self.removed {
+            f(tag, TierId(t));
+        }
+        self.removed.clear();
+        std::mem::take(&mut self.removals_lost)
     }
 
     /// Event counters (single writer: this shard).
@@ -828,6 +852,13 @@ impl Shard {
         self.tiers[t].release(i);
         self.counters.evictions += 1;
         self.sample(SampleKind::Evict, f.tag, f.class, t as u8, 0);
+        if self.removed.capacity() > 0 {
+            if self.removed.len() < self.removed.capacity() {
+                self.removed.push((f.tag, t as u8));
+            } else {
+                self.removals_lost += 1;
+            }
+        }
     }
 
     fn uncount(&mut self, t: usize, class: u8) {

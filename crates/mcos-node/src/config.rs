@@ -87,6 +87,10 @@ pub struct NodeConfig {
     /// The brain: off by default (the node runs the built-in table or what is installed).
     #[serde(default)]
     pub brain: BrainSettings,
+    /// Publish KV events (BlockStored / BlockRemoved) for `Node::kv_events` readers. Costs a
+    /// key map entry per resident block and a short lock per put or removal; off by default.
+    #[serde(default)]
+    pub kv_events: bool,
 }
 
 /// The `[brain]` section: whether the node runs its brain thread, and what it needs to weigh
@@ -182,6 +186,7 @@ impl NodeConfig {
             gpu_device: 0,
             gpu_direct_storage: true,
             brain: BrainSettings::default(),
+            kv_events: false,
         }
     }
 

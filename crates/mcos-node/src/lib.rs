@@ -20,10 +20,14 @@
 
 mod config;
 mod error;
+mod events;
 mod node;
 mod rebuild;
 
 pub use config::{BrainSettings, DiskIo, NodeConfig, TierConfig};
 pub use error::NodeError;
+pub use events::{
+    KV_EVENT_RING_DEPTH, KvEvent, KvEventKind, KvEventLog, KvSnapshot, REMOVAL_LOG_DEPTH,
+};
 pub use node::{Fetched, GetOutcome, LinkStat, Node, NodeStats, PutOutcome, TierUsage};
 pub use rebuild::RebuildStats;

@@ -32,6 +32,7 @@
 
 use crate::config::{DiskIo, NodeConfig};
 use crate::error::NodeError;
+use crate::events::{KvEventKind, KvEventLog, KvSnapshot, ShardEvents};
 use mcos_brain::{Brain, BrainConfig, BrainThread, Cadence, CostModel, InstallFn, Placement};
 use mcos_core::limits::{
     COMPLETION_RING_DEPTH, DESCRIPTOR_RING_DEPTH, MAX_TIERS, TELEMETRY_RING_DEPTH,
@@ -47,6 +48,7 @@ use mcos_tiers::{
     BackendChoice, DiskTier, Doorbell, DramTier, EngineConfig, EngineHandle, EngineThread,
     FrameRead, ShardRings, TierError, TierSet, TierStore,
 };
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -182,6 +184,9 @@ pub struct NodeStats {
     /// Longest time a get waited for an engine to bring its block up, microseconds: a slow or
     /// stalled engine shows here (and as `NodeError::Stalled` past 30 s).
     pub move_wait_us_max: u64,
+    /// KV events, when the node publishes them: (next sequence number, events readers lost
+    /// by falling behind, removals lost to a full shard log).
+    pub kv_events: Option<(u64, u64, u64)>,
 }
 
 impl NodeStats {
@@ -224,6 +229,11 @@ impl NodeStats {
             "frames_retired": s.frames_retired,
             "puts_refused_no_space": s.puts_refused_no_space,
             "move_wait_us_max": s.move_wait_us_max,
+            "kv_events": s.kv_events.map(|(next_seq, dropped, lost)| serde_json::json!({
+                "next_seq": next_seq,
+                "reader_dropped": dropped,
+                "lost_removals": lost,
+            })),
             "rebuild": s.rebuild.as_ref().map(|r| serde_json::json!({
                 "tier": r.tier.0,
                 "seconds": r.seconds,
@@ -257,6 +267,8 @@ struct ShardSlot {
     /// Engine moves the device failed under (`SourceFailed`, `DestinationFailed`), counted as
     /// they are drained; `stats` adds them to `io_errors`.
     device_faults: u64,
+    /// KV events, when the node publishes them.
+    events: Option<ShardEvents>,
 }
 
 struct Inner {
@@ -297,6 +309,8 @@ struct Inner {
     puts_refused_no_space: AtomicU64,
     /// Written by `wait_for` (relaxed max), read by `stats`.
     move_wait_us_max: AtomicU64,
+    /// The KV event ring (`cfg.kv_events`).
+    kv_events: Option<Arc<KvEventLog>>,
 }
 
 /// A running node. Cheap to share: clone the `Arc` you put it in, or call from many threads
@@ -308,13 +322,82 @@ pub struct Node {
     brain: Mutex<Option<BrainThread>>,
 }
 
-fn lock(m: &Mutex<ShardSlot>) -> MutexGuard<'_, ShardSlot> {
+fn lock(m: &Mutex<ShardSlot>) -> ShardGuard<'_> {
     // A panic while holding a shard lock is a bug; the shard's tables are still consistent at
     // event boundaries, so keep serving rather than poisoning every later call.
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    ShardGuard(m.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// A locked shard. Releasing it publishes the KV events of the hold (when the node has them),
+/// still under the lock, so a shard's events are in the ring in the order they happened and a
+/// snapshot that holds every shard lock sees no event half published.
+struct ShardGuard<'a>(MutexGuard<'a, ShardSlot>);
+
+impl Deref for ShardGuard<'_> {
+    type Target = ShardSlot;
+    fn deref(&self) -> &ShardSlot {
+        &self.0
+    }
+}
+
+impl DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ShardSlot {
+        &mut self.0
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        self.0.publish_events();
+    }
 }
 
 impl ShardSlot {
+    /// Moves the removals the fast path logged into the pending events, keys looked up by tag.
+    fn collect_removals(&mut self) {
+        let Some(ev) = self.events.as_mut() else {
+            return;
+        };
+        let lost = self.shard.drain_removals(|tag, tier| {
+            if let Some((key, _)) = ev.keys.remove(&tag) {
+                ev.pending.push(Some((KvEventKind::Removed, key, tier)));
+            }
+        });
+        if lost > 0 {
+            // Keys whose removal was not logged: find them by looking each one up (rare: more
+            // removals in one lock hold than the log holds), and leave a gap in the sequence
+            // so readers resync.
+            let shard = &self.shard;
+            ev.keys.retain(|_, (key, _)| shard.peek(*key).is_some());
+            ev.pending.push(None);
+        }
+    }
+
+    /// Publishes the events of this lock hold.
+    fn publish_events(&mut self) {
+        self.collect_removals();
+        if let Some(ev) = self.events.as_mut()
+            && !ev.pending.is_empty()
+        {
+            ev.log.publish(&mut ev.pending);
+        }
+    }
+
+    /// `commit_fill`, recording a `Stored` event when the block became visible.
+    fn commit(&mut self, key: BlockKey, tier: TierId, frame: u32, ok: bool) {
+        self.shard.commit_fill(key, tier, frame, ok);
+        if ok && self.events.is_some() {
+            // Removals first: the commit's own evictions happened before it.
+            self.collect_removals();
+            if self.shard.peek(key) == Some((tier, frame))
+                && let Some(ev) = self.events.as_mut()
+            {
+                ev.keys.insert(key.tag(), (key, tier));
+                ev.pending.push(Some((KvEventKind::Stored, key, tier)));
+            }
+        }
+    }
+
     /// Feeds every completion waiting on this shard's rings into the fast path.
     fn drain(&mut self) -> usize {
         let mut total = 0;
@@ -534,9 +617,25 @@ impl Node {
                 scratch,
                 samples,
                 device_faults: 0,
+                events: None,
             }));
         }
 
+        let kv_events = cfg
+            .kv_events
+            .then(|| Arc::new(KvEventLog::new(crate::events::KV_EVENT_RING_DEPTH)));
+        if let Some(log) = &kv_events {
+            for m in &shards {
+                let mut slot = lock(m);
+                slot.shard
+                    .enable_removal_log(crate::events::REMOVAL_LOG_DEPTH);
+                slot.events = Some(ShardEvents {
+                    log: log.clone(),
+                    keys: std::collections::HashMap::new(),
+                    pending: Vec::with_capacity(crate::events::REMOVAL_LOG_DEPTH),
+                });
+            }
+        }
         // Warm restart: the persistent tier's blocks back in the directory before any event.
         let persist_tier = cfg
             .tiers
@@ -551,9 +650,14 @@ impl Node {
                 match tiers.get(t) {
                     Some(TierStore::Disk(d)) => {
                         Some(crate::rebuild::rebuild(d, t, shards_n, |s, key, frame| {
-                            lock(&shards[s])
-                                .shard
-                                .restore(key, t, frame, PriorityClass::DEFAULT.0)
+                            let mut slot = lock(&shards[s]);
+                            slot.shard
+                                .restore(key, t, frame, PriorityClass::DEFAULT.0)?;
+                            // Restored blocks are in the first snapshot, not events.
+                            if let Some(ev) = slot.events.as_mut() {
+                                ev.keys.insert(key.tag(), (key, t));
+                            }
+                            Ok(())
                         })?)
                     }
                     _ => None,
@@ -587,6 +691,7 @@ impl Node {
             io_errors: AtomicU64::new(0),
             puts_refused_no_space: AtomicU64::new(0),
             move_wait_us_max: AtomicU64::new(0),
+            kv_events,
         });
         let hk = inner.clone();
         let housekeeper = std::thread::Builder::new()
@@ -838,6 +943,36 @@ impl Node {
         lock(&inner.shards[inner.shard_of(key)]).shard.peek(key)
     }
 
+    /// The node's KV event ring, if it publishes events (`NodeConfig::kv_events`): readers
+    /// take a cursor at `next_seq` and `read` from it.
+    pub fn kv_events(&self) -> Option<&Arc<KvEventLog>> {
+        self.inner.kv_events.as_ref()
+    }
+
+    /// Every block the node holds, with the last event the list reflects: a reader that starts
+    /// or lost events applies the events after `seq` to it. Holds every shard lock while it
+    /// copies the key map (no event is published meanwhile). None without KV events.
+    pub fn kv_snapshot(&self) -> Option<KvSnapshot> {
+        let log = self.inner.kv_events.as_ref()?;
+        let mut slots: Vec<ShardGuard<'_>> = self.inner.shards.iter().map(lock).collect();
+        let mut blocks = Vec::new();
+        for slot in slots.iter_mut() {
+            slot.publish_events();
+            let slot = &**slot;
+            if let Some(ev) = slot.events.as_ref() {
+                blocks.extend(ev.keys.values().map(|&(key, stored_in)| {
+                    let tier = slot.shard.peek(key).map_or(stored_in, |(t, _)| t);
+                    (key, tier)
+                }));
+            }
+        }
+        // Every shard's events of its last hold are in the ring, and none can be added while
+        // the locks are held: the snapshot covers exactly the events before `next_seq`.
+        let seq = log.next_seq() - 1;
+        drop(slots);
+        Some(KvSnapshot { seq, blocks })
+    }
+
     /// Pins a stored block: it is not evicted from the tier it is in until `unpin`.
     pub fn pin(&self, key: BlockKey) -> Result<(), NodeError> {
         self.intent(Intent {
@@ -937,6 +1072,10 @@ impl Node {
             frames_retired: counters.frames_retired,
             puts_refused_no_space: inner.puts_refused_no_space.load(Ordering::Relaxed),
             move_wait_us_max: inner.move_wait_us_max.load(Ordering::Relaxed),
+            kv_events: inner
+                .kv_events
+                .as_ref()
+                .map(|l| (l.next_seq(), l.dropped(), l.lost_removals())),
         }
     }
 
@@ -1272,7 +1411,7 @@ impl Inner {
     fn read_from<'m>(
         &self,
         m: &'m Mutex<ShardSlot>,
-        mut slot: MutexGuard<'m, ShardSlot>,
+        mut slot: ShardGuard<'m>,
         key: BlockKey,
         found_in: TierId,
         mut located: Option<(TierId, u32)>,
@@ -1325,7 +1464,7 @@ impl Inner {
         &self,
         m: &'a Mutex<ShardSlot>,
         move_id: u32,
-    ) -> Result<MutexGuard<'a, ShardSlot>, NodeError> {
+    ) -> Result<ShardGuard<'a>, NodeError> {
         let start = Instant::now();
         let mut spins = 0u32;
         loop {
@@ -1425,7 +1564,7 @@ impl Inner {
         let written = self.write_frame(tier, frame, key, payload);
         let mut slot = lock(m);
         let before = slot.shard.counters().moves_started;
-        slot.shard.commit_fill(key, tier, frame, written.is_ok());
+        slot.commit(key, tier, frame, written.is_ok());
         if slot.shard.counters().moves_started != before {
             self.ring_doorbells();
         }
@@ -1555,7 +1694,7 @@ impl Inner {
                 match decision {
                     Insert::Fill { tier, frame } => {
                         let written = self.write_frame(tier, frame, key, payload);
-                        slot.shard.commit_fill(key, tier, frame, written.is_ok());
+                        slot.commit(key, tier, frame, written.is_ok());
                         match written {
                             Ok(()) => return Ok(PutOutcome::Stored(tier)),
                             // A full device is backpressure: refused and counted.

@@ -65,6 +65,13 @@ pub enum Op {
     Stats = 0x20,
     /// The policy table in force, as JSON.
     Policy = 0x21,
+    /// Turns the connection into a stream of KV events (BlockStored / BlockRemoved).
+    Subscribe = 0x30,
+    /// Every block the node holds, with the sequence number of the last event it reflects.
+    KvSnapshot = 0x31,
+    /// (Daemon to client only, as `0x32 | REPLY`.) A batch of KV events on a subscribed
+    /// connection.
+    KvEvents = 0x32,
     /// A refused request: code and message; the daemon then closes the connection.
     Error = 0x7f,
 }
@@ -84,6 +91,9 @@ impl Op {
             0x16 => Op::Intent,
             0x20 => Op::Stats,
             0x21 => Op::Policy,
+            0x30 => Op::Subscribe,
+            0x31 => Op::KvSnapshot,
+            0x32 => Op::KvEvents,
             0x7f => Op::Error,
             _ => return None,
         })
@@ -103,6 +113,9 @@ impl Op {
             Op::Intent => "intent",
             Op::Stats => "stats",
             Op::Policy => "policy",
+            Op::Subscribe => "subscribe",
+            Op::KvSnapshot => "kv_snapshot",
+            Op::KvEvents => "kv_events",
             Op::Error => "error",
         }
     }

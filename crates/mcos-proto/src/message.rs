@@ -19,6 +19,32 @@ pub const GET_REGION_ENTRY: usize = KEY_BYTES + 8 + 4;
 /// Bytes of one intent entry (key, kind, 3 reserved, a, b).
 pub const INTENT_ENTRY: usize = KEY_BYTES + 4 + 4 + 4;
 
+/// Bytes of one KV event on the wire (seq, kind, tier, 6 reserved, key).
+pub const KV_EVENT_ENTRY: usize = 8 + 1 + 1 + 6 + KEY_BYTES;
+/// Bytes of one snapshot entry (key, tier, 7 reserved).
+pub const KV_SNAPSHOT_ENTRY: usize = KEY_BYTES + 1 + 7;
+
+/// KV event kinds on the wire.
+pub mod kv_event_kind {
+    /// BlockStored: the block became readable on the node.
+    pub const STORED: u8 = 1;
+    /// BlockRemoved: the block left the node.
+    pub const REMOVED: u8 = 2;
+}
+
+/// One KV event on the wire.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct WireKvEvent {
+    /// The node's sequence number (1, 2, ...; a jump means events were lost).
+    pub seq: u64,
+    /// One of [`kv_event_kind`]'s values.
+    pub kind: u8,
+    /// Stored: the tier it was stored in; removed: the tier it left from.
+    pub tier: u8,
+    /// The key as the node stores it (the writer's key salted with its tenant's salt).
+    pub key: BlockKey,
+}
+
 /// Per-block status codes of batch replies.
 pub mod status {
     /// put: stored (tier); get: hit (tier, value = payload length); others: done.
@@ -343,6 +369,10 @@ pub enum Request<'a> {
     Stats,
     /// The policy table in force.
     Policy,
+    /// Stream KV events on this connection from now on.
+    Subscribe,
+    /// Every block the node holds.
+    KvSnapshot,
 }
 
 fn count_and_entries<'a>(
@@ -466,7 +496,9 @@ impl<'a> Request<'a> {
             }
             Op::Stats => Request::Stats,
             Op::Policy => Request::Policy,
-            Op::Error => return Err(ProtoError::UnknownOp(header.op)),
+            Op::Subscribe => Request::Subscribe,
+            Op::KvSnapshot => Request::KvSnapshot,
+            Op::Error | Op::KvEvents => return Err(ProtoError::UnknownOp(header.op)),
         };
         r.finish()?;
         Ok(req)
@@ -692,6 +724,93 @@ pub mod reply {
         Ok(v.iter().map(|&b| (b != 0xff).then_some(b)).collect())
     }
 
+    /// A subscribe reply body: the sequence number of the first event the stream will carry
+    /// and the node's id (its pool member id, else its address).
+    pub fn subscribed(buf: &mut Vec<u8>, next_seq: u64, node_id: &str) {
+        Writer::new(buf)
+            .u64(next_seq)
+            .short_bytes(node_id.as_bytes());
+    }
+
+    /// Decodes a subscribe reply into (next_seq, node_id).
+    pub fn decode_subscribed(body: &[u8]) -> Result<(u64, String), ProtoError> {
+        let mut r = Reader::new(body);
+        let next = r.u64()?;
+        let id = r.short_str()?.to_string();
+        r.finish()?;
+        Ok((next, id))
+    }
+
+    /// A KV events body: events the reader lost just before these (0: none), then the events.
+    pub fn kv_events(buf: &mut Vec<u8>, lost: u64, events: &[WireKvEvent]) {
+        let mut w = Writer::new(buf);
+        w.u64(lost).u32(events.len() as u32);
+        for e in events {
+            w.u64(e.seq).u8(e.kind).u8(e.tier).bytes(&[0; 6]).key(e.key);
+        }
+    }
+
+    /// Decodes a KV events body: appends the events to `out`, returns the lost count.
+    pub fn decode_kv_events(body: &[u8], out: &mut Vec<WireKvEvent>) -> Result<u64, ProtoError> {
+        let mut r = Reader::new(body);
+        let lost = r.u64()?;
+        let n = r.u32()? as usize;
+        let table = r.bytes(
+            n.checked_mul(KV_EVENT_ENTRY)
+                .ok_or_else(|| ProtoError::Malformed("event count overflows".into()))?,
+        )?;
+        r.finish()?;
+        for e in table.chunks_exact(KV_EVENT_ENTRY) {
+            let mut er = Reader::new(e);
+            let seq = er.u64()?;
+            let kind = er.u8()?;
+            let tier = er.u8()?;
+            let _ = er.bytes(6)?;
+            let key = er.key()?;
+            if kind != kv_event_kind::STORED && kind != kv_event_kind::REMOVED {
+                return Err(ProtoError::Malformed(format!(
+                    "unknown KV event kind {kind}"
+                )));
+            }
+            out.push(WireKvEvent {
+                seq,
+                kind,
+                tier,
+                key,
+            });
+        }
+        Ok(lost)
+    }
+
+    /// A snapshot reply body: the last event it reflects, then every block and its tier.
+    pub fn kv_snapshot(buf: &mut Vec<u8>, seq: u64, blocks: &[(BlockKey, u8)]) {
+        let mut w = Writer::new(buf);
+        w.u64(seq).u32(blocks.len() as u32);
+        for &(k, t) in blocks {
+            w.key(k).u8(t).bytes(&[0; 7]);
+        }
+    }
+
+    /// Decodes a snapshot reply into (seq, blocks).
+    #[allow(clippy::type_complexity)]
+    pub fn decode_kv_snapshot(body: &[u8]) -> Result<(u64, Vec<(BlockKey, u8)>), ProtoError> {
+        let mut r = Reader::new(body);
+        let seq = r.u64()?;
+        let n = r.u32()? as usize;
+        let table = r.bytes(
+            n.checked_mul(KV_SNAPSHOT_ENTRY)
+                .ok_or_else(|| ProtoError::Malformed("snapshot count overflows".into()))?,
+        )?;
+        r.finish()?;
+        let mut blocks = Vec::with_capacity(n);
+        for e in table.chunks_exact(KV_SNAPSHOT_ENTRY) {
+            let mut er = Reader::new(e);
+            let k = er.key()?;
+            blocks.push((k, er.u8()?));
+        }
+        Ok((seq, blocks))
+    }
+
     /// Decodes a prefix reply.
     pub fn decode_prefix(body: &[u8]) -> Result<u32, ProtoError> {
         let mut r = Reader::new(body);
@@ -710,6 +829,44 @@ mod tests {
         let mut h = [0u8; HEADER_BYTES];
         h.copy_from_slice(&buf[..HEADER_BYTES]);
         FrameHeader::decode(&h, u64::MAX).unwrap()
+    }
+
+    #[test]
+    fn kv_event_frames_round_trip() {
+        let mut buf = Vec::new();
+        let evs = [
+            WireKvEvent {
+                seq: 7,
+                kind: kv_event_kind::STORED,
+                tier: 1,
+                key: BlockKey(u128::MAX - 3),
+            },
+            WireKvEvent {
+                seq: 9,
+                kind: kv_event_kind::REMOVED,
+                tier: 0,
+                key: BlockKey(42),
+            },
+        ];
+        reply::kv_events(&mut buf, 1, &evs);
+        let mut out = Vec::new();
+        assert_eq!(reply::decode_kv_events(&buf, &mut out), Ok(1));
+        assert_eq!(out, evs);
+        // Truncated or with an unknown kind: an error, never a panic.
+        assert!(reply::decode_kv_events(&buf[..buf.len() - 1], &mut out).is_err());
+        let mut bad = buf.clone();
+        bad[12 + 8] = 9;
+        assert!(reply::decode_kv_events(&bad, &mut Vec::new()).is_err());
+
+        buf.clear();
+        reply::subscribed(&mut buf, 12, "n0");
+        assert_eq!(reply::decode_subscribed(&buf), Ok((12, "n0".to_string())));
+
+        buf.clear();
+        let blocks = [(BlockKey(5), 0u8), (BlockKey(6), 2)];
+        reply::kv_snapshot(&mut buf, 30, &blocks);
+        assert_eq!(reply::decode_kv_snapshot(&buf), Ok((30, blocks.to_vec())));
+        assert!(reply::decode_kv_snapshot(&buf[..buf.len() - 2]).is_err());
     }
 
     #[test]
@@ -829,6 +986,14 @@ mod tests {
                     _ => {}
                 }
             }
+        }
+
+        /// Nor does any reply body a client decodes from a daemon's KV event stream.
+        #[test]
+        fn kv_reply_decoders_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = reply::decode_kv_events(&body, &mut Vec::new());
+            let _ = reply::decode_kv_snapshot(&body);
+            let _ = reply::decode_subscribed(&body);
         }
     }
 }

@@ -49,9 +49,11 @@ pub(crate) fn serve(sh: &Shared, mut s: TcpStream) {
     }
     match path {
         "/metrics" => {
-            let text =
+            let mut text =
                 sh.metrics
                     .render(&sh.node.stats(), sh.node.brain_health(), sh.leases.total());
+            crate::events::render_metrics(sh, &mut text);
+            crate::fence::render_metrics(sh, &mut text);
             respond(
                 &mut s,
                 "200 OK",

@@ -14,6 +14,8 @@
 #![warn(missing_docs)]
 
 pub mod config;
+mod events;
+mod fence;
 mod http;
 mod leases;
 mod metrics;
@@ -57,6 +59,10 @@ pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
     /// The pool membership's state, for stats (set once at start when `[server.cluster]`).
     pub(crate) cluster: std::sync::OnceLock<mcos_cluster::MembershipProbe>,
+    /// KV event streams' counters.
+    pub(crate) event_metrics: events::EventMetrics,
+    /// Whether this pool member is fenced (its lease may be gone).
+    pub(crate) fence: fence::Fence,
     started: Instant,
 }
 
@@ -149,6 +155,8 @@ impl Daemon {
             metrics: Metrics::default(),
             shutdown: AtomicBool::new(false),
             cluster: std::sync::OnceLock::new(),
+            event_metrics: events::EventMetrics::default(),
+            fence: fence::Fence::default(),
             started: Instant::now(),
             cfg: cfg.server,
         });
@@ -275,6 +283,9 @@ impl Daemon {
                 last_watch = Instant::now();
                 brain_watch.check(&shared);
             }
+            // Fencing is decided per request; checked here too, so it is logged and exported
+            // when it happens, not at the next request.
+            fence::check(&shared);
             let expired = shared.leases.expire(Instant::now());
             for &k in &expired {
                 let _ = shared.node.unpin(k);
@@ -600,6 +611,7 @@ pub(crate) fn stats_json(sh: &Shared) -> Value {
                 json!({
                     "node_id": p.node_id(),
                     "registered": p.registered(),
+                    "fenced": fence::is_fenced(sh),
                     "etcd_connected": v.connected,
                     "members": v.members.len(),
                     "revision": v.revision,

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Ops with their own request counters and latency histograms.
-pub const OPS: [Op; 11] = [
+pub const OPS: [Op; 13] = [
     Op::Hello,
     Op::AttachRegion,
     Op::Put,
@@ -23,6 +23,8 @@ pub const OPS: [Op; 11] = [
     Op::Intent,
     Op::Stats,
     Op::Policy,
+    Op::Subscribe,
+    Op::KvSnapshot,
 ];
 
 /// Upper bounds of the latency buckets, seconds.

@@ -25,6 +25,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
+/// Reject reason of a put refused by a fenced pool member (docs/protocol.md).
+const REJECT_FENCED: u32 = 5;
 /// How often a blocked read wakes to check for shutdown.
 const POLL: Duration = Duration::from_millis(100);
 /// Read buffer kept between requests (grows to a frame's size while one is read).
@@ -40,7 +42,7 @@ pub(crate) enum Stream {
 
 impl Stream {
     /// Metric label index (see `metrics::TRANSPORTS`).
-    fn transport(&self) -> usize {
+    pub(crate) fn transport(&self) -> usize {
         match self {
             Stream::Unix(_) => 0,
             Stream::Tcp(_) => 1,
@@ -61,8 +63,15 @@ impl Stream {
         }
     }
 
+    pub(crate) fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_write_timeout(Some(t)),
+            Stream::Tcp(s) => s.set_write_timeout(Some(t)),
+        }
+    }
+
     /// Writes every part, in order, with vectored writes.
-    fn send_all(&self, parts: &[&[u8]]) -> io::Result<()> {
+    pub(crate) fn send_all(&self, parts: &[&[u8]]) -> io::Result<()> {
         match self {
             Stream::Unix(s) => write_all_vectored(s, parts),
             Stream::Tcp(s) => write_all_vectored(s, parts),
@@ -71,7 +80,7 @@ impl Stream {
 }
 
 /// Why a connection's loop ends.
-enum End {
+pub(crate) enum End {
     /// The client closed its end between frames.
     Eof,
     /// The daemon is shutting down.
@@ -79,12 +88,12 @@ enum End {
 }
 
 /// A request refused: the reply is an error frame and the connection closes.
-struct Refusal {
+pub(crate) struct Refusal {
     code: ErrorCode,
     message: String,
 }
 
-fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
@@ -146,6 +155,8 @@ struct Session<'a> {
     keys: Vec<BlockKey>,
     /// When the daemon's shutdown was first seen (a client stuck mid-frame gets the grace).
     shutdown_seen: Option<Instant>,
+    /// After a subscribe: the cursor of the KV event stream this connection has become.
+    subscribed: Option<u64>,
 }
 
 /// Serves one connection to its end, then releases everything it held.
@@ -164,6 +175,7 @@ pub(crate) fn serve(sh: &Shared, stream: Stream, id: u64) {
         hit_ranges: Vec::new(),
         keys: Vec::new(),
         shutdown_seen: None,
+        subscribed: None,
     };
     if let Err(e) = s.stream.set_read_timeout(POLL) {
         warn!(session = id, "cannot set a read timeout: {e}");
@@ -244,6 +256,15 @@ impl<'a> Session<'a> {
                             .map(|&(at, len)| &self.payload[at..at + len]),
                     );
                     self.stream.send_all(&parts)?;
+                    if let Some(cursor) = self.subscribed.take() {
+                        return crate::events::stream(
+                            self.sh,
+                            &self.stream,
+                            self.id,
+                            header.req_id,
+                            cursor,
+                        );
+                    }
                 }
                 Err(r) => {
                     self.send_error(header.req_id, r);
@@ -332,6 +353,15 @@ impl<'a> Session<'a> {
             self.tenant()?;
         }
         reply::begin(&mut self.out, op, h.req_id);
+        if matches!(
+            req,
+            Request::Put(_) | Request::Get(_) | Request::Exists(_) | Request::Prefix(_)
+        ) && crate::fence::check(self.sh)
+        {
+            self.fenced_reply(&req);
+            mcos_proto::end_frame(&mut self.out, 0);
+            return Ok(op);
+        }
         match req {
             Request::Hello(hello) => self.hello(hello.version, hello.tenant, hello.token)?,
             Request::AttachRegion { bytes } => self.attach(bytes)?,
@@ -498,9 +528,58 @@ impl<'a> Session<'a> {
                 let j = crate::policy_json(self.sh);
                 self.out.extend_from_slice(j.to_string().as_bytes());
             }
+            Request::Subscribe => {
+                let log = crate::events::log(self.sh)?;
+                let next = log.next_seq();
+                reply::subscribed(&mut self.out, next, &crate::events::node_id(self.sh));
+                self.subscribed = Some(next);
+            }
+            Request::KvSnapshot => crate::events::snapshot(self.sh, &mut self.out)?,
         }
         mcos_proto::end_frame(&mut self.out, self.payload_len);
         Ok(op)
+    }
+
+    /// The reply of a fenced member (see `fence`): every get a miss, nothing exists, no
+    /// prefix, every put refused (`rejected`, reason 5).
+    fn fenced_reply(&mut self, req: &Request<'_>) {
+        let mut w = Writer::new(&mut self.out);
+        let n = match req {
+            Request::Put(b) => {
+                w.u32(b.len() as u32);
+                for _ in 0..b.len() {
+                    reply::status(
+                        &mut self.out,
+                        Status {
+                            code: status::REJECTED,
+                            tier: 0,
+                            value: REJECT_FENCED,
+                        },
+                    );
+                }
+                b.len()
+            }
+            Request::Get(b) => {
+                w.u32(b.len() as u32);
+                for _ in 0..b.len() {
+                    reply::status(&mut self.out, Status::code(status::MISS));
+                }
+                b.len()
+            }
+            Request::Exists(keys) => {
+                w.u32(keys.len() as u32);
+                for _ in 0..keys.len() {
+                    w.u8(0xff);
+                }
+                keys.len()
+            }
+            Request::Prefix(keys) => {
+                w.u32(0);
+                keys.len()
+            }
+            _ => 0,
+        };
+        crate::fence::refused(self.sh, n);
     }
 
     fn hello(&mut self, version: u16, tenant: &str, token: &[u8]) -> Result<(), Refusal> {

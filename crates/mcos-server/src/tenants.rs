@@ -11,10 +11,7 @@ use mcos_node::Node;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-/// Seed of the tenant-name hash. Changing it changes every tenant's keys: never do.
-const TENANT_NAME_SEED: u64 = 0x4d43_4f53_746e_6d31; // "MCOStnm1"
 /// While a tenant is at its quota, re-count its resident blocks at most this often.
 const QUOTA_RECOUNT: Duration = Duration::from_millis(100);
 
@@ -40,7 +37,7 @@ impl Tenant {
         Tenant {
             name: c.name.clone(),
             token: c.token.as_bytes().to_vec(),
-            salt: xxh3_64_with_seed(c.name.as_bytes(), TENANT_NAME_SEED),
+            salt: mcos_core::tenant_salt(&c.name),
             quota_blocks: c.quota_blocks,
             stored: Mutex::new(QuotaSet {
                 keys: HashSet::new(),

@@ -535,6 +535,11 @@ impl Netns {
     fn cut(&self) {
         ip(&["link", "set", &self.host_if, "down"]).unwrap();
     }
+
+    /// Restores the link cut by `cut`.
+    fn restore(&self) {
+        ip(&["link", "set", &self.host_if, "up"]).unwrap();
+    }
 }
 
 impl Drop for Netns {
@@ -545,8 +550,8 @@ impl Drop for Netns {
 }
 
 #[test]
-fn a_partitioned_member_leaves_and_neither_side_sees_wrong_bytes() {
-    let name = "a_partitioned_member_leaves_and_neither_side_sees_wrong_bytes";
+fn a_partitioned_member_leaves_is_fenced_and_rejoins_and_no_side_sees_wrong_bytes() {
+    let name = "a_partitioned_member_leaves_is_fenced_and_rejoins_and_no_side_sees_wrong_bytes";
     if !etcd_or_skip(name) {
         return;
     }
@@ -651,8 +656,9 @@ fn a_partitioned_member_leaves_and_neither_side_sees_wrong_bytes() {
     check(&client.get(&all).unwrap());
     assert_eq!(client.stats().peer_failures, failures, "still routed to it");
 
-    // The isolated side: its own blocks, read over its Unix socket (shared filesystem), are
-    // exact; its membership lost etcd and says so.
+    // The isolated side, read over its Unix socket (shared filesystem): once its lease is
+    // gone it is fenced, so it serves none of the pooled keys it held (misses, never errors or
+    // wrong bytes), and says so in its log and its stats.
     let mut local =
         mcos_client::Client::connect(dir.path().join("iso.sock").to_str().unwrap(), "default", "")
             .unwrap();
@@ -662,27 +668,71 @@ fn a_partitioned_member_leaves_and_neither_side_sees_wrong_bytes() {
         .filter(|(_, o)| **o)
         .map(|(k, _)| *k)
         .collect();
-    let got = local.get(&mine).unwrap();
-    for (k, g) in mine.iter().zip(&got) {
-        assert_eq!(
-            g.as_deref(),
-            Some(&payload(k.0)[..]),
-            "isolated side, key {}",
-            k.0
-        );
-    }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let log = std::fs::read_to_string(&members[2].log).unwrap();
-        if log.contains("etcd session ended") {
+        let got = local.get(&mine).unwrap();
+        for (k, g) in mine.iter().zip(&got) {
+            if let Some(b) = g {
+                assert_eq!(b, &payload(k.0), "isolated side, key {}", k.0);
+            }
+        }
+        if got.iter().all(Option::is_none) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the isolated daemon did not notice: {log}"
+            "the isolated member still serves pooled keys {:?} after its lease is gone",
+            cut_at.elapsed()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(
+        cut_at.elapsed() >= Duration::from_millis(TTL_S * 1000 - 2000),
+        "fenced {:?} after the cut, before its lease could have lapsed",
+        cut_at.elapsed()
+    );
+    eprintln!(
+        "fenced {:?} after the cut ({} pooled keys it held)",
+        cut_at.elapsed(),
+        mine.len()
+    );
+    assert!(local.exists(&mine).unwrap().iter().all(Option::is_none));
+    let stats: serde_json::Value = serde_json::from_str(&local.stats_json().unwrap()).unwrap();
+    assert_eq!(stats["daemon"]["cluster"]["fenced"], true, "{stats}");
+    let log = std::fs::read_to_string(&members[2].log).unwrap();
+    assert!(log.contains("etcd session ended"), "{log}");
+    assert!(log.contains("fenced:"), "the fence is not logged: {log}");
+
+    // The link comes back: the member registers again, is unfenced, and the pool reads its
+    // keys from it again, byte-exact.
+    ns.restore();
+    assert!(
+        client
+            .membership()
+            .wait_for(Duration::from_secs(20), |v| v.member("iso").is_some())
+            .is_some(),
+        "the isolated member did not register again"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while local.get(&mine).unwrap().iter().any(Option::is_none) {
+        assert!(
+            Instant::now() < deadline,
+            "still fenced after registering again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("serving again {:?} after the cut", cut_at.elapsed());
+    let got = client.get(&all).unwrap();
+    for (k, g) in all.iter().zip(&got) {
+        assert_eq!(
+            g.as_deref(),
+            Some(&payload(k.0)[..]),
+            "after the rejoin, key {}",
+            k.0
+        );
+    }
+    let log = std::fs::read_to_string(&members[2].log).unwrap();
+    assert!(log.contains("unfenced"), "{log}");
     members[2].kill9();
     drop(members);
 }

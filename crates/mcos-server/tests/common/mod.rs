@@ -1,0 +1,81 @@
+//! A pool member as a real `mcosd` process for the pool tests: its config written to a temp
+//! dir, its log kept there, killed (SIGKILL) on drop, its log printed when a test fails.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub socket: PathBuf,
+    config: PathBuf,
+}
+
+impl Daemon {
+    /// Starts member `id` of `cluster` (etcd at `etcd`, lease TTL 3 s, TCP on a free loopback
+    /// port) over the node `node_toml` (block size and tiers).
+    pub fn start(dir: &Path, id: &str, etcd: &str, cluster: &str, node_toml: &str) -> Daemon {
+        let config = dir.join(format!("{id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "{node_toml}\n[server]\nlisten = \"127.0.0.1:0\"\n[server.cluster]\n\
+                 etcd = [\"{etcd}\"]\nname = \"{cluster}\"\nnode_id = \"{id}\"\nlease_ttl_s = 3\n"
+            ),
+        )
+        .unwrap();
+        let mut d = Daemon {
+            child: None,
+            log: dir.join(format!("{id}.log")),
+            socket: dir.join(format!("{id}.sock")),
+            config,
+        };
+        d.restart();
+        d
+    }
+
+    /// Starts the process again with the same config, socket and log (appended).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart of a running daemon");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        self.child = Some(
+            Command::new(env!("CARGO_BIN_EXE_mcosd"))
+                .arg("--config")
+                .arg(&self.config)
+                .arg("--socket")
+                .arg(&self.socket)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    /// SIGKILL, and reaps the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn socket_str(&self) -> &str {
+        self.socket.to_str().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- {} ---\n{log}", self.log.display());
+        }
+    }
+}
