@@ -49,9 +49,12 @@ pub(crate) fn serve(sh: &Shared, mut s: TcpStream) {
     }
     match path {
         "/metrics" => {
-            let text =
+            let mut text =
                 sh.metrics
                     .render(&sh.node.stats(), sh.node.brain_health(), sh.leases.total());
+            if let Some(p) = sh.pool.get() {
+                p.render_metrics(&mut text);
+            }
             respond(
                 &mut s,
                 "200 OK",
