@@ -49,6 +49,9 @@ pub struct ClusterBenchArgs {
     /// Lease TTL of the pool's members, seconds.
     #[arg(long, default_value_t = mcos_cluster::membership::DEFAULT_LEASE_TTL_S)]
     pub lease_ttl_s: u64,
+    /// `copy_after_remote_reads` of the daemons gets go through (0: they keep no copies).
+    #[arg(long, default_value_t = 2)]
+    pub copy_after_remote_reads: u32,
     /// Blocks of each class stored before the kill.
     #[arg(long, default_value_t = 600)]
     pub probe_blocks: usize,
@@ -84,6 +87,8 @@ struct Report {
     remote_get_p99_us: f64,
     /// Hit ratio with every get through the request's local daemon (round-robin).
     via_local_daemon_hit_ratio: f64,
+    /// Their `copy_after_remote_reads`.
+    via_local_daemon_copy_after_remote_reads: u32,
     /// Blocks those daemons served from other members, and copies they kept.
     via_local_daemon_remote_hits: u64,
     via_local_daemon_local_copies: u64,
@@ -359,12 +364,16 @@ pub fn run(a: ClusterBenchArgs) -> Result<()> {
     let mut local_d = Vec::new();
     for i in 0..3 {
         let id = format!("l{i}");
-        let t = daemon_toml(
+        let mut t = daemon_toml(
             &id,
             a.block_bytes,
             per,
             Some((&etcd.client_addr, &local_cluster, a.lease_ttl_s)),
         );
+        t.push_str(&format!(
+            "copy_after_remote_reads = {}\n",
+            a.copy_after_remote_reads
+        ));
         local_d.push(Daemon::spawn(dir.path(), &id, &t)?);
     }
     let mut lcfg = MembershipConfig::new(vec![etcd.client_addr.clone()], local_cluster);
@@ -484,6 +493,7 @@ pub fn run(a: ClusterBenchArgs) -> Result<()> {
         remote_get_p50_us: quantile(&mut us, 0.5),
         remote_get_p99_us: quantile(&mut us, 0.99),
         via_local_daemon_hit_ratio: lh as f64 / pa as f64,
+        via_local_daemon_copy_after_remote_reads: a.copy_after_remote_reads,
         via_local_daemon_remote_hits: remote_hits,
         via_local_daemon_local_copies: local_copies,
         via_local_daemon_get_p50_us: quantile(&mut via_us, 0.5),
