@@ -9,7 +9,7 @@
 //! - single: one daemon with all the capacity;
 //! - via the local daemon: three fresh pool daemons; request i asks daemon i mod 3 over its
 //!   Unix socket, which serves what it holds and fetches its misses from the owners (keeping
-//!   a local copy of a block after its second remote read); the missing blocks are stored on
+//!   a local copy of a block after its eighth remote read by default); the missing blocks are stored on
 //!   their owners by a pool client, as an engine that writes to the pool would.
 //!
 //! Per request: get its blocks, count the hits of the longest cached prefix (verifying every
@@ -50,7 +50,7 @@ pub struct ClusterBenchArgs {
     #[arg(long, default_value_t = mcos_cluster::membership::DEFAULT_LEASE_TTL_S)]
     pub lease_ttl_s: u64,
     /// `copy_after_remote_reads` of the daemons gets go through (0: they keep no copies).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 8)]
     pub copy_after_remote_reads: u32,
     /// Blocks of each class stored before the kill.
     #[arg(long, default_value_t = 600)]

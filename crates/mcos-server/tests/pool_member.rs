@@ -45,7 +45,8 @@ impl Member {
             format!(
                 "block_bytes = {BLOCK}\n{extra}\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = 4096\n\
                  [server]\nlisten = \"127.0.0.1:0\"\n[server.cluster]\netcd = [\"{etcd}\"]\n\
-                 name = \"{cluster}\"\nnode_id = \"{id}\"\nlease_ttl_s = {TTL_S}\n"
+                 name = \"{cluster}\"\nnode_id = \"{id}\"\nlease_ttl_s = {TTL_S}\n\
+                 copy_after_remote_reads = 2\n"
             ),
         )
         .unwrap();
