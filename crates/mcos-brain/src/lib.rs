@@ -10,6 +10,7 @@
 //!   into a policy table.
 //! - [`shadow`]: the miniature cache model that scores one set of knobs.
 //! - [`placement`]: placement across tiers by time saved (fetch versus recompute).
+//! - [`remote`]: a remote hit over the measured peer link, priced against recompute.
 //! - [`brain`]: the learner: evidence, decisions, compile, validate, install.
 //! - [`thread`]: the brain on its own thread, as a node runs it.
 //!
@@ -21,10 +22,12 @@
 pub mod brain;
 pub mod knobs;
 pub mod placement;
+pub mod remote;
 pub mod shadow;
 pub mod thread;
 
 pub use brain::{Brain, BrainConfig, BrainStats, EMPTY_SAMPLE, LinkReport};
 pub use knobs::{Knobs, base_table, candidates};
 pub use placement::{CostModel, LinkModel, Placement};
+pub use remote::{PeerLink, RemoteChoice, RemotePrice, RemotePricing};
 pub use thread::{BrainHealth, BrainSnapshot, BrainThread, Cadence, InstallFn};

@@ -42,7 +42,7 @@ pub struct LinkModel {
 }
 
 impl LinkModel {
-    fn new(bytes_per_s: f64, latency_s: f64) -> LinkModel {
+    pub(crate) fn new(bytes_per_s: f64, latency_s: f64) -> LinkModel {
         LinkModel {
             configured_bytes_per_s: bytes_per_s,
             latency_s,
@@ -71,7 +71,7 @@ impl LinkModel {
         }
     }
 
-    fn observe(&mut self, bytes: u64, seconds: f64) {
+    pub(crate) fn observe(&mut self, bytes: u64, seconds: f64) {
         let sample = seconds / bytes as f64;
         if self.measured_bytes == 0 {
             self.measured_s_per_byte = sample;

@@ -6,7 +6,11 @@
 //! - pooled: three daemons registered in a real etcd, each with a third of the capacity, used
 //!   through the pool client (rendezvous owners, batched per peer);
 //! - isolated: three daemons of the same size, request i served by daemon i mod 3 alone;
-//! - single: one daemon with all the capacity.
+//! - single: one daemon with all the capacity;
+//! - via the local daemon: three fresh pool daemons; request i asks daemon i mod 3 over its
+//!   Unix socket, which serves what it holds and fetches its misses from the owners (keeping
+//!   a local copy of a block after its eighth remote read by default); the missing blocks are stored on
+//!   their owners by a pool client, as an engine that writes to the pool would.
 //!
 //! Per request: get its blocks, count the hits of the longest cached prefix (verifying every
 //! byte), put the rest. Then protected (`PRECIOUS`, two copies) and plain blocks are stored in
@@ -45,6 +49,9 @@ pub struct ClusterBenchArgs {
     /// Lease TTL of the pool's members, seconds.
     #[arg(long, default_value_t = mcos_cluster::membership::DEFAULT_LEASE_TTL_S)]
     pub lease_ttl_s: u64,
+    /// `copy_after_remote_reads` of the daemons gets go through (0: they keep no copies).
+    #[arg(long, default_value_t = 8)]
+    pub copy_after_remote_reads: u32,
     /// Blocks of each class stored before the kill.
     #[arg(long, default_value_t = 600)]
     pub probe_blocks: usize,
@@ -78,6 +85,16 @@ struct Report {
     peer_calls: u64,
     remote_get_p50_us: f64,
     remote_get_p99_us: f64,
+    /// Hit ratio with every get through the request's local daemon (round-robin).
+    via_local_daemon_hit_ratio: f64,
+    /// Their `copy_after_remote_reads`.
+    via_local_daemon_copy_after_remote_reads: u32,
+    /// Blocks those daemons served from other members, and copies they kept.
+    via_local_daemon_remote_hits: u64,
+    via_local_daemon_local_copies: u64,
+    /// Get of one request's blocks through the local daemon, p50 and p99.
+    via_local_daemon_get_p50_us: f64,
+    via_local_daemon_get_p99_us: f64,
     /// CPU time of `owners()` per key (2 owners) with 3, 100 and 1,000 members in the view.
     placement_ns_per_key: Vec<(usize, f64)>,
     seconds: Seconds,
@@ -88,6 +105,7 @@ struct Seconds {
     pooled: f64,
     isolated: f64,
     single: f64,
+    via_local_daemon: f64,
 }
 
 /// The block payload of `key`: 8-byte words derived from the key and the position, so a block
@@ -131,6 +149,27 @@ impl System for Pooled {
 }
 
 struct Direct(Vec<Client>);
+
+/// Gets through the request's local daemon (which asks the owners), puts to the owners.
+struct ViaLocal {
+    daemons: Vec<Client>,
+    pool: PoolClient,
+    get_us: Vec<f64>,
+}
+
+impl System for ViaLocal {
+    fn get(&mut self, req: usize, keys: &[BlockKey]) -> Result<Vec<Option<Vec<u8>>>> {
+        let n = self.daemons.len();
+        let t = Instant::now();
+        let r = self.daemons[req % n].get(keys)?;
+        self.get_us.push(t.elapsed().as_secs_f64() * 1e6);
+        Ok(r)
+    }
+    fn put(&mut self, _: usize, blocks: &[(BlockKey, &[u8])]) -> Result<()> {
+        self.pool.put(blocks)?;
+        Ok(())
+    }
+}
 
 impl System for Direct {
     fn get(&mut self, req: usize, keys: &[BlockKey]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -320,6 +359,66 @@ pub fn run(a: ClusterBenchArgs) -> Result<()> {
     secs.single = t.elapsed().as_secs_f64();
     drop((iso, one, others, single));
 
+    // Through the local daemon: three fresh members of a second pool on the same etcd.
+    let local_cluster = format!("bench{}l", std::process::id());
+    let mut local_d = Vec::new();
+    for i in 0..3 {
+        let id = format!("l{i}");
+        let mut t = daemon_toml(
+            &id,
+            a.block_bytes,
+            per,
+            Some((&etcd.client_addr, &local_cluster, a.lease_ttl_s)),
+        );
+        t.push_str(&format!(
+            "copy_after_remote_reads = {}\n",
+            a.copy_after_remote_reads
+        ));
+        local_d.push(Daemon::spawn(dir.path(), &id, &t)?);
+    }
+    let mut lcfg = MembershipConfig::new(vec![etcd.client_addr.clone()], local_cluster);
+    lcfg.lease_ttl_s = a.lease_ttl_s;
+    let lpool = PoolClient::connect(lcfg, PoolOptions::default())?;
+    if lpool
+        .membership()
+        .wait_for(Duration::from_secs(30), |v| v.members.len() == 3)
+        .is_none()
+    {
+        bail!("the three local-path daemons did not register within 30 s");
+    }
+    let mut daemons = Vec::new();
+    for d in &local_d {
+        d.wait_socket(Duration::from_secs(30))?;
+        let mut c = connect(d)?;
+        // Each daemon routes over its own view: wait until it sees all three.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while member_count(&mut c)? != 3 {
+            if Instant::now() > deadline {
+                bail!("{} does not see the 3 members after 30 s", d.id);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        daemons.push(c);
+    }
+    let t = Instant::now();
+    let mut via = ViaLocal {
+        daemons,
+        pool: lpool,
+        get_us: Vec::with_capacity(reqs.len()),
+    };
+    let (lh, _, lw) = replay(&mut via, &reqs, bb)?;
+    secs.via_local_daemon = t.elapsed().as_secs_f64();
+    let (mut remote_hits, mut local_copies) = (0u64, 0u64);
+    for c in &mut via.daemons {
+        let j: serde_json::Value = serde_json::from_str(&c.stats_json()?)?;
+        let p = &j["daemon"]["pool"];
+        remote_hits += p["remote"]["hits"].as_u64().unwrap_or(0);
+        local_copies += p["local_copies"]["stored"].as_u64().unwrap_or(0);
+    }
+    let mut via_us = std::mem::take(&mut via.get_us);
+    drop(via);
+    drop(local_d);
+
     // Failure: protected and plain blocks, then kill -9 one member.
     let mut pool = pooled.pool;
     let prot: Vec<BlockKey> = (0..probes as u128)
@@ -355,7 +454,7 @@ pub fn run(a: ClusterBenchArgs) -> Result<()> {
     if gone.is_none() {
         bail!("{victim} was still a member {detect:.1} s after kill -9");
     }
-    let mut wrong = pw + iw + sw;
+    let mut wrong = pw + iw + sw + lw;
     let mut lost = |pool: &mut PoolClient, keys: &[BlockKey]| -> Result<u64> {
         let got = pool.get(keys)?;
         let mut n = 0;
@@ -393,6 +492,12 @@ pub fn run(a: ClusterBenchArgs) -> Result<()> {
         peer_calls: pool.stats().peer_calls,
         remote_get_p50_us: quantile(&mut us, 0.5),
         remote_get_p99_us: quantile(&mut us, 0.99),
+        via_local_daemon_hit_ratio: lh as f64 / pa as f64,
+        via_local_daemon_copy_after_remote_reads: a.copy_after_remote_reads,
+        via_local_daemon_remote_hits: remote_hits,
+        via_local_daemon_local_copies: local_copies,
+        via_local_daemon_get_p50_us: quantile(&mut via_us, 0.5),
+        via_local_daemon_get_p99_us: quantile(&mut via_us, 0.99),
         placement_ns_per_key: placement_cost(),
         seconds: secs,
     };
@@ -408,6 +513,12 @@ pub fn run(a: ClusterBenchArgs) -> Result<()> {
         bail!("targets missed: {}", missed.join("; "));
     }
     Ok(())
+}
+
+/// Members in a daemon's own view (its stats reply).
+fn member_count(c: &mut Client) -> Result<u64> {
+    let j: serde_json::Value = serde_json::from_str(&c.stats_json()?)?;
+    Ok(j["daemon"]["cluster"]["members"].as_u64().unwrap_or(0))
 }
 
 fn targets_missed(r: &Report) -> Vec<String> {
@@ -470,14 +581,22 @@ fn table(r: &Report, missed: &[String]) -> String {
         r.remote_get_p50_us,
         r.remote_get_p99_us
     );
+    s += &format!(
+        "via local   hit ratio {:.4}; {} blocks fetched from owners, {} local copies kept; get per request p50 {:.0} us, p99 {:.0} us\n",
+        r.via_local_daemon_hit_ratio,
+        r.via_local_daemon_remote_hits,
+        r.via_local_daemon_local_copies,
+        r.via_local_daemon_get_p50_us,
+        r.via_local_daemon_get_p99_us
+    );
     s += "placement   ";
     for (n, ns) in &r.placement_ns_per_key {
         s += &format!("{n} members {:.2} us/key   ", ns / 1e3);
     }
     s += "\n";
     s += &format!(
-        "wall        pooled {:.1} s, isolated {:.1} s, single {:.1} s\n",
-        r.seconds.pooled, r.seconds.isolated, r.seconds.single
+        "wall        pooled {:.1} s, isolated {:.1} s, single {:.1} s, via local daemon {:.1} s\n",
+        r.seconds.pooled, r.seconds.isolated, r.seconds.single, r.seconds.via_local_daemon
     );
     if missed.is_empty() {
         s += "targets     all met\n";

@@ -328,6 +328,13 @@ fn status(a: StatusArgs) -> Result<()> {
                 // between members.
                 row["rtt_us_from_here"] = json!(t.elapsed().as_secs_f64() * 1e6);
                 row["reachable"] = json!(true);
+                // Links between members, measured by each daemon from its own peer calls, and
+                // what it does with them (docs/cluster.md).
+                let pool = &j["daemon"]["pool"];
+                row["peer_links"] = pool["peer_links"].clone();
+                row["remote"] = pool["remote"].clone();
+                row["local_copies"] = pool["local_copies"].clone();
+                row["rereplication"] = pool["rereplication"].clone();
             }
             Err(e) => {
                 row["reachable"] = json!(false);
@@ -379,6 +386,39 @@ fn status(a: StatusArgs) -> Result<()> {
                         r["addr"].as_str().unwrap_or("?"),
                         cap,
                         r["error"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+            let links: Vec<(&str, &Value)> = rows
+                .iter()
+                .flat_map(|r| {
+                    let from = r["node_id"].as_str().unwrap_or("?");
+                    r["peer_links"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(move |l| (from, l))
+                })
+                .collect();
+            if !links.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "\npeer links, measured by each daemon from its own calls:\n{:<12} {:<12} {:>8} {:>10} {:>12} {:>14} {:>10}",
+                    "from", "to", "calls", "rtt us", "MB/s", "fetch us/blk", "remote hit"
+                );
+                for (from, l) in links {
+                    let _ = writeln!(
+                        s,
+                        "{:<12} {:<12} {:>8} {:>10.0} {:>12} {:>14.1} {:>10}",
+                        from,
+                        l["node_id"].as_str().unwrap_or("?"),
+                        l["calls"],
+                        l["latency_us"].as_f64().unwrap_or(0.0),
+                        l["measured_bytes_per_s"]
+                            .as_f64()
+                            .map_or("-".to_string(), |b| format!("{:.0}", b / 1e6)),
+                        l["fetch_us_per_block"].as_f64().unwrap_or(0.0),
+                        l["decision"].as_str().unwrap_or("?"),
                     );
                 }
             }

@@ -30,8 +30,8 @@
 use mcos_core::BlockKey;
 use mcos_proto::local::{Region, send_with_fd, write_all_vectored};
 use mcos_proto::{
-    ErrorCode, FLAG_DURABLE, FrameHeader, HEADER_BYTES, Op, PROTOCOL_VERSION, PUT_DURABLE, REPLY,
-    STATUS_BYTES, Status, Welcome, WireIntent, encode, reply, status,
+    ErrorCode, FLAG_DURABLE, FLAG_LOCAL, FrameHeader, HEADER_BYTES, Op, PROTOCOL_VERSION,
+    PUT_DURABLE, REPLY, STATUS_BYTES, Status, Welcome, WireIntent, encode, reply, status,
 };
 use std::io::{self, IoSliceMut, Read};
 use std::net::TcpStream;
@@ -302,6 +302,8 @@ pub struct Client {
     buf: Vec<u8>,
     rbuf: Vec<u8>,
     statuses: Vec<Status>,
+    /// Lookups carry `FLAG_LOCAL` (see [`Client::set_local_only`]).
+    local_only: bool,
 }
 
 /// Connects to the first address of `addr` that answers within `t`.
@@ -387,6 +389,7 @@ impl Client {
             buf: Vec::new(),
             rbuf: Vec::new(),
             statuses: Vec::new(),
+            local_only: false,
         };
         c.open()?;
         Ok(c)
@@ -558,6 +561,9 @@ impl Client {
             }
             let id = self.req_id();
             enc(&mut self.buf, id);
+            if self.local_only && matches!(op, Op::Get | Op::Exists | Op::Prefix) {
+                self.buf[5] |= FLAG_LOCAL;
+            }
             match self.exchange_raw(op, id, extra, None, scatter.as_deref_mut()) {
                 Ok(r) => return r,
                 Err(Broken(e)) => {
@@ -583,6 +589,14 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Whether gets, exists and prefix lookups are answered from this daemon's own tiers only
+    /// (protocol flag `LOCAL`). Off by default: a daemon that is a pool member then asks a
+    /// key's owners on a miss. A party that routes to the owners itself (a pool client, a
+    /// daemon asking a peer) turns it on, so no request is forwarded twice.
+    pub fn set_local_only(&mut self, on: bool) {
+        self.local_only = on;
     }
 
     /// What the daemon said at hello (block size, limits, session id).

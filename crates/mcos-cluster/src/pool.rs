@@ -267,7 +267,9 @@ impl PoolClient {
                 opts,
                 self.opts.peer_timeout,
             ) {
-                Ok(client) => {
+                Ok(mut client) => {
+                    // This client routes to the owners itself: a member must not forward.
+                    client.set_local_only(true);
                     self.conns.insert(
                         m.node_id.clone(),
                         Conn {

@@ -129,6 +129,14 @@ pub const FLAG_REGION: u8 = 0x01;
 pub const FLAG_DURABLE: u8 = 0x02;
 /// `value` bit of a put's `ok`/`present` status: the block is durable.
 pub const PUT_DURABLE: u32 = 1;
+/// Flag bit of a get, exists or prefix: answer from this daemon's own tiers only. A daemon
+/// that is a pool member otherwise asks a key's owners on a local miss; peers and pool
+/// clients (which do their own routing) set it, so a forwarded request is never forwarded
+/// again.
+pub const FLAG_LOCAL: u8 = 0x04;
+/// `tier` of a get's `ok` status when the block came from another pool member (the local
+/// daemon fetched it from the key's owner); local hits carry the tier they were found in.
+pub const TIER_REMOTE: u8 = 0xfe;
 
 /// The fixed header of every frame.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

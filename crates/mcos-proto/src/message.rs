@@ -3,8 +3,8 @@
 
 use crate::codec::{Reader, Writer};
 use crate::{
-    ErrorCode, FLAG_DURABLE, FLAG_REGION, FrameHeader, HEADER_BYTES, KEY_BYTES, MAGIC, Op,
-    ProtoError, REPLY, STATUS_BYTES,
+    ErrorCode, FLAG_DURABLE, FLAG_LOCAL, FLAG_REGION, FrameHeader, HEADER_BYTES, KEY_BYTES, MAGIC,
+    Op, ProtoError, REPLY, STATUS_BYTES,
 };
 use mcos_core::BlockKey;
 
@@ -401,9 +401,11 @@ impl<'a> Request<'a> {
         let op = Op::from_u8(header.op).ok_or(ProtoError::UnknownOp(header.op))?;
         let region = header.flags & FLAG_REGION != 0;
         let durable = header.flags & FLAG_DURABLE != 0;
-        if header.flags & !(FLAG_REGION | FLAG_DURABLE) != 0
+        let local = header.flags & FLAG_LOCAL != 0;
+        if header.flags & !(FLAG_REGION | FLAG_DURABLE | FLAG_LOCAL) != 0
             || (region && !matches!(op, Op::Put | Op::Get))
             || (durable && op != Op::Put)
+            || (local && !matches!(op, Op::Get | Op::Exists | Op::Prefix))
         {
             return Err(ProtoError::Malformed(format!(
                 "flags 0x{:02x} are not defined for {}",
@@ -952,6 +954,23 @@ mod tests {
     }
 
     #[test]
+    fn local_flag_only_on_lookups() {
+        for op in [Op::Get, Op::Exists, Op::Prefix] {
+            let mut buf = Vec::new();
+            encode::key_list(&mut buf, op, 1, &[BlockKey(1)]);
+            buf[5] = FLAG_LOCAL;
+            assert!(
+                Request::decode(&header(&buf), &buf[12..], 8).is_ok(),
+                "{op:?}"
+            );
+        }
+        let mut buf = Vec::new();
+        encode::key_list(&mut buf, Op::Unpin, 1, &[BlockKey(1)]);
+        buf[5] = FLAG_LOCAL;
+        assert!(Request::decode(&header(&buf), &buf[12..], 8).is_err());
+    }
+
+    #[test]
     fn statuses_round_trip() {
         let mut buf = Vec::new();
         Writer::new(&mut buf).u32(2);
@@ -975,7 +994,7 @@ mod tests {
     proptest! {
         /// No body, whatever its bytes, makes the decoder panic or read out of bounds.
         #[test]
-        fn decode_never_panics(op in any::<u8>(), flags in 0u8..4, body in proptest::collection::vec(any::<u8>(), 0..256)) {
+        fn decode_never_panics(op in any::<u8>(), flags in 0u8..8, body in proptest::collection::vec(any::<u8>(), 0..256)) {
             let h = FrameHeader { body_len: body.len() as u32, op, flags, req_id: 0 };
             if let Ok(req) = Request::decode(&h, &body, 64) {
                 match req {

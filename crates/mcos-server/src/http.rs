@@ -54,6 +54,9 @@ pub(crate) fn serve(sh: &Shared, mut s: TcpStream) {
                     .render(&sh.node.stats(), sh.node.brain_health(), sh.leases.total());
             crate::events::render_metrics(sh, &mut text);
             crate::fence::render_metrics(sh, &mut text);
+            if let Some(p) = sh.pool.get() {
+                p.render_metrics(&mut text);
+            }
             respond(
                 &mut s,
                 "200 OK",

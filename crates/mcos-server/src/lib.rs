@@ -19,6 +19,8 @@ mod fence;
 mod http;
 mod leases;
 mod metrics;
+mod pool;
+mod rereplicate;
 mod session;
 mod tenants;
 
@@ -63,6 +65,9 @@ pub(crate) struct Shared {
     pub(crate) event_metrics: events::EventMetrics,
     /// Whether this pool member is fenced (its lease may be gone).
     pub(crate) fence: fence::Fence,
+    /// The pool side (peer fetches, local copies, re-replication), set once at start with
+    /// `cluster`.
+    pub(crate) pool: std::sync::OnceLock<pool::PoolSide>,
     started: Instant,
 }
 
@@ -157,6 +162,7 @@ impl Daemon {
             cluster: std::sync::OnceLock::new(),
             event_metrics: events::EventMetrics::default(),
             fence: fence::Fence::default(),
+            pool: std::sync::OnceLock::new(),
             started: Instant::now(),
             cfg: cfg.server,
         });
@@ -172,6 +178,8 @@ impl Daemon {
         if let Some(c) = &d.shared.cfg.cluster {
             let m = join_cluster(c, &e, block_bytes, tier_records)?;
             let _ = d.shared.cluster.set(m.probe());
+            let side = pool_side(&d.shared, c, m.probe(), &cfg.node)?;
+            let _ = d.shared.pool.set(side);
             d.membership = Some(m);
         }
         info!(
@@ -221,6 +229,14 @@ impl Daemon {
                 revents: 0,
             });
         }
+        let rereplicate_stop = Arc::new(AtomicBool::new(false));
+        let rereplicate = match shared.pool.get() {
+            Some(_) => Some(
+                rereplicate::spawn(shared.clone(), rereplicate_stop.clone())
+                    .context("starting the re-replication thread")?,
+            ),
+            None => None,
+        };
         let mut brain_watch = BrainWatch::default();
         let mut last_watch = Instant::now();
         while !stop.load(Ordering::Acquire) {
@@ -301,6 +317,10 @@ impl Daemon {
             clients = sessions.len(),
             "shutting down: no new connections, finishing requests in flight"
         );
+        rereplicate_stop.store(true, Ordering::Release);
+        if let Some(t) = rereplicate {
+            let _ = t.join();
+        }
         // Leave the pool first: the lease is revoked, so peers and pool clients stop routing
         // here at once instead of after the TTL.
         if let Some(m) = membership {
@@ -389,6 +409,40 @@ fn join_cluster(
         .with_context(|| format!("joining cluster `{}` through etcd", c.name))?;
     info!(node = %id, incarnation = inc, members = m.view().members.len(), "joined the pool");
     Ok(m)
+}
+
+/// The daemon's pool side: peers reached as each configured tenant, the brain's cost model
+/// for pricing remote hits, the replication factors of the policy table in force.
+fn pool_side(
+    sh: &Shared,
+    c: &ClusterSection,
+    probe: mcos_cluster::MembershipProbe,
+    node: &mcos_node::NodeConfig,
+) -> Result<pool::PoolSide> {
+    let tenants = sh.cfg.effective_tenants();
+    let tokens = tenants
+        .iter()
+        .map(|t| (t.name.clone(), t.token.clone()))
+        .collect();
+    let peers = mcos_cluster::Peers::new(probe, tokens, pool::PEER_TIMEOUT)?;
+    let b = &node.brain;
+    let cost = match (b.prefill_tokens_per_s, b.kv_bytes_per_token, b.block_tokens) {
+        (Some(tps), Some(kvb), Some(bt)) => Some(mcos_brain::CostModel {
+            prefill_tokens_per_s: tps,
+            kv_bytes_per_token: kvb,
+            block_tokens: bt,
+        }),
+        _ => None,
+    };
+    let replication = mcos_cluster::Replication::from_table(&sh.node.policy_table().1);
+    Ok(pool::PoolSide::new(
+        peers,
+        c,
+        cost,
+        replication,
+        tenants.into_iter().map(|t| t.name).collect(),
+        sh.block_bytes,
+    ))
 }
 
 fn admit(
@@ -618,6 +672,7 @@ pub(crate) fn stats_json(sh: &Shared) -> Value {
                     "last_error": p.last_error(),
                 })
             }),
+            "pool": sh.pool.get().map(pool::PoolSide::stats_json),
         },
     })
 }
@@ -703,13 +758,7 @@ pub fn serve_main(args: &ServeArgs) -> Result<()> {
             None if args.etcd.is_empty() => {
                 bail!("--node-id and --cluster need --etcd or a [server.cluster] section")
             }
-            None => ClusterSection {
-                etcd: Vec::new(),
-                name: "mcos".into(),
-                node_id: None,
-                advertise: None,
-                lease_ttl_s: mcos_cluster::membership::DEFAULT_LEASE_TTL_S,
-            },
+            None => ClusterSection::with_etcd(Vec::new()),
         };
         let mut c = c;
         if !args.etcd.is_empty() {

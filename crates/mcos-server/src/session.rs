@@ -13,9 +13,9 @@ use mcos_core::{BlockKey, Intent, IntentAction, PriorityClass};
 use mcos_node::{Fetched, NodeError, PutOutcome};
 use mcos_proto::local::{Region, recv_with_fds, write_all_vectored};
 use mcos_proto::{
-    ErrorCode, FrameHeader, GetBatch, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION, PUT_DURABLE,
-    Payload, PutBatch, Request, STATUS_BYTES, Status, Welcome, WireIntent, Writer, intent_kind,
-    reply, status,
+    ErrorCode, FLAG_LOCAL, FrameHeader, GetBatch, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION,
+    PUT_DURABLE, Payload, PutBatch, Request, STATUS_BYTES, Status, TIER_REMOTE, Welcome,
+    WireIntent, Writer, intent_kind, reply, status,
 };
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -424,7 +424,8 @@ impl<'a> Session<'a> {
                 }
                 Writer::new(&mut self.out).u32(n as u32);
                 let mut counts = [0u64; 12];
-                for st in self.get_batch(tenant, &batch) {
+                let forward = h.flags & FLAG_LOCAL == 0;
+                for st in self.get_batch(tenant, &batch, forward) {
                     count(&mut counts, st.code);
                     reply::status(&mut self.out, st);
                 }
@@ -448,7 +449,14 @@ impl<'a> Session<'a> {
                 // Key 0 never matches: the prefix stops there.
                 self.keys
                     .extend(keys.iter().map(|k| tenant.key(k).unwrap_or(BlockKey::NONE)));
-                let n = self.sh.node.longest_cached_prefix(&self.keys);
+                let mut n = self.sh.node.longest_cached_prefix(&self.keys);
+                if n < self.keys.len()
+                    && h.flags & FLAG_LOCAL == 0
+                    && let Some(pool) = self.sh.pool.get().filter(|p| p.fetch_from_owners)
+                {
+                    let client: Vec<BlockKey> = keys.iter().collect();
+                    n = pool.prefix(self.sh, tenant, &client, &self.keys, n);
+                }
                 Writer::new(&mut self.out).u32(n as u32);
             }
             Request::Pin { ttl_ms, keys } => {
@@ -654,7 +662,11 @@ impl<'a> Session<'a> {
     /// Inline: hit `i` lands at `payload[i * block_bytes..]` and its range is recorded for the
     /// reply's vectored write. Region: each block lands at its own range; a batch whose ranges
     /// overlap is served one key at a time (two writers may not share bytes).
-    fn get_batch(&mut self, tenant: &Tenant, batch: &GetBatch<'_>) -> Vec<Status> {
+    ///
+    /// With `forward` on a pool member, the keys missed here are fetched from their owners
+    /// (`crate::pool`) into the same destinations, whole or not at all (status tier
+    /// `TIER_REMOTE`).
+    fn get_batch(&mut self, tenant: &Tenant, batch: &GetBatch<'_>, forward: bool) -> Vec<Status> {
         let n = batch.len();
         let bb = self.sh.block_bytes as usize;
         let mut statuses = vec![Status::code(status::INVALID); n];
@@ -724,6 +736,39 @@ impl<'a> Session<'a> {
         let results = self.sh.node.get_batch_into(&self.keys, &mut dsts);
         for (&i, r) in slots.iter().zip(results) {
             statuses[i] = fetched_status(r);
+        }
+        if forward && let Some(pool) = self.sh.pool.get().filter(|p| p.fetch_from_owners) {
+            // j: position in `slots`/`dsts`/`keys` of each missed key.
+            let missed: Vec<usize> = (0..slots.len())
+                .filter(|&j| statuses[slots[j]].code == status::MISS)
+                .collect();
+            if !missed.is_empty() {
+                let client: Vec<BlockKey> = batch.iter().map(|(k, _)| k).collect();
+                let ck: Vec<BlockKey> = missed.iter().map(|&j| client[slots[j]]).collect();
+                let nk: Vec<BlockKey> = missed.iter().map(|&j| self.keys[j]).collect();
+                let got = pool.fetch_missing(self.sh, tenant, &ck, &nk);
+                for (&j, g) in missed.iter().zip(got) {
+                    let Some(b) = g else { continue };
+                    let i = slots[j];
+                    statuses[i] = match dsts[j].get_mut(..b.len()) {
+                        Some(d) => {
+                            d.copy_from_slice(&b);
+                            Status {
+                                code: status::OK,
+                                tier: TIER_REMOTE,
+                                value: b.len() as u32,
+                            }
+                        }
+                        None => Status {
+                            code: status::TOO_LARGE,
+                            tier: 0,
+                            value: b.len() as u32,
+                        },
+                    };
+                }
+            }
+        }
+        for &i in &slots {
             if !batch.region && statuses[i].code == status::OK {
                 self.hit_ranges.push((i * bb, statuses[i].value as usize));
                 self.payload_len += statuses[i].value as usize;
@@ -738,6 +783,12 @@ impl<'a> Session<'a> {
         let node = &self.sh.node;
         let mut statuses = vec![Status::code(status::INVALID); batch.len()];
         let mut room = tenant.quota_room(node);
+        // Client keys, for the pool's re-replication of protected blocks (placement hashes
+        // the client key; the node holds the salted one).
+        let client_keys: Vec<BlockKey> = match self.sh.pool.get() {
+            Some(_) => batch.iter().map(|(k, _)| k).collect(),
+            None => Vec::new(),
+        };
         let mut blocks: Vec<(BlockKey, &[u8])> = Vec::with_capacity(batch.len());
         let mut slots = Vec::with_capacity(batch.len());
         for (i, (key, payload)) in batch.iter().enumerate() {
@@ -794,6 +845,11 @@ impl<'a> Session<'a> {
         };
         let durable_value = if batch.durable { PUT_DURABLE } else { 0 };
         for ((&i, r), &(k, _)) in slots.iter().zip(results).zip(&blocks) {
+            if let (Some(pool), Ok(PutOutcome::Stored(_) | PutOutcome::Present)) =
+                (self.sh.pool.get(), &r)
+            {
+                pool.track_put(tenant, client_keys[i], k, batch.class);
+            }
             statuses[i] = match r {
                 Ok(PutOutcome::Stored(t)) => {
                     tenant.record_stored(k);
