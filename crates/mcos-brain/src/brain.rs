@@ -11,6 +11,14 @@
 //! cold-start swings and switching on noise. Shadows run from the first sample whatever is
 //! installed, so the comparison is between steady states, not transients.
 //!
+//! Transients: a mirror shadow runs what is installed, keeping its blocks (and its sketch and
+//! history, which follow the installed knobs) across switches: a model of the real cache. Each
+//! switch goes on trial against a copy of the mirror taken at the switch and run on under the
+//! old knobs (what not switching would have given from the same state); when the trial measures
+//! the switch losing by a significant margin, the brain takes it back and holds the candidate
+//! out for a while (doubling on every revert), so a switch that lands on another table's cache
+//! contents and never recovers within the evidence horizon is not repeated at every decision.
+//!
 //! Sampling: the shadows hold about `shadow_blocks` blocks. The brain samples at rate 2^-k, the
 //! largest rate that keeps the shadow of tier 0 at least that large, and never finer than the
 //! fast path samples (samples nest: `mcos_core::telemetry::is_sampled`).
@@ -512,7 +520,8 @@ impl Brain {
             None => 0.0,
         };
         for (i, s) in self.shadows.iter_mut().enumerate() {
-            self.hit_scratch[i] = value(s.access(tag, &self.freqs[self.freq_of[i]].1), &self.values);
+            self.hit_scratch[i] =
+                value(s.access(tag, &self.freqs[self.freq_of[i]].1), &self.values);
         }
         self.mirror_freq.add(tag);
         let real = value(self.mirror.access(tag, &self.mirror_freq), &self.values);
@@ -598,8 +607,10 @@ impl Brain {
     /// Judges the switch on trial, if any, at a decision: taken back when the mirror trails
     /// what staying would have given by a significant margin (the same sign test and minimum
     /// gain as a switch), confirmed when it leads likewise or after the trial's length
-    /// (`TRIAL_HALF_LIVES` half-lives). Returns true while the trial goes on: no other switch
-    /// is considered meanwhile. A reverted candidate is held out of the choice for a hold that
+    /// (`TRIAL_HALF_LIVES` half-lives). Returns true when it took the switch back. Other
+    /// switches stay open during a trial (blocking them for its length cost 0.002 to 0.007 on
+    /// KV traces, BENCHMARKS.md issue 16); a switch during a trial starts a new one from the
+    /// mirror as it is then. A reverted candidate is held out of the choice for a hold that
     /// starts at one half-life and doubles on each revert, so a switch whose transient never
     /// pays is retried ever less often; a confirmed switch clears its hold.
     fn judge_trial(&mut self) -> bool {
@@ -626,9 +637,8 @@ impl Brain {
             self.hold_len[self.incumbent] = 0;
             self.stats.trials_confirmed += 1;
             self.trial = None;
-            return false;
         }
-        true
+        false
     }
 
     fn half_life(&self) -> f64 {
@@ -646,9 +656,8 @@ impl Brain {
         self.incumbent = to;
         let k = self.knobs();
         self.mirror.retarget(k);
-        self.mirror_freq.set_window(
-            u64::from(k.sketch_window_x) * u64::from(self.mirror.capacity()),
-        );
+        self.mirror_freq
+            .set_window(u64::from(k.sketch_window_x) * u64::from(self.mirror.capacity()));
         self.wins.iter_mut().for_each(|x| *x = 0.0);
         self.losses.iter_mut().for_each(|x| *x = 0.0);
         self.squares.iter_mut().for_each(|x| *x = 0.0);

@@ -264,7 +264,8 @@ impl Shadow {
         let share = |s: u8| (u64::from(self.capacity) * u64::from(s) / 256) as u32;
         self.window_target = share(knobs.window_share);
         self.protected_target = share(knobs.protected_share);
-        self.ghost.len = (u64::from(self.capacity) * u64::from(knobs.history_quarters) / 4) as usize;
+        self.ghost.len =
+            (u64::from(self.capacity) * u64::from(knobs.history_quarters) / 4) as usize;
         self.knobs = knobs;
     }
 
@@ -633,7 +634,11 @@ mod retarget_tests {
         s.retarget(Knobs::LRU);
         assert_eq!(s.knobs(), Knobs::LRU);
         for t in 0..8 {
-            assert_eq!(s.access(t, &f), Some(0), "block {t} kept across the retarget");
+            assert_eq!(
+                s.access(t, &f),
+                Some(0),
+                "block {t} kept across the retarget"
+            );
         }
         assert_eq!(s.len_of(PROTECTED), 4, "hits alone do not drain it");
         for t in 100..104 {
