@@ -11,6 +11,14 @@
 //! cold-start swings and switching on noise. Shadows run from the first sample whatever is
 //! installed, so the comparison is between steady states, not transients.
 //!
+//! Transients: a mirror shadow runs what is installed, keeping its blocks (and its sketch and
+//! history, which follow the installed knobs) across switches: a model of the real cache. Each
+//! switch goes on trial against a copy of the mirror taken at the switch and run on under the
+//! old knobs (what not switching would have given from the same state); when the trial measures
+//! the switch losing by a significant margin, the brain takes it back and holds the candidate
+//! out for a while (doubling on every revert), so a switch that lands on another table's cache
+//! contents and never recovers within the evidence horizon is not repeated at every decision.
+//!
 //! Sampling: the shadows hold about `shadow_blocks` blocks. The brain samples at rate 2^-k, the
 //! largest rate that keeps the shadow of tier 0 at least that large, and never finer than the
 //! fast path samples (samples nest: `mcos_core::telemetry::is_sampled`).
@@ -25,6 +33,9 @@ use mcos_core::{
 use crate::knobs::{Knobs, base_table, candidates};
 use crate::placement::Placement;
 use crate::shadow::{Frequency, Shadow};
+
+/// Length of a switch's trial against the mirror, in evidence half-lives.
+const TRIAL_HALF_LIVES: u64 = 2;
 
 /// Default smallest shadow cache: the brain samples keys at the largest rate 2^-k that keeps
 /// its shadows at least this large.
@@ -118,8 +129,14 @@ pub struct BrainStats {
     pub busy: Duration,
     /// Time spent compiling, validating and publishing tables.
     pub install_time: Duration,
-    /// (sampled access, knobs label) of every switch, oldest first (the last 64).
+    /// (sampled access, knobs label) of every switch, oldest first (the last 64); a revert is
+    /// logged as `revert:` and the knobs gone back to.
     pub switch_log: Vec<(u64, String)>,
+    /// Switches taken back because the mirror measured the real cache doing worse after the
+    /// switch than it would have done without it.
+    pub reverts: u64,
+    /// Trials that confirmed a switch (the mirror measured it paying, or never losing).
+    pub trials_confirmed: u64,
     /// Times measured link bandwidth moved the placement floor (`keep down to`).
     pub floor_moves: u64,
 }
@@ -140,6 +157,24 @@ pub struct LinkReport {
     pub in_use_bytes_per_s: f64,
 }
 
+/// A switch on trial: the real cache's blocks as they were at the switch, run on under the
+/// knobs switched from, next to the mirror that runs the new ones: the difference is what the
+/// switch yields from the state the real cache was in, transient included.
+struct Trial {
+    /// The candidate switched from.
+    from: usize,
+    stay: Shadow,
+    stay_freq: Frequency,
+    /// Decayed sampled accesses on which the mirror hit and `stay` missed, the reverse, the
+    /// squared differences, and the accesses.
+    wins: f64,
+    losses: f64,
+    squares: f64,
+    weight: f64,
+    /// Sampled accesses since the switch.
+    age: u64,
+}
+
 /// The brain of one node.
 pub struct Brain {
     cfg: BrainConfig,
@@ -150,6 +185,16 @@ pub struct Brain {
     freqs: Vec<(u8, Frequency)>,
     freq_of: Vec<usize>,
     incumbent: usize,
+    /// What is installed, run on the sampled accesses since the start and kept across switches
+    /// (its blocks stay where the last knobs left them), with its own sketch whose window
+    /// follows the installed knobs: a model of the real cache, transients included.
+    mirror: Shadow,
+    mirror_freq: Frequency,
+    trial: Option<Trial>,
+    /// Per candidate: the sampled access before which it may not be chosen again after a
+    /// reverted switch to it, and the length of its next hold (doubling on every revert).
+    hold_until: Vec<u64>,
+    hold_len: Vec<u64>,
     wins: Vec<f64>,
     losses: Vec<f64>,
     /// Per candidate, decayed sum of squared value differences (the test's variance).
@@ -205,6 +250,12 @@ impl Brain {
         };
         let decay = 0.5f64.powf(f64::from(cfg.decide_every.max(1)) / half_life);
         let n = cfg.candidates.len();
+        let installed = cfg.candidates.get(incumbent).copied().unwrap_or(Knobs::LRU);
+        let mirror = Shadow::new(installed, shadow_cap);
+        let mirror_freq = Frequency::new(
+            u64::from(shadow_cap),
+            u64::from(installed.sketch_window_x) * u64::from(shadow_cap),
+        );
         let per_shard = cfg.tier0_frames / u64::from(cfg.shards.max(1));
         let base = base_table(topology.tiers.len(), per_shard);
         let mut table = Knobs::LRU.compile(&base, per_shard);
@@ -215,6 +266,11 @@ impl Brain {
             freqs,
             freq_of,
             incumbent,
+            mirror,
+            mirror_freq,
+            trial: None,
+            hold_until: vec![0; n],
+            hold_len: vec![0; n],
             wins: vec![0.0; n],
             losses: vec![0.0; n],
             squares: vec![0.0; n],
@@ -285,6 +341,12 @@ impl Brain {
             .collect()
     }
 
+    /// The mirror's (hits, accesses): the installed knobs run over the sampled accesses with
+    /// their blocks kept across switches (a model of the real cache on the sample).
+    pub fn mirror_counts(&self) -> (u64, u64) {
+        self.mirror.counts()
+    }
+
     /// Sets the class entries the learned knobs are compiled onto (classes from intents).
     pub fn set_base(&mut self, base: PolicyTable) {
         self.base = base;
@@ -347,6 +409,13 @@ impl Brain {
         for (x, f) in self.freqs.iter_mut() {
             *f = Frequency::new(u64::from(cap), u64::from(*x) * u64::from(cap));
         }
+        let installed = self.knobs();
+        self.mirror = Shadow::with_lower(installed, cap, &lower);
+        self.mirror_freq = Frequency::new(
+            u64::from(cap),
+            u64::from(installed.sketch_window_x) * u64::from(cap),
+        );
+        self.trial = None;
         self.wins.iter_mut().for_each(|x| *x = 0.0);
         self.losses.iter_mut().for_each(|x| *x = 0.0);
         self.squares.iter_mut().for_each(|x| *x = 0.0);
@@ -446,11 +515,27 @@ impl Brain {
         for (_, f) in &mut self.freqs {
             f.add(tag);
         }
+        let value = |hit: Option<u8>, values: &[f64]| match hit {
+            Some(t) => values.get(usize::from(t)).copied().unwrap_or(0.0),
+            None => 0.0,
+        };
         for (i, s) in self.shadows.iter_mut().enumerate() {
-            self.hit_scratch[i] = match s.access(tag, &self.freqs[self.freq_of[i]].1) {
-                Some(t) => self.values.get(usize::from(t)).copied().unwrap_or(0.0),
-                None => 0.0,
-            };
+            self.hit_scratch[i] =
+                value(s.access(tag, &self.freqs[self.freq_of[i]].1), &self.values);
+        }
+        self.mirror_freq.add(tag);
+        let real = value(self.mirror.access(tag, &self.mirror_freq), &self.values);
+        if let Some(t) = &mut self.trial {
+            t.stay_freq.add(tag);
+            let d = real - value(t.stay.access(tag, &t.stay_freq), &self.values);
+            if d > 0.0 {
+                t.wins += d;
+            } else {
+                t.losses -= d;
+            }
+            t.squares += d * d;
+            t.weight += 1.0;
+            t.age += 1;
         }
         let inc = self.hit_scratch[self.incumbent];
         for (i, &v) in self.hit_scratch.iter().enumerate() {
@@ -479,8 +564,12 @@ impl Brain {
             self.squares[i] *= self.decay;
         }
         self.weight *= self.decay;
+        if self.judge_trial() {
+            return;
+        }
+        let now = self.stats.sampled_accesses;
         let best = (0..self.wins.len())
-            .filter(|&i| i != self.incumbent)
+            .filter(|&i| i != self.incumbent && self.hold_until[i] <= now)
             .max_by(|&a, &b| {
                 let da = self.wins[a] - self.losses[a];
                 let db = self.wins[b] - self.losses[b];
@@ -495,23 +584,95 @@ impl Brain {
         let (w, l) = (self.wins[best], self.losses[best]);
         let gain = w - l;
         if gain > self.cfg.z * self.squares[best].sqrt() && gain > self.cfg.min_gain * self.weight {
-            self.since_switch = 0;
-            self.incumbent = best;
-            self.wins.iter_mut().for_each(|x| *x = 0.0);
-            self.losses.iter_mut().for_each(|x| *x = 0.0);
-            self.squares.iter_mut().for_each(|x| *x = 0.0);
-            self.weight = 0.0;
-            self.stats.switches += 1;
-            if self.stats.switch_log.len() == 64 {
-                self.stats.switch_log.remove(0);
-            }
-            self.stats
-                .switch_log
-                .push((self.stats.sampled_accesses, self.knobs().label()));
-            let start = Instant::now();
-            self.recompile();
-            self.stats.install_time += start.elapsed();
+            self.switch_on_trial(best);
         }
+    }
+
+    /// Switches to candidate `to` on trial: the mirror as it is now, run on under the knobs in
+    /// force, is what the real cache would do without the switch; the trial compares the two.
+    fn switch_on_trial(&mut self, to: usize) {
+        self.trial = Some(Trial {
+            from: self.incumbent,
+            stay: self.mirror.clone(),
+            stay_freq: self.mirror_freq.clone(),
+            wins: 0.0,
+            losses: 0.0,
+            squares: 0.0,
+            weight: 0.0,
+            age: 0,
+        });
+        self.switch_to(to, None);
+    }
+
+    /// Judges the switch on trial, if any, at a decision: taken back when the mirror trails
+    /// what staying would have given by a significant margin (the same sign test and minimum
+    /// gain as a switch), confirmed when it leads likewise or after the trial's length
+    /// (`TRIAL_HALF_LIVES` half-lives). Returns true when it took the switch back. Other
+    /// switches stay open during a trial (blocking them for its length cost 0.002 to 0.007 on
+    /// KV traces, BENCHMARKS.md issue 16); a switch during a trial starts a new one from the
+    /// mirror as it is then. A reverted candidate is held out of the choice for a hold that
+    /// starts at one half-life and doubles on each revert, so a switch whose transient never
+    /// pays is retried ever less often; a confirmed switch clears its hold.
+    fn judge_trial(&mut self) -> bool {
+        let half_life = self.half_life() as u64;
+        let Some(t) = self.trial.as_mut() else {
+            return false;
+        };
+        t.wins *= self.decay;
+        t.losses *= self.decay;
+        t.squares *= self.decay;
+        t.weight *= self.decay;
+        let gain = t.wins - t.losses;
+        let bar = (self.cfg.z * t.squares.sqrt()).max(self.cfg.min_gain * t.weight);
+        if -gain > bar {
+            let (from, to) = (t.from, self.incumbent);
+            self.trial = None;
+            self.hold_len[to] = (self.hold_len[to] * 2).max(half_life);
+            self.hold_until[to] = self.stats.sampled_accesses + self.hold_len[to];
+            self.stats.reverts += 1;
+            self.switch_to(from, Some("revert:"));
+            return true;
+        }
+        if gain > bar || t.age >= TRIAL_HALF_LIVES * half_life {
+            self.hold_len[self.incumbent] = 0;
+            self.stats.trials_confirmed += 1;
+            self.trial = None;
+        }
+        false
+    }
+
+    fn half_life(&self) -> f64 {
+        if self.cfg.half_life > 0 {
+            f64::from(self.cfg.half_life)
+        } else {
+            2.0 * f64::from(self.cfg.shadow_blocks.max(1))
+        }
+    }
+
+    /// Installs candidate `to`: the mirror runs its knobs over the blocks it holds, the evidence
+    /// starts afresh against the new incumbent.
+    fn switch_to(&mut self, to: usize, tag: Option<&str>) {
+        self.since_switch = 0;
+        self.incumbent = to;
+        let k = self.knobs();
+        self.mirror.retarget(k);
+        self.mirror_freq
+            .set_window(u64::from(k.sketch_window_x) * u64::from(self.mirror.capacity()));
+        self.wins.iter_mut().for_each(|x| *x = 0.0);
+        self.losses.iter_mut().for_each(|x| *x = 0.0);
+        self.squares.iter_mut().for_each(|x| *x = 0.0);
+        self.weight = 0.0;
+        self.stats.switches += 1;
+        if self.stats.switch_log.len() == 64 {
+            self.stats.switch_log.remove(0);
+        }
+        let label = format!("{}{}", tag.unwrap_or(""), k.label());
+        self.stats
+            .switch_log
+            .push((self.stats.sampled_accesses, label));
+        let start = Instant::now();
+        self.recompile();
+        self.stats.install_time += start.elapsed();
     }
 
     /// Whether a table is waiting to be installed.
@@ -549,6 +710,9 @@ impl Brain {
                     .iter()
                     .position(|&k| k == Knobs::LRU)
                     .unwrap_or(0);
+                self.trial = None;
+                self.mirror.retarget(self.knobs());
+                self.mirror_freq.set_window(0);
                 self.table = PolicyTable::builtin(self.topology.tiers.len());
                 self.pending = false;
                 None
@@ -768,6 +932,61 @@ mod tests {
         // Not slower after the long phase A than after the short one by more than the
         // decision cadence allows (the sign test sees only decayed evidence).
         assert!(taken[1] <= taken[0] + 2 * 256, "{taken:?}");
+    }
+
+    #[test]
+    fn a_switch_the_mirror_measures_losing_is_taken_back_and_held() {
+        let topo = topology(600);
+        let cfg = BrainConfig::for_node(&topo, 1, 0);
+        let mut brain = Brain::new(topo, cfg);
+        // Under LRU a stream of pairs read 250 blocks apart hits every second read.
+        for &t in &recency_pairs(250, 5_000, 1 << 40) {
+            brain.observe(&[sample(t, false)]);
+        }
+        assert_eq!(brain.knobs(), Knobs::LRU);
+        // A switch to "seen before" admission: it refuses every first read and admits the
+        // second, which is the block's last, so the mirror stops hitting while staying with
+        // LRU would have gone on hitting half the accesses.
+        let hadm = brain
+            .cfg
+            .candidates
+            .iter()
+            .position(|k| k.history_admit)
+            .expect("the grid has history admission");
+        brain.switch_on_trial(hadm);
+        assert!(brain.trial.is_some());
+        let mut back = None;
+        for (i, &t) in recency_pairs(250, 20_000, 1 << 41).iter().enumerate() {
+            brain.observe(&[sample(t, false)]);
+            if brain.knobs() == Knobs::LRU {
+                back = Some(i as u64 + 1);
+                break;
+            }
+        }
+        let back = back.expect("taken back");
+        assert!(back <= 2 * 256, "taken back after {back} sampled accesses");
+        assert_eq!(brain.stats().reverts, 1);
+        assert!(brain.trial.is_none());
+        let log = &brain.stats().switch_log;
+        assert_eq!(log.last().map(|l| l.1.as_str()), Some("revert:lru"));
+        let now = brain.stats().sampled_accesses;
+        assert_eq!(brain.hold_until[hadm], now + 2 * u64::from(SHADOW_BLOCKS));
+        assert_eq!(brain.mirror.knobs(), Knobs::LRU, "the mirror follows");
+    }
+
+    #[test]
+    fn a_switch_that_pays_is_confirmed() {
+        let topo = topology(600);
+        let cfg = BrainConfig::for_node(&topo, 1, 0);
+        let mut brain = Brain::new(topo, cfg);
+        for chunk in scan_resistant_stream(600, 60).chunks(512) {
+            let batch: Vec<TelemetrySample> = chunk.iter().map(|&t| sample(t, false)).collect();
+            brain.observe(&batch);
+        }
+        let s = brain.stats();
+        assert_ne!(brain.knobs(), Knobs::LRU, "{s:?}");
+        assert!(s.trials_confirmed >= 1, "{s:?}");
+        assert_eq!(s.reverts, 0, "{s:?}");
     }
 
     #[test]

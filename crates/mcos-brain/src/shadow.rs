@@ -74,6 +74,7 @@ const EMPTY: Lst = Lst {
 /// fast path documents; its own hash functions are not copied, so collisions differ in detail
 /// but not in rate). Rows are sized like the fast path's: about one counter per block of the
 /// cache modelled, 4096 to 65536.
+#[derive(Clone)]
 pub struct Frequency {
     counters: Vec<u8>,
     width: usize,
@@ -105,6 +106,19 @@ impl Frequency {
             carry: 0,
             cursor: 0,
         }
+    }
+
+    /// Changes the aging window (0: never), keeping the counters, as the fast path's sketch
+    /// does when a table with another `sketch_window` is installed.
+    pub fn set_window(&mut self, window: u64) {
+        let cells = self.counters.len() as u64;
+        self.window = if window == 0 {
+            0
+        } else {
+            window.max(cells.div_ceil(16))
+        };
+        self.halve_per_access = cells.checked_div(self.window).unwrap_or(0);
+        self.carry = 0;
     }
 
     fn index(&self, tag: u64, row: usize) -> usize {
@@ -149,6 +163,7 @@ impl Frequency {
 }
 
 /// FIFO of the last `len` tags evicted or refused, with membership (the fast path's history).
+#[derive(Clone)]
 struct Ghost {
     order: VecDeque<(u64, u64)>,
     stamp: TagMap<u64>,
@@ -194,6 +209,7 @@ impl Ghost {
 }
 
 /// One shadow cache: tier 0 under `knobs`, and optionally LRU tiers below it.
+#[derive(Clone)]
 pub struct Shadow {
     knobs: Knobs,
     capacity: u32,
@@ -237,6 +253,25 @@ impl Shadow {
             hits: 0,
             accesses: 0,
         }
+    }
+
+    /// Runs `knobs` from now on over the blocks already held, as the fast path does when a new
+    /// table is installed: every block stays in its segment, the segments' targets change
+    /// (a segment over its new target shrinks as blocks pass through it), and the history
+    /// keeps its entries but only the last `len` of the new length count (none are recorded
+    /// while it is off).
+    pub fn retarget(&mut self, knobs: Knobs) {
+        let share = |s: u8| (u64::from(self.capacity) * u64::from(s) / 256) as u32;
+        self.window_target = share(knobs.window_share);
+        self.protected_target = share(knobs.protected_share);
+        self.ghost.len =
+            (u64::from(self.capacity) * u64::from(knobs.history_quarters) / 4) as usize;
+        self.knobs = knobs;
+    }
+
+    /// Blocks tier 0 holds when full.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
     }
 
     /// The knobs this shadow runs.
@@ -416,6 +451,18 @@ impl Shadow {
         } else {
             self.push(PROBATION, i);
         }
+        // After a retarget shrank a segment: one block from its LRU end to probation per
+        // placement, as the fast path's `rebalance` drains it (never true under fixed knobs).
+        for (seg, target) in [
+            (PROTECTED, self.protected_target),
+            (WINDOW, self.window_target),
+        ] {
+            if self.len_of(seg) > target
+                && let Some(j) = self.tail(seg)
+            {
+                self.touch(PROBATION, j);
+            }
+        }
     }
 
     fn refuses(&self, tag: u64) -> bool {
@@ -562,6 +609,67 @@ mod tests {
         let _ = WINDOW;
         assert!(kept >= 5, "the scan displaced the frequent blocks: {kept}");
         assert!(s.len() <= 8);
+    }
+}
+
+#[cfg(test)]
+mod retarget_tests {
+    use super::*;
+
+    #[test]
+    fn retarget_keeps_the_blocks_and_drains_a_shrunk_segment() {
+        let f = Frequency::new(64, 0);
+        let slru = Knobs {
+            protected_share: 128,
+            ..Knobs::LRU
+        };
+        let mut s = Shadow::new(slru, 8);
+        for t in 0..8 {
+            assert_eq!(s.access(t, &f), None);
+        }
+        for t in 0..4 {
+            assert_eq!(s.access(t, &f), Some(0));
+        }
+        assert_eq!(s.len_of(PROTECTED), 4);
+        s.retarget(Knobs::LRU);
+        assert_eq!(s.knobs(), Knobs::LRU);
+        for t in 0..8 {
+            assert_eq!(
+                s.access(t, &f),
+                Some(0),
+                "block {t} kept across the retarget"
+            );
+        }
+        assert_eq!(s.len_of(PROTECTED), 4, "hits alone do not drain it");
+        for t in 100..104 {
+            assert_eq!(s.access(t, &f), None);
+        }
+        assert_eq!(s.len_of(PROTECTED), 0, "one block a placement drained it");
+        assert_eq!(s.len(), 8);
+        // A history switched on starts empty (none recorded while it was off), then records.
+        let hadm = Knobs {
+            history_quarters: 4,
+            history_admit: true,
+            ..Knobs::LRU
+        };
+        s.retarget(hadm);
+        assert_eq!(s.access(200, &f), None, "refused: not seen before");
+        assert_eq!(s.access(200, &f), None, "admitted on the second miss");
+        assert_eq!(s.access(200, &f), Some(0));
+    }
+
+    #[test]
+    fn a_sketch_window_set_later_ages_the_counts_kept() {
+        let mut f = Frequency::new(16, 0);
+        for _ in 0..20 {
+            f.add(7);
+        }
+        assert_eq!(f.get(7), 15, "never aged: saturated");
+        f.set_window(4096);
+        for t in 1000..1000 + 2 * 4096 {
+            f.add(t);
+        }
+        assert!(f.get(7) < 4, "aged once the window is set: {}", f.get(7));
     }
 }
 

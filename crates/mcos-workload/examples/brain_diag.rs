@@ -7,6 +7,7 @@
 //! WINDOWS=10000 cargo run --release -p mcos-workload --example brain_diag -- TRACE.jsonl FRACTION
 //! ```
 //!
+//! `BRAIN_ONLY=1` prints the brain's run alone (its switches, reverts and mirror score).
 //! `WINDOWS=N` prints hit ratios per N accesses of `mcos` and of every candidate fixed from the
 //! start: where a switch lands after the phase it was chosen for, `mcos` falls below them all.
 
@@ -133,6 +134,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         b.sample_shift(),
         b.stats().switch_log
     );
+    let (mh, ma) = b.mirror_counts();
+    println!(
+        "mirror {:.4} (the installed knobs on the sampled accesses), reverts {}, trials confirmed {}",
+        mh as f64 / ma.max(1) as f64,
+        b.stats().reverts,
+        b.stats().trials_confirmed
+    );
+    // BRAIN_ONLY=1: the brain's run alone, without the fixed candidates.
+    if std::env::var_os("BRAIN_ONLY").is_some() {
+        return Ok(());
+    }
     let shadows = b.shadow_scores();
     for (k, (label, sh, sa)) in candidates().into_iter().zip(shadows) {
         let table = k.compile(&PolicyTable::builtin(1), cap as u64);
