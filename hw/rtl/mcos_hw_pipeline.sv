@@ -191,7 +191,10 @@ module mcos_hw_pipeline #(
   logic dir_full;
   always_comb begin
     bank_n = (cnt[0] <= cnt[1]) ? 1'b0 : 1'b1;
-    dir_full = (bank_n ? cnt[1] : cnt[0]) == CNT_BITS'(WAYS);
+    // The less loaded bank is full only when both are: an AND of the 16 valid bits, not
+    // after the counts and their comparison.
+    dir_full = 1'b1;
+    for (int b = 0; b < 2; b++) for (int w = 0; w < WAYS; w++) if (!valid_bw[b][w]) dir_full = 1'b0;
     way_n = '0;
     for (int w = WAYS - 1; w >= 0; w--) if (!valid_bw[bank_n][w]) way_n = w[WAY_BITS-1:0];
   end
@@ -211,6 +214,11 @@ module mcos_hw_pipeline #(
   logic [3:0] kj[SCAN];  // window position of bank j's frame
   logic [ROW_BITS-1:0] rowj[SCAN];
   logic [ROW_BITS:0] rowx[SCAN];
+  // The scanned bits an eviction clears are cleared the cycle after its B (B is empty then:
+  // an INSERT holds A one cycle), so the fill decision does not drive 16 x rows enables.
+  logic clr_en_q;
+  logic clr_q[SCAN];
+  logic [ROW_BITS-1:0] clr_row_q[SCAN];
   logic bitj[SCAN], winj[SCAN];
   logic wbit[SCAN], wvalid[SCAN];  // by window position k
   logic [3:0] lastk;
@@ -223,7 +231,10 @@ module mcos_hw_pipeline #(
       kj[j] = 4'(j) - hl;
       rowx[j] = {1'b0, hr} + (ROW_BITS + 1)'(4'(j) < hl);
       rowj[j] = rowx[j][ROW_BITS-1:0];
-      bitj[j] = refb[j][rowj[j]];
+      // A clear the last INSERT's scan deferred to this cycle (clr_*) is forwarded. (At
+      // FRAMES >= 32 the new window never overlaps the cleared frames, which lie before the
+      // victim in a window that does not wrap; the forward keeps this true by construction.)
+      bitj[j] = refb[j][rowj[j]] && !(clr_en_q && clr_q[j] && clr_row_q[j] == rowj[j]);
       winj[j] = {rowx[j], 4'(j)} < FRAMES[FRAME_BITS:0];
     end
     for (int k = 0; k < SCAN; k++) begin
@@ -345,6 +356,7 @@ module mcos_hw_pipeline #(
       c_valid <= 1'b0;
       out_valid <= 1'b0;
       for (int j = 0; j < SCAN; j++) refb[j] <= '0;
+      clr_en_q <= 1'b0;
       hand <= '0;
       free_cnt <= FRAMES[FRAME_BITS:0];
       active_bank <= 1'b0;
@@ -355,12 +367,12 @@ module mcos_hw_pipeline #(
       out_valid <= b_valid;
       if (b_valid && b_op == OP_ACCESS && hit)
         refb[hit_frame[3:0]][hit_frame[FRAME_BITS-1:4]] <= 1'b1;
+      // The new block's own bit needs no write: a victim's bit is clear (found) or cleared
+      // with its window (forced), and a free frame's was never set.
+      clr_en_q <= fill && need_scan;
+      if (clr_en_q) for (int j = 0; j < SCAN; j++) if (clr_q[j]) refb[j][clr_row_q[j]] <= 1'b0;
       if (fill) begin
-        // The new block's own bit needs no write: a victim's bit is clear (found) or cleared
-        // with its window (forced), and a free frame's was never set.
         if (need_scan) begin
-          for (int j = 0; j < SCAN; j++)
-            if (winj_q[j] && (!found || kj_q[j] < kf)) refb[j][rowj_q[j]] <= 1'b0;
           hand <= victim_next;
         end else begin
           free_cnt <= free_cnt - 1'b1;
@@ -400,6 +412,8 @@ module mcos_hw_pipeline #(
       winf_q[k] <= hand + FRAME_BITS'(k);
     end
     for (int j = 0; j < SCAN; j++) begin
+      clr_q[j] <= winj_q[j] && (!found || kj_q[j] < kf);
+      clr_row_q[j] <= rowj_q[j];
       winj_q[j] <= winj[j];
       kj_q[j] <= kj[j];
       rowj_q[j] <= rowj[j];
