@@ -17,7 +17,10 @@
 // another event's B; the one read that can see a stale directory way (the next event's A,
 // in the cycle of C's invalidation) is corrected by a forward register in B. Sketch counters
 // written in B are forwarded to the next event's B. Reference bits are flip-flops in 16
-// banks (FRAMES >= 32).
+// banks (FRAMES >= 32); the bits an eviction's scan clears are cleared the cycle after its B
+// (no event is in B then) and forwarded to the window read in that cycle.
+// Timing-only registers (not in the model, no effect on any output): the CLOCK window read in
+// A, the forward comparisons made in A, the deferred clears. Datapath registers have no reset.
 //
 // Memories are written so that yosys infers RAM (synchronous read, one write port each).
 // They start at zero (initial blocks: FPGA bitstream init / Verilator); an ASIC would add a
@@ -233,7 +236,8 @@ module mcos_hw_pipeline #(
       rowj[j] = rowx[j][ROW_BITS-1:0];
       // A clear the last INSERT's scan deferred to this cycle (clr_*) is forwarded. (At
       // FRAMES >= 32 the new window never overlaps the cleared frames, which lie before the
-      // victim in a window that does not wrap; the forward keeps this true by construction.)
+      // victim in a window that does not wrap, so no test can exercise it; it is there so that
+      // the clear's timing cannot matter for any geometry.)
       bitj[j] = refb[j][rowj[j]] && !(clr_en_q && clr_q[j] && clr_row_q[j] == rowj[j]);
       winj[j] = {rowx[j], 4'(j)} < FRAMES[FRAME_BITS:0];
     end
