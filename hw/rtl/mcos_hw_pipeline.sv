@@ -17,7 +17,10 @@
 // another event's B; the one read that can see a stale directory way (the next event's A,
 // in the cycle of C's invalidation) is corrected by a forward register in B. Sketch counters
 // written in B are forwarded to the next event's B. Reference bits are flip-flops in 16
-// banks (FRAMES >= 32).
+// banks (FRAMES >= 32); the bits an eviction's scan clears are cleared the cycle after its B
+// (no event is in B then) and forwarded to the window read in that cycle.
+// Timing-only registers (not in the model, no effect on any output): the CLOCK window read in
+// A, the forward comparisons made in A, the deferred clears. Datapath registers have no reset.
 //
 // Memories are written so that yosys infers RAM (synchronous read, one write port each).
 // They start at zero (initial blocks: FPGA bitstream init / Verilator); an ASIC would add a
@@ -97,11 +100,10 @@ module mcos_hw_pipeline #(
   logic [FRAME_BITS-1:0] c_frame;
   logic [LOC_BITS-1:0] c_loc;
 
-  // Forward register: the directory invalidation C wrote last cycle.
-  logic inv_q;
-  logic inv_bank_q;
+  // Forward registers: the directory invalidation C wrote in the cycle the event in B was in
+  // A, compared with its sets there (inv_hit_q[b]: bank b's set matched).
+  logic inv_hit_q[2];
   logic [WAY_BITS-1:0] inv_way_q;
-  logic [SET_BITS-1:0] inv_set_q;
 
   // ---------------------------------------------------------------- directory RAMs
   // 2 banks (two-choice hashing) x WAYS ways, one RAM per way: {valid, tag remainder, frame}.
@@ -124,8 +126,9 @@ module mcos_hw_pipeline #(
   logic [3:0] sk_q[4];
   logic sk_we;
   logic [3:0] sk_wd[4];
-  logic skw_q;
-  logic [SK_BITS-1:0] skw_addr_q[4];
+  // The counters B wrote in the cycle the event now in B was in A, where each row's address
+  // was compared with the one B wrote (skw_hit_q).
+  logic skw_hit_q[4];
   logic [3:0] skw_data_q[4];
   for (genvar r = 0; r < 4; r++) begin : g_row
     logic [3:0] mem[SKW];
@@ -159,8 +162,7 @@ module mcos_hw_pipeline #(
       cnt[b] = '0;
       for (int w = 0; w < WAYS; w++) begin
         valid_bw[b][w] = dir_q[b][w][ENTRY_BITS-1] &&
-            !(inv_q && inv_bank_q == b[0] && inv_way_q == w[WAY_BITS-1:0] &&
-              inv_set_q == b_set[b]);
+            !(inv_hit_q[b] && inv_way_q == w[WAY_BITS-1:0]);
         match_bw[b][w] = valid_bw[b][w] && dir_q[b][w][ENTRY_BITS-2-:REM_BITS] == rem[b];
         if (match_bw[b][w]) begin
           hit = 1'b1;
@@ -171,15 +173,17 @@ module mcos_hw_pipeline #(
     end
   end
 
-  // Count-min estimate with the last cycle's write forwarded.
+  // Count-min estimate with the last cycle's write forwarded. Admission compares every
+  // counter with the threshold in parallel (min >= t iff each >= t) rather than after the
+  // minimum; the minimum (a tree) only feeds the counters' write-back.
   logic [3:0] sk_c[4];
-  logic [3:0] est, target;
+  logic [3:0] est, target, est01, est23;
+  logic all_ge;
   always_comb begin
-    est = 4'd15;
-    for (int r = 0; r < 4; r++) begin
-      sk_c[r] = (skw_q && skw_addr_q[r] == b_sk[r]) ? skw_data_q[r] : sk_q[r];
-      if (sk_c[r] < est) est = sk_c[r];
-    end
+    for (int r = 0; r < 4; r++) sk_c[r] = skw_hit_q[r] ? skw_data_q[r] : sk_q[r];
+    est01 = (sk_c[1] < sk_c[0]) ? sk_c[1] : sk_c[0];
+    est23 = (sk_c[3] < sk_c[2]) ? sk_c[3] : sk_c[2];
+    est = (est23 < est01) ? est23 : est01;
     target = (est == 4'd15) ? 4'd15 : est + 4'd1;
     for (int r = 0; r < 4; r++) sk_wd[r] = (sk_c[r] < target) ? target : sk_c[r];
   end
@@ -190,7 +194,10 @@ module mcos_hw_pipeline #(
   logic dir_full;
   always_comb begin
     bank_n = (cnt[0] <= cnt[1]) ? 1'b0 : 1'b1;
-    dir_full = (bank_n ? cnt[1] : cnt[0]) == CNT_BITS'(WAYS);
+    // The less loaded bank is full only when both are: an AND of the 16 valid bits, not
+    // after the counts and their comparison.
+    dir_full = 1'b1;
+    for (int b = 0; b < 2; b++) for (int w = 0; w < WAYS; w++) if (!valid_bw[b][w]) dir_full = 1'b0;
     way_n = '0;
     for (int w = WAYS - 1; w >= 0; w--) if (!valid_bw[bank_n][w]) way_n = w[WAY_BITS-1:0];
   end
@@ -209,16 +216,30 @@ module mcos_hw_pipeline #(
   assign hr = hand[FRAME_BITS-1:4];
   logic [3:0] kj[SCAN];  // window position of bank j's frame
   logic [ROW_BITS-1:0] rowj[SCAN];
+  logic [ROW_BITS:0] rowx[SCAN];
+  // The scanned bits an eviction clears are cleared the cycle after its B (B is empty then:
+  // an INSERT holds A one cycle), so the fill decision does not drive 16 x rows enables.
+  logic clr_en_q;
+  logic clr_q[SCAN];
+  logic [ROW_BITS-1:0] clr_row_q[SCAN];
   logic bitj[SCAN], winj[SCAN];
   logic wbit[SCAN], wvalid[SCAN];  // by window position k
   logic [3:0] lastk;
   logic last_in;
   always_comb begin
     for (int j = 0; j < SCAN; j++) begin
+      // Bank j's window frame is {row, j}: row hr, or the next one for banks below hl. (Not
+      // written hand + kj: that adds hand's low bits to themselves, a carry cell with one net
+      // on both inputs, which nextpnr-ice40 0.4's router1 cannot route.)
       kj[j] = 4'(j) - hl;
-      rowj[j] = hr + ROW_BITS'(4'(j) < hl);
-      bitj[j] = refb[j][rowj[j]];
-      winj[j] = ({1'b0, hand} + (FRAME_BITS + 1)'(kj[j])) < FRAMES[FRAME_BITS:0];
+      rowx[j] = {1'b0, hr} + (ROW_BITS + 1)'(4'(j) < hl);
+      rowj[j] = rowx[j][ROW_BITS-1:0];
+      // A clear the last INSERT's scan deferred to this cycle (clr_*) is forwarded. (At
+      // FRAMES >= 32 the new window never overlaps the cleared frames, which lie before the
+      // victim in a window that does not wrap, so no test can exercise it; it is there so that
+      // the clear's timing cannot matter for any geometry.)
+      bitj[j] = refb[j][rowj[j]] && !(clr_en_q && clr_q[j] && clr_row_q[j] == rowj[j]);
+      winj[j] = {rowx[j], 4'(j)} < FRAMES[FRAME_BITS:0];
     end
     for (int k = 0; k < SCAN; k++) begin
       wbit[k] = bitj[4'(k)+hl];
@@ -248,15 +269,14 @@ module mcos_hw_pipeline #(
   logic last_in_q;
   logic hs_q;  // the ACCESS in B last cycle set the reference bit of hs_frame_q
   logic [FRAME_BITS-1:0] hs_frame_q;
+  logic [FRAME_BITS-1:0] winf_q[SCAN];  // frame at window position k (hand + k)
 
   logic found;
   logic [3:0] kf;
   logic [FRAME_BITS-1:0] victim, victim_next;
-  logic [FRAME_BITS-1:0] hs_d;
   logic wb[SCAN];
   always_comb begin
-    hs_d = hs_frame_q - hand;
-    for (int k = 0; k < SCAN; k++) wb[k] = wbit_q[k] || (hs_q && hs_d == FRAME_BITS'(k));
+    for (int k = 0; k < SCAN; k++) wb[k] = wbit_q[k] || (hs_q && hs_frame_q == winf_q[k]);
     found = 1'b0;
     kf = 4'd0;
     for (int k = SCAN - 1; k >= 0; k--) begin
@@ -277,7 +297,11 @@ module mcos_hw_pipeline #(
   assign thresh = cls_q[3:0];
   assign is_lru = cls_q[4];
   assign need_scan = free_cnt == '0;
-  assign admit_ok = thresh == 4'd0 || est >= thresh;
+  always_comb begin
+    all_ge = 1'b1;
+    for (int r = 0; r < 4; r++) if (sk_c[r] < thresh) all_ge = 1'b0;
+  end
+  assign admit_ok = thresh == 4'd0 || all_ge;
   always_comb begin
     frame = need_scan ? victim : free_cnt[FRAME_BITS-1:0] - 1'b1;
     fill = 1'b0;
@@ -328,50 +352,31 @@ module mcos_hw_pipeline #(
   assign sk_we = b_valid && b_op == OP_ACCESS;
 
   // ---------------------------------------------------------------- sequential state
+  // Control state is reset; the datapath registers below are not (each is read only with a
+  // valid bit that is), so they need no reset or enable fan-out.
   always_ff @(posedge clk) begin
     if (rst) begin
       b_valid <= 1'b0;
-      b_op <= OP_ACCESS;
       c_valid <= 1'b0;
-      c_evict <= 1'b0;
       out_valid <= 1'b0;
-      out_code <= 3'd0;
-      out_frame <= '0;
       for (int j = 0; j < SCAN; j++) refb[j] <= '0;
+      clr_en_q <= 1'b0;
       hand <= '0;
       free_cnt <= FRAMES[FRAME_BITS:0];
       active_bank <= 1'b0;
-      inv_q <= 1'b0;
-      skw_q <= 1'b0;
       hs_q <= 1'b0;
     end else begin
-      // A -> B
       b_valid <= accept;
-      if (accept) begin
-        b_op <= in_op;
-        b_tag <= in_tag;
-        b_set[0] <= a_set[0];
-        b_set[1] <= a_set[1];
-        for (int r = 0; r < 4; r++) b_sk[r] <= a_sk[r];
-        if (in_op == OP_SWAP) active_bank <= ~active_bank;
-      end
-      // B: decision out, state updates.
+      if (accept && in_op == OP_SWAP) active_bank <= ~active_bank;
       out_valid <= b_valid;
-      out_code <= code;
-      out_frame <= frame;
-      skw_q <= sk_we;
-      for (int r = 0; r < 4; r++) begin
-        skw_addr_q[r] <= b_sk[r];
-        skw_data_q[r] <= sk_wd[r];
-      end
       if (b_valid && b_op == OP_ACCESS && hit)
         refb[hit_frame[3:0]][hit_frame[FRAME_BITS-1:4]] <= 1'b1;
+      // The new block's own bit needs no write: a victim's bit is clear (found) or cleared
+      // with its window (forced), and a free frame's was never set.
+      clr_en_q <= fill && need_scan;
+      if (clr_en_q) for (int j = 0; j < SCAN; j++) if (clr_q[j]) refb[j][clr_row_q[j]] <= 1'b0;
       if (fill) begin
-        // The new block's own bit needs no write: a victim's bit is clear (found) or cleared
-        // with its window (forced), and a free frame's was never set.
         if (need_scan) begin
-          for (int j = 0; j < SCAN; j++)
-            if (winj_q[j] && (!found || kj_q[j] < kf)) refb[j][rowj_q[j]] <= 1'b0;
           hand <= victim_next;
         end else begin
           free_cnt <= free_cnt - 1'b1;
@@ -379,31 +384,51 @@ module mcos_hw_pipeline #(
         // LRU-end insertion makes the new block the next victim.
         if (is_lru) hand <= frame;
       end
-      // B -> C
       c_valid <= fill;
-      c_evict <= fill && need_scan;
-      c_frame <= frame;
-      c_loc <= {bank_n, way_n, b_set[bank_n]};
-      // A -> B: the pre-scan, and the writes A's reads could not see.
-      for (int k = 0; k < SCAN; k++) begin
-        wbit_q[k] <= wbit[k];
-        wvalid_q[k] <= wvalid[k];
-      end
-      for (int j = 0; j < SCAN; j++) begin
-        winj_q[j] <= winj[j];
-        kj_q[j] <= kj[j];
-        rowj_q[j] <= rowj[j];
-      end
-      lastk_q <= lastk;
-      last_in_q <= last_in;
       hs_q <= b_valid && b_op == OP_ACCESS && hit;
-      hs_frame_q <= hit_frame;
-
-      // C: the invalidation written this cycle, forwarded to the next B.
-      inv_q <= c_valid && c_evict;
-      inv_bank_q <= c_bank_v;
-      inv_way_q <= c_way_v;
-      inv_set_q <= c_set_v;
     end
+  end
+
+  always_ff @(posedge clk) begin
+    // A -> B
+    if (accept) begin
+      b_op <= in_op;
+      b_tag <= in_tag;
+      b_set[0] <= a_set[0];
+      b_set[1] <= a_set[1];
+      for (int r = 0; r < 4; r++) b_sk[r] <= a_sk[r];
+    end
+    // B: decision out.
+    out_code <= code;
+    out_frame <= frame;
+    for (int r = 0; r < 4; r++) begin
+      skw_hit_q[r] <= sk_we && a_sk[r] == b_sk[r];
+      skw_data_q[r] <= sk_wd[r];
+    end
+    // B -> C
+    c_evict <= need_scan;
+    c_frame <= frame;
+    c_loc <= {bank_n, way_n, b_set[bank_n]};
+    // A -> B: the pre-scan, and the writes A's reads could not see.
+    for (int k = 0; k < SCAN; k++) begin
+      wbit_q[k] <= wbit[k];
+      wvalid_q[k] <= wvalid[k];
+      winf_q[k] <= hand + FRAME_BITS'(k);
+    end
+    for (int j = 0; j < SCAN; j++) begin
+      clr_q[j] <= winj_q[j] && (!found || kj_q[j] < kf);
+      clr_row_q[j] <= rowj_q[j];
+      winj_q[j] <= winj[j];
+      kj_q[j] <= kj[j];
+      rowj_q[j] <= rowj[j];
+    end
+    lastk_q <= lastk;
+    last_in_q <= last_in;
+    hs_frame_q <= hit_frame;
+    // C: the invalidation written this cycle, forwarded to the event entering B (only an
+    // event accepted this cycle enters it; otherwise B is empty next cycle).
+    for (int b = 0; b < 2; b++)
+      inv_hit_q[b] <= c_valid && c_evict && c_bank_v == b[0] && c_set_v == a_set[b];
+    inv_way_q <= c_way_v;
   end
 endmodule
