@@ -1,6 +1,7 @@
 //! Sampled miss-ratio curves against exact runs on the Mooncake conversation trace: at each
-//! checked capacity, every sampled policy's hit ratio is within 0.005 of the simulator's exact
-//! replay, LRU's one-pass curve equals the exact runs, and no policy beats MIN. The trace is
+//! checked capacity, every sampled policy's hit ratio (`mcos` with its brain's cadence scaled
+//! by the rate included) is within 0.005 of the simulator's exact replay, LRU's one-pass curve
+//! equals the exact runs, `wtinylfu` runs exactly, and no policy beats MIN. The trace is
 //! read where it is staged, never copied; without it the test says why and passes, except under
 //! `CI=true`, where the trace must be there.
 
@@ -62,10 +63,11 @@ fn sampled_curves_agree_with_exact_runs_on_mooncake() {
         .find(|c| c.policy == "min")
         .expect("min");
     let mut worst = 0.0f64;
+    let mut failures = Vec::new();
     for curve in &report.curves {
         match (curve.policy.as_str(), curve.method) {
             ("lru", m) => assert_eq!(m, MrcMethod::StackDistance),
-            ("mcos" | "wtinylfu", m) => assert_eq!(m, MrcMethod::Exact),
+            ("wtinylfu", m) => assert_eq!(m, MrcMethod::Exact),
             (_, m) => assert!(matches!(m, MrcMethod::Sampled { .. }), "{m:?}"),
         }
         for (i, p) in curve.points.iter().enumerate() {
@@ -83,15 +85,15 @@ fn sampled_curves_agree_with_exact_runs_on_mooncake() {
                 assert_eq!(p.hit_ratio, exact, "LRU's one-pass curve is exact");
             }
             worst = worst.max(gap);
-            assert!(
-                gap <= AGREEMENT,
-                "{} at {} blocks: sampled {:.4}, exact {exact:.4}",
-                curve.policy,
-                p.capacity_blocks,
-                p.hit_ratio
-            );
+            if gap > AGREEMENT {
+                failures.push(format!(
+                    "{} at {} blocks: sampled {:.4}, exact {exact:.4}",
+                    curve.policy, p.capacity_blocks, p.hit_ratio
+                ));
+            }
             assert!(p.hit_ratio <= min.points[i].hit_ratio + AGREEMENT);
         }
     }
     eprintln!("largest gap sampled vs exact: {worst:.4} (stated LRU error {stated:?})");
+    assert!(failures.is_empty(), "over {AGREEMENT}: {failures:?}");
 }

@@ -54,6 +54,8 @@ pub struct McosPolicy {
     lookahead_blocks: usize,
     /// Blocks of the request being served whose last queued reader it was.
     released: Vec<u64>,
+    /// Accesses between synchronous brain steps ([`STEP_EVERY`] unless sampled).
+    step_every: u64,
 }
 
 impl McosPolicy {
@@ -71,17 +73,60 @@ impl McosPolicy {
         McosPolicy::with_topology(topology, None)
     }
 
+    /// One tier of `capacity` blocks replaying a spatial sample holding `rate` of a trace's
+    /// blocks, standing for a cache of `full_capacity` blocks over the whole trace (a
+    /// miss-ratio curve's scaled replay, `crate::mrc`). The brain keeps the cadence it has on
+    /// the whole trace at `full_capacity`, counted in the trace's accesses: it steps every
+    /// `rate * STEP_EVERY` accesses of the sample, and since it samples the smaller cache at
+    /// its own shift `k` (shadows of at least `SHADOW_BLOCKS` where the cache allows) where the
+    /// full cache's is `K`, its sampled accesses are `s = rate * 2^(K - k)` of the full run's:
+    /// decisions come every `s * decide_every` sampled accesses and evidence halves every `s`
+    /// times the default half-life. Without that a sample stretches each of them over `1 / s`
+    /// times as much of the trace. A rate of 1 (or outside (0, 1)) is [`McosPolicy::new`].
+    pub fn sampled(capacity: usize, full_capacity: usize, rate: f64) -> McosPolicy {
+        if !(rate > 0.0 && rate < 1.0) {
+            return McosPolicy::new(capacity);
+        }
+        let tier = |blocks: usize| Topology {
+            tiers: vec![TierSpec {
+                kind: TierKind::HostDram,
+                capacity_blocks: u32::try_from(blocks).unwrap_or(u32::MAX).max(1),
+                block_bytes: 1,
+            }],
+            links: vec![],
+        };
+        let full_cfg = BrainConfig::for_node(&tier(full_capacity.max(capacity)), 1, 0);
+        let topology = tier(capacity);
+        let mut cfg = BrainConfig::for_node(&topology, 1, 0);
+        let (full_shift, shift) = (full_cfg.sample_shift(), cfg.sample_shift());
+        let share = rate * 2f64.powi(i32::from(full_shift) - i32::from(shift));
+        let scale = |n: f64| (n * share).round().clamp(1.0, f64::from(u32::MAX)) as u32;
+        cfg.decide_every = scale(f64::from(full_cfg.decide_every));
+        cfg.half_life = scale(if full_cfg.half_life > 0 {
+            f64::from(full_cfg.half_life)
+        } else {
+            2.0 * f64::from(full_cfg.shadow_blocks.max(1))
+        });
+        let mut policy = McosPolicy::build(topology, cfg, None);
+        policy.step_every = ((STEP_EVERY as f64 * rate).round() as u64).max(1);
+        policy
+    }
+
     /// The tiers of `topology` (fastest first, payload-less), with the brain placing blocks by
     /// time saved under `cost` when given.
     pub fn with_topology(topology: Topology, cost: Option<CostModel>) -> McosPolicy {
-        let caps: Vec<u32> = topology.tiers.iter().map(|t| t.capacity_blocks).collect();
-        let cap = caps.first().copied().unwrap_or(1);
         let mut cfg = BrainConfig::for_node(&topology, 1, 0);
-        if caps.len() > 1 {
+        if topology.tiers.len() > 1 {
             // The fast path below keeps 2 % of every tier but the last free (see
             // `FastPathPolicy`).
             cfg.free_watermark = 0.02;
         }
+        McosPolicy::build(topology, cfg, cost)
+    }
+
+    fn build(topology: Topology, cfg: BrainConfig, cost: Option<CostModel>) -> McosPolicy {
+        let caps: Vec<u32> = topology.tiers.iter().map(|t| t.capacity_blocks).collect();
+        let cap = caps.first().copied().unwrap_or(1);
         let mut brain = Brain::new(topology.clone(), cfg);
         if let Some(cost) = cost {
             brain.set_placement(Placement::new(&topology, cost));
@@ -105,6 +150,7 @@ impl McosPolicy {
             windowed: VecDeque::new(),
             lookahead_blocks: (cap / 4).max(1) as usize,
             released: Vec::new(),
+            step_every: STEP_EVERY,
         }
     }
 
@@ -178,9 +224,11 @@ impl CachePolicy for McosPolicy {
         };
         let hit = self.fast.access_class(id, class.0);
         self.accesses += 1;
-        // Every STEP_EVERY accesses, or sooner when a burst of moves (several tiers) has
+        // Every `step_every` accesses, or sooner when a burst of moves (several tiers) has
         // filled half the ring: the brain must see every sample to model the stream.
-        if self.accesses.is_multiple_of(STEP_EVERY) || 2 * self.ring.len() > self.ring.capacity() {
+        if self.accesses.is_multiple_of(self.step_every)
+            || 2 * self.ring.len() > self.ring.capacity()
+        {
             self.step();
         }
         hit

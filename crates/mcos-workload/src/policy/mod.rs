@@ -166,6 +166,24 @@ pub fn by_name(
     })
 }
 
+/// [`by_name`] for a replay of a spatial sample holding `rate` of a trace's blocks, standing
+/// for a cache of `full_capacity` blocks over the whole trace (`capacity` is the scaled cache).
+/// `mcos` also scales the counts of accesses its brain steps, decides and forgets over
+/// ([`McosPolicy::sampled`]); the others are [`by_name`] at the scaled capacity. A rate of 1 is
+/// [`by_name`].
+pub fn by_name_sampled(
+    name: &str,
+    capacity: usize,
+    future: Option<&AccessSeq>,
+    full_capacity: usize,
+    rate: f64,
+) -> Result<Box<dyn CachePolicy>, PolicyError> {
+    if name == "mcos" && capacity > 0 {
+        return Ok(Box::new(McosPolicy::sampled(capacity, full_capacity, rate)));
+    }
+    by_name(name, capacity, future)
+}
+
 /// Hasher for block ids: the SplitMix64 finaliser. Deterministic (no per-process seed, so replays
 /// are reproducible) and a full avalanche, which the hash table's top-bit tags need.
 #[derive(Debug, Default, Clone, Copy)]
