@@ -255,7 +255,7 @@ mod tests {
                     .wrapping_add(1442695040888963407);
                 // Skewed: half the accesses go to the first eighth of the ids.
                 let r = x >> 33;
-                let id = if r % 2 == 0 {
+                let id = if r.is_multiple_of(2) {
                     r % (universe / 8 + 1)
                 } else {
                     r % universe
