@@ -6,7 +6,9 @@
 //! `Stored` at the commit of a put (the block becomes readable), a `Removed` when the fast path
 //! drops it (eviction out of the last tier it may live in, a corrupt block dropped, a block
 //! lost to a failing device). Moves between the node's own tiers are not events: the block
-//! stays on the node; a snapshot gives each block's current tier.
+//! stays on the node; a snapshot gives each block's current tier. A `Stored` carries the parent
+//! key its put named (`Node::put_batch_with_parents`; the block it extends, as in a token
+//! prefix), kept beside the key for the snapshot; a removal names none.
 //!
 //! Publishing never waits for a reader. Events go into one bounded ring with a sequence number
 //! each (1, 2, ...); a reader keeps a cursor and copies what it has not seen. A reader that

@@ -224,7 +224,7 @@ fn stored_events_and_snapshots_carry_the_parent_key() {
         let parents: Vec<BlockKey> = (0..8)
             .map(|i| if i == 0 { BlockKey::NONE } else { keys[i - 1] })
             .collect();
-        let data = vec![chain as u8; 64];
+        let data = [chain as u8; 64];
         let blocks: Vec<(BlockKey, &[u8])> = keys.iter().map(|&k| (k, &data[..])).collect();
         for r in node.put_batch_with_parents(class, &blocks, &parents) {
             assert!(matches!(r.unwrap(), mcos_node::PutOutcome::Stored(_)));
