@@ -22,6 +22,9 @@ fuzz_target!(|data: &[u8]| {
                         std::hint::black_box(b.len());
                     }
                 }
+                for i in 0..p.len() {
+                    std::hint::black_box(p.parent(i));
+                }
             }
             other => {
                 std::hint::black_box(format!("{other:?}").len());

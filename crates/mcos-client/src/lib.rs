@@ -30,8 +30,9 @@
 use mcos_core::BlockKey;
 use mcos_proto::local::{Region, send_with_fd, write_all_vectored};
 use mcos_proto::{
-    ErrorCode, FLAG_DURABLE, FLAG_LOCAL, FrameHeader, HEADER_BYTES, Op, PROTOCOL_VERSION,
-    PUT_DURABLE, REPLY, STATUS_BYTES, Status, Welcome, WireIntent, encode, reply, status,
+    ErrorCode, FLAG_DURABLE, FLAG_LOCAL, FLAG_PARENTS, FrameHeader, HEADER_BYTES, KEY_BYTES, Op,
+    PROTOCOL_VERSION, PUT_DURABLE, REPLY, STATUS_BYTES, Status, Welcome, WireIntent, encode, reply,
+    status,
 };
 use std::io::{self, IoSliceMut, Read};
 use std::net::TcpStream;
@@ -643,13 +644,14 @@ impl Client {
         class: u8,
         blocks: &[(BlockKey, u64, u32)],
     ) -> Result<Vec<Outcome>, ClientError> {
-        self.put_from_region_flags(class, blocks, 0)
+        self.put_from_region_flags(class, blocks, &[], 0)
     }
 
     fn put_from_region_flags(
         &mut self,
         class: u8,
         blocks: &[(BlockKey, u64, u32)],
+        parents: &[BlockKey],
         flags: u8,
     ) -> Result<Vec<Outcome>, ClientError> {
         let have = self.region.as_ref().ok_or(ClientError::NoRegion)?.len() as u64;
@@ -660,13 +662,18 @@ impl Client {
             });
         }
         let mut out = Vec::with_capacity(blocks.len());
-        for chunk in blocks.chunks(self.batch_len()) {
+        let per = self.batch_len();
+        for (c, chunk) in blocks.chunks(per).enumerate() {
+            let pc = parents.get(c * per..c * per + chunk.len()).unwrap_or(&[]);
             self.call(
                 Op::Put,
                 true,
                 &|b, id| {
                     encode::put_region(b, id, class, chunk);
                     b[5] |= flags;
+                    if !pc.is_empty() {
+                        encode::put_parents(b, pc, 0);
+                    }
                 },
                 &[],
             )?;
@@ -714,7 +721,27 @@ impl Client {
         class: u8,
         blocks: &[(BlockKey, &[u8])],
     ) -> Result<Vec<Outcome>, ClientError> {
-        self.put_flags(class, blocks, 0)
+        self.put_flags(class, blocks, &[], 0)
+    }
+
+    /// Stores blocks under priority `class`, naming each block's parent key: `parents[i]` is
+    /// the key of the block `blocks[i]` extends (the previous block of a token prefix;
+    /// [`BlockKey::NONE`]: none). The daemon salts it like the key and its KV events
+    /// ([`KvEvent::parent`]) and snapshots carry it. `parents` must be as long as `blocks`.
+    pub fn put_with_parents(
+        &mut self,
+        class: u8,
+        blocks: &[(BlockKey, &[u8])],
+        parents: &[BlockKey],
+    ) -> Result<Vec<Outcome>, ClientError> {
+        if parents.len() != blocks.len() {
+            return Err(ClientError::Invalid(format!(
+                "{} parent keys for {} blocks: give one per block (BlockKey::NONE for none)",
+                parents.len(),
+                blocks.len()
+            )));
+        }
+        self.put_flags(class, blocks, parents, 0)
     }
 
     /// Durable put: each block is acknowledged [`Outcome::Durable`] only once it is in the
@@ -727,13 +754,16 @@ impl Client {
         class: u8,
         blocks: &[(BlockKey, &[u8])],
     ) -> Result<Vec<Outcome>, ClientError> {
-        self.put_flags(class, blocks, FLAG_DURABLE)
+        self.put_flags(class, blocks, &[], FLAG_DURABLE)
     }
 
+    /// `parents`: empty (a put that names none, sent without [`FLAG_PARENTS`], as any daemon
+    /// understands) or one per block.
     fn put_flags(
         &mut self,
         class: u8,
         blocks: &[(BlockKey, &[u8])],
+        parents: &[BlockKey],
         flags: u8,
     ) -> Result<Vec<Outcome>, ClientError> {
         let bb = self.block_bytes() as usize;
@@ -747,7 +777,8 @@ impl Client {
         match self.region.as_ref().map(|r| r.len()) {
             Some(region_len) => {
                 let per = (region_len / bb.max(1)).clamp(1, self.batch_len());
-                for chunk in blocks.chunks(per) {
+                for (c, chunk) in blocks.chunks(per).enumerate() {
+                    let pc = parents.get(c * per..c * per + chunk.len()).unwrap_or(&[]);
                     let mut descs = Vec::with_capacity(chunk.len());
                     let r = self.region.clone().ok_or(ClientError::NoRegion)?;
                     for (i, (k, p)) in chunk.iter().enumerate() {
@@ -763,7 +794,7 @@ impl Client {
                         dst.copy_from_slice(p);
                         descs.push((*k, off, p.len() as u32));
                     }
-                    out.extend(self.put_from_region_flags(class, &descs, flags)?);
+                    out.extend(self.put_from_region_flags(class, &descs, pc, flags)?);
                 }
             }
             None => {
@@ -771,23 +802,29 @@ impl Client {
                 let mut i = 0;
                 while i < blocks.len() {
                     // As many blocks as fit the frame limit and the batch limit.
+                    let entry = 20 + if parents.is_empty() { 0 } else { KEY_BYTES };
                     let mut bytes = 8;
                     let mut j = i;
                     while j < blocks.len()
                         && j - i < self.batch_len()
-                        && (j == i || bytes + 20 + blocks[j].1.len() <= limit)
+                        && (j == i || bytes + entry + blocks[j].1.len() <= limit)
                     {
-                        bytes += 20 + blocks[j].1.len();
+                        bytes += entry + blocks[j].1.len();
                         j += 1;
                     }
                     let chunk = &blocks[i..j];
+                    let pc = parents.get(i..j).unwrap_or(&[]);
                     let payloads: Vec<&[u8]> = chunk.iter().map(|(_, p)| *p).collect();
+                    let total: usize = payloads.iter().map(|p| p.len()).sum();
                     self.call(
                         Op::Put,
                         true,
                         &|b, id| {
                             encode::put_inline(b, id, class, chunk);
                             b[5] |= flags;
+                            if !pc.is_empty() {
+                                encode::put_parents(b, pc, total);
+                            }
                         },
                         &payloads,
                     )?;
@@ -1016,12 +1053,19 @@ impl Client {
         self.call(
             Op::KvSnapshot,
             true,
-            &|b, id| encode::empty(b, Op::KvSnapshot, id),
+            &|b, id| {
+                encode::empty(b, Op::KvSnapshot, id);
+                b[5] = FLAG_PARENTS;
+            },
             &[],
         )?;
-        let (seq, blocks) = reply::decode_kv_snapshot(&self.rbuf)
+        let (seq, entries) = reply::decode_kv_snapshot(&self.rbuf, true)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok(KvSnapshot { seq, blocks })
+        Ok(KvSnapshot {
+            seq,
+            blocks: entries.iter().map(|b| (b.key, b.tier)).collect(),
+            parents: entries.iter().map(|b| b.parent).collect(),
+        })
     }
 
     /// Subscribes to the daemon's KV events: this connection becomes the stream (open another
@@ -1032,7 +1076,10 @@ impl Client {
         self.call(
             Op::Subscribe,
             false,
-            &|b, id| encode::empty(b, Op::Subscribe, id),
+            &|b, id| {
+                encode::empty(b, Op::Subscribe, id);
+                b[5] = FLAG_PARENTS;
+            },
             &[],
         )?;
         let (next_seq, node_id) = reply::decode_subscribed(&self.rbuf)
@@ -1066,6 +1113,9 @@ pub struct KvSnapshot {
     pub seq: u64,
     /// Every block and the tier it is in now (keys as the daemon stores them).
     pub blocks: Vec<(BlockKey, u8)>,
+    /// `parents[i]`: `blocks[i]`'s parent key as its put named it, salted like the key
+    /// ([`BlockKey::NONE`]: none named, or restored by the daemon at a warm restart).
+    pub parents: Vec<BlockKey>,
 }
 
 /// A daemon's KV events (BlockStored / BlockRemoved), from [`Client::subscribe`].
@@ -1125,7 +1175,9 @@ impl KvEventStream {
             )));
         }
         let from = out.len();
-        let lost = reply::decode_kv_events(&self.rbuf, out)
+        // The daemon flags frames whose events carry parent keys (it does when asked).
+        let parents = h.flags & FLAG_PARENTS != 0;
+        let lost = reply::decode_kv_events(&self.rbuf, parents, out)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         // The daemon's count covers the events it skipped; a jump it did not announce (which a
         // correct daemon never makes) is counted too, so a gap is never silent.

@@ -58,4 +58,12 @@ pub enum NodeError {
     /// The install channel is busy (a shard has not yet seen the previous table).
     #[error("policy install deferred: {0}")]
     InstallBusy(mcos_core::InstallError),
+    /// `put_batch_with_parents` with a parent list neither empty nor one per block.
+    #[error("{parents} parent keys for {blocks} blocks: give one per block, or none")]
+    ParentCount {
+        /// Parent keys given.
+        parents: usize,
+        /// Blocks given.
+        blocks: usize,
+    },
 }

@@ -6,7 +6,9 @@
 //! `Stored` at the commit of a put (the block becomes readable), a `Removed` when the fast path
 //! drops it (eviction out of the last tier it may live in, a corrupt block dropped, a block
 //! lost to a failing device). Moves between the node's own tiers are not events: the block
-//! stays on the node; a snapshot gives each block's current tier.
+//! stays on the node; a snapshot gives each block's current tier. A `Stored` carries the parent
+//! key its put named (`Node::put_batch_with_parents`; the block it extends, as in a token
+//! prefix), kept beside the key for the snapshot; a removal names none.
 //!
 //! Publishing never waits for a reader. Events go into one bounded ring with a sequence number
 //! each (1, 2, ...); a reader keeps a cursor and copies what it has not seen. A reader that
@@ -47,15 +49,18 @@ pub struct KvEvent {
     pub key: BlockKey,
     /// `Stored`: the tier it was stored in; `Removed`: the tier it left from.
     pub tier: TierId,
+    /// `Stored`: the parent key its put named (`BlockKey::NONE`: none); `Removed`: none.
+    pub parent: BlockKey,
 }
 
-/// An event before it has a sequence number (`None`: a lost removal, published as a gap).
-pub(crate) type Pending = Option<(KvEventKind, BlockKey, TierId)>;
+/// An event before it has a sequence number: (kind, key, parent, tier); `None`: a lost
+/// removal, published as a gap.
+pub(crate) type Pending = Option<(KvEventKind, BlockKey, BlockKey, TierId)>;
 
 struct Ring {
     /// `buf[seq % depth]` holds event `seq` for the last `depth` sequence numbers (`None`: a
     /// gap left by lost removals).
-    buf: Vec<Option<(KvEventKind, BlockKey, TierId)>>,
+    buf: Vec<Pending>,
     /// Sequence number of the next event.
     next_seq: u64,
 }
@@ -144,11 +149,12 @@ impl KvEventLog {
         while *cursor < end {
             let seq = *cursor;
             match r.buf[(seq % depth) as usize] {
-                Some((kind, key, tier)) => out.push(KvEvent {
+                Some((kind, key, parent, tier)) => out.push(KvEvent {
                     seq,
                     kind,
                     key,
                     tier,
+                    parent,
                 }),
                 None => lost += 1,
             }
@@ -168,11 +174,20 @@ impl KvEventLog {
     }
 }
 
-/// What a shard keeps for events: the full key of each resident block by its directory tag
-/// (the fast path knows blocks by tag only), and the events of the current lock hold.
+/// What a resident block is known by for events: its full key (the fast path knows blocks by
+/// directory tag only), its parent key as its put named it, and the tier it was stored in.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Resident {
+    pub key: BlockKey,
+    pub parent: BlockKey,
+    pub stored_in: TierId,
+}
+
+/// What a shard keeps for events: each resident block by its directory tag, and the events of
+/// the current lock hold.
 pub(crate) struct ShardEvents {
     pub log: std::sync::Arc<KvEventLog>,
-    pub keys: std::collections::HashMap<u64, (BlockKey, TierId)>,
+    pub keys: std::collections::HashMap<u64, Resident>,
     pub pending: Vec<Pending>,
 }
 
@@ -184,6 +199,9 @@ pub struct KvSnapshot {
     pub seq: u64,
     /// Every resident block with its tier now.
     pub blocks: Vec<(BlockKey, TierId)>,
+    /// `parents[i]`: `blocks[i]`'s parent key as its put named it (`BlockKey::NONE`: none, or
+    /// a block restored at a warm restart, whose parent is not persisted).
+    pub parents: Vec<BlockKey>,
 }
 
 #[cfg(test)]
@@ -191,7 +209,7 @@ mod tests {
     use super::*;
 
     fn stored(k: u128) -> Pending {
-        Some((KvEventKind::Stored, BlockKey(k), TierId(0)))
+        Some((KvEventKind::Stored, BlockKey(k), BlockKey(k - 1), TierId(0)))
     }
 
     #[test]
@@ -202,7 +220,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(log.read(&mut cursor, &mut out, 100, Duration::ZERO), 0);
         assert_eq!(out.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
-        assert_eq!(out[1].key, BlockKey(2));
+        assert_eq!((out[1].key, out[1].parent), (BlockKey(2), BlockKey(1)));
         out.clear();
         assert_eq!(log.read(&mut cursor, &mut out, 100, Duration::ZERO), 0);
         assert!(out.is_empty());

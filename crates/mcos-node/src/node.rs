@@ -32,7 +32,7 @@
 
 use crate::config::{DiskIo, NodeConfig};
 use crate::error::NodeError;
-use crate::events::{KvEventKind, KvEventLog, KvSnapshot, ShardEvents};
+use crate::events::{KvEventKind, KvEventLog, KvSnapshot, Resident, ShardEvents};
 use mcos_brain::{Brain, BrainConfig, BrainThread, Cadence, CostModel, InstallFn, Placement};
 use mcos_core::limits::{
     COMPLETION_RING_DEPTH, DESCRIPTOR_RING_DEPTH, MAX_TIERS, TELEMETRY_RING_DEPTH,
@@ -359,8 +359,9 @@ impl ShardSlot {
             return;
         };
         let lost = self.shard.drain_removals(|tag, tier| {
-            if let Some((key, _)) = ev.keys.remove(&tag) {
-                ev.pending.push(Some((KvEventKind::Removed, key, tier)));
+            if let Some(r) = ev.keys.remove(&tag) {
+                ev.pending
+                    .push(Some((KvEventKind::Removed, r.key, BlockKey::NONE, tier)));
             }
         });
         if lost > 0 {
@@ -368,7 +369,7 @@ impl ShardSlot {
             // removals in one lock hold than the log holds), and leave a gap in the sequence
             // so readers resync.
             let shard = &self.shard;
-            ev.keys.retain(|_, (key, _)| shard.peek(*key).is_some());
+            ev.keys.retain(|_, r| shard.peek(r.key).is_some());
             ev.pending.push(None);
         }
     }
@@ -383,8 +384,9 @@ impl ShardSlot {
         }
     }
 
-    /// `commit_fill`, recording a `Stored` event when the block became visible.
-    fn commit(&mut self, key: BlockKey, tier: TierId, frame: u32, ok: bool) {
+    /// `commit_fill`, recording a `Stored` event (with the parent key the put named) when the
+    /// block became visible.
+    fn commit(&mut self, key: BlockKey, parent: BlockKey, tier: TierId, frame: u32, ok: bool) {
         self.shard.commit_fill(key, tier, frame, ok);
         if ok && self.events.is_some() {
             // Removals first: the commit's own evictions happened before it.
@@ -392,8 +394,16 @@ impl ShardSlot {
             if self.shard.peek(key) == Some((tier, frame))
                 && let Some(ev) = self.events.as_mut()
             {
-                ev.keys.insert(key.tag(), (key, tier));
-                ev.pending.push(Some((KvEventKind::Stored, key, tier)));
+                ev.keys.insert(
+                    key.tag(),
+                    Resident {
+                        key,
+                        parent,
+                        stored_in: tier,
+                    },
+                );
+                ev.pending
+                    .push(Some((KvEventKind::Stored, key, parent, tier)));
             }
         }
     }
@@ -654,8 +664,16 @@ impl Node {
                             slot.shard
                                 .restore(key, t, frame, PriorityClass::DEFAULT.0)?;
                             // Restored blocks are in the first snapshot, not events.
+                            // Their parents are not persisted: none.
                             if let Some(ev) = slot.events.as_mut() {
-                                ev.keys.insert(key.tag(), (key, t));
+                                ev.keys.insert(
+                                    key.tag(),
+                                    Resident {
+                                        key,
+                                        parent: BlockKey::NONE,
+                                        stored_in: t,
+                                    },
+                                );
                             }
                             Ok(())
                         })?)
@@ -789,8 +807,20 @@ impl Node {
         class: PriorityClass,
         payload: &[u8],
     ) -> Result<PutOutcome, NodeError> {
+        self.put_durable_with_parent(key, BlockKey::NONE, class, payload)
+    }
+
+    /// `put_durable`, naming the block's parent key (the block it extends, as in a token
+    /// prefix), which its `Stored` KV event and the snapshots carry. `BlockKey::NONE`: none.
+    pub fn put_durable_with_parent(
+        &self,
+        key: BlockKey,
+        parent: BlockKey,
+        class: PriorityClass,
+        payload: &[u8],
+    ) -> Result<PutOutcome, NodeError> {
         let tier = self.inner.persist_tier.ok_or(NodeError::NotDurable)?;
-        let out = self.inner.put_into(key, class, payload, tier)?;
+        let out = self.inner.put_into(key, parent, class, payload, tier)?;
         if matches!(out, PutOutcome::Stored(_)) {
             self.inner.durable_puts.fetch_add(1, Ordering::Relaxed);
         }
@@ -855,7 +885,32 @@ impl Node {
         class: PriorityClass,
         blocks: &[(BlockKey, &[u8])],
     ) -> Vec<Result<PutOutcome, NodeError>> {
-        self.inner.put_batch(class, blocks)
+        self.inner.put_batch(class, blocks, &[])
+    }
+
+    /// `put_batch`, naming each block's parent key: `parents[i]` is the key of the block that
+    /// `blocks[i]` extends (the previous block of a token prefix; `BlockKey::NONE`: none). The
+    /// `Stored` KV event of each block and the snapshots carry it (`NodeConfig::kv_events`);
+    /// nothing else depends on it. `parents` is empty (no parents) or as long as `blocks`;
+    /// any other length is `NodeError::ParentCount` for every block.
+    pub fn put_batch_with_parents(
+        &self,
+        class: PriorityClass,
+        blocks: &[(BlockKey, &[u8])],
+        parents: &[BlockKey],
+    ) -> Vec<Result<PutOutcome, NodeError>> {
+        if !parents.is_empty() && parents.len() != blocks.len() {
+            return blocks
+                .iter()
+                .map(|_| {
+                    Err(NodeError::ParentCount {
+                        parents: parents.len(),
+                        blocks: blocks.len(),
+                    })
+                })
+                .collect();
+        }
+        self.inner.put_batch(class, blocks, parents)
     }
 
     /// Reads a batch: `outs[i]` receives `keys[i]`'s payload, as `get_into` would. Every
@@ -956,21 +1011,27 @@ impl Node {
         let log = self.inner.kv_events.as_ref()?;
         let mut slots: Vec<ShardGuard<'_>> = self.inner.shards.iter().map(lock).collect();
         let mut blocks = Vec::new();
+        let mut parents = Vec::new();
         for slot in slots.iter_mut() {
             slot.publish_events();
             let slot = &**slot;
             if let Some(ev) = slot.events.as_ref() {
-                blocks.extend(ev.keys.values().map(|&(key, stored_in)| {
-                    let tier = slot.shard.peek(key).map_or(stored_in, |(t, _)| t);
-                    (key, tier)
-                }));
+                for r in ev.keys.values() {
+                    let tier = slot.shard.peek(r.key).map_or(r.stored_in, |(t, _)| t);
+                    blocks.push((r.key, tier));
+                    parents.push(r.parent);
+                }
             }
         }
         // Every shard's events of its last hold are in the ring, and none can be added while
         // the locks are held: the snapshot covers exactly the events before `next_seq`.
         let seq = log.next_seq() - 1;
         drop(slots);
-        Some(KvSnapshot { seq, blocks })
+        Some(KvSnapshot {
+            seq,
+            blocks,
+            parents,
+        })
     }
 
     /// Pins a stored block: it is not evicted from the tier it is in until `unpin`.
@@ -1496,7 +1557,7 @@ impl Inner {
         let mut spins = 0u32;
         let mut waited = false;
         loop {
-            if let Some(done) = self.try_put(key, class, payload, &mut waited)? {
+            if let Some(done) = self.try_put(key, BlockKey::NONE, class, payload, &mut waited)? {
                 return Ok(done);
             }
             if start.elapsed() > MOVE_TIMEOUT {
@@ -1524,6 +1585,7 @@ impl Inner {
     fn try_put(
         &self,
         key: BlockKey,
+        parent: BlockKey,
         class: PriorityClass,
         payload: &[u8],
         waited: &mut bool,
@@ -1564,7 +1626,7 @@ impl Inner {
         let written = self.write_frame(tier, frame, key, payload);
         let mut slot = lock(m);
         let before = slot.shard.counters().moves_started;
-        slot.commit(key, tier, frame, written.is_ok());
+        slot.commit(key, parent, tier, frame, written.is_ok());
         if slot.shard.counters().moves_started != before {
             self.ring_doorbells();
         }
@@ -1585,6 +1647,7 @@ impl Inner {
         &self,
         class: PriorityClass,
         blocks: &[(BlockKey, &[u8])],
+        parents: &[BlockKey],
     ) -> Vec<Result<PutOutcome, NodeError>> {
         let mut results: Vec<Option<Result<PutOutcome, NodeError>>> = blocks
             .iter()
@@ -1600,7 +1663,8 @@ impl Inner {
             let before = pending.len();
             pending.retain(|&i| {
                 let (key, payload) = blocks[i];
-                match self.try_put(key, class, payload, &mut waited[i]) {
+                let parent = parents.get(i).copied().unwrap_or(BlockKey::NONE);
+                match self.try_put(key, parent, class, payload, &mut waited[i]) {
                     Ok(None) => true,
                     Ok(Some(done)) => {
                         results[i] = Some(Ok(done));
@@ -1666,6 +1730,7 @@ impl Inner {
     fn put_into(
         &self,
         key: BlockKey,
+        parent: BlockKey,
         class: PriorityClass,
         payload: &[u8],
         tier: TierId,
@@ -1694,7 +1759,7 @@ impl Inner {
                 match decision {
                     Insert::Fill { tier, frame } => {
                         let written = self.write_frame(tier, frame, key, payload);
-                        slot.commit(key, tier, frame, written.is_ok());
+                        slot.commit(key, parent, tier, frame, written.is_ok());
                         match written {
                             Ok(()) => return Ok(PutOutcome::Stored(tier)),
                             // A full device is backpressure: refused and counted.

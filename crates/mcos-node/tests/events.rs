@@ -202,3 +202,87 @@ fn restored_blocks_are_in_the_first_snapshot_and_their_eviction_is_an_event() {
     assert_eq!(rebuilt, all);
     node.close().unwrap();
 }
+
+/// Parent keys: chains put with `put_batch_with_parents` (each block's parent is the previous
+/// block of its chain, the first has none) come back on every `Stored` event and in the
+/// snapshot, under evictions; plain puts and durable puts without a parent carry none; a
+/// parent list of the wrong length is refused.
+#[test]
+fn stored_events_and_snapshots_carry_the_parent_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = NodeConfig::dram_and_disk(256, 16, 32, dir.path());
+    cfg.tiers[1].persist = true;
+    cfg.kv_events = true;
+    let node = Node::open(cfg).unwrap();
+    let log = node.kv_events().unwrap().clone();
+    let mut cursor = log.next_seq();
+    let class = mcos_core::PriorityClass::DEFAULT;
+    let mut expected: HashMap<BlockKey, BlockKey> = HashMap::new();
+    // 12 chains of 8 blocks (96 blocks through 48 frames): evictions along the way.
+    for chain in 0..12u128 {
+        let keys: Vec<BlockKey> = (0..8).map(|i| BlockKey(1000 * (chain + 1) + i)).collect();
+        let parents: Vec<BlockKey> = (0..8)
+            .map(|i| if i == 0 { BlockKey::NONE } else { keys[i - 1] })
+            .collect();
+        let data = [chain as u8; 64];
+        let blocks: Vec<(BlockKey, &[u8])> = keys.iter().map(|&k| (k, &data[..])).collect();
+        for r in node.put_batch_with_parents(class, &blocks, &parents) {
+            assert!(matches!(r.unwrap(), mcos_node::PutOutcome::Stored(_)));
+        }
+        expected.extend(keys.iter().copied().zip(parents));
+    }
+    node.put(BlockKey(7), &[7u8; 64]).unwrap();
+    node.put_durable(BlockKey(8), class, &[8u8; 64]).unwrap();
+    node.put_durable_with_parent(BlockKey(9), BlockKey(8), class, &[9u8; 64])
+        .unwrap();
+    expected.extend([
+        (BlockKey(7), BlockKey::NONE),
+        (BlockKey(8), BlockKey::NONE),
+        (BlockKey(9), BlockKey(8)),
+    ]);
+    let mut events = Vec::new();
+    assert_eq!(
+        log.read(&mut cursor, &mut events, usize::MAX, Duration::ZERO),
+        0
+    );
+    let mut stored = 0;
+    let mut parents_seen: HashMap<BlockKey, BlockKey> = HashMap::new();
+    for e in &events {
+        match e.kind {
+            KvEventKind::Stored => {
+                stored += 1;
+                assert_eq!(Some(&e.parent), expected.get(&e.key), "{:?}", e.key);
+                parents_seen.insert(e.key, e.parent);
+            }
+            KvEventKind::Removed => {
+                assert_eq!(e.parent, BlockKey::NONE);
+                parents_seen.remove(&e.key);
+            }
+        }
+    }
+    assert_eq!(stored, 99);
+    assert!(events.iter().any(|e| e.kind == KvEventKind::Removed));
+    let snap = node.kv_snapshot().unwrap();
+    assert_eq!(snap.blocks.len(), snap.parents.len());
+    assert!(!snap.blocks.is_empty());
+    let listed: HashMap<BlockKey, BlockKey> = snap
+        .blocks
+        .iter()
+        .map(|b| b.0)
+        .zip(snap.parents.iter().copied())
+        .collect();
+    assert_eq!(listed, parents_seen);
+    // A parent list that is neither empty nor one per block is refused, nothing stored.
+    let data = [1u8; 8];
+    let res = node.put_batch_with_parents(
+        class,
+        &[(BlockKey(50), &data[..]), (BlockKey(51), &data[..])],
+        &[BlockKey(49)],
+    );
+    assert!(
+        res.iter()
+            .all(|r| matches!(r, Err(mcos_node::NodeError::ParentCount { .. })))
+    );
+    assert!(node.locate(BlockKey(50)).is_none());
+    node.close().unwrap();
+}

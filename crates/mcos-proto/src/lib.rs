@@ -134,6 +134,12 @@ pub const PUT_DURABLE: u32 = 1;
 /// clients (which do their own routing) set it, so a forwarded request is never forwarded
 /// again.
 pub const FLAG_LOCAL: u8 = 0x04;
+/// Flag bit of a put, subscribe or kv_snapshot: parent keys. On a put, the n entries are
+/// followed by n parent keys (16 bytes each, key 0: no parent), the key of the block each block
+/// extends (the previous block of a token prefix); on a subscribe or a kv_snapshot, the reply's
+/// entries carry each stored block's parent. A client sets it only when it names or wants
+/// parents, so an older peer never sees it.
+pub const FLAG_PARENTS: u8 = 0x08;
 /// `tier` of a get's `ok` status when the block came from another pool member (the local
 /// daemon fetched it from the key's owner); local hits carry the tier they were found in.
 pub const TIER_REMOTE: u8 = 0xfe;
@@ -145,7 +151,7 @@ pub struct FrameHeader {
     pub body_len: u32,
     /// Op byte (a request op, or `op | REPLY`, or `Op::Error`).
     pub op: u8,
-    /// Per-op flags ([`FLAG_REGION`], [`FLAG_DURABLE`]).
+    /// Per-op flags ([`FLAG_REGION`], [`FLAG_DURABLE`], [`FLAG_LOCAL`], [`FLAG_PARENTS`]).
     pub flags: u8,
     /// Chosen by the client, echoed by the reply.
     pub req_id: u32,

@@ -3,8 +3,8 @@
 
 use crate::codec::{Reader, Writer};
 use crate::{
-    ErrorCode, FLAG_DURABLE, FLAG_LOCAL, FLAG_REGION, FrameHeader, HEADER_BYTES, KEY_BYTES, MAGIC,
-    Op, ProtoError, REPLY, STATUS_BYTES,
+    ErrorCode, FLAG_DURABLE, FLAG_LOCAL, FLAG_PARENTS, FLAG_REGION, FrameHeader, HEADER_BYTES,
+    KEY_BYTES, MAGIC, Op, ProtoError, REPLY, STATUS_BYTES,
 };
 use mcos_core::BlockKey;
 
@@ -21,8 +21,12 @@ pub const INTENT_ENTRY: usize = KEY_BYTES + 4 + 4 + 4;
 
 /// Bytes of one KV event on the wire (seq, kind, tier, 6 reserved, key).
 pub const KV_EVENT_ENTRY: usize = 8 + 1 + 1 + 6 + KEY_BYTES;
+/// Bytes of one KV event on a stream subscribed with [`FLAG_PARENTS`] (then the parent key).
+pub const KV_EVENT_PARENT_ENTRY: usize = KV_EVENT_ENTRY + KEY_BYTES;
 /// Bytes of one snapshot entry (key, tier, 7 reserved).
 pub const KV_SNAPSHOT_ENTRY: usize = KEY_BYTES + 1 + 7;
+/// Bytes of one snapshot entry asked for with [`FLAG_PARENTS`] (then the parent key).
+pub const KV_SNAPSHOT_PARENT_ENTRY: usize = KV_SNAPSHOT_ENTRY + KEY_BYTES;
 
 /// KV event kinds on the wire.
 pub mod kv_event_kind {
@@ -43,6 +47,20 @@ pub struct WireKvEvent {
     pub tier: u8,
     /// The key as the node stores it (the writer's key salted with its tenant's salt).
     pub key: BlockKey,
+    /// Stored: the parent key the put named, salted like `key` ([`BlockKey::NONE`]: none
+    /// named, a removal, or a stream subscribed without [`FLAG_PARENTS`]).
+    pub parent: BlockKey,
+}
+
+/// One block of a snapshot reply.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct WireKvBlock {
+    /// The key as the node stores it.
+    pub key: BlockKey,
+    /// The tier it is in now.
+    pub tier: u8,
+    /// Its parent key as its put named it ([`BlockKey::NONE`]: none, or not asked for).
+    pub parent: BlockKey,
 }
 
 /// Per-block status codes of batch replies.
@@ -192,6 +210,8 @@ pub struct PutBatch<'a> {
     pub durable: bool,
     count: usize,
     entries: &'a [u8],
+    /// n parent keys ([`FLAG_PARENTS`]), else empty.
+    parents: &'a [u8],
     payloads: &'a [u8],
 }
 
@@ -204,6 +224,21 @@ impl<'a> PutBatch<'a> {
     /// Whether the batch is empty.
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// Whether the put names parent keys ([`FLAG_PARENTS`]).
+    pub fn has_parents(&self) -> bool {
+        !self.parents.is_empty()
+    }
+
+    /// Block `i`'s parent key as the client named it ([`BlockKey::NONE`]: none, or a put
+    /// without [`FLAG_PARENTS`], or `i` out of range).
+    pub fn parent(&self, i: usize) -> BlockKey {
+        i.checked_mul(KEY_BYTES)
+            .and_then(|at| self.parents.get(at..at + KEY_BYTES))
+            .map_or(BlockKey::NONE, |p| {
+                Reader::new(p).key().unwrap_or(BlockKey::NONE)
+            })
     }
 
     /// (key, payload) per block, in order. Lengths were checked at decode.
@@ -370,9 +405,15 @@ pub enum Request<'a> {
     /// The policy table in force.
     Policy,
     /// Stream KV events on this connection from now on.
-    Subscribe,
+    Subscribe {
+        /// Events carry parent keys ([`FLAG_PARENTS`]).
+        parents: bool,
+    },
     /// Every block the node holds.
-    KvSnapshot,
+    KvSnapshot {
+        /// Entries carry parent keys ([`FLAG_PARENTS`]).
+        parents: bool,
+    },
 }
 
 fn count_and_entries<'a>(
@@ -402,10 +443,12 @@ impl<'a> Request<'a> {
         let region = header.flags & FLAG_REGION != 0;
         let durable = header.flags & FLAG_DURABLE != 0;
         let local = header.flags & FLAG_LOCAL != 0;
-        if header.flags & !(FLAG_REGION | FLAG_DURABLE | FLAG_LOCAL) != 0
+        let parents = header.flags & FLAG_PARENTS != 0;
+        if header.flags & !(FLAG_REGION | FLAG_DURABLE | FLAG_LOCAL | FLAG_PARENTS) != 0
             || (region && !matches!(op, Op::Put | Op::Get))
             || (durable && op != Op::Put)
             || (local && !matches!(op, Op::Get | Op::Exists | Op::Prefix))
+            || (parents && !matches!(op, Op::Put | Op::Subscribe | Op::KvSnapshot))
         {
             return Err(ProtoError::Malformed(format!(
                 "flags 0x{:02x} are not defined for {}",
@@ -439,6 +482,12 @@ impl<'a> Request<'a> {
                     PUT_INLINE_ENTRY
                 };
                 let (count, entries) = count_and_entries(&mut r, size, max_batch)?;
+                // count <= max_batch (a u32), so this cannot overflow on 64-bit targets.
+                let parents = if parents {
+                    r.bytes(count * KEY_BYTES)?
+                } else {
+                    &[]
+                };
                 let payloads = r.rest();
                 let batch = PutBatch {
                     class,
@@ -446,6 +495,7 @@ impl<'a> Request<'a> {
                     durable,
                     count,
                     entries,
+                    parents,
                     payloads,
                 };
                 if !region {
@@ -498,8 +548,8 @@ impl<'a> Request<'a> {
             }
             Op::Stats => Request::Stats,
             Op::Policy => Request::Policy,
-            Op::Subscribe => Request::Subscribe,
-            Op::KvSnapshot => Request::KvSnapshot,
+            Op::Subscribe => Request::Subscribe { parents },
+            Op::KvSnapshot => Request::KvSnapshot { parents },
             Op::Error | Op::KvEvents => return Err(ProtoError::UnknownOp(header.op)),
         };
         r.finish()?;
@@ -561,6 +611,18 @@ pub mod encode {
             total += p.len();
         }
         end_frame(buf, total);
+    }
+
+    /// Appends a put's parent keys ([`FLAG_PARENTS`]) to the frame `put_inline` or
+    /// `put_region` just encoded (one per block, in order; [`BlockKey::NONE`]: no parent),
+    /// before any inline payload. `extra`: the inline payload bytes that follow (0 for region).
+    pub fn put_parents(buf: &mut Vec<u8>, parents: &[BlockKey], extra: usize) {
+        buf[5] |= FLAG_PARENTS;
+        let mut w = Writer::new(buf);
+        for &p in parents {
+            w.key(p);
+        }
+        end_frame(buf, extra);
     }
 
     /// Put from the region: (key, offset, length) per block.
@@ -743,32 +805,47 @@ pub mod reply {
         Ok((next, id))
     }
 
-    /// A KV events body: events the reader lost just before these (0: none), then the events.
-    pub fn kv_events(buf: &mut Vec<u8>, lost: u64, events: &[WireKvEvent]) {
+    /// A KV events body: events the reader lost just before these (0: none), then the events,
+    /// each with its parent key when the stream was subscribed with [`FLAG_PARENTS`].
+    pub fn kv_events(buf: &mut Vec<u8>, lost: u64, events: &[WireKvEvent], parents: bool) {
         let mut w = Writer::new(buf);
         w.u64(lost).u32(events.len() as u32);
         for e in events {
             w.u64(e.seq).u8(e.kind).u8(e.tier).bytes(&[0; 6]).key(e.key);
+            if parents {
+                w.key(e.parent);
+            }
         }
     }
 
-    /// Decodes a KV events body: appends the events to `out`, returns the lost count.
-    pub fn decode_kv_events(body: &[u8], out: &mut Vec<WireKvEvent>) -> Result<u64, ProtoError> {
+    /// Decodes a KV events body (`parents`: the stream was subscribed with [`FLAG_PARENTS`]):
+    /// appends the events to `out`, returns the lost count.
+    pub fn decode_kv_events(
+        body: &[u8],
+        parents: bool,
+        out: &mut Vec<WireKvEvent>,
+    ) -> Result<u64, ProtoError> {
+        let entry = if parents {
+            KV_EVENT_PARENT_ENTRY
+        } else {
+            KV_EVENT_ENTRY
+        };
         let mut r = Reader::new(body);
         let lost = r.u64()?;
         let n = r.u32()? as usize;
         let table = r.bytes(
-            n.checked_mul(KV_EVENT_ENTRY)
+            n.checked_mul(entry)
                 .ok_or_else(|| ProtoError::Malformed("event count overflows".into()))?,
         )?;
         r.finish()?;
-        for e in table.chunks_exact(KV_EVENT_ENTRY) {
+        for e in table.chunks_exact(entry) {
             let mut er = Reader::new(e);
             let seq = er.u64()?;
             let kind = er.u8()?;
             let tier = er.u8()?;
             let _ = er.bytes(6)?;
             let key = er.key()?;
+            let parent = if parents { er.key()? } else { BlockKey::NONE };
             if kind != kv_event_kind::STORED && kind != kv_event_kind::REMOVED {
                 return Err(ProtoError::Malformed(format!(
                     "unknown KV event kind {kind}"
@@ -779,36 +856,51 @@ pub mod reply {
                 kind,
                 tier,
                 key,
+                parent,
             });
         }
         Ok(lost)
     }
 
-    /// A snapshot reply body: the last event it reflects, then every block and its tier.
-    pub fn kv_snapshot(buf: &mut Vec<u8>, seq: u64, blocks: &[(BlockKey, u8)]) {
+    /// A snapshot reply body: the last event it reflects, then every block and its tier, and
+    /// its parent key when asked with [`FLAG_PARENTS`].
+    pub fn kv_snapshot(buf: &mut Vec<u8>, seq: u64, blocks: &[WireKvBlock], parents: bool) {
         let mut w = Writer::new(buf);
         w.u64(seq).u32(blocks.len() as u32);
-        for &(k, t) in blocks {
-            w.key(k).u8(t).bytes(&[0; 7]);
+        for b in blocks {
+            w.key(b.key).u8(b.tier).bytes(&[0; 7]);
+            if parents {
+                w.key(b.parent);
+            }
         }
     }
 
-    /// Decodes a snapshot reply into (seq, blocks).
-    #[allow(clippy::type_complexity)]
-    pub fn decode_kv_snapshot(body: &[u8]) -> Result<(u64, Vec<(BlockKey, u8)>), ProtoError> {
+    /// Decodes a snapshot reply (`parents`: asked with [`FLAG_PARENTS`]) into (seq, blocks).
+    pub fn decode_kv_snapshot(
+        body: &[u8],
+        parents: bool,
+    ) -> Result<(u64, Vec<WireKvBlock>), ProtoError> {
+        let entry = if parents {
+            KV_SNAPSHOT_PARENT_ENTRY
+        } else {
+            KV_SNAPSHOT_ENTRY
+        };
         let mut r = Reader::new(body);
         let seq = r.u64()?;
         let n = r.u32()? as usize;
         let table = r.bytes(
-            n.checked_mul(KV_SNAPSHOT_ENTRY)
+            n.checked_mul(entry)
                 .ok_or_else(|| ProtoError::Malformed("snapshot count overflows".into()))?,
         )?;
         r.finish()?;
         let mut blocks = Vec::with_capacity(n);
-        for e in table.chunks_exact(KV_SNAPSHOT_ENTRY) {
+        for e in table.chunks_exact(entry) {
             let mut er = Reader::new(e);
-            let k = er.key()?;
-            blocks.push((k, er.u8()?));
+            let key = er.key()?;
+            let tier = er.u8()?;
+            let _ = er.bytes(7)?;
+            let parent = if parents { er.key()? } else { BlockKey::NONE };
+            blocks.push(WireKvBlock { key, tier, parent });
         }
         Ok((seq, blocks))
     }
@@ -842,33 +934,145 @@ mod tests {
                 kind: kv_event_kind::STORED,
                 tier: 1,
                 key: BlockKey(u128::MAX - 3),
+                parent: BlockKey(u128::MAX - 4),
             },
             WireKvEvent {
                 seq: 9,
                 kind: kv_event_kind::REMOVED,
                 tier: 0,
                 key: BlockKey(42),
+                parent: BlockKey::NONE,
             },
         ];
-        reply::kv_events(&mut buf, 1, &evs);
+        reply::kv_events(&mut buf, 1, &evs, true);
+        assert_eq!(buf.len(), 12 + 2 * KV_EVENT_PARENT_ENTRY);
         let mut out = Vec::new();
-        assert_eq!(reply::decode_kv_events(&buf, &mut out), Ok(1));
+        assert_eq!(reply::decode_kv_events(&buf, true, &mut out), Ok(1));
         assert_eq!(out, evs);
+        // Read with the other layout: refused (the lengths disagree), not misread.
+        assert!(reply::decode_kv_events(&buf, false, &mut Vec::new()).is_err());
         // Truncated or with an unknown kind: an error, never a panic.
-        assert!(reply::decode_kv_events(&buf[..buf.len() - 1], &mut out).is_err());
+        assert!(reply::decode_kv_events(&buf[..buf.len() - 1], true, &mut out).is_err());
         let mut bad = buf.clone();
         bad[12 + 8] = 9;
-        assert!(reply::decode_kv_events(&bad, &mut Vec::new()).is_err());
+        assert!(reply::decode_kv_events(&bad, true, &mut Vec::new()).is_err());
+        // Without parents (an older subscriber): the 32-byte entries, parents read as none.
+        buf.clear();
+        reply::kv_events(&mut buf, 0, &evs, false);
+        assert_eq!(buf.len(), 12 + 2 * KV_EVENT_ENTRY);
+        out.clear();
+        assert_eq!(reply::decode_kv_events(&buf, false, &mut out), Ok(0));
+        assert_eq!(out[0].parent, BlockKey::NONE);
+        assert_eq!((out[0].key, out[1].key), (evs[0].key, evs[1].key));
 
         buf.clear();
         reply::subscribed(&mut buf, 12, "n0");
         assert_eq!(reply::decode_subscribed(&buf), Ok((12, "n0".to_string())));
 
+        let blocks = [
+            WireKvBlock {
+                key: BlockKey(5),
+                tier: 0,
+                parent: BlockKey(4),
+            },
+            WireKvBlock {
+                key: BlockKey(6),
+                tier: 2,
+                parent: BlockKey::NONE,
+            },
+        ];
         buf.clear();
-        let blocks = [(BlockKey(5), 0u8), (BlockKey(6), 2)];
-        reply::kv_snapshot(&mut buf, 30, &blocks);
-        assert_eq!(reply::decode_kv_snapshot(&buf), Ok((30, blocks.to_vec())));
-        assert!(reply::decode_kv_snapshot(&buf[..buf.len() - 2]).is_err());
+        reply::kv_snapshot(&mut buf, 30, &blocks, true);
+        assert_eq!(buf.len(), 12 + 2 * KV_SNAPSHOT_PARENT_ENTRY);
+        assert_eq!(
+            reply::decode_kv_snapshot(&buf, true),
+            Ok((30, blocks.to_vec()))
+        );
+        assert!(reply::decode_kv_snapshot(&buf[..buf.len() - 2], true).is_err());
+        buf.clear();
+        reply::kv_snapshot(&mut buf, 30, &blocks, false);
+        assert_eq!(buf.len(), 12 + 2 * KV_SNAPSHOT_ENTRY);
+        let (_, old) = reply::decode_kv_snapshot(&buf, false).unwrap();
+        assert_eq!(old[0].parent, BlockKey::NONE);
+        assert_eq!((old[1].key, old[1].tier), (BlockKey(6), 2));
+    }
+
+    #[test]
+    fn put_parents_round_trip_inline_and_region() {
+        let (a, b) = (vec![1u8; 5], vec![2u8; 3]);
+        let blocks = [(BlockKey(9), &a[..]), (BlockKey(10), &b[..])];
+        let parents = [BlockKey(8), BlockKey(9)];
+        let mut buf = Vec::new();
+        encode::put_inline(&mut buf, 1, 0, &blocks);
+        encode::put_parents(&mut buf, &parents, a.len() + b.len());
+        buf.extend_from_slice(&a);
+        buf.extend_from_slice(&b);
+        let h = header(&buf);
+        assert_eq!(
+            (h.flags, h.body_len as usize),
+            (FLAG_PARENTS, buf.len() - 12)
+        );
+        let Request::Put(p) = Request::decode(&h, &buf[12..], 32).unwrap() else {
+            panic!()
+        };
+        assert!(p.has_parents());
+        assert_eq!(
+            (p.parent(0), p.parent(1), p.parent(2)),
+            (parents[0], parents[1], BlockKey::NONE)
+        );
+        let got: Vec<_> = p.iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                (BlockKey(9), Payload::Inline(&a)),
+                (BlockKey(10), Payload::Inline(&b))
+            ]
+        );
+        // A frame cut short is refused (the payload total no longer matches).
+        assert!(Request::decode(&h, &buf[12..buf.len() - 9], 32).is_err());
+
+        encode::put_region(
+            &mut buf,
+            2,
+            0,
+            &[(BlockKey(9), 0, 5), (BlockKey(10), 64, 3)],
+        );
+        encode::put_parents(&mut buf, &parents, 0);
+        let h = header(&buf);
+        assert_eq!(h.flags, FLAG_REGION | FLAG_PARENTS);
+        let Request::Put(p) = Request::decode(&h, &buf[12..], 32).unwrap() else {
+            panic!()
+        };
+        assert_eq!((p.parent(0), p.parent(1)), (parents[0], parents[1]));
+        assert!(Request::decode(&h, &buf[12..buf.len() - 1], 32).is_err());
+
+        // Without the flag: no parents, as before.
+        encode::put_inline(&mut buf, 3, 0, &blocks);
+        buf.extend_from_slice(&a);
+        buf.extend_from_slice(&b);
+        let Request::Put(p) = Request::decode(&header(&buf), &buf[12..], 32).unwrap() else {
+            panic!()
+        };
+        assert!(!p.has_parents());
+        assert_eq!(p.parent(0), BlockKey::NONE);
+    }
+
+    #[test]
+    fn parents_flag_only_on_put_subscribe_and_snapshot() {
+        for op in [Op::Subscribe, Op::KvSnapshot] {
+            let mut buf = Vec::new();
+            encode::empty(&mut buf, op, 1);
+            buf[5] = FLAG_PARENTS;
+            let req = Request::decode(&header(&buf), &buf[12..], 8).unwrap();
+            assert!(matches!(
+                req,
+                Request::Subscribe { parents: true } | Request::KvSnapshot { parents: true }
+            ));
+        }
+        let mut buf = Vec::new();
+        encode::key_list(&mut buf, Op::Get, 1, &[BlockKey(1)]);
+        buf[5] = FLAG_PARENTS;
+        assert!(Request::decode(&header(&buf), &buf[12..], 8).is_err());
     }
 
     #[test]
@@ -994,11 +1198,16 @@ mod tests {
     proptest! {
         /// No body, whatever its bytes, makes the decoder panic or read out of bounds.
         #[test]
-        fn decode_never_panics(op in any::<u8>(), flags in 0u8..8, body in proptest::collection::vec(any::<u8>(), 0..256)) {
+        fn decode_never_panics(op in any::<u8>(), flags in 0u8..16, body in proptest::collection::vec(any::<u8>(), 0..256)) {
             let h = FrameHeader { body_len: body.len() as u32, op, flags, req_id: 0 };
             if let Ok(req) = Request::decode(&h, &body, 64) {
                 match req {
-                    Request::Put(p) => { let _ = p.iter().count(); }
+                    Request::Put(p) => {
+                        let _ = p.iter().count();
+                        for i in 0..=p.len() {
+                            let _ = p.parent(i);
+                        }
+                    }
                     Request::Get(g) => { let _ = g.iter().count(); }
                     Request::Intent(i) => { let _ = i.iter().count(); }
                     Request::Exists(k) | Request::Prefix(k) | Request::Unpin(k) => { let _ = k.iter().count(); }
@@ -1010,8 +1219,10 @@ mod tests {
         /// Nor does any reply body a client decodes from a daemon's KV event stream.
         #[test]
         fn kv_reply_decoders_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = reply::decode_kv_events(&body, &mut Vec::new());
-            let _ = reply::decode_kv_snapshot(&body);
+            for parents in [false, true] {
+                let _ = reply::decode_kv_events(&body, parents, &mut Vec::new());
+                let _ = reply::decode_kv_snapshot(&body, parents);
+            }
             let _ = reply::decode_subscribed(&body);
         }
     }

@@ -10,8 +10,9 @@ use crate::Shared;
 use crate::session::{End, Refusal, Stream, refuse};
 use mcos_node::{KvEventKind, KvEventLog};
 use mcos_proto::{
-    ErrorCode, KV_SNAPSHOT_ENTRY, Op, REPLY, WireKvEvent, begin_frame, end_frame, kv_event_kind,
-    reply,
+    ErrorCode, FLAG_PARENTS, KV_EVENT_ENTRY, KV_EVENT_PARENT_ENTRY, KV_SNAPSHOT_ENTRY,
+    KV_SNAPSHOT_PARENT_ENTRY, Op, REPLY, WireKvBlock, WireKvEvent, begin_frame, end_frame,
+    kv_event_kind, reply,
 };
 use std::io;
 use std::sync::Arc;
@@ -69,14 +70,20 @@ pub(crate) fn node_id(sh: &Shared) -> String {
     }
 }
 
-/// A snapshot reply body in `out` (after its header), or a refusal if it does not fit a frame.
-pub(crate) fn snapshot(sh: &Shared, out: &mut Vec<u8>) -> Result<(), Refusal> {
+/// A snapshot reply body in `out` (after its header; with each block's parent key when
+/// `parents`, and the reply's header then flags it), or a refusal if it does not fit a frame.
+pub(crate) fn snapshot(sh: &Shared, out: &mut Vec<u8>, parents: bool) -> Result<(), Refusal> {
     log(sh)?;
     let snap = sh
         .node
         .kv_snapshot()
         .ok_or_else(|| refuse(ErrorCode::Internal, "KV events are off"))?;
-    let bytes = 12 + snap.blocks.len() * KV_SNAPSHOT_ENTRY;
+    let entry = if parents {
+        KV_SNAPSHOT_PARENT_ENTRY
+    } else {
+        KV_SNAPSHOT_ENTRY
+    };
+    let bytes = 12 + snap.blocks.len() * entry;
     if bytes as u64 > sh.cfg.max_inflight_bytes {
         return Err(refuse(
             ErrorCode::LimitExceeded,
@@ -87,18 +94,33 @@ pub(crate) fn snapshot(sh: &Shared, out: &mut Vec<u8>) -> Result<(), Refusal> {
             ),
         ));
     }
-    let blocks: Vec<_> = snap.blocks.iter().map(|&(k, t)| (k, t.0)).collect();
-    reply::kv_snapshot(out, snap.seq, &blocks);
+    let blocks: Vec<WireKvBlock> = snap
+        .blocks
+        .iter()
+        .zip(&snap.parents)
+        .map(|(&(key, tier), &parent)| WireKvBlock {
+            key,
+            tier: tier.0,
+            parent,
+        })
+        .collect();
+    if parents {
+        out[5] |= FLAG_PARENTS;
+    }
+    reply::kv_snapshot(out, snap.seq, &blocks, parents);
     Ok(())
 }
 
-/// Streams events from `cursor` on until the subscriber leaves or the daemon stops.
+/// Streams events from `cursor` on until the subscriber leaves or the daemon stops; with
+/// `parents` (a subscribe with `FLAG_PARENTS`), each event carries its parent key and each
+/// frame's header the flag.
 pub(crate) fn stream(
     sh: &Shared,
     out: &Stream,
     session: u64,
     req_id: u32,
     mut cursor: u64,
+    parents: bool,
 ) -> io::Result<End> {
     let Ok(log) = log(sh) else {
         return Ok(End::Eof);
@@ -109,7 +131,12 @@ pub(crate) fn stream(
     debug!(session, cursor, "KV event subscriber");
     let mut events = Vec::with_capacity(BATCH_EVENTS);
     let mut wire = Vec::with_capacity(BATCH_EVENTS);
-    let mut buf = Vec::with_capacity(64 + BATCH_EVENTS * mcos_proto::KV_EVENT_ENTRY);
+    let (flags, entry) = if parents {
+        (FLAG_PARENTS, KV_EVENT_PARENT_ENTRY)
+    } else {
+        (0, KV_EVENT_ENTRY)
+    };
+    let mut buf = Vec::with_capacity(64 + BATCH_EVENTS * entry);
     let mut last_sent = Instant::now();
     let end = loop {
         if sh.shutdown.load(Ordering::Acquire) {
@@ -129,9 +156,10 @@ pub(crate) fn stream(
             },
             tier: e.tier.0,
             key: e.key,
+            parent: e.parent,
         }));
-        begin_frame(&mut buf, Op::KvEvents as u8 | REPLY, 0, req_id);
-        reply::kv_events(&mut buf, lost, &wire);
+        begin_frame(&mut buf, Op::KvEvents as u8 | REPLY, flags, req_id);
+        reply::kv_events(&mut buf, lost, &wire, parents);
         end_frame(&mut buf, 0);
         if let Err(e) = out.send_all(&[&buf]) {
             break Err(e);

@@ -155,8 +155,9 @@ struct Session<'a> {
     keys: Vec<BlockKey>,
     /// When the daemon's shutdown was first seen (a client stuck mid-frame gets the grace).
     shutdown_seen: Option<Instant>,
-    /// After a subscribe: the cursor of the KV event stream this connection has become.
-    subscribed: Option<u64>,
+    /// After a subscribe: the cursor of the KV event stream this connection has become, and
+    /// whether its events carry parent keys.
+    subscribed: Option<(u64, bool)>,
 }
 
 /// Serves one connection to its end, then releases everything it held.
@@ -256,13 +257,14 @@ impl<'a> Session<'a> {
                             .map(|&(at, len)| &self.payload[at..at + len]),
                     );
                     self.stream.send_all(&parts)?;
-                    if let Some(cursor) = self.subscribed.take() {
+                    if let Some((cursor, parents)) = self.subscribed.take() {
                         return crate::events::stream(
                             self.sh,
                             &self.stream,
                             self.id,
                             header.req_id,
                             cursor,
+                            parents,
                         );
                     }
                 }
@@ -536,13 +538,15 @@ impl<'a> Session<'a> {
                 let j = crate::policy_json(self.sh);
                 self.out.extend_from_slice(j.to_string().as_bytes());
             }
-            Request::Subscribe => {
+            Request::Subscribe { parents } => {
                 let log = crate::events::log(self.sh)?;
                 let next = log.next_seq();
                 reply::subscribed(&mut self.out, next, &crate::events::node_id(self.sh));
-                self.subscribed = Some(next);
+                self.subscribed = Some((next, parents));
             }
-            Request::KvSnapshot => crate::events::snapshot(self.sh, &mut self.out)?,
+            Request::KvSnapshot { parents } => {
+                crate::events::snapshot(self.sh, &mut self.out, parents)?
+            }
         }
         mcos_proto::end_frame(&mut self.out, self.payload_len);
         Ok(op)
@@ -790,9 +794,13 @@ impl<'a> Session<'a> {
             None => Vec::new(),
         };
         let mut blocks: Vec<(BlockKey, &[u8])> = Vec::with_capacity(batch.len());
+        // Parent keys named by the put, salted like the keys (a parent is a key of the same
+        // tenant); empty when the put names none.
+        let mut parents: Vec<BlockKey> = Vec::new();
         let mut slots = Vec::with_capacity(batch.len());
         for (i, (key, payload)) in batch.iter().enumerate() {
             let Some(k) = tenant.key(key) else { continue };
+            let parent = tenant.key(batch.parent(i)).unwrap_or(BlockKey::NONE);
             let p = match payload {
                 Payload::Inline(p) => p,
                 // SAFETY: the client does not write this range while its put is in flight
@@ -830,6 +838,9 @@ impl<'a> Session<'a> {
                 room -= 1;
             }
             blocks.push((k, p));
+            if batch.has_parents() {
+                parents.push(parent);
+            }
             slots.push(i);
         }
         let class = PriorityClass(batch.class);
@@ -838,10 +849,14 @@ impl<'a> Session<'a> {
         let results: Vec<_> = if batch.durable {
             blocks
                 .iter()
-                .map(|&(k, p)| node.put_durable(k, class, p))
+                .enumerate()
+                .map(|(j, &(k, p))| {
+                    let parent = parents.get(j).copied().unwrap_or(BlockKey::NONE);
+                    node.put_durable_with_parent(k, parent, class, p)
+                })
                 .collect()
         } else {
-            node.put_batch(class, &blocks)
+            node.put_batch_with_parents(class, &blocks, &parents)
         };
         let durable_value = if batch.durable { PUT_DURABLE } else { 0 };
         for ((&i, r), &(k, _)) in slots.iter().zip(results).zip(&blocks) {

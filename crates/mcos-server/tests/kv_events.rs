@@ -5,6 +5,12 @@
 //! it holds: its snapshot list and an exists query over every key ever written. Every process
 //! is stopped at the end, even when an assertion fails. Skips with a printed reason when etcd
 //! is not installed, unless `CI=true`.
+//!
+//! Parent keys: after the pool's writes, chains of blocks (each block's parent is the previous
+//! one, as in a token prefix) are put on each member with `put_with_parents`, over its Unix
+//! socket (shared region) and over TCP (inline). The consumer checks every BlockStored's
+//! parent against what was put (salted like the key), and the snapshot's parents against the
+//! ones it rebuilt.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -39,31 +45,53 @@ fn payload(k: u128) -> Vec<u8> {
     (0..BLOCK).map(|i| (k as usize * 131 + i) as u8).collect()
 }
 
+/// Chains put with parents per member, blocks per chain.
+const CHAINS: u128 = 4;
+const CHAIN_BLOCKS: u128 = 8;
+
+/// Client key of block `i` of chain `c` put on member `m` (outside the pool's 1..=1200).
+fn chain_key(m: usize, c: u128, i: u128) -> BlockKey {
+    BlockKey(100_000 + m as u128 * 1_000 + c * 100 + i)
+}
+
+/// Stored key -> stored parent key of every block put with a parent (salted like the keys);
+/// every other block has none.
+type Parents = Arc<BTreeMap<BlockKey, BlockKey>>;
+
 /// What the consumer knows of one member: rebuilt from its snapshot and events.
 #[derive(Default)]
 struct Rebuilt {
-    blocks: BTreeMap<BlockKey, u8>,
+    /// Stored key -> (tier, parent).
+    blocks: BTreeMap<BlockKey, (u8, BlockKey)>,
     /// Sequence number of the last event applied.
     seq: u64,
     stored: u64,
+    /// Stored events that named a parent.
+    with_parent: u64,
     removed: u64,
     lost: u64,
 }
 
 impl Rebuilt {
-    fn apply(&mut self, events: &[KvEvent]) {
+    fn apply(&mut self, events: &[KvEvent], parents: &Parents) {
         for e in events {
             assert!(e.seq > self.seq, "event {} after {}", e.seq, self.seq);
             self.seq = e.seq;
             if e.kind == kv_event_kind::STORED {
                 self.stored += 1;
+                let want = parents.get(&e.key).copied().unwrap_or(BlockKey::NONE);
+                assert_eq!(e.parent, want, "parent of {:?}", e.key);
+                if e.parent != BlockKey::NONE {
+                    self.with_parent += 1;
+                }
                 assert!(
-                    self.blocks.insert(e.key, e.tier).is_none(),
+                    self.blocks.insert(e.key, (e.tier, e.parent)).is_none(),
                     "stored twice without a removal: {:?}",
                     e.key
                 );
             } else {
                 self.removed += 1;
+                assert_eq!(e.parent, BlockKey::NONE, "a removal names no parent");
                 assert!(
                     self.blocks.remove(&e.key).is_some(),
                     "removal of a block never stored: {:?}",
@@ -76,7 +104,7 @@ impl Rebuilt {
 
 /// Subscribes to one member and applies its events until `stop`: a router's consumer. A gap
 /// (events lost) makes it resync from a snapshot on a second connection.
-fn consume(socket: PathBuf, state: Arc<Mutex<Rebuilt>>, stop: Arc<AtomicBool>) {
+fn consume(socket: PathBuf, state: Arc<Mutex<Rebuilt>>, parents: Parents, stop: Arc<AtomicBool>) {
     let addr = socket.to_str().unwrap().to_string();
     let mut stream = Client::connect(&addr, "default", "")
         .unwrap()
@@ -96,11 +124,16 @@ fn consume(socket: PathBuf, state: Arc<Mutex<Rebuilt>>, stop: Arc<AtomicBool>) {
                 .unwrap()
                 .kv_snapshot()
                 .unwrap();
-            s.blocks = snap.blocks.iter().copied().collect();
+            s.blocks = snap
+                .blocks
+                .iter()
+                .zip(&snap.parents)
+                .map(|(&(k, t), &p)| (k, (t, p)))
+                .collect();
             s.seq = snap.seq;
             events.retain(|e| e.seq > snap.seq);
         }
-        s.apply(&events);
+        s.apply(&events, &parents);
     }
 }
 
@@ -141,6 +174,21 @@ fn a_router_rebuilds_the_pool_from_kv_events() {
         assert_eq!(s.node_id(), id);
     }
 
+    // The chains' expected parents, as the daemons store them: salted like the keys.
+    let salt = mcos_core::tenant_salt("default");
+    let mut expected = BTreeMap::new();
+    for m in 0..ids.len() {
+        for c in 0..CHAINS {
+            for i in 1..CHAIN_BLOCKS {
+                expected.insert(
+                    chain_key(m, c, i).salted(salt),
+                    chain_key(m, c, i - 1).salted(salt),
+                );
+            }
+        }
+    }
+    let expected: Parents = Arc::new(expected);
+
     let stop = Arc::new(AtomicBool::new(false));
     let states: Vec<Arc<Mutex<Rebuilt>>> = ids.iter().map(|_| Arc::default()).collect();
     let consumers: Vec<_> = daemons
@@ -148,7 +196,8 @@ fn a_router_rebuilds_the_pool_from_kv_events() {
         .zip(&states)
         .map(|(d, s)| {
             let (sock, s, stop) = (d.socket.clone(), s.clone(), stop.clone());
-            std::thread::spawn(move || consume(sock, s, stop))
+            let parents = expected.clone();
+            std::thread::spawn(move || consume(sock, s, parents, stop))
         })
         .collect();
     // Let the subscriptions start before the first put (each asserts it starts at seq 1).
@@ -169,12 +218,61 @@ fn a_router_rebuilds_the_pool_from_kv_events() {
         }
     }
 
+    // Chains put with parents on each member directly: even chains over its Unix socket
+    // (through the shared region), odd ones over TCP (payloads inline).
+    let view = pool.membership().view();
+    let mut all_keys = universe.clone();
+    // Per member: chain blocks with a parent that it stored (the policy may refuse some).
+    let mut stored_with_parent = vec![0u64; ids.len()];
+    for (m, (d, id)) in daemons.iter().zip(ids).enumerate() {
+        let tcp = &view
+            .members
+            .iter()
+            .find(|r| r.node_id == id)
+            .expect("member in the view")
+            .addr;
+        let mut by_socket = Client::connect(d.socket.to_str().unwrap(), "default", "").unwrap();
+        let mut by_tcp = Client::connect(tcp, "default", "").unwrap();
+        for c in 0..CHAINS {
+            let keys: Vec<BlockKey> = (0..CHAIN_BLOCKS).map(|i| chain_key(m, c, i)).collect();
+            let parents: Vec<BlockKey> = (0..CHAIN_BLOCKS as usize)
+                .map(|i| if i == 0 { BlockKey::NONE } else { keys[i - 1] })
+                .collect();
+            let data: Vec<Vec<u8>> = keys.iter().map(|k| payload(k.0)).collect();
+            let view: Vec<(BlockKey, &[u8])> = keys
+                .iter()
+                .zip(&data)
+                .map(|(k, b)| (*k, b.as_slice()))
+                .collect();
+            let client = if c % 2 == 0 {
+                &mut by_socket
+            } else {
+                &mut by_tcp
+            };
+            let outcomes = client.put_with_parents(0, &view, &parents).unwrap();
+            for (i, o) in outcomes.iter().enumerate() {
+                match o {
+                    mcos_client::Outcome::Stored { .. } if i > 0 => stored_with_parent[m] += 1,
+                    mcos_client::Outcome::Stored { .. } | mcos_client::Outcome::Rejected { .. } => {
+                    }
+                    o => panic!("{id}: chain put answered {o:?}"),
+                }
+            }
+            all_keys.extend(keys);
+        }
+        // A parent list of the wrong length is refused before anything is sent.
+        assert!(
+            by_socket
+                .put_with_parents(0, &[(chain_key(m, 9, 0), &[1u8][..])], &[])
+                .is_err()
+        );
+    }
+
     // Each member's final state: what it says it holds, and the consumer caught up with it.
-    let salt = mcos_core::tenant_salt("default");
     let salted: BTreeMap<BlockKey, BlockKey> =
-        universe.iter().map(|k| (k.salted(salt), *k)).collect();
+        all_keys.iter().map(|k| (k.salted(salt), *k)).collect();
     let mut total_removed = 0;
-    for ((d, id), state) in daemons.iter().zip(ids).zip(&states) {
+    for (m, ((d, id), state)) in daemons.iter().zip(ids).zip(&states).enumerate() {
         let mut c = Client::connect(d.socket.to_str().unwrap(), "default", "").unwrap();
         let snap = c.kv_snapshot().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -187,13 +285,29 @@ fn a_router_rebuilds_the_pool_from_kv_events() {
         }
         let s = state.lock().unwrap();
         assert_eq!(s.seq, snap.seq, "{id}: events after the last put");
-        let listed: BTreeSet<BlockKey> = snap.blocks.iter().map(|b| b.0).collect();
-        let rebuilt: BTreeSet<BlockKey> = s.blocks.keys().copied().collect();
-        assert_eq!(rebuilt, listed, "{id}: events and snapshot disagree");
-        // The exists query over every key ever written says the same.
-        let present: BTreeSet<BlockKey> = universe
+        let listed: BTreeMap<BlockKey, BlockKey> = snap
+            .blocks
             .iter()
-            .zip(c.exists(&universe).unwrap())
+            .map(|b| b.0)
+            .zip(snap.parents.iter().copied())
+            .collect();
+        let rebuilt_parents: BTreeMap<BlockKey, BlockKey> =
+            s.blocks.iter().map(|(k, &(_, p))| (*k, p)).collect();
+        assert_eq!(
+            rebuilt_parents, listed,
+            "{id}: events and snapshot disagree (keys or parents)"
+        );
+        // Every chain block stored but the first of each chain named its parent, once.
+        assert!(stored_with_parent[m] > 0, "{id}: no chain block was stored");
+        assert_eq!(
+            s.with_parent, stored_with_parent[m],
+            "{id}: stored events with a parent"
+        );
+        let rebuilt: BTreeSet<BlockKey> = s.blocks.keys().copied().collect();
+        // The exists query over every key ever written says the same.
+        let present: BTreeSet<BlockKey> = all_keys
+            .iter()
+            .zip(c.exists(&all_keys).unwrap())
             .filter(|(_, t)| t.is_some())
             .map(|(k, _)| k.salted(salt))
             .collect();
@@ -203,8 +317,9 @@ fn a_router_rebuilds_the_pool_from_kv_events() {
         assert_eq!(s.lost, 0, "{id}: a consumer keeping up lost events");
         total_removed += s.removed;
         eprintln!(
-            "{id}: {} stored, {} removed, {} resident",
+            "{id}: {} stored ({} with a parent), {} removed, {} resident",
             s.stored,
+            s.with_parent,
             s.removed,
             rebuilt.len()
         );
