@@ -304,6 +304,36 @@ impl PoolClient {
         class: u8,
         blocks: &[(BlockKey, &[u8])],
     ) -> Result<Vec<PutReport>, ClusterError> {
+        self.put_inner(class, blocks, &[])
+    }
+
+    /// As [`PoolClient::put_class`], naming each block's parent key (`parents[i]` for
+    /// `blocks[i]`; `BlockKey::NONE` for none): every owner's BlockStored event carries it, so a
+    /// router can chain the pool's blocks into prefixes. A list of another length is refused
+    /// before anything is sent.
+    pub fn put_with_parents(
+        &mut self,
+        class: u8,
+        blocks: &[(BlockKey, &[u8])],
+        parents: &[BlockKey],
+    ) -> Result<Vec<PutReport>, ClusterError> {
+        if parents.len() != blocks.len() {
+            return Err(ClusterError::Invalid(format!(
+                "put_with_parents: {} parents for {} blocks (one per block; BlockKey::NONE for none)",
+                parents.len(),
+                blocks.len()
+            )));
+        }
+        self.put_inner(class, blocks, parents)
+    }
+
+    /// The put: `parents` empty, or one per block.
+    fn put_inner(
+        &mut self,
+        class: u8,
+        blocks: &[(BlockKey, &[u8])],
+        parents: &[BlockKey],
+    ) -> Result<Vec<PutReport>, ClusterError> {
         let v = self.live_view()?;
         let r = self.opts.replication.factor(class);
         let mut out: Vec<PutReport> = Vec::with_capacity(blocks.len());
@@ -326,7 +356,12 @@ impl PoolClient {
             let batch: Vec<(BlockKey, &[u8])> = idx.iter().map(|&i| blocks[i]).collect();
             let bytes: u64 = batch.iter().map(|(_, b)| b.len() as u64).sum();
             let Some(c) = self.conn(m) else { continue };
-            let res = c.put_class(class, &batch);
+            let res = if parents.is_empty() {
+                c.put_class(class, &batch)
+            } else {
+                let ps: Vec<BlockKey> = idx.iter().map(|&i| parents[i]).collect();
+                c.put_with_parents(class, &batch, &ps)
+            };
             self.stats.peer_calls += 1;
             match res {
                 Ok(res) => {

@@ -54,9 +54,9 @@ fn chain_key(m: usize, c: u128, i: u128) -> BlockKey {
     BlockKey(100_000 + m as u128 * 1_000 + c * 100 + i)
 }
 
-/// Stored key -> stored parent key of every block put with a parent (salted like the keys);
-/// every other block has none.
-type Parents = Arc<BTreeMap<BlockKey, BlockKey>>;
+/// Stored key -> (stored parent key, put directly on a member) of every block put with a
+/// parent (salted like the keys); every other block has none.
+type Parents = Arc<BTreeMap<BlockKey, (BlockKey, bool)>>;
 
 /// What the consumer knows of one member: rebuilt from its snapshot and events.
 #[derive(Default)]
@@ -66,8 +66,10 @@ struct Rebuilt {
     /// Sequence number of the last event applied.
     seq: u64,
     stored: u64,
-    /// Stored events that named a parent.
+    /// Stored events of the directly put chains that named a parent.
     with_parent: u64,
+    /// Stored events of the pool's writes that named a parent.
+    pool_with_parent: u64,
     removed: u64,
     lost: u64,
 }
@@ -79,10 +81,17 @@ impl Rebuilt {
             self.seq = e.seq;
             if e.kind == kv_event_kind::STORED {
                 self.stored += 1;
-                let want = parents.get(&e.key).copied().unwrap_or(BlockKey::NONE);
+                let (want, direct) = parents
+                    .get(&e.key)
+                    .copied()
+                    .unwrap_or((BlockKey::NONE, false));
                 assert_eq!(e.parent, want, "parent of {:?}", e.key);
                 if e.parent != BlockKey::NONE {
-                    self.with_parent += 1;
+                    if direct {
+                        self.with_parent += 1;
+                    } else {
+                        self.pool_with_parent += 1;
+                    }
                 }
                 assert!(
                     self.blocks.insert(e.key, (e.tier, e.parent)).is_none(),
@@ -182,10 +191,18 @@ fn a_router_rebuilds_the_pool_from_kv_events() {
             for i in 1..CHAIN_BLOCKS {
                 expected.insert(
                     chain_key(m, c, i).salted(salt),
-                    chain_key(m, c, i - 1).salted(salt),
+                    (chain_key(m, c, i - 1).salted(salt), true),
                 );
             }
         }
+    }
+    // The pool's writes chain 1..=1200 too (each key's parent is the one before it), put
+    // through the pool client on the keys' owners.
+    for k in 2..=1200u128 {
+        expected.insert(
+            BlockKey(k).salted(salt),
+            (BlockKey(k - 1).salted(salt), false),
+        );
     }
     let expected: Parents = Arc::new(expected);
 
@@ -206,10 +223,27 @@ fn a_router_rebuilds_the_pool_from_kv_events() {
     // 1,200 distinct keys through 480 frames, in batches, with reads in between: evictions
     // and demotions on every member.
     let universe: Vec<BlockKey> = (1..=1200u128).map(BlockKey).collect();
+    let mut pool_stored_with_parent = 0u64;
     for (i, chunk) in universe.chunks(40).enumerate() {
         let data: Vec<(BlockKey, Vec<u8>)> = chunk.iter().map(|k| (*k, payload(k.0))).collect();
         let view: Vec<(BlockKey, &[u8])> = data.iter().map(|(k, b)| (*k, b.as_slice())).collect();
-        pool.put(&view).unwrap();
+        let parents: Vec<BlockKey> = chunk
+            .iter()
+            .map(|k| {
+                if k.0 == 1 {
+                    BlockKey::NONE
+                } else {
+                    BlockKey(k.0 - 1)
+                }
+            })
+            .collect();
+        let reports = pool.put_with_parents(0, &view, &parents).unwrap();
+        pool_stored_with_parent += reports
+            .iter()
+            .zip(chunk)
+            .filter(|(_, k)| k.0 > 1)
+            .map(|(r, _)| u64::from(r.stored))
+            .sum::<u64>();
         let back = &universe[i * 40 / 2..i * 40 / 2 + 20];
         for (k, got) in back.iter().zip(pool.get(back).unwrap()) {
             if let Some(b) = got {
@@ -325,6 +359,21 @@ fn a_router_rebuilds_the_pool_from_kv_events() {
         );
     }
     assert!(total_removed > 300, "{total_removed}");
+    // Every pool write but key 1 named its parent, on each owner that stored it.
+    let pool_with_parent: u64 = states
+        .iter()
+        .map(|s| s.lock().unwrap().pool_with_parent)
+        .sum();
+    assert!(pool_stored_with_parent > 0, "no pool write was stored");
+    assert_eq!(
+        pool_with_parent, pool_stored_with_parent,
+        "stored events of pool writes with their parent"
+    );
+    // A pool client's parent list of the wrong length is refused before anything is sent.
+    assert!(
+        pool.put_with_parents(0, &[(BlockKey(1), &[1u8][..])], &[])
+            .is_err()
+    );
     stop.store(true, Ordering::Release);
     for c in consumers {
         c.join().unwrap();
