@@ -5,7 +5,10 @@
 //! installed, unless `CI=true`, where that is a failure.
 #![allow(clippy::unwrap_used)]
 
-use mcos_cluster::{LocalEtcd, MembershipConfig, PoolClient, PoolOptions, etcd_installed};
+mod common;
+
+use common::etcd_or_skip;
+use mcos_cluster::{LocalEtcd, MembershipConfig, PoolClient, PoolOptions};
 use mcos_core::{BlockKey, PriorityClass};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,17 +16,6 @@ use std::time::{Duration, Instant};
 
 const BLOCK: usize = 4096;
 const TTL_S: u64 = 3;
-
-fn etcd_or_skip(test: &str) -> bool {
-    if etcd_installed() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: etcd is not installed and CI=true (apt-get install etcd-server)");
-    }
-    eprintln!("skipping {test}: etcd is not installed (apt-get install etcd-server)");
-    false
-}
 
 struct Member {
     child: Option<Child>,

@@ -8,84 +8,31 @@
 #![allow(clippy::unwrap_used)]
 
 use mcos_client::{Client, ClientOptions, Outcome};
-use mcos_cluster::{LocalEtcd, MembershipConfig, PoolClient, PoolOptions, etcd_installed};
+mod common;
+
+use common::{Daemon, etcd_or_skip};
+use mcos_cluster::{LocalEtcd, MembershipConfig, PoolClient, PoolOptions};
 use mcos_core::{BlockKey, PriorityClass};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BLOCK: usize = 4096;
 const TTL_S: u64 = 3;
 
-fn etcd_or_skip(test: &str) -> bool {
-    if etcd_installed() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: etcd is not installed and CI=true (apt-get install etcd-server)");
-    }
-    eprintln!("skipping {test}: etcd is not installed (apt-get install etcd-server)");
-    false
-}
-
-struct Member {
-    child: Option<Child>,
-    id: String,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
-impl Member {
-    /// Starts member `id`; `extra` is appended to its config (TOML).
-    fn start(dir: &Path, id: &str, etcd: &str, cluster: &str, extra: &str) -> Member {
-        let cfg = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "block_bytes = {BLOCK}\n{extra}\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = 4096\n\
-                 [server]\nlisten = \"127.0.0.1:0\"\n[server.cluster]\netcd = [\"{etcd}\"]\n\
-                 name = \"{cluster}\"\nnode_id = \"{id}\"\nlease_ttl_s = {TTL_S}\n\
-                 copy_after_remote_reads = 2\n"
-            ),
-        )
-        .unwrap();
-        let log = dir.join(format!("{id}.log"));
-        let socket = dir.join(format!("{id}.sock"));
-        let child = Command::new(env!("CARGO_BIN_EXE_mcosd"))
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--socket")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Member {
-            child: Some(child),
-            id: id.into(),
-            socket,
-            log,
-        }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap(); // SIGKILL
-            c.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill9();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- {} log ---\n{log}", self.id);
-        }
-    }
+/// Starts member `id`; `extra` is appended to its node config (TOML).
+fn start_member(dir: &Path, id: &str, etcd: &str, cluster: &str, extra: &str) -> Daemon {
+    let node = format!(
+        "block_bytes = {BLOCK}\n{extra}\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = 4096\n"
+    );
+    Daemon::start_with(
+        dir,
+        id,
+        etcd,
+        cluster,
+        &node,
+        "copy_after_remote_reads = 2\n",
+    )
 }
 
 fn payload(k: u128) -> Vec<u8> {
@@ -102,7 +49,7 @@ fn payload(k: u128) -> Vec<u8> {
 
 struct Pool {
     _etcd: LocalEtcd,
-    members: Vec<Member>,
+    members: Vec<Daemon>,
     client: PoolClient,
     _dir: tempfile::TempDir,
 }
@@ -112,10 +59,10 @@ fn pool(n: usize, extra: impl Fn(usize) -> String) -> Pool {
     let dir = tempfile::tempdir().unwrap();
     let etcd = LocalEtcd::start(&dir.path().join("etcd")).unwrap();
     let cluster = format!("m{}", std::process::id());
-    let members: Vec<Member> = (0..n)
+    let members: Vec<Daemon> = (0..n)
         .map(|i| {
             let id = format!("n{i}");
-            Member::start(dir.path(), &id, &etcd.client_addr, &cluster, &extra(i))
+            start_member(dir.path(), &id, &etcd.client_addr, &cluster, &extra(i))
         })
         .collect();
     let mut cfg = MembershipConfig::new(vec![etcd.client_addr.clone()], cluster);

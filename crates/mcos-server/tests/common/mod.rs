@@ -5,7 +5,21 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// Whether etcd is installed; without it a test skips with a printed reason, except under
+/// `CI=true`, where that is a failure.
+pub fn etcd_or_skip(test: &str) -> bool {
+    if mcos_cluster::etcd_installed() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: etcd is not installed and CI=true (apt-get install etcd-server)");
+    }
+    eprintln!("skipping {test}: etcd is not installed (apt-get install etcd-server)");
+    false
+}
+
 pub struct Daemon {
+    pub id: String,
     child: Option<Child>,
     pub log: PathBuf,
     pub socket: PathBuf,
@@ -16,16 +30,30 @@ impl Daemon {
     /// Starts member `id` of `cluster` (etcd at `etcd`, lease TTL 3 s, TCP on a free loopback
     /// port) over the node `node_toml` (block size and tiers).
     pub fn start(dir: &Path, id: &str, etcd: &str, cluster: &str, node_toml: &str) -> Daemon {
+        Daemon::start_with(dir, id, etcd, cluster, node_toml, "")
+    }
+
+    /// As [`Daemon::start`], with `cluster_toml` appended to its `[server.cluster]` section.
+    pub fn start_with(
+        dir: &Path,
+        id: &str,
+        etcd: &str,
+        cluster: &str,
+        node_toml: &str,
+        cluster_toml: &str,
+    ) -> Daemon {
         let config = dir.join(format!("{id}.toml"));
         std::fs::write(
             &config,
             format!(
                 "{node_toml}\n[server]\nlisten = \"127.0.0.1:0\"\n[server.cluster]\n\
-                 etcd = [\"{etcd}\"]\nname = \"{cluster}\"\nnode_id = \"{id}\"\nlease_ttl_s = 3\n"
+                 etcd = [\"{etcd}\"]\nname = \"{cluster}\"\nnode_id = \"{id}\"\nlease_ttl_s = 3\n\
+                 {cluster_toml}"
             ),
         )
         .unwrap();
         let mut d = Daemon {
+            id: id.to_string(),
             child: None,
             log: dir.join(format!("{id}.log")),
             socket: dir.join(format!("{id}.sock")),
