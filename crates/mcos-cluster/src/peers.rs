@@ -17,7 +17,7 @@
 use crate::error::ClusterError;
 use crate::member::MemberRecord;
 use crate::membership::{MembershipProbe, View};
-use crate::placement::{MAX_REPLICAS, owners_seeded};
+use crate::placement::{MAX_REPLICAS, owners_seeded, round_batches};
 use mcos_client::{Client, ClientOptions, Outcome};
 use mcos_core::BlockKey;
 use std::collections::HashMap;
@@ -218,12 +218,7 @@ impl Peers {
             if pending.is_empty() {
                 break;
             }
-            let mut per_member: Vec<Vec<usize>> = vec![Vec::new(); v.members.len()];
-            for &i in &pending {
-                if let Some(&o) = lists[i].get(round) {
-                    per_member[o].push(i);
-                }
-            }
+            let per_member = round_batches(v.members.len(), &lists, round, pending.iter().copied());
             for (mi, idx) in per_member.iter().enumerate() {
                 if idx.is_empty() {
                     continue;
@@ -275,14 +270,12 @@ impl Peers {
             if start == keys.len() {
                 break;
             }
-            let mut per_member: Vec<Vec<usize>> = vec![Vec::new(); v.members.len()];
-            for (i, l) in lists.iter().enumerate().skip(start) {
-                if !found[i]
-                    && let Some(&o) = l.get(round)
-                {
-                    per_member[o].push(i);
-                }
-            }
+            let per_member = round_batches(
+                v.members.len(),
+                &lists,
+                round,
+                (start..lists.len()).filter(|&i| !found[i]),
+            );
             for (mi, idx) in per_member.iter().enumerate() {
                 if idx.is_empty() {
                     continue;

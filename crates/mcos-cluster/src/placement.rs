@@ -69,6 +69,24 @@ pub fn owners(key: BlockKey, members: &[MemberRecord], r: usize) -> Vec<usize> {
     owners_seeded(key, members, &seeds, r)
 }
 
+/// One round of a replica-round call: `candidates` (indices into `owners`) grouped by their
+/// `round`-th owner, one list per member (empty where a member has none); a key with fewer
+/// owners than `round + 1` is in no list.
+pub(crate) fn round_batches(
+    members: usize,
+    owners: &[Vec<usize>],
+    round: usize,
+    candidates: impl IntoIterator<Item = usize>,
+) -> Vec<Vec<usize>> {
+    let mut per_member = vec![Vec::new(); members];
+    for i in candidates {
+        if let Some(&o) = owners[i].get(round) {
+            per_member[o].push(i);
+        }
+    }
+    per_member
+}
+
 /// [`owners`] with each member's seed computed once (`seeds[i]` = `member_seed` of member i):
 /// one hash per member per key instead of two.
 pub fn owners_seeded(

@@ -11,7 +11,7 @@
 use crate::error::ClusterError;
 use crate::member::MemberRecord;
 use crate::membership::{Membership, MembershipConfig, View};
-use crate::placement::{MAX_REPLICAS, Replication, owners_seeded};
+use crate::placement::{MAX_REPLICAS, Replication, owners_seeded, round_batches};
 use crate::repair::{RepairTotals, Repairer};
 use mcos_client::{Client, ClientError, ClientOptions, Outcome};
 use mcos_core::BlockKey;
@@ -415,12 +415,7 @@ impl PoolClient {
             if pending.is_empty() {
                 break;
             }
-            let mut per_member: Vec<Vec<usize>> = vec![Vec::new(); v.members.len()];
-            for &i in &pending {
-                if let Some(&o) = lists[i].get(round) {
-                    per_member[o].push(i);
-                }
-            }
+            let per_member = round_batches(v.members.len(), &lists, round, pending.iter().copied());
             for (mi, idx) in per_member.iter().enumerate() {
                 if idx.is_empty() {
                     continue;
@@ -500,16 +495,14 @@ impl PoolClient {
         let mut found = vec![false; keys.len()];
         let mut bound = keys.len();
         for round in 0..MAX_REPLICAS {
-            let mut per_member: Vec<Vec<usize>> = vec![Vec::new(); v.members.len()];
             // From the first key not found on: anything before it is known present.
             let start = found.iter().position(|f| !f).unwrap_or(keys.len());
-            for (i, l) in lists.iter().enumerate().skip(start) {
-                if !found[i]
-                    && let Some(&o) = l.get(round)
-                {
-                    per_member[o].push(i);
-                }
-            }
+            let per_member = round_batches(
+                v.members.len(),
+                &lists,
+                round,
+                (start..lists.len()).filter(|&i| !found[i]),
+            );
             for (mi, idx) in per_member.iter().enumerate() {
                 if idx.is_empty() {
                     continue;
