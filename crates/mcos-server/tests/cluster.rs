@@ -7,102 +7,22 @@
 
 mod common;
 
-use common::etcd_or_skip;
+use common::{Daemon, etcd_or_skip};
 use mcos_cluster::{LocalEtcd, MembershipConfig, PoolClient, PoolOptions};
 use mcos_core::{BlockKey, PriorityClass};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BLOCK: usize = 4096;
 const TTL_S: u64 = 3;
 
-struct Member {
-    child: Option<Child>,
-    id: String,
-    log: PathBuf,
-}
+/// Each member's node: one DRAM tier of 2,048 blocks.
+const NODE: &str = "block_bytes = 4096\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = 2048\n";
 
-impl Member {
-    fn start(dir: &Path, id: &str, etcd: &str, cluster: &str) -> Member {
-        Member::start_in(dir, id, etcd, cluster, "127.0.0.1", None)
-    }
-
-    /// Starts a member listening on `ip`, inside network namespace `netns` if given.
-    fn start_in(
-        dir: &Path,
-        id: &str,
-        etcd: &str,
-        cluster: &str,
-        ip: &str,
-        netns: Option<&str>,
-    ) -> Member {
-        let cfg = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "block_bytes = {BLOCK}\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = 2048\n\
-                 [server]\nlisten = \"{ip}:0\"\n[server.cluster]\netcd = [\"{etcd}\"]\n\
-                 name = \"{cluster}\"\nnode_id = \"{id}\"\nlease_ttl_s = {TTL_S}\n"
-            ),
-        )
-        .unwrap();
-        let log = dir.join(format!("{id}.log"));
-        let mut cmd = match netns {
-            None => Command::new(env!("CARGO_BIN_EXE_mcosd")),
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_mcosd")]);
-                c
-            }
-        };
-        let child = cmd
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--socket")
-            .arg(dir.join(format!("{id}.sock")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Member {
-            child: Some(child),
-            id: id.into(),
-            log,
-        }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap(); // SIGKILL
-            c.wait().unwrap();
-        }
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().unwrap();
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "{} ignored SIGTERM", self.id);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill9();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- {} log ---\n{log}", self.id);
-        }
-    }
+/// A member on loopback (lease TTL 3 s).
+fn member(dir: &Path, id: &str, etcd: &str, cluster: &str) -> Daemon {
+    Daemon::start(dir, id, etcd, cluster, NODE)
 }
 
 fn payload(k: u128) -> Vec<u8> {
@@ -119,7 +39,7 @@ fn payload(k: u128) -> Vec<u8> {
 
 struct Pool {
     _etcd: LocalEtcd,
-    members: Vec<Member>,
+    members: Vec<Daemon>,
     client: PoolClient,
     cfg: MembershipConfig,
     _dir: tempfile::TempDir,
@@ -133,8 +53,8 @@ fn pool_with(n: usize, opts: PoolOptions) -> Pool {
     let dir = tempfile::tempdir().unwrap();
     let etcd = LocalEtcd::start(&dir.path().join("etcd")).unwrap();
     let cluster = format!("t{}", std::process::id());
-    let members: Vec<Member> = (0..n)
-        .map(|i| Member::start(dir.path(), &format!("n{i}"), &etcd.client_addr, &cluster))
+    let members: Vec<Daemon> = (0..n)
+        .map(|i| member(dir.path(), &format!("n{i}"), &etcd.client_addr, &cluster))
         .collect();
     let mut cfg = MembershipConfig::new(vec![etcd.client_addr.clone()], cluster);
     cfg.lease_ttl_s = TTL_S;
@@ -364,7 +284,7 @@ fn a_stopped_member_leaves_at_once_and_a_missing_etcd_is_a_clear_error() {
         .local_addr()
         .unwrap()
         .port();
-    let mut m = Member::start(dir.path(), "lonely", &format!("127.0.0.1:{port}"), "x");
+    let mut m = member(dir.path(), "lonely", &format!("127.0.0.1:{port}"), "x");
     let mut c = m.child.take().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
@@ -394,8 +314,7 @@ fn a_joining_member_takes_its_share_lazily_from_the_previous_owners() {
     let dir = tempfile::tempdir().unwrap();
     let etcd = p.cfg.etcd[0].clone();
     let cluster = p.cfg.cluster.clone();
-    p.members
-        .push(Member::start(dir.path(), "n2", &etcd, &cluster));
+    p.members.push(member(dir.path(), "n2", &etcd, &cluster));
     let v = p
         .client
         .membership()
@@ -586,15 +505,17 @@ fn a_partitioned_member_leaves_is_fenced_and_rejoins_and_no_side_sees_wrong_byte
     let port = etcd.client_addr.rsplit(':').next().unwrap().to_string();
     let cluster = format!("part{}", std::process::id());
     let mut members = vec![
-        Member::start(dir.path(), "n0", &etcd.client_addr, &cluster),
-        Member::start(dir.path(), "n1", &etcd.client_addr, &cluster),
+        member(dir.path(), "n0", &etcd.client_addr, &cluster),
+        member(dir.path(), "n1", &etcd.client_addr, &cluster),
     ];
     let ns_ip = ns.ns_ip.to_string();
-    members.push(Member::start_in(
+    members.push(Daemon::start_in(
         dir.path(),
         "iso",
         &format!("{}:{port}", ns.host_ip),
         &cluster,
+        NODE,
+        "",
         &ns_ip,
         Some(&ns.name),
     ));

@@ -20,10 +20,12 @@ pub fn etcd_or_skip(test: &str) -> bool {
 
 pub struct Daemon {
     pub id: String,
-    child: Option<Child>,
+    pub child: Option<Child>,
     pub log: PathBuf,
     pub socket: PathBuf,
     config: PathBuf,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    netns: Option<String>,
 }
 
 impl Daemon {
@@ -42,11 +44,35 @@ impl Daemon {
         node_toml: &str,
         cluster_toml: &str,
     ) -> Daemon {
+        Daemon::start_in(
+            dir,
+            id,
+            etcd,
+            cluster,
+            node_toml,
+            cluster_toml,
+            "127.0.0.1",
+            None,
+        )
+    }
+
+    /// As [`Daemon::start_with`], listening on `ip` inside network namespace `netns` if given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_in(
+        dir: &Path,
+        id: &str,
+        etcd: &str,
+        cluster: &str,
+        node_toml: &str,
+        cluster_toml: &str,
+        ip: &str,
+        netns: Option<&str>,
+    ) -> Daemon {
         let config = dir.join(format!("{id}.toml"));
         std::fs::write(
             &config,
             format!(
-                "{node_toml}\n[server]\nlisten = \"127.0.0.1:0\"\n[server.cluster]\n\
+                "{node_toml}\n[server]\nlisten = \"{ip}:0\"\n[server.cluster]\n\
                  etcd = [\"{etcd}\"]\nname = \"{cluster}\"\nnode_id = \"{id}\"\nlease_ttl_s = 3\n\
                  {cluster_toml}"
             ),
@@ -58,6 +84,7 @@ impl Daemon {
             log: dir.join(format!("{id}.log")),
             socket: dir.join(format!("{id}.sock")),
             config,
+            netns: netns.map(str::to_string),
         };
         d.restart();
         d
@@ -71,9 +98,16 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .unwrap();
+        let mut cmd = match &self.netns {
+            None => Command::new(env!("CARGO_BIN_EXE_mcosd")),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_mcosd")]);
+                c
+            }
+        };
         self.child = Some(
-            Command::new(env!("CARGO_BIN_EXE_mcosd"))
-                .arg("--config")
+            cmd.arg("--config")
                 .arg(&self.config)
                 .arg("--socket")
                 .arg(&self.socket)
@@ -90,6 +124,25 @@ impl Daemon {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, and the exit status (fails the test after 10 s).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} ignored SIGTERM",
+                self.id
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 
