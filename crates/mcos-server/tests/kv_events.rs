@@ -15,9 +15,9 @@
 
 mod common;
 
-use common::Daemon;
+use common::{Daemon, etcd_or_skip};
 use mcos_client::{Client, KvEvent, kv_event_kind};
-use mcos_cluster::{LocalEtcd, MembershipConfig, PoolClient, PoolOptions, etcd_installed};
+use mcos_cluster::{LocalEtcd, MembershipConfig, PoolClient, PoolOptions};
 use mcos_core::BlockKey;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ fn start(dir: &Path, id: &str, etcd: &str, cluster: &str) -> Daemon {
 }
 
 fn payload(k: u128) -> Vec<u8> {
-    (0..BLOCK).map(|i| (k as usize * 131 + i) as u8).collect()
+    common::payload(k, BLOCK)
 }
 
 /// Chains put with parents per member, blocks per chain.
@@ -149,12 +149,7 @@ fn consume(socket: PathBuf, state: Arc<Mutex<Rebuilt>>, parents: Parents, stop: 
 #[test]
 fn a_router_rebuilds_the_pool_from_kv_events() {
     let name = "a_router_rebuilds_the_pool_from_kv_events";
-    if !etcd_installed() {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "{name}: etcd is not installed and CI=true"
-        );
-        eprintln!("skipping {name}: etcd is not installed (apt-get install etcd-server)");
+    if !etcd_or_skip(name) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -36,15 +36,7 @@ fn start_member(dir: &Path, id: &str, etcd: &str, cluster: &str, extra: &str) ->
 }
 
 fn payload(k: u128) -> Vec<u8> {
-    let mut v = vec![0u8; BLOCK];
-    let mut x = k as u64 ^ 0x9e37_79b9_7f4a_7c15;
-    for b in v.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
-    v
+    common::payload(k, BLOCK)
 }
 
 struct Pool {

@@ -8,28 +8,21 @@
 
 mod common;
 
-use common::Daemon;
-use mcos_cluster::{LocalEtcd, MembershipConfig, PoolClient, PoolOptions, etcd_installed};
+use common::{Daemon, etcd_or_skip};
+use mcos_cluster::{LocalEtcd, MembershipConfig, PoolClient, PoolOptions};
 use mcos_core::BlockKey;
 use std::time::{Duration, Instant};
 
 const BLOCK: usize = 4096;
 
 fn payload(k: u128) -> Vec<u8> {
-    (0..BLOCK)
-        .map(|i| (k as usize * 7919 + i * 31) as u8)
-        .collect()
+    common::payload(k, BLOCK)
 }
 
 #[test]
 fn a_restarted_member_rejoins_with_its_blocks() {
     let name = "a_restarted_member_rejoins_with_its_blocks";
-    if !etcd_installed() {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "{name}: etcd is not installed and CI=true"
-        );
-        eprintln!("skipping {name}: etcd is not installed (apt-get install etcd-server)");
+    if !etcd_or_skip(name) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

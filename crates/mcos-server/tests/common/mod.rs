@@ -18,6 +18,19 @@ pub fn etcd_or_skip(test: &str) -> bool {
     false
 }
 
+/// `len` bytes that depend on `k` (xorshift): a block whose wrong key or stale bytes show.
+pub fn payload(k: u128, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    let mut x = k as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    for b in v.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    v
+}
+
 pub struct Daemon {
     pub id: String,
     pub child: Option<Child>,
