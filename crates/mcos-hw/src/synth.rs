@@ -51,6 +51,7 @@ pub fn ice40_config() -> HwConfig {
         set_bits: 5,
         sketch_bits: 8,
         tag_bits: 12,
+        replacement: mcos_core::Replacement::Clock,
     }
 }
 

@@ -2,6 +2,7 @@
 //! (`Shard` under CLOCK) and the cycle model decision for decision; the model and the RTL
 //! (under Verilator) output for output and cycle for cycle.
 
+use mcos_core::Replacement;
 use mcos_hw::stream::{self, Stream};
 use mcos_hw::{Code, Decision, HwConfig, Output, run_model};
 use std::path::PathBuf;
@@ -184,4 +185,46 @@ fn rtl_model_and_software_agree_on_the_mooncake_trace() {
     assert!(count(&s.software, Code::Hit) > 1000);
     assert!(count(&s.software, Code::FillEvict) > 1000);
     rtl_equals_model("trace", &s);
+}
+
+/// Aged replacement (`Replacement::Aged`): the model equals the software shard decision for
+/// decision on random streams with table installs (LRU-end classes included), at sizes where
+/// the window is cut at the last frame (2000, 37), covers the tier (16) or is one frame (1),
+/// on the hazard stream, and on the Mooncake trace.
+#[test]
+fn model_equals_software_under_aged_replacement() {
+    let aged = Replacement::Aged;
+    for (frames, seed) in [(FRAMES, 31), (37, 32), (16, 33), (1, 34)] {
+        let s = stream::random_with(aged, frames, 40_000, seed, 700).unwrap();
+        let cfg = HwConfig::for_frames(frames).with_replacement(aged);
+        let (out, _) = run_model(cfg, &s.events);
+        let model = decisions(&out);
+        assert_same(&format!("aged, {frames} frames"), &model, &s.software);
+        assert!(
+            count(&model, Code::FillEvict) > 100,
+            "{frames} frames: evictions"
+        );
+    }
+    let s = stream::hazards_with(aged, SMALL_FRAMES, 40_000, 35).unwrap();
+    let cfg = HwConfig::for_frames(SMALL_FRAMES).with_replacement(aged);
+    let (out, _) = run_model(cfg, &s.events);
+    assert_same("aged hazards", &decisions(&out), &s.software);
+    let Some(path) = trace() else { return };
+    let ids = stream::trace_ids(&path, 60_000).unwrap();
+    let s = stream::replay_with(aged, FRAMES, &ids, 100_000).unwrap();
+    let cfg = HwConfig::for_frames(FRAMES).with_replacement(aged);
+    let (out, _) = run_model(cfg, &s.events);
+    assert_same("aged trace", &decisions(&out), &s.software);
+    assert!(count(&s.software, Code::Hit) > 1000);
+}
+
+/// The aged order is not CLOCK's: on the same trace the two choose different victims (a
+/// check that the aged path is the one exercised).
+#[test]
+fn aged_and_clock_choose_different_victims_on_the_trace() {
+    let Some(path) = trace() else { return };
+    let ids = stream::trace_ids(&path, 60_000).unwrap();
+    let clock = stream::replay(FRAMES, &ids, 100_000).unwrap();
+    let aged = stream::replay_with(Replacement::Aged, FRAMES, &ids, 100_000).unwrap();
+    assert_ne!(clock.software, aged.software);
 }
