@@ -100,9 +100,32 @@ fn small_harness() -> Option<&'static mcos_hw::verilator::Harness> {
     harness_for(&H, SMALL_FRAMES)
 }
 
+fn aged_harness() -> Option<&'static mcos_hw::verilator::Harness> {
+    static H: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
+    harness_with(
+        &H,
+        HwConfig::for_frames(FRAMES).with_replacement(Replacement::Aged),
+    )
+}
+
+fn aged_small_harness() -> Option<&'static mcos_hw::verilator::Harness> {
+    static H: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
+    harness_with(
+        &H,
+        HwConfig::for_frames(SMALL_FRAMES).with_replacement(Replacement::Aged),
+    )
+}
+
 fn harness_for(
     cell: &'static OnceLock<Option<mcos_hw::verilator::Harness>>,
     frames: u32,
+) -> Option<&'static mcos_hw::verilator::Harness> {
+    harness_with(cell, HwConfig::for_frames(frames))
+}
+
+fn harness_with(
+    cell: &'static OnceLock<Option<mcos_hw::verilator::Harness>>,
+    cfg: HwConfig,
 ) -> Option<&'static mcos_hw::verilator::Harness> {
     cell.get_or_init(|| {
         if mcos_hw::verilator::which("verilator").is_none() {
@@ -113,8 +136,7 @@ fn harness_for(
             eprintln!("skipped: verilator is not on PATH (apt-get install verilator)");
             return None;
         }
-        let h = mcos_hw::verilator::build(&HwConfig::for_frames(frames))
-            .expect("verilator is on PATH but the build failed");
+        let h = mcos_hw::verilator::build(&cfg).expect("verilator is on PATH but the build failed");
         eprintln!("verilator build: {:.1} s", h.build_seconds);
         Some(h)
     })
@@ -127,7 +149,10 @@ fn rtl_equals_model(name: &str, s: &Stream) {
 }
 
 fn rtl_equals_model_on(h: &mcos_hw::verilator::Harness, frames: u32, name: &str, s: &Stream) {
-    let cfg = HwConfig::for_frames(frames);
+    rtl_equals_model_with(h, HwConfig::for_frames(frames), name, s);
+}
+
+fn rtl_equals_model_with(h: &mcos_hw::verilator::Harness, cfg: HwConfig, name: &str, s: &Stream) {
     let (model, _) = run_model(cfg, &s.events);
     let rtl = h.run(&s.events, name).expect("the RTL harness ran");
     assert_eq!(
@@ -227,4 +252,26 @@ fn aged_and_clock_choose_different_victims_on_the_trace() {
     let clock = stream::replay(FRAMES, &ids, 100_000).unwrap();
     let aged = stream::replay_with(Replacement::Aged, FRAMES, &ids, 100_000).unwrap();
     assert_ne!(clock.software, aged.software);
+}
+
+/// Aged replacement in the RTL (`AGED = 1`): output for output and cycle for cycle equal to
+/// the model on a random stream with table installs (2000 frames), the hazard stream (64
+/// frames: a hit on a window frame in the cycle the window is read, on the carried frame) and
+/// the Mooncake trace.
+#[test]
+fn aged_rtl_equals_model_cycle_for_cycle() {
+    let aged = Replacement::Aged;
+    if let Some(h) = aged_small_harness() {
+        let s = stream::hazards_with(aged, SMALL_FRAMES, 60_000, 41).unwrap();
+        let cfg = HwConfig::for_frames(SMALL_FRAMES).with_replacement(aged);
+        rtl_equals_model_with(h, cfg, "aged hazards", &s);
+    }
+    let Some(h) = aged_harness() else { return };
+    let cfg = HwConfig::for_frames(FRAMES).with_replacement(aged);
+    let s = stream::random_with(aged, FRAMES, 60_000, 42, 900).unwrap();
+    rtl_equals_model_with(h, cfg, "aged random", &s);
+    let Some(path) = trace() else { return };
+    let ids = stream::trace_ids(&path, 60_000).unwrap();
+    let s = stream::replay_with(aged, FRAMES, &ids, 100_000).unwrap();
+    rtl_equals_model_with(h, cfg, "aged trace", &s);
 }
