@@ -1036,10 +1036,12 @@ impl Shard {
                 best = Some((age, i));
             }
         };
-        if carry != NIL && carry < n && !(start..end).contains(&carry) {
-            if let Some(a) = candidate(self, carry) {
-                offer(a, carry);
-            }
+        if carry != NIL
+            && carry < n
+            && !(start..end).contains(&carry)
+            && let Some(a) = candidate(self, carry)
+        {
+            offer(a, carry);
         }
         for i in start..end {
             if let Some(a) = candidate(self, i) {
