@@ -38,6 +38,10 @@ pub struct HwArgs {
     /// reference bit per frame; `aged`: 7-bit age stamps, `Replacement::Aged`).
     #[arg(long, value_enum, default_value_t = HwReplacement::Clock)]
     pub replacement: HwReplacement,
+    /// Off-chip read latency in cycles for the off-chip mapping's timing (directory and frame
+    /// table off chip; `mcos_hw::offchip`).
+    #[arg(long, default_value_t = 100)]
+    pub offchip_latency: u32,
     /// Skip yosys and nextpnr (minutes on 2 cores).
     #[arg(long)]
     pub no_synth: bool,
@@ -166,6 +170,31 @@ pub fn run(a: HwArgs) -> Result<()> {
     };
     let fmax = pnr.as_ref().map(|p| p.fmax_mhz);
     let hw_rate = fmax.map(|f| f * 1e6 / ii);
+    // The off-chip mapping's timing on the same events and decisions: MSHRs swept, same-set
+    // hazards forwarded, and one stalling row.
+    let offchip: Vec<_> = [
+        (8u32, true),
+        (32, true),
+        (128, true),
+        (256, true),
+        (256, false),
+    ]
+    .into_iter()
+    .map(|(mshrs, forward)| {
+        let oc = mcos_hw::offchip::OffchipConfig {
+            latency: a.offchip_latency,
+            mshrs,
+            forward,
+        };
+        let st = mcos_hw::offchip::schedule(&cfg, oc, &s.events, &model_decisions);
+        json!({"latency_cycles": oc.latency, "mshrs": mshrs, "forward": forward,
+                "ii_cycles": st.ii, "latency_max_cycles": st.latency_max,
+                "latency_mean_cycles": st.latency_mean, "reads": st.reads,
+                "hazards": st.hazards, "hazard_stall_cycles": st.hazard_stall_cycles,
+                "mshr_stall_cycles": st.mshr_stall_cycles,
+                "hw_decisions_per_s_asic": ASIC_CLOCK_MHZ * 1e6 / st.ii})
+    })
+    .collect();
     let bits = cfg.bits();
     let big = HwConfig::for_frames(1 << 16).with_replacement(repl);
     let report = json!({
@@ -205,6 +234,7 @@ pub fn run(a: HwArgs) -> Result<()> {
         "generic": generic.as_ref().map(|g| json!({"cells": g.cells, "ffs": g.ffs, "ram_bits": g.ram_bits,
             "config": format!("{:?}", synth::generic_config().with_replacement(repl))})),
         "synth_note": synth_note,
+        "offchip": offchip,
         "onchip_bytes_per_block": bits.per_block_bytes(a.frames),
         "onchip_bytes_per_block_65536_frames": big.bits().per_block_bytes(big.frames),
         "onchip_bits": {"directory": bits.directory, "frame_table": bits.frame_table,
@@ -267,6 +297,21 @@ pub fn run(a: HwArgs) -> Result<()> {
             }
             if let Some(n) = &synth_note {
                 println!("synthesis                   {n}");
+            }
+            for o in &offchip {
+                println!(
+                    "off-chip (latency {}, {} MSHRs, {}) II {:.3}, latency max {} mean {:.1}",
+                    o["latency_cycles"],
+                    o["mshrs"],
+                    if o["forward"] == true {
+                        "forward"
+                    } else {
+                        "stall"
+                    },
+                    o["ii_cycles"].as_f64().unwrap_or(0.0),
+                    o["latency_max_cycles"],
+                    o["latency_mean_cycles"].as_f64().unwrap_or(0.0)
+                );
             }
             println!(
                 "on-chip bytes per block     {:.2} ({} frames), {:.2} (65536 frames)",

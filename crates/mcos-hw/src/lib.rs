@@ -6,7 +6,9 @@
 //! - `verilator`: builds the RTL with Verilator and runs it on an event file, for the
 //!   cycle-for-cycle comparison with the model;
 //! - `synth`: yosys statistics (generic and iCE40) and nextpnr-ice40 place and route;
-//! - `stream`: random and trace-replay event streams.
+//! - `stream`: random and trace-replay event streams;
+//! - `offchip`: the mapping of the directory and frame table off chip for tiers larger than
+//!   on-chip memory, and its timing (latency, outstanding reads) on a stream.
 //!
 //! Scope: ACCESS (directory lookup, sketch count, reference bit), INSERT (admission against
 //! the class threshold, a free frame or the bounded CLOCK victim), and the table-install port
@@ -19,6 +21,7 @@
 pub mod config;
 pub mod event;
 pub mod model;
+pub mod offchip;
 pub mod software;
 pub mod stream;
 pub mod synth;

@@ -107,6 +107,21 @@ pub struct Pipeline {
     stats: PipelineStats,
 }
 
+/// The directory set of `tag` in each bank: its low and its high `set_bits` bits.
+pub(crate) fn directory_sets(cfg: &HwConfig, tag: u64) -> [u32; 2] {
+    let tag = if cfg.tag_bits >= 64 {
+        tag
+    } else {
+        tag & ((1u64 << cfg.tag_bits) - 1)
+    };
+    let s = cfg.set_bits;
+    let mask = (1u64 << s) - 1;
+    [
+        (tag & mask) as u32,
+        ((tag >> (cfg.tag_bits - s)) & mask) as u32,
+    ]
+}
+
 /// What one cycle did.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Cycle {
@@ -183,13 +198,7 @@ impl Pipeline {
     }
 
     fn sets_of(&self, tag: u64) -> [u32; 2] {
-        let tag = tag & self.tag_mask();
-        let s = self.cfg.set_bits;
-        let mask = (1u64 << s) - 1;
-        [
-            (tag & mask) as u32,
-            ((tag >> (self.cfg.tag_bits - s)) & mask) as u32,
-        ]
+        directory_sets(&self.cfg, tag)
     }
 
     fn rems_of(&self, tag: u64) -> [u64; 2] {
