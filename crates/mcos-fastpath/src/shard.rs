@@ -1011,42 +1011,37 @@ impl Shard {
         let start = self.clock_hand[t].min(n - 1);
         let end = (start + VICTIM_SCAN_MAX as u32).min(n);
         let carry = self.age_carry[t];
-        let candidate = |s: &Self, i: u32| -> Option<u8> {
+        // (age, frame) of the best and the runner-up, in candidate order. A frame is checked
+        // for evictability only when its age would change them (the same result, fewer
+        // class-table reads: most frames of a window are younger than both).
+        let mut best: Option<(u8, u32)> = None;
+        let mut second: Option<(u8, u32)> = None;
+        let mut offer = |s: &Self, i: u32| {
             let f = s.tiers[t].get(i);
+            let age = epoch.wrapping_sub(f.age_stamp) & mask;
+            let beats_best = best.is_none_or(|(b, _)| age > b);
+            if !beats_best && second.is_some_and(|(x, _)| age <= x) {
+                return;
+            }
             let listed = matches!(
                 f.list,
                 ListId::Probation | ListId::Protected | ListId::Window
             );
             if !listed || s.evictable(t, i).is_none() {
-                return None;
+                return;
             }
-            Some(epoch.wrapping_sub(f.age_stamp) & mask)
-        };
-        // (age, frame) of the best and the runner-up, in candidate order.
-        let mut best: Option<(u8, u32)> = None;
-        let mut second: Option<(u8, u32)> = None;
-        let mut offer = |age: u8, i: u32| match best {
-            Some((b, _)) if age <= b => {
-                if second.is_none_or(|(s, _)| age > s) {
-                    second = Some((age, i));
-                }
-            }
-            _ => {
+            if beats_best {
                 second = best;
                 best = Some((age, i));
+            } else {
+                second = Some((age, i));
             }
         };
-        if carry != NIL
-            && carry < n
-            && !(start..end).contains(&carry)
-            && let Some(a) = candidate(self, carry)
-        {
-            offer(a, carry);
+        if carry != NIL && carry < n && !(start..end).contains(&carry) {
+            offer(self, carry);
         }
         for i in start..end {
-            if let Some(a) = candidate(self, i) {
-                offer(a, i);
-            }
+            offer(self, i);
         }
         self.clock_hand[t] = if end >= n { 0 } else { end };
         self.age_carry[t] = second.map_or(NIL, |(_, i)| i);
