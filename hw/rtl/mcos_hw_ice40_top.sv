@@ -9,7 +9,8 @@ module mcos_hw_ice40_top #(
     parameter int SK_BITS    = 8,
     parameter int TAG_BITS   = 12,
     parameter int WAYS       = 8,
-    parameter int WAY_BITS   = 3
+    parameter int WAY_BITS   = 3,
+    parameter bit AGED       = 1'b0
 ) (
     input  logic                  clk,
     input  logic                  rst,
@@ -34,7 +35,8 @@ module mcos_hw_ice40_top #(
       .SK_BITS(SK_BITS),
       .TAG_BITS(TAG_BITS),
       .WAYS(WAYS),
-      .WAY_BITS(WAY_BITS)
+      .WAY_BITS(WAY_BITS),
+      .AGED(AGED)
   ) core (
       .clk(clk),
       .rst(rst),

@@ -33,7 +33,8 @@ module mcos_hw_pipeline #(
     parameter int SK_BITS    = 12,
     parameter int TAG_BITS   = 64,
     parameter int WAYS       = 8,
-    parameter int WAY_BITS   = 3
+    parameter int WAY_BITS   = 3,
+    parameter bit AGED       = 1'b0   // replacement: 0 CLOCK (reference bits), 1 aged stamps
 ) (
     input  logic                  clk,
     input  logic                  rst,
@@ -289,6 +290,71 @@ module mcos_hw_pipeline #(
     victim_next = (last_in_q && kf == lastk_q) ? '0 : victim + 1'b1;
   end
 
+
+  // Aged replacement (AGED, Replacement::Aged): a 7-bit stamp per frame (the epoch at its
+  // last hit or fill) in the reference bits' 16-bank layout, read in A with the window;
+  // in B the window's 16 stamps and the candidate carried from the last scan are compared
+  // (ages epoch - stamp, mod 128): the oldest is the victim (ties: the carried one, then
+  // the lowest frame), the oldest of the rest is carried on. The hand sweeps: it moves past
+  // the window. The carried candidate's stamp is kept in a register that follows the hits.
+  localparam int AGE_BITS = 7;
+  localparam int PER_EPOCH = (FRAMES / 32) > 1 ? FRAMES / 32 : 1;
+  localparam int NC = SCAN + 1;  // candidates: the carried one, then window positions
+  logic [AGE_BITS-1:0] stp[SCAN][ROWS];  // stp[j][r]: stamp of frame 16 r + j
+  initial for (int j = 0; j < SCAN; j++) for (int r = 0; r < ROWS; r++) stp[j][r] = '0;
+  logic [AGE_BITS-1:0] epoch;
+  logic [FRAME_BITS:0] age_writes;
+  logic carry_v;
+  logic [FRAME_BITS-1:0] carry_f;
+  logic [AGE_BITS-1:0] carry_st;
+  logic [AGE_BITS-1:0] stj[SCAN], wst[SCAN], wst_q[SCAN];
+  logic [AGE_BITS-1:0] hs_st_q;  // the stamp the ACCESS in B wrote last cycle
+  always_comb begin
+    for (int j = 0; j < SCAN; j++) stj[j] = stp[j][rowj[j]];
+    for (int k = 0; k < SCAN; k++) wst[k] = stj[4'(k)+hl];
+  end
+  logic cv[NC];
+  logic [AGE_BITS-1:0] cst[NC], cage[NC];
+  logic [FRAME_BITS-1:0] cf[NC];
+  logic carry_in, bv, sv;
+  logic [4:0] bi, si;
+  logic [AGE_BITS-1:0] bage, sage;
+  always_comb begin
+    carry_in = carry_f >= hand &&
+        ({1'b0, carry_f} - {1'b0, hand}) < (FRAME_BITS + 1)'(SCAN);
+    cv[0] = carry_v && !carry_in;
+    cst[0] = carry_st;
+    cf[0] = carry_f;
+    for (int k = 0; k < SCAN; k++) begin
+      cv[k+1] = wvalid_q[k];
+      cst[k+1] = (hs_q && hs_frame_q == winf_q[k]) ? hs_st_q : wst_q[k];
+      cf[k+1] = winf_q[k];
+    end
+    for (int i = 0; i < NC; i++) cage[i] = epoch - cst[i];
+    bv = 1'b0;
+    bi = '0;
+    bage = '0;
+    for (int i = 0; i < NC; i++) begin
+      if (cv[i] && (!bv || cage[i] > bage)) begin
+        bv = 1'b1;
+        bi = 5'(i);
+        bage = cage[i];
+      end
+    end
+    sv = 1'b0;
+    si = '0;
+    sage = '0;
+    for (int i = 0; i < NC; i++) begin
+      if (cv[i] && 5'(i) != bi && (!sv || cage[i] > sage)) begin
+        sv = 1'b1;
+        si = 5'(i);
+        sage = cage[i];
+      end
+    end
+  end
+  logic [FRAME_BITS-1:0] victim_sel;
+  assign victim_sel = AGED ? cf[bi] : victim;
+
   logic need_scan, admit_ok, is_lru;
   logic [3:0] thresh;
   logic [2:0] code;
@@ -303,7 +369,7 @@ module mcos_hw_pipeline #(
   end
   assign admit_ok = thresh == 4'd0 || all_ge;
   always_comb begin
-    frame = need_scan ? victim : free_cnt[FRAME_BITS-1:0] - 1'b1;
+    frame = need_scan ? victim_sel : free_cnt[FRAME_BITS-1:0] - 1'b1;
     fill = 1'b0;
     case (b_op)
       OP_ACCESS: begin
@@ -365,6 +431,44 @@ module mcos_hw_pipeline #(
       free_cnt <= FRAMES[FRAME_BITS:0];
       active_bank <= 1'b0;
       hs_q <= 1'b0;
+      epoch <= '0;
+      age_writes <= '0;
+      carry_v <= 1'b0;
+    end else if (AGED) begin
+      b_valid <= accept;
+      if (accept && in_op == OP_SWAP) active_bank <= ~active_bank;
+      out_valid <= b_valid;
+      if ((b_valid && b_op == OP_ACCESS && hit) || fill) begin
+        if (age_writes == (FRAME_BITS + 1)'(PER_EPOCH - 1)) begin
+          age_writes <= '0;
+          epoch <= epoch + 1'b1;
+        end else begin
+          age_writes <= age_writes + 1'b1;
+        end
+      end
+      if (b_valid && b_op == OP_ACCESS && hit) begin
+        stp[hit_frame[3:0]][hit_frame[FRAME_BITS-1:4]] <= epoch;
+        if (carry_f == hit_frame) carry_st <= epoch;
+      end
+      if (fill) begin
+        if (need_scan) begin
+          hand <= last_in_q ? '0 : hand + FRAME_BITS'(SCAN);
+          carry_v <= sv;
+          carry_f <= cf[si];
+          carry_st <= cst[si];
+        end else begin
+          free_cnt <= free_cnt - 1'b1;
+        end
+        // LRU-end insertion: stamped 64 epochs old and carried (the next victim).
+        stp[frame[3:0]][frame[FRAME_BITS-1:4]] <= is_lru ? epoch - 7'd64 : epoch;
+        if (is_lru) begin
+          carry_v <= 1'b1;
+          carry_f <= frame;
+          carry_st <= epoch - 7'd64;
+        end
+      end
+      c_valid <= fill;
+      hs_q <= b_valid && b_op == OP_ACCESS && hit;
     end else begin
       b_valid <= accept;
       if (accept && in_op == OP_SWAP) active_bank <= ~active_bank;
@@ -410,7 +514,9 @@ module mcos_hw_pipeline #(
     c_frame <= frame;
     c_loc <= {bank_n, way_n, b_set[bank_n]};
     // A -> B: the pre-scan, and the writes A's reads could not see.
+    hs_st_q <= epoch;
     for (int k = 0; k < SCAN; k++) begin
+      wst_q[k] <= wst[k];
       wbit_q[k] <= wbit[k];
       wvalid_q[k] <= wvalid[k];
       winf_q[k] <= hand + FRAME_BITS'(k);

@@ -1,6 +1,6 @@
 //! `mcos bench hw`: the fast path as hardware. Replays a stream (the Mooncake trace looped to
 //! `--events`, or a random stream with table installs when no trace is given) through the
-//! software shard (CLOCK), the cycle model and the RTL under Verilator; counts mismatches;
+//! software shard (CLOCK, or aged with `--replacement aged`), the cycle model and the RTL under Verilator; counts mismatches;
 //! reports the model's II and latency, yosys and nextpnr figures, decisions per second at the
 //! measured iCE40 fmax and at a stated ASIC-class clock, beside the software fast path's
 //! decisions per second on the same events measured in this run (CLOCK and list LRU).
@@ -34,12 +34,38 @@ pub struct HwArgs {
     /// Timed runs of the software shard (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub sw_runs: usize,
+    /// Replacement the pipeline, the model and the software shard execute (`clock`: one
+    /// reference bit per frame; `aged`: 7-bit age stamps, `Replacement::Aged`).
+    #[arg(long, value_enum, default_value_t = HwReplacement::Clock)]
+    pub replacement: HwReplacement,
+    /// Off-chip read latency in cycles for the off-chip mapping's timing (directory and frame
+    /// table off chip; `mcos_hw::offchip`).
+    #[arg(long, default_value_t = 100)]
+    pub offchip_latency: u32,
     /// Skip yosys and nextpnr (minutes on 2 cores).
     #[arg(long)]
     pub no_synth: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// The hardware-friendly replacements `mcos bench hw` can build.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HwReplacement {
+    /// CLOCK: one reference bit per frame.
+    Clock,
+    /// Aged: 7-bit age stamps, a sweeping window and one carried candidate.
+    Aged,
+}
+
+impl HwReplacement {
+    fn core(self) -> mcos_core::Replacement {
+        match self {
+            HwReplacement::Clock => mcos_core::Replacement::Clock,
+            HwReplacement::Aged => mcos_core::Replacement::Aged,
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -72,18 +98,19 @@ fn software_rate(frames: u32, table: &mcos_core::PolicyTable, s: &Stream, runs: 
 }
 
 pub fn run(a: HwArgs) -> Result<()> {
-    let cfg = HwConfig::for_frames(a.frames);
+    let repl = a.replacement.core();
+    let cfg = HwConfig::for_frames(a.frames).with_replacement(repl);
     let t0 = Instant::now();
     let (s, source) = match &a.trace {
         Some(p) => {
             let ids = stream::trace_ids(p, usize::MAX).context("reading the trace")?;
             (
-                stream::replay(a.frames, &ids, a.events)?,
+                stream::replay_with(repl, a.frames, &ids, a.events)?,
                 format!("{} (looped)", p.display()),
             )
         }
         None => (
-            stream::random(a.frames, a.events, 0x4D43_4F53, 2000)?,
+            stream::random_with(repl, a.frames, a.events, 0x4D43_4F53, 2000)?,
             "random (table install every 2000 requests)".to_owned(),
         ),
     };
@@ -121,28 +148,59 @@ pub fn run(a: HwArgs) -> Result<()> {
         Err(e) => (None, Some(e.to_string()), 0.0, 0.0),
     };
 
-    // Software on the same events: CLOCK (the stream's own policy) and list LRU.
-    let sw_clock = software_rate(a.frames, &mcos_hw::software::clock_builtin(), &s, a.sw_runs);
+    // Software on the same events: the stream's own policy (CLOCK or aged) and list LRU.
+    let sw_clock = software_rate(
+        a.frames,
+        &mcos_hw::software::builtin_for(repl),
+        &s,
+        a.sw_runs,
+    );
     let sw_lru = software_rate(a.frames, &mcos_core::PolicyTable::builtin(1), &s, a.sw_runs);
 
     // Synthesis.
     let (generic, ice, pnr, synth_note) = if a.no_synth {
         (None, None, None, Some("skipped (--no-synth)".to_owned()))
     } else {
-        match synth::generic(&synth::generic_config())
-            .and_then(|g| synth::ice40(&synth::ice40_config()).map(|(i, p)| (g, i, p)))
-        {
+        match synth::generic(&synth::generic_config().with_replacement(repl)).and_then(|g| {
+            synth::ice40(&synth::ice40_config().with_replacement(repl)).map(|(i, p)| (g, i, p))
+        }) {
             Ok((g, i, p)) => (Some(g), Some(i), Some(p), None),
             Err(e) => (None, None, None, Some(e.to_string())),
         }
     };
     let fmax = pnr.as_ref().map(|p| p.fmax_mhz);
     let hw_rate = fmax.map(|f| f * 1e6 / ii);
+    // The off-chip mapping's timing on the same events and decisions: MSHRs swept, same-set
+    // hazards forwarded, and one stalling row.
+    let offchip: Vec<_> = [
+        (8u32, true),
+        (32, true),
+        (128, true),
+        (256, true),
+        (256, false),
+    ]
+    .into_iter()
+    .map(|(mshrs, forward)| {
+        let oc = mcos_hw::offchip::OffchipConfig {
+            latency: a.offchip_latency,
+            mshrs,
+            forward,
+        };
+        let st = mcos_hw::offchip::schedule(&cfg, oc, &s.events, &model_decisions);
+        json!({"latency_cycles": oc.latency, "mshrs": mshrs, "forward": forward,
+                "ii_cycles": st.ii, "latency_max_cycles": st.latency_max,
+                "latency_mean_cycles": st.latency_mean, "reads": st.reads,
+                "hazards": st.hazards, "hazard_stall_cycles": st.hazard_stall_cycles,
+                "mshr_stall_cycles": st.mshr_stall_cycles,
+                "hw_decisions_per_s_asic": ASIC_CLOCK_MHZ * 1e6 / st.ii})
+    })
+    .collect();
     let bits = cfg.bits();
-    let big = HwConfig::for_frames(1 << 16);
+    let big = HwConfig::for_frames(1 << 16).with_replacement(repl);
     let report = json!({
         "stream": source,
         "frames": a.frames,
+        "replacement": format!("{repl:?}"),
         "events_checked": s.events.len(),
         "events_per_kind": {"access": mix[0], "insert": mix[1], "class_write": mix[2], "swap": mix[3]},
         "hit_ratio_of_accesses": hits as f64 / mix[0].max(1) as f64,
@@ -172,10 +230,11 @@ pub fn run(a: HwArgs) -> Result<()> {
             "brams": i.brams, "ram_bits": i.ram_bits, "cells": i.cells,
             "logic_cells": pnr.as_ref().map(|p| p.logic_cells),
             "bram_used": pnr.as_ref().map(|p| p.brams),
-            "config": format!("{:?}", synth::ice40_config())})),
+            "config": format!("{:?}", synth::ice40_config().with_replacement(repl))})),
         "generic": generic.as_ref().map(|g| json!({"cells": g.cells, "ffs": g.ffs, "ram_bits": g.ram_bits,
-            "config": format!("{:?}", synth::generic_config())})),
+            "config": format!("{:?}", synth::generic_config().with_replacement(repl))})),
         "synth_note": synth_note,
+        "offchip": offchip,
         "onchip_bytes_per_block": bits.per_block_bytes(a.frames),
         "onchip_bytes_per_block_65536_frames": big.bits().per_block_bytes(big.frames),
         "onchip_bits": {"directory": bits.directory, "frame_table": bits.frame_table,
@@ -223,7 +282,7 @@ pub fn run(a: HwArgs) -> Result<()> {
                 f(hw_rate, 0),
                 ASIC_CLOCK_MHZ * 1e6 / ii
             );
-            println!("software decisions/s        {sw_clock:.0} CLOCK, {sw_lru:.0} list LRU");
+            println!("software decisions/s        {sw_clock:.0} {repl:?}, {sw_lru:.0} list LRU");
             println!(
                 "iCE40 LUTs / FFs / RAM bits {} / {} / {}",
                 ice.as_ref().map_or("-".into(), |i| i.luts.to_string()),
@@ -238,6 +297,21 @@ pub fn run(a: HwArgs) -> Result<()> {
             }
             if let Some(n) = &synth_note {
                 println!("synthesis                   {n}");
+            }
+            for o in &offchip {
+                println!(
+                    "off-chip (latency {}, {} MSHRs, {}) II {:.3}, latency max {} mean {:.1}",
+                    o["latency_cycles"],
+                    o["mshrs"],
+                    if o["forward"] == true {
+                        "forward"
+                    } else {
+                        "stall"
+                    },
+                    o["ii_cycles"].as_f64().unwrap_or(0.0),
+                    o["latency_max_cycles"],
+                    o["latency_mean_cycles"].as_f64().unwrap_or(0.0)
+                );
             }
             println!(
                 "on-chip bytes per block     {:.2} ({} frames), {:.2} (65536 frames)",

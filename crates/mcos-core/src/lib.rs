@@ -22,8 +22,8 @@ pub use error::ContractError;
 pub use intent::{Intent, IntentAction, PriorityClass};
 pub use key::{BlockKey, Namespace, tenant_salt};
 pub use policy::{
-    AdmitFilter, ClassPolicy, GpuRoutes, InsertPosition, PolicyTable, PrefetchMode, Replacement,
-    TELEMETRY_ALL,
+    AGE_BITS, AGE_EPOCHS_PER_TIER, AdmitFilter, ClassPolicy, GpuRoutes, InsertPosition,
+    PolicyTable, PrefetchMode, Replacement, TELEMETRY_ALL,
 };
 pub use sync::policy_cell::{InstallError, PolicyInstaller, PolicyReader, policy_cell};
 pub use sync::ring::{Consumer, Producer, ring};

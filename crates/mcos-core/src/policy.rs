@@ -79,6 +79,32 @@ pub enum Replacement {
     Lru = 0,
     /// CLOCK with a bounded scan: one reference bit per frame, no list moves on hits.
     Clock = 1,
+    /// Sampled LRU by coarse age (hardware-friendly, no list moves on hits): every frame
+    /// keeps a 7-bit stamp of the tier's age epoch (`AGE_BITS`), written by a hit or a fill;
+    /// the epoch advances once every `max(1, frames / AGE_EPOCHS_PER_TIER)` stamp writes, and a
+    /// frame's age is `(epoch - stamp) mod 128`. Each victim scan sweeps the
+    /// `limits::VICTIM_SCAN_MAX` frames from the hand (stopping at the last frame; the hand
+    /// then points past the window, or at frame 0) and compares them with one carried
+    /// candidate, the runner-up of the previous scan: the oldest evictable one is the victim
+    /// (ties: the carried candidate, then the lowest frame), the oldest of the rest is carried
+    /// to the next scan. The comparison is a tree of 17 seven-bit compares. A class that
+    /// inserts at the LRU end stamps its new block with the oldest age and makes it the
+    /// carried candidate. Segments, priorities and TTLs do not apply, as under CLOCK.
+    Aged = 2,
+}
+
+/// Bits of a frame's age stamp under [`Replacement::Aged`].
+pub const AGE_BITS: u32 = 7;
+/// Age epochs per tier capacity under [`Replacement::Aged`]: the epoch advances every
+/// `max(1, frames / AGE_EPOCHS_PER_TIER)` stamp writes, so a 7-bit age spans four tiers' worth
+/// of hits and fills before it wraps.
+pub const AGE_EPOCHS_PER_TIER: u32 = 32;
+
+impl Replacement {
+    /// Whether hits move nothing (CLOCK or aged): one unordered list, a hand, no segments.
+    pub fn is_hardware_friendly(self) -> bool {
+        self != Replacement::Lru
+    }
 }
 
 /// A filter on admission beyond the sketch threshold.
@@ -410,12 +436,12 @@ impl PolicyTable {
                 )));
             }
         }
-        if self.replacement == Replacement::Clock
+        if self.replacement.is_hardware_friendly()
             && (self.protected_share.iter().any(|&p| p > 0)
                 || self.window_share.iter().any(|&w| w > 0))
         {
             return Err(ContractError::Policy(
-                "CLOCK replacement keeps one reference bit per frame and no segments: set \
+                "CLOCK and aged replacement keep per-frame bits and no segments: set \
                  protected_share and window_share to 0, or use Replacement::Lru"
                     .into(),
             ));

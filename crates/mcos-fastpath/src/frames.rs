@@ -64,6 +64,9 @@ pub struct Frame {
     pub flags: u8,
     /// In-flight move slot while FLAG_MOVING is set.
     pub move_slot: u16,
+    /// Age stamp under `Replacement::Aged`: the tier's age epoch at the last hit or fill
+    /// (`AGE_BITS` bits).
+    pub age_stamp: u8,
 }
 
 impl Frame {
@@ -78,6 +81,7 @@ impl Frame {
         pins: 0,
         flags: 0,
         move_slot: 0,
+        age_stamp: 0,
     };
 }
 

@@ -25,9 +25,9 @@ use mcos_core::limits::{
     VICTIM_SCAN_MAX,
 };
 use mcos_core::{
-    AdmitFilter, BlockKey, ClassPolicy, InsertPosition, Intent, IntentAction, MoveCompletion,
-    MoveDescriptor, MoveOp, MoveStatus, PolicyReader, PolicyTable, PrefetchMode, Producer,
-    Replacement, SampleKind, TelemetrySample, TierId, Urgency,
+    AGE_BITS, AGE_EPOCHS_PER_TIER, AdmitFilter, BlockKey, ClassPolicy, InsertPosition, Intent,
+    IntentAction, MoveCompletion, MoveDescriptor, MoveOp, MoveStatus, PolicyReader, PolicyTable,
+    PrefetchMode, Producer, Replacement, SampleKind, TelemetrySample, TierId, Urgency,
 };
 
 /// How a shard is laid out; fixed at start-up.
@@ -158,6 +158,11 @@ pub struct Shard {
     replacement: Replacement,
     /// Per tier, the CLOCK hand: local index of the frame the next victim scan starts at.
     clock_hand: [u32; MAX_TIERS],
+    /// Per tier, under `Replacement::Aged`: the age epoch (`AGE_BITS` bits), the stamp writes
+    /// since it last advanced, and the candidate carried from the last victim scan (NIL: none).
+    age_epoch: [u8; MAX_TIERS],
+    age_writes: [u32; MAX_TIERS],
+    age_carry: [u32; MAX_TIERS],
     /// Telemetry kinds the table asks for (bit per `SampleKind`).
     telemetry_kinds: u8,
     /// Demotions in flight out of each tier: frames that will be free when they land.
@@ -214,6 +219,9 @@ impl Shard {
             telemetry_kinds: mcos_core::TELEMETRY_ALL,
             replacement: Replacement::Lru,
             clock_hand: [0; MAX_TIERS],
+            age_epoch: [0; MAX_TIERS],
+            age_writes: [0; MAX_TIERS],
+            age_carry: [NIL; MAX_TIERS],
             demoting: [0; MAX_TIERS],
             prefetch_used_recent: 0,
             prefetch_unused_recent: 0,
@@ -528,6 +536,11 @@ impl Shard {
     /// A hit updates recency: probation hits graduate to protected when the table keeps a
     /// protected segment; otherwise the block goes to the MRU end of its list.
     fn promote_in_list(&mut self, t: usize, i: u32) {
+        if self.replacement == Replacement::Aged {
+            // Aged: a hit stamps the frame with the epoch; nothing moves.
+            self.stamp_age(t, i, false);
+            return;
+        }
         if self.replacement == Replacement::Clock {
             // CLOCK: a hit sets the frame's reference bit; nothing moves.
             self.tiers[t].get_mut(i).flags |= FLAG_REFERENCED;
@@ -831,7 +844,7 @@ impl Shard {
     /// victim after), so evictions do not wait on memory one after another.
     #[inline]
     fn prefetch_next_victim(&self, t: usize) {
-        if self.replacement == Replacement::Clock {
+        if self.replacement.is_hardware_friendly() {
             let hand = self.clock_hand[t];
             self.tiers[t].prefetch(hand);
             return;
@@ -899,6 +912,9 @@ impl Shard {
         if self.replacement == Replacement::Clock {
             return self.clock_scan(t);
         }
+        if self.replacement == Replacement::Aged {
+            return self.aged_scan(t);
+        }
         let window = self.window_target[t];
         if window > 0 && self.tiers[t].len(ListId::Window) >= window {
             let candidate = self.scan_list(t, ListId::Window);
@@ -961,6 +977,75 @@ impl Shard {
                 None
             }
         }
+    }
+
+    /// Writes frame `i`'s age stamp (the epoch; with `old`, half the age range older) and
+    /// counts the write towards the tier's next epoch (`Replacement::Aged` documents the rule;
+    /// `mcos-hw` implements the same in its cycle model and RTL).
+    fn stamp_age(&mut self, t: usize, i: u32, old: bool) {
+        let mask = ((1u32 << AGE_BITS) - 1) as u8;
+        let e = self.age_epoch[t];
+        self.tiers[t].get_mut(i).age_stamp = if old {
+            e.wrapping_sub(1 << (AGE_BITS - 1)) & mask
+        } else {
+            e
+        };
+        let per_epoch = (self.tiers[t].capacity() / AGE_EPOCHS_PER_TIER).max(1);
+        self.age_writes[t] += 1;
+        if self.age_writes[t] >= per_epoch {
+            self.age_writes[t] = 0;
+            self.age_epoch[t] = e.wrapping_add(1) & mask;
+        }
+    }
+
+    /// The aged victim scan: the carried candidate and at most `VICTIM_SCAN_MAX` frames from
+    /// the hand, not past the last frame; the oldest evictable one is the victim (ties: the
+    /// carried candidate, then the lowest frame), the oldest of the rest is carried.
+    fn aged_scan(&mut self, t: usize) -> Option<u32> {
+        let n = self.tiers[t].capacity();
+        if n == 0 {
+            return None;
+        }
+        let mask = ((1u32 << AGE_BITS) - 1) as u8;
+        let epoch = self.age_epoch[t];
+        let start = self.clock_hand[t].min(n - 1);
+        let end = (start + VICTIM_SCAN_MAX as u32).min(n);
+        let carry = self.age_carry[t];
+        // (age, frame) of the best and the runner-up, in candidate order. A frame is checked
+        // for evictability only when its age would change them (the same result, fewer
+        // class-table reads: most frames of a window are younger than both).
+        let mut best: Option<(u8, u32)> = None;
+        let mut second: Option<(u8, u32)> = None;
+        let mut offer = |s: &Self, i: u32| {
+            let f = s.tiers[t].get(i);
+            let age = epoch.wrapping_sub(f.age_stamp) & mask;
+            let beats_best = best.is_none_or(|(b, _)| age > b);
+            if !beats_best && second.is_some_and(|(x, _)| age <= x) {
+                return;
+            }
+            let listed = matches!(
+                f.list,
+                ListId::Probation | ListId::Protected | ListId::Window
+            );
+            if !listed || s.evictable(t, i).is_none() {
+                return;
+            }
+            if beats_best {
+                second = best;
+                best = Some((age, i));
+            } else {
+                second = Some((age, i));
+            }
+        };
+        if carry != NIL && carry < n && !(start..end).contains(&carry) {
+            offer(self, carry);
+        }
+        for i in start..end {
+            offer(self, i);
+        }
+        self.clock_hand[t] = if end >= n { 0 } else { end };
+        self.age_carry[t] = second.map_or(NIL, |(_, i)| i);
+        best.map(|(_, i)| i)
     }
 
     fn scan_main(&mut self, t: usize) -> Option<u32> {
@@ -1148,6 +1233,16 @@ impl Shard {
     /// new blocks: protected when it came from the history, else the window when there is
     /// one, else probation.
     fn place(&mut self, t: usize, i: u32, from_history: bool, mru: bool) {
+        if self.replacement == Replacement::Aged {
+            // One unordered list of resident frames (for counts); the order is the ages'.
+            // LRU-end insertion stamps the block oldest and carries it: the next victim.
+            self.tiers[t].push(ListId::Probation, i, true);
+            self.stamp_age(t, i, !mru);
+            if !mru {
+                self.age_carry[t] = i;
+            }
+            return;
+        }
         if self.replacement == Replacement::Clock {
             // One unordered list of resident frames (for counts); the order is the hand's.
             self.tiers[t].push(ListId::Probation, i, true);
@@ -1468,6 +1563,13 @@ impl Shard {
                 // is done with ("session ended") takes effect now, not when it ages out.
                 let list = self.tiers[t].get(i).list;
                 if self.class_policy(c.0).insert_position == InsertPosition::Lru
+                    && self.replacement == Replacement::Aged
+                {
+                    if matches!(list, ListId::Probation | ListId::Protected | ListId::Window) {
+                        self.stamp_age(t, i, true);
+                        self.age_carry[t] = i;
+                    }
+                } else if self.class_policy(c.0).insert_position == InsertPosition::Lru
                     && self.replacement == Replacement::Clock
                 {
                     if matches!(list, ListId::Probation | ListId::Protected | ListId::Window) {

@@ -2,6 +2,7 @@
 //! bits each table takes.
 
 use mcos_core::limits::{SKETCH_WIDTH, SKETCH_WIDTH_MAX, VICTIM_SCAN_MAX};
+use mcos_core::{AGE_BITS, Replacement};
 
 /// Ways per directory set (one RAM per way, read in parallel). Eight, not four: with two
 /// choices of set and deletions under churn, four ways at half load overflowed about once per
@@ -29,6 +30,10 @@ pub struct HwConfig {
     /// Tag width (64: the software's directory tag; a narrower tag is only for fitting a
     /// small FPGA, and is not checked against the software).
     pub tag_bits: u32,
+    /// Replacement the pipeline executes: `Replacement::Clock` (one reference bit per frame)
+    /// or `Replacement::Aged` (a 7-bit age stamp per frame); fixed by the build, a table
+    /// install does not change it.
+    pub replacement: Replacement,
 }
 
 fn log2_ceil(n: u64) -> u32 {
@@ -51,6 +56,24 @@ impl HwConfig {
             set_bits,
             sketch_bits: width.trailing_zeros(),
             tag_bits: 64,
+            replacement: Replacement::Clock,
+        }
+    }
+
+    /// As [`HwConfig::for_frames`], executing `replacement`.
+    pub fn with_replacement(self, replacement: Replacement) -> HwConfig {
+        HwConfig {
+            replacement,
+            ..self
+        }
+    }
+
+    /// Bits of per-frame replacement state: 1 (CLOCK's reference bit) or `AGE_BITS`.
+    pub fn replacement_bits(&self) -> u32 {
+        if self.replacement == Replacement::Aged {
+            AGE_BITS
+        } else {
+            1
         }
     }
 
@@ -74,10 +97,17 @@ impl HwConfig {
         TableBits {
             directory: u64::from(BANKS * WAYS * self.sets()) * u64::from(self.dir_entry_bits()),
             frame_table: u64::from(self.frames) * u64::from(self.frame_entry_bits()),
-            reference_bits: u64::from(self.frames),
+            reference_bits: u64::from(self.frames) * u64::from(self.replacement_bits()),
             sketch: 4 * (1u64 << self.sketch_bits) * 4,
             class_table: 2 * u64::from(CLASSES) * 5,
-            registers: u64::from(self.frame_bits) * 2 + 1,
+            registers: u64::from(self.frame_bits) * 2
+                + 1
+                + if self.replacement == Replacement::Aged {
+                    // Carried candidate and its valid bit, epoch, writes in the epoch.
+                    u64::from(self.frame_bits) * 2 + 1 + u64::from(AGE_BITS)
+                } else {
+                    0
+                },
         }
     }
 }
@@ -89,13 +119,14 @@ pub struct TableBits {
     pub directory: u64,
     /// Frame table (directory location per frame).
     pub frame_table: u64,
-    /// CLOCK reference bits (flip-flops).
+    /// CLOCK reference bits or aged stamps (flip-flops).
     pub reference_bits: u64,
     /// Count-min sketch: 4 rows of 4-bit counters.
     pub sketch: u64,
     /// Class table: 2 banks (active and shadow) x 256 x {threshold 4, LRU insertion 1}.
     pub class_table: u64,
-    /// Hand, free-frame count, active bank.
+    /// Hand, free-frame count, active bank (aged: also the carried candidate, the epoch and
+    /// the writes counted towards the next one).
     pub registers: u64,
 }
 

@@ -2,14 +2,17 @@
 //!
 //! - `model`: the cycle-level model, the executable specification of `hw/rtl/*.sv`;
 //! - `software`: the same events through the software fast path (`mcos_fastpath::Shard`, one
-//!   tier, CLOCK replacement), which the model must equal decision for decision;
+//!   tier, CLOCK or aged replacement), which the model must equal decision for decision;
 //! - `verilator`: builds the RTL with Verilator and runs it on an event file, for the
 //!   cycle-for-cycle comparison with the model;
 //! - `synth`: yosys statistics (generic and iCE40) and nextpnr-ice40 place and route;
-//! - `stream`: random and trace-replay event streams.
+//! - `stream`: random and trace-replay event streams;
+//! - `offchip`: the mapping of the directory and frame table off chip for tiers larger than
+//!   on-chip memory, and its timing (latency, outstanding reads) on a stream.
 //!
-//! Scope: ACCESS (directory lookup, sketch count, reference bit), INSERT (admission against
-//! the class threshold, a free frame or the bounded CLOCK victim), and the table-install port
+//! Scope: ACCESS (directory lookup, sketch count, reference bit or age stamp), INSERT
+//! (admission against the class threshold, a free frame or the bounded CLOCK or aged victim,
+//! `HwConfig::replacement`), and the table-install port
 //! (class entries into a shadow bank, swapped at an event boundary). Not in the pipeline yet:
 //! several tiers and their movement descriptors, prefetch, pins, quotas, the admission
 //! history and sketch aging (`software::check_scope` refuses tables that use them).
@@ -19,6 +22,7 @@
 pub mod config;
 pub mod event;
 pub mod model;
+pub mod offchip;
 pub mod software;
 pub mod stream;
 pub mod synth;

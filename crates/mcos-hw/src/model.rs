@@ -31,6 +31,7 @@
 
 use crate::config::{HwConfig, SCAN, WAYS};
 use crate::event::{Code, Decision, Event, Op, Output};
+use mcos_core::{AGE_BITS, AGE_EPOCHS_PER_TIER, Replacement};
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 struct DirEntry {
@@ -93,11 +94,32 @@ pub struct Pipeline {
     skw_data_q: [u8; 4],
     // State.
     refbits: Vec<bool>,
+    // Aged replacement: per-frame stamps, the epoch, writes towards the next epoch, the
+    // candidate carried from the last scan.
+    stamps: Vec<u8>,
+    epoch: u8,
+    age_writes: u32,
+    carry: Option<u32>,
     hand: u32,
     free_cnt: u32,
     active_bank: bool,
     out: Option<Decision>,
     stats: PipelineStats,
+}
+
+/// The directory set of `tag` in each bank: its low and its high `set_bits` bits.
+pub(crate) fn directory_sets(cfg: &HwConfig, tag: u64) -> [u32; 2] {
+    let tag = if cfg.tag_bits >= 64 {
+        tag
+    } else {
+        tag & ((1u64 << cfg.tag_bits) - 1)
+    };
+    let s = cfg.set_bits;
+    let mask = (1u64 << s) - 1;
+    [
+        (tag & mask) as u32,
+        ((tag >> (cfg.tag_bits - s)) & mask) as u32,
+    ]
 }
 
 /// What one cycle did.
@@ -145,6 +167,10 @@ impl Pipeline {
             skw_addr_q: [0; 4],
             skw_data_q: [0; 4],
             refbits: vec![false; cfg.frames as usize],
+            stamps: vec![0; cfg.frames as usize],
+            epoch: 0,
+            age_writes: 0,
+            carry: None,
             hand: 0,
             free_cnt: cfg.frames,
             active_bank: false,
@@ -172,13 +198,7 @@ impl Pipeline {
     }
 
     fn sets_of(&self, tag: u64) -> [u32; 2] {
-        let tag = tag & self.tag_mask();
-        let s = self.cfg.set_bits;
-        let mask = (1u64 << s) - 1;
-        [
-            (tag & mask) as u32,
-            ((tag >> (self.cfg.tag_bits - s)) & mask) as u32,
-        ]
+        directory_sets(&self.cfg, tag)
     }
 
     fn rems_of(&self, tag: u64) -> [u64; 2] {
@@ -203,6 +223,22 @@ impl Pipeline {
     /// Whether the pipeline holds no event (every decision has left it).
     pub fn idle(&self) -> bool {
         !self.b_valid && !self.c_valid && self.out.is_none()
+    }
+
+    /// Aged: writes frame `i`'s stamp (the epoch, or with `old` 64 epochs before it) and
+    /// counts the write towards the next epoch.
+    fn stamp(&mut self, i: u32, old: bool) {
+        let mask = (1u8 << AGE_BITS) - 1;
+        self.stamps[i as usize] = if old {
+            self.epoch.wrapping_sub(1 << (AGE_BITS - 1)) & mask
+        } else {
+            self.epoch
+        };
+        self.age_writes += 1;
+        if self.age_writes >= (self.cfg.frames / AGE_EPOCHS_PER_TIER).max(1) {
+            self.age_writes = 0;
+            self.epoch = self.epoch.wrapping_add(1) & mask;
+        }
     }
 
     /// One clock cycle with `input` offered (`in_valid` high) or not.
@@ -265,7 +301,37 @@ impl Pipeline {
                 break;
             }
         }
-        let victim = self.hand + found.unwrap_or(0);
+        let aged = self.cfg.replacement == Replacement::Aged;
+        let mut victim = self.hand + found.unwrap_or(0);
+        // Aged: the carried candidate (when outside the window) and the window, oldest first,
+        // ties to the carried one and then the lowest frame; the runner-up is carried on.
+        let window_end = (self.hand + SCAN).min(frames);
+        let mut carry_next = None;
+        if aged {
+            let mask = (1u8 << AGE_BITS) - 1;
+            let age = |i: u32| self.epoch.wrapping_sub(self.stamps[i as usize]) & mask;
+            let mut best: Option<(u8, u32)> = None;
+            let mut second: Option<(u8, u32)> = None;
+            let carried = self
+                .carry
+                .filter(|&c| !(self.hand..window_end).contains(&c));
+            for i in carried.into_iter().chain(self.hand..window_end) {
+                let a = age(i);
+                match best {
+                    Some((b, _)) if a <= b => {
+                        if second.is_none_or(|(s, _)| a > s) {
+                            second = Some((a, i));
+                        }
+                    }
+                    _ => {
+                        second = best;
+                        best = Some((a, i));
+                    }
+                }
+            }
+            victim = best.map_or(self.hand, |(_, i)| i);
+            carry_next = second.map(|(_, i)| i);
+        }
 
         let thresh = self.cls_q & 0xf;
         let is_lru = self.cls_q & 0x10 != 0;
@@ -376,10 +442,27 @@ impl Pipeline {
         self.inv_q = c_inv;
         self.inv_loc_q = victim_loc;
         // Reference bits, hand, free count.
-        if b_valid && b_op == Op::Access && hit {
+        if aged {
+            if b_valid && b_op == Op::Access && hit {
+                self.stamp(hit_frame, false);
+            }
+            if fill {
+                if need_scan {
+                    self.hand = if window_end >= frames { 0 } else { window_end };
+                    self.carry = carry_next;
+                } else {
+                    self.free_cnt -= 1;
+                }
+                // LRU-end insertion: stamped 64 epochs old and carried (the next victim).
+                self.stamp(frame, is_lru);
+                if is_lru {
+                    self.carry = Some(frame);
+                }
+            }
+        } else if b_valid && b_op == Op::Access && hit {
             self.refbits[hit_frame as usize] = true;
         }
-        if fill {
+        if fill && !aged {
             if need_scan {
                 let stop = found.unwrap_or(SCAN);
                 for k in 0..stop {

@@ -16,18 +16,23 @@ use mcos_fastpath::{Access, Insert, RejectReason, Shard, ShardConfig};
 
 /// The built-in table with CLOCK replacement: what a pipeline out of reset executes.
 pub fn clock_builtin() -> PolicyTable {
+    builtin_for(Replacement::Clock)
+}
+
+/// The built-in table with `replacement` (the pipeline's `HwConfig::replacement`).
+pub fn builtin_for(replacement: Replacement) -> PolicyTable {
     let mut t = PolicyTable::builtin(1);
-    t.replacement = Replacement::Clock;
+    t.replacement = replacement;
     t
 }
 
-/// Whether the pipeline executes `table` exactly: one tier, CLOCK, no sketch aging, and per
+/// Whether the pipeline executes `table` exactly: one tier, CLOCK or aged, no sketch aging, and per
 /// class only what the pipeline reads (admission threshold, insertion end) plus fields that
 /// cannot matter under CLOCK with one tier (eviction priority, class TTL, version).
 pub fn check_scope(table: &PolicyTable) -> Result<(), HwError> {
     let out = |why: &str| Err(HwError::OutOfScope(why.to_owned()));
-    if table.replacement != Replacement::Clock {
-        return out("replacement must be CLOCK (a list LRU does not pipeline)");
+    if !table.replacement.is_hardware_friendly() {
+        return out("replacement must be CLOCK or aged (a list LRU does not pipeline)");
     }
     if table.sketch_window != 0 {
         return out("sketch aging (sketch_window > 0) is not in the pipeline");

@@ -5,7 +5,8 @@
 
 use crate::HwError;
 use crate::event::{Code, Decision, Event, Op};
-use crate::software::{SoftwareShard, clock_builtin};
+use crate::software::{SoftwareShard, builtin_for};
+use mcos_core::Replacement;
 use mcos_core::{BlockKey, InsertPosition, Namespace};
 use std::path::Path;
 
@@ -40,13 +41,15 @@ impl Rng {
 
 struct Builder {
     sw: SoftwareShard,
+    replacement: Replacement,
     stream: Stream,
 }
 
 impl Builder {
-    fn new(frames: u32) -> Builder {
+    fn new(frames: u32, replacement: Replacement) -> Builder {
         Builder {
-            sw: SoftwareShard::new(frames),
+            sw: SoftwareShard::with_table(frames, builtin_for(replacement)),
+            replacement,
             stream: Stream {
                 events: Vec::new(),
                 software: Vec::new(),
@@ -71,7 +74,7 @@ impl Builder {
 
     /// A whole table through the install port: 256 CLASS_WRITEs, then SWAP.
     fn install(&mut self, rng: &mut Rng) -> Result<(), HwError> {
-        let mut table = clock_builtin();
+        let mut table = builtin_for(self.replacement);
         for c in table.classes.iter_mut() {
             c.admit_threshold = [0, 0, 1, 2, 3][rng.below(5) as usize];
             c.insert_position = if rng.below(4) == 0 {
@@ -101,8 +104,19 @@ pub fn random(
     seed: u64,
     install_every: usize,
 ) -> Result<Stream, HwError> {
+    random_with(Replacement::Clock, frames, events, seed, install_every)
+}
+
+/// As [`random`], under `replacement` (CLOCK or aged).
+pub fn random_with(
+    replacement: Replacement,
+    frames: u32,
+    events: usize,
+    seed: u64,
+    install_every: usize,
+) -> Result<Stream, HwError> {
     let mut rng = Rng::new(seed);
-    let mut b = Builder::new(frames);
+    let mut b = Builder::new(frames, replacement);
     let ns = Namespace::for_model("mcos-hw random");
     let space = u64::from(frames) * 4;
     let mut requests = 0usize;
@@ -134,8 +148,18 @@ pub fn random(
 /// it is read) and of random keys (one may be the victim just invalidated); two ACCESSes of
 /// one key (a sketch counter written in the cycle it is read); and table installs.
 pub fn hazards(frames: u32, events: usize, seed: u64) -> Result<Stream, HwError> {
+    hazards_with(Replacement::Clock, frames, events, seed)
+}
+
+/// As [`hazards`], under `replacement` (CLOCK or aged).
+pub fn hazards_with(
+    replacement: Replacement,
+    frames: u32,
+    events: usize,
+    seed: u64,
+) -> Result<Stream, HwError> {
     let mut rng = Rng::new(seed);
-    let mut b = Builder::new(frames);
+    let mut b = Builder::new(frames, replacement);
     let ns = Namespace::for_model("mcos-hw hazards");
     let space = u64::from(frames) * 2;
     let mut n = 0usize;
@@ -187,7 +211,17 @@ pub fn trace_ids(path: &Path, limit: usize) -> Result<Vec<u64>, HwError> {
 /// stream holds `events` events, starting over at the first id when the trace runs out; keys
 /// as the simulator makes them (`BlockKey::from_trace_id` under the "trace" namespace).
 pub fn replay(frames: u32, ids: &[u64], events: usize) -> Result<Stream, HwError> {
-    let mut b = Builder::new(frames);
+    replay_with(Replacement::Clock, frames, ids, events)
+}
+
+/// As [`replay`], under `replacement` (CLOCK or aged).
+pub fn replay_with(
+    replacement: Replacement,
+    frames: u32,
+    ids: &[u64],
+    events: usize,
+) -> Result<Stream, HwError> {
+    let mut b = Builder::new(frames, replacement);
     if ids.is_empty() {
         return Ok(b.stream);
     }

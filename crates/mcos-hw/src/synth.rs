@@ -51,6 +51,7 @@ pub fn ice40_config() -> HwConfig {
         set_bits: 5,
         sketch_bits: 8,
         tag_bits: 12,
+        replacement: mcos_core::Replacement::Clock,
     }
 }
 
@@ -67,14 +68,15 @@ pub fn generic_config() -> HwConfig {
 fn chparams(cfg: &HwConfig) -> String {
     format!(
         "-chparam FRAMES {} -chparam FRAME_BITS {} -chparam SET_BITS {} -chparam SK_BITS {} \
-         -chparam TAG_BITS {} -chparam WAYS {} -chparam WAY_BITS {}",
+         -chparam TAG_BITS {} -chparam WAYS {} -chparam WAY_BITS {} -chparam AGED {}",
         cfg.frames,
         cfg.frame_bits,
         cfg.set_bits,
         cfg.sketch_bits,
         cfg.tag_bits,
         crate::config::WAYS,
-        crate::config::WAYS.trailing_zeros()
+        crate::config::WAYS.trailing_zeros(),
+        u8::from(cfg.replacement == mcos_core::Replacement::Aged)
     )
 }
 

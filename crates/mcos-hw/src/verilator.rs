@@ -47,6 +47,10 @@ pub fn params(cfg: &HwConfig) -> Vec<String> {
         format!("-GTAG_BITS={}", cfg.tag_bits),
         format!("-GWAYS={}", crate::config::WAYS),
         format!("-GWAY_BITS={}", crate::config::WAYS.trailing_zeros()),
+        format!(
+            "-GAGED={}",
+            u8::from(cfg.replacement == mcos_core::Replacement::Aged)
+        ),
     ]
 }
 
@@ -71,7 +75,7 @@ pub fn build(cfg: &HwConfig) -> Result<Harness, HwError> {
     std::fs::read(&tb).map_err(io(&tb))?.hash(&mut h);
     params(cfg).hash(&mut h);
     let stamp_value = format!("{:016x}", h.finish());
-    let dir = work_dir().join(format!("verilator-{}", cfg.frames));
+    let dir = work_dir().join(format!("verilator-{}-{:?}", cfg.frames, cfg.replacement));
     let exe = dir.join("harness");
     let stamp = dir.join("stamp");
     if exe.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&stamp_value) {

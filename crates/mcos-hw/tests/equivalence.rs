@@ -2,6 +2,7 @@
 //! (`Shard` under CLOCK) and the cycle model decision for decision; the model and the RTL
 //! (under Verilator) output for output and cycle for cycle.
 
+use mcos_core::Replacement;
 use mcos_hw::stream::{self, Stream};
 use mcos_hw::{Code, Decision, HwConfig, Output, run_model};
 use std::path::PathBuf;
@@ -99,9 +100,32 @@ fn small_harness() -> Option<&'static mcos_hw::verilator::Harness> {
     harness_for(&H, SMALL_FRAMES)
 }
 
+fn aged_harness() -> Option<&'static mcos_hw::verilator::Harness> {
+    static H: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
+    harness_with(
+        &H,
+        HwConfig::for_frames(FRAMES).with_replacement(Replacement::Aged),
+    )
+}
+
+fn aged_small_harness() -> Option<&'static mcos_hw::verilator::Harness> {
+    static H: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
+    harness_with(
+        &H,
+        HwConfig::for_frames(SMALL_FRAMES).with_replacement(Replacement::Aged),
+    )
+}
+
 fn harness_for(
     cell: &'static OnceLock<Option<mcos_hw::verilator::Harness>>,
     frames: u32,
+) -> Option<&'static mcos_hw::verilator::Harness> {
+    harness_with(cell, HwConfig::for_frames(frames))
+}
+
+fn harness_with(
+    cell: &'static OnceLock<Option<mcos_hw::verilator::Harness>>,
+    cfg: HwConfig,
 ) -> Option<&'static mcos_hw::verilator::Harness> {
     cell.get_or_init(|| {
         if mcos_hw::verilator::which("verilator").is_none() {
@@ -112,8 +136,7 @@ fn harness_for(
             eprintln!("skipped: verilator is not on PATH (apt-get install verilator)");
             return None;
         }
-        let h = mcos_hw::verilator::build(&HwConfig::for_frames(frames))
-            .expect("verilator is on PATH but the build failed");
+        let h = mcos_hw::verilator::build(&cfg).expect("verilator is on PATH but the build failed");
         eprintln!("verilator build: {:.1} s", h.build_seconds);
         Some(h)
     })
@@ -126,7 +149,10 @@ fn rtl_equals_model(name: &str, s: &Stream) {
 }
 
 fn rtl_equals_model_on(h: &mcos_hw::verilator::Harness, frames: u32, name: &str, s: &Stream) {
-    let cfg = HwConfig::for_frames(frames);
+    rtl_equals_model_with(h, HwConfig::for_frames(frames), name, s);
+}
+
+fn rtl_equals_model_with(h: &mcos_hw::verilator::Harness, cfg: HwConfig, name: &str, s: &Stream) {
     let (model, _) = run_model(cfg, &s.events);
     let rtl = h.run(&s.events, name).expect("the RTL harness ran");
     assert_eq!(
@@ -184,4 +210,68 @@ fn rtl_model_and_software_agree_on_the_mooncake_trace() {
     assert!(count(&s.software, Code::Hit) > 1000);
     assert!(count(&s.software, Code::FillEvict) > 1000);
     rtl_equals_model("trace", &s);
+}
+
+/// Aged replacement (`Replacement::Aged`): the model equals the software shard decision for
+/// decision on random streams with table installs (LRU-end classes included), at sizes where
+/// the window is cut at the last frame (2000, 37), covers the tier (16) or is one frame (1),
+/// on the hazard stream, and on the Mooncake trace.
+#[test]
+fn model_equals_software_under_aged_replacement() {
+    let aged = Replacement::Aged;
+    for (frames, seed) in [(FRAMES, 31), (37, 32), (16, 33), (1, 34)] {
+        let s = stream::random_with(aged, frames, 40_000, seed, 700).unwrap();
+        let cfg = HwConfig::for_frames(frames).with_replacement(aged);
+        let (out, _) = run_model(cfg, &s.events);
+        let model = decisions(&out);
+        assert_same(&format!("aged, {frames} frames"), &model, &s.software);
+        assert!(
+            count(&model, Code::FillEvict) > 100,
+            "{frames} frames: evictions"
+        );
+    }
+    let s = stream::hazards_with(aged, SMALL_FRAMES, 40_000, 35).unwrap();
+    let cfg = HwConfig::for_frames(SMALL_FRAMES).with_replacement(aged);
+    let (out, _) = run_model(cfg, &s.events);
+    assert_same("aged hazards", &decisions(&out), &s.software);
+    let Some(path) = trace() else { return };
+    let ids = stream::trace_ids(&path, 60_000).unwrap();
+    let s = stream::replay_with(aged, FRAMES, &ids, 100_000).unwrap();
+    let cfg = HwConfig::for_frames(FRAMES).with_replacement(aged);
+    let (out, _) = run_model(cfg, &s.events);
+    assert_same("aged trace", &decisions(&out), &s.software);
+    assert!(count(&s.software, Code::Hit) > 1000);
+}
+
+/// The aged order is not CLOCK's: on the same trace the two choose different victims (a
+/// check that the aged path is the one exercised).
+#[test]
+fn aged_and_clock_choose_different_victims_on_the_trace() {
+    let Some(path) = trace() else { return };
+    let ids = stream::trace_ids(&path, 60_000).unwrap();
+    let clock = stream::replay(FRAMES, &ids, 100_000).unwrap();
+    let aged = stream::replay_with(Replacement::Aged, FRAMES, &ids, 100_000).unwrap();
+    assert_ne!(clock.software, aged.software);
+}
+
+/// Aged replacement in the RTL (`AGED = 1`): output for output and cycle for cycle equal to
+/// the model on a random stream with table installs (2000 frames), the hazard stream (64
+/// frames: a hit on a window frame in the cycle the window is read, on the carried frame) and
+/// the Mooncake trace.
+#[test]
+fn aged_rtl_equals_model_cycle_for_cycle() {
+    let aged = Replacement::Aged;
+    if let Some(h) = aged_small_harness() {
+        let s = stream::hazards_with(aged, SMALL_FRAMES, 60_000, 41).unwrap();
+        let cfg = HwConfig::for_frames(SMALL_FRAMES).with_replacement(aged);
+        rtl_equals_model_with(h, cfg, "aged hazards", &s);
+    }
+    let Some(h) = aged_harness() else { return };
+    let cfg = HwConfig::for_frames(FRAMES).with_replacement(aged);
+    let s = stream::random_with(aged, FRAMES, 60_000, 42, 900).unwrap();
+    rtl_equals_model_with(h, cfg, "aged random", &s);
+    let Some(path) = trace() else { return };
+    let ids = stream::trace_ids(&path, 60_000).unwrap();
+    let s = stream::replay_with(aged, FRAMES, &ids, 100_000).unwrap();
+    rtl_equals_model_with(h, cfg, "aged trace", &s);
 }

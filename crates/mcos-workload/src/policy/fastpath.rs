@@ -107,6 +107,15 @@ impl FastPathPolicy {
         FastPathPolicy::new("clock", &[cap], table)
     }
 
+    /// Aged replacement (sampled LRU by 7-bit age stamps) over one tier of `capacity` blocks:
+    /// the built-in table with `Replacement::Aged`.
+    pub fn aged(capacity: usize) -> FastPathPolicy {
+        let cap = u32::try_from(capacity).unwrap_or(u32::MAX);
+        let mut table = PolicyTable::builtin(1);
+        table.replacement = mcos_core::Replacement::Aged;
+        FastPathPolicy::new("aged", &[cap], table)
+    }
+
     /// The shard (counters, usage).
     pub fn shard(&self) -> &Shard {
         &self.shard

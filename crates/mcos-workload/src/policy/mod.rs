@@ -40,9 +40,11 @@ pub use wtinylfu::WTinyLfu;
 /// Names accepted by [`by_name`], in the order reports list them. `lru` runs the real fast path
 /// under its built-in table; `lru-ref` is the plain list LRU it is checked against; `clock` runs
 /// the real fast path under the built-in table switched to CLOCK replacement (the
-/// hardware-friendly order `mcos-hw` executes).
-pub const POLICY_NAMES: [&str; 10] = [
+/// hardware-friendly order `mcos-hw` executes); `aged` the same with aged replacement
+/// (`Replacement::Aged`, sampled LRU by 7-bit age stamps).
+pub const POLICY_NAMES: [&str; 11] = [
     "mcos", "lru", "lru-tail", "s3fifo", "sieve", "arc", "wtinylfu", "min", "lru-ref", "clock",
+    "aged",
 ];
 
 /// Counters every policy keeps.
@@ -154,6 +156,7 @@ pub fn by_name(
         "lru" => Box::new(FastPathPolicy::lru(capacity)),
         "lru-ref" => Box::new(Lru::new(capacity)),
         "clock" => Box::new(FastPathPolicy::clock(capacity)),
+        "aged" => Box::new(FastPathPolicy::aged(capacity)),
         "lru-tail" => Box::new(LruTailFirst::new(capacity)),
         "s3fifo" => Box::new(S3Fifo::new(capacity)),
         "sieve" => Box::new(Sieve::new(capacity)),
