@@ -1555,6 +1555,9 @@ impl Inner {
 
     /// Reads a block located under the shard lock (`slot` held): copy and verify after the lock
     /// is dropped, under the frame's claim; a block found corrupt is re-decided under the lock.
+    // The get's state (lock, key, where it was found and is) and its buffer (where and how
+    // to land it): grouping them would only rename the same arguments.
+    #[allow(clippy::too_many_arguments)]
     fn read_from<'m>(
         &self,
         m: &'m Mutex<ShardSlot>,
