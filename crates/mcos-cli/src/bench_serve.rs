@@ -82,6 +82,11 @@ pub struct ServeBenchArgs {
     /// (blocks back to back, every disk read through the daemon's bounce buffer).
     #[arg(long, default_value = "direct")]
     pub local_layout: String,
+    /// Make the node's disk tier persistent (`persist = true`): blocks there are read in place
+    /// and never promoted, so every spilled get is a disk read into the client's region (the
+    /// case direct slots serve without a bounce buffer).
+    #[arg(long)]
+    pub persist_disk: bool,
 }
 
 /// One client process's work (`mcos bench serve-client`; not for direct use).
@@ -155,6 +160,8 @@ struct Report {
     dram_tier_bytes: u64,
     /// How `mcos-local` clients laid out their gets (`--local-layout`).
     local_layout: String,
+    /// Whether the node's disk tier was persistent (`--persist-disk`).
+    persist_disk: bool,
     results: Vec<Row>,
 }
 
@@ -654,13 +661,14 @@ fn run_clients(system: &str, addr: &str, k: usize, p: &Point) -> Result<Vec<Clie
     Ok(out)
 }
 
-fn node_toml(block: usize, dram_bytes: u64, dir: &Path) -> String {
+fn node_toml(block: usize, dram_bytes: u64, dir: &Path, persist: bool) -> String {
     let dram = dram_bytes / block as u64;
     format!(
         "block_bytes = {block}\nremove_files_on_close = true\nfree_watermark = 0.1\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = {dram}\n\
-         [[tiers]]\nkind = \"disk\"\ncapacity_blocks = {}\npath = \"{}/bench-{block}.tier\"\n",
+         [[tiers]]\nkind = \"disk\"\ncapacity_blocks = {}\npath = \"{}/bench-{block}.tier\"\n{}",
         dram * 4,
-        dir.display()
+        dir.display(),
+        if persist { "persist = true\n" } else { "" }
     )
 }
 
@@ -737,7 +745,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
     for &kib in &a.block_kib {
         let block = kib as usize * 1024;
         let dram_blocks = dram_bytes / block as u64;
-        let node_cfg = node_toml(block, dram_bytes, &dir);
+        let node_cfg = node_toml(block, dram_bytes, &dir, a.persist_disk);
         // The daemon, over this block size.
         let mut daemon = None;
         let (sock, tcp) = (
@@ -800,10 +808,12 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         let mut node = None;
         if systems.iter().any(|s| s == "node") {
             // The daemon's node exactly (same tiers, same shards), in this process.
-            let cfg = NodeConfig::from_toml(&node_toml(block, dram_bytes, &dir).replace(
-                &format!("bench-{block}.tier"),
-                &format!("bench-node-{block}.tier"),
-            ))?;
+            let cfg = NodeConfig::from_toml(
+                &node_toml(block, dram_bytes, &dir, a.persist_disk).replace(
+                    &format!("bench-{block}.tier"),
+                    &format!("bench-node-{block}.tier"),
+                ),
+            )?;
             node = Some(Node::open(cfg)?);
         }
         let mut populated = 0u64;
@@ -929,6 +939,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         batch_blocks: BATCH,
         dram_tier_bytes: dram_bytes,
         local_layout: a.local_layout.clone(),
+        persist_disk: a.persist_disk,
         results: rows,
     };
     match a.format {
