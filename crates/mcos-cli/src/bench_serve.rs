@@ -5,7 +5,9 @@
 //! 90 % of batches get 32 random blocks of the working set, 10 % put 32 new blocks; every get
 //! is checked against the bytes its key must hold. Systems, same blocks, same loop:
 //! - `mcos-local`: mcosd (`mcos serve`, a separate process) over its Unix socket, blocks landing
-//!   in the client's shared region (the zero-bounce path);
+//!   in the client's shared region (the zero-bounce path), in direct slots
+//!   (`Client::get_into_slots`: a block the daemon reads from disk goes straight into the
+//!   region) unless `--local-layout packed` (`get_into_region`, blocks back to back);
 //! - `mcos-tcp`: the same daemon over loopback TCP, payloads in the frames;
 //! - `redis-unix`, `redis-tcp`: redis-server (persistence off, allkeys-LRU with the memory of
 //!   the node's DRAM tier), pipelined MGET/MSET of the same 32 keys;
@@ -19,7 +21,7 @@
 use crate::args::Format;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mcos_client::{Client, ClientOptions, Outcome};
+use mcos_client::{Client, ClientOptions, Outcome, SlotLayout, direct_slot_layout};
 use mcos_core::BlockKey;
 use mcos_node::{Fetched, Node, NodeConfig};
 use serde::{Deserialize, Serialize};
@@ -75,6 +77,16 @@ pub struct ServeBenchArgs {
     /// redis-server binary.
     #[arg(long, default_value = "redis-server")]
     pub redis_server: String,
+    /// How `mcos-local` clients lay out their region for gets: `direct` (slots per
+    /// `direct_slot_layout`, so disk reads land in the region with O_DIRECT) or `packed`
+    /// (blocks back to back, every disk read through the daemon's bounce buffer).
+    #[arg(long, default_value = "direct")]
+    pub local_layout: String,
+    /// Make the node's disk tier persistent (`persist = true`): blocks there are read in place
+    /// and never promoted, so every spilled get is a disk read into the client's region (the
+    /// case direct slots serve without a bounce buffer).
+    #[arg(long)]
+    pub persist_disk: bool,
 }
 
 /// One client process's work (`mcos bench serve-client`; not for direct use).
@@ -98,6 +110,9 @@ pub struct ServeClientArgs {
     /// Start time, ms since the epoch (clients start together).
     #[arg(long)]
     pub start_ms: u64,
+    /// `mcos-local` region layout for gets: direct or packed.
+    #[arg(long, default_value = "direct")]
+    pub local_layout: String,
 }
 
 /// What one client measured.
@@ -128,6 +143,13 @@ struct Row {
     verified_gets: u64,
     get_hit_ratio: f64,
     wrong_bytes: u64,
+    /// mcos rows: disk-tier blocks the daemon read in place straight into a client's region
+    /// (direct slots) during the point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk_direct_reads: Option<u64>,
+    /// mcos rows: disk-tier blocks read in place through the daemon's bounce buffer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk_bounce_reads: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -136,6 +158,10 @@ struct Report {
     seconds_per_point: f64,
     batch_blocks: usize,
     dram_tier_bytes: u64,
+    /// How `mcos-local` clients laid out their gets (`--local-layout`).
+    local_layout: String,
+    /// Whether the node's disk tier was persistent (`--persist-disk`).
+    persist_disk: bool,
     results: Vec<Row>,
 }
 
@@ -222,23 +248,47 @@ trait Store {
 
 struct McosLocal {
     c: Client,
+    /// Direct slots (`get_into_slots`): the layout; None: blocks packed (`get_into_region`).
+    slots: Option<SlotLayout>,
+}
+
+impl McosLocal {
+    /// Bytes of the get area at the start of the region.
+    fn get_area(slots: Option<SlotLayout>, block: usize) -> usize {
+        match slots {
+            Some(l) => l.region_bytes(BATCH) as usize,
+            None => BATCH * block,
+        }
+    }
 }
 
 impl Store for McosLocal {
     fn get(&mut self, ids: &[u64], block: usize) -> Result<(u64, u64)> {
+        // (slot offset, slot bytes, payload offset) of get i.
+        let at = |i: usize| match self.slots {
+            Some(l) => {
+                let o = l.slot_offset(0, i);
+                (o, l.slot_bytes, l.payload_at(o))
+            }
+            None => ((i * block) as u64, block as u32, (i * block) as u64),
+        };
         let descs: Vec<(BlockKey, u64, u32)> = ids
             .iter()
             .enumerate()
-            .map(|(i, &id)| (key_of(id), (i * block) as u64, block as u32))
+            .map(|(i, &id)| (key_of(id), at(i).0, at(i).1))
             .collect();
-        let res = self.c.get_into_region(&descs)?;
+        let res = if self.slots.is_some() {
+            self.c.get_into_slots(&descs)?
+        } else {
+            self.c.get_into_region(&descs)?
+        };
         let r = self.c.region().context("no region")?;
         let (mut hits, mut wrong) = (0, 0);
         for (i, (o, &id)) in res.iter().zip(ids).enumerate() {
             if let Outcome::Hit { len, .. } = *o {
                 hits += 1;
                 // SAFETY: the reply arrived; nothing writes the region until the next call.
-                let got = unsafe { r.slice((i * block) as u64, len as usize) }.context("range")?;
+                let got = unsafe { r.slice(at(i).2, len as usize) }.context("range")?;
                 wrong += wrong_bytes(id, got) + (block - len as usize) as u64;
             }
         }
@@ -247,7 +297,7 @@ impl Store for McosLocal {
 
     fn put(&mut self, ids: &[u64], block: usize) -> Result<()> {
         let r = self.c.region().context("no region")?;
-        let base = BATCH * block;
+        let base = McosLocal::get_area(self.slots, block);
         let mut descs = Vec::with_capacity(ids.len());
         for (i, &id) in ids.iter().enumerate() {
             let off = (base + i * block) as u64;
@@ -423,15 +473,23 @@ pub fn run_client(a: ServeClientArgs) -> Result<()> {
     let start = UNIX_EPOCH + Duration::from_millis(a.start_ms);
     let block = a.block_bytes;
     let mut store: Box<dyn Store> = match a.system.as_str() {
-        "mcos-local" => Box::new(McosLocal {
-            c: Client::connect_with(
-                &a.addr,
-                ClientOptions {
-                    region_bytes: 2 * BATCH * block,
-                    ..ClientOptions::default()
-                },
-            )?,
-        }),
+        "mcos-local" => {
+            let slots = match a.local_layout.as_str() {
+                "direct" => Some(direct_slot_layout(block as u32)),
+                "packed" => None,
+                l => bail!("serve-client: unknown --local-layout `{l}` (direct or packed)"),
+            };
+            Box::new(McosLocal {
+                c: Client::connect_with(
+                    &a.addr,
+                    ClientOptions {
+                        region_bytes: McosLocal::get_area(slots, block) + BATCH * block,
+                        ..ClientOptions::default()
+                    },
+                )?,
+                slots,
+            })
+        }
         "mcos-tcp" => Box::new(McosTcp {
             c: Client::connect(&a.addr, "default", "")?,
             bufs: vec![vec![0u8; block]; BATCH],
@@ -495,6 +553,8 @@ fn row(
         verified_gets: verified,
         get_hit_ratio: hits as f64 / verified.max(1) as f64,
         wrong_bytes: rs.iter().map(|r| r.wrong_bytes).sum(),
+        disk_direct_reads: None,
+        disk_bounce_reads: None,
     }
 }
 
@@ -538,11 +598,20 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-struct Point {
+struct Point<'a> {
     block: usize,
     ws_blocks: u64,
     seconds: f64,
     run_id: u64,
+    local_layout: &'a str,
+}
+
+/// The daemon's (disk direct reads, disk bounce reads) so far (`node` in its stats reply).
+fn disk_reads(sock: &Path) -> Result<(u64, u64)> {
+    let mut c = Client::connect(sock.to_str().context("path")?, "default", "")?;
+    let v: serde_json::Value = serde_json::from_str(&c.stats_json()?)?;
+    let n = |f: &str| v["node"][f].as_u64().unwrap_or(0);
+    Ok((n("disk_direct_reads"), n("disk_bounce_reads")))
 }
 
 /// Runs K client processes of `system` against `addr`; returns their results.
@@ -570,6 +639,8 @@ fn run_clients(system: &str, addr: &str, k: usize, p: &Point) -> Result<Vec<Clie
                 &p.run_id.to_string(),
                 "--start-ms",
                 &start_ms.to_string(),
+                "--local-layout",
+                p.local_layout,
             ])
             .stdout(Stdio::piped())
             .spawn()
@@ -590,13 +661,14 @@ fn run_clients(system: &str, addr: &str, k: usize, p: &Point) -> Result<Vec<Clie
     Ok(out)
 }
 
-fn node_toml(block: usize, dram_bytes: u64, dir: &Path) -> String {
+fn node_toml(block: usize, dram_bytes: u64, dir: &Path, persist: bool) -> String {
     let dram = dram_bytes / block as u64;
     format!(
         "block_bytes = {block}\nremove_files_on_close = true\nfree_watermark = 0.1\n[[tiers]]\nkind = \"host-dram\"\ncapacity_blocks = {dram}\n\
-         [[tiers]]\nkind = \"disk\"\ncapacity_blocks = {}\npath = \"{}/bench-{block}.tier\"\n",
+         [[tiers]]\nkind = \"disk\"\ncapacity_blocks = {}\npath = \"{}/bench-{block}.tier\"\n{}",
         dram * 4,
-        dir.display()
+        dir.display(),
+        if persist { "persist = true\n" } else { "" }
     )
 }
 
@@ -610,6 +682,12 @@ fn populate(store: &mut dyn Store, block: usize, from: u64, to: u64) -> Result<(
 }
 
 pub fn run(a: ServeBenchArgs) -> Result<()> {
+    if !matches!(a.local_layout.as_str(), "direct" | "packed") {
+        bail!(
+            "--local-layout: unknown layout `{}` (direct or packed)",
+            a.local_layout
+        );
+    }
     let seconds = a.seconds.unwrap_or(if a.quick { 0.5 } else { 2.0 });
     let dram_bytes = a.dram_mib.unwrap_or(if a.quick { 64 } else { 256 }) << 20;
     let systems: Vec<String> = if a.systems.is_empty() {
@@ -667,7 +745,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
     for &kib in &a.block_kib {
         let block = kib as usize * 1024;
         let dram_blocks = dram_bytes / block as u64;
-        let node_cfg = node_toml(block, dram_bytes, &dir);
+        let node_cfg = node_toml(block, dram_bytes, &dir, a.persist_disk);
         // The daemon, over this block size.
         let mut daemon = None;
         let (sock, tcp) = (
@@ -730,10 +808,12 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         let mut node = None;
         if systems.iter().any(|s| s == "node") {
             // The daemon's node exactly (same tiers, same shards), in this process.
-            let cfg = NodeConfig::from_toml(&node_toml(block, dram_bytes, &dir).replace(
-                &format!("bench-{block}.tier"),
-                &format!("bench-node-{block}.tier"),
-            ))?;
+            let cfg = NodeConfig::from_toml(
+                &node_toml(block, dram_bytes, &dir, a.persist_disk).replace(
+                    &format!("bench-{block}.tier"),
+                    &format!("bench-node-{block}.tier"),
+                ),
+            )?;
             node = Some(Node::open(cfg)?);
         }
         let mut populated = 0u64;
@@ -754,6 +834,7 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
                                 ..Default::default()
                             },
                         )?,
+                        slots: None,
                     };
                     populate(&mut s, block, populated, ws_blocks)?;
                 }
@@ -789,7 +870,10 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
                         ws_blocks,
                         seconds,
                         run_id,
+                        local_layout: &a.local_layout,
                     };
+                    let mcos = system.starts_with("mcos-");
+                    let reads0 = if mcos { disk_reads(&sock)? } else { (0, 0) };
                     let results = match system.as_str() {
                         "mcos-local" => run_clients(system, sock.to_str().context("path")?, k, &p)?,
                         "mcos-tcp" => run_clients(system, &tcp, k, &p)?,
@@ -833,7 +917,13 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
                         }
                         _ => unreachable!("checked above"),
                     };
-                    rows.push(row(system, block, k, ws, ws_blocks, &results));
+                    let mut r = row(system, block, k, ws, ws_blocks, &results);
+                    if mcos {
+                        let reads1 = disk_reads(&sock)?;
+                        r.disk_direct_reads = Some(reads1.0 - reads0.0);
+                        r.disk_bounce_reads = Some(reads1.1 - reads0.1);
+                    }
+                    rows.push(r);
                 }
             }
         }
@@ -848,6 +938,8 @@ pub fn run(a: ServeBenchArgs) -> Result<()> {
         seconds_per_point: seconds,
         batch_blocks: BATCH,
         dram_tier_bytes: dram_bytes,
+        local_layout: a.local_layout.clone(),
+        persist_disk: a.persist_disk,
         results: rows,
     };
     match a.format {

@@ -42,7 +42,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
-pub use mcos_proto::{WireKvEvent as KvEvent, intent_kind, kv_event_kind};
+pub use mcos_proto::{
+    DIRECT_PAYLOAD_OFFSET, SlotLayout, WireKvEvent as KvEvent, direct_slot_layout, intent_kind,
+    kv_event_kind,
+};
 
 /// Why a call failed.
 #[derive(Debug, Error)]
@@ -704,6 +707,64 @@ impl Client {
                 &|b, id| encode::get_region(b, id, chunk),
                 &[],
             )?;
+            out.extend(self.statuses(Op::Get, chunk.len())?);
+        }
+        Ok(out)
+    }
+
+    /// How to lay out direct slots for [`Client::get_into_slots`] with this daemon's block
+    /// size: slot bytes, alignment of each slot's offset, and where the payload starts.
+    pub fn direct_slot_layout(&self) -> SlotLayout {
+        direct_slot_layout(self.welcome.block_bytes)
+    }
+
+    /// Fetches blocks into direct slots of the region: (key, slot offset, slot bytes) each.
+    /// A hit's payload is at `offset + DIRECT_PAYLOAD_OFFSET` (64; `Outcome::Hit::len` bytes);
+    /// the slot's other bytes are unspecified. When a slot follows
+    /// [`Client::direct_slot_layout`] (offset a multiple of `align`, at least `slot_bytes`
+    /// long), a block the daemon holds on disk is read by the kernel straight into the slot
+    /// (O_DIRECT) and verified there: no bounce buffer and no copy in the daemon. Any other
+    /// slot of at least 64 bytes works too, through a bounce buffer. A block that fails
+    /// verification is a miss, never returned. `TooLarge { limit }` counts the 64 bytes of
+    /// header room. Needs a daemon of this release (flag `DIRECT`); an older one refuses the
+    /// request as malformed and closes the connection.
+    pub fn get_into_slots(
+        &mut self,
+        blocks: &[(BlockKey, u64, u32)],
+    ) -> Result<Vec<Outcome>, ClientError> {
+        let have = self.region.as_ref().ok_or(ClientError::NoRegion)?.len() as u64;
+        if let Some(&(_, off, cap)) = blocks.iter().find(|&&(_, o, c)| o + u64::from(c) > have) {
+            return Err(ClientError::RegionTooSmall {
+                needed: off + u64::from(cap),
+                have,
+            });
+        }
+        if let Some(&(key, _, cap)) = blocks.iter().find(|b| b.2 < DIRECT_PAYLOAD_OFFSET) {
+            return Err(ClientError::Invalid(format!(
+                "the direct slot for key {key} has {cap} bytes, less than the                  {DIRECT_PAYLOAD_OFFSET} bytes of header room: size slots with                  direct_slot_layout()"
+            )));
+        }
+        let mut out = Vec::with_capacity(blocks.len());
+        for chunk in blocks.chunks(self.batch_len()) {
+            let r = self.call(
+                Op::Get,
+                true,
+                &|b, id| encode::get_region_direct(b, id, chunk),
+                &[],
+            );
+            if let Err(ClientError::Refused {
+                code: ErrorCode::Malformed,
+                message,
+            }) = r
+            {
+                return Err(ClientError::Refused {
+                    code: ErrorCode::Malformed,
+                    message: format!(
+                        "{message} (direct-slot gets need a daemon of this release: use                          get_into_region with an older one)"
+                    ),
+                });
+            }
+            r?;
             out.extend(self.statuses(Op::Get, chunk.len())?);
         }
         Ok(out)

@@ -35,7 +35,8 @@ use crate::error::NodeError;
 use crate::events::{KvEventKind, KvEventLog, KvSnapshot, Resident, ShardEvents};
 use mcos_brain::{Brain, BrainConfig, BrainThread, Cadence, CostModel, InstallFn, Placement};
 use mcos_core::limits::{
-    COMPLETION_RING_DEPTH, DESCRIPTOR_RING_DEPTH, MAX_TIERS, TELEMETRY_RING_DEPTH,
+    BLOCK_HEADER_BYTES, COMPLETION_RING_DEPTH, DESCRIPTOR_RING_DEPTH, MAX_TIERS,
+    TELEMETRY_RING_DEPTH,
 };
 use mcos_core::{
     BlockKey, Consumer, Intent, IntentAction, LinkMeters, MoveCompletion, MoveStatus,
@@ -45,8 +46,8 @@ use mcos_core::{
 use mcos_fastpath::{Access, Counters, Insert, IntentError, RejectReason, Shard, ShardConfig};
 use mcos_tiers::engine::route::RouteCell;
 use mcos_tiers::{
-    BackendChoice, DiskTier, Doorbell, DramTier, EngineConfig, EngineHandle, EngineThread,
-    FrameRead, ShardRings, TierError, TierSet, TierStore,
+    BackendChoice, DirectRead, DiskTier, Doorbell, DramTier, EngineConfig, EngineHandle,
+    EngineThread, FrameRead, ShardRings, TierError, TierSet, TierStore,
 };
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -60,6 +61,17 @@ enum Started {
     Done(Fetched),
     /// The block is moving up; `finish_get` waits for the move and reads it.
     Moving { move_id: u32, from: TierId },
+}
+
+/// Where a get puts the block it reads.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Dest {
+    /// The caller's buffer is the payload's destination (`out[..len]`).
+    Payload,
+    /// The caller's buffer is a direct slot (`Node::get_batch_into_slots`): the payload lands
+    /// at `out[BLOCK_HEADER_BYTES..]`, and a disk-tier block is read straight into the slot
+    /// and verified there when the slot's alignment and length allow.
+    Slot,
 }
 
 /// How long a caller waits for an engine before reporting a stall.
@@ -163,6 +175,12 @@ pub struct NodeStats {
     pub puts_waited: u64,
     /// Gets that waited for a promotion from a slower tier (once per get).
     pub gets_waited: u64,
+    /// Disk-tier blocks a get read in place straight into the caller's direct slot
+    /// (`Node::get_batch_into_slots`): no bounce buffer, no copy.
+    pub disk_direct_reads: u64,
+    /// Disk-tier blocks a get read in place through a bounce buffer, then copied to the
+    /// caller (plain gets, and direct slots that did not meet the alignment).
+    pub disk_bounce_reads: u64,
     /// The brain, when the node runs one: what it last published.
     pub brain: Option<mcos_brain::BrainSnapshot>,
     /// Per route between adjacent tiers, both ways (fetches `t -> t-1` first): what the
@@ -223,9 +241,12 @@ impl NodeStats {
             })).collect::<Vec<_>>(),
             "policy_epoch": s.policy_epoch,
             "disk_backend": s.disk_backend,
+            "disk_direct_io": s.disk_direct_io,
             "durable_puts": s.durable_puts,
             "durable_syncs": s.durable_syncs,
             "io_errors": s.io_errors,
+            "disk_direct_reads": s.disk_direct_reads,
+            "disk_bounce_reads": s.disk_bounce_reads,
             "frames_retired": s.frames_retired,
             "puts_refused_no_space": s.puts_refused_no_space,
             "move_wait_us_max": s.move_wait_us_max,
@@ -292,6 +313,10 @@ struct Inner {
     puts_waited: AtomicU64,
     /// Written by `get` (relaxed), read by `stats`.
     gets_waited: AtomicU64,
+    /// Written by gets reading a disk frame in place (relaxed), read by `stats`.
+    disk_direct_reads: AtomicU64,
+    /// Written by gets reading a disk frame in place (relaxed), read by `stats`.
+    disk_bounce_reads: AtomicU64,
     /// Bytes and time per route, written by the engines per batch; read by the brain thread
     /// (measured link bandwidth) and `stats`.
     links: Arc<LinkMeters>,
@@ -701,6 +726,8 @@ impl Node {
             telemetry_samples: AtomicU64::new(0),
             puts_waited: AtomicU64::new(0),
             gets_waited: AtomicU64::new(0),
+            disk_direct_reads: AtomicU64::new(0),
+            disk_bounce_reads: AtomicU64::new(0),
             links,
             persist_tier,
             rebuild,
@@ -922,10 +949,46 @@ impl Node {
         keys: &[BlockKey],
         outs: &mut [&mut [u8]],
     ) -> Vec<Result<Fetched, NodeError>> {
+        self.get_batch(keys, outs, Dest::Payload)
+    }
+
+    /// `get_batch_into` into direct slots: `slots[i]` receives `keys[i]`'s payload at
+    /// `slots[i][BLOCK_HEADER_BYTES..]` (the hit's `len` counts payload bytes only). A block
+    /// read in place from a disk tier goes straight from the file into the slot and is verified
+    /// there when the slot starts at a `DISK_ALIGN`-aligned address and holds
+    /// [`Node::direct_slot_bytes`] (else through a bounce buffer, as `get_batch_into`);
+    /// `NodeStats::disk_direct_reads` and `disk_bounce_reads` count which. A slot's bytes
+    /// outside the payload are unspecified but never another block's: a direct read that fails
+    /// verification zeroes what it read, and the get is a miss (corrupt, dropped) as anywhere.
+    /// A slot shorter than the header is `BufferTooSmall` (`needed` counts payload bytes).
+    pub fn get_batch_into_slots(
+        &self,
+        keys: &[BlockKey],
+        slots: &mut [&mut [u8]],
+    ) -> Vec<Result<Fetched, NodeError>> {
+        self.get_batch(keys, slots, Dest::Slot)
+    }
+
+    /// Bytes a direct slot needs for a disk-tier block to be read straight into it: the disk
+    /// tier's frame stride (header, `block_bytes`, padding to `DISK_ALIGN`), or header plus
+    /// `block_bytes` on a node without a disk tier.
+    pub fn direct_slot_bytes(&self) -> usize {
+        self.disk_tier().map_or(
+            BLOCK_HEADER_BYTES + self.inner.cfg.block_bytes as usize,
+            |d| d.direct_read_bytes(),
+        )
+    }
+
+    fn get_batch(
+        &self,
+        keys: &[BlockKey],
+        outs: &mut [&mut [u8]],
+        dest: Dest,
+    ) -> Vec<Result<Fetched, NodeError>> {
         let mut results: Vec<Result<Fetched, NodeError>> = Vec::with_capacity(keys.len());
         let mut moving = Vec::new();
         for (i, (&key, out)) in keys.iter().zip(outs.iter_mut()).enumerate() {
-            match self.inner.start_get(key, None, out) {
+            match self.inner.start_get(key, None, out, dest) {
                 Ok(Started::Done(f)) => results.push(Ok(f)),
                 Ok(Started::Moving { move_id, from }) => {
                     moving.push((i, move_id, from));
@@ -935,7 +998,7 @@ impl Node {
             }
         }
         for (i, move_id, from) in moving {
-            results[i] = self.inner.finish_get(keys[i], move_id, from, outs[i]);
+            results[i] = self.inner.finish_get(keys[i], move_id, from, outs[i], dest);
         }
         // Keys without a buffer (outs shorter than keys) are not read.
         results.extend((results.len()..keys.len()).map(|_| {
@@ -1124,6 +1187,8 @@ impl Node {
             gpu_disk_path: inner.gpu_disk_path,
             puts_waited: inner.puts_waited.load(Ordering::Relaxed),
             gets_waited: inner.gets_waited.load(Ordering::Relaxed),
+            disk_direct_reads: inner.disk_direct_reads.load(Ordering::Relaxed),
+            disk_bounce_reads: inner.disk_bounce_reads.load(Ordering::Relaxed),
             brain: self.brain_snapshot(),
             links: inner.link_stats(),
             rebuild: inner.rebuild.clone(),
@@ -1316,20 +1381,35 @@ impl Inner {
         }
     }
 
-    /// Reads the block in `frame` of `tier` into `out`; returns the payload length. `out` is
-    /// written only when the block verifies and fits.
+    /// Reads the block in `frame` of `tier` into `out` (as `dest` says); returns the payload
+    /// length. `out` is written only when the block verifies and fits (a direct slot's read
+    /// span is zeroed when it does not).
     fn read_frame(
         &self,
         tier: TierId,
         frame: u32,
         key: BlockKey,
         out: &mut [u8],
+        dest: Dest,
     ) -> Result<usize, TierError> {
         match self.tiers.get(tier) {
-            Some(TierStore::Dram(d)) => d.read_block(frame, key, out),
-            Some(TierStore::Disk(d)) => d.read_block(frame, key, out),
+            Some(TierStore::Disk(d)) if dest == Dest::Slot => {
+                let (len, how) = d.read_block_direct(frame, key, out)?;
+                let counter = match how {
+                    DirectRead::Direct => &self.disk_direct_reads,
+                    DirectRead::Bounced => &self.disk_bounce_reads,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                Ok(len)
+            }
+            Some(TierStore::Disk(d)) => {
+                let len = d.read_block(frame, key, out)?;
+                self.disk_bounce_reads.fetch_add(1, Ordering::Relaxed);
+                Ok(len)
+            }
+            Some(TierStore::Dram(d)) => d.read_block(frame, key, payload_dest(out, dest)?),
             #[cfg(feature = "cuda")]
-            Some(TierStore::Hbm(h)) => h.read_block(frame, key, out),
+            Some(TierStore::Hbm(h)) => h.read_block(frame, key, payload_dest(out, dest)?),
             None => Err(TierError::Config(format!("tier {tier} does not exist"))),
         }
     }
@@ -1372,11 +1452,12 @@ impl Inner {
         frame: u32,
         key: BlockKey,
         out: &mut [u8],
+        dest: Dest,
     ) -> Result<usize, TierError> {
         match hold {
-            Hold::Claimed(r) => r.copy_payload(key, out),
+            Hold::Claimed(r) => r.copy_payload(key, payload_dest(out, dest)?),
             // HBM: `read_block` takes a second read claim beside the one held; disk: a pread.
-            _ => self.read_frame(tier, frame, key, out),
+            _ => self.read_frame(tier, frame, key, out, dest),
         }
     }
 
@@ -1388,11 +1469,12 @@ impl Inner {
         located: Option<(TierId, u32)>,
         key: BlockKey,
         out: &mut [u8],
+        dest: Dest,
     ) -> Result<Option<usize>, NodeError> {
         let Some((tier, frame)) = located else {
             return Ok(None);
         };
-        match self.read_frame(tier, frame, key, out) {
+        match self.read_frame(tier, frame, key, out, dest) {
             Ok(len) => Ok(Some(len)),
             Err(TierError::Corrupt { .. }) => {
                 slot.shard.invalidate(key);
@@ -1416,9 +1498,11 @@ impl Inner {
         hint: Option<(u32, u32)>,
         out: &mut [u8],
     ) -> Result<Fetched, NodeError> {
-        match self.start_get(key, hint, out)? {
+        match self.start_get(key, hint, out, Dest::Payload)? {
             Started::Done(f) => Ok(f),
-            Started::Moving { move_id, from } => self.finish_get(key, move_id, from, out),
+            Started::Moving { move_id, from } => {
+                self.finish_get(key, move_id, from, out, Dest::Payload)
+            }
         }
     }
 
@@ -1430,6 +1514,7 @@ impl Inner {
         key: BlockKey,
         hint: Option<(u32, u32)>,
         out: &mut [u8],
+        dest: Dest,
     ) -> Result<Started, NodeError> {
         if key == BlockKey::NONE {
             return Err(NodeError::ReservedKey);
@@ -1445,7 +1530,7 @@ impl Inner {
         match access {
             Access::Miss => Ok(Started::Done(Fetched::Miss)),
             Access::Hit { tier, frame } => self
-                .read_from(m, slot, key, tier, Some((tier, frame)), out)
+                .read_from(m, slot, key, tier, Some((tier, frame)), out, dest)
                 .map(Started::Done),
             Access::Wait { move_id, from } => Ok(Started::Moving { move_id, from }),
         }
@@ -1459,16 +1544,20 @@ impl Inner {
         move_id: u32,
         from: TierId,
         out: &mut [u8],
+        dest: Dest,
     ) -> Result<Fetched, NodeError> {
         let m = &self.shards[self.shard_of(key)];
         self.gets_waited.fetch_add(1, Ordering::Relaxed);
         let slot = self.wait_for(m, move_id)?;
         let located = slot.shard.peek(key);
-        self.read_from(m, slot, key, from, located, out)
+        self.read_from(m, slot, key, from, located, out, dest)
     }
 
     /// Reads a block located under the shard lock (`slot` held): copy and verify after the lock
     /// is dropped, under the frame's claim; a block found corrupt is re-decided under the lock.
+    // The get's state (lock, key, where it was found and is) and its buffer (where and how
+    // to land it): grouping them would only rename the same arguments.
+    #[allow(clippy::too_many_arguments)]
     fn read_from<'m>(
         &self,
         m: &'m Mutex<ShardSlot>,
@@ -1477,6 +1566,7 @@ impl Inner {
         found_in: TierId,
         mut located: Option<(TierId, u32)>,
         out: &mut [u8],
+        dest: Dest,
     ) -> Result<Fetched, NodeError> {
         let hit = |len| Fetched::Hit {
             tier: found_in,
@@ -1491,7 +1581,7 @@ impl Inner {
             // holds that frame. Hold it, then copy and verify without the lock.
             let hold = self.hold(tier, frame)?;
             drop(slot);
-            let read = self.read_held(&hold, tier, frame, key, out);
+            let read = self.read_held(&hold, tier, frame, key, out, dest);
             drop(hold);
             reads += 1;
             match read {
@@ -1510,7 +1600,7 @@ impl Inner {
             if now == Some((tier, frame)) || reads >= READ_ATTEMPTS {
                 // Still there, or it keeps moving under the reader: read it here, where
                 // nothing moves or writes it, and drop it only if it is corrupt here.
-                return Ok(match self.read_locked(&mut slot, now, key, out)? {
+                return Ok(match self.read_locked(&mut slot, now, key, out, dest)? {
                     Some(len) => hit(len),
                     None => Fetched::Miss,
                 });
@@ -1694,6 +1784,22 @@ impl Inner {
 }
 
 /// A tier error from a read, with a short caller buffer given its own variant.
+/// The payload's destination within a get's buffer: all of it, or a direct slot's bytes after
+/// the header room.
+fn payload_dest(out: &mut [u8], dest: Dest) -> Result<&mut [u8], TierError> {
+    match dest {
+        Dest::Payload => Ok(out),
+        Dest::Slot => {
+            let len = out.len();
+            out.get_mut(BLOCK_HEADER_BYTES..)
+                .ok_or(TierError::BufferTooSmall {
+                    needed: BLOCK_HEADER_BYTES,
+                    len,
+                })
+        }
+    }
+}
+
 fn read_error(e: TierError) -> NodeError {
     match e {
         TierError::BufferTooSmall { needed, len } => NodeError::BufferTooSmall { needed, len },

@@ -140,6 +140,63 @@ pub const FLAG_LOCAL: u8 = 0x04;
 /// entries carry each stored block's parent. A client sets it only when it names or wants
 /// parents, so an older peer never sees it.
 pub const FLAG_PARENTS: u8 = 0x08;
+/// Flag bit of a `REGION` get: the ranges are direct slots. Each block's payload lands at
+/// `offset + DIRECT_PAYLOAD_OFFSET` (the slot's first bytes are room for the on-disk block
+/// header); a slot laid out as [`direct_slot_layout`] says (aligned start, room for the whole
+/// frame) lets the daemon read a disk-tier block straight into it with O_DIRECT and verify it
+/// there, with no bounce buffer and no copy. Other slots work too, through a bounce buffer.
+/// Daemons of this release take it; an older one answers error 1 (malformed), naming the flags.
+pub const FLAG_DIRECT: u8 = 0x10;
+/// Bytes from the start of a direct slot to its payload: the block header's room.
+pub const DIRECT_PAYLOAD_OFFSET: u32 = 64;
+/// Alignment of a direct slot's start, as an offset in the region (the region is mapped at a
+/// page boundary on both sides, so the offset's alignment is the address's): `DISK_ALIGN`.
+pub const DIRECT_SLOT_ALIGN: u32 = 4096;
+
+/// How to lay out a direct slot (flag [`FLAG_DIRECT`]) for blocks of `block_bytes` (the
+/// daemon's, from hello) so that a disk-tier block goes straight into it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SlotLayout {
+    /// Bytes each slot must span: the block header, `block_bytes` and the frame's padding to
+    /// `align` (the whole frame is read; the bytes around the payload are unspecified).
+    pub slot_bytes: u32,
+    /// Each slot's offset in the region must be a multiple of this.
+    pub align: u32,
+    /// The payload's offset within the slot.
+    pub payload_offset: u32,
+}
+
+impl SlotLayout {
+    /// Offset in the region of slot `i` when slots are packed back to back from `base` (a
+    /// multiple of `align`).
+    pub fn slot_offset(&self, base: u64, i: usize) -> u64 {
+        base + i as u64 * u64::from(self.slot_bytes)
+    }
+
+    /// Offset in the region of the payload of the slot at `slot_offset`.
+    pub fn payload_at(&self, slot_offset: u64) -> u64 {
+        slot_offset + u64::from(self.payload_offset)
+    }
+
+    /// Region bytes for `slots` slots packed back to back.
+    pub fn region_bytes(&self, slots: usize) -> u64 {
+        slots as u64 * u64::from(self.slot_bytes)
+    }
+}
+
+/// The direct-slot layout for blocks of `block_bytes`: slots of `64 + block_bytes` rounded up
+/// to 4096, starting at multiples of 4096, payload at byte 64 (a 16 KiB block: 20,480-byte
+/// slots; 256 KiB: 266,240).
+pub fn direct_slot_layout(block_bytes: u32) -> SlotLayout {
+    let slot = (u64::from(DIRECT_PAYLOAD_OFFSET) + u64::from(block_bytes))
+        .next_multiple_of(u64::from(DIRECT_SLOT_ALIGN));
+    SlotLayout {
+        slot_bytes: u32::try_from(slot).unwrap_or(u32::MAX),
+        align: DIRECT_SLOT_ALIGN,
+        payload_offset: DIRECT_PAYLOAD_OFFSET,
+    }
+}
+
 /// `tier` of a get's `ok` status when the block came from another pool member (the local
 /// daemon fetched it from the key's owner); local hits carry the tier they were found in.
 pub const TIER_REMOTE: u8 = 0xfe;
@@ -151,7 +208,8 @@ pub struct FrameHeader {
     pub body_len: u32,
     /// Op byte (a request op, or `op | REPLY`, or `Op::Error`).
     pub op: u8,
-    /// Per-op flags ([`FLAG_REGION`], [`FLAG_DURABLE`], [`FLAG_LOCAL`], [`FLAG_PARENTS`]).
+    /// Per-op flags ([`FLAG_REGION`], [`FLAG_DURABLE`], [`FLAG_LOCAL`], [`FLAG_PARENTS`],
+    /// [`FLAG_DIRECT`]).
     pub flags: u8,
     /// Chosen by the client, echoed by the reply.
     pub req_id: u32,

@@ -3,8 +3,8 @@
 
 use crate::codec::{Reader, Writer};
 use crate::{
-    ErrorCode, FLAG_DURABLE, FLAG_LOCAL, FLAG_PARENTS, FLAG_REGION, FrameHeader, HEADER_BYTES,
-    KEY_BYTES, MAGIC, Op, ProtoError, REPLY, STATUS_BYTES,
+    ErrorCode, FLAG_DIRECT, FLAG_DURABLE, FLAG_LOCAL, FLAG_PARENTS, FLAG_REGION, FrameHeader,
+    HEADER_BYTES, KEY_BYTES, MAGIC, Op, ProtoError, REPLY, STATUS_BYTES,
 };
 use mcos_core::BlockKey;
 
@@ -273,6 +273,9 @@ impl<'a> PutBatch<'a> {
 pub struct GetBatch<'a> {
     /// Answer into the region (else inline in the reply).
     pub region: bool,
+    /// The region ranges are direct slots ([`crate::FLAG_DIRECT`]): payloads land at
+    /// `offset + DIRECT_PAYLOAD_OFFSET`.
+    pub direct: bool,
     count: usize,
     entries: &'a [u8],
 }
@@ -444,8 +447,11 @@ impl<'a> Request<'a> {
         let durable = header.flags & FLAG_DURABLE != 0;
         let local = header.flags & FLAG_LOCAL != 0;
         let parents = header.flags & FLAG_PARENTS != 0;
-        if header.flags & !(FLAG_REGION | FLAG_DURABLE | FLAG_LOCAL | FLAG_PARENTS) != 0
+        let direct = header.flags & FLAG_DIRECT != 0;
+        if header.flags & !(FLAG_REGION | FLAG_DURABLE | FLAG_LOCAL | FLAG_PARENTS | FLAG_DIRECT)
+            != 0
             || (region && !matches!(op, Op::Put | Op::Get))
+            || (direct && !(region && op == Op::Get))
             || (durable && op != Op::Put)
             || (local && !matches!(op, Op::Get | Op::Exists | Op::Prefix))
             || (parents && !matches!(op, Op::Put | Op::Subscribe | Op::KvSnapshot))
@@ -521,6 +527,7 @@ impl<'a> Request<'a> {
                 let (count, entries) = count_and_entries(&mut r, size, max_batch)?;
                 Request::Get(GetBatch {
                     region,
+                    direct,
                     count,
                     entries,
                 })
@@ -650,6 +657,13 @@ pub mod encode {
             w.key(k).u64(off).u32(cap);
         }
         end_frame(buf, 0);
+    }
+
+    /// Get into direct slots of the region ([`crate::FLAG_DIRECT`]): (key, slot offset, slot
+    /// bytes) per block; each payload lands at `offset + DIRECT_PAYLOAD_OFFSET`.
+    pub fn get_region_direct(buf: &mut Vec<u8>, req_id: u32, blocks: &[(BlockKey, u64, u32)]) {
+        get_region(buf, req_id, blocks);
+        buf[5] |= FLAG_DIRECT;
     }
 
     /// Exists, prefix or unpin: a key list.
@@ -1158,6 +1172,49 @@ mod tests {
     }
 
     #[test]
+    fn direct_flag_only_on_region_gets() {
+        let mut buf = Vec::new();
+        encode::get_region_direct(&mut buf, 1, &[(BlockKey(1), 4096, 20480)]);
+        let h = header(&buf);
+        assert_eq!(h.flags, FLAG_REGION | FLAG_DIRECT);
+        let Ok(Request::Get(g)) = Request::decode(&h, &buf[12..], 8) else {
+            panic!("a direct region get decodes");
+        };
+        assert!(g.region && g.direct);
+        assert_eq!(
+            g.iter().collect::<Vec<_>>(),
+            vec![(
+                BlockKey(1),
+                GetTarget::Region {
+                    offset: 4096,
+                    capacity: 20480
+                }
+            )]
+        );
+        // Not on an inline get, nor on a put.
+        let mut buf = Vec::new();
+        encode::get_inline(&mut buf, 1, &[BlockKey(1)]);
+        buf[5] = FLAG_DIRECT;
+        assert!(Request::decode(&header(&buf), &buf[12..], 8).is_err());
+        let mut buf = Vec::new();
+        encode::put_region(&mut buf, 1, 0, &[(BlockKey(1), 0, 10)]);
+        buf[5] |= FLAG_DIRECT;
+        assert!(Request::decode(&header(&buf), &buf[12..], 8).is_err());
+    }
+
+    #[test]
+    fn direct_slot_layout_holds_a_whole_frame() {
+        let l = crate::direct_slot_layout(16 << 10);
+        assert_eq!((l.slot_bytes, l.align, l.payload_offset), (20480, 4096, 64));
+        assert_eq!(crate::direct_slot_layout(256 << 10).slot_bytes, 266_240);
+        assert_eq!(crate::direct_slot_layout(4032).slot_bytes, 4096);
+        assert_eq!(crate::direct_slot_layout(4033).slot_bytes, 8192);
+        assert_eq!(l.slot_offset(8192, 3), 8192 + 3 * 20480);
+        assert_eq!(l.payload_at(l.slot_offset(0, 1)), 20480 + 64);
+        assert_eq!(l.region_bytes(32), 32 * 20480);
+    }
+
+    #[test]
     fn local_flag_only_on_lookups() {
         for op in [Op::Get, Op::Exists, Op::Prefix] {
             let mut buf = Vec::new();
@@ -1198,7 +1255,7 @@ mod tests {
     proptest! {
         /// No body, whatever its bytes, makes the decoder panic or read out of bounds.
         #[test]
-        fn decode_never_panics(op in any::<u8>(), flags in 0u8..16, body in proptest::collection::vec(any::<u8>(), 0..256)) {
+        fn decode_never_panics(op in any::<u8>(), flags in 0u8..32, body in proptest::collection::vec(any::<u8>(), 0..256)) {
             let h = FrameHeader { body_len: body.len() as u32, op, flags, req_id: 0 };
             if let Ok(req) = Request::decode(&h, &body, 64) {
                 match req {

@@ -348,6 +348,16 @@ impl Metrics {
                 node.frames_retired,
             ),
             (
+                "mcos_disk_direct_reads_total",
+                "Disk-tier blocks read by gets straight into a client's direct slot (O_DIRECT into the shared region, verified there).",
+                node.disk_direct_reads,
+            ),
+            (
+                "mcos_disk_bounce_reads_total",
+                "Disk-tier blocks read by gets in place through a bounce buffer, then copied.",
+                node.disk_bounce_reads,
+            ),
+            (
                 "mcos_move_wait_microseconds_max",
                 "Longest time a get waited for an engine (a slow or stalled device shows here).",
                 node.move_wait_us_max,

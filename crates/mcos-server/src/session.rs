@@ -13,9 +13,9 @@ use mcos_core::{BlockKey, Intent, IntentAction, PriorityClass};
 use mcos_node::{Fetched, NodeError, PutOutcome};
 use mcos_proto::local::{Region, recv_with_fds, write_all_vectored};
 use mcos_proto::{
-    ErrorCode, FLAG_LOCAL, FrameHeader, GetBatch, GetTarget, HEADER_BYTES, Op, PROTOCOL_VERSION,
-    PUT_DURABLE, Payload, PutBatch, Request, STATUS_BYTES, Status, TIER_REMOTE, Welcome,
-    WireIntent, Writer, intent_kind, reply, status,
+    DIRECT_PAYLOAD_OFFSET, ErrorCode, FLAG_LOCAL, FrameHeader, GetBatch, GetTarget, HEADER_BYTES,
+    Op, PROTOCOL_VERSION, PUT_DURABLE, Payload, PutBatch, Request, STATUS_BYTES, Status,
+    TIER_REMOTE, Welcome, WireIntent, Writer, intent_kind, reply, status,
 };
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -665,7 +665,10 @@ impl<'a> Session<'a> {
     /// node's `get_batch_into`), so blocks found on disk come up in shared engine batches.
     /// Inline: hit `i` lands at `payload[i * block_bytes..]` and its range is recorded for the
     /// reply's vectored write. Region: each block lands at its own range; a batch whose ranges
-    /// overlap is served one key at a time (two writers may not share bytes).
+    /// overlap is served one key at a time (two writers may not share bytes). Direct slots
+    /// (`FLAG_DIRECT`): each payload lands `DIRECT_PAYLOAD_OFFSET` bytes into its range, and a
+    /// disk-tier block is read straight into the range when its alignment allows (the node's
+    /// `get_batch_into_slots`).
     ///
     /// With `forward` on a pool member, the keys missed here are fetched from their owners
     /// (`crate::pool`) into the same destinations, whole or not at all (status tier
@@ -687,7 +690,9 @@ impl<'a> Session<'a> {
                     continue;
                 };
                 let Some(k) = tenant.key(key) else { continue };
-                if region.range(offset, capacity as usize).is_none() {
+                if region.range(offset, capacity as usize).is_none()
+                    || (batch.direct && capacity < DIRECT_PAYLOAD_OFFSET)
+                {
                     statuses[i] = Status::code(status::REGION);
                     continue;
                 }
@@ -701,8 +706,11 @@ impl<'a> Session<'a> {
                     if let GetTarget::Region { offset, capacity } = target {
                         // SAFETY: one range at a time: no two live slices share bytes; the
                         // client leaves its ranges alone until the reply (protocol contract).
+                        if statuses[i].code == status::REGION {
+                            continue;
+                        }
                         if let Some(dst) = unsafe { region.slice_mut(offset, capacity as usize) } {
-                            statuses[i] = get_one(self.sh, tenant, key, dst);
+                            statuses[i] = get_one(self.sh, tenant, key, dst, batch.direct);
                         }
                     }
                 }
@@ -737,9 +745,13 @@ impl<'a> Session<'a> {
                 dsts.push(c);
             }
         }
-        let results = self.sh.node.get_batch_into(&self.keys, &mut dsts);
+        let results = if batch.direct {
+            self.sh.node.get_batch_into_slots(&self.keys, &mut dsts)
+        } else {
+            self.sh.node.get_batch_into(&self.keys, &mut dsts)
+        };
         for (&i, r) in slots.iter().zip(results) {
-            statuses[i] = fetched_status(r);
+            statuses[i] = fetched_status(r, batch.direct);
         }
         if forward && let Some(pool) = self.sh.pool.get().filter(|p| p.fetch_from_owners) {
             // j: position in `slots`/`dsts`/`keys` of each missed key.
@@ -754,7 +766,12 @@ impl<'a> Session<'a> {
                 for (&j, g) in missed.iter().zip(got) {
                     let Some(b) = g else { continue };
                     let i = slots[j];
-                    statuses[i] = match dsts[j].get_mut(..b.len()) {
+                    let room = if batch.direct {
+                        DIRECT_PAYLOAD_OFFSET as usize
+                    } else {
+                        0
+                    };
+                    statuses[i] = match dsts[j].get_mut(room..room + b.len()) {
                         Some(d) => {
                             d.copy_from_slice(&b);
                             Status {
@@ -766,7 +783,7 @@ impl<'a> Session<'a> {
                         None => Status {
                             code: status::TOO_LARGE,
                             tier: 0,
-                            value: b.len() as u32,
+                            value: (room + b.len()) as u32,
                         },
                     };
                 }
@@ -936,14 +953,22 @@ fn count(counts: &mut [u64; 12], code: u8) {
     }
 }
 
-fn get_one(sh: &Shared, tenant: &Tenant, key: BlockKey, dst: &mut [u8]) -> Status {
-    match tenant.key(key) {
-        Some(k) => fetched_status(sh.node.get_into(k, None, dst)),
-        None => Status::code(status::INVALID),
+/// One key's get into `dst` (a direct slot when `direct`).
+fn get_one(sh: &Shared, tenant: &Tenant, key: BlockKey, dst: &mut [u8], direct: bool) -> Status {
+    let Some(k) = tenant.key(key) else {
+        return Status::code(status::INVALID);
+    };
+    if direct {
+        let r = sh.node.get_batch_into_slots(&[k], &mut [dst]).pop();
+        fetched_status(r.unwrap_or(Ok(Fetched::Miss)), true)
+    } else {
+        fetched_status(sh.node.get_into(k, None, dst), false)
     }
 }
 
-fn fetched_status(r: Result<Fetched, NodeError>) -> Status {
+/// A get's status. `direct`: the range was a direct slot, so `too_large`'s needed bytes count
+/// the header room before the payload.
+fn fetched_status(r: Result<Fetched, NodeError>, direct: bool) -> Status {
     match r {
         Ok(Fetched::Hit { tier, len }) => Status {
             code: status::OK,
@@ -954,7 +979,7 @@ fn fetched_status(r: Result<Fetched, NodeError>) -> Status {
         Err(NodeError::BufferTooSmall { needed, .. }) => Status {
             code: status::TOO_LARGE,
             tier: 0,
-            value: needed as u32,
+            value: needed as u32 + if direct { DIRECT_PAYLOAD_OFFSET } else { 0 },
         },
         Err(e) => {
             warn!("get failed: {e}");

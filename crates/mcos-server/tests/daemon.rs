@@ -803,3 +803,202 @@ fn durable_puts_survive_sigkill_and_the_warm_restart_is_reported() {
     drop(c);
     assert_eq!(d.stop().code(), Some(0));
 }
+
+/// The first file offset of `needle` in the file at `path` (a test's way to find the frame
+/// that holds a block: its payload bytes are unique).
+fn find_in_file(path: &Path, needle: &[u8]) -> Option<u64> {
+    let bytes = std::fs::read(path).unwrap();
+    bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p as u64)
+}
+
+#[test]
+fn direct_slots_take_disk_blocks_straight_into_the_region_and_never_a_corrupt_one() {
+    let mut d = Daemon::start("");
+    // A persistent disk tier: blocks there (durable puts, and DRAM's demotions) are read in
+    // place, which is the path a direct slot serves without a bounce buffer.
+    let cfg = d.dir.path().join("mcosd.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("disk.tier\"", "disk.tier\"\npersist = true\nsync = false");
+    std::fs::write(&cfg, text).unwrap();
+    d.restart();
+    const N: u64 = 64;
+    let mut c = Client::connect_with(
+        d.socket.to_str().unwrap(),
+        ClientOptions {
+            region_bytes: (2 * N as usize + 2) * 8192,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let layout = c.direct_slot_layout();
+    assert_eq!(
+        (layout.slot_bytes, layout.align, layout.payload_offset),
+        (8192, 4096, 64)
+    );
+    let blocks: Vec<(BlockKey, Vec<u8>)> = (0..N)
+        .map(|i| {
+            (
+                key(5000 + i),
+                payload(5000 + i, BLOCK - (i as usize % 3) * 100),
+            )
+        })
+        .collect();
+    let refs: Vec<(BlockKey, &[u8])> = blocks.iter().map(|(k, p)| (*k, &p[..])).collect();
+    let out = c.put_durable(0, &refs).unwrap();
+    assert!(out.iter().all(Outcome::is_durable), "{out:?}");
+    let stats: serde_json::Value = serde_json::from_str(&c.stats_json().unwrap()).unwrap();
+    let direct_io = stats["node"]["disk_direct_io"] == serde_json::json!(true);
+    let r = c.region().unwrap();
+    let counters = |d: &Daemon| {
+        let s = d.scrape();
+        (
+            value(&s, "mcos_disk_direct_reads_total", &[]),
+            value(&s, "mcos_disk_bounce_reads_total", &[]),
+        )
+    };
+    let check = |got: &[Outcome], at: &dyn Fn(usize) -> u64| {
+        for (i, (o, (_, want))) in got.iter().zip(&blocks).enumerate() {
+            assert_eq!(
+                *o,
+                Outcome::Hit {
+                    tier: 1,
+                    len: want.len() as u32
+                },
+                "block {i}"
+            );
+            // SAFETY: the reply arrived; nothing writes the region until the next call.
+            let bytes = unsafe { r.slice(at(i), want.len()).unwrap() };
+            assert!(bytes == &want[..], "block {i}: wrong bytes");
+        }
+    };
+    // Aligned slots, packed from offset 0: every block straight from the file.
+    let (direct0, bounce0) = counters(&d);
+    let descs: Vec<(BlockKey, u64, u32)> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (*k, layout.slot_offset(0, i), layout.slot_bytes))
+        .collect();
+    let got = c.get_into_slots(&descs).unwrap();
+    check(&got, &|i| layout.payload_at(layout.slot_offset(0, i)));
+    let (direct1, bounce1) = counters(&d);
+    assert_eq!(
+        direct1 - direct0,
+        N as f64,
+        "every aligned slot read directly"
+    );
+    assert_eq!(bounce1, bounce0);
+    // Slots 512 bytes off the alignment: the same bytes, through the bounce buffer.
+    let base = layout.region_bytes(N as usize) + 512;
+    let descs: Vec<(BlockKey, u64, u32)> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (*k, layout.slot_offset(base, i), layout.slot_bytes))
+        .collect();
+    let got = c.get_into_slots(&descs).unwrap();
+    check(&got, &|i| layout.payload_at(layout.slot_offset(base, i)));
+    let (direct2, bounce2) = counters(&d);
+    if direct_io {
+        assert_eq!(bounce2 - bounce1, N as f64, "every unaligned slot bounced");
+        assert_eq!(direct2, direct1);
+    } else {
+        eprintln!("the disk tier runs without O_DIRECT here: any slot is read directly");
+    }
+    // A slot one byte short of a frame: bounced, still exact; shorter than the payload plus
+    // its header room: too large, the needed bytes counting the room.
+    let (k0, p0) = (&blocks[0].0, &blocks[0].1);
+    let got = c
+        .get_into_slots(&[
+            (*k0, 0, layout.slot_bytes - 1),
+            (*k0, 8192, 64 + p0.len() as u32 - 1),
+        ])
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            Outcome::Hit {
+                tier: 1,
+                len: p0.len() as u32
+            },
+            Outcome::TooLarge {
+                limit: 64 + p0.len() as u32
+            }
+        ]
+    );
+    // SAFETY: the reply arrived.
+    assert!(unsafe { r.slice(64, p0.len()).unwrap() } == &p0[..]);
+    // Plain region gets of disk blocks bounce (and are counted so).
+    let (_, bounce3) = counters(&d);
+    let got = c.get_into_region(&[(*k0, 0, BLOCK as u32)]).unwrap();
+    assert!(got[0].is_hit());
+    assert_eq!(counters(&d).1 - bounce3, 1.0);
+    // A block in DRAM (a plain put) lands at the same place in its slot.
+    let hot = payload(7777, BLOCK);
+    c.put(&[(key(7777), &hot[..])]).unwrap();
+    let got = c
+        .get_into_slots(&[(key(7777), 0, layout.slot_bytes)])
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![Outcome::Hit {
+            tier: 0,
+            len: BLOCK as u32
+        }]
+    );
+    // SAFETY: the reply arrived.
+    assert!(unsafe { r.slice(64, BLOCK).unwrap() } == &hot[..]);
+    // A flipped byte on disk: the block is reported missing (dropped, counted corrupt), and
+    // the slot shows none of its bytes.
+    let (bad_key, bad) = (&blocks[5].0, &blocks[5].1);
+    let tier_file = d.dir.path().join("disk.tier");
+    let at = find_in_file(&tier_file, &bad[..256]).expect("the block is on disk");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&tier_file)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at + 100).unwrap();
+        f.write_all_at(&[b[0] ^ 0x20], at + 100).unwrap();
+        f.sync_all().unwrap();
+    }
+    let corrupt0 = value(&d.scrape(), "mcos_corrupt_blocks_total", &[]);
+    // SAFETY: no request in flight; this test owns the region.
+    unsafe {
+        r.slice_mut(0, layout.slot_bytes as usize)
+            .unwrap()
+            .fill(0xee)
+    };
+    let got = c
+        .get_into_slots(&[(*bad_key, 0, layout.slot_bytes)])
+        .unwrap();
+    assert_eq!(got, vec![Outcome::Miss]);
+    // SAFETY: the reply arrived.
+    let slot = unsafe { r.slice(0, layout.slot_bytes as usize).unwrap() };
+    assert!(
+        find_subslice(slot, &bad[200..264]).is_none(),
+        "a corrupt block's bytes stayed in the slot"
+    );
+    assert!(value(&d.scrape(), "mcos_corrupt_blocks_total", &[]) > corrupt0);
+    assert_eq!(
+        c.get(&[*bad_key]).unwrap(),
+        vec![None],
+        "dropped, not served"
+    );
+    // The other blocks are untouched.
+    let got = c
+        .get_into_slots(&[(blocks[6].0, 0, layout.slot_bytes)])
+        .unwrap();
+    assert!(got[0].is_hit());
+    drop(c);
+    assert_eq!(d.stop().code(), Some(0));
+}
+
+fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

@@ -41,6 +41,7 @@ impl AlignedBuf {
         self.ptr.as_ptr()
     }
 
+    #[cfg(test)]
     pub(crate) fn as_slice(&self) -> &[u8] {
         // SAFETY: the allocation is `len()` initialised (zeroed) bytes owned by `self`; `&self`
         // excludes `as_mut_slice` for the lifetime of the slice.

@@ -10,8 +10,12 @@
 //! failed demotions later. The opener holds an exclusive `flock` on the file while the tier lives.
 //!
 //! The synchronous [`DiskTier::write_block`] / [`DiskTier::read_block`] go through an aligned
-//! bounce buffer allocated per call: they are for tests, tools and the node's fallback, not for
-//! the hot path, which is the engine thread (`crate::engine`).
+//! bounce buffer that each thread keeps between calls (allocated once, never zeroed again: the
+//! read overwrites it and a write zeroes only the padding it sends): they serve the node's
+//! in-place reads of blocks that stay on disk, tests and tools. [`DiskTier::read_block_direct`]
+//! reads a frame straight into a caller's aligned buffer (the daemon's shared region) and
+//! verifies it there, with no bounce at all. Moves between tiers go through the engine thread
+//! (`crate::engine`).
 
 use crate::aligned::AlignedBuf;
 use crate::dram::verify_frame;
@@ -21,7 +25,8 @@ use crate::layout;
 use crate::lock::try_lock_exclusive;
 use crate::superblock::{self, Decoded, SUPERBLOCK_BYTES, Superblock};
 use mcos_core::BlockKey;
-use mcos_core::limits::BLOCK_HEADER_BYTES;
+use mcos_core::limits::{BLOCK_HEADER_BYTES, DISK_ALIGN};
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -32,6 +37,49 @@ use std::path::{Path, PathBuf};
 
 /// Bytes written per call when the filesystem cannot `fallocate` and zeros are written instead.
 const ZERO_FILL_CHUNK: usize = 1 << 20;
+
+/// Largest bounce buffer a thread keeps between synchronous reads and writes. A tier of larger
+/// blocks (up to `MAX_BLOCK_BYTES`) still works, allocating per call, so that a daemon's many
+/// session threads never each hold tens of MiB.
+pub const BOUNCE_KEEP_BYTES_MAX: usize = 4 << 20;
+
+thread_local! {
+    /// This thread's bounce buffer (the largest one used so far, up to `BOUNCE_KEEP_BYTES_MAX`).
+    /// Taken out while in use, so a nested use allocates instead of failing.
+    static BOUNCE: RefCell<Option<AlignedBuf>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on `len` bytes of an aligned bounce buffer: this thread's kept buffer when it is
+/// large enough, else a new one (kept afterwards when it is at most `BOUNCE_KEEP_BYTES_MAX`).
+/// The bytes hold whatever the previous use left: `f` must overwrite what it reads.
+fn with_bounce<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, TierError> {
+    let kept = BOUNCE.with(|b| b.borrow_mut().take());
+    let mut buf = match kept {
+        Some(b) if b.len() >= len => b,
+        _ => AlignedBuf::zeroed(len)?,
+    };
+    let r = f(&mut buf.as_mut_slice()[..len]);
+    if buf.len() <= BOUNCE_KEEP_BYTES_MAX {
+        BOUNCE.with(|b| *b.borrow_mut() = Some(buf));
+    }
+    Ok(r)
+}
+
+/// Address of this thread's kept bounce buffer, if it has one (tests: reuse is observable).
+#[cfg(test)]
+fn kept_bounce_addr() -> Option<usize> {
+    BOUNCE.with(|b| b.borrow().as_ref().map(|a| a.as_ptr() as usize))
+}
+
+/// How a [`DiskTier::read_block_direct`] read reached the caller's buffer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DirectRead {
+    /// Straight from the file into the buffer (no bounce).
+    Direct,
+    /// Through the bounce buffer: the buffer did not meet the alignment or the kernel refused
+    /// the direct transfer (EINVAL).
+    Bounced,
+}
 
 /// A preallocated file of `frames` frames holding blocks of up to `block_bytes` payload.
 ///
@@ -319,8 +367,9 @@ impl DiskTier {
         })
     }
 
-    /// Stores `payload` under `key` in `frame` (synchronous `pwrite` through an aligned bounce
-    /// buffer). A payload larger than `block_bytes` is refused and the frame keeps what it held.
+    /// Stores `payload` under `key` in `frame` (synchronous `pwrite` through this thread's
+    /// aligned bounce buffer). A payload larger than `block_bytes` is refused and the frame
+    /// keeps what it held.
     pub fn write_block(&self, frame: u32, key: BlockKey, payload: &[u8]) -> Result<(), TierError> {
         if payload.len() > self.block_bytes as usize {
             return Err(TierError::TooLarge {
@@ -330,19 +379,24 @@ impl DiskTier {
         }
         let offset = self.frame_offset(frame)?;
         // In range: payload.len() <= block_bytes <= MAX_BLOCK_BYTES < u32::MAX.
-        let mut buf = AlignedBuf::zeroed(layout::transfer_len(payload.len() as u32))?;
-        header::encode_block(buf.as_mut_slice(), key, payload)?;
-        #[cfg(feature = "fault-injection")]
-        if let Some(e) = self.injected(frame, true) {
-            return Err(self.write_error(frame, buf.len() as u64, e));
-        }
-        self.file
-            .write_all_at(buf.as_slice(), offset)
-            .map_err(|e| self.write_error(frame, buf.len() as u64, e))
+        let len = layout::transfer_len(payload.len() as u32);
+        with_bounce(len, |buf| {
+            header::encode_block(buf, key, payload)?;
+            // The padding goes to disk too: zeros, never what the buffer held before.
+            buf[BLOCK_HEADER_BYTES + payload.len()..].fill(0);
+            #[cfg(feature = "fault-injection")]
+            if let Some(e) = self.injected(frame, true) {
+                return Err(self.write_error(frame, len as u64, e));
+            }
+            self.file
+                .write_all_at(buf, offset)
+                .map_err(|e| self.write_error(frame, len as u64, e))
+        })?
     }
 
     /// Copies the payload of the block `key` in `frame` into `out` and returns its length, after
-    /// verifying header, key and checksum (a mismatch is `Corrupt`).
+    /// verifying header, key and checksum (a mismatch is `Corrupt`). `out` is written only when
+    /// the block verifies and fits.
     pub fn read_block(
         &self,
         frame: u32,
@@ -350,22 +404,103 @@ impl DiskTier {
         out: &mut [u8],
     ) -> Result<usize, TierError> {
         let offset = self.frame_offset(frame)?;
-        let mut buf = AlignedBuf::zeroed(self.stride)?;
+        with_bounce(self.stride, |buf| {
+            #[cfg(feature = "fault-injection")]
+            if let Some(e) = self.injected(frame, false) {
+                return Err(self.read_error(frame, e));
+            }
+            self.file
+                .read_exact_at(buf, offset)
+                .map_err(|e| self.read_error(frame, e))?;
+            let len = verify_frame(buf, self.block_bytes, frame, key)? as usize;
+            let out_len = out.len();
+            let dst = out.get_mut(..len).ok_or(TierError::BufferTooSmall {
+                needed: len,
+                len: out_len,
+            })?;
+            dst.copy_from_slice(&buf[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + len]);
+            Ok(len)
+        })?
+    }
+
+    /// Bytes a [`DiskTier::read_block_direct`] buffer must hold: one whole frame (header,
+    /// `block_bytes` of payload, padding to `DISK_ALIGN`), the frame stride.
+    pub fn direct_read_bytes(&self) -> usize {
+        self.stride
+    }
+
+    /// Whether `buf` can take a direct read: at least [`DiskTier::direct_read_bytes`] long and,
+    /// when the tier uses O_DIRECT, starting at a `DISK_ALIGN`-aligned address.
+    pub fn direct_fits(&self, buf: &[u8]) -> bool {
+        buf.len() >= self.stride
+            && (!self.direct_io || (buf.as_ptr() as usize).is_multiple_of(DISK_ALIGN))
+    }
+
+    /// Reads the block `key` in `frame` into `slot` and verifies it there: on success the
+    /// payload is `slot[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + len]` and every other byte of
+    /// the frame's span (`slot[..direct_read_bytes()]`) is zero, so a slot never shows the
+    /// header or padding, which may hold bytes of a block that used the frame before. When
+    /// `slot` fits ([`DiskTier::direct_fits`]) the file is read straight into it (O_DIRECT
+    /// into the caller's pages: no bounce buffer, no copy); otherwise, or when the kernel
+    /// refuses the transfer (EINVAL), through the bounce buffer as [`DiskTier::read_block`],
+    /// into `slot[BLOCK_HEADER_BYTES..]`. The second value says which.
+    ///
+    /// On any error (`Corrupt`, `Io`, `BufferTooSmall`) the span read into is zeroed: a
+    /// caller never finds a torn or foreign block in `slot`.
+    pub fn read_block_direct(
+        &self,
+        frame: u32,
+        key: BlockKey,
+        slot: &mut [u8],
+    ) -> Result<(usize, DirectRead), TierError> {
+        let offset = self.frame_offset(frame)?;
+        if !self.direct_fits(slot) {
+            return self.read_block_bounced(frame, key, slot);
+        }
+        let span = &mut slot[..self.stride];
         #[cfg(feature = "fault-injection")]
         if let Some(e) = self.injected(frame, false) {
             return Err(self.read_error(frame, e));
         }
-        self.file
-            .read_exact_at(buf.as_mut_slice(), offset)
-            .map_err(|e| self.read_error(frame, e))?;
-        let len = verify_frame(buf.as_slice(), self.block_bytes, frame, key)? as usize;
-        let out_len = out.len();
-        let dst = out.get_mut(..len).ok_or(TierError::BufferTooSmall {
-            needed: len,
-            len: out_len,
-        })?;
-        dst.copy_from_slice(&buf.as_slice()[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + len]);
-        Ok(len)
+        if let Err(e) = self.file.read_exact_at(span, offset) {
+            span.fill(0);
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                // The device wants a stricter alignment than DISK_ALIGN: bounce instead.
+                return self.read_block_bounced(frame, key, slot);
+            }
+            return Err(self.read_error(frame, e));
+        }
+        match verify_frame(span, self.block_bytes, frame, key) {
+            Ok(len) => {
+                let end = BLOCK_HEADER_BYTES + len as usize;
+                span[..BLOCK_HEADER_BYTES].fill(0);
+                span[end..].fill(0);
+                Ok((len as usize, DirectRead::Direct))
+            }
+            Err(e) => {
+                span.fill(0);
+                Err(e)
+            }
+        }
+    }
+
+    /// `read_block_direct`'s fallback: the payload through the bounce buffer into
+    /// `slot[BLOCK_HEADER_BYTES..]`, the header room zeroed.
+    fn read_block_bounced(
+        &self,
+        frame: u32,
+        key: BlockKey,
+        slot: &mut [u8],
+    ) -> Result<(usize, DirectRead), TierError> {
+        let Some((head, payload)) = slot.split_at_mut_checked(BLOCK_HEADER_BYTES) else {
+            return Err(TierError::BufferTooSmall {
+                needed: BLOCK_HEADER_BYTES,
+                len: slot.len(),
+            });
+        };
+        head.fill(0);
+        let len = self.read_block(frame, key, payload)?;
+        Ok((len, DirectRead::Bounced))
     }
 
     /// Flushes the file's written frames to stable storage (`fdatasync`): after it returns, the
@@ -733,6 +868,151 @@ mod tests {
             err.to_string().contains("treat the block as a miss"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn reads_and_writes_reuse_one_bounce_buffer_per_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tier(&dir, 4, 10_000);
+        let big: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8 + 1).collect();
+        t.write_block(0, BlockKey(1), &big).unwrap();
+        let addr = kept_bounce_addr().expect("a write keeps its buffer");
+        // A short block written after a long one: its padding must go out as zeros, not as
+        // the long block's bytes still in the reused buffer.
+        t.write_block(1, BlockKey(2), b"short").unwrap();
+        let mut out = vec![0u8; 10_000];
+        for _ in 0..3 {
+            assert_eq!(t.read_block(0, BlockKey(1), &mut out).unwrap(), 10_000);
+            assert_eq!(out, big);
+            assert_eq!(t.read_block(1, BlockKey(2), &mut out).unwrap(), 5);
+            assert_eq!(kept_bounce_addr(), Some(addr), "no allocation per call");
+        }
+        let mut raw = vec![0u8; t.frame_stride()];
+        File::open(t.path())
+            .unwrap()
+            .read_exact_at(&mut raw, t.frame_offset(1).unwrap())
+            .unwrap();
+        assert!(raw[BLOCK_HEADER_BYTES + 5..].iter().all(|&b| b == 0));
+    }
+
+    /// An aligned buffer of `len` bytes filled with 0xaa.
+    fn slot_buf(len: usize) -> AlignedBuf {
+        let mut b = AlignedBuf::zeroed(len).unwrap();
+        b.as_mut_slice().fill(0xaa);
+        b
+    }
+
+    #[test]
+    fn direct_read_lands_the_verified_payload_in_an_aligned_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tier(&dir, 4, 10_000);
+        let big = vec![0x5au8; 10_000];
+        // Frame 2 held a long block, then a short one: the frame's tail still holds the long
+        // block's bytes on disk, and the slot must not show them.
+        t.write_block(2, BlockKey(9), &big).unwrap();
+        t.write_block(2, BlockKey(7), b"seven").unwrap();
+        t.write_block(3, BlockKey(8), &big).unwrap();
+        let mut slot = slot_buf(t.direct_read_bytes() + 4096);
+        let s = slot.as_mut_slice();
+        assert!(t.direct_fits(s));
+        let (len, how) = t.read_block_direct(2, BlockKey(7), s).unwrap();
+        assert_eq!((len, how), (5, DirectRead::Direct));
+        assert_eq!(&s[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + 5], b"seven");
+        let span = t.direct_read_bytes();
+        assert!(
+            s[..BLOCK_HEADER_BYTES].iter().all(|&b| b == 0),
+            "header zeroed"
+        );
+        assert!(s[BLOCK_HEADER_BYTES + 5..span].iter().all(|&b| b == 0));
+        assert!(
+            s[span..].iter().all(|&b| b == 0xaa),
+            "nothing past the span"
+        );
+        let (len, how) = t.read_block_direct(3, BlockKey(8), s).unwrap();
+        assert_eq!((len, how), (10_000, DirectRead::Direct));
+        assert_eq!(
+            &s[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + 10_000],
+            &big[..]
+        );
+    }
+
+    #[test]
+    fn direct_read_into_an_unaligned_or_short_slot_bounces() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tier(&dir, 2, 5000);
+        let payload: Vec<u8> = (0..5000u32).map(|i| (i % 249) as u8).collect();
+        t.write_block(1, BlockKey(3), &payload).unwrap();
+        let mut buf = slot_buf(2 * t.direct_read_bytes());
+        let unaligned = &mut buf.as_mut_slice()[512..];
+        assert_eq!(t.direct_fits(unaligned), !t.direct_io());
+        let (len, how) = t.read_block_direct(1, BlockKey(3), unaligned).unwrap();
+        assert_eq!(len, 5000);
+        if t.direct_io() {
+            assert_eq!(how, DirectRead::Bounced);
+        }
+        assert_eq!(
+            &unaligned[BLOCK_HEADER_BYTES..BLOCK_HEADER_BYTES + 5000],
+            &payload[..]
+        );
+        assert!(unaligned[..BLOCK_HEADER_BYTES].iter().all(|&b| b == 0));
+        // Aligned but shorter than a frame: bounced, the payload still fits.
+        let short = &mut buf.as_mut_slice()[..BLOCK_HEADER_BYTES + 5000];
+        assert!(!t.direct_fits(short));
+        assert_eq!(
+            t.read_block_direct(1, BlockKey(3), short).unwrap(),
+            (5000, DirectRead::Bounced)
+        );
+        assert_eq!(&short[BLOCK_HEADER_BYTES..], &payload[..]);
+        // Too short for the payload: an error, not a partial block.
+        let tiny = &mut buf.as_mut_slice()[..BLOCK_HEADER_BYTES + 10];
+        assert!(matches!(
+            t.read_block_direct(1, BlockKey(3), tiny),
+            Err(TierError::BufferTooSmall { needed: 5000, .. })
+        ));
+    }
+
+    #[test]
+    fn direct_read_of_a_corrupt_or_foreign_block_leaves_no_bytes_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tier(&dir, 4, 1000);
+        t.write_block(2, BlockKey(77), &[0x5a; 1000]).unwrap();
+        let span = t.direct_read_bytes();
+        let mut slot = slot_buf(span);
+        // The frame holds another key's block: refused, and the slot shows none of it.
+        let err = t
+            .read_block_direct(2, BlockKey(78), slot.as_mut_slice())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TierError::Corrupt {
+                    reason: CorruptReason::KeyMismatch { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(slot.as_slice().iter().all(|&b| b == 0));
+        // A flipped payload byte on disk.
+        let off = t.frame_offset(2).unwrap() + BLOCK_HEADER_BYTES as u64 + 10;
+        let f = OpenOptions::new().write(true).open(t.path()).unwrap();
+        f.write_all_at(&[0x5b], off).unwrap();
+        f.sync_all().unwrap();
+        slot.as_mut_slice().fill(0xaa);
+        let err = t
+            .read_block_direct(2, BlockKey(77), slot.as_mut_slice())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TierError::Corrupt {
+                    reason: CorruptReason::PayloadChecksum { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(slot.as_slice().iter().all(|&b| b == 0));
     }
 
     #[test]

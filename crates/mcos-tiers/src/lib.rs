@@ -34,9 +34,9 @@ pub mod rebuild;
 pub mod store;
 pub mod superblock;
 
-pub use disk::DiskTier;
 #[cfg(feature = "fault-injection")]
 pub use disk::FaultPlan;
+pub use disk::{DirectRead, DiskTier};
 pub use dram::{DramTier, FrameRead, FrameWrite};
 pub use engine::thread::{
     Doorbell, EngineConfig, EngineCounters, EngineHandle, EngineStats, EngineThread, ShardRings,
