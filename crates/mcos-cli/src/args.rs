@@ -244,6 +244,11 @@ pub struct ReplayArgs {
     /// the fast path's lru and clock) run beside the object policies.
     #[arg(long)]
     pub ignore_obj_size: bool,
+    /// Object traces: read the trace once more before the runs for its statistics (unique
+    /// objects, working-set bytes, size changes) even when every --capacity is absolute; a
+    /// fractional capacity always makes this pass.
+    #[arg(long)]
+    pub trace_stats: bool,
     /// Object traces: runs at a time (each streams the trace itself). Default: one per core.
     #[arg(long, value_parser = parse_positive_usize)]
     pub threads: Option<usize>,

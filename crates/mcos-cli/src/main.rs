@@ -378,10 +378,15 @@ fn replay(a: ReplayArgs) -> Result<()> {
         }
         return objreplay::run(&a, format);
     }
-    if a.compat.is_some() || a.threads.is_some() || a.csv_columns.is_some() || a.ignore_obj_size {
+    if a.compat.is_some()
+        || a.threads.is_some()
+        || a.csv_columns.is_some()
+        || a.ignore_obj_size
+        || a.trace_stats
+    {
         bail!(
-            "--compat, --threads, --csv-columns and --ignore-obj-size apply to object traces \
-             (libCacheSim formats)"
+            "--compat, --threads, --csv-columns, --ignore-obj-size and --trace-stats apply to \
+             object traces (libCacheSim formats)"
         );
     }
     let policies = args::parse_policies(&a.policy, a.mode)?;

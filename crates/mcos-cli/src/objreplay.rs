@@ -61,8 +61,9 @@ pub struct ObjReport {
     pub trace: String,
     /// Its format.
     pub trace_format: String,
-    /// One pass's statistics.
-    pub stats: ObjTraceStats,
+    /// One pass's statistics; `null` when the pass was skipped (every capacity absolute and no
+    /// `--trace-stats`): each result still counts its requests and bytes.
+    pub stats: Option<ObjTraceStats>,
     /// Threads the runs used.
     pub threads: usize,
     /// Whether every object was read as size 1 (`--ignore-obj-size`).
@@ -111,8 +112,15 @@ pub fn run(a: &ReplayArgs, format: ObjFormat) -> Result<()> {
         );
     }
     let quiet = a.format == Format::Json;
-    let sim = ObjSimulator::open_with(&a.trace, format.clone(), a.ignore_obj_size)?;
-    let stats = sim.stats().clone();
+    let capacities = parse_capacities(&a.capacity, a.compat)?;
+    // The statistics pass reads the whole trace once more; only fractional capacities need it.
+    let sim = if a.trace_stats || capacities.iter().any(|&c| ObjTraceStats::needs_stats(c)) {
+        ObjSimulator::open_with(&a.trace, format.clone(), a.ignore_obj_size)?
+    } else {
+        ObjSimulator::open_without_stats(&a.trace, format.clone(), a.ignore_obj_size)?
+    };
+    let stats = sim.stats().cloned();
+    let has_next_access = sim.has_next_access();
     let specs: Vec<String> = match &a.policy {
         Some(list) => objcache::split_specs(list),
         None if a.compat == Some(Compat::Libcachesim) => {
@@ -120,7 +128,7 @@ pub fn run(a: &ReplayArgs, format: ObjFormat) -> Result<()> {
         }
         None => OBJECT_POLICY_NAMES.iter().map(|s| s.to_string()).collect(),
     };
-    let specs: Vec<String> = if a.policy.is_none() && !stats.has_next_access {
+    let specs: Vec<String> = if a.policy.is_none() && !has_next_access {
         specs
             .into_iter()
             .filter(|s| !objcache::needs_next_access(s))
@@ -134,29 +142,39 @@ pub fn run(a: &ReplayArgs, format: ObjFormat) -> Result<()> {
             OBJECT_POLICY_NAMES.join(", ")
         );
     }
-    let capacities = parse_capacities(&a.capacity, a.compat)?;
-    for &c in &capacities {
-        stats.capacity_bytes(c, a.ignore_obj_size)?;
+    if let Some(stats) = &stats {
+        for &c in &capacities {
+            stats.capacity_bytes(c, a.ignore_obj_size)?;
+        }
     }
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if stats.size_changes > 0 && !quiet {
-        eprintln!(
-            "warning: {} of {} requests change their object's size; a hit counts the object at \
-             the size it was admitted with (libCacheSim does the same)",
-            stats.size_changes, stats.requests
-        );
-    }
-    if !quiet {
-        eprintln!(
-            "{}: {} requests, {} objects, {} working-set bytes; {} runs on {threads} threads",
-            a.trace.display(),
-            stats.requests,
-            stats.unique_objects,
-            stats.unique_bytes,
-            specs.len() * capacities.len()
-        );
+    let runs = specs.len() * capacities.len();
+    match &stats {
+        Some(stats) if !quiet => {
+            if stats.size_changes > 0 {
+                eprintln!(
+                    "warning: {} of {} requests change their object's size; a hit counts the \
+                     object at the size it was admitted with (libCacheSim does the same)",
+                    stats.size_changes, stats.requests
+                );
+            }
+            eprintln!(
+                "{}: {} requests, {} objects, {} working-set bytes; {runs} runs on {threads} \
+                 threads",
+                a.trace.display(),
+                stats.requests,
+                stats.unique_objects,
+                stats.unique_bytes,
+            );
+        }
+        None if !quiet => eprintln!(
+            "{}: {runs} runs on {threads} threads (every capacity absolute: no statistics pass; \
+             --trace-stats adds it)",
+            a.trace.display()
+        ),
+        _ => {}
     }
     let names: Vec<&str> = specs.iter().map(String::as_str).collect();
     let results = sim.sweep(&names, &capacities, threads)?;
@@ -178,16 +196,30 @@ pub fn run(a: &ReplayArgs, format: ObjFormat) -> Result<()> {
 fn table(r: &ObjReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{} ({}): {} requests, {} bytes requested, {} objects, {} working-set bytes",
-        Path::new(&r.trace).display(),
-        r.trace_format,
-        r.stats.requests,
-        r.stats.request_bytes,
-        r.stats.unique_objects,
-        r.stats.unique_bytes
-    );
+    match (&r.stats, r.results.first()) {
+        (Some(st), _) => {
+            let _ = writeln!(
+                s,
+                "{} ({}): {} requests, {} bytes requested, {} objects, {} working-set bytes",
+                Path::new(&r.trace).display(),
+                r.trace_format,
+                st.requests,
+                st.request_bytes,
+                st.unique_objects,
+                st.unique_bytes
+            );
+        }
+        (None, first) => {
+            let _ = writeln!(
+                s,
+                "{} ({}): {} requests, {} bytes requested (no statistics pass: --trace-stats)",
+                Path::new(&r.trace).display(),
+                r.trace_format,
+                first.map_or(0, |x| x.requests),
+                first.map_or(0, |x| x.request_bytes),
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "{:<44} {:>14} {:>8} {:>10} {:>10} {:>10} {:>14} {:>11}",
@@ -196,10 +228,11 @@ fn table(r: &ObjReport) -> String {
     for x in &r.results {
         let _ = writeln!(
             s,
-            "{:<44} {:>14} {:>7.2}% {:>10.4} {:>10.4} {:>10} {:>14} {:>11.0}",
+            "{:<44} {:>14} {:>8} {:>10.4} {:>10.4} {:>10} {:>14} {:>11.0}",
             x.policy,
             x.capacity_bytes,
-            x.capacity_fraction * 100.0,
+            x.capacity_fraction
+                .map_or_else(|| "-".to_owned(), |f| format!("{:.2}%", f * 100.0)),
             x.object_miss_ratio,
             x.byte_miss_ratio,
             x.misses,

@@ -903,6 +903,7 @@ fn object_traces_replay_at_byte_capacities() {
         "lru,fifo,s3fifo:small=0.5,threshold=1",
         "--capacity",
         "400B,1KiB",
+        "--trace-stats",
         "--format",
         "json",
     ]);
@@ -911,6 +912,40 @@ fn object_traces_replay_at_byte_capacities() {
     assert_eq!(v["trace_format"], "csv");
     assert_eq!(v["stats"]["requests"], 6);
     assert_eq!(v["stats"]["unique_bytes"], 500);
+    assert_eq!(v["results"][0]["capacity_fraction"], 0.8);
+    // Absolute capacities alone skip the statistics pass: same runs, no working-set figures.
+    let args = [
+        "replay",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--csv-columns",
+        "time=1,key=2,size=3",
+        "--policy",
+        "lru,fifo,s3fifo:small=0.5,threshold=1",
+        "--capacity",
+        "400B,1KiB",
+    ];
+    let lazy = mcos(&[&args[..], &["--format", "json"]].concat());
+    assert!(lazy.status.success(), "{}", stderr(&lazy));
+    let w: serde_json::Value = serde_json::from_slice(&lazy.stdout).unwrap();
+    assert!(w["stats"].is_null(), "{w}");
+    let strip = |v: &serde_json::Value| -> Vec<(serde_json::Value, serde_json::Value)> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["misses"].clone(), r["miss_bytes"].clone()))
+            .collect()
+    };
+    assert_eq!(strip(&w), strip(&v));
+    assert!(w["results"][0]["capacity_fraction"].is_null());
+    let table = mcos(&args);
+    assert!(table.status.success(), "{}", stderr(&table));
+    assert!(
+        stderr(&table).contains("no statistics pass"),
+        "{}",
+        stderr(&table)
+    );
     let rows = v["results"].as_array().unwrap();
     assert_eq!(rows.len(), 6);
     let lru = &rows[0];

@@ -240,6 +240,11 @@ pub struct ObjTraceReader {
     header_pending: bool,
     pending_first: Option<Vec<u8>>,
     line: Vec<u8>,
+    /// Binary formats: records are decoded straight from this chunk of the input
+    /// (`bin[bin_pos..bin_end]` not yet read), one bulk read per chunk.
+    bin: Vec<u8>,
+    bin_pos: usize,
+    bin_end: usize,
     done: bool,
 }
 
@@ -292,6 +297,9 @@ impl ObjTraceReader {
             header_pending,
             pending_first: None,
             line: Vec::new(),
+            bin: Vec::new(),
+            bin_pos: 0,
+            bin_end: 0,
             done: false,
         };
         if reader.format == ObjFormat::Vscsi {
@@ -313,13 +321,46 @@ impl ObjTraceReader {
         }
     }
 
-    /// Fills `buf` with one record; `Ok(false)` at a clean end of file.
-    fn read_record(&mut self, buf: &mut [u8], format: &'static str) -> Result<bool, ObjTraceError> {
-        let mut got = 0;
-        while got < buf.len() {
-            match self.input.read(&mut buf[got..]) {
+    /// Where the next `n`-byte record starts in `self.bin`; `Ok(None)` at a clean end of file.
+    fn read_record(
+        &mut self,
+        n: usize,
+        format: &'static str,
+    ) -> Result<Option<usize>, ObjTraceError> {
+        if self.bin_end - self.bin_pos < n {
+            self.refill()?;
+            let have = self.bin_end - self.bin_pos;
+            if have == 0 {
+                return Ok(None);
+            }
+            if have < n {
+                return Err(ObjTraceError::Truncated {
+                    path: self.path.clone(),
+                    whole: self.record,
+                    extra: have,
+                    record_bytes: n,
+                    format,
+                });
+            }
+        }
+        let at = self.bin_pos;
+        self.bin_pos += n;
+        self.record += 1;
+        Ok(Some(at))
+    }
+
+    /// Keeps the unread bytes and reads until the chunk is full or the input ends.
+    fn refill(&mut self) -> Result<(), ObjTraceError> {
+        if self.bin.is_empty() {
+            self.bin = vec![0; 1 << 20];
+        }
+        self.bin.copy_within(self.bin_pos..self.bin_end, 0);
+        self.bin_end -= self.bin_pos;
+        self.bin_pos = 0;
+        while self.bin_end < self.bin.len() {
+            match self.input.read(&mut self.bin[self.bin_end..]) {
                 Ok(0) => break,
-                Ok(n) => got += n,
+                Ok(k) => self.bin_end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
                     return Err(ObjTraceError::Read {
@@ -330,20 +371,7 @@ impl ObjTraceReader {
                 }
             }
         }
-        if got == 0 {
-            return Ok(false);
-        }
-        if got < buf.len() {
-            return Err(ObjTraceError::Truncated {
-                path: self.path.clone(),
-                whole: self.record,
-                extra: got,
-                record_bytes: buf.len(),
-                format,
-            });
-        }
-        self.record += 1;
-        Ok(true)
+        Ok(())
     }
 
     fn detect_vscsi(&mut self) -> Result<(), ObjTraceError> {
@@ -377,10 +405,10 @@ impl ObjTraceReader {
     fn next_binary(&mut self) -> Result<Option<ObjRequest>, ObjTraceError> {
         match self.format {
             ObjFormat::OracleGeneral => {
-                let mut b = [0u8; 24];
-                if !self.read_record(&mut b, "oracleGeneral")? {
+                let Some(at) = self.read_record(24, "oracleGeneral")? else {
                     return Ok(None);
-                }
+                };
+                let b = &self.bin[at..at + 24];
                 let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
                 let u64_at = |o: usize| {
                     let mut a = [0u8; 8];
@@ -406,14 +434,15 @@ impl ObjTraceReader {
                 }))
             }
             ObjFormat::Vscsi => {
-                let (mut b, len_at, lbn_at, ts_at) = if self.vscsi_version == 2 {
-                    (vec![0u8; 40], 8, 16, 24)
+                let (n, len_at, lbn_at, ts_at) = if self.vscsi_version == 2 {
+                    (40, 8, 16, 24)
                 } else {
-                    (vec![0u8; 32], 4, 16, 24)
+                    (32, 4, 16, 24)
                 };
-                if !self.read_record(&mut b, "vscsi")? {
+                let Some(at) = self.read_record(n, "vscsi")? else {
                     return Ok(None);
-                }
+                };
+                let b = &self.bin[at..at + n];
                 let u64_at = |o: usize| {
                     let mut a = [0u8; 8];
                     a.copy_from_slice(&b[o..o + 8]);

@@ -6,6 +6,7 @@
 //! trace file again in its own thread, so memory is the policies' own state (proportional to the
 //! objects they hold) plus one pass's set of unique objects for the trace statistics.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,8 +15,8 @@ use std::time::Instant;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::objcache::{self, ObjPolicyError};
-use crate::objtrace::{ObjFormat, ObjTraceError, ObjTraceReader};
+use crate::objcache::{self, ObjPolicyError, Prefetch};
+use crate::objtrace::{ObjFormat, ObjRequest, ObjTraceError, ObjTraceReader};
 use crate::policy::{IdMap, id_map};
 use crate::simulate::Capacity;
 
@@ -99,6 +100,15 @@ impl ObjTraceStats {
         Ok(s)
     }
 
+    /// Whether a capacity needs the working-set bytes (a fraction), so the statistics pass.
+    pub fn needs_stats(c: Capacity) -> bool {
+        match c {
+            Capacity::Bytes(_) => false,
+            Capacity::Blocks(_) => false,
+            Capacity::Fraction(_) => true,
+        }
+    }
+
     /// A capacity in bytes: a byte size as it is, a fraction of the working-set bytes
     /// (rounded, at least 1). A bare count is refused (object caches are sized in bytes), unless
     /// every object is read as size 1 (`unit_sizes`), where it counts objects.
@@ -120,6 +130,20 @@ impl ObjTraceStats {
     }
 }
 
+/// A capacity that needs no statistics ([`ObjTraceStats::needs_stats`] false) in bytes.
+fn absolute_bytes(c: Capacity, unit_sizes: bool) -> Result<u64, ObjSimError> {
+    let none = ObjTraceStats {
+        requests: 0,
+        request_bytes: 0,
+        unique_objects: 0,
+        unique_bytes: 0,
+        size_changes: 0,
+        has_next_access: false,
+    };
+    debug_assert!(!ObjTraceStats::needs_stats(c));
+    none.capacity_bytes(c, unit_sizes)
+}
+
 /// The outcome of one (policy, capacity) replay of an object trace.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObjSimResult {
@@ -127,8 +151,9 @@ pub struct ObjSimResult {
     pub policy: String,
     /// Capacity in bytes.
     pub capacity_bytes: u64,
-    /// Capacity as a fraction of the working-set bytes.
-    pub capacity_fraction: f64,
+    /// Capacity as a fraction of the working-set bytes; `None` when the statistics pass was
+    /// skipped (every capacity absolute), so the working set is not known.
+    pub capacity_fraction: Option<f64>,
     /// Requests replayed.
     pub requests: u64,
     /// Bytes requested.
@@ -157,16 +182,40 @@ pub fn replay_object_trace(
     format: &ObjFormat,
     policy: &str,
     capacity_bytes: u64,
-    working_set_bytes: u64,
+    working_set_bytes: Option<u64>,
     unit_sizes: bool,
 ) -> Result<ObjSimResult, ObjSimError> {
     let mut p = objcache::build_for(policy, capacity_bytes, unit_sizes)?;
     let start = Instant::now();
     let (mut requests, mut request_bytes, mut misses, mut miss_bytes) = (0u64, 0u64, 0u64, 0u64);
-    for r in ObjTraceReader::open(path, format.clone())? {
-        let mut r = r?;
-        if unit_sizes {
-            r.size = 1;
+    let mut reader = ObjTraceReader::open(path, format.clone())?;
+    // Requests are read `AHEAD` before they are replayed, and the policy is told of each one
+    // as it comes nearer (`Prefetch`), so the memory its access touches is on its way: on
+    // working sets larger than the CPU caches each access would otherwise wait on memory. The
+    // order of accesses, and so every decision, is the trace's.
+    const AHEAD: usize = 16;
+    let mut ahead: VecDeque<ObjRequest> = VecDeque::with_capacity(AHEAD);
+    let mut failed: Option<ObjTraceError> = None;
+    loop {
+        while ahead.len() < AHEAD && failed.is_none() {
+            match reader.next() {
+                Some(Ok(mut r)) => {
+                    if unit_sizes {
+                        r.size = 1;
+                    }
+                    p.prefetch(r.id, Prefetch::Index);
+                    ahead.push_back(r);
+                }
+                Some(Err(e)) => failed = Some(e),
+                None => break,
+            }
+        }
+        let Some(r) = ahead.pop_front() else { break };
+        if let Some(n) = ahead.get(AHEAD / 2) {
+            p.prefetch(n.id, Prefetch::Node);
+        }
+        if let Some(n) = ahead.get(1) {
+            p.prefetch(n.id, Prefetch::Links);
         }
         if !p.access(&r, requests) {
             misses += 1;
@@ -176,12 +225,18 @@ pub fn replay_object_trace(
         requests += 1;
         request_bytes += r.size;
     }
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if requests == 0 {
+        return Err(ObjSimError::Empty(path.to_path_buf()));
+    }
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     Ok(ObjSimResult {
         policy: p.name(),
         capacity_bytes,
-        capacity_fraction: ratio(capacity_bytes, working_set_bytes),
+        capacity_fraction: working_set_bytes.map(|w| ratio(capacity_bytes, w)),
         requests,
         request_bytes,
         misses,
@@ -199,7 +254,7 @@ pub fn replay_object_trace(
 pub struct ObjSimulator {
     path: PathBuf,
     format: ObjFormat,
-    stats: ObjTraceStats,
+    stats: Option<ObjTraceStats>,
     unit_sizes: bool,
 }
 
@@ -222,14 +277,43 @@ impl ObjSimulator {
         Ok(Self {
             path,
             format,
-            stats,
+            stats: Some(stats),
             unit_sizes,
         })
     }
 
-    /// The trace's statistics.
-    pub fn stats(&self) -> &ObjTraceStats {
-        &self.stats
+    /// As [`ObjSimulator::open_with`] without the statistics pass: for sweeps whose capacities
+    /// are all absolute, where the pass would read the trace once more for figures no run
+    /// needs. Checks only that the file opens; a sweep with a fractional capacity makes the
+    /// pass then.
+    pub fn open_without_stats(
+        path: impl AsRef<Path>,
+        format: ObjFormat,
+        unit_sizes: bool,
+    ) -> Result<Self, ObjSimError> {
+        let path = path.as_ref().to_path_buf();
+        ObjTraceReader::open(&path, format.clone())?;
+        Ok(Self {
+            path,
+            format,
+            stats: None,
+            unit_sizes,
+        })
+    }
+
+    /// The trace's statistics, if the pass was made.
+    pub fn stats(&self) -> Option<&ObjTraceStats> {
+        self.stats.as_ref()
+    }
+
+    /// Whether every request carries a next-access time: from the statistics when they were
+    /// gathered, else from the format (only oracleGeneral carries it, in every record).
+    pub fn has_next_access(&self) -> bool {
+        self.stats
+            .as_ref()
+            .map_or(self.format == ObjFormat::OracleGeneral, |s| {
+                s.has_next_access
+            })
     }
 
     /// Runs every policy at every capacity (policies outermost in the result), `threads` runs
@@ -240,13 +324,26 @@ impl ObjSimulator {
         capacities: &[Capacity],
         threads: usize,
     ) -> Result<Vec<ObjSimResult>, ObjSimError> {
+        let gathered;
+        let stats = match &self.stats {
+            Some(s) => Some(s),
+            None if capacities.iter().any(|&c| ObjTraceStats::needs_stats(c)) => {
+                gathered = ObjTraceStats::from_path(&self.path, &self.format, self.unit_sizes)?;
+                Some(&gathered)
+            }
+            None => None,
+        };
         let caps: Vec<u64> = capacities
             .iter()
-            .map(|&c| self.stats.capacity_bytes(c, self.unit_sizes))
+            .map(|&c| match stats {
+                Some(s) => s.capacity_bytes(c, self.unit_sizes),
+                None => absolute_bytes(c, self.unit_sizes),
+            })
             .collect::<Result<_, _>>()?;
+        let has_next_access = stats.map_or_else(|| self.has_next_access(), |s| s.has_next_access);
         for p in policies {
             objcache::build_for(p, 1, self.unit_sizes)?;
-            if objcache::needs_next_access(p) && !self.stats.has_next_access {
+            if objcache::needs_next_access(p) && !has_next_access {
                 return Err(ObjSimError::NoFuture((*p).to_owned()));
             }
         }
@@ -269,7 +366,7 @@ impl ObjSimulator {
                             &self.format,
                             p,
                             c,
-                            self.stats.unique_bytes,
+                            stats.map(|s| s.unique_bytes),
                             self.unit_sizes,
                         );
                         if let Ok(mut v) = results.lock() {
@@ -325,8 +422,8 @@ mod tests {
     fn threaded_sweep_equals_the_sequential_one_and_belady_bounds_lru() {
         let dir = tempfile::tempdir().unwrap();
         let sim = ObjSimulator::open(trace_file(dir.path()), ObjFormat::OracleGeneral).unwrap();
-        assert_eq!(sim.stats().requests, 4000);
-        assert!(sim.stats().has_next_access);
+        assert_eq!(sim.stats().unwrap().requests, 4000);
+        assert!(sim.stats().unwrap().has_next_access);
         let policies = ["lru", "s3fifo", "belady", "lirs", "gdsf"];
         let caps = [Capacity::Fraction(0.1), Capacity::Bytes(200 << 10)];
         let strip = |v: Vec<ObjSimResult>| -> Vec<(String, u64, u64, u64)> {
@@ -337,10 +434,26 @@ mod tests {
         let one = strip(sim.sweep(&policies, &caps, 1).unwrap());
         let three = strip(sim.sweep(&policies, &caps, 3).unwrap());
         assert_eq!(one, three);
+        // Without the statistics pass: the same decisions; the fractional capacity makes the
+        // pass itself, and absolute ones report no fraction.
+        let lazy =
+            ObjSimulator::open_without_stats(sim.path.clone(), ObjFormat::OracleGeneral, false)
+                .unwrap();
+        assert!(lazy.stats().is_none() && lazy.has_next_access());
+        assert_eq!(strip(lazy.sweep(&policies, &caps, 2).unwrap()), one);
+        let bytes_only = lazy
+            .sweep(&["lru", "slru", "arc"], &[Capacity::Bytes(200 << 10)], 1)
+            .unwrap();
+        assert!(bytes_only.iter().all(|r| r.capacity_fraction.is_none()));
+        let with_pass = sim
+            .sweep(&["lru", "slru", "arc"], &[Capacity::Bytes(200 << 10)], 1)
+            .unwrap();
+        assert!(with_pass.iter().all(|r| r.capacity_fraction.is_some()));
+        assert_eq!(strip(bytes_only), strip(with_pass));
         assert_eq!(one.len(), 10);
         assert_eq!(
             one[0].1,
-            (0.1 * sim.stats().unique_bytes as f64).round() as u64
+            (0.1 * sim.stats().unwrap().unique_bytes as f64).round() as u64
         );
         for k in 0..2 {
             let (lru, belady) = (&one[k], &one[4 + k]);
@@ -356,7 +469,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = trace_file(dir.path());
         let sim = ObjSimulator::open_with(&path, ObjFormat::OracleGeneral, true).unwrap();
-        assert_eq!(sim.stats().unique_bytes, sim.stats().unique_objects);
+        assert_eq!(
+            sim.stats().unwrap().unique_bytes,
+            sim.stats().unwrap().unique_objects
+        );
         let r = sim
             .sweep(&["mcos", "lru", "belady"], &[Capacity::Blocks(50)], 2)
             .unwrap();
@@ -381,10 +497,16 @@ mod tests {
         let sim = ObjSimulator::open(trace_file(dir.path()), ObjFormat::OracleGeneral).unwrap();
         let e = sim.sweep(&["lru"], &[Capacity::Blocks(10)], 1).unwrap_err();
         assert!(e.to_string().contains("no unit"), "{e}");
+        let lazy =
+            ObjSimulator::open_without_stats(&sim.path, ObjFormat::OracleGeneral, false).unwrap();
+        let e = lazy
+            .sweep(&["lru"], &[Capacity::Blocks(10)], 1)
+            .unwrap_err();
+        assert!(e.to_string().contains("no unit"), "{e}");
         let csv = dir.path().join("t.csv");
         std::fs::write(&csv, "1,a,10\n2,b,10\n").unwrap();
         let cols = crate::objtrace::CsvColumns::parse("time=1,key=2,size=3").unwrap();
-        let sim = ObjSimulator::open(&csv, ObjFormat::Csv(cols)).unwrap();
+        let sim = ObjSimulator::open(&csv, ObjFormat::Csv(cols.clone())).unwrap();
         let e = sim
             .sweep(&["belady"], &[Capacity::Bytes(100)], 1)
             .unwrap_err();
@@ -393,5 +515,15 @@ mod tests {
         std::fs::write(&empty, b"").unwrap();
         let e = ObjSimulator::open(&empty, ObjFormat::OracleGeneral).unwrap_err();
         assert!(e.to_string().contains("no requests"), "{e}");
+        let lazy = ObjSimulator::open_without_stats(&empty, ObjFormat::OracleGeneral, false)
+            .unwrap()
+            .sweep(&["lru"], &[Capacity::Bytes(100)], 1);
+        assert!(lazy.unwrap_err().to_string().contains("no requests"));
+        let sim = ObjSimulator::open_without_stats(&csv, ObjFormat::Csv(cols), false).unwrap();
+        assert!(!sim.has_next_access());
+        let e = sim
+            .sweep(&["belady"], &[Capacity::Bytes(100)], 1)
+            .unwrap_err();
+        assert!(e.to_string().contains("oracleGeneral"), "{e}");
     }
 }

@@ -193,7 +193,7 @@ fn capacities() -> Vec<Capacity> {
 fn libcachesim_eviction_test_reproduced() {
     let Some(path) = trace_path() else { return };
     let sim = ObjSimulator::open(&path, ObjFormat::OracleGeneral).expect("trace reads");
-    let stats = sim.stats();
+    let stats = sim.stats().expect("open makes the statistics pass");
     assert_eq!(stats.requests, REQUESTS);
     assert_eq!(stats.request_bytes, REQUEST_BYTES);
     assert_eq!(stats.unique_objects, 48_974);

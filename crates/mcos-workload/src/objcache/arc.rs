@@ -10,10 +10,10 @@
 //! (the paper's unit, one page, read as one object). A ghost hit enters T2; eviction is the
 //! paper's REPLACE, with case IV's directory bound (`|T1| + |B1| < c`, `total < 2c`) in bytes.
 
-use super::queue::{Queue, Slab};
-use super::{BasePolicy, ObjectPolicy, get_base};
+use super::index::SlotIndex;
+use super::queue::{Queue, Slab, prefetch_listed};
+use super::{BasePolicy, ObjectPolicy, Prefetch, get_base};
 use crate::objtrace::ObjRequest;
-use crate::policy::{IdMap, id_map};
 
 const T1: u8 = 0;
 const T2: u8 = 1;
@@ -26,7 +26,7 @@ pub struct Arc {
     cap: u64,
     p: f64,
     step_by_size: bool,
-    index: IdMap<u32>,
+    index: SlotIndex,
     slab: Slab,
     lists: [Queue; 4],
     /// The current request hit a ghost (B1 or B2): set by `find`, read by `evict`/`insert`.
@@ -40,7 +40,7 @@ impl Arc {
             cap: capacity_bytes,
             p: 0.0,
             step_by_size,
-            index: id_map(1024),
+            index: SlotIndex::default(),
             slab: Slab::default(),
             lists: [Queue::default(); 4],
             ghost_hit: None,
@@ -62,7 +62,7 @@ impl Arc {
     fn drop_tail(&mut self, l: u8) {
         if let Some(t) = self.lists[l as usize].tail() {
             self.lists[l as usize].unlink(&mut self.slab, t);
-            self.index.remove(&self.slab.get(t).id);
+            self.index.remove(self.slab.get(t).id);
             self.slab.release(t);
         }
     }
@@ -84,7 +84,7 @@ impl Arc {
 impl BasePolicy for Arc {
     fn find(&mut self, req: &ObjRequest, _now: u64) -> bool {
         self.ghost_hit = None;
-        let Some(&i) = self.index.get(&req.id) else {
+        let Some(i) = self.index.get(req.id) else {
             return false;
         };
         let tag = self.slab.get(i).tag;
@@ -112,7 +112,7 @@ impl BasePolicy for Arc {
                     self.p = (self.p - (b1 / b2).max(1.0) * unit).max(0.0);
                 }
                 self.lists[tag as usize].unlink(&mut self.slab, i);
-                self.index.remove(&req.id);
+                self.index.remove(req.id);
                 self.slab.release(i);
                 self.ghost_hit = Some(tag);
                 false
@@ -181,6 +181,9 @@ impl ObjectPolicy for Arc {
     }
     fn access(&mut self, req: &ObjRequest, now: u64) -> bool {
         get_base(self, req, now)
+    }
+    fn prefetch(&self, id: u64, stage: Prefetch) {
+        prefetch_listed(&self.index, &self.slab, &self.lists, id, stage);
     }
 }
 

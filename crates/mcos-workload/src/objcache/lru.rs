@@ -4,16 +4,16 @@
 //! 9(2), 1970; byte-capacity flow as libCacheSim's `LRU.c` (insert at head, a hit moves to the
 //! head, evict from the tail until the missed object fits).
 
-use super::queue::{Queue, Slab};
-use super::{BasePolicy, ObjectPolicy, get_base};
+use super::index::SlotIndex;
+use super::queue::{Queue, Slab, prefetch_listed};
+use super::{BasePolicy, ObjectPolicy, Prefetch, get_base};
 use crate::objtrace::ObjRequest;
-use crate::policy::{IdMap, id_map};
 
 /// LRU under a byte capacity.
 #[derive(Debug)]
 pub struct Lru {
     cap: u64,
-    index: IdMap<u32>,
+    index: SlotIndex,
     slab: Slab,
     q: Queue,
 }
@@ -23,7 +23,7 @@ impl Lru {
     pub fn new(capacity_bytes: u64) -> Self {
         Self {
             cap: capacity_bytes,
-            index: id_map(1024),
+            index: SlotIndex::default(),
             slab: Slab::default(),
             q: Queue::default(),
         }
@@ -32,8 +32,8 @@ impl Lru {
 
 impl BasePolicy for Lru {
     fn find(&mut self, req: &ObjRequest, _now: u64) -> bool {
-        match self.index.get(&req.id) {
-            Some(&i) => {
+        match self.index.get(req.id) {
+            Some(i) => {
                 self.q.move_to_head(&mut self.slab, i);
                 true
             }
@@ -44,7 +44,7 @@ impl BasePolicy for Lru {
     fn evict(&mut self, _req: &ObjRequest, _now: u64) {
         if let Some(t) = self.q.tail() {
             self.q.unlink(&mut self.slab, t);
-            self.index.remove(&self.slab.get(t).id);
+            self.index.remove(self.slab.get(t).id);
             self.slab.release(t);
         }
     }
@@ -79,6 +79,15 @@ impl ObjectPolicy for Lru {
     }
     fn access(&mut self, req: &ObjRequest, now: u64) -> bool {
         get_base(self, req, now)
+    }
+    fn prefetch(&self, id: u64, stage: Prefetch) {
+        prefetch_listed(
+            &self.index,
+            &self.slab,
+            std::slice::from_ref(&self.q),
+            id,
+            stage,
+        );
     }
 }
 

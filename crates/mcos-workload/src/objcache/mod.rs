@@ -15,6 +15,7 @@ mod clock;
 mod fifo;
 mod gdsf;
 mod hyperbolic;
+mod index;
 mod lfu;
 mod lirs;
 mod lru;
@@ -79,6 +80,23 @@ pub trait ObjectPolicy {
     /// One request, in trace order (`now` is its 0-based index): true on a hit. On a miss the
     /// object is inserted if the policy admits it and it fits in the cache at all.
     fn access(&mut self, req: &ObjRequest, now: u64) -> bool;
+    /// A hint that `id` will be accessed soon, `stage` saying how soon: the policy may start
+    /// loading the memory that access will touch. Changes no state and no decision; the
+    /// default does nothing.
+    fn prefetch(&self, _id: u64, _stage: Prefetch) {}
+}
+
+/// How soon a request named to [`ObjectPolicy::prefetch`] comes. The replay names each request
+/// at every stage in turn, so a policy can follow pointers one level per stage: each stage may
+/// read what the previous one asked to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    /// Far ahead: where the id's index entry lives.
+    Index,
+    /// Nearer: the entry's object record.
+    Node,
+    /// Next or nearly: what updating that record writes (list neighbours, victims).
+    Links,
 }
 
 /// The pieces of a policy that follows libCacheSim's generic get (find, evict until it fits,

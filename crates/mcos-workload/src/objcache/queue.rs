@@ -53,6 +53,58 @@ impl Slab {
     pub(crate) fn get_mut(&mut self, i: u32) -> &mut Node {
         &mut self.nodes[i as usize]
     }
+
+    /// Starts loading node `i` (a hint only).
+    #[inline]
+    pub(crate) fn prefetch(&self, i: u32) {
+        if let Some(n) = self.nodes.get(i as usize) {
+            super::index::prefetch_read(n);
+        }
+    }
+
+    /// Starts loading the neighbours of node `i`, which unlinking it writes.
+    #[inline]
+    pub(crate) fn prefetch_links(&self, i: u32) {
+        if let Some(n) = self.nodes.get(i as usize) {
+            self.prefetch(n.prev);
+            self.prefetch(n.next);
+        }
+    }
+}
+
+/// [`ObjectPolicy::prefetch`](super::ObjectPolicy::prefetch) for a policy that keeps its
+/// objects (and ghosts) in one slab under one [`SlotIndex`](super::index::SlotIndex), and
+/// evicts or demotes from the tails of `queues`.
+pub(crate) fn prefetch_listed(
+    index: &super::index::SlotIndex,
+    slab: &Slab,
+    queues: &[Queue],
+    id: u64,
+    stage: super::Prefetch,
+) {
+    use super::Prefetch;
+    match stage {
+        Prefetch::Index => index.prefetch(id),
+        Prefetch::Node => {
+            if let Some(i) = index.get(id) {
+                slab.prefetch(i);
+            }
+        }
+        Prefetch::Links => {
+            if let Some(i) = index.get(id) {
+                slab.prefetch_links(i);
+            }
+            // A miss evicts or demotes tails: the new tail (the tail's predecessor) is written
+            // and an evicted id leaves the index.
+            for q in queues {
+                if let Some(t) = q.tail() {
+                    let n = slab.get(t);
+                    slab.prefetch(n.prev);
+                    index.prefetch(n.id);
+                }
+            }
+        }
+    }
 }
 
 /// One queue: head is the newest end, tail the oldest. Tracks its object count and bytes.

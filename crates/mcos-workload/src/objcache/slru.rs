@@ -8,17 +8,17 @@
 //! segment over its share pushes its LRU object down to the head of the segment below (segment
 //! 0 evicts). An object larger than one segment is not admitted.
 
-use super::queue::{Queue, Slab};
-use super::{BasePolicy, ObjectPolicy, get_base};
+use super::index::SlotIndex;
+use super::queue::{Queue, Slab, prefetch_listed};
+use super::{BasePolicy, ObjectPolicy, Prefetch, get_base};
 use crate::objtrace::ObjRequest;
-use crate::policy::{IdMap, id_map};
 
 /// SLRU under a byte capacity.
 #[derive(Debug)]
 pub struct Slru {
     cap: u64,
     seg_cap: u64,
-    index: IdMap<u32>,
+    index: SlotIndex,
     slab: Slab,
     segs: Vec<Queue>,
 }
@@ -30,7 +30,7 @@ impl Slru {
         Self {
             cap: capacity_bytes,
             seg_cap: capacity_bytes / n as u64,
-            index: id_map(1024),
+            index: SlotIndex::default(),
             slab: Slab::default(),
             segs: vec![Queue::default(); n],
         }
@@ -42,7 +42,7 @@ impl Slru {
         };
         if let Some(t) = self.segs[s].tail() {
             self.segs[s].unlink(&mut self.slab, t);
-            self.index.remove(&self.slab.get(t).id);
+            self.index.remove(self.slab.get(t).id);
             self.slab.release(t);
         }
     }
@@ -67,7 +67,7 @@ impl Slru {
 
 impl BasePolicy for Slru {
     fn find(&mut self, req: &ObjRequest, _now: u64) -> bool {
-        let Some(&i) = self.index.get(&req.id) else {
+        let Some(i) = self.index.get(req.id) else {
             return false;
         };
         let s = self.slab.get(i).tag as usize;
@@ -80,7 +80,7 @@ impl BasePolicy for Slru {
         self.slab.get_mut(i).tag = (s + 1) as u8;
         self.segs[s + 1].push_head(&mut self.slab, i);
         // The promoted object's own segment may change while cooling (it can be the tail).
-        while let Some(&j) = self.index.get(&req.id) {
+        while let Some(j) = self.index.get(req.id) {
             let cur = self.slab.get(j).tag as usize;
             if self.segs[cur].bytes <= self.seg_cap {
                 break;
@@ -133,6 +133,9 @@ impl ObjectPolicy for Slru {
     }
     fn access(&mut self, req: &ObjRequest, now: u64) -> bool {
         get_base(self, req, now)
+    }
+    fn prefetch(&self, id: u64, stage: Prefetch) {
+        prefetch_listed(&self.index, &self.slab, &self.segs, id, stage);
     }
 }
 
