@@ -313,47 +313,125 @@ module mcos_hw_pipeline #(
     for (int j = 0; j < SCAN; j++) stj[j] = stp[j][rowj[j]];
     for (int k = 0; k < SCAN; k++) wst[k] = stj[4'(k)+hl];
   end
+  // Top two of the 17 candidates as a tournament tree (depth 5: 17 -> 9 -> 5 -> 3 -> 2 -> 1;
+  // an odd node passes up unpaired). Each node keeps the best and the second best of its
+  // subtree under one total order: valid first, then the larger age, then the lower index.
+  // The left child always holds the lower indices, so a tie goes left; the best of the root
+  // is then the first oldest candidate (the carried one, then the lowest window position)
+  // and its second the first oldest of the rest, exactly what a linear scan picks. With no
+  // valid candidate the best is index 0 (invalid loses to valid only; left wins among
+  // invalid); a runner-up that is not valid is reported as index 0.
+  localparam int LV = $clog2(NC) + 1;  // tree levels, leaves included
   logic cv[NC];
-  logic [AGE_BITS-1:0] cst[NC], cage[NC];
+  logic [AGE_BITS-1:0] cst[NC], cage[NC], wage[SCAN], hage;
   logic [FRAME_BITS-1:0] cf[NC];
   logic carry_in, bv, sv;
   logic [4:0] bi, si;
-  logic [AGE_BITS-1:0] bage, sage;
+  logic t1v[LV][NC], t2v[LV][NC];
+  logic [AGE_BITS-1:0] t1a[LV][NC], t2a[LV][NC];
+  logic [4:0] t1i[LV][NC], t2i[LV][NC];
+  logic [FRAME_BITS-1:0] t1f[LV][NC], t2f[LV][NC];
+  // Left wins: its best against the right's best, its best against the right's second, its
+  // second against the right's best.
+  logic l1r1, l1r2, l2r1;
   always_comb begin
     carry_in = carry_f >= hand &&
         ({1'b0, carry_f} - {1'b0, hand}) < (FRAME_BITS + 1)'(SCAN);
     cv[0] = carry_v && !carry_in;
     cst[0] = carry_st;
     cf[0] = carry_f;
+    cage[0] = epoch - carry_st;
+    // The ages are subtracted in parallel with the forward's compare, then selected.
+    hage = epoch - hs_st_q;
     for (int k = 0; k < SCAN; k++) begin
       cv[k+1] = wvalid_q[k];
+      wage[k] = epoch - wst_q[k];
       cst[k+1] = (hs_q && hs_frame_q == winf_q[k]) ? hs_st_q : wst_q[k];
+      cage[k+1] = (hs_q && hs_frame_q == winf_q[k]) ? hage : wage[k];
       cf[k+1] = winf_q[k];
     end
-    for (int i = 0; i < NC; i++) cage[i] = epoch - cst[i];
-    bv = 1'b0;
-    bi = '0;
-    bage = '0;
+    for (int l = 0; l < LV; l++)
+      for (int i = 0; i < NC; i++) begin
+        t1v[l][i] = 1'b0;
+        t1a[l][i] = '0;
+        t1i[l][i] = '0;
+        t1f[l][i] = '0;
+        t2v[l][i] = 1'b0;
+        t2a[l][i] = '0;
+        t2i[l][i] = '0;
+        t2f[l][i] = '0;
+      end
     for (int i = 0; i < NC; i++) begin
-      if (cv[i] && (!bv || cage[i] > bage)) begin
-        bv = 1'b1;
-        bi = 5'(i);
-        bage = cage[i];
+      t1v[0][i] = cv[i];
+      t1a[0][i] = cage[i];
+      t1i[0][i] = 5'(i);
+      t1f[0][i] = cf[i];
+    end
+    // Level l - 1 has ceil(NC / 2^(l-1)) = ((NC - 1) >> (l - 1)) + 1 nodes (constants once
+    // the loops unroll).
+    for (int l = 1; l < LV; l++) begin
+      for (int i = 0; i < NC; i++) begin
+        if (i < (((NC - 1) >> (l - 1)) + 1) / 2) begin
+          // Node i merges children 2i (left, lower indices) and 2i + 1.
+          l1r1 = t1v[l-1][2*i] ? (!t1v[l-1][2*i+1] || t1a[l-1][2*i] >= t1a[l-1][2*i+1])
+                               : !t1v[l-1][2*i+1];
+          l1r2 = t1v[l-1][2*i] ? (!t2v[l-1][2*i+1] || t1a[l-1][2*i] >= t2a[l-1][2*i+1])
+                               : !t2v[l-1][2*i+1];
+          l2r1 = t2v[l-1][2*i] ? (!t1v[l-1][2*i+1] || t2a[l-1][2*i] >= t1a[l-1][2*i+1])
+                               : !t1v[l-1][2*i+1];
+          if (l1r1) begin
+            t1v[l][i] = t1v[l-1][2*i];
+            t1a[l][i] = t1a[l-1][2*i];
+            t1i[l][i] = t1i[l-1][2*i];
+            t1f[l][i] = t1f[l-1][2*i];
+            if (l2r1) begin
+              t2v[l][i] = t2v[l-1][2*i];
+              t2a[l][i] = t2a[l-1][2*i];
+              t2i[l][i] = t2i[l-1][2*i];
+              t2f[l][i] = t2f[l-1][2*i];
+            end else begin
+              t2v[l][i] = t1v[l-1][2*i+1];
+              t2a[l][i] = t1a[l-1][2*i+1];
+              t2i[l][i] = t1i[l-1][2*i+1];
+              t2f[l][i] = t1f[l-1][2*i+1];
+            end
+          end else begin
+            t1v[l][i] = t1v[l-1][2*i+1];
+            t1a[l][i] = t1a[l-1][2*i+1];
+            t1i[l][i] = t1i[l-1][2*i+1];
+            t1f[l][i] = t1f[l-1][2*i+1];
+            if (l1r2) begin
+              t2v[l][i] = t1v[l-1][2*i];
+              t2a[l][i] = t1a[l-1][2*i];
+              t2i[l][i] = t1i[l-1][2*i];
+              t2f[l][i] = t1f[l-1][2*i];
+            end else begin
+              t2v[l][i] = t2v[l-1][2*i+1];
+              t2a[l][i] = t2a[l-1][2*i+1];
+              t2i[l][i] = t2i[l-1][2*i+1];
+              t2f[l][i] = t2f[l-1][2*i+1];
+            end
+          end
+        end else if (i == (((NC - 1) >> (l - 1)) + 1) / 2 && (((NC - 1) >> (l - 1)) % 2) == 0) begin
+          // The odd one out (the last child) passes up.
+          t1v[l][i] = t1v[l-1][((NC - 1) >> (l - 1))];
+          t1a[l][i] = t1a[l-1][((NC - 1) >> (l - 1))];
+          t1i[l][i] = t1i[l-1][((NC - 1) >> (l - 1))];
+          t1f[l][i] = t1f[l-1][((NC - 1) >> (l - 1))];
+          t2v[l][i] = t2v[l-1][((NC - 1) >> (l - 1))];
+          t2a[l][i] = t2a[l-1][((NC - 1) >> (l - 1))];
+          t2i[l][i] = t2i[l-1][((NC - 1) >> (l - 1))];
+          t2f[l][i] = t2f[l-1][((NC - 1) >> (l - 1))];
+        end
       end
     end
-    sv = 1'b0;
-    si = '0;
-    sage = '0;
-    for (int i = 0; i < NC; i++) begin
-      if (cv[i] && 5'(i) != bi && (!sv || cage[i] > sage)) begin
-        sv = 1'b1;
-        si = 5'(i);
-        sage = cage[i];
-      end
-    end
+    bv = t1v[LV-1][0];
+    bi = t1i[LV-1][0];
+    sv = t2v[LV-1][0];
+    si = sv ? t2i[LV-1][0] : '0;
   end
   logic [FRAME_BITS-1:0] victim_sel;
-  assign victim_sel = AGED ? cf[bi] : victim;
+  assign victim_sel = AGED ? t1f[LV-1][0] : victim;
 
   logic need_scan, admit_ok, is_lru;
   logic [3:0] thresh;
@@ -454,7 +532,7 @@ module mcos_hw_pipeline #(
         if (need_scan) begin
           hand <= last_in_q ? '0 : hand + FRAME_BITS'(SCAN);
           carry_v <= sv;
-          carry_f <= cf[si];
+          carry_f <= sv ? t2f[LV-1][0] : cf[0];
           carry_st <= cst[si];
         end else begin
           free_cnt <= free_cnt - 1'b1;
