@@ -20,7 +20,8 @@
 // banks (FRAMES >= 32); the bits an eviction's scan clears are cleared the cycle after its B
 // (no event is in B then) and forwarded to the window read in that cycle.
 // Timing-only registers (not in the model, no effect on any output): the CLOCK window read in
-// A, the forward comparisons made in A, the deferred clears. Datapath registers have no reset.
+// A, the forward comparisons made in A, the deferred clears, the aged fill's deferred stamp
+// write. Datapath registers have no reset.
 //
 // Memories are written so that yosys infers RAM (synchronous read, one write port each).
 // They start at zero (initial blocks: FPGA bitstream init / Verilator); an ASIC would add a
@@ -309,8 +310,16 @@ module mcos_hw_pipeline #(
   logic [AGE_BITS-1:0] carry_st;
   logic [AGE_BITS-1:0] stj[SCAN], wst[SCAN], wst_q[SCAN];
   logic [AGE_BITS-1:0] hs_st_q;  // the stamp the ACCESS in B wrote last cycle
+  // A fill's stamp is written the cycle after its B (B is empty then: an INSERT holds A one
+  // cycle), so the victim choice does not drive the stamps' write enables; the window read
+  // in A that cycle gets it forwarded.
+  logic stw_q;
+  logic [FRAME_BITS-1:0] stw_f_q;
+  logic [AGE_BITS-1:0] stw_v_q;
   always_comb begin
-    for (int j = 0; j < SCAN; j++) stj[j] = stp[j][rowj[j]];
+    for (int j = 0; j < SCAN; j++)
+      stj[j] = (stw_q && stw_f_q[3:0] == 4'(j) && stw_f_q[FRAME_BITS-1:4] == rowj[j]) ?
+          stw_v_q : stp[j][rowj[j]];
     for (int k = 0; k < SCAN; k++) wst[k] = stj[4'(k)+hl];
   end
   // Top two of the 17 candidates as a tournament tree (depth 5: 17 -> 9 -> 5 -> 3 -> 2 -> 1;
@@ -510,6 +519,7 @@ module mcos_hw_pipeline #(
       active_bank <= 1'b0;
       hs_q <= 1'b0;
       epoch <= '0;
+      stw_q <= 1'b0;
       age_writes <= '0;
       carry_v <= 1'b0;
     end else if (AGED) begin
@@ -524,6 +534,8 @@ module mcos_hw_pipeline #(
           age_writes <= age_writes + 1'b1;
         end
       end
+      stw_q <= fill;
+      if (stw_q) stp[stw_f_q[3:0]][stw_f_q[FRAME_BITS-1:4]] <= stw_v_q;
       if (b_valid && b_op == OP_ACCESS && hit) begin
         stp[hit_frame[3:0]][hit_frame[FRAME_BITS-1:4]] <= epoch;
         if (carry_f == hit_frame) carry_st <= epoch;
@@ -538,7 +550,8 @@ module mcos_hw_pipeline #(
           free_cnt <= free_cnt - 1'b1;
         end
         // LRU-end insertion: stamped 64 epochs old and carried (the next victim).
-        stp[frame[3:0]][frame[FRAME_BITS-1:4]] <= is_lru ? epoch - 7'd64 : epoch;
+        stw_f_q <= frame;
+        stw_v_q <= is_lru ? epoch - 7'd64 : epoch;
         if (is_lru) begin
           carry_v <= 1'b1;
           carry_f <= frame;
