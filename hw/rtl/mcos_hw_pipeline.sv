@@ -316,6 +316,8 @@ module mcos_hw_pipeline #(
   logic stw_q;
   logic [FRAME_BITS-1:0] stw_f_q;
   logic [AGE_BITS-1:0] stw_v_q;
+  logic [FRAME_BITS-1:0] stw_a;
+  assign stw_a = stw_q ? stw_f_q : hit_frame;
   always_comb begin
     for (int j = 0; j < SCAN; j++)
       stj[j] = (stw_q && stw_f_q[3:0] == 4'(j) && stw_f_q[FRAME_BITS-1:4] == rowj[j]) ?
@@ -534,12 +536,11 @@ module mcos_hw_pipeline #(
           age_writes <= age_writes + 1'b1;
         end
       end
+      // One stamp write port: the deferred fill stamp (B is empty that cycle) or a hit's.
       stw_q <= fill;
-      if (stw_q) stp[stw_f_q[3:0]][stw_f_q[FRAME_BITS-1:4]] <= stw_v_q;
-      if (b_valid && b_op == OP_ACCESS && hit) begin
-        stp[hit_frame[3:0]][hit_frame[FRAME_BITS-1:4]] <= epoch;
-        if (carry_f == hit_frame) carry_st <= epoch;
-      end
+      if (stw_q || (b_valid && b_op == OP_ACCESS && hit))
+        stp[stw_a[3:0]][stw_a[FRAME_BITS-1:4]] <= stw_q ? stw_v_q : epoch;
+      if (b_valid && b_op == OP_ACCESS && hit && carry_f == hit_frame) carry_st <= epoch;
       if (fill) begin
         if (need_scan) begin
           hand <= last_in_q ? '0 : hand + FRAME_BITS'(SCAN);
