@@ -20,7 +20,8 @@
 // banks (FRAMES >= 32); the bits an eviction's scan clears are cleared the cycle after its B
 // (no event is in B then) and forwarded to the window read in that cycle.
 // Timing-only registers (not in the model, no effect on any output): the CLOCK window read in
-// A, the forward comparisons made in A, the deferred clears. Datapath registers have no reset.
+// A, the forward comparisons made in A, the deferred clears, the aged fill's deferred stamp
+// write. Datapath registers have no reset.
 //
 // Memories are written so that yosys infers RAM (synchronous read, one write port each).
 // They start at zero (initial blocks: FPGA bitstream init / Verilator); an ASIC would add a
@@ -309,51 +310,139 @@ module mcos_hw_pipeline #(
   logic [AGE_BITS-1:0] carry_st;
   logic [AGE_BITS-1:0] stj[SCAN], wst[SCAN], wst_q[SCAN];
   logic [AGE_BITS-1:0] hs_st_q;  // the stamp the ACCESS in B wrote last cycle
+  // A fill's stamp is written the cycle after its B (B is empty then: an INSERT holds A one
+  // cycle), so the victim choice does not drive the stamps' write enables; the window read
+  // in A that cycle gets it forwarded.
+  logic stw_q;
+  logic [FRAME_BITS-1:0] stw_f_q;
+  logic [AGE_BITS-1:0] stw_v_q;
+  logic [FRAME_BITS-1:0] stw_a;
+  assign stw_a = stw_q ? stw_f_q : hit_frame;
   always_comb begin
-    for (int j = 0; j < SCAN; j++) stj[j] = stp[j][rowj[j]];
+    for (int j = 0; j < SCAN; j++)
+      stj[j] = (stw_q && stw_f_q[3:0] == 4'(j) && stw_f_q[FRAME_BITS-1:4] == rowj[j]) ?
+          stw_v_q : stp[j][rowj[j]];
     for (int k = 0; k < SCAN; k++) wst[k] = stj[4'(k)+hl];
   end
+  // Top two of the 17 candidates as a tournament tree (depth 5: 17 -> 9 -> 5 -> 3 -> 2 -> 1;
+  // an odd node passes up unpaired). Each node keeps the best and the second best of its
+  // subtree under one total order: valid first, then the larger age, then the lower index.
+  // The left child always holds the lower indices, so a tie goes left; the best of the root
+  // is then the first oldest candidate (the carried one, then the lowest window position)
+  // and its second the first oldest of the rest, exactly what a linear scan picks. With no
+  // valid candidate the best is index 0 (invalid loses to valid only; left wins among
+  // invalid); a runner-up that is not valid is reported as index 0.
+  localparam int LV = $clog2(NC) + 1;  // tree levels, leaves included
   logic cv[NC];
-  logic [AGE_BITS-1:0] cst[NC], cage[NC];
+  logic [AGE_BITS-1:0] cst[NC], cage[NC], wage[SCAN], hage;
   logic [FRAME_BITS-1:0] cf[NC];
   logic carry_in, bv, sv;
   logic [4:0] bi, si;
-  logic [AGE_BITS-1:0] bage, sage;
+  logic t1v[LV][NC], t2v[LV][NC];
+  logic [AGE_BITS-1:0] t1a[LV][NC], t2a[LV][NC];
+  logic [4:0] t1i[LV][NC], t2i[LV][NC];
+  logic [FRAME_BITS-1:0] t1f[LV][NC], t2f[LV][NC];
+  // Left wins: its best against the right's best, its best against the right's second, its
+  // second against the right's best.
+  logic l1r1, l1r2, l2r1;
   always_comb begin
     carry_in = carry_f >= hand &&
         ({1'b0, carry_f} - {1'b0, hand}) < (FRAME_BITS + 1)'(SCAN);
     cv[0] = carry_v && !carry_in;
     cst[0] = carry_st;
     cf[0] = carry_f;
+    cage[0] = epoch - carry_st;
+    // The ages are subtracted in parallel with the forward's compare, then selected.
+    hage = epoch - hs_st_q;
     for (int k = 0; k < SCAN; k++) begin
       cv[k+1] = wvalid_q[k];
+      wage[k] = epoch - wst_q[k];
       cst[k+1] = (hs_q && hs_frame_q == winf_q[k]) ? hs_st_q : wst_q[k];
+      cage[k+1] = (hs_q && hs_frame_q == winf_q[k]) ? hage : wage[k];
       cf[k+1] = winf_q[k];
     end
-    for (int i = 0; i < NC; i++) cage[i] = epoch - cst[i];
-    bv = 1'b0;
-    bi = '0;
-    bage = '0;
+    for (int l = 0; l < LV; l++)
+      for (int i = 0; i < NC; i++) begin
+        t1v[l][i] = 1'b0;
+        t1a[l][i] = '0;
+        t1i[l][i] = '0;
+        t1f[l][i] = '0;
+        t2v[l][i] = 1'b0;
+        t2a[l][i] = '0;
+        t2i[l][i] = '0;
+        t2f[l][i] = '0;
+      end
     for (int i = 0; i < NC; i++) begin
-      if (cv[i] && (!bv || cage[i] > bage)) begin
-        bv = 1'b1;
-        bi = 5'(i);
-        bage = cage[i];
+      t1v[0][i] = cv[i];
+      t1a[0][i] = cage[i];
+      t1i[0][i] = 5'(i);
+      t1f[0][i] = cf[i];
+    end
+    // Level l - 1 has ceil(NC / 2^(l-1)) = ((NC - 1) >> (l - 1)) + 1 nodes (constants once
+    // the loops unroll).
+    for (int l = 1; l < LV; l++) begin
+      for (int i = 0; i < NC; i++) begin
+        if (i < (((NC - 1) >> (l - 1)) + 1) / 2) begin
+          // Node i merges children 2i (left, lower indices) and 2i + 1.
+          l1r1 = t1v[l-1][2*i] ? (!t1v[l-1][2*i+1] || t1a[l-1][2*i] >= t1a[l-1][2*i+1])
+                               : !t1v[l-1][2*i+1];
+          l1r2 = t1v[l-1][2*i] ? (!t2v[l-1][2*i+1] || t1a[l-1][2*i] >= t2a[l-1][2*i+1])
+                               : !t2v[l-1][2*i+1];
+          l2r1 = t2v[l-1][2*i] ? (!t1v[l-1][2*i+1] || t2a[l-1][2*i] >= t1a[l-1][2*i+1])
+                               : !t1v[l-1][2*i+1];
+          if (l1r1) begin
+            t1v[l][i] = t1v[l-1][2*i];
+            t1a[l][i] = t1a[l-1][2*i];
+            t1i[l][i] = t1i[l-1][2*i];
+            t1f[l][i] = t1f[l-1][2*i];
+            if (l2r1) begin
+              t2v[l][i] = t2v[l-1][2*i];
+              t2a[l][i] = t2a[l-1][2*i];
+              t2i[l][i] = t2i[l-1][2*i];
+              t2f[l][i] = t2f[l-1][2*i];
+            end else begin
+              t2v[l][i] = t1v[l-1][2*i+1];
+              t2a[l][i] = t1a[l-1][2*i+1];
+              t2i[l][i] = t1i[l-1][2*i+1];
+              t2f[l][i] = t1f[l-1][2*i+1];
+            end
+          end else begin
+            t1v[l][i] = t1v[l-1][2*i+1];
+            t1a[l][i] = t1a[l-1][2*i+1];
+            t1i[l][i] = t1i[l-1][2*i+1];
+            t1f[l][i] = t1f[l-1][2*i+1];
+            if (l1r2) begin
+              t2v[l][i] = t1v[l-1][2*i];
+              t2a[l][i] = t1a[l-1][2*i];
+              t2i[l][i] = t1i[l-1][2*i];
+              t2f[l][i] = t1f[l-1][2*i];
+            end else begin
+              t2v[l][i] = t2v[l-1][2*i+1];
+              t2a[l][i] = t2a[l-1][2*i+1];
+              t2i[l][i] = t2i[l-1][2*i+1];
+              t2f[l][i] = t2f[l-1][2*i+1];
+            end
+          end
+        end else if (i == (((NC - 1) >> (l - 1)) + 1) / 2 && (((NC - 1) >> (l - 1)) % 2) == 0) begin
+          // The odd one out (the last child) passes up.
+          t1v[l][i] = t1v[l-1][((NC - 1) >> (l - 1))];
+          t1a[l][i] = t1a[l-1][((NC - 1) >> (l - 1))];
+          t1i[l][i] = t1i[l-1][((NC - 1) >> (l - 1))];
+          t1f[l][i] = t1f[l-1][((NC - 1) >> (l - 1))];
+          t2v[l][i] = t2v[l-1][((NC - 1) >> (l - 1))];
+          t2a[l][i] = t2a[l-1][((NC - 1) >> (l - 1))];
+          t2i[l][i] = t2i[l-1][((NC - 1) >> (l - 1))];
+          t2f[l][i] = t2f[l-1][((NC - 1) >> (l - 1))];
+        end
       end
     end
-    sv = 1'b0;
-    si = '0;
-    sage = '0;
-    for (int i = 0; i < NC; i++) begin
-      if (cv[i] && 5'(i) != bi && (!sv || cage[i] > sage)) begin
-        sv = 1'b1;
-        si = 5'(i);
-        sage = cage[i];
-      end
-    end
+    bv = t1v[LV-1][0];
+    bi = t1i[LV-1][0];
+    sv = t2v[LV-1][0];
+    si = sv ? t2i[LV-1][0] : '0;
   end
   logic [FRAME_BITS-1:0] victim_sel;
-  assign victim_sel = AGED ? cf[bi] : victim;
+  assign victim_sel = AGED ? t1f[LV-1][0] : victim;
 
   logic need_scan, admit_ok, is_lru;
   logic [3:0] thresh;
@@ -432,6 +521,7 @@ module mcos_hw_pipeline #(
       active_bank <= 1'b0;
       hs_q <= 1'b0;
       epoch <= '0;
+      stw_q <= 1'b0;
       age_writes <= '0;
       carry_v <= 1'b0;
     end else if (AGED) begin
@@ -446,21 +536,23 @@ module mcos_hw_pipeline #(
           age_writes <= age_writes + 1'b1;
         end
       end
-      if (b_valid && b_op == OP_ACCESS && hit) begin
-        stp[hit_frame[3:0]][hit_frame[FRAME_BITS-1:4]] <= epoch;
-        if (carry_f == hit_frame) carry_st <= epoch;
-      end
+      // One stamp write port: the deferred fill stamp (B is empty that cycle) or a hit's.
+      stw_q <= fill;
+      if (stw_q || (b_valid && b_op == OP_ACCESS && hit))
+        stp[stw_a[3:0]][stw_a[FRAME_BITS-1:4]] <= stw_q ? stw_v_q : epoch;
+      if (b_valid && b_op == OP_ACCESS && hit && carry_f == hit_frame) carry_st <= epoch;
       if (fill) begin
         if (need_scan) begin
           hand <= last_in_q ? '0 : hand + FRAME_BITS'(SCAN);
           carry_v <= sv;
-          carry_f <= cf[si];
+          carry_f <= sv ? t2f[LV-1][0] : cf[0];
           carry_st <= cst[si];
         end else begin
           free_cnt <= free_cnt - 1'b1;
         end
         // LRU-end insertion: stamped 64 epochs old and carried (the next victim).
-        stp[frame[3:0]][frame[FRAME_BITS-1:4]] <= is_lru ? epoch - 7'd64 : epoch;
+        stw_f_q <= frame;
+        stw_v_q <= is_lru ? epoch - 7'd64 : epoch;
         if (is_lru) begin
           carry_v <= 1'b1;
           carry_f <= frame;

@@ -2,7 +2,8 @@
 //! cycle for cycle at its ports. Its state is the RTL's architectural state (memories, stage
 //! registers, forward registers); the RTL adds timing-only registers (the CLOCK window read a
 //! stage early, the forward comparisons made in stage A, the scanned reference bits cleared the
-//! cycle after an eviction's B) that do not change any output.
+//! cycle after an eviction's B, an aged fill's stamp written the cycle after its B) that do not
+//! change any output.
 //!
 //! Each call of [`Pipeline::step`] is one clock cycle: first everything the RTL computes
 //! combinationally from the current registers and memory read ports (the decision of the event
