@@ -6,16 +6,16 @@
 //! clearing visited bits and evicts the first unvisited object, then rests on the next newer
 //! object (wrapping to the tail).
 
+use super::index::SlotIndex;
 use super::queue::{Queue, Slab};
-use super::{BasePolicy, ObjectPolicy, get_base};
+use super::{BasePolicy, ObjectPolicy, Prefetch, get_base};
 use crate::objtrace::ObjRequest;
-use crate::policy::{IdMap, id_map};
 
 /// SIEVE under a byte capacity.
 #[derive(Debug)]
 pub struct Sieve {
     cap: u64,
-    index: IdMap<u32>,
+    index: SlotIndex,
     slab: Slab,
     q: Queue,
     hand: Option<u32>,
@@ -26,7 +26,7 @@ impl Sieve {
     pub fn new(capacity_bytes: u64) -> Self {
         Self {
             cap: capacity_bytes,
-            index: id_map(1024),
+            index: SlotIndex::default(),
             slab: Slab::default(),
             q: Queue::default(),
             hand: None,
@@ -36,8 +36,8 @@ impl Sieve {
 
 impl BasePolicy for Sieve {
     fn find(&mut self, req: &ObjRequest, _now: u64) -> bool {
-        match self.index.get(&req.id) {
-            Some(&i) => {
+        match self.index.get(req.id) {
+            Some(i) => {
                 self.slab.get_mut(i).freq = 1;
                 true
             }
@@ -61,7 +61,7 @@ impl BasePolicy for Sieve {
         }
         self.hand = Queue::newer(&self.slab, obj);
         self.q.unlink(&mut self.slab, obj);
-        self.index.remove(&self.slab.get(obj).id);
+        self.index.remove(self.slab.get(obj).id);
         self.slab.release(obj);
     }
 
@@ -95,6 +95,23 @@ impl ObjectPolicy for Sieve {
     }
     fn access(&mut self, req: &ObjRequest, now: u64) -> bool {
         get_base(self, req, now)
+    }
+    fn prefetch(&self, id: u64, stage: Prefetch) {
+        match stage {
+            Prefetch::Index => self.index.prefetch(id),
+            // A hit writes the object's visited bit.
+            Prefetch::Node => {
+                if let Some(i) = self.index.get(id) {
+                    self.slab.prefetch(i);
+                }
+            }
+            // A miss that evicts starts its walk at the hand.
+            Prefetch::Links => {
+                if let Some(h) = self.hand.or_else(|| self.q.tail()) {
+                    self.slab.prefetch(h);
+                }
+            }
+        }
     }
 }
 
