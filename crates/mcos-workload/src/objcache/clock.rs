@@ -5,10 +5,10 @@
 //! counter (max `2^bits - 1`); eviction looks at the oldest object: a positive counter is
 //! decremented and the object reinserted at the head, a zero counter is evicted.
 
-use super::queue::{Queue, Slab};
-use super::{BasePolicy, ObjectPolicy, get_base};
+use super::index::SlotIndex;
+use super::queue::{Queue, Slab, prefetch_listed};
+use super::{BasePolicy, ObjectPolicy, Prefetch, get_base};
 use crate::objtrace::ObjRequest;
-use crate::policy::{IdMap, id_map};
 
 /// CLOCK under a byte capacity.
 #[derive(Debug)]
@@ -16,7 +16,7 @@ pub struct Clock {
     cap: u64,
     max_freq: i64,
     bits: u32,
-    index: IdMap<u32>,
+    index: SlotIndex,
     slab: Slab,
     q: Queue,
 }
@@ -29,7 +29,7 @@ impl Clock {
             cap: capacity_bytes,
             max_freq: (1i64 << bits) - 1,
             bits,
-            index: id_map(1024),
+            index: SlotIndex::default(),
             slab: Slab::default(),
             q: Queue::default(),
         }
@@ -38,8 +38,8 @@ impl Clock {
 
 impl BasePolicy for Clock {
     fn find(&mut self, req: &ObjRequest, _now: u64) -> bool {
-        match self.index.get(&req.id) {
-            Some(&i) => {
+        match self.index.get(req.id) {
+            Some(i) => {
                 let n = self.slab.get_mut(i);
                 if n.freq < self.max_freq {
                     n.freq += 1;
@@ -58,7 +58,7 @@ impl BasePolicy for Clock {
                 continue;
             }
             self.q.unlink(&mut self.slab, t);
-            self.index.remove(&self.slab.get(t).id);
+            self.index.remove(self.slab.get(t).id);
             self.slab.release(t);
             return;
         }
@@ -98,6 +98,15 @@ impl ObjectPolicy for Clock {
     }
     fn access(&mut self, req: &ObjRequest, now: u64) -> bool {
         get_base(self, req, now)
+    }
+    fn prefetch(&self, id: u64, stage: Prefetch) {
+        prefetch_listed(
+            &self.index,
+            &self.slab,
+            std::slice::from_ref(&self.q),
+            id,
+            stage,
+        );
     }
 }
 

@@ -4,16 +4,16 @@
 //! virtual-storage computer", IBM Systems Journal 5(2), 1966); flow as libCacheSim's `FIFO.c`:
 //! a hit changes nothing, evict the oldest insertion until the missed object fits.
 
-use super::queue::{Queue, Slab};
-use super::{BasePolicy, ObjectPolicy, get_base};
+use super::index::SlotIndex;
+use super::queue::{Queue, Slab, prefetch_listed};
+use super::{BasePolicy, ObjectPolicy, Prefetch, get_base};
 use crate::objtrace::ObjRequest;
-use crate::policy::{IdMap, id_map};
 
 /// FIFO under a byte capacity.
 #[derive(Debug)]
 pub struct Fifo {
     cap: u64,
-    index: IdMap<u32>,
+    index: SlotIndex,
     slab: Slab,
     q: Queue,
 }
@@ -23,7 +23,7 @@ impl Fifo {
     pub fn new(capacity_bytes: u64) -> Self {
         Self {
             cap: capacity_bytes,
-            index: id_map(1024),
+            index: SlotIndex::default(),
             slab: Slab::default(),
             q: Queue::default(),
         }
@@ -31,12 +31,12 @@ impl Fifo {
 
     /// Whether `id` is resident.
     pub fn contains(&self, id: u64) -> bool {
-        self.index.contains_key(&id)
+        self.index.get(id).is_some()
     }
 
     /// Removes `id` if resident; returns whether it was.
     pub fn remove(&mut self, id: u64) -> bool {
-        match self.index.remove(&id) {
+        match self.index.remove(id) {
             Some(i) => {
                 self.q.unlink(&mut self.slab, i);
                 self.slab.release(i);
@@ -64,7 +64,7 @@ impl Fifo {
 
 impl BasePolicy for Fifo {
     fn find(&mut self, req: &ObjRequest, _now: u64) -> bool {
-        self.index.contains_key(&req.id)
+        self.index.get(req.id).is_some()
     }
 
     fn evict(&mut self, _req: &ObjRequest, _now: u64) {
@@ -99,6 +99,15 @@ impl ObjectPolicy for Fifo {
     }
     fn access(&mut self, req: &ObjRequest, now: u64) -> bool {
         get_base(self, req, now)
+    }
+    fn prefetch(&self, id: u64, stage: Prefetch) {
+        prefetch_listed(
+            &self.index,
+            &self.slab,
+            std::slice::from_ref(&self.q),
+            id,
+            stage,
+        );
     }
 }
 

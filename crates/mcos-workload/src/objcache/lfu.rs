@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use super::queue::{Queue, Slab};
-use super::{BasePolicy, ObjectPolicy, get_base};
+use super::index::SlotIndex;
+use super::queue::{Queue, Slab, prefetch_listed};
+use super::{BasePolicy, ObjectPolicy, Prefetch, get_base};
 use crate::objtrace::ObjRequest;
-use crate::policy::{IdMap, id_map};
 
 /// LFU under a byte capacity.
 #[derive(Debug)]
@@ -18,7 +18,7 @@ pub struct Lfu {
     cap: u64,
     used: u64,
     len: usize,
-    index: IdMap<u32>,
+    index: SlotIndex,
     slab: Slab,
     by_freq: BTreeMap<i64, Queue>,
 }
@@ -30,7 +30,7 @@ impl Lfu {
             cap: capacity_bytes,
             used: 0,
             len: 0,
-            index: id_map(1024),
+            index: SlotIndex::default(),
             slab: Slab::default(),
             by_freq: BTreeMap::new(),
         }
@@ -39,7 +39,7 @@ impl Lfu {
 
 impl BasePolicy for Lfu {
     fn find(&mut self, req: &ObjRequest, _now: u64) -> bool {
-        let Some(&i) = self.index.get(&req.id) else {
+        let Some(i) = self.index.get(req.id) else {
             return false;
         };
         let f = self.slab.get(i).freq;
@@ -71,7 +71,7 @@ impl BasePolicy for Lfu {
             entry.remove();
         }
         let n = *self.slab.get(t);
-        self.index.remove(&n.id);
+        self.index.remove(n.id);
         self.slab.release(t);
         self.used -= n.size;
         self.len -= 1;
@@ -113,6 +113,9 @@ impl ObjectPolicy for Lfu {
     }
     fn access(&mut self, req: &ObjRequest, now: u64) -> bool {
         get_base(self, req, now)
+    }
+    fn prefetch(&self, id: u64, stage: Prefetch) {
+        prefetch_listed(&self.index, &self.slab, &[], id, stage);
     }
 }
 

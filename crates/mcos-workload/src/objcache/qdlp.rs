@@ -11,10 +11,10 @@
 
 use super::clock::Clock;
 use super::fifo::Fifo;
-use super::queue::{Queue, Slab};
-use super::{BasePolicy, ObjectPolicy, get_base};
+use super::index::SlotIndex;
+use super::queue::{Queue, Slab, prefetch_listed};
+use super::{BasePolicy, ObjectPolicy, Prefetch, get_base};
 use crate::objtrace::ObjRequest;
-use crate::policy::{IdMap, id_map};
 
 /// QD-LP-FIFO under a byte capacity.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub struct Qdlp {
     ghost_ratio: f64,
     threshold: i64,
     bits: u32,
-    index: IdMap<u32>,
+    index: SlotIndex,
     slab: Slab,
     small: Queue,
     ghost: Option<Fifo>,
@@ -51,7 +51,7 @@ impl Qdlp {
             ghost_ratio,
             threshold,
             bits,
-            index: id_map(1024),
+            index: SlotIndex::default(),
             slab: Slab::default(),
             small: Queue::default(),
             ghost: (ghost_cap > 0).then(|| Fifo::new(ghost_cap)),
@@ -64,7 +64,7 @@ impl Qdlp {
 impl BasePolicy for Qdlp {
     fn find(&mut self, req: &ObjRequest, now: u64) -> bool {
         self.hit_on_ghost = false;
-        if let Some(&i) = self.index.get(&req.id) {
+        if let Some(i) = self.index.get(req.id) {
             self.slab.get_mut(i).freq += 1;
             return true;
         }
@@ -98,7 +98,7 @@ impl BasePolicy for Qdlp {
             get_base(g, &moved, now);
         }
         self.small.unlink(&mut self.slab, t);
-        self.index.remove(&n.id);
+        self.index.remove(n.id);
         self.slab.release(t);
     }
 
@@ -140,6 +140,15 @@ impl ObjectPolicy for Qdlp {
     }
     fn access(&mut self, req: &ObjRequest, now: u64) -> bool {
         get_base(self, req, now)
+    }
+    fn prefetch(&self, id: u64, stage: Prefetch) {
+        prefetch_listed(
+            &self.index,
+            &self.slab,
+            std::slice::from_ref(&self.small),
+            id,
+            stage,
+        );
     }
 }
 

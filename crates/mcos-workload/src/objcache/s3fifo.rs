@@ -11,10 +11,10 @@
 //! positive, else evicted. An object larger than the small queue is not admitted.
 
 use super::fifo::Fifo;
-use super::queue::{Queue, Slab};
-use super::{BasePolicy, ObjectPolicy, get_base};
+use super::index::SlotIndex;
+use super::queue::{Queue, Slab, prefetch_listed};
+use super::{BasePolicy, ObjectPolicy, Prefetch, get_base};
 use crate::objtrace::ObjRequest;
-use crate::policy::{IdMap, id_map};
 
 const SMALL: u8 = 0;
 const MAIN: u8 = 1;
@@ -28,7 +28,7 @@ pub struct S3Fifo {
     small_ratio: f64,
     ghost_ratio: f64,
     threshold: i64,
-    index: IdMap<u32>,
+    index: SlotIndex,
     slab: Slab,
     small: Queue,
     main: Queue,
@@ -50,7 +50,7 @@ impl S3Fifo {
             small_ratio,
             ghost_ratio,
             threshold,
-            index: id_map(1024),
+            index: SlotIndex::default(),
             slab: Slab::default(),
             small: Queue::default(),
             main: Queue::default(),
@@ -70,7 +70,7 @@ impl S3Fifo {
                 self.main.push_head(&mut self.slab, t);
                 continue;
             }
-            self.index.remove(&n.id);
+            self.index.remove(n.id);
             self.slab.release(t);
             if let Some(g) = &mut self.ghost {
                 let ghost_req = ObjRequest {
@@ -94,7 +94,7 @@ impl S3Fifo {
                 continue;
             }
             self.main.unlink(&mut self.slab, t);
-            self.index.remove(&self.slab.get(t).id);
+            self.index.remove(self.slab.get(t).id);
             self.slab.release(t);
             return;
         }
@@ -104,7 +104,7 @@ impl S3Fifo {
 impl BasePolicy for S3Fifo {
     fn find(&mut self, req: &ObjRequest, _now: u64) -> bool {
         self.hit_on_ghost = false;
-        if let Some(&i) = self.index.get(&req.id) {
+        if let Some(i) = self.index.get(req.id) {
             self.slab.get_mut(i).freq += 1;
             return true;
         }
@@ -168,6 +168,10 @@ impl ObjectPolicy for S3Fifo {
     }
     fn access(&mut self, req: &ObjRequest, now: u64) -> bool {
         get_base(self, req, now)
+    }
+    fn prefetch(&self, id: u64, stage: Prefetch) {
+        let queues = [self.small, self.main];
+        prefetch_listed(&self.index, &self.slab, &queues, id, stage);
     }
 }
 
