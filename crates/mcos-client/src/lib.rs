@@ -685,6 +685,18 @@ impl Client {
         Ok(out)
     }
 
+    /// Checks that every (key, offset, capacity) span lies inside the shared region.
+    fn check_in_region(&self, blocks: &[(BlockKey, u64, u32)]) -> Result<(), ClientError> {
+        let have = self.region.as_ref().ok_or(ClientError::NoRegion)?.len() as u64;
+        match blocks.iter().find(|&&(_, o, c)| o + u64::from(c) > have) {
+            Some(&(_, off, cap)) => Err(ClientError::RegionTooSmall {
+                needed: off + u64::from(cap),
+                have,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Fetches blocks into the region: (key, offset, capacity) each. The daemon copies each
     /// verified block from its tier straight to that offset; nothing crosses the socket but
     /// descriptors and statuses.
@@ -692,13 +704,7 @@ impl Client {
         &mut self,
         blocks: &[(BlockKey, u64, u32)],
     ) -> Result<Vec<Outcome>, ClientError> {
-        let have = self.region.as_ref().ok_or(ClientError::NoRegion)?.len() as u64;
-        if let Some(&(_, off, cap)) = blocks.iter().find(|&&(_, o, c)| o + u64::from(c) > have) {
-            return Err(ClientError::RegionTooSmall {
-                needed: off + u64::from(cap),
-                have,
-            });
-        }
+        self.check_in_region(blocks)?;
         let mut out = Vec::with_capacity(blocks.len());
         for chunk in blocks.chunks(self.batch_len()) {
             self.call(
@@ -732,16 +738,12 @@ impl Client {
         &mut self,
         blocks: &[(BlockKey, u64, u32)],
     ) -> Result<Vec<Outcome>, ClientError> {
-        let have = self.region.as_ref().ok_or(ClientError::NoRegion)?.len() as u64;
-        if let Some(&(_, off, cap)) = blocks.iter().find(|&&(_, o, c)| o + u64::from(c) > have) {
-            return Err(ClientError::RegionTooSmall {
-                needed: off + u64::from(cap),
-                have,
-            });
-        }
+        self.check_in_region(blocks)?;
         if let Some(&(key, _, cap)) = blocks.iter().find(|b| b.2 < DIRECT_PAYLOAD_OFFSET) {
             return Err(ClientError::Invalid(format!(
-                "the direct slot for key {key} has {cap} bytes, less than the                  {DIRECT_PAYLOAD_OFFSET} bytes of header room: size slots with                  direct_slot_layout()"
+                "the direct slot for key {key} has {cap} bytes, less than the \
+                 {DIRECT_PAYLOAD_OFFSET} bytes of header room: size slots with \
+                 direct_slot_layout()"
             )));
         }
         let mut out = Vec::with_capacity(blocks.len());
@@ -760,7 +762,8 @@ impl Client {
                 return Err(ClientError::Refused {
                     code: ErrorCode::Malformed,
                     message: format!(
-                        "{message} (direct-slot gets need a daemon of this release: use                          get_into_region with an older one)"
+                        "{message} (direct-slot gets need a daemon of this release: use \
+                         get_into_region with an older one)"
                     ),
                 });
             }
