@@ -19,6 +19,13 @@
 // written in B are forwarded to the next event's B. Reference bits are flip-flops in 16
 // banks (FRAMES >= 32); the bits an eviction's scan clears are cleared the cycle after its B
 // (no event is in B then) and forwarded to the window read in that cycle.
+// Telemetry-sample port (CHMU-shaped; crates/mcos-hw/src/telemetry.rs states the record and
+// the registers): a record decided in B (hit, miss, reject, evict) or C (admit) is staged and
+// written into the ring the next cycle at the head, or dropped and counted when the ring is
+// full (head - tail = depth); the consumer writes the tail and the sample shift through
+// tel_we/tel_waddr/tel_wdata and reads a ring entry through tel_re/tel_raddr (data the next
+// cycle). A SWAP carries the installed table's kinds mask in in_entry[4:0] and advances the
+// table epoch. A side effect only: nothing waits on the ring, II and latency are unchanged.
 // Timing-only registers (not in the model, no effect on any output): the CLOCK window read in
 // A, the forward comparisons made in A, the deferred clears, the aged fill's deferred stamp
 // write. Datapath registers have no reset.
@@ -35,7 +42,8 @@ module mcos_hw_pipeline #(
     parameter int TAG_BITS   = 64,
     parameter int WAYS       = 8,
     parameter int WAY_BITS   = 3,
-    parameter bit AGED       = 1'b0   // replacement: 0 CLOCK (reference bits), 1 aged stamps
+    parameter bit AGED       = 1'b0,  // replacement: 0 CLOCK (reference bits), 1 aged stamps
+    parameter int TEL_DEPTH_BITS = 6  // telemetry ring: 2^TEL_DEPTH_BITS records
 ) (
     input  logic                  clk,
     input  logic                  rst,
@@ -47,10 +55,21 @@ module mcos_hw_pipeline #(
     /* verilator lint_off UNUSEDSIGNAL */
     input  logic [63:0]           in_skh,    // sketch hash: rows use bits 16r +: SK_BITS
     input  logic [127:0]          in_entry,  // a PolicyTable class entry (to_bits layout)
+    input  logic [15:0]           tel_wdata,
     /* verilator lint_on UNUSEDSIGNAL */
+    input  logic [5:0]            in_sz,     // trailing zeros of the key's sample hash
     output logic                  out_valid,
     output logic [2:0]            out_code,
-    output logic [FRAME_BITS-1:0] out_frame
+    output logic [FRAME_BITS-1:0] out_frame,
+    // Telemetry port: register writes (address 0 tail, 1 shift), ring reads, registers.
+    input  logic                      tel_we,
+    input  logic                      tel_waddr,
+    input  logic                      tel_re,
+    input  logic [TEL_DEPTH_BITS-1:0] tel_raddr,
+    output logic [21+FRAME_BITS+TAG_BITS-1:0] tel_rdata,  // {kind 3, class 8, epoch 8, value 2, frame, tag}
+    output logic [TEL_DEPTH_BITS:0]   tel_head,
+    output logic [TEL_DEPTH_BITS:0]   tel_tail,
+    output logic [31:0]               tel_dropped
 );
   localparam int REM_BITS = TAG_BITS - SET_BITS;
   localparam int ENTRY_BITS = 1 + REM_BITS + FRAME_BITS;
@@ -95,6 +114,8 @@ module mcos_hw_pipeline #(
 
   // ---------------------------------------------------------------- B/C registers
   logic [TAG_BITS-1:0] b_tag;
+  logic [5:0] b_sz;
+  logic [7:0] b_class;
   logic [SET_BITS-1:0] b_set[2];
   logic [SK_BITS-1:0] b_sk[4];
 
@@ -590,6 +611,8 @@ module mcos_hw_pipeline #(
     if (accept) begin
       b_op <= in_op;
       b_tag <= in_tag;
+      b_sz <= in_sz;
+      b_class <= in_class;
       b_set[0] <= a_set[0];
       b_set[1] <= a_set[1];
       for (int r = 0; r < 4; r++) b_sk[r] <= a_sk[r];
@@ -628,5 +651,81 @@ module mcos_hw_pipeline #(
     for (int b = 0; b < 2; b++)
       inv_hit_q[b] <= c_valid && c_evict && c_bank_v == b[0] && c_set_v == a_set[b];
     inv_way_q <= c_way_v;
+  end
+
+  // ---------------------------------------------------------------- telemetry port
+  // Sampling, as the software shard: the kind's bit in the mask and the key in the spatial
+  // sample (its hash's trailing zeros >= the shift, clamped to 40). An eviction is sampled on
+  // the bit the victim's frame kept from its fill (samp: one flip-flop per frame; a frame is
+  // evicted only after it was filled, so the bits need no reset).
+  localparam int TEL_DEPTH = 1 << TEL_DEPTH_BITS;
+  localparam int TEL_REC_BITS = 21 + FRAME_BITS + TAG_BITS;
+  logic [4:0] tel_kinds;
+  logic [5:0] tel_shift;
+  logic [7:0] tel_epoch;
+  logic [FRAMES-1:0] samp;
+  logic c_samp;
+  logic tel_sampled;
+  assign tel_sampled = b_sz >= ((tel_shift > 6'd40) ? 6'd40 : tel_shift);
+  logic tr_v;
+  logic [TEL_REC_BITS-1:0] tr;
+  always_comb begin
+    tr_v = 1'b0;
+    tr = '0;
+    if (b_valid && b_op == OP_ACCESS) begin
+      tr_v = tel_sampled && (hit ? tel_kinds[0] : tel_kinds[1]);
+      tr = {hit ? 3'd0 : 3'd1, 8'd0, tel_epoch, 2'd0, hit ? hit_frame : FRAME_BITS'(0), b_tag};
+    end else if (b_valid && b_op == OP_INSERT && (code == C_REJECT_ADMIT || code == C_REJECT_DIR)) begin
+      tr_v = tel_sampled && tel_kinds[3];
+      tr = {3'd3, b_class, tel_epoch, (code == C_REJECT_DIR) ? 2'd3 : 2'd0, FRAME_BITS'(0), b_tag};
+    end else if (b_valid && b_op == OP_INSERT && code == C_FILL_EVICT) begin
+      tr_v = samp[frame] && tel_kinds[4];
+      tr = {3'd4, 8'd0, tel_epoch, 2'd0, frame, TAG_BITS'(0)};
+    end
+    // C (an admission, after its INSERT's eviction) never shares a cycle with B.
+    if (c_valid && c_samp && tel_kinds[2]) begin
+      tr_v = 1'b1;
+      tr = {3'd2, b_class, tel_epoch, 2'd0, c_frame, b_tag};
+    end
+  end
+
+  // The staged record is written at the head unless the ring is full.
+  logic ts_v;
+  logic [TEL_REC_BITS-1:0] ts;
+  logic [TEL_DEPTH_BITS:0] tel_occ;
+  assign tel_occ = tel_head - tel_tail;
+  logic [TEL_REC_BITS-1:0] ring[TEL_DEPTH];
+  initial for (int i = 0; i < TEL_DEPTH; i++) ring[i] = '0;
+  always_ff @(posedge clk) begin
+    if (ts_v && !tel_occ[TEL_DEPTH_BITS]) ring[tel_head[TEL_DEPTH_BITS-1:0]] <= ts;
+    if (tel_re) tel_rdata <= ring[tel_raddr];
+  end
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      ts_v <= 1'b0;
+      tel_head <= '0;
+      tel_tail <= '0;
+      tel_dropped <= '0;
+      tel_shift <= '0;
+      tel_kinds <= 5'h1f;
+      tel_epoch <= 8'd1;
+    end else begin
+      ts_v <= tr_v;
+      if (ts_v) begin
+        if (tel_occ[TEL_DEPTH_BITS]) tel_dropped <= tel_dropped + 1'b1;
+        else tel_head <= tel_head + 1'b1;
+      end
+      if (tel_we && !tel_waddr) tel_tail <= tel_wdata[TEL_DEPTH_BITS:0];
+      if (tel_we && tel_waddr) tel_shift <= tel_wdata[5:0];
+      if (accept && in_op == OP_SWAP) begin
+        tel_kinds <= in_entry[4:0];
+        tel_epoch <= tel_epoch + 1'b1;
+      end
+    end
+  end
+  always_ff @(posedge clk) begin
+    ts <= tr;
+    c_samp <= tel_sampled;
+    if (fill) samp[frame] <= tel_sampled;
   end
 endmodule

@@ -34,6 +34,8 @@ pub struct HwConfig {
     /// or `Replacement::Aged` (a 7-bit age stamp per frame); fixed by the build, a table
     /// install does not change it.
     pub replacement: Replacement,
+    /// log2 of the telemetry ring's depth in records (`crate::telemetry`).
+    pub tel_depth_bits: u32,
 }
 
 fn log2_ceil(n: u64) -> u32 {
@@ -57,6 +59,7 @@ impl HwConfig {
             sketch_bits: width.trailing_zeros(),
             tag_bits: 64,
             replacement: Replacement::Clock,
+            tel_depth_bits: crate::telemetry::DEPTH_BITS_DEFAULT,
         }
     }
 
@@ -92,9 +95,18 @@ impl HwConfig {
         1 + WAYS.trailing_zeros() + self.set_bits
     }
 
+    /// Records the telemetry ring holds.
+    pub fn tel_depth(&self) -> u32 {
+        1 << self.tel_depth_bits
+    }
+
     /// On-chip bits per table.
     pub fn bits(&self) -> TableBits {
         TableBits {
+            sample_bits: u64::from(self.frames),
+            telemetry_ring: u64::from(self.tel_depth())
+                * u64::from(crate::telemetry::record_bits(self)),
+            telemetry_registers: crate::telemetry::register_bits(self),
             directory: u64::from(BANKS * WAYS * self.sets()) * u64::from(self.dir_entry_bits()),
             frame_table: u64::from(self.frames) * u64::from(self.frame_entry_bits()),
             reference_bits: u64::from(self.frames) * u64::from(self.replacement_bits()),
@@ -128,6 +140,13 @@ pub struct TableBits {
     /// Hand, free-frame count, active bank (aged: also the carried candidate, the epoch and
     /// the writes counted towards the next one).
     pub registers: u64,
+    /// Telemetry: one bit per frame, whether its block's key is in the spatial sample (an
+    /// eviction is sampled on the victim's key, which is not on chip at eviction time).
+    pub sample_bits: u64,
+    /// Telemetry ring: depth x record bits (fixed size, not per block).
+    pub telemetry_ring: u64,
+    /// Telemetry registers: head, tail, dropped, shift, kinds, table epoch.
+    pub telemetry_registers: u64,
 }
 
 impl TableBits {
@@ -139,12 +158,17 @@ impl TableBits {
             + self.sketch
             + self.class_table
             + self.registers
+            + self.sample_bits
+            + self.telemetry_ring
+            + self.telemetry_registers
     }
 
-    /// Per-block state (directory, frame table, reference bit, sketch) in bytes per frame:
-    /// the figure that scales with the tier. The class table is fixed-size and not included.
+    /// Per-block state (directory, frame table, reference bit, sketch, telemetry sample bit)
+    /// in bytes per frame: the figure that scales with the tier. The class table, the
+    /// telemetry ring and the registers are fixed-size and not included.
     pub fn per_block_bytes(&self, frames: u32) -> f64 {
-        (self.directory + self.frame_table + self.reference_bits + self.sketch) as f64
+        (self.directory + self.frame_table + self.reference_bits + self.sketch + self.sample_bits)
+            as f64
             / 8.0
             / f64::from(frames)
     }

@@ -30,8 +30,14 @@ pub struct Event {
     /// Sketch hash of the tag (`mcos_fastpath::sketch::sketch_hash`), computed by whoever
     /// forms the event, as the key's own hash is.
     pub sketch_hash: u64,
-    /// CLASS_WRITE: the 128-bit class entry (`ClassPolicy::to_bits`).
+    /// CLASS_WRITE: the 128-bit class entry (`ClassPolicy::to_bits`). SWAP: the low 8 bits
+    /// are the installed table's `telemetry_kinds` (the one table global the pipeline reads).
     pub entry: u128,
+    /// Trailing zero bits of `mcos_core::telemetry::sample_hash(tag)`, at most 63: the key is
+    /// in the spatial sample at shift `s` when this is at least `s`. Computed by whoever
+    /// forms the event, as the sketch hash is (the hash is a 64-bit multiply, which on an
+    /// iCE40 without multipliers would cost thousands of LUTs and a stage).
+    pub sample_zeros: u8,
 }
 
 impl Event {
@@ -52,6 +58,7 @@ impl Event {
             key,
             sketch_hash: mcos_fastpath::sketch::sketch_hash(key.tag()),
             entry: 0,
+            sample_zeros: sample_zeros(key.tag()),
         }
     }
 
@@ -63,17 +70,24 @@ impl Event {
             key: BlockKey::NONE,
             sketch_hash: 0,
             entry,
+            sample_zeros: 0,
         }
     }
 
-    /// SWAP.
+    /// SWAP of a table that samples every kind.
     pub fn swap() -> Event {
+        Event::swap_with_kinds(mcos_core::TELEMETRY_ALL)
+    }
+
+    /// SWAP of a table whose `telemetry_kinds` is `kinds`.
+    pub fn swap_with_kinds(kinds: u8) -> Event {
         Event {
             op: Op::Swap,
             class: 0,
             key: BlockKey::NONE,
             sketch_hash: 0,
-            entry: 0,
+            entry: u128::from(kinds),
+            sample_zeros: 0,
         }
     }
 
@@ -85,17 +99,25 @@ impl Event {
     /// Bytes of one record in the harness's input file.
     pub const RECORD_BYTES: usize = 40;
 
-    /// The harness record: op, class, 6 bytes of zero, tag, sketch hash, entry low, entry
-    /// high (little endian).
+    /// The harness record: op, class, sample zeros, 5 bytes of zero, tag, sketch hash, entry
+    /// low, entry high (little endian).
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.op as u8);
         out.push(self.class);
-        out.extend_from_slice(&[0; 6]);
+        out.push(self.sample_zeros);
+        out.extend_from_slice(&[0; 5]);
         out.extend_from_slice(&self.tag().to_le_bytes());
         out.extend_from_slice(&self.sketch_hash.to_le_bytes());
         out.extend_from_slice(&(self.entry as u64).to_le_bytes());
         out.extend_from_slice(&((self.entry >> 64) as u64).to_le_bytes());
     }
+}
+
+/// Trailing zeros of the key's sample hash, capped at 63 (the event's `sample_zeros`).
+pub fn sample_zeros(tag: u64) -> u8 {
+    mcos_core::telemetry::sample_hash(tag)
+        .trailing_zeros()
+        .min(63) as u8
 }
 
 /// The decision for one event (the RTL's `out_code`).

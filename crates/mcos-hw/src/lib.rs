@@ -26,6 +26,7 @@ pub mod offchip;
 pub mod software;
 pub mod stream;
 pub mod synth;
+pub mod telemetry;
 pub mod verilator;
 
 pub use config::HwConfig;

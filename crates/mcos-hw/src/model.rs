@@ -25,6 +25,10 @@
 //!   counter B writes in the cycle the next event's A reads it is forwarded to that event's B.
 //!   Reference bits are flip-flops, read and written in B only. Nothing stalls but the INSERT
 //!   slot.
+//! - Telemetry port (`crate::telemetry`): a record decided in B (hit, miss, reject, evict) or
+//!   C (admit) is staged and written into the ring the next cycle, or dropped and counted when
+//!   the ring is full; B and C never share a cycle, so one staging register and one ring
+//!   write port suffice. It adds no stall and no stage.
 
 // The loops index several arrays by one bank, way or row number, as the RTL's do; iterators
 // over one of them would hide the correspondence.
@@ -32,7 +36,8 @@
 
 use crate::config::{HwConfig, SCAN, WAYS};
 use crate::event::{Code, Decision, Event, Op, Output};
-use mcos_core::{AGE_BITS, AGE_EPOCHS_PER_TIER, Replacement};
+use crate::telemetry::{self, PortIn, Record, Reg, Regs};
+use mcos_core::{AGE_BITS, AGE_EPOCHS_PER_TIER, Replacement, SampleKind};
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 struct DirEntry {
@@ -106,6 +111,22 @@ pub struct Pipeline {
     active_bank: bool,
     out: Option<Decision>,
     stats: PipelineStats,
+    // Telemetry: per frame, whether its block's key is sampled; the event in B's sample
+    // zeros and class; B's sampled decision carried to C; the kinds mask, shift and table
+    // epoch; the staged record; the ring, its registers and the read port's register.
+    samp: Vec<bool>,
+    b_sz: u8,
+    b_class: u8,
+    c_samp: bool,
+    tel_kinds: u8,
+    tel_shift: u8,
+    tel_epoch: u8,
+    tel_stage: Option<u128>,
+    ring: Vec<u128>,
+    head: u32,
+    tail: u32,
+    dropped: u32,
+    rd_q: u128,
 }
 
 /// The directory set of `tag` in each bank: its low and its high `set_bits` bits.
@@ -177,7 +198,34 @@ impl Pipeline {
             active_bank: false,
             out: None,
             stats: PipelineStats::default(),
+            samp: vec![false; cfg.frames as usize],
+            b_sz: 0,
+            b_class: 0,
+            c_samp: false,
+            tel_kinds: (1 << telemetry::KINDS) - 1,
+            tel_shift: 0,
+            tel_epoch: 1,
+            tel_stage: None,
+            ring: vec![0; cfg.tel_depth() as usize],
+            head: 0,
+            tail: 0,
+            dropped: 0,
+            rd_q: 0,
         }
+    }
+
+    /// The telemetry port's registers this cycle.
+    pub fn tel_regs(&self) -> Regs {
+        Regs {
+            head: self.head,
+            tail: self.tail,
+            dropped: self.dropped,
+        }
+    }
+
+    /// The telemetry read port's data this cycle (the record at the index read last cycle).
+    pub fn tel_read_data(&self) -> u128 {
+        self.rd_q
     }
 
     /// The geometry.
@@ -242,8 +290,14 @@ impl Pipeline {
         }
     }
 
-    /// One clock cycle with `input` offered (`in_valid` high) or not.
+    /// One clock cycle with `input` offered (`in_valid` high) or not, the telemetry port
+    /// idle.
     pub fn step(&mut self, input: Option<&Event>) -> Cycle {
+        self.step_port(input, PortIn::default())
+    }
+
+    /// One clock cycle with `input` offered or not and `port` driven on the telemetry port.
+    pub fn step_port(&mut self, input: Option<&Event>, port: PortIn) -> Cycle {
         let cycle = self.stats.cycles;
         self.stats.cycles += 1;
         let output = self.out.map(|decision| Output { cycle, decision });
@@ -377,11 +431,95 @@ impl Pipeline {
         let fill = fill && b_valid;
         let sk_we = b_valid && b_op == Op::Access;
 
+        // ---- telemetry (combinational): the record B or C decides this cycle.
+        let tel_sampled = self.b_sz >= self.tel_shift.min(40);
+        let kind_on = |k: SampleKind| self.tel_kinds & (1 << k as u8) != 0;
+        let rec = |kind: SampleKind, tag: u64, frame: u32, class: u8, value: u8| Record {
+            kind: kind as u8,
+            tag,
+            frame,
+            class,
+            epoch: self.tel_epoch,
+            value,
+        };
+        let mut tel_rec = None;
+        if b_valid {
+            let r = match b_op {
+                Op::Access if hit => Some((
+                    SampleKind::Hit,
+                    tel_sampled,
+                    rec(SampleKind::Hit, self.b_tag, hit_frame, 0, 0),
+                )),
+                Op::Access => Some((
+                    SampleKind::Miss,
+                    tel_sampled,
+                    rec(SampleKind::Miss, self.b_tag, 0, 0, 0),
+                )),
+                Op::Insert => match code {
+                    Code::RejectAdmission | Code::RejectDirectory => {
+                        let why = if code == Code::RejectAdmission { 0 } else { 3 };
+                        Some((
+                            SampleKind::Reject,
+                            tel_sampled,
+                            rec(SampleKind::Reject, self.b_tag, 0, self.b_class, why),
+                        ))
+                    }
+                    // The victim's key was sampled (or not) when it filled its frame.
+                    Code::FillEvict => Some((
+                        SampleKind::Evict,
+                        self.samp[frame as usize],
+                        rec(SampleKind::Evict, 0, frame, 0, 0),
+                    )),
+                    _ => None,
+                },
+                _ => None,
+            };
+            tel_rec = r.filter(|&(k, s, _)| s && kind_on(k)).map(|(_, _, r)| r);
+        }
+        if self.c_valid && self.c_samp && kind_on(SampleKind::Admit) {
+            debug_assert!(tel_rec.is_none(), "B and C never share a cycle");
+            tel_rec = Some(rec(
+                SampleKind::Admit,
+                self.b_tag,
+                self.c_frame,
+                self.b_class,
+                0,
+            ));
+        }
+        let tel_rec = tel_rec.map(|r| r.to_bits(&self.cfg));
+
         // ---- stage C (combinational): the victim's old directory location.
         let c_inv = self.c_valid && self.c_evict;
         let victim_loc = self.ft_q;
 
         let (b_set, b_sk) = (self.b_set, self.b_sk);
+        // ---- clock edge, telemetry: the read port reads before the ring write lands; the
+        // staged record goes in unless the ring is full; the consumer's register write.
+        let depth = self.cfg.tel_depth();
+        let ptr_mask = 2 * depth - 1;
+        if let Some(i) = port.read {
+            self.rd_q = self.ring[(i & (depth - 1)) as usize];
+        }
+        if let Some(r) = self.tel_stage {
+            if self.head.wrapping_sub(self.tail) & ptr_mask >= depth {
+                self.dropped = self.dropped.wrapping_add(1);
+            } else {
+                self.ring[(self.head & (depth - 1)) as usize] = r;
+                self.head = (self.head + 1) & ptr_mask;
+            }
+        }
+        self.tel_stage = tel_rec;
+        match port.write {
+            Some((Reg::Tail, v)) => self.tail = v & ptr_mask,
+            Some((Reg::Shift, v)) => {
+                self.tel_shift = (v & ((1 << telemetry::SHIFT_BITS) - 1)) as u8
+            }
+            None => {}
+        }
+        if fill {
+            self.samp[frame as usize] = tel_sampled;
+        }
+        self.c_samp = tel_sampled;
         // ---- clock edge, stage A: memory reads, done before this cycle's writes land (the
         // RTL's memories return the old contents on a same-cycle write).
         if let Some(e) = accept {
@@ -408,8 +546,13 @@ impl Pipeline {
             self.b_sk = sk_idx;
             self.b_tag = e.tag() & self.tag_mask();
             self.b_op = e.op;
+            self.b_sz = e.sample_zeros;
+            self.b_class = e.class;
             if e.op == Op::Swap {
                 self.active_bank = !self.active_bank;
+                // The installed table's kinds mask and epoch, from the next event on.
+                self.tel_kinds = (e.entry as u8) & ((1 << telemetry::KINDS) - 1);
+                self.tel_epoch = self.tel_epoch.wrapping_add(1);
             }
             self.stats.accepted[e.op as usize] += 1;
         }

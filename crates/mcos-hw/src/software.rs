@@ -10,7 +10,7 @@ use crate::event::{Code, Decision, Event, Op};
 use mcos_core::limits::MAX_TIERS;
 use mcos_core::{
     AdmitFilter, ClassPolicy, MoveDescriptor, PolicyInstaller, PolicyTable, PrefetchMode,
-    Replacement, TierId, policy_cell, ring,
+    Replacement, TelemetrySample, TierId, policy_cell, ring,
 };
 use mcos_fastpath::{Access, Insert, RejectReason, Shard, ShardConfig};
 
@@ -63,7 +63,12 @@ pub struct SoftwareShard {
     pending: PolicyTable,
     // Kept alive: the shard's descriptor ring (one tier emits no moves).
     _engine: mcos_core::Consumer<MoveDescriptor>,
+    telemetry: Option<mcos_core::Consumer<TelemetrySample>>,
 }
+
+/// Telemetry ring depth of a software shard built with telemetry: more than one event ever
+/// samples (at most two: an eviction and an admission), drained after every event.
+const TELEMETRY_RING: usize = 16;
 
 impl SoftwareShard {
     /// `frames` frames, the CLOCK built-in table.
@@ -71,8 +76,19 @@ impl SoftwareShard {
         SoftwareShard::with_table(frames, clock_builtin())
     }
 
-    /// `frames` frames under `table` (any table: for timing the list LRU on the same events).
+    /// `frames` frames under `table` (any table: for timing the list LRU on the same events),
+    /// no telemetry.
     pub fn with_table(frames: u32, table: PolicyTable) -> SoftwareShard {
+        SoftwareShard::build(frames, table, None)
+    }
+
+    /// As [`SoftwareShard::with_table`], sampling telemetry at `shift` into a ring that
+    /// [`SoftwareShard::drain_telemetry`] empties.
+    pub fn with_telemetry(frames: u32, table: PolicyTable, shift: u8) -> SoftwareShard {
+        SoftwareShard::build(frames, table, Some(shift))
+    }
+
+    fn build(frames: u32, table: PolicyTable, telemetry_shift: Option<u8>) -> SoftwareShard {
         let (installer, mut readers) = policy_cell(table.clone(), 1);
         let (tx, rx) = ring(64);
         let cfg = ShardConfig {
@@ -81,14 +97,31 @@ impl SoftwareShard {
             block_bytes: 0,
             routes: [[0; MAX_TIERS]; MAX_TIERS],
             free_watermark: vec![0],
-            telemetry_shift: 0,
+            telemetry_shift: telemetry_shift.unwrap_or(0),
+        };
+        let (sample_tx, sample_rx) = match telemetry_shift {
+            Some(_) => {
+                let (t, r) = ring(TELEMETRY_RING);
+                (Some(t), Some(r))
+            }
+            None => (None, None),
         };
         let reader = readers.remove(0);
         SoftwareShard {
-            shard: Shard::new(cfg, reader, vec![tx], None),
+            shard: Shard::new(cfg, reader, vec![tx], sample_tx),
             installer,
             pending: table,
             _engine: rx,
+            telemetry: sample_rx,
+        }
+    }
+
+    /// Hands the telemetry samples taken since the last call to `f`, in order.
+    pub fn drain_telemetry(&mut self, mut f: impl FnMut(TelemetrySample)) {
+        if let Some(rx) = self.telemetry.as_mut() {
+            while let Some(s) = rx.pop() {
+                f(s);
+            }
         }
     }
 
@@ -136,6 +169,8 @@ impl SoftwareShard {
                 d(Code::Ack, 0)
             }
             Op::Swap => {
+                // The one table global the pipeline reads comes with the SWAP.
+                self.pending.telemetry_kinds = (e.entry as u8) & mcos_core::TELEMETRY_ALL;
                 check_scope(&self.pending)?;
                 // The shard sees every epoch at its next event; the stream has one between
                 // any two swaps, so the grace period has passed.

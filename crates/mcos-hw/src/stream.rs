@@ -3,12 +3,17 @@
 //! whether an ACCESS that missed is followed by an INSERT, exactly as a caller of the fast path
 //! does; the decisions it made come with the stream.
 
-use crate::HwError;
 use crate::event::{Code, Decision, Event, Op};
 use crate::software::{SoftwareShard, builtin_for};
-use mcos_core::Replacement;
+use crate::telemetry::Record;
+use crate::{HwConfig, HwError};
 use mcos_core::{BlockKey, InsertPosition, Namespace};
+use mcos_core::{Replacement, SampleKind, TelemetrySample};
 use std::path::Path;
+
+/// Spatial-sample shift of the software shard that generates every stream (half the keys
+/// sampled); the pipeline is run with the same shift written to its register.
+pub const TELEMETRY_SHIFT: u8 = 1;
 
 /// Events with the software shard's decision for each.
 pub struct Stream {
@@ -16,6 +21,20 @@ pub struct Stream {
     pub events: Vec<Event>,
     /// The software's decisions, one per event.
     pub software: Vec<Decision>,
+    /// The software's telemetry samples, in order, each with the index of the event that
+    /// took it (the shard's ring drained after every event: none dropped).
+    pub telemetry: Vec<(usize, TelemetrySample)>,
+}
+
+impl Stream {
+    /// The records the pipeline must write for the software's samples, in order
+    /// (`telemetry::Record::expected`).
+    pub fn expected_records(&self, cfg: &HwConfig) -> Vec<Record> {
+        self.telemetry
+            .iter()
+            .map(|(i, s)| Record::expected(s, self.software[*i], cfg))
+            .collect()
+    }
 }
 
 /// SplitMix64: a small deterministic generator (no dependency, reproducible by seed).
@@ -43,22 +62,43 @@ struct Builder {
     sw: SoftwareShard,
     replacement: Replacement,
     stream: Stream,
+    /// Tag of the block in each frame (from the decisions), to check that an eviction sample
+    /// names the block the FillEvict's frame held.
+    frame_tags: Vec<u64>,
 }
 
 impl Builder {
     fn new(frames: u32, replacement: Replacement) -> Builder {
         Builder {
-            sw: SoftwareShard::with_table(frames, builtin_for(replacement)),
+            sw: SoftwareShard::with_telemetry(frames, builtin_for(replacement), TELEMETRY_SHIFT),
             replacement,
             stream: Stream {
                 events: Vec::new(),
                 software: Vec::new(),
+                telemetry: Vec::new(),
             },
+            frame_tags: vec![0; frames as usize],
         }
     }
 
     fn push(&mut self, e: Event) -> Result<Decision, HwError> {
         let d = self.sw.apply(&e)?;
+        let i = self.stream.events.len();
+        let (samples, frame_tags) = (&mut self.stream.telemetry, &self.frame_tags);
+        self.sw.drain_telemetry(|s| {
+            // The victim of a FillEvict is the block its frame held (the frame the pipeline
+            // records for the eviction).
+            assert!(
+                s.kind != SampleKind::Evict
+                    || (d.code == Code::FillEvict && frame_tags[d.frame as usize] == s.key_tag),
+                "event {i}: eviction sample {s:?} is not of the block in frame {}",
+                d.frame
+            );
+            samples.push((i, s));
+        });
+        if matches!(d.code, Code::Fill | Code::FillEvict) {
+            self.frame_tags[d.frame as usize] = e.tag();
+        }
         self.stream.events.push(e);
         self.stream.software.push(d);
         Ok(d)
@@ -89,7 +129,13 @@ impl Builder {
         for (c, entry) in table.classes.iter().enumerate() {
             self.push(Event::class_write(c as u8, entry.to_bits()))?;
         }
-        self.push(Event::swap())?;
+        // Half the tables sample every kind, the others a random subset.
+        let kinds = if rng.below(2) == 0 {
+            mcos_core::TELEMETRY_ALL
+        } else {
+            rng.below(64) as u8
+        };
+        self.push(Event::swap_with_kinds(kinds))?;
         Ok(())
     }
 }

@@ -52,6 +52,7 @@ pub fn ice40_config() -> HwConfig {
         sketch_bits: 8,
         tag_bits: 12,
         replacement: mcos_core::Replacement::Clock,
+        tel_depth_bits: crate::telemetry::DEPTH_BITS_DEFAULT,
     }
 }
 
@@ -68,7 +69,8 @@ pub fn generic_config() -> HwConfig {
 fn chparams(cfg: &HwConfig) -> String {
     format!(
         "-chparam FRAMES {} -chparam FRAME_BITS {} -chparam SET_BITS {} -chparam SK_BITS {} \
-         -chparam TAG_BITS {} -chparam WAYS {} -chparam WAY_BITS {} -chparam AGED {}",
+         -chparam TAG_BITS {} -chparam WAYS {} -chparam WAY_BITS {} -chparam AGED {} \
+         -chparam TEL_DEPTH_BITS {}",
         cfg.frames,
         cfg.frame_bits,
         cfg.set_bits,
@@ -76,7 +78,8 @@ fn chparams(cfg: &HwConfig) -> String {
         cfg.tag_bits,
         crate::config::WAYS,
         crate::config::WAYS.trailing_zeros(),
-        u8::from(cfg.replacement == mcos_core::Replacement::Aged)
+        u8::from(cfg.replacement == mcos_core::Replacement::Aged),
+        cfg.tel_depth_bits
     )
 }
 

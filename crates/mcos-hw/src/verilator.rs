@@ -3,6 +3,7 @@
 //! their hash), so tests and benchmarks pay the C++ compile once.
 
 use crate::event::{Event, Output};
+use crate::telemetry::{PortRun, Regs};
 use crate::{HwConfig, HwError};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -51,6 +52,7 @@ pub fn params(cfg: &HwConfig) -> Vec<String> {
             "-GAGED={}",
             u8::from(cfg.replacement == mcos_core::Replacement::Aged)
         ),
+        format!("-GTEL_DEPTH_BITS={}", cfg.tel_depth_bits),
     ]
 }
 
@@ -58,6 +60,7 @@ pub fn params(cfg: &HwConfig) -> Vec<String> {
 pub struct Harness {
     exe: PathBuf,
     dir: PathBuf,
+    tel_depth_bits: u32,
     /// Seconds the build took (0 when reused).
     pub build_seconds: f64,
 }
@@ -82,6 +85,7 @@ pub fn build(cfg: &HwConfig) -> Result<Harness, HwError> {
         return Ok(Harness {
             exe,
             dir,
+            tel_depth_bits: cfg.tel_depth_bits,
             build_seconds: 0.0,
         });
     }
@@ -108,15 +112,32 @@ pub fn build(cfg: &HwConfig) -> Result<Harness, HwError> {
     Ok(Harness {
         exe,
         dir,
+        tel_depth_bits: cfg.tel_depth_bits,
         build_seconds: t.elapsed().as_secs_f64(),
     })
 }
 
 impl Harness {
-    /// Runs the RTL on `events` (offered back to back); its outputs, cycle stamped.
+    /// Runs the RTL on `events` (offered back to back); its outputs, cycle stamped. The
+    /// telemetry port is left idle (no consumer: the ring fills and drops, unobserved).
     pub fn run(&self, events: &[Event], name: &str) -> Result<Vec<Output>, HwError> {
+        Ok(self.run_port(events, name, 0, 0)?.outputs)
+    }
+
+    /// Runs the RTL on `events` with `shift` written to the telemetry port in cycle 0 and a
+    /// consumer of `period` (`telemetry::Consumer`, 0: none) draining the ring, as
+    /// `telemetry::run_model_with_consumer` runs the model.
+    pub fn run_port(
+        &self,
+        events: &[Event],
+        name: &str,
+        shift: u8,
+        period: u32,
+    ) -> Result<PortRun, HwError> {
         let input = self.dir.join(format!("{name}.events"));
         let output = self.dir.join(format!("{name}.outputs"));
+        let regs = self.dir.join(format!("{name}.regs"));
+        let drained = self.dir.join(format!("{name}.drained"));
         let mut bytes = Vec::with_capacity(events.len() * Event::RECORD_BYTES);
         for e in events {
             e.encode(&mut bytes);
@@ -125,6 +146,11 @@ impl Harness {
         let out = Command::new(&self.exe)
             .arg(&input)
             .arg(&output)
+            .arg(&regs)
+            .arg(&drained)
+            .arg(shift.to_string())
+            .arg(period.to_string())
+            .arg(self.tel_depth_bits.to_string())
             .output()
             .map_err(io(&self.exe))?;
         if !out.status.success() {
@@ -134,8 +160,30 @@ impl Harness {
             });
         }
         let data = std::fs::read(&output).map_err(io(&output))?;
-        let _ = std::fs::remove_file(&input);
-        let _ = std::fs::remove_file(&output);
-        Ok(Output::decode_all(&data))
+        let regs_data = std::fs::read(&regs).map_err(io(&regs))?;
+        let drained_data = std::fs::read(&drained).map_err(io(&drained))?;
+        for f in [&input, &output, &regs, &drained] {
+            let _ = std::fs::remove_file(f);
+        }
+        let word = |r: &[u8]| {
+            r.iter()
+                .rev()
+                .fold(0u128, |acc, &x| (acc << 8) | u128::from(x))
+        };
+        Ok(PortRun {
+            outputs: Output::decode_all(&data),
+            regs: regs_data
+                .chunks_exact(12)
+                .map(|r| Regs {
+                    head: word(&r[0..4]) as u32,
+                    tail: word(&r[4..8]) as u32,
+                    dropped: word(&r[8..12]) as u32,
+                })
+                .collect(),
+            drained: drained_data
+                .chunks_exact(24)
+                .map(|r| (word(&r[0..8]) as u64, word(&r[8..24])))
+                .collect(),
+        })
     }
 }
