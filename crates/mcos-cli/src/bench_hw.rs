@@ -135,17 +135,56 @@ pub fn run(a: HwArgs) -> Result<()> {
         .filter(|d| d.code == Code::Hit)
         .count();
 
-    // RTL vs model, cycle for cycle.
-    let (rtl_vs_model, rtl_note, build_s, rtl_s) = match verilator::build(&cfg) {
+    // Telemetry port, model vs software: the ring drained by a consumer that reads a record a
+    // cycle holds the software shard's samples, in order.
+    let tel_shift = stream::TELEMETRY_SHIFT;
+    let model_port = mcos_hw::telemetry::run_model_with_consumer(cfg, &s.events, tel_shift, 1);
+    let tel_records = model_port.records(&cfg);
+    let tel_expected = s.expected_records(&cfg);
+    let tel_model_vs_sw = tel_records
+        .iter()
+        .zip(&tel_expected)
+        .filter(|(x, y)| x != y)
+        .count()
+        + tel_records.len().abs_diff(tel_expected.len());
+
+    // RTL vs model, cycle for cycle: decisions, and the telemetry port's registers every cycle
+    // and drained records.
+    let (rtl_vs_model, tel_rtl_vs_model, rtl_note, build_s, rtl_s) = match verilator::build(&cfg) {
         Ok(h) => {
             let t = Instant::now();
-            let rtl = h.run(&s.events, "bench")?;
+            let rtl = h.run_port(&s.events, "bench", tel_shift, 1)?;
             let secs = t.elapsed().as_secs_f64();
-            let differ = rtl.iter().zip(&model).filter(|(x, y)| x != y).count()
-                + rtl.len().abs_diff(model.len());
-            (Some(differ as u64), None, h.build_seconds, secs)
+            let differ = rtl
+                .outputs
+                .iter()
+                .zip(&model)
+                .filter(|(x, y)| x != y)
+                .count()
+                + rtl.outputs.len().abs_diff(model.len());
+            let tel_differ = rtl
+                .regs
+                .iter()
+                .zip(&model_port.regs)
+                .filter(|(x, y)| x != y)
+                .count()
+                + rtl.regs.len().abs_diff(model_port.regs.len())
+                + rtl
+                    .drained
+                    .iter()
+                    .zip(&model_port.drained)
+                    .filter(|(x, y)| x != y)
+                    .count()
+                + rtl.drained.len().abs_diff(model_port.drained.len());
+            (
+                Some(differ as u64),
+                Some(tel_differ as u64),
+                None,
+                h.build_seconds,
+                secs,
+            )
         }
-        Err(e) => (None, Some(e.to_string()), 0.0, 0.0),
+        Err(e) => (None, None, Some(e.to_string()), 0.0, 0.0),
     };
 
     // Software on the same events: the stream's own policy (CLOCK or aged) and list LRU.
@@ -197,7 +236,14 @@ pub fn run(a: HwArgs) -> Result<()> {
     .collect();
     let bits = cfg.bits();
     let big = HwConfig::for_frames(1 << 16).with_replacement(repl);
-    let report = json!({
+    let tel_json = json!({"shift": tel_shift, "records": tel_records.len(),
+        "model_vs_software_mismatches": tel_model_vs_sw,
+        "rtl_vs_model_mismatches": tel_rtl_vs_model,
+        "ring_depth": cfg.tel_depth(),
+        "record_bits": mcos_hw::telemetry::record_bits(&cfg),
+        "onchip_bits": {"sample_bits": bits.sample_bits, "ring": bits.telemetry_ring,
+            "registers": bits.telemetry_registers}});
+    let mut report = json!({
         "stream": source,
         "frames": a.frames,
         "replacement": format!("{repl:?}"),
@@ -243,6 +289,8 @@ pub fn run(a: HwArgs) -> Result<()> {
         "seconds": {"stream": gen_s, "verilator_build": build_s, "rtl_run": rtl_s,
             "total": t0.elapsed().as_secs_f64()},
     });
+    // Added apart: one more key in the macro above passes serde_json's recursion limit.
+    report["telemetry"] = tel_json;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => {
@@ -264,6 +312,11 @@ pub fn run(a: HwArgs) -> Result<()> {
                 )
             );
             println!("model vs software           {model_vs_sw}");
+            println!(
+                "telemetry records           {} (shift {tel_shift}); model vs software {tel_model_vs_sw}, RTL vs model {}",
+                tel_records.len(),
+                tel_rtl_vs_model.map_or("-".to_owned(), |m| m.to_string())
+            );
             println!("II (cycles/event, mix)      {ii:.3}  (access 1, insert 2)");
             println!(
                 "latency (cycles)            access {}, insert {}",
