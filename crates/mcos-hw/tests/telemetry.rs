@@ -261,7 +261,13 @@ fn rtl_telemetry_equals_model_cycle_for_cycle_under_clock() {
 #[test]
 fn rtl_telemetry_equals_model_cycle_for_cycle_under_aged() {
     static H: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
+    static S: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
     let aged = Replacement::Aged;
+    let cfg = HwConfig::for_frames(SMALL_FRAMES).with_replacement(aged);
+    if let Some(h) = harness_with(&S, cfg) {
+        let s = stream::hazards_with(aged, SMALL_FRAMES, 40_000, 64).unwrap();
+        check_both_consumers(h, cfg, "aged hazards", &s);
+    }
     let cfg = HwConfig::for_frames(FRAMES).with_replacement(aged);
     let Some(h) = harness_with(&H, cfg) else {
         return;
