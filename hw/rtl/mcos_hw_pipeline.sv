@@ -657,7 +657,10 @@ module mcos_hw_pipeline #(
   // Sampling, as the software shard: the kind's bit in the mask and the key in the spatial
   // sample (its hash's trailing zeros >= the shift, clamped to 40). An eviction is sampled on
   // the bit the victim's frame kept from its fill (samp: one flip-flop per frame; a frame is
-  // evicted only after it was filled, so the bits need no reset).
+  // evicted only after it was filled, so the bits need no reset). Both samp paths start at
+  // registers, not at the victim choice: the bit is read for the staged eviction record (its
+  // frame field) and written in C (c_frame, c_samp), as the frame table is; C's write lands
+  // at the end of the cycle the staged record reads the victim's old bit.
   localparam int TEL_DEPTH = 1 << TEL_DEPTH_BITS;
   localparam int TEL_REC_BITS = 21 + FRAME_BITS + TAG_BITS;
   logic [4:0] tel_kinds;
@@ -667,10 +670,11 @@ module mcos_hw_pipeline #(
   logic c_samp;
   logic tel_sampled;
   assign tel_sampled = b_sz >= ((tel_shift > 6'd40) ? 6'd40 : tel_shift);
-  logic tr_v;
+  logic tr_v, tr_ev;
   logic [TEL_REC_BITS-1:0] tr;
   always_comb begin
     tr_v = 1'b0;
+    tr_ev = 1'b0;
     tr = '0;
     if (b_valid && b_op == OP_ACCESS) begin
       tr_v = tel_sampled && (hit ? tel_kinds[0] : tel_kinds[1]);
@@ -679,7 +683,8 @@ module mcos_hw_pipeline #(
       tr_v = tel_sampled && tel_kinds[3];
       tr = {3'd3, b_class, tel_epoch, (code == C_REJECT_DIR) ? 2'd3 : 2'd0, FRAME_BITS'(0), b_tag};
     end else if (b_valid && b_op == OP_INSERT && code == C_FILL_EVICT) begin
-      tr_v = samp[frame] && tel_kinds[4];
+      tr_v = tel_kinds[4];
+      tr_ev = 1'b1;
       tr = {3'd4, 8'd0, tel_epoch, 2'd0, frame, TAG_BITS'(0)};
     end
     // C (an admission, after its INSERT's eviction) never shares a cycle with B.
@@ -689,15 +694,17 @@ module mcos_hw_pipeline #(
     end
   end
 
-  // The staged record is written at the head unless the ring is full.
-  logic ts_v;
+  // The staged record is written at the head unless the ring is full (an eviction only when
+  // its victim's key was sampled).
+  logic ts_v, ts_ev, ts_go;
   logic [TEL_REC_BITS-1:0] ts;
   logic [TEL_DEPTH_BITS:0] tel_occ;
   assign tel_occ = tel_head - tel_tail;
+  assign ts_go = ts_v && (!ts_ev || samp[ts[TAG_BITS+:FRAME_BITS]]);
   logic [TEL_REC_BITS-1:0] ring[TEL_DEPTH];
   initial for (int i = 0; i < TEL_DEPTH; i++) ring[i] = '0;
   always_ff @(posedge clk) begin
-    if (ts_v && !tel_occ[TEL_DEPTH_BITS]) ring[tel_head[TEL_DEPTH_BITS-1:0]] <= ts;
+    if (ts_go && !tel_occ[TEL_DEPTH_BITS]) ring[tel_head[TEL_DEPTH_BITS-1:0]] <= ts;
     if (tel_re) tel_rdata <= ring[tel_raddr];
   end
   always_ff @(posedge clk) begin
@@ -711,7 +718,7 @@ module mcos_hw_pipeline #(
       tel_epoch <= 8'd1;
     end else begin
       ts_v <= tr_v;
-      if (ts_v) begin
+      if (ts_go) begin
         if (tel_occ[TEL_DEPTH_BITS]) tel_dropped <= tel_dropped + 1'b1;
         else tel_head <= tel_head + 1'b1;
       end
@@ -725,7 +732,8 @@ module mcos_hw_pipeline #(
   end
   always_ff @(posedge clk) begin
     ts <= tr;
+    ts_ev <= tr_ev;
     c_samp <= tel_sampled;
-    if (fill) samp[frame] <= tel_sampled;
+    if (c_valid) samp[c_frame] <= c_samp;
   end
 endmodule

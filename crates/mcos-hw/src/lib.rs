@@ -8,12 +8,17 @@
 //! - `synth`: yosys statistics (generic and iCE40) and nextpnr-ice40 place and route;
 //! - `stream`: random and trace-replay event streams;
 //! - `offchip`: the mapping of the directory and frame table off chip for tiers larger than
-//!   on-chip memory, and its timing (latency, outstanding reads) on a stream.
+//!   on-chip memory, and its timing (latency, outstanding reads) on a stream;
+//! - `telemetry`: the telemetry-sample port (a CHMU-shaped hotlist ring with head, tail and
+//!   dropped registers): its record, registers, a consumer, and the model run the Verilator
+//!   harness mirrors.
 //!
 //! Scope: ACCESS (directory lookup, sketch count, reference bit or age stamp), INSERT
 //! (admission against the class threshold, a free frame or the bounded CLOCK or aged victim,
-//! `HwConfig::replacement`), and the table-install port
-//! (class entries into a shadow bank, swapped at an event boundary). Not in the pipeline yet:
+//! `HwConfig::replacement`), the table-install port
+//! (class entries into a shadow bank, swapped at an event boundary) and the telemetry-sample
+//! port (the software shard's samples of hit, miss, admit, reject and evict, by the same
+//! kinds mask and spatial sample, into an on-chip ring). Not in the pipeline yet:
 //! several tiers and their movement descriptors, prefetch, pins, quotas, the admission
 //! history and sketch aging (`software::check_scope` refuses tables that use them).
 

@@ -121,7 +121,7 @@ pub struct Pipeline {
     tel_kinds: u8,
     tel_shift: u8,
     tel_epoch: u8,
-    tel_stage: Option<u128>,
+    tel_stage: Option<(u128, Option<u32>)>,
     ring: Vec<u128>,
     head: u32,
     tail: u32,
@@ -464,10 +464,11 @@ impl Pipeline {
                             rec(SampleKind::Reject, self.b_tag, 0, self.b_class, why),
                         ))
                     }
-                    // The victim's key was sampled (or not) when it filled its frame.
+                    // Written only if the victim's key was sampled when it filled its frame:
+                    // the frame's bit, read when the staged record is written (below).
                     Code::FillEvict => Some((
                         SampleKind::Evict,
-                        self.samp[frame as usize],
+                        true,
                         rec(SampleKind::Evict, 0, frame, 0, 0),
                     )),
                     _ => None,
@@ -486,7 +487,10 @@ impl Pipeline {
                 0,
             ));
         }
-        let tel_rec = tel_rec.map(|r| r.to_bits(&self.cfg));
+        let tel_rec = tel_rec.map(|r| {
+            let evict = (r.kind == SampleKind::Evict as u8).then_some(r.frame);
+            (r.to_bits(&self.cfg), evict)
+        });
 
         // ---- stage C (combinational): the victim's old directory location.
         let c_inv = self.c_valid && self.c_evict;
@@ -500,7 +504,9 @@ impl Pipeline {
         if let Some(i) = port.read {
             self.rd_q = self.ring[(i & (depth - 1)) as usize];
         }
-        if let Some(r) = self.tel_stage {
+        if let Some((r, evict)) = self.tel_stage
+            && evict.is_none_or(|f| self.samp[f as usize])
+        {
             if self.head.wrapping_sub(self.tail) & ptr_mask >= depth {
                 self.dropped = self.dropped.wrapping_add(1);
             } else {
@@ -516,8 +522,9 @@ impl Pipeline {
             }
             None => {}
         }
-        if fill {
-            self.samp[frame as usize] = tel_sampled;
+        // C records the new block's bit (after the staged eviction above read the old one).
+        if self.c_valid {
+            self.samp[self.c_frame as usize] = self.c_samp;
         }
         self.c_samp = tel_sampled;
         // ---- clock edge, stage A: memory reads, done before this cycle's writes land (the
