@@ -1,6 +1,6 @@
-//! The telemetry-sample port, shaped like a CXL hotness monitoring unit (CHMU, CXL 3.1
-//! §8.2.8.23): the pipeline writes one record per sampled decision into an on-chip ring, a
-//! hotlist with a head register the hardware advances and a tail register the consumer
+//! The telemetry-sample port, shaped like a CXL hotness monitoring unit (CHMU, CXL 3.x): the
+//! pipeline writes one record per sampled decision into an on-chip ring, a hotlist with a
+//! head register the hardware advances and a tail register the consumer
 //! writes; a full ring drops the record and counts it, and the pipeline never stalls. It
 //! samples by the software shard's rule (`Shard::sample`): the kind's bit in the kinds mask,
 //! and the key in the spatial sample at the configured shift (`is_sampled`).
