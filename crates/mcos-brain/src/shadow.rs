@@ -14,30 +14,10 @@
 //! frequency table are bounded by the slab and the history, so memory is bounded by the shadow
 //! capacity, whatever the trace.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 
 use crate::knobs::Knobs;
-
-/// Hasher for key tags, which are already uniform hashes: one multiply spreads them.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct TagHasher(u64);
-
-impl Hasher for TagHasher {
-    fn finish(&self) -> u64 {
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x100_0000_01B3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 ^= n;
-    }
-}
-
-pub(crate) type TagMap<V> = HashMap<u64, V, BuildHasherDefault<TagHasher>>;
+use crate::tagtable::{TagTable, prefetch_read};
 
 const NIL: u32 = u32::MAX;
 
@@ -165,8 +145,11 @@ impl Frequency {
 /// FIFO of the last `len` tags evicted or refused, with membership (the fast path's history).
 #[derive(Clone)]
 struct Ghost {
-    order: VecDeque<(u64, u64)>,
-    stamp: TagMap<u64>,
+    /// Tags recorded, oldest first; their stamps run consecutively up to `clock` (one tick per
+    /// record), so the `i`-th has stamp `clock + 1 - order.len() + i`.
+    order: VecDeque<u64>,
+    /// Each tag's latest stamp, while its record is in `order` and not removed.
+    stamp: TagTable<u64>,
     clock: u64,
     len: usize,
 }
@@ -175,7 +158,7 @@ impl Ghost {
     fn new(len: usize) -> Ghost {
         Ghost {
             order: VecDeque::with_capacity(len + 1),
-            stamp: TagMap::default(),
+            stamp: TagTable::with_capacity(len),
             clock: 0,
             len,
         }
@@ -183,12 +166,12 @@ impl Ghost {
 
     fn contains(&self, tag: u64) -> bool {
         self.stamp
-            .get(&tag)
-            .is_some_and(|&s| self.clock - s < self.len as u64)
+            .get(tag)
+            .is_some_and(|s| self.clock - s < self.len as u64)
     }
 
     fn remove(&mut self, tag: u64) {
-        self.stamp.remove(&tag);
+        self.stamp.remove(tag);
     }
 
     fn insert(&mut self, tag: u64) {
@@ -197,13 +180,18 @@ impl Ghost {
         }
         self.clock += 1;
         self.stamp.insert(tag, self.clock);
-        self.order.push_back((tag, self.clock));
+        self.order.push_back(tag);
         while self.order.len() > self.len {
-            if let Some((old, s)) = self.order.pop_front()
-                && self.stamp.get(&old) == Some(&s)
-            {
-                self.stamp.remove(&old);
+            let s = self.clock + 1 - self.order.len() as u64;
+            if let Some(old) = self.order.pop_front() {
+                self.stamp.remove_if(old, s);
             }
+        }
+    }
+
+    fn prefetch(&self, tag: u64) {
+        if self.len > 0 {
+            self.stamp.prefetch(tag);
         }
     }
 }
@@ -217,7 +205,7 @@ pub struct Shadow {
     protected_target: u32,
     /// Capacities of the tiers below tier 0, fastest first.
     lower: Vec<u32>,
-    index: TagMap<u32>,
+    index: TagTable<u32>,
     nodes: Vec<Node>,
     free: Vec<u32>,
     lists: Vec<Lst>,
@@ -244,7 +232,7 @@ impl Shadow {
             capacity,
             window_target: share(knobs.window_share),
             protected_target: share(knobs.protected_share),
-            index: TagMap::with_capacity_and_hasher(total, Default::default()),
+            index: TagTable::with_capacity(total),
             nodes: Vec::with_capacity(total),
             free: Vec::new(),
             lists: vec![EMPTY; usize::from(LOWER) + lower.len()],
@@ -364,7 +352,7 @@ impl Shadow {
 
     fn forget(&mut self, i: u32) {
         let tag = self.nodes[i as usize].tag;
-        self.index.remove(&tag);
+        self.index.remove(tag);
         self.free.push(i);
     }
 
@@ -469,11 +457,73 @@ impl Shadow {
         self.knobs.history_admit && !self.ghost.contains(tag) && self.len() >= self.capacity
     }
 
+    /// Starts loading the lines an access of `tag` reads first (its index entry and, with a
+    /// history, its history entry); changes nothing. The brain calls it an access ahead, so
+    /// the lines are close when the access runs.
+    pub fn prefetch(&self, tag: u64) {
+        self.index.prefetch(tag);
+        self.ghost.prefetch(tag);
+    }
+
+    /// After an access: asks for the first lines of the next one (`next`, if known) and for
+    /// the blocks its miss would evict; changes nothing.
+    pub fn prefetch_next(&self, next: Option<u64>) {
+        if let Some(tag) = next {
+            self.prefetch(tag);
+        }
+        self.prefetch_tails();
+    }
+
+    /// The blocks a miss would evict from a full tier 0 now: the tail of probation (or of the
+    /// protected segment), and the window's tail when the window is full (the two duel).
+    fn likely_victims(&self) -> [Option<u32>; 2] {
+        if self.len() < self.capacity {
+            return [None, None];
+        }
+        let main = self.tail(PROBATION).or_else(|| self.tail(PROTECTED));
+        if self.window_target > 0 && self.len_of(WINDOW) >= self.window_target {
+            [self.tail(WINDOW), main]
+        } else {
+            [main.or_else(|| self.tail(WINDOW)), None]
+        }
+    }
+
+    /// Starts loading the blocks the next miss would evict (see [`Shadow::prefetch_victim`]);
+    /// changes nothing.
+    pub fn prefetch_tails(&self) {
+        for v in self.likely_victims().into_iter().flatten() {
+            prefetch_read(&self.nodes[v as usize]);
+        }
+    }
+
+    /// The step after [`Shadow::prefetch_tails`], once those blocks have arrived: starts
+    /// loading what evicting one of them reads (its index and history entries, the block
+    /// before it, and the history entry its record pushes out); changes nothing.
+    pub fn prefetch_victim(&self) {
+        let mut any = false;
+        for v in self.likely_victims().into_iter().flatten() {
+            any = true;
+            let n = &self.nodes[v as usize];
+            self.index.prefetch(n.tag);
+            self.ghost.prefetch(n.tag);
+            if n.prev != NIL {
+                prefetch_read(&self.nodes[n.prev as usize]);
+            }
+        }
+        if any
+            && self.ghost.len > 0
+            && self.ghost.order.len() >= self.ghost.len
+            && let Some(&old) = self.ghost.order.front()
+        {
+            self.ghost.stamp.prefetch(old);
+        }
+    }
+
     /// One access of `tag`; `freq` must already count it. Returns the tier it hit in (0 for
     /// tier 0), or None on a miss.
     pub fn access(&mut self, tag: u64, freq: &Frequency) -> Option<u8> {
         self.accesses += 1;
-        if let Some(&i) = self.index.get(&tag) {
+        if let Some(i) = self.index.get(tag) {
             self.hits += 1;
             let seg = self.nodes[i as usize].seg;
             if seg < LOWER {
@@ -605,10 +655,73 @@ mod tests {
         for t in 100..200 {
             acc(&mut s, t);
         }
-        let kept = (0..6).filter(|t| s.index.contains_key(t)).count();
+        let kept = (0..6).filter(|t| s.index.contains_key(*t)).count();
         let _ = WINDOW;
         assert!(kept >= 5, "the scan displaced the frequent blocks: {kept}");
         assert!(s.len() <= 8);
+    }
+}
+
+#[cfg(test)]
+mod behaviour_tests {
+    use super::*;
+    use crate::knobs::candidates;
+
+    /// The brain runs one shadow for candidates with the same [`Knobs::behaviour`]: their
+    /// shadows must answer alike on every access (with and without a tier below), under the
+    /// sketch of either's window.
+    #[test]
+    fn knobs_with_the_same_behaviour_hit_alike() {
+        let mut grid = candidates();
+        grid.push(Knobs {
+            history_quarters: 8,
+            sketch_window_x: 10,
+            ..Knobs::LRU
+        });
+        grid.push(Knobs {
+            window_share: 20,
+            history_quarters: 16,
+            sketch_window_x: 10,
+            ..Knobs::LRU
+        });
+        let mut x = 11u64;
+        let seq: Vec<u64> = (0..40_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 400).min(x % 3000)
+            })
+            .collect();
+        let mut pairs = 0;
+        for (i, &a) in grid.iter().enumerate() {
+            for &b in &grid[i + 1..] {
+                if a.behaviour() != b.behaviour() {
+                    continue;
+                }
+                pairs += 1;
+                for lower in [&[][..], &[150u32][..]] {
+                    let mut sa = Shadow::with_lower(a, 100, lower);
+                    let mut sb = Shadow::with_lower(b, 100, lower);
+                    let window = u64::from(a.sketch_window_x) * 100;
+                    let mut f = Frequency::new(100, window);
+                    for (n, &t) in seq.iter().enumerate() {
+                        f.add(t);
+                        assert_eq!(
+                            sa.access(t, &f),
+                            sb.access(t, &f),
+                            "{} and {} at access {n}",
+                            a.label(),
+                            b.label()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            pairs >= 3,
+            "the grid has knobs that differ only in effect: {pairs}"
+        );
     }
 }
 
