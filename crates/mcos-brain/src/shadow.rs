@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 
 use crate::knobs::Knobs;
-use crate::tagtable::{TagTable, prefetch_read};
+use crate::tagtable::{TagTable, Value, prefetch_read};
 
 const NIL: u32 = u32::MAX;
 
@@ -142,57 +142,125 @@ impl Frequency {
     }
 }
 
-/// FIFO of the last `len` tags evicted or refused, with membership (the fast path's history).
+/// Longest history a shadow keeps (records): its stamps are kept modulo `2^32 - 1`, exact while
+/// the history holds fewer records (a longer one would need 32 GiB for its order alone).
+const HISTORY_MAX: usize = u32::MAX as usize - 1;
+
+/// `STAMP_MOD`: history stamps are kept as `(s - 1) % STAMP_MOD + 1` (never 0, which marks a
+/// tag not in the history).
+const STAMP_MOD: u64 = u32::MAX as u64;
+
+/// A tag's entry: where it is resident, and its history record.
+#[derive(Copy, Clone, PartialEq, Eq)]
+struct Tag {
+    /// Slab slot; [`NIL`] when not resident.
+    slot: u32,
+    /// Coded stamp of its latest history record ([`Keys::code`]); 0 when not in the history.
+    stamp: u32,
+}
+
+impl Value for Tag {
+    const VACANT: Tag = Tag {
+        slot: NIL,
+        stamp: 0,
+    };
+}
+
+/// The shadow's index of resident blocks and its history (the FIFO of the last `len` tags
+/// evicted or refused, with membership: the fast path's history) in one table, so that an
+/// access reads one entry for both questions and an eviction writes one entry for both
+/// changes.
 #[derive(Clone)]
-struct Ghost {
-    /// Tags recorded, oldest first; their stamps run consecutively up to `clock` (one tick per
-    /// record), so the `i`-th has stamp `clock + 1 - order.len() + i`.
+struct Keys {
+    table: TagTable<Tag>,
+    /// Tags recorded in the history, oldest first; their stamps run consecutively up to
+    /// `clock` (one tick per record), so the `i`-th has stamp `clock + 1 - order.len() + i`.
     order: VecDeque<u64>,
-    /// Each tag's latest stamp, while its record is in `order` and not removed.
-    stamp: TagTable<u64>,
     clock: u64,
     len: usize,
 }
 
-impl Ghost {
-    fn new(len: usize) -> Ghost {
-        Ghost {
+impl Keys {
+    fn new(blocks: usize, len: usize) -> Keys {
+        let len = len.min(HISTORY_MAX);
+        Keys {
+            table: TagTable::with_capacity(blocks + len),
             order: VecDeque::with_capacity(len + 1),
-            stamp: TagTable::with_capacity(len),
             clock: 0,
             len,
         }
     }
 
-    fn contains(&self, tag: u64) -> bool {
-        self.stamp
-            .get(tag)
-            .is_some_and(|s| self.clock - s < self.len as u64)
+    /// A stamp `s >= 1` as kept in the table: `(s - 1) % STAMP_MOD + 1`. Every stamp in the
+    /// table is one of the last `order.len() < STAMP_MOD` records', so two coded stamps are
+    /// equal exactly when the stamps are, and their difference modulo `STAMP_MOD` is the
+    /// stamps' difference.
+    fn code(s: u64) -> u32 {
+        ((s - 1) % STAMP_MOD + 1) as u32
     }
 
-    fn remove(&mut self, tag: u64) {
-        self.stamp.remove(tag);
+    fn set_len(&mut self, len: usize) {
+        self.len = len.min(HISTORY_MAX);
     }
 
-    fn insert(&mut self, tag: u64) {
+    /// The slot of resident `tag`.
+    fn slot(&self, tag: u64) -> Option<u32> {
+        self.table.get(tag).map(|t| t.slot).filter(|&i| i != NIL)
+    }
+
+    fn set_slot(&mut self, tag: u64, slot: u32) {
+        self.table.update(tag, |t| Tag { slot, ..t });
+    }
+
+    fn clear_slot(&mut self, tag: u64) {
+        self.table.update(tag, |t| Tag { slot: NIL, ..t });
+    }
+
+    /// Whether `tag` is among the last `len` records of the history.
+    fn in_history(&self, tag: u64) -> bool {
+        self.table.get(tag).is_some_and(|t| {
+            if t.stamp == 0 {
+                return false;
+            }
+            let now = u64::from(Self::code(self.clock.max(1)));
+            let then = u64::from(t.stamp);
+            let age = if now >= then {
+                now - then
+            } else {
+                now + STAMP_MOD - then
+            };
+            age < self.len as u64
+        })
+    }
+
+    fn history_remove(&mut self, tag: u64) {
+        self.table.update(tag, |t| Tag { stamp: 0, ..t });
+    }
+
+    fn history_insert(&mut self, tag: u64) {
         if self.len == 0 {
             return;
         }
         self.clock += 1;
-        self.stamp.insert(tag, self.clock);
+        let stamp = Self::code(self.clock);
+        self.table.update(tag, |t| Tag { stamp, ..t });
         self.order.push_back(tag);
         while self.order.len() > self.len {
-            let s = self.clock + 1 - self.order.len() as u64;
+            let s = Self::code(self.clock + 1 - self.order.len() as u64);
             if let Some(old) = self.order.pop_front() {
-                self.stamp.remove_if(old, s);
+                self.table.update(old, |t| {
+                    if t.stamp == s {
+                        Tag { stamp: 0, ..t }
+                    } else {
+                        t
+                    }
+                });
             }
         }
     }
 
     fn prefetch(&self, tag: u64) {
-        if self.len > 0 {
-            self.stamp.prefetch(tag);
-        }
+        self.table.prefetch(tag);
     }
 }
 
@@ -205,11 +273,10 @@ pub struct Shadow {
     protected_target: u32,
     /// Capacities of the tiers below tier 0, fastest first.
     lower: Vec<u32>,
-    index: TagTable<u32>,
     nodes: Vec<Node>,
     free: Vec<u32>,
     lists: Vec<Lst>,
-    ghost: Ghost,
+    keys: Keys,
     hits: u64,
     accesses: u64,
 }
@@ -232,12 +299,11 @@ impl Shadow {
             capacity,
             window_target: share(knobs.window_share),
             protected_target: share(knobs.protected_share),
-            index: TagTable::with_capacity(total),
             nodes: Vec::with_capacity(total),
             free: Vec::new(),
             lists: vec![EMPTY; usize::from(LOWER) + lower.len()],
             lower,
-            ghost: Ghost::new(ghost_len),
+            keys: Keys::new(total, ghost_len),
             hits: 0,
             accesses: 0,
         }
@@ -252,8 +318,8 @@ impl Shadow {
         let share = |s: u8| (u64::from(self.capacity) * u64::from(s) / 256) as u32;
         self.window_target = share(knobs.window_share);
         self.protected_target = share(knobs.protected_share);
-        self.ghost.len =
-            (u64::from(self.capacity) * u64::from(knobs.history_quarters) / 4) as usize;
+        self.keys
+            .set_len((u64::from(self.capacity) * u64::from(knobs.history_quarters) / 4) as usize);
         self.knobs = knobs;
     }
 
@@ -346,13 +412,13 @@ impl Shadow {
             }
         };
         self.nodes[i as usize].tag = tag;
-        self.index.insert(tag, i);
+        self.keys.set_slot(tag, i);
         i
     }
 
     fn forget(&mut self, i: u32) {
         let tag = self.nodes[i as usize].tag;
-        self.index.remove(tag);
+        self.keys.clear_slot(tag);
         self.free.push(i);
     }
 
@@ -416,7 +482,7 @@ impl Shadow {
         let Some(v) = self.victim(freq) else { return };
         self.unlink(v);
         let tag = self.nodes[v as usize].tag;
-        self.ghost.insert(tag);
+        self.keys.history_insert(tag);
         if self.lower.is_empty() {
             self.forget(v);
         } else {
@@ -454,15 +520,14 @@ impl Shadow {
     }
 
     fn refuses(&self, tag: u64) -> bool {
-        self.knobs.history_admit && !self.ghost.contains(tag) && self.len() >= self.capacity
+        self.knobs.history_admit && !self.keys.in_history(tag) && self.len() >= self.capacity
     }
 
     /// Starts loading the lines an access of `tag` reads first (its index entry and, with a
     /// history, its history entry); changes nothing. The brain calls it an access ahead, so
     /// the lines are close when the access runs.
     pub fn prefetch(&self, tag: u64) {
-        self.index.prefetch(tag);
-        self.ghost.prefetch(tag);
+        self.keys.prefetch(tag);
     }
 
     /// After an access: asks for the first lines of the next one (`next`, if known) and for
@@ -504,18 +569,17 @@ impl Shadow {
         for v in self.likely_victims().into_iter().flatten() {
             any = true;
             let n = &self.nodes[v as usize];
-            self.index.prefetch(n.tag);
-            self.ghost.prefetch(n.tag);
+            self.keys.prefetch(n.tag);
             if n.prev != NIL {
                 prefetch_read(&self.nodes[n.prev as usize]);
             }
         }
         if any
-            && self.ghost.len > 0
-            && self.ghost.order.len() >= self.ghost.len
-            && let Some(&old) = self.ghost.order.front()
+            && self.keys.len > 0
+            && self.keys.order.len() >= self.keys.len
+            && let Some(&old) = self.keys.order.front()
         {
-            self.ghost.stamp.prefetch(old);
+            self.keys.prefetch(old);
         }
     }
 
@@ -523,7 +587,7 @@ impl Shadow {
     /// tier 0), or None on a miss.
     pub fn access(&mut self, tag: u64, freq: &Frequency) -> Option<u8> {
         self.accesses += 1;
-        if let Some(i) = self.index.get(tag) {
+        if let Some(i) = self.keys.slot(tag) {
             self.hits += 1;
             let seg = self.nodes[i as usize].seg;
             if seg < LOWER {
@@ -537,32 +601,32 @@ impl Shadow {
             }
             let k = seg - LOWER + 1;
             if self.refuses(tag) {
-                self.ghost.insert(tag);
+                self.keys.history_insert(tag);
                 self.touch(seg, i);
                 return Some(k);
             }
-            let from_history = self.ghost.contains(tag);
+            let from_history = self.keys.in_history(tag);
             self.unlink(i);
             self.make_room(freq);
             if from_history {
-                self.ghost.remove(tag);
+                self.keys.history_remove(tag);
             }
             self.place(i, from_history);
             return Some(k);
         }
         if self.refuses(tag) {
-            self.ghost.insert(tag);
+            self.keys.history_insert(tag);
             if !self.lower.is_empty() {
                 let i = self.alloc(tag);
                 self.push_lower(1, i);
             }
             return None;
         }
-        let from_history = self.ghost.contains(tag);
+        let from_history = self.keys.in_history(tag);
         self.make_room(freq);
         let i = self.alloc(tag);
         if from_history {
-            self.ghost.remove(tag);
+            self.keys.history_remove(tag);
         }
         self.place(i, from_history);
         None
@@ -655,7 +719,7 @@ mod tests {
         for t in 100..200 {
             acc(&mut s, t);
         }
-        let kept = (0..6).filter(|t| s.index.contains_key(*t)).count();
+        let kept = (0..6).filter(|t| s.keys.slot(*t).is_some()).count();
         let _ = WINDOW;
         assert!(kept >= 5, "the scan displaced the frequent blocks: {kept}");
         assert!(s.len() <= 8);

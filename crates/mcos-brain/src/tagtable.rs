@@ -17,14 +17,6 @@ pub(crate) trait Value: Copy + Eq {
     const VACANT: Self;
 }
 
-impl Value for u32 {
-    const VACANT: u32 = u32::MAX;
-}
-
-impl Value for u64 {
-    const VACANT: u64 = u64::MAX;
-}
-
 #[derive(Clone, Copy)]
 struct Entry<V> {
     tag: u64,
@@ -97,56 +89,53 @@ impl<V: Value> TagTable<V> {
         self.find(tag).map(|i| self.entries[i].val)
     }
 
-    /// Whether `tag` is held.
-    #[cfg(test)]
-    pub(crate) fn contains_key(&self, tag: u64) -> bool {
-        self.find(tag).is_some()
-    }
-
-    /// Sets `tag`'s value; returns the previous one.
-    pub(crate) fn insert(&mut self, tag: u64, val: V) -> Option<V> {
-        debug_assert!(val != V::VACANT, "the vacant value marks empty entries");
-        if (self.len + 1) * 2 > self.entries.len() {
-            self.grow();
-        }
+    /// Sets `tag`'s value to `f` of its current one (`V::VACANT` when absent); a result of
+    /// `V::VACANT` removes it. Returns the previous value (`V::VACANT` when absent). One probe
+    /// where a lookup and then an insert or a removal take two.
+    pub(crate) fn update(&mut self, tag: u64, f: impl FnOnce(V) -> V) -> V {
         let mut i = self.home(tag);
         loop {
-            let e = &mut self.entries[i];
+            let e = self.entries[i];
             if e.val == V::VACANT {
-                *e = Entry { tag, val };
-                self.len += 1;
-                return None;
+                let val = f(V::VACANT);
+                if val != V::VACANT {
+                    if (self.len + 1) * 2 > self.entries.len() {
+                        self.grow();
+                        self.put(tag, val);
+                    } else {
+                        self.entries[i] = Entry { tag, val };
+                        self.len += 1;
+                    }
+                }
+                return V::VACANT;
             }
             if e.tag == tag {
-                return Some(std::mem::replace(&mut e.val, val));
+                let val = f(e.val);
+                if val == V::VACANT {
+                    self.take(i);
+                } else {
+                    self.entries[i].val = val;
+                }
+                return e.val;
             }
             i = (i + 1) & self.mask;
         }
     }
 
-    /// Removes `tag`; returns its value.
-    pub(crate) fn remove(&mut self, tag: u64) -> Option<V> {
-        let i = self.find(tag)?;
-        Some(self.take(i))
-    }
-
-    /// Removes `tag` if its value is `val` (one probe where a get and a remove take two);
-    /// returns whether it did.
-    pub(crate) fn remove_if(&mut self, tag: u64, val: V) -> bool {
-        match self.find(tag) {
-            Some(i) if self.entries[i].val == val => {
-                self.take(i);
-                true
-            }
-            _ => false,
+    /// Stores absent `tag` in a table with room.
+    fn put(&mut self, tag: u64, val: V) {
+        let mut i = self.home(tag);
+        while self.entries[i].val != V::VACANT {
+            i = (i + 1) & self.mask;
         }
+        self.entries[i] = Entry { tag, val };
+        self.len += 1;
     }
 
-    /// Empties entry `hole` and returns its value. Backward shift: later entries of the probe
+    /// Empties entry `hole`. Backward shift: later entries of the probe
     /// run move into the hole when it lies between their home and where they sit, so every
     /// entry stays reachable from its home.
-    fn take(&mut self, mut hole: usize) -> V {
-        let val = self.entries[hole].val;
+    fn take(&mut self, mut hole: usize) {
         let mut j = hole;
         loop {
             j = (j + 1) & self.mask;
@@ -162,18 +151,12 @@ impl<V: Value> TagTable<V> {
         }
         self.entries[hole].val = V::VACANT;
         self.len -= 1;
-        val
     }
 
     fn grow(&mut self) {
         let old = std::mem::replace(self, Self::sized(self.entries.len() * 2));
         for e in old.entries.into_iter().filter(|e| e.val != V::VACANT) {
-            let mut i = self.home(e.tag);
-            while self.entries[i].val != V::VACANT {
-                i = (i + 1) & self.mask;
-            }
-            self.entries[i] = e;
-            self.len += 1;
+            self.put(e.tag, e.val);
         }
     }
 
@@ -204,11 +187,16 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn agrees<V: Value + std::fmt::Debug>(val: impl Fn(u32) -> V) {
+    impl Value for u32 {
+        const VACANT: u32 = u32::MAX;
+    }
+
+    #[test]
+    fn agrees_with_a_hash_map_under_random_updates() {
         // Few distinct tags over a small table: long probe runs that wrap, and many removals in
         // the middle of runs, which the backward shift must keep reachable.
-        let mut t: TagTable<V> = TagTable::with_capacity(4);
-        let mut reference: HashMap<u64, V> = HashMap::new();
+        let mut t: TagTable<u32> = TagTable::with_capacity(4);
+        let mut reference: HashMap<u64, u32> = HashMap::new();
         let mut x = 7u64;
         for step in 0..200_000u32 {
             x = x
@@ -220,17 +208,23 @@ mod tests {
                 1 => u64::MAX - (x >> 33) % 5,
                 _ => ((x >> 33) % 300) << 40,
             };
-            let v = val(step % 1000);
-            match (x >> 20) % 4 {
-                0 => assert_eq!(t.remove(tag), reference.remove(&tag), "remove {tag}"),
-                1 => {
-                    let hit = reference.get(&tag) == Some(&v);
-                    if hit {
-                        reference.remove(&tag);
-                    }
-                    assert_eq!(t.remove_if(tag, v), hit, "remove_if {tag}");
+            let v = step % 7;
+            let before = reference.get(&tag).copied().unwrap_or(u32::MAX);
+            // Set, remove, remove when it holds `v`, or leave as it is.
+            let (got, after) = match (x >> 20) % 4 {
+                0 => (t.update(tag, |_| v), v),
+                1 => (t.update(tag, |_| u32::MAX), u32::MAX),
+                2 => {
+                    let a = if before == v { u32::MAX } else { before };
+                    (t.update(tag, |o| if o == v { u32::MAX } else { o }), a)
                 }
-                _ => assert_eq!(t.insert(tag, v), reference.insert(tag, v), "insert {tag}"),
+                _ => (t.update(tag, |o| o), before),
+            };
+            assert_eq!(got, before, "previous value of {tag}");
+            if after == u32::MAX {
+                reference.remove(&tag);
+            } else {
+                reference.insert(tag, after);
             }
             t.prefetch(tag);
             assert_eq!(t.len(), reference.len());
@@ -240,14 +234,7 @@ mod tests {
                 }
             }
             assert_eq!(t.get(tag), reference.get(&tag).copied());
-            assert_eq!(t.contains_key(tag), reference.contains_key(&tag));
         }
         assert!(t.entries.len() >= 2 * t.len());
-    }
-
-    #[test]
-    fn agrees_with_a_hash_map_under_random_inserts_and_removes() {
-        agrees(|i| i);
-        agrees(|i| u64::from(i % 7) + 1);
     }
 }
