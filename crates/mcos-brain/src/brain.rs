@@ -570,15 +570,6 @@ impl Brain {
     /// known, whose first lines are asked for while this one runs.
     fn shadow_access(&mut self, tag: u64, next: Option<u64>) {
         self.stats.sampled_accesses += 1;
-        // What the likely victims' evictions read, on its way for every shadow at once (their
-        // blocks were asked for after the previous access).
-        for s in &self.shadows {
-            s.prefetch_victim();
-        }
-        self.mirror.prefetch_victim();
-        if let Some(t) = &self.trial {
-            t.stay.prefetch_victim();
-        }
         for ((_, f), &read) in self.freqs.iter_mut().zip(&self.freq_read) {
             if read {
                 f.add(tag);

@@ -531,12 +531,12 @@ impl Shadow {
     }
 
     /// After an access: asks for the first lines of the next one (`next`, if known) and for
-    /// the blocks its miss would evict; changes nothing.
+    /// what its miss would read to evict (see [`Shadow::prefetch_victim`]); changes nothing.
     pub fn prefetch_next(&self, next: Option<u64>) {
         if let Some(tag) = next {
             self.prefetch(tag);
         }
-        self.prefetch_tails();
+        self.prefetch_victim();
     }
 
     /// The blocks a miss would evict from a full tier 0 now: the tail of probation (or of the
@@ -553,23 +553,16 @@ impl Shadow {
         }
     }
 
-    /// Starts loading the blocks the next miss would evict (see [`Shadow::prefetch_victim`]);
+    /// Starts loading what the next eviction reads: the index and history entry of each block
+    /// it may evict (the segments' last blocks, usually in cache: the last eviction or move
+    /// wrote them), the block before it, and the history entry its record pushes out;
     /// changes nothing.
-    pub fn prefetch_tails(&self) {
-        for v in self.likely_victims().into_iter().flatten() {
-            prefetch_read(&self.nodes[v as usize]);
-        }
-    }
-
-    /// The step after [`Shadow::prefetch_tails`], once those blocks have arrived: starts
-    /// loading what evicting one of them reads (its index and history entries, the block
-    /// before it, and the history entry its record pushes out); changes nothing.
     pub fn prefetch_victim(&self) {
         let mut any = false;
         for v in self.likely_victims().into_iter().flatten() {
             any = true;
             let n = &self.nodes[v as usize];
-            self.keys.prefetch(n.tag);
+            self.keys.table.prefetch_run(n.tag);
             if n.prev != NIL {
                 prefetch_read(&self.nodes[n.prev as usize]);
             }
@@ -579,7 +572,7 @@ impl Shadow {
             && self.keys.order.len() >= self.keys.len
             && let Some(&old) = self.keys.order.front()
         {
-            self.keys.prefetch(old);
+            self.keys.table.prefetch_run(old);
         }
     }
 

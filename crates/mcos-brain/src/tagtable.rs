@@ -1,4 +1,4 @@
-//! Open-addressing table from key tag to a small value, for the shadows' indexes and histories.
+//! Open-addressing table from key tag to a small value: each shadow's index and history.
 //!
 //! Every sampled access runs through some twenty shadows, each with its own index and history;
 //! together they outgrow the CPU's private caches, so each lookup is likely a memory miss. A
@@ -6,10 +6,11 @@
 //! (the histories remove as often as they insert); this table is linear probing over 16-byte
 //! entries (four to a cache line, at most half full, so a lookup usually reads one line),
 //! deletes by backward shift (no tombstones), and exposes [`TagTable::prefetch`], so the brain
-//! can ask for every shadow's line at once before it walks them (memory-level parallelism).
-//! Lookups, inserts and removals give the same answers as a `HashMap<u64, V>`; only the speed
-//! differs. The same design as mcos-workload's `objcache::index::SlotIndex` (the brain may not
-//! depend on the workload crate), generic over the value.
+//! can ask for the lines of a shadow's next access while the other shadows run (memory-level
+//! parallelism). Lookups and updates give the same answers as a `HashMap<u64, V>`; only the
+//! speed differs. The same design as mcos-workload's `objcache::index::SlotIndex` (the brain
+//! may not depend on the workload crate), generic over the value and with one probe for a
+//! read-modify-write ([`TagTable::update`]).
 
 /// A value the table can hold: one value is reserved to mark empty entries.
 pub(crate) trait Value: Copy + Eq {
@@ -164,6 +165,15 @@ impl<V: Value> TagTable<V> {
     #[inline]
     pub(crate) fn prefetch(&self, tag: u64) {
         prefetch_read(&self.entries[self.home(tag)]);
+    }
+
+    /// As [`TagTable::prefetch`], and the next line too: a removal shifts the entries after
+    /// the one removed back, reading on to the end of its probe run.
+    #[inline]
+    pub(crate) fn prefetch_run(&self, tag: u64) {
+        let home = self.home(tag);
+        prefetch_read(&self.entries[home]);
+        prefetch_read(&self.entries[((home | 3) + 1) & self.mask]);
     }
 }
 
