@@ -720,6 +720,99 @@ mod tests {
 }
 
 #[cfg(test)]
+mod keys_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// The history as it was kept before [`Keys`]: full stamps in a map beside the order.
+    struct Reference {
+        order: VecDeque<(u64, u64)>,
+        stamp: HashMap<u64, u64>,
+        clock: u64,
+        len: usize,
+    }
+
+    impl Reference {
+        fn contains(&self, tag: u64) -> bool {
+            self.stamp
+                .get(&tag)
+                .is_some_and(|&s| self.clock - s < self.len as u64)
+        }
+        fn insert(&mut self, tag: u64) {
+            if self.len == 0 {
+                return;
+            }
+            self.clock += 1;
+            self.stamp.insert(tag, self.clock);
+            self.order.push_back((tag, self.clock));
+            while self.order.len() > self.len {
+                if let Some((old, s)) = self.order.pop_front()
+                    && self.stamp.get(&old) == Some(&s)
+                {
+                    self.stamp.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The coded stamps answer as full ones, across the code's wrap at `2^32 - 1` records,
+    /// with the history's length changing (a retarget) and residents sharing the entries.
+    #[test]
+    fn history_with_coded_stamps_answers_as_with_full_ones() {
+        for start in [0, STAMP_MOD - 40, 2 * STAMP_MOD - 7, 5 * STAMP_MOD + 3] {
+            let mut k = Keys::new(16, 24);
+            k.clock = start;
+            let mut r = Reference {
+                order: VecDeque::new(),
+                stamp: HashMap::new(),
+                clock: start,
+                len: 24,
+            };
+            let mut resident: HashMap<u64, u32> = HashMap::new();
+            let mut x = start | 1;
+            for step in 0..20_000u32 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let tag = x % 64;
+                match (x >> 40) % 16 {
+                    0..=6 => {
+                        k.history_insert(tag);
+                        r.insert(tag);
+                    }
+                    7..=8 => {
+                        k.history_remove(tag);
+                        r.stamp.remove(&tag);
+                    }
+                    9..=10 => {
+                        k.set_slot(tag, step);
+                        resident.insert(tag, step);
+                    }
+                    11..=12 => {
+                        k.clear_slot(tag);
+                        resident.remove(&tag);
+                    }
+                    13 => {
+                        let len = ((x >> 50) % 40) as usize;
+                        k.set_len(len);
+                        r.len = len;
+                    }
+                    _ => {}
+                }
+                for t in 0..64 {
+                    assert_eq!(
+                        k.in_history(t),
+                        r.contains(t),
+                        "start {start} step {step} tag {t}"
+                    );
+                    assert_eq!(k.slot(t), resident.get(&t).copied());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod behaviour_tests {
     use super::*;
     use crate::knobs::candidates;
