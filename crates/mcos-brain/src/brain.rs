@@ -180,10 +180,19 @@ pub struct Brain {
     cfg: BrainConfig,
     topology: Topology,
     shift: u8,
+    /// One shadow per distinct behaviour among the candidates ([`Knobs::behaviour`]: two
+    /// candidates that differ only in settings that have no effect score alike on every
+    /// access, so they share one), and each candidate's shadow.
     shadows: Vec<Shadow>,
-    /// One frequency table per distinct sketch window, and each shadow's index into it.
+    shadow_of: Vec<usize>,
+    /// One frequency table per distinct sketch window, each shadow's index into it, and
+    /// whether any shadow reads the table (only those with an admission window do; a table
+    /// none reads is not kept up to date).
     freqs: Vec<(u8, Frequency)>,
     freq_of: Vec<usize>,
+    freq_read: Vec<bool>,
+    /// Per shadow, the value of its last access.
+    shadow_value: Vec<f64>,
     incumbent: usize,
     /// What is installed, run on the sampled accesses since the start and kept across switches
     /// (its blocks stay where the last knobs left them), with its own sketch whose window
@@ -222,8 +231,17 @@ impl Brain {
         let shadow_cap = (cfg.tier0_frames >> shift).clamp(1, u64::from(u32::MAX)) as u32;
         let mut freqs: Vec<(u8, Frequency)> = Vec::new();
         let mut freq_of = Vec::new();
-        let mut shadows = Vec::new();
+        let mut shadows: Vec<Shadow> = Vec::new();
+        let mut shadow_of = Vec::new();
         for &k in &cfg.candidates {
+            if let Some(j) = shadows
+                .iter()
+                .position(|s| s.knobs().behaviour() == k.behaviour())
+            {
+                shadow_of.push(j);
+                continue;
+            }
+            shadow_of.push(shadows.len());
             let i = match freqs.iter().position(|(x, _)| *x == k.sketch_window_x) {
                 Some(i) => i,
                 None => {
@@ -238,6 +256,12 @@ impl Brain {
             freq_of.push(i);
             shadows.push(Shadow::new(k, shadow_cap));
         }
+        let freq_read = (0..freqs.len())
+            .map(|f| {
+                (0..shadows.len()).any(|j| freq_of[j] == f && shadows[j].knobs().window_share > 0)
+            })
+            .collect();
+        let shadow_value = vec![0.0; shadows.len()];
         let incumbent = cfg
             .candidates
             .iter()
@@ -263,8 +287,11 @@ impl Brain {
         Brain {
             shift,
             shadows,
+            shadow_of,
             freqs,
             freq_of,
+            freq_read,
+            shadow_value,
             incumbent,
             mirror,
             mirror_freq,
@@ -332,11 +359,13 @@ impl Brain {
 
     /// Per candidate: (label, shadow hits, shadow accesses).
     pub fn shadow_scores(&self) -> Vec<(String, u64, u64)> {
-        self.shadows
+        self.cfg
+            .candidates
             .iter()
-            .map(|s| {
-                let (h, a) = s.counts();
-                (s.knobs().label(), h, a)
+            .zip(&self.shadow_of)
+            .map(|(k, &j)| {
+                let (h, a) = self.shadows[j].counts();
+                (k.label(), h, a)
             })
             .collect()
     }
@@ -403,8 +432,8 @@ impl Brain {
             .skip(1)
             .map(|(t, spec)| keep(t, spec.capacity_blocks))
             .collect();
-        for (i, s) in self.shadows.iter_mut().enumerate() {
-            *s = Shadow::with_lower(self.cfg.candidates[i], cap, &lower);
+        for s in self.shadows.iter_mut() {
+            *s = Shadow::with_lower(s.knobs(), cap, &lower);
         }
         for (x, f) in self.freqs.iter_mut() {
             *f = Frequency::new(u64::from(cap), u64::from(*x) * u64::from(cap));
@@ -492,7 +521,15 @@ impl Brain {
     pub fn observe(&mut self, samples: &[TelemetrySample]) {
         let start = Instant::now();
         self.stats.samples += samples.len() as u64;
-        for s in samples {
+        let replayed = |s: &TelemetrySample, shift: u8| {
+            matches!(s.kind, SampleKind::Hit | SampleKind::Miss) && is_sampled(s.key_tag, shift)
+        };
+        // The next sampled access after the one replayed, so its lines can be asked for early.
+        let mut next = samples.iter().position(|s| replayed(s, self.shift));
+        if let Some(k) = next {
+            self.prefetch_access(samples[k].key_tag);
+        }
+        for (k, s) in samples.iter().enumerate() {
             let hit = match s.kind {
                 SampleKind::Hit => true,
                 SampleKind::Miss => false,
@@ -504,30 +541,59 @@ impl Brain {
                 self.stats.real_misses += 1;
             }
             if is_sampled(s.key_tag, self.shift) {
-                self.shadow_access(s.key_tag);
+                if next.is_some_and(|n| n <= k) {
+                    next = samples[k + 1..]
+                        .iter()
+                        .position(|s| replayed(s, self.shift))
+                        .map(|j| k + 1 + j);
+                }
+                let ahead = next.map(|n| samples[n].key_tag);
+                self.shadow_access(s.key_tag, ahead);
             }
         }
         self.stats.busy += start.elapsed();
     }
 
-    fn shadow_access(&mut self, tag: u64) {
+    /// Starts loading, in every shadow, what an access of `tag` reads first (for the first
+    /// sampled access of a batch; the others are asked for an access ahead).
+    fn prefetch_access(&mut self, tag: u64) {
+        for s in &self.shadows {
+            s.prefetch_next(Some(tag));
+        }
+        self.mirror.prefetch_next(Some(tag));
+        if let Some(t) = &self.trial {
+            t.stay.prefetch_next(Some(tag));
+        }
+    }
+
+    /// Replays sampled access `tag` through the shadows; `next` is the next sampled access, if
+    /// known, whose first lines are asked for while this one runs.
+    fn shadow_access(&mut self, tag: u64, next: Option<u64>) {
         self.stats.sampled_accesses += 1;
-        for (_, f) in &mut self.freqs {
-            f.add(tag);
+        for ((_, f), &read) in self.freqs.iter_mut().zip(&self.freq_read) {
+            if read {
+                f.add(tag);
+            }
         }
         let value = |hit: Option<u8>, values: &[f64]| match hit {
             Some(t) => values.get(usize::from(t)).copied().unwrap_or(0.0),
             None => 0.0,
         };
-        for (i, s) in self.shadows.iter_mut().enumerate() {
-            self.hit_scratch[i] =
-                value(s.access(tag, &self.freqs[self.freq_of[i]].1), &self.values);
+        for (j, s) in self.shadows.iter_mut().enumerate() {
+            self.shadow_value[j] =
+                value(s.access(tag, &self.freqs[self.freq_of[j]].1), &self.values);
+            s.prefetch_next(next);
+        }
+        for (v, &j) in self.hit_scratch.iter_mut().zip(&self.shadow_of) {
+            *v = self.shadow_value[j];
         }
         self.mirror_freq.add(tag);
         let real = value(self.mirror.access(tag, &self.mirror_freq), &self.values);
+        self.mirror.prefetch_next(next);
         if let Some(t) = &mut self.trial {
             t.stay_freq.add(tag);
             let d = real - value(t.stay.access(tag, &t.stay_freq), &self.values);
+            t.stay.prefetch_next(next);
             if d > 0.0 {
                 t.wins += d;
             } else {

@@ -63,6 +63,21 @@ impl Knobs {
         }
     }
 
+    /// These knobs with the settings that have no effect on a shadow cleared: the history's
+    /// length when nothing reads the history (no history admission and no protected segment
+    /// for its hits to enter), the sketch window when there is no admission window to duel
+    /// with. Shadows of knobs with the same behaviour make the same decision on every access.
+    pub fn behaviour(&self) -> Knobs {
+        let mut k = *self;
+        if !k.history_admit && k.protected_share == 0 {
+            k.history_quarters = 0;
+        }
+        if k.window_share == 0 {
+            k.sketch_window_x = 0;
+        }
+        k
+    }
+
     /// The full table for a node whose tier 0 holds `tier0_frames_per_shard` frames in each
     /// shard: these knobs on tier 0, every other field as the built-in table has it. `base`
     /// supplies the class entries (so intents' classes keep their settings).

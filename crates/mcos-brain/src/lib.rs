@@ -24,6 +24,7 @@ pub mod knobs;
 pub mod placement;
 pub mod remote;
 pub mod shadow;
+mod tagtable;
 pub mod thread;
 
 pub use brain::{Brain, BrainConfig, BrainStats, EMPTY_SAMPLE, LinkReport};

@@ -14,30 +14,10 @@
 //! frequency table are bounded by the slab and the history, so memory is bounded by the shadow
 //! capacity, whatever the trace.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 
 use crate::knobs::Knobs;
-
-/// Hasher for key tags, which are already uniform hashes: one multiply spreads them.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct TagHasher(u64);
-
-impl Hasher for TagHasher {
-    fn finish(&self) -> u64 {
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x100_0000_01B3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 ^= n;
-    }
-}
-
-pub(crate) type TagMap<V> = HashMap<u64, V, BuildHasherDefault<TagHasher>>;
+use crate::tagtable::{TagTable, Value, prefetch_read};
 
 const NIL: u32 = u32::MAX;
 
@@ -162,49 +142,125 @@ impl Frequency {
     }
 }
 
-/// FIFO of the last `len` tags evicted or refused, with membership (the fast path's history).
+/// Longest history a shadow keeps (records): its stamps are kept modulo `2^32 - 1`, exact while
+/// the history holds fewer records (a longer one would need 32 GiB for its order alone).
+const HISTORY_MAX: usize = u32::MAX as usize - 1;
+
+/// `STAMP_MOD`: history stamps are kept as `(s - 1) % STAMP_MOD + 1` (never 0, which marks a
+/// tag not in the history).
+const STAMP_MOD: u64 = u32::MAX as u64;
+
+/// A tag's entry: where it is resident, and its history record.
+#[derive(Copy, Clone, PartialEq, Eq)]
+struct Tag {
+    /// Slab slot; [`NIL`] when not resident.
+    slot: u32,
+    /// Coded stamp of its latest history record ([`Keys::code`]); 0 when not in the history.
+    stamp: u32,
+}
+
+impl Value for Tag {
+    const VACANT: Tag = Tag {
+        slot: NIL,
+        stamp: 0,
+    };
+}
+
+/// The shadow's index of resident blocks and its history (the FIFO of the last `len` tags
+/// evicted or refused, with membership: the fast path's history) in one table, so that an
+/// access reads one entry for both questions and an eviction writes one entry for both
+/// changes.
 #[derive(Clone)]
-struct Ghost {
-    order: VecDeque<(u64, u64)>,
-    stamp: TagMap<u64>,
+struct Keys {
+    table: TagTable<Tag>,
+    /// Tags recorded in the history, oldest first; their stamps run consecutively up to
+    /// `clock` (one tick per record), so the `i`-th has stamp `clock + 1 - order.len() + i`.
+    order: VecDeque<u64>,
     clock: u64,
     len: usize,
 }
 
-impl Ghost {
-    fn new(len: usize) -> Ghost {
-        Ghost {
+impl Keys {
+    fn new(blocks: usize, len: usize) -> Keys {
+        let len = len.min(HISTORY_MAX);
+        Keys {
+            table: TagTable::with_capacity(blocks + len),
             order: VecDeque::with_capacity(len + 1),
-            stamp: TagMap::default(),
             clock: 0,
             len,
         }
     }
 
-    fn contains(&self, tag: u64) -> bool {
-        self.stamp
-            .get(&tag)
-            .is_some_and(|&s| self.clock - s < self.len as u64)
+    /// A stamp `s >= 1` as kept in the table: `(s - 1) % STAMP_MOD + 1`. Every stamp in the
+    /// table is one of the last `order.len() < STAMP_MOD` records', so two coded stamps are
+    /// equal exactly when the stamps are, and their difference modulo `STAMP_MOD` is the
+    /// stamps' difference.
+    fn code(s: u64) -> u32 {
+        ((s - 1) % STAMP_MOD + 1) as u32
     }
 
-    fn remove(&mut self, tag: u64) {
-        self.stamp.remove(&tag);
+    fn set_len(&mut self, len: usize) {
+        self.len = len.min(HISTORY_MAX);
     }
 
-    fn insert(&mut self, tag: u64) {
+    /// The slot of resident `tag`.
+    fn slot(&self, tag: u64) -> Option<u32> {
+        self.table.get(tag).map(|t| t.slot).filter(|&i| i != NIL)
+    }
+
+    fn set_slot(&mut self, tag: u64, slot: u32) {
+        self.table.update(tag, |t| Tag { slot, ..t });
+    }
+
+    fn clear_slot(&mut self, tag: u64) {
+        self.table.update(tag, |t| Tag { slot: NIL, ..t });
+    }
+
+    /// Whether `tag` is among the last `len` records of the history.
+    fn in_history(&self, tag: u64) -> bool {
+        self.table.get(tag).is_some_and(|t| {
+            if t.stamp == 0 {
+                return false;
+            }
+            let now = u64::from(Self::code(self.clock.max(1)));
+            let then = u64::from(t.stamp);
+            let age = if now >= then {
+                now - then
+            } else {
+                now + STAMP_MOD - then
+            };
+            age < self.len as u64
+        })
+    }
+
+    fn history_remove(&mut self, tag: u64) {
+        self.table.update(tag, |t| Tag { stamp: 0, ..t });
+    }
+
+    fn history_insert(&mut self, tag: u64) {
         if self.len == 0 {
             return;
         }
         self.clock += 1;
-        self.stamp.insert(tag, self.clock);
-        self.order.push_back((tag, self.clock));
+        let stamp = Self::code(self.clock);
+        self.table.update(tag, |t| Tag { stamp, ..t });
+        self.order.push_back(tag);
         while self.order.len() > self.len {
-            if let Some((old, s)) = self.order.pop_front()
-                && self.stamp.get(&old) == Some(&s)
-            {
-                self.stamp.remove(&old);
+            let s = Self::code(self.clock + 1 - self.order.len() as u64);
+            if let Some(old) = self.order.pop_front() {
+                self.table.update(old, |t| {
+                    if t.stamp == s {
+                        Tag { stamp: 0, ..t }
+                    } else {
+                        t
+                    }
+                });
             }
         }
+    }
+
+    fn prefetch(&self, tag: u64) {
+        self.table.prefetch(tag);
     }
 }
 
@@ -217,11 +273,10 @@ pub struct Shadow {
     protected_target: u32,
     /// Capacities of the tiers below tier 0, fastest first.
     lower: Vec<u32>,
-    index: TagMap<u32>,
     nodes: Vec<Node>,
     free: Vec<u32>,
     lists: Vec<Lst>,
-    ghost: Ghost,
+    keys: Keys,
     hits: u64,
     accesses: u64,
 }
@@ -244,12 +299,11 @@ impl Shadow {
             capacity,
             window_target: share(knobs.window_share),
             protected_target: share(knobs.protected_share),
-            index: TagMap::with_capacity_and_hasher(total, Default::default()),
             nodes: Vec::with_capacity(total),
             free: Vec::new(),
             lists: vec![EMPTY; usize::from(LOWER) + lower.len()],
             lower,
-            ghost: Ghost::new(ghost_len),
+            keys: Keys::new(total, ghost_len),
             hits: 0,
             accesses: 0,
         }
@@ -264,8 +318,8 @@ impl Shadow {
         let share = |s: u8| (u64::from(self.capacity) * u64::from(s) / 256) as u32;
         self.window_target = share(knobs.window_share);
         self.protected_target = share(knobs.protected_share);
-        self.ghost.len =
-            (u64::from(self.capacity) * u64::from(knobs.history_quarters) / 4) as usize;
+        self.keys
+            .set_len((u64::from(self.capacity) * u64::from(knobs.history_quarters) / 4) as usize);
         self.knobs = knobs;
     }
 
@@ -358,13 +412,13 @@ impl Shadow {
             }
         };
         self.nodes[i as usize].tag = tag;
-        self.index.insert(tag, i);
+        self.keys.set_slot(tag, i);
         i
     }
 
     fn forget(&mut self, i: u32) {
         let tag = self.nodes[i as usize].tag;
-        self.index.remove(&tag);
+        self.keys.clear_slot(tag);
         self.free.push(i);
     }
 
@@ -428,7 +482,7 @@ impl Shadow {
         let Some(v) = self.victim(freq) else { return };
         self.unlink(v);
         let tag = self.nodes[v as usize].tag;
-        self.ghost.insert(tag);
+        self.keys.history_insert(tag);
         if self.lower.is_empty() {
             self.forget(v);
         } else {
@@ -466,14 +520,67 @@ impl Shadow {
     }
 
     fn refuses(&self, tag: u64) -> bool {
-        self.knobs.history_admit && !self.ghost.contains(tag) && self.len() >= self.capacity
+        self.knobs.history_admit && !self.keys.in_history(tag) && self.len() >= self.capacity
+    }
+
+    /// Starts loading the lines an access of `tag` reads first (its index entry and, with a
+    /// history, its history entry); changes nothing. The brain calls it an access ahead, so
+    /// the lines are close when the access runs.
+    pub fn prefetch(&self, tag: u64) {
+        self.keys.prefetch(tag);
+    }
+
+    /// After an access: asks for the first lines of the next one (`next`, if known) and for
+    /// what its miss would read to evict (see [`Shadow::prefetch_victim`]); changes nothing.
+    pub fn prefetch_next(&self, next: Option<u64>) {
+        if let Some(tag) = next {
+            self.prefetch(tag);
+        }
+        self.prefetch_victim();
+    }
+
+    /// The blocks a miss would evict from a full tier 0 now: the tail of probation (or of the
+    /// protected segment), and the window's tail when the window is full (the two duel).
+    fn likely_victims(&self) -> [Option<u32>; 2] {
+        if self.len() < self.capacity {
+            return [None, None];
+        }
+        let main = self.tail(PROBATION).or_else(|| self.tail(PROTECTED));
+        if self.window_target > 0 && self.len_of(WINDOW) >= self.window_target {
+            [self.tail(WINDOW), main]
+        } else {
+            [main.or_else(|| self.tail(WINDOW)), None]
+        }
+    }
+
+    /// Starts loading what the next eviction reads: the index and history entry of each block
+    /// it may evict (the segments' last blocks, usually in cache: the last eviction or move
+    /// wrote them), the block before it, and the history entry its record pushes out;
+    /// changes nothing.
+    pub fn prefetch_victim(&self) {
+        let mut any = false;
+        for v in self.likely_victims().into_iter().flatten() {
+            any = true;
+            let n = &self.nodes[v as usize];
+            self.keys.table.prefetch_run(n.tag);
+            if n.prev != NIL {
+                prefetch_read(&self.nodes[n.prev as usize]);
+            }
+        }
+        if any
+            && self.keys.len > 0
+            && self.keys.order.len() >= self.keys.len
+            && let Some(&old) = self.keys.order.front()
+        {
+            self.keys.table.prefetch_run(old);
+        }
     }
 
     /// One access of `tag`; `freq` must already count it. Returns the tier it hit in (0 for
     /// tier 0), or None on a miss.
     pub fn access(&mut self, tag: u64, freq: &Frequency) -> Option<u8> {
         self.accesses += 1;
-        if let Some(&i) = self.index.get(&tag) {
+        if let Some(i) = self.keys.slot(tag) {
             self.hits += 1;
             let seg = self.nodes[i as usize].seg;
             if seg < LOWER {
@@ -487,32 +594,32 @@ impl Shadow {
             }
             let k = seg - LOWER + 1;
             if self.refuses(tag) {
-                self.ghost.insert(tag);
+                self.keys.history_insert(tag);
                 self.touch(seg, i);
                 return Some(k);
             }
-            let from_history = self.ghost.contains(tag);
+            let from_history = self.keys.in_history(tag);
             self.unlink(i);
             self.make_room(freq);
             if from_history {
-                self.ghost.remove(tag);
+                self.keys.history_remove(tag);
             }
             self.place(i, from_history);
             return Some(k);
         }
         if self.refuses(tag) {
-            self.ghost.insert(tag);
+            self.keys.history_insert(tag);
             if !self.lower.is_empty() {
                 let i = self.alloc(tag);
                 self.push_lower(1, i);
             }
             return None;
         }
-        let from_history = self.ghost.contains(tag);
+        let from_history = self.keys.in_history(tag);
         self.make_room(freq);
         let i = self.alloc(tag);
         if from_history {
-            self.ghost.remove(tag);
+            self.keys.history_remove(tag);
         }
         self.place(i, from_history);
         None
@@ -605,10 +712,166 @@ mod tests {
         for t in 100..200 {
             acc(&mut s, t);
         }
-        let kept = (0..6).filter(|t| s.index.contains_key(t)).count();
+        let kept = (0..6).filter(|t| s.keys.slot(*t).is_some()).count();
         let _ = WINDOW;
         assert!(kept >= 5, "the scan displaced the frequent blocks: {kept}");
         assert!(s.len() <= 8);
+    }
+}
+
+#[cfg(test)]
+mod keys_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// The history as it was kept before [`Keys`]: full stamps in a map beside the order.
+    struct Reference {
+        order: VecDeque<(u64, u64)>,
+        stamp: HashMap<u64, u64>,
+        clock: u64,
+        len: usize,
+    }
+
+    impl Reference {
+        fn contains(&self, tag: u64) -> bool {
+            self.stamp
+                .get(&tag)
+                .is_some_and(|&s| self.clock - s < self.len as u64)
+        }
+        fn insert(&mut self, tag: u64) {
+            if self.len == 0 {
+                return;
+            }
+            self.clock += 1;
+            self.stamp.insert(tag, self.clock);
+            self.order.push_back((tag, self.clock));
+            while self.order.len() > self.len {
+                if let Some((old, s)) = self.order.pop_front()
+                    && self.stamp.get(&old) == Some(&s)
+                {
+                    self.stamp.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The coded stamps answer as full ones, across the code's wrap at `2^32 - 1` records,
+    /// with the history's length changing (a retarget) and residents sharing the entries.
+    #[test]
+    fn history_with_coded_stamps_answers_as_with_full_ones() {
+        for start in [0, STAMP_MOD - 40, 2 * STAMP_MOD - 7, 5 * STAMP_MOD + 3] {
+            let mut k = Keys::new(16, 24);
+            k.clock = start;
+            let mut r = Reference {
+                order: VecDeque::new(),
+                stamp: HashMap::new(),
+                clock: start,
+                len: 24,
+            };
+            let mut resident: HashMap<u64, u32> = HashMap::new();
+            let mut x = start | 1;
+            for step in 0..20_000u32 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let tag = x % 64;
+                match (x >> 40) % 16 {
+                    0..=6 => {
+                        k.history_insert(tag);
+                        r.insert(tag);
+                    }
+                    7..=8 => {
+                        k.history_remove(tag);
+                        r.stamp.remove(&tag);
+                    }
+                    9..=10 => {
+                        k.set_slot(tag, step);
+                        resident.insert(tag, step);
+                    }
+                    11..=12 => {
+                        k.clear_slot(tag);
+                        resident.remove(&tag);
+                    }
+                    13 => {
+                        let len = ((x >> 50) % 40) as usize;
+                        k.set_len(len);
+                        r.len = len;
+                    }
+                    _ => {}
+                }
+                for t in 0..64 {
+                    assert_eq!(
+                        k.in_history(t),
+                        r.contains(t),
+                        "start {start} step {step} tag {t}"
+                    );
+                    assert_eq!(k.slot(t), resident.get(&t).copied());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod behaviour_tests {
+    use super::*;
+    use crate::knobs::candidates;
+
+    /// The brain runs one shadow for candidates with the same [`Knobs::behaviour`]: their
+    /// shadows must answer alike on every access (with and without a tier below), under the
+    /// sketch of either's window.
+    #[test]
+    fn knobs_with_the_same_behaviour_hit_alike() {
+        let mut grid = candidates();
+        grid.push(Knobs {
+            history_quarters: 8,
+            sketch_window_x: 10,
+            ..Knobs::LRU
+        });
+        grid.push(Knobs {
+            window_share: 20,
+            history_quarters: 16,
+            sketch_window_x: 10,
+            ..Knobs::LRU
+        });
+        let mut x = 11u64;
+        let seq: Vec<u64> = (0..40_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 400).min(x % 3000)
+            })
+            .collect();
+        let mut pairs = 0;
+        for (i, &a) in grid.iter().enumerate() {
+            for &b in &grid[i + 1..] {
+                if a.behaviour() != b.behaviour() {
+                    continue;
+                }
+                pairs += 1;
+                for lower in [&[][..], &[150u32][..]] {
+                    let mut sa = Shadow::with_lower(a, 100, lower);
+                    let mut sb = Shadow::with_lower(b, 100, lower);
+                    let window = u64::from(a.sketch_window_x) * 100;
+                    let mut f = Frequency::new(100, window);
+                    for (n, &t) in seq.iter().enumerate() {
+                        f.add(t);
+                        assert_eq!(
+                            sa.access(t, &f),
+                            sb.access(t, &f),
+                            "{} and {} at access {n}",
+                            a.label(),
+                            b.label()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            pairs >= 3,
+            "the grid has knobs that differ only in effect: {pairs}"
+        );
     }
 }
 
