@@ -26,7 +26,8 @@
 //! admission of the knobs in force beside their list shadow; at each decision the brain installs
 //! the aged order when the aged shadow's decayed shortfall is at most `aged_tolerance` (0.005 of
 //! hit ratio by default) over at least one half-life of evidence, and goes back to the list when
-//! it is more; an order change waits one half-life after the last. Knobs with segments run on
+//! it is more by a significant margin (the excess over the tolerance beyond `z` standard
+//! deviations, as a knob switch is tested); an order change waits one half-life after the last. Knobs with segments run on
 //! the list (the aged order has none). Intents: under the aged order eviction priorities and
 //! class TTLs do not rank victims; pins still protect, and an LRU-end class (`ENDED`) is stamped
 //! old and carried, so it still goes first. A class whose rank would be lost (an MRU class with
@@ -306,6 +307,8 @@ pub struct Brain {
     /// were installed (segment-free knobs only).
     aged_gap: f64,
     aged_weight: f64,
+    /// Decayed sum of the squared differences (the variance of the leaving test).
+    aged_squares: f64,
     /// The replacement order in force.
     order: Replacement,
     /// Sampled accesses since the last order change.
@@ -425,6 +428,7 @@ impl Brain {
             aged,
             aged_gap: 0.0,
             aged_weight: 0.0,
+            aged_squares: 0.0,
             order,
             since_order_switch: 0,
             rank_classes,
@@ -590,6 +594,7 @@ impl Brain {
             .then(|| AgedShadow::new(installed, cap));
         self.aged_gap = 0.0;
         self.aged_weight = 0.0;
+        self.aged_squares = 0.0;
         if self.aged.is_none() && self.cfg.replacement == ReplacementChoice::Auto {
             self.set_order(Replacement::Lru, "list:tiers");
         }
@@ -683,14 +688,16 @@ impl Brain {
 
     /// Under `auto`, at a decision: installs the aged order when its shadow has trailed the
     /// list shadow of the knobs in force by at most the tolerance over at least one half-life
-    /// of evidence, goes back to the list when it trails by more, and stays on (or goes back
-    /// to) the list while rank-dependent intents are in use. An order change waits one
+    /// of evidence, goes back to the list when it trails by significantly more (the excess
+    /// over the tolerance beyond `z` standard deviations of the paired differences), and
+    /// stays on (or goes back to) the list while rank-dependent intents are in use. An order change waits one
     /// half-life after the last one (a switch costs the real cache a transient the shadows do
     /// not see: stamps or lists left stale by the other order).
     fn decide_order(&mut self) {
         let half_life = self.half_life();
         self.aged_gap *= self.decay;
         self.aged_weight *= self.decay;
+        self.aged_squares *= self.decay;
         let Some(a) = &self.aged else { return };
         let now = self.stats.sampled_accesses;
         let intents = self
@@ -700,10 +707,18 @@ impl Brain {
             Some((Replacement::Lru, "list:intents"))
         } else if !segment_free(&a.knobs()) || self.aged_weight < half_life {
             None
-        } else if self.aged_gap <= self.cfg.aged_tolerance * self.aged_weight {
-            Some((Replacement::Aged, "aged"))
         } else {
-            Some((Replacement::Lru, "list"))
+            let excess = self.aged_gap - self.cfg.aged_tolerance * self.aged_weight;
+            if excess <= 0.0 {
+                Some((Replacement::Aged, "aged"))
+            } else if excess > self.cfg.z * self.aged_squares.sqrt() {
+                // Left only when the shortfall exceeds the tolerance significantly (the
+                // switch test's z on the paired differences): a shortfall near the tolerance
+                // would otherwise flip the order on sampling noise at every dwell.
+                Some((Replacement::Lru, "list"))
+            } else {
+                None
+            }
         };
         let Some((order, why)) = want else { return };
         // Leaving the aged order for intents is immediate; other changes wait out the dwell.
@@ -773,7 +788,9 @@ impl Brain {
         if let Some(a) = &mut self.aged {
             let aged_hit = a.access(tag);
             if segment_free(&a.knobs()) {
-                self.aged_gap += inc - if aged_hit { self.values[0] } else { 0.0 };
+                let d = inc - if aged_hit { self.values[0] } else { 0.0 };
+                self.aged_gap += d;
+                self.aged_squares += d * d;
                 self.aged_weight += 1.0;
             }
         }
@@ -903,6 +920,7 @@ impl Brain {
             a.retarget(k);
             self.aged_gap = 0.0;
             self.aged_weight = 0.0;
+            self.aged_squares = 0.0;
             if !segment_free(&k) {
                 self.set_order(Replacement::Lru, "list:knobs");
             }
