@@ -1,10 +1,11 @@
 //! The brain's replacement order on one trace: `mcos` (list order) against `mcos-hw` (the
 //! brain on `replacement = "auto"`), per capacity: hit ratios, the order `mcos-hw` ended on, its
 //! order changes (with the sampled access of each), the aged shadow's last measured shortfall,
-//! and the brain's CPU time in each.
+//! and the brain's own time per million accesses in each (the median of `REPEATS` runs of
+//! each, alternating list and auto so that both see the same machine state).
 //!
 //! ```text
-//! cargo run --release -p mcos-workload --example brain_order -- TRACE.jsonl 0.01,0.05,0.10,0.25
+//! cargo run --release -p mcos-workload --example brain_order -- TRACE.jsonl 0.01,0.05,0.10,0.25 [REPEATS]
 //! ```
 //!
 //! The hit ratios are those of `mcos replay --mode simulate --policy mcos,mcos-hw` (the same
@@ -40,21 +41,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .split(',')
         .map(str::parse)
         .collect::<Result<_, _>>()?;
+    let repeats: usize = args.next().map_or(Ok(1), |r| r.parse())?;
     let reqs: Vec<Request> = TraceReader::open(&path)?.collect::<Result<_, _>>()?;
+    let accesses: usize = reqs.iter().map(|r| r.hash_ids.len()).sum();
+    let per_m = |p: &McosPolicy| {
+        p.brain().stats().busy.as_secs_f64() * 1e3 / (accesses.max(1) as f64 / 1e6)
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     let mut uniq = std::collections::HashSet::new();
     reqs.iter().flat_map(|r| r.hash_ids.iter()).for_each(|&i| {
         uniq.insert(i);
     });
     println!(
-        "| capacity | blocks | mcos (list) | mcos-hw (auto) | auto - list | order at end | order changes | aged shortfall (last) | brain busy s: list / auto |"
+        "| capacity | blocks | mcos (list) | mcos-hw (auto) | auto - list | order at end | order changes | aged shortfall (last) | brain ms per M accesses: list / auto |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for f in fracs {
         let cap = ((uniq.len() as f64 * f).round() as usize).max(1);
-        let mut list = McosPolicy::with_replacement(cap, ReplacementChoice::List);
-        let mut auto = McosPolicy::with_replacement(cap, ReplacementChoice::Auto);
-        let hl = run(&mut list, &reqs);
-        let ha = run(&mut auto, &reqs);
+        let (mut busy_list, mut busy_auto) = (Vec::new(), Vec::new());
+        let mut last = None;
+        for _ in 0..repeats.max(1) {
+            let mut list = McosPolicy::with_replacement(cap, ReplacementChoice::List);
+            let mut auto = McosPolicy::with_replacement(cap, ReplacementChoice::Auto);
+            let hl = run(&mut list, &reqs);
+            let ha = run(&mut auto, &reqs);
+            busy_list.push(per_m(&list));
+            busy_auto.push(per_m(&auto));
+            last = Some((hl, ha, auto));
+        }
+        let Some((hl, ha, auto)) = last else {
+            continue;
+        };
         let b = auto.brain();
         let log: Vec<String> = b
             .stats()
@@ -66,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .aged_shortfall()
             .map_or("-".to_string(), |(g, w)| format!("{g:+.4} (w {w:.0})"));
         println!(
-            "| {:.0} % | {cap} | {hl:.4} | {ha:.4} | {:+.4} | {:?} | {} {} | {shortfall} | {:.2} / {:.2} |",
+            "| {:.0} % | {cap} | {hl:.4} | {ha:.4} | {:+.4} | {:?} | {} {} | {shortfall} | {:.0} / {:.0} |",
             f * 100.0,
             ha - hl,
             b.replacement(),
@@ -76,8 +96,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 format!("({})", log.join(", "))
             },
-            list.brain().stats().busy.as_secs_f64(),
-            b.stats().busy.as_secs_f64(),
+            median(busy_list),
+            median(busy_auto),
         );
     }
     Ok(())
