@@ -670,6 +670,19 @@ impl Brain {
         self.pending = true;
     }
 
+    /// Whether a candidate with segments (which the aged order cannot run) leads the knobs in
+    /// force by at least half the margin a switch needs (`z / 2` standard deviations).
+    fn segments_contend(&self, now: u64) -> bool {
+        (0..self.wins.len()).any(|i| {
+            let gain = self.wins[i] - self.losses[i];
+            i != self.incumbent
+                && self.hold_until[i] <= now
+                && !segment_free(&self.cfg.candidates[i])
+                && gain > 0.0
+                && gain > 0.5 * self.cfg.z * self.squares[i].sqrt()
+        })
+    }
+
     /// Changes the order in force (no recompile: the caller recompiles), logging why.
     fn set_order(&mut self, order: Replacement, why: &str) {
         if order == self.order {
@@ -709,7 +722,12 @@ impl Brain {
             None
         } else {
             let excess = self.aged_gap - self.cfg.aged_tolerance * self.aged_weight;
-            if excess <= 0.0 {
+            if excess <= 0.0 && self.segments_contend(now) {
+                // A candidate with segments is halfway to a switch: installing the aged order
+                // now would likely be undone by it, each change costing the real cache a
+                // transient the shadows do not model.
+                None
+            } else if excess <= 0.0 {
                 Some((Replacement::Aged, "aged"))
             } else if excess > self.cfg.z * self.aged_squares.sqrt() {
                 // Left only when the shortfall exceeds the tolerance significantly (the
