@@ -27,7 +27,9 @@
 //! the aged order when the aged shadow's decayed shortfall is at most `aged_tolerance` (0.005 of
 //! hit ratio by default) over at least one half-life of evidence, and goes back to the list when
 //! it is more by a significant margin (the excess over the tolerance beyond `z` standard
-//! deviations, as a knob switch is tested); an order change waits one half-life after the last. Knobs with segments run on
+//! deviations, as a knob switch is tested); an order change waits one half-life after the last,
+//! and the aged order is not installed while a candidate with segments is halfway (`z / 2`) to a
+//! switch that would take it back. Knobs with segments run on
 //! the list (the aged order has none). Intents: under the aged order eviction priorities and
 //! class TTLs do not rank victims; pins still protect, and an LRU-end class (`ENDED`) is stamped
 //! old and carried, so it still goes first. A class whose rank would be lost (an MRU class with
