@@ -29,10 +29,10 @@
 //! it is more by a significant margin (the excess over the tolerance beyond `z` standard
 //! deviations, as a knob switch is tested); an order change waits one half-life after the last,
 //! and the aged order is not installed while a candidate with segments is halfway (`z / 2`) to a
-//! switch that would take it back. Knobs with segments run on
-//! the list (the aged order has none). Intents: under the aged order eviction priorities and
-//! class TTLs do not rank victims; pins still protect, and an LRU-end class (`ENDED`) is stamped
-//! old and carried, so it still goes first. A class whose rank would be lost (an MRU class with
+//! switch that would take it back. Knobs with segments run on the list (the aged order has
+//! none). Intents: under the aged order eviction priorities and class TTLs do not rank victims;
+//! pins still protect, and an LRU-end class (`ENDED`) is stamped old and carried, so it still
+//! goes first. A class whose rank would be lost (an MRU class with
 //! a priority other than the default class's, such as `QUEUED`, or with a TTL) makes `auto`
 //! keep the list: a hit sample in such a class returns the list at once, and the aged order is
 //! not installed again until a half-life of sampled accesses has passed without one. The aged
