@@ -9,6 +9,8 @@
 //! - [`knobs`]: the points of the policy space the brain chooses among, and how they compile
 //!   into a policy table.
 //! - [`shadow`]: the miniature cache model that scores one set of knobs.
+//! - [`aged`]: the same for tier 0 under the fast path's aged replacement order (the order the
+//!   hardware pipeline executes), run beside the list shadows under `replacement = "auto"`.
 //! - [`placement`]: placement across tiers by time saved (fetch versus recompute).
 //! - [`remote`]: a remote hit over the measured peer link, priced against recompute.
 //! - [`brain`]: the learner: evidence, decisions, compile, validate, install.
@@ -19,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+pub mod aged;
 pub mod brain;
 pub mod knobs;
 pub mod placement;
@@ -27,7 +30,9 @@ pub mod shadow;
 mod tagtable;
 pub mod thread;
 
-pub use brain::{Brain, BrainConfig, BrainStats, EMPTY_SAMPLE, LinkReport};
+pub use brain::{
+    AGED_TOLERANCE, Brain, BrainConfig, BrainStats, EMPTY_SAMPLE, LinkReport, ReplacementChoice,
+};
 pub use knobs::{Knobs, base_table, candidates};
 pub use placement::{CostModel, LinkModel, Placement};
 pub use remote::{PeerLink, RemoteChoice, RemotePrice, RemotePricing};

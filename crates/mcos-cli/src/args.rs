@@ -157,8 +157,11 @@ pub struct ReplayArgs {
     /// simulate: policies without payloads; real: a node with real bytes.
     #[arg(long, value_enum, default_value_t = Mode::Simulate)]
     pub mode: Mode,
-    /// Comma-separated policies: mcos, lru, lru-tail, s3fifo, sieve, arc, wtinylfu, min
-    /// (simulate); mcos, lru (real). Default: mcos,lru,s3fifo,sieve,arc,wtinylfu,min in
+    /// Comma-separated policies: mcos, lru, lru-tail, s3fifo, sieve, arc, wtinylfu, min,
+    /// lru-ref, clock, aged, mcos-hw (simulate); mcos, lru (real). mcos-hw is mcos with the
+    /// brain's replacement order on auto ([brain] replacement = "auto"): it installs the aged
+    /// order the hardware pipeline executes where that scores within 0.005 of the list LRU
+    /// order, and keeps the list otherwise or while queued intents rank victims. Default: mcos,lru,s3fifo,sieve,arc,wtinylfu,min in
     /// simulate mode, mcos,lru in real mode. Object traces: lru, fifo, clock, slru, arc, lirs,
     /// sieve, s3fifo, qdlp, lfu, gdsf, hyperbolic, belady, beladysize, with parameters as
     /// name:key=value,... (s3fifo:small=0.1,threshold=2, slru:segments=5); default all.

@@ -115,6 +115,35 @@ pub struct BrainSettings {
     /// Placement by time saved: tokens per block.
     #[serde(default)]
     pub block_tokens: Option<u32>,
+    /// Replacement order of the brain's tables: `list` (list LRU, the default), `aged` (the
+    /// aged order the hardware pipeline executes, every table) or `auto` (the aged order where
+    /// the brain's aged shadow scores within 0.005 of the list's and no queued intents rank
+    /// victims; `mcos_brain::ReplacementChoice`).
+    #[serde(default)]
+    pub replacement: BrainReplacement,
+}
+
+/// `[brain] replacement`: see `mcos_brain::ReplacementChoice`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrainReplacement {
+    /// List LRU (segmented LRU over intrusive lists).
+    #[default]
+    List,
+    /// The aged order (7-bit age stamps, a bounded victim scan) in every table.
+    Aged,
+    /// Chosen by the brain from its shadows.
+    Auto,
+}
+
+impl From<BrainReplacement> for mcos_brain::ReplacementChoice {
+    fn from(r: BrainReplacement) -> mcos_brain::ReplacementChoice {
+        match r {
+            BrainReplacement::List => mcos_brain::ReplacementChoice::List,
+            BrainReplacement::Aged => mcos_brain::ReplacementChoice::Aged,
+            BrainReplacement::Auto => mcos_brain::ReplacementChoice::Auto,
+        }
+    }
 }
 
 impl Default for BrainSettings {
@@ -125,6 +154,7 @@ impl Default for BrainSettings {
             prefill_tokens_per_s: None,
             kv_bytes_per_token: None,
             block_tokens: None,
+            replacement: BrainReplacement::List,
         }
     }
 }
@@ -455,6 +485,17 @@ mod tests {
         )
         .unwrap();
         assert!(!cfg.brain.enabled, "off unless asked for");
+        assert_eq!(
+            cfg.brain.replacement,
+            BrainReplacement::List,
+            "list by default"
+        );
         assert!(NodeConfig::from_toml(&format!("{text}\nbogus = 1")).is_err());
+        let auto = NodeConfig::from_toml(&format!("{text}\nreplacement = \"auto\"")).unwrap();
+        assert_eq!(auto.brain.replacement, BrainReplacement::Auto);
+        let e = NodeConfig::from_toml(&format!("{text}\nreplacement = \"clock\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("list") && e.contains("auto"), "{e}");
     }
 }

@@ -24,7 +24,7 @@ mod events;
 mod node;
 mod rebuild;
 
-pub use config::{BrainSettings, DiskIo, NodeConfig, TierConfig};
+pub use config::{BrainReplacement, BrainSettings, DiskIo, NodeConfig, TierConfig};
 pub use error::NodeError;
 pub use events::{
     KV_EVENT_RING_DEPTH, KvEvent, KvEventKind, KvEventLog, KvSnapshot, REMOVAL_LOG_DEPTH,

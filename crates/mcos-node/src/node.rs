@@ -1273,6 +1273,7 @@ fn start_brain(
     let mut cfg = BrainConfig::for_node(&inner.topology, inner.shards.len() as u32, 0);
     cfg.table_ttl_ticks = settings.table_ttl_ticks;
     cfg.free_watermark = inner.cfg.free_watermark;
+    cfg.replacement = settings.replacement.into();
     let mut brain = Brain::new(inner.topology.clone(), cfg);
     if let (Some(tps), Some(kvb), Some(bt)) = (
         settings.prefill_tokens_per_s,

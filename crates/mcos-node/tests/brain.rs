@@ -80,6 +80,37 @@ fn stopped_brain_leaves_its_table_until_the_ttl_then_the_builtin() {
     node.close().unwrap();
 }
 
+/// `[brain] replacement = "aged"`: the brain thread installs tables with the aged order (the
+/// order the hardware pipeline executes), and the node serves under them.
+#[test]
+fn brain_replacement_aged_installs_the_aged_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = NodeConfig::dram_and_disk(512, 600, 1200, dir.path());
+    cfg.tiers.truncate(1);
+    cfg.telemetry_shift = 0;
+    cfg.free_watermark = 0.0;
+    cfg.brain.enabled = true;
+    cfg.brain.replacement = mcos_node::BrainReplacement::Aged;
+    let node = Node::open(cfg).unwrap();
+    wait_for("the brain's first install", || {
+        node.stats().policy_epoch >= 2
+    });
+    let (_, table) = node.policy_table();
+    assert_eq!(table.replacement, mcos_core::Replacement::Aged);
+    let mut buf = Vec::new();
+    for id in 0..2000 {
+        touch(&node, id % 900, &mut buf);
+    }
+    assert!(!touch(&node, 99_999, &mut buf));
+    assert!(touch(&node, 99_999, &mut buf));
+    assert_eq!(
+        node.stats().tiers[0].used_blocks,
+        600,
+        "full, evicting under the aged order"
+    );
+    node.close().unwrap();
+}
+
 #[test]
 fn running_brain_keeps_refreshing_and_learns_to_resist_scans() {
     let dir = tempfile::tempdir().unwrap();

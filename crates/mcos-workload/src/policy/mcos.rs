@@ -24,7 +24,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use mcos_brain::{Brain, BrainConfig, CostModel, EMPTY_SAMPLE, Placement};
+use mcos_brain::{Brain, BrainConfig, CostModel, EMPTY_SAMPLE, Placement, ReplacementChoice};
 use mcos_core::{
     Consumer, IntentAction, PolicyTable, PriorityClass, TelemetrySample, TierKind, TierSpec,
     Topology,
@@ -39,6 +39,8 @@ pub const STEP_EVERY: u64 = 512;
 
 /// The fast path driven by the brain, one tier.
 pub struct McosPolicy {
+    /// `mcos`, or `mcos-hw` when the brain chooses the replacement order (`auto`).
+    name: &'static str,
     fast: FastPathPolicy,
     brain: Brain,
     ring: Consumer<TelemetrySample>,
@@ -61,6 +63,13 @@ pub struct McosPolicy {
 impl McosPolicy {
     /// One tier of `capacity` blocks under the brain's default configuration.
     pub fn new(capacity: usize) -> McosPolicy {
+        McosPolicy::with_replacement(capacity, ReplacementChoice::List)
+    }
+
+    /// As [`McosPolicy::new`], with the brain's replacement order set to `replacement`
+    /// (`auto`: the policy `mcos-hw`, the brain installs the aged order the hardware pipeline
+    /// executes wherever its shadow scores within the tolerance of the list).
+    pub fn with_replacement(capacity: usize, replacement: ReplacementChoice) -> McosPolicy {
         let cap = u32::try_from(capacity).unwrap_or(u32::MAX).max(1);
         let topology = Topology {
             tiers: vec![TierSpec {
@@ -70,7 +79,9 @@ impl McosPolicy {
             }],
             links: vec![],
         };
-        McosPolicy::with_topology(topology, None)
+        let mut cfg = BrainConfig::for_node(&topology, 1, 0);
+        cfg.replacement = replacement;
+        McosPolicy::build(topology, cfg, None)
     }
 
     /// One tier of `capacity` blocks replaying a spatial sample holding `rate` of a trace's
@@ -84,8 +95,18 @@ impl McosPolicy {
     /// times the default half-life. Without that a sample stretches each of them over `1 / s`
     /// times as much of the trace. A rate of 1 (or outside (0, 1)) is [`McosPolicy::new`].
     pub fn sampled(capacity: usize, full_capacity: usize, rate: f64) -> McosPolicy {
+        McosPolicy::sampled_with(capacity, full_capacity, rate, ReplacementChoice::List)
+    }
+
+    /// [`McosPolicy::sampled`] with the brain's replacement order set to `replacement`.
+    pub fn sampled_with(
+        capacity: usize,
+        full_capacity: usize,
+        rate: f64,
+        replacement: ReplacementChoice,
+    ) -> McosPolicy {
         if !(rate > 0.0 && rate < 1.0) {
-            return McosPolicy::new(capacity);
+            return McosPolicy::with_replacement(capacity, replacement);
         }
         let tier = |blocks: usize| Topology {
             tiers: vec![TierSpec {
@@ -98,6 +119,7 @@ impl McosPolicy {
         let full_cfg = BrainConfig::for_node(&tier(full_capacity.max(capacity)), 1, 0);
         let topology = tier(capacity);
         let mut cfg = BrainConfig::for_node(&topology, 1, 0);
+        cfg.replacement = replacement;
         let (full_shift, shift) = (full_cfg.sample_shift(), cfg.sample_shift());
         let share = rate * 2f64.powi(i32::from(full_shift) - i32::from(shift));
         let scale = |n: f64| (n * share).round().clamp(1.0, f64::from(u32::MAX)) as u32;
@@ -127,6 +149,7 @@ impl McosPolicy {
     fn build(topology: Topology, cfg: BrainConfig, cost: Option<CostModel>) -> McosPolicy {
         let caps: Vec<u32> = topology.tiers.iter().map(|t| t.capacity_blocks).collect();
         let cap = caps.first().copied().unwrap_or(1);
+        let brain_replacement = cfg.replacement;
         let mut brain = Brain::new(topology.clone(), cfg);
         if let Some(cost) = cost {
             brain.set_placement(Placement::new(&topology, cost));
@@ -139,7 +162,13 @@ impl McosPolicy {
             PolicyTable::builtin(caps.len()),
             brain.sample_shift(),
         );
+        let name = if brain_replacement == ReplacementChoice::Auto {
+            "mcos-hw"
+        } else {
+            "mcos"
+        };
         McosPolicy {
+            name,
             fast,
             brain,
             ring,
@@ -199,7 +228,7 @@ impl McosPolicy {
 
 impl CachePolicy for McosPolicy {
     fn name(&self) -> &'static str {
-        "mcos"
+        self.name
     }
 
     fn capacity(&self) -> usize {

@@ -41,10 +41,13 @@ pub use wtinylfu::WTinyLfu;
 /// under its built-in table; `lru-ref` is the plain list LRU it is checked against; `clock` runs
 /// the real fast path under the built-in table switched to CLOCK replacement (the
 /// hardware-friendly order `mcos-hw` executes); `aged` the same with aged replacement
-/// (`Replacement::Aged`, sampled LRU by 7-bit age stamps).
-pub const POLICY_NAMES: [&str; 11] = [
+/// (`Replacement::Aged`, sampled LRU by 7-bit age stamps). `mcos-hw` is `mcos` with the
+/// brain's replacement order on `auto` (`[brain] replacement`): the brain installs the aged
+/// order (what the hardware pipeline executes) where its shadow scores within 0.005 of the
+/// list's, else the list.
+pub const POLICY_NAMES: [&str; 12] = [
     "mcos", "lru", "lru-tail", "s3fifo", "sieve", "arc", "wtinylfu", "min", "lru-ref", "clock",
-    "aged",
+    "aged", "mcos-hw",
 ];
 
 /// Counters every policy keeps.
@@ -153,6 +156,10 @@ pub fn by_name(
     }
     Ok(match name {
         "mcos" => Box::new(McosPolicy::new(capacity)),
+        "mcos-hw" => Box::new(McosPolicy::with_replacement(
+            capacity,
+            mcos_brain::ReplacementChoice::Auto,
+        )),
         "lru" => Box::new(FastPathPolicy::lru(capacity)),
         "lru-ref" => Box::new(Lru::new(capacity)),
         "clock" => Box::new(FastPathPolicy::clock(capacity)),
@@ -183,6 +190,14 @@ pub fn by_name_sampled(
 ) -> Result<Box<dyn CachePolicy>, PolicyError> {
     if name == "mcos" && capacity > 0 {
         return Ok(Box::new(McosPolicy::sampled(capacity, full_capacity, rate)));
+    }
+    if name == "mcos-hw" && capacity > 0 {
+        return Ok(Box::new(McosPolicy::sampled_with(
+            capacity,
+            full_capacity,
+            rate,
+            mcos_brain::ReplacementChoice::Auto,
+        )));
     }
     by_name(name, capacity, future)
 }
