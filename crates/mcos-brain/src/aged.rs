@@ -25,7 +25,30 @@ use mcos_core::limits::VICTIM_SCAN_MAX;
 use mcos_core::{AGE_BITS, AGE_EPOCHS_PER_TIER};
 
 use crate::knobs::Knobs;
-use crate::shadow::TagMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hasher for key tags, which are already uniform hashes: one multiply spreads them. (The list
+/// shadows moved to `tagtable`; this small shadow keeps a `HashMap`, never iterated, so the
+/// hasher decides no outcome.)
+#[derive(Default, Clone, Copy)]
+struct TagHasher(u64);
+
+impl Hasher for TagHasher {
+    fn finish(&self) -> u64 {
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x100_0000_01B3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+type TagMap<V> = HashMap<u64, V, BuildHasherDefault<TagHasher>>;
 
 const NIL: u32 = u32::MAX;
 const AGE_MASK: u8 = ((1u32 << AGE_BITS) - 1) as u8;
