@@ -5,8 +5,10 @@
 use mcos_core::Replacement;
 use mcos_hw::stream::{self, Stream};
 use mcos_hw::{Code, Decision, HwConfig, Output, run_model};
-use std::path::PathBuf;
 use std::sync::OnceLock;
+
+mod common;
+use common::{harness_with, trace};
 
 /// Frames of the configuration the RTL is built for in these tests (not a power of two, so
 /// the hand's wrap and the window's cut at the last frame are exercised).
@@ -82,10 +84,6 @@ fn model_timing_is_one_cycle_per_access_two_per_insert_latency_two() {
     assert!(out.windows(2).all(|w| w[0].cycle < w[1].cycle));
 }
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 fn harness() -> Option<&'static mcos_hw::verilator::Harness> {
     static H: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
     harness_for(&H, FRAMES)
@@ -121,26 +119,6 @@ fn harness_for(
     frames: u32,
 ) -> Option<&'static mcos_hw::verilator::Harness> {
     harness_with(cell, HwConfig::for_frames(frames))
-}
-
-fn harness_with(
-    cell: &'static OnceLock<Option<mcos_hw::verilator::Harness>>,
-    cfg: HwConfig,
-) -> Option<&'static mcos_hw::verilator::Harness> {
-    cell.get_or_init(|| {
-        if mcos_hw::verilator::which("verilator").is_none() {
-            assert!(
-                !ci(),
-                "CI=true but verilator is not on PATH (.ci/run installs it)"
-            );
-            eprintln!("skipped: verilator is not on PATH (apt-get install verilator)");
-            return None;
-        }
-        let h = mcos_hw::verilator::build(&cfg).expect("verilator is on PATH but the build failed");
-        eprintln!("verilator build: {:.1} s", h.build_seconds);
-        Some(h)
-    })
-    .as_ref()
 }
 
 fn rtl_equals_model(name: &str, s: &Stream) {
@@ -182,22 +160,6 @@ fn rtl_equals_model_and_software_on_hazard_pairs_in_a_small_tier() {
     assert_same("hazards, model vs software", &decisions(&out), &s.software);
     let Some(h) = small_harness() else { return };
     rtl_equals_model_on(h, SMALL_FRAMES, "hazards", &s);
-}
-
-fn trace() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/traces/mooncake-conversation/conversation_trace.jsonl");
-    if p.is_file() {
-        Some(p)
-    } else {
-        assert!(
-            !ci(),
-            "CI=true but the Mooncake trace is missing at {}",
-            p.display()
-        );
-        eprintln!("skipped: no Mooncake trace at {}", p.display());
-        None
-    }
 }
 
 #[test]

@@ -8,8 +8,10 @@ use mcos_core::{Replacement, SampleKind};
 use mcos_hw::stream::{self, Stream, TELEMETRY_SHIFT};
 use mcos_hw::telemetry::{PortRun, Record, run_model_with_consumer};
 use mcos_hw::{HwConfig, run_model};
-use std::path::PathBuf;
 use std::sync::OnceLock;
+
+mod common;
+use common::{harness_with, trace};
 
 const FRAMES: u32 = 2000;
 const SMALL_FRAMES: u32 = 64;
@@ -18,24 +20,8 @@ const FAST: u32 = 1;
 /// One that reads a record every 6 cycles: slower than a stream of misses samples.
 const SLOW: u32 = 6;
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 fn trace_ids() -> Option<Vec<u64>> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/traces/mooncake-conversation/conversation_trace.jsonl");
-    if p.is_file() {
-        Some(stream::trace_ids(&p, 60_000).expect("the Mooncake trace reads"))
-    } else {
-        assert!(
-            !ci(),
-            "CI=true but the Mooncake trace is missing at {}",
-            p.display()
-        );
-        eprintln!("skipped: no Mooncake trace at {}", p.display());
-        None
-    }
+    trace().map(|p| stream::trace_ids(&p, 60_000).expect("the Mooncake trace reads"))
 }
 
 /// Runs the model with a fast consumer and checks its ring against the software's samples;
@@ -154,26 +140,6 @@ fn a_record_round_trips_through_its_bits() {
         assert_eq!(Record::from_bits(r.to_bits(&cfg), &cfg), r);
         assert!(r.to_bits(&cfg) < 1u128 << mcos_hw::telemetry::record_bits(&cfg));
     }
-}
-
-fn harness_with(
-    cell: &'static OnceLock<Option<mcos_hw::verilator::Harness>>,
-    cfg: HwConfig,
-) -> Option<&'static mcos_hw::verilator::Harness> {
-    cell.get_or_init(|| {
-        if mcos_hw::verilator::which("verilator").is_none() {
-            assert!(
-                !ci(),
-                "CI=true but verilator is not on PATH (.ci/run installs it)"
-            );
-            eprintln!("skipped: verilator is not on PATH (apt-get install verilator)");
-            return None;
-        }
-        let h = mcos_hw::verilator::build(&cfg).expect("verilator is on PATH but the build failed");
-        eprintln!("verilator build: {:.1} s", h.build_seconds);
-        Some(h)
-    })
-    .as_ref()
 }
 
 /// RTL vs model with a consumer of `period`: decisions, every cycle's head, tail and dropped,
