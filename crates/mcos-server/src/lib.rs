@@ -738,6 +738,8 @@ pub fn serve_main(args: &ServeArgs) -> Result<()> {
                 .with_context(|| format!("--log `{filter}` is not a log filter"))?,
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: a log file or journal gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let mut cfg = match &args.config {
         Some(p) => DaemonConfig::load(p)?,

@@ -645,6 +645,10 @@ fn sigterm_with_clients_in_flight_exits_cleanly_and_clients_reconnect_after_rest
     assert!(status.success(), "exit {status}: {}", d.log_text());
     let log = d.log_text();
     assert!(log.contains("mcosd stopped cleanly"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "a log written to a file carries no terminal colour codes: {log}"
+    );
     assert!(!d.socket.exists(), "socket removed");
     assert!(
         !disk.exists(),
