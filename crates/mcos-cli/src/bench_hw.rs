@@ -19,6 +19,9 @@ use std::time::Instant;
 /// this depth; hardware-anchors.md section 6.6 uses 500 MHz).
 const ASIC_CLOCK_MHZ: f64 = 500.0;
 
+/// Most frames `--frames` takes (the directory then has 2 Mi entries in the simulator).
+const MAX_FRAMES: u32 = 1 << 20;
+
 #[derive(Args, Debug)]
 pub struct HwArgs {
     /// Mooncake-format trace to replay (looped); without it, a random stream with table
@@ -28,8 +31,11 @@ pub struct HwArgs {
     /// Events in the checked stream.
     #[arg(long, default_value_t = 1_000_000)]
     pub events: usize,
-    /// Frames of the pipeline (the one tier it manages).
-    #[arg(long, default_value_t = 2000)]
+    /// Frames of the pipeline (the one tier it manages), 1 to 1,048,576: the RTL simulator
+    /// holds every on-chip table in memory; larger tiers are the off-chip mapping's
+    /// (`--offchip-latency`).
+    #[arg(long, default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_FRAMES)))]
     pub frames: u32,
     /// Timed runs of the software shard (the median is reported).
     #[arg(long, default_value_t = 5)]

@@ -590,6 +590,18 @@ fn oversize_requests_are_refused_naming_the_limit_and_the_memory() {
     }
 }
 
+/// `bench hw` sizes are checked before any work: no frame at all, or more than the RTL
+/// simulator holds, is a usage error naming the range (it was a panic at 0).
+#[test]
+fn bench_hw_frames_out_of_range_are_usage_errors() {
+    for n in ["0", "1048577", "4294967296"] {
+        let o = mcos(&["bench", "hw", "--no-synth", "--frames", n]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "--frames {n}: {e}");
+        assert!(e.contains("--frames") && !e.contains("panicked"), "{e}");
+    }
+}
+
 /// Questionable traces get warnings with counts; a trace with nothing to replay is an error;
 /// flags that do not apply to the mode are refused before any work; errors are not repeated.
 #[test]

@@ -156,7 +156,11 @@ impl Harness {
         if !out.status.success() {
             return Err(HwError::Tool {
                 tool: "harness",
-                why: String::from_utf8_lossy(&out.stderr).into_owned(),
+                why: format!(
+                    "{} ({})",
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    out.status
+                ),
             });
         }
         let data = std::fs::read(&output).map_err(io(&output))?;
