@@ -487,7 +487,7 @@ fn parse_disk_capacity(s: &str) -> Result<DiskCapacity, String> {
 }
 
 /// A count that must be at least 1; a negative or zero one says so.
-fn parse_positive_usize(s: &str) -> Result<usize, String> {
+pub fn parse_positive_usize(s: &str) -> Result<usize, String> {
     match s.trim().parse::<i128>() {
         Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{n} is too large")),
         Ok(n) => Err(format!("{n} must be positive (at least 1)")),

@@ -54,7 +54,7 @@ pub struct CurveArgs {
     #[arg(long, default_value_t = crate::args::DEFAULT_BLOCK_BYTES)]
     pub block_bytes: u32,
     /// Worker threads for the per-capacity replays (default: every core).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::parse_positive_usize)]
     pub threads: Option<usize>,
 }
 
@@ -373,10 +373,14 @@ pub fn bench(a: MrcBenchArgs) -> Result<()> {
                     p.policy, p.method, p.per_point_seconds, p.max_abs_gap
                 );
             }
-            println!(
-                "largest gap to an exact run: {:.4} ({})",
-                out.max_abs_gap, out.worst
-            );
+            if out.worst.is_empty() {
+                println!("every point equals its exact run");
+            } else {
+                println!(
+                    "largest gap to an exact run: {:.4} ({})",
+                    out.max_abs_gap, out.worst
+                );
+            }
         }
     }
     if a.check && (out.speedup < 10.0 || out.max_abs_gap > 0.005) {

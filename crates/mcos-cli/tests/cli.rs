@@ -590,15 +590,34 @@ fn oversize_requests_are_refused_naming_the_limit_and_the_memory() {
     }
 }
 
-/// `bench hw` sizes are checked before any work: no frame at all, or more than the RTL
-/// simulator holds, is a usage error naming the range (it was a panic at 0).
+/// Counts are checked before any work: `bench hw` with no frame at all or more than the RTL
+/// simulator holds (0 was a panic), `mrc` with no thread (0 was taken silently).
 #[test]
-fn bench_hw_frames_out_of_range_are_usage_errors() {
-    for n in ["0", "1048577", "4294967296"] {
-        let o = mcos(&["bench", "hw", "--no-synth", "--frames", n]);
+fn out_of_range_counts_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        dir.path(),
+        "t.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n",
+    );
+    let t = trace.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["bench", "hw", "--no-synth", "--frames", "0"], "--frames"),
+        (
+            &["bench", "hw", "--no-synth", "--frames", "1048577"],
+            "--frames",
+        ),
+        (
+            &["bench", "hw", "--no-synth", "--frames", "4294967296"],
+            "--frames",
+        ),
+        (&["mrc", "--trace", t, "--threads", "0"], "--threads"),
+    ];
+    for (args, flag) in cases {
+        let o = mcos(args);
         let e = stderr(&o);
-        assert_eq!(o.status.code(), Some(2), "--frames {n}: {e}");
-        assert!(e.contains("--frames") && !e.contains("panicked"), "{e}");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains(flag) && !e.contains("panicked"), "{e}");
     }
 }
 
