@@ -19,15 +19,6 @@
 //! out for a while (doubling on every revert), so a switch that lands on another table's cache
 //! contents and never recovers within the evidence horizon is not repeated at every decision.
 //!
-//! The LRU floor: the mirror (what the real cache gets, transients included) is compared with
-//! the LRU shadow (what the built-in table would have got had it never been left) on every
-//! sampled access, with the same decayed sign test as a switch. When LRU leads the mirror by a
-//! significant margin, the switches made since have cost more than they won: the brain falls
-//! back to LRU and holds every other candidate out for a while (one half-life, doubling on
-//! every fall), so it is never below the table it started from by more than the test's margin
-//! for long. Both sides are the same spatial sample at the same scaled size, so the comparison
-//! carries no sampling bias (a real cache against a sampled shadow would).
-//!
 //! Replacement order (`BrainConfig::replacement`): under `list` (the default) every table uses
 //! the list order; under `aged` every table uses the aged order (`Replacement::Aged`, what the
 //! hardware pipeline of `mcos-hw` executes at 1.49 cycles per event with no list moves) and the
@@ -226,9 +217,6 @@ pub struct BrainStats {
     pub reverts: u64,
     /// Trials that confirmed a switch (the mirror measured it paying, or never losing).
     pub trials_confirmed: u64,
-    /// Falls back to LRU because the mirror trailed the LRU shadow significantly (logged as
-    /// `floor:` in the switch log).
-    pub floor_falls: u64,
     /// Times measured link bandwidth moved the placement floor (`keep down to`).
     pub floor_moves: u64,
     /// Changes of the replacement order (list to aged or back) under `auto`.
@@ -276,42 +264,6 @@ struct Trial {
     age: u64,
 }
 
-/// Decayed sums of paired differences of value between two caches on the same sampled
-/// accesses: the one-sided sign test of a switch, a trial and the LRU floor.
-#[derive(Clone, Copy, Debug, Default)]
-struct Paired {
-    wins: f64,
-    losses: f64,
-    squares: f64,
-    weight: f64,
-}
-
-impl Paired {
-    fn add(&mut self, d: f64) {
-        if d > 0.0 {
-            self.wins += d;
-        } else {
-            self.losses -= d;
-        }
-        self.squares += d * d;
-        self.weight += 1.0;
-    }
-
-    fn decay(&mut self, f: f64) {
-        self.wins *= f;
-        self.losses *= f;
-        self.squares *= f;
-        self.weight *= f;
-    }
-
-    /// Whether the first cache leads by more than `z` standard deviations and `min_gain` of
-    /// the (decayed) accesses.
-    fn leads(&self, z: f64, min_gain: f64) -> bool {
-        let gain = self.wins - self.losses;
-        gain > z * self.squares.sqrt() && gain > min_gain * self.weight
-    }
-}
-
 /// The brain of one node.
 pub struct Brain {
     cfg: BrainConfig,
@@ -337,12 +289,6 @@ pub struct Brain {
     mirror: Shadow,
     mirror_freq: Frequency,
     trial: Option<Trial>,
-    /// The LRU candidate, and the decayed paired comparison of its shadow with the mirror:
-    /// accesses on which LRU's shadow did better, worse, the squared differences, the weight;
-    /// and the length of the next floor hold (doubling on every fall).
-    lru: Option<usize>,
-    floor: Paired,
-    floor_hold: u64,
     /// Per candidate: the sampled access before which it may not be chosen again after a
     /// reverted switch to it, and the length of its next hold (doubling on every revert).
     hold_until: Vec<u64>,
@@ -492,9 +438,6 @@ impl Brain {
             mirror,
             mirror_freq,
             trial: None,
-            lru: cfg.candidates.iter().position(|&k| k == Knobs::LRU),
-            floor: Paired::default(),
-            floor_hold: 0,
             hold_until: vec![0; n],
             hold_len: vec![0; n],
             wins: vec![0.0; n],
@@ -914,9 +857,6 @@ impl Brain {
         self.mirror_freq.add(tag);
         let real = value(self.mirror.access(tag, &self.mirror_freq), &self.values);
         self.mirror.prefetch_next(next);
-        if let Some(l) = self.lru.filter(|&l| l != self.incumbent) {
-            self.floor.add(self.hit_scratch[l] - real);
-        }
         if let Some(t) = &mut self.trial {
             t.stay_freq.add(tag);
             let d = real - value(t.stay.access(tag, &t.stay_freq), &self.values);
@@ -968,7 +908,7 @@ impl Brain {
         }
         self.weight *= self.decay;
         self.decide_order();
-        if self.judge_trial() || self.keep_floor() {
+        if self.judge_trial() {
             return;
         }
         let now = self.stats.sampled_accesses;
@@ -1045,28 +985,6 @@ impl Brain {
         false
     }
 
-    /// The LRU floor (module doc): falls back to LRU when its shadow leads the mirror by a
-    /// significant margin, holding every other candidate out for the floor hold. Returns true
-    /// when it fell back.
-    fn keep_floor(&mut self) -> bool {
-        self.floor.decay(self.decay);
-        let Some(l) = self.lru else { return false };
-        if self.incumbent == l || !self.floor.leads(self.cfg.z, self.cfg.min_gain) {
-            return false;
-        }
-        self.floor_hold = (self.floor_hold * 2).max(self.half_life() as u64);
-        let until = self.stats.sampled_accesses + self.floor_hold;
-        for (i, h) in self.hold_until.iter_mut().enumerate() {
-            if i != l {
-                *h = (*h).max(until);
-            }
-        }
-        self.trial = None;
-        self.stats.floor_falls += 1;
-        self.switch_to(l, Some("floor:"));
-        true
-    }
-
     fn half_life(&self) -> f64 {
         if self.cfg.half_life > 0 {
             f64::from(self.cfg.half_life)
@@ -1080,10 +998,6 @@ impl Brain {
     fn switch_to(&mut self, to: usize, tag: Option<&str>) {
         self.since_switch = 0;
         self.incumbent = to;
-        if self.lru == Some(to) {
-            // The floor measures the time away from LRU, from the moment it is left.
-            self.floor = Paired::default();
-        }
         let k = self.knobs();
         self.mirror.retarget(k);
         // The order comparison starts over for the new knobs; knobs with segments cannot run
