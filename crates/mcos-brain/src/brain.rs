@@ -264,20 +264,6 @@ struct Trial {
     age: u64,
 }
 
-/// A switch tried before it is made: a copy of the mirror (the real cache's blocks now) run on
-/// under the candidate's knobs, next to the mirror under the knobs in force. The difference is
-/// what the switch would yield from the state the real cache is in, transient included.
-struct Probe {
-    to: usize,
-    go: Shadow,
-    go_freq: Frequency,
-    wins: f64,
-    losses: f64,
-    squares: f64,
-    weight: f64,
-    age: u64,
-}
-
 /// The brain of one node.
 pub struct Brain {
     cfg: BrainConfig,
@@ -303,7 +289,6 @@ pub struct Brain {
     mirror: Shadow,
     mirror_freq: Frequency,
     trial: Option<Trial>,
-    probe: Option<Probe>,
     /// Per candidate: the sampled access before which it may not be chosen again after a
     /// reverted switch to it, and the length of its next hold (doubling on every revert).
     hold_until: Vec<u64>,
@@ -453,7 +438,6 @@ impl Brain {
             mirror,
             mirror_freq,
             trial: None,
-            probe: None,
             hold_until: vec![0; n],
             hold_len: vec![0; n],
             wins: vec![0.0; n],
@@ -873,19 +857,6 @@ impl Brain {
         self.mirror_freq.add(tag);
         let real = value(self.mirror.access(tag, &self.mirror_freq), &self.values);
         self.mirror.prefetch_next(next);
-        if let Some(p) = &mut self.probe {
-            p.go_freq.add(tag);
-            let d = value(p.go.access(tag, &p.go_freq), &self.values) - real;
-            p.go.prefetch_next(next);
-            if d > 0.0 {
-                p.wins += d;
-            } else {
-                p.losses -= d;
-            }
-            p.squares += d * d;
-            p.weight += 1.0;
-            p.age += 1;
-        }
         if let Some(t) = &mut self.trial {
             t.stay_freq.add(tag);
             let d = real - value(t.stay.access(tag, &t.stay_freq), &self.values);
@@ -937,7 +908,7 @@ impl Brain {
         }
         self.weight *= self.decay;
         self.decide_order();
-        if self.judge_trial() || self.judge_probe() {
+        if self.judge_trial() {
             return;
         }
         let now = self.stats.sampled_accesses;
@@ -956,62 +927,9 @@ impl Brain {
         // test: the sum of squares is the number of disagreements).
         let (w, l) = (self.wins[best], self.losses[best]);
         let gain = w - l;
-        if gain > self.cfg.z * self.squares[best].sqrt()
-            && gain > self.cfg.min_gain * self.weight
-            && self.probe.is_none()
-        {
-            self.start_probe(best);
+        if gain > self.cfg.z * self.squares[best].sqrt() && gain > self.cfg.min_gain * self.weight {
+            self.switch_on_trial(best);
         }
-    }
-
-    /// Starts trying candidate `to` from the real cache's state (a copy of the mirror).
-    fn start_probe(&mut self, to: usize) {
-        let k = self.cfg.candidates[to];
-        let mut go = self.mirror.clone();
-        go.retarget(k);
-        let mut go_freq = self.mirror_freq.clone();
-        go_freq.set_window(u64::from(k.sketch_window_x) * u64::from(self.mirror.capacity()));
-        self.probe = Some(Probe {
-            to,
-            go,
-            go_freq,
-            wins: 0.0,
-            losses: 0.0,
-            squares: 0.0,
-            weight: 0.0,
-            age: 0,
-        });
-    }
-
-    /// Judges the probe, if any: the switch is made when the probe leads the mirror by a
-    /// significant margin; a probe that trails likewise, or reaches the trial's length without
-    /// a verdict, is dropped and its candidate held out as a reverted one is. Returns true when
-    /// it switched.
-    fn judge_probe(&mut self) -> bool {
-        let half_life = self.half_life() as u64;
-        let Some(p) = self.probe.as_mut() else {
-            return false;
-        };
-        p.wins *= self.decay;
-        p.losses *= self.decay;
-        p.squares *= self.decay;
-        p.weight *= self.decay;
-        let gain = p.wins - p.losses;
-        let bar = (self.cfg.z * p.squares.sqrt()).max(self.cfg.min_gain * p.weight);
-        let to = p.to;
-        let w: f64 = std::env::var("PROBE_W").ok().and_then(|v| v.parse().ok()).unwrap_or(2.0);
-        let window = (w * half_life as f64) as u64;
-        if gain > bar || (p.age >= window && gain >= 0.0) {
-            self.probe = None;
-            self.switch_on_trial(to);
-            return true;
-        }
-        if -gain > bar || p.age >= window.max(TRIAL_HALF_LIVES * half_life) {
-            self.probe = None;
-            self.hold_len[to] = (self.hold_len[to] * 2).max(half_life);
-            self.hold_until[to] = self.stats.sampled_accesses + self.hold_len[to];
-        }
-        false
     }
 
     /// Switches to candidate `to` on trial: the mirror as it is now, run on under the knobs in
@@ -1079,7 +997,6 @@ impl Brain {
     /// starts afresh against the new incumbent.
     fn switch_to(&mut self, to: usize, tag: Option<&str>) {
         self.since_switch = 0;
-        self.probe = None;
         self.incumbent = to;
         let k = self.knobs();
         self.mirror.retarget(k);
