@@ -91,12 +91,6 @@ impl Frequency {
     /// Changes the aging window (0: never), keeping the counters, as the fast path's sketch
     /// does when a table with another `sketch_window` is installed.
     pub fn set_window(&mut self, window: u64) {
-        if self.window == 0 && window != 0 && std::env::var("SK_RESET").is_ok() {
-            let k: u32 = std::env::var("SK_RESET").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-            for c in self.counters.iter_mut() {
-                *c >>= k;
-            }
-        }
         let cells = self.counters.len() as u64;
         self.window = if window == 0 {
             0

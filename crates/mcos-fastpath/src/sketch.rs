@@ -80,12 +80,6 @@ impl Sketch {
     /// Changes the aging window (a new policy table may ask for another). A window shorter
     /// than a pass of `HALVE_PER_ACCESS_MAX` counters per access is lengthened to one.
     pub fn set_window(&mut self, window: u32) {
-        if self.window == 0 && window != 0 && std::env::var("SK_RESET").is_ok() {
-            let k: u32 = std::env::var("SK_RESET").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-            for c in self.counters.iter_mut() {
-                *c >>= k;
-            }
-        }
         let cells = self.cells();
         self.window = if window == 0 {
             0
