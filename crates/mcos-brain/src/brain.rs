@@ -912,22 +912,12 @@ impl Brain {
             return;
         }
         let now = self.stats.sampled_accesses;
-        let passes = |i: usize| {
-            let g = self.wins[i] - self.losses[i];
-            g > self.cfg.z * self.squares[i].sqrt() && g > self.cfg.min_gain * self.weight
-        };
-        let cheap = std::env::var("CHEAP").is_ok();
         let best = (0..self.wins.len())
             .filter(|&i| i != self.incumbent && self.hold_until[i] <= now)
             .max_by(|&a, &b| {
-                let key = |i: usize| {
-                    let k = self.cfg.candidates[i];
-                    let c = cheap && passes(i) && k.window_share == 0 && !k.history_admit;
-                    (c, self.wins[i] - self.losses[i])
-                };
-                let (ca, da) = key(a);
-                let (cb, db) = key(b);
-                ca.cmp(&cb).then(da.total_cmp(&db))
+                let da = self.wins[a] - self.losses[a];
+                let db = self.wins[b] - self.losses[b];
+                da.total_cmp(&db)
             });
         let Some(best) = best else { return };
         if self.since_switch < self.min_dwell {
