@@ -101,8 +101,14 @@ fn brain_replacement_aged_installs_the_aged_order() {
     for id in 0..2000 {
         touch(&node, id % 900, &mut buf);
     }
+    // A new block misses, then is served once stored. The brain may by now have installed a
+    // table that refuses a block the first time it is seen (history admission): a few more
+    // touches get it in (this failed CI once as two touches).
     assert!(!touch(&node, 99_999, &mut buf));
-    assert!(touch(&node, 99_999, &mut buf));
+    assert!(
+        (0..4).any(|_| touch(&node, 99_999, &mut buf)),
+        "a block put again and again is stored and served"
+    );
     assert_eq!(
         node.stats().tiers[0].used_blocks,
         600,
