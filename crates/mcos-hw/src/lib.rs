@@ -35,7 +35,7 @@ pub mod telemetry;
 pub mod verilator;
 
 pub use config::HwConfig;
-pub use event::{Code, Decision, Event, Op, Output};
+pub use event::{Code, Decision, Descriptor, Event, Op, Output};
 pub use model::{Cycle, Pipeline, PipelineStats};
 
 use thiserror::Error;
@@ -77,12 +77,31 @@ pub fn run_model(cfg: HwConfig, events: &[Event]) -> (Vec<Output>, PipelineStats
 /// As [`run_model`], also returning the cycle each event was accepted in (latency of event
 /// `i` is `outputs[i].cycle - accepted[i]`).
 pub fn run_model_timed(cfg: HwConfig, events: &[Event]) -> (Vec<Output>, PipelineStats, Vec<u64>) {
+    let r = run_model_full(cfg, events);
+    (r.outputs, r.stats, r.accepted)
+}
+
+/// Everything a model run produced.
+pub struct ModelRun {
+    /// Decisions as they left, with their cycles.
+    pub outputs: Vec<Output>,
+    /// Descriptors as they left (two tiers), with their cycles.
+    pub descriptors: Vec<(u64, Descriptor)>,
+    /// Counters.
+    pub stats: PipelineStats,
+    /// The cycle each event was accepted in.
+    pub accepted: Vec<u64>,
+}
+
+/// As [`run_model_timed`], also collecting the descriptors.
+pub fn run_model_full(cfg: HwConfig, events: &[Event]) -> ModelRun {
     let mut p = Pipeline::new(cfg);
     let mut out = Vec::with_capacity(events.len());
+    let mut descriptors = Vec::new();
     let mut accepted = Vec::with_capacity(events.len());
     let mut next = 0usize;
-    // Bounded: at most two cycles per event plus the drain.
-    for _ in 0..(2 * events.len() + 8) {
+    // Bounded: at most three cycles per event plus the drain.
+    for _ in 0..(3 * events.len() + 8) {
         let cycle = p.stats().cycles;
         let c = p.step(events.get(next));
         if c.accepted {
@@ -92,11 +111,19 @@ pub fn run_model_timed(cfg: HwConfig, events: &[Event]) -> (Vec<Output>, Pipelin
         if let Some(o) = c.output {
             out.push(o);
         }
+        if let Some(d) = c.descriptor {
+            descriptors.push((cycle, d));
+        }
         if next == events.len() && p.idle() {
             break;
         }
     }
-    (out, p.stats(), accepted)
+    ModelRun {
+        outputs: out,
+        descriptors,
+        stats: p.stats(),
+        accepted,
+    }
 }
 
 /// Counts positions where two decision sequences differ (and a length difference).

@@ -47,6 +47,7 @@ pub struct PnrStats {
 pub fn ice40_config() -> HwConfig {
     HwConfig {
         frames: 256,
+        frames1: 0,
         frame_bits: 8,
         set_bits: 5,
         sketch_bits: 8,
