@@ -69,10 +69,11 @@ pub fn generic_config() -> HwConfig {
 
 fn chparams(cfg: &HwConfig) -> String {
     format!(
-        "-chparam FRAMES {} -chparam FRAME_BITS {} -chparam SET_BITS {} -chparam SK_BITS {} \
+        "-chparam FRAMES {} -chparam FRAMES1 {} -chparam FRAME_BITS {} -chparam SET_BITS {} -chparam SK_BITS {} \
          -chparam TAG_BITS {} -chparam WAYS {} -chparam WAY_BITS {} -chparam AGED {} \
          -chparam TEL_DEPTH_BITS {}",
         cfg.frames,
+        cfg.frames1,
         cfg.frame_bits,
         cfg.set_bits,
         cfg.sketch_bits,

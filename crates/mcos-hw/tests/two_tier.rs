@@ -7,9 +7,9 @@ use mcos_core::Replacement;
 use mcos_hw::stream::{self, Stream};
 use mcos_hw::{Code, Decision, Descriptor, HwConfig, Op, run_model_full};
 
-#[allow(dead_code)] // the Verilator helpers: the RTL has no second tier yet
 mod common;
-use common::trace;
+use common::{harness_with, trace};
+use std::sync::OnceLock;
 
 /// Tier sizes of the two-tier tests: not powers of two (the hands' wraps and the windows'
 /// cuts at each tier's last frame), tier 1 smaller than tier 0 so that it fills and evicts.
@@ -177,5 +177,83 @@ fn model_equals_software_on_the_mooncake_trace_two_tiers() {
             "{replacement:?}: demotions"
         );
         assert_eq!(count(&model, Code::RejectDirectory), 0);
+    }
+}
+
+/// Runs `s` through the RTL built for `cfg` and checks it against the model: every output and
+/// every descriptor, with its cycle.
+fn rtl_equals_model(h: &mcos_hw::verilator::Harness, cfg: HwConfig, name: &str, s: &Stream) {
+    let r = run_model_full(cfg, &s.events);
+    let rtl = h
+        .run_port(&s.events, name, 0, 0)
+        .expect("the RTL harness ran");
+    assert_eq!(
+        rtl.outputs.len(),
+        s.events.len(),
+        "{name}: one RTL output per event"
+    );
+    if let Some(i) = rtl.outputs.iter().zip(&r.outputs).position(|(a, b)| a != b) {
+        panic!(
+            "{name}: RTL and model differ at output {i} ({:?}): {:?} vs {:?}",
+            s.events[i].op, rtl.outputs[i], r.outputs[i]
+        );
+    }
+    assert_eq!(
+        rtl.descriptors.len(),
+        r.descriptors.len(),
+        "{name}: descriptor count"
+    );
+    if let Some(i) = rtl
+        .descriptors
+        .iter()
+        .zip(&r.descriptors)
+        .position(|(a, b)| a != b)
+    {
+        panic!(
+            "{name}: RTL and model differ at descriptor {i}: {:?} vs {:?}",
+            rtl.descriptors[i], r.descriptors[i]
+        );
+    }
+    assert!(
+        !r.descriptors.is_empty(),
+        "{name}: descriptors were emitted"
+    );
+}
+
+fn harness(replacement: Replacement) -> Option<&'static mcos_hw::verilator::Harness> {
+    static CLOCK: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
+    static AGED: OnceLock<Option<mcos_hw::verilator::Harness>> = OnceLock::new();
+    let cell = if replacement == Replacement::Aged {
+        &AGED
+    } else {
+        &CLOCK
+    };
+    harness_with(
+        cell,
+        HwConfig::two_tier(FRAMES, FRAMES1).with_replacement(replacement),
+    )
+}
+
+/// The RTL (FRAMES1 > 0) equals the model cycle for cycle, decisions and descriptors, on a
+/// random stream with table installs, the hazard stream and the Mooncake trace, under CLOCK
+/// and aged replacement.
+#[test]
+fn rtl_equals_model_cycle_for_cycle_two_tiers() {
+    for replacement in [Replacement::Clock, Replacement::Aged] {
+        let Some(h) = harness(replacement) else {
+            return;
+        };
+        let cfg = HwConfig::two_tier(FRAMES, FRAMES1).with_replacement(replacement);
+        let s = stream::random_two_tier(replacement, FRAMES, FRAMES1, 60_000, 51, 900).unwrap();
+        check("random", cfg, &s);
+        rtl_equals_model(h, cfg, &format!("two-tier random {replacement:?}"), &s);
+        let s = stream::hazards_two_tier(replacement, FRAMES, FRAMES1, 60_000, 52).unwrap();
+        check("hazards", cfg, &s);
+        rtl_equals_model(h, cfg, &format!("two-tier hazards {replacement:?}"), &s);
+        let Some(path) = trace() else { continue };
+        let ids = stream::trace_ids(&path, 60_000).unwrap();
+        let s = stream::replay_two_tier(replacement, FRAMES, FRAMES1, &ids, 100_000, 53).unwrap();
+        check("trace", cfg, &s);
+        rtl_equals_model(h, cfg, &format!("two-tier trace {replacement:?}"), &s);
     }
 }
