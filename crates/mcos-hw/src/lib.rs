@@ -2,7 +2,8 @@
 //!
 //! - `model`: the cycle-level model, the executable specification of `hw/rtl/*.sv`;
 //! - `software`: the same events through the software fast path (`mcos_fastpath::Shard`, one
-//!   tier, CLOCK or aged replacement), which the model must equal decision for decision;
+//!   or two tiers, CLOCK or aged replacement), which the model must equal decision for
+//!   decision and descriptor for descriptor;
 //! - `verilator`: builds the RTL with Verilator and runs it on an event file, for the
 //!   cycle-for-cycle comparison with the model;
 //! - `synth`: yosys statistics (generic and iCE40) and nextpnr-ice40 place and route;
@@ -18,9 +19,14 @@
 //! `HwConfig::replacement`), the table-install port
 //! (class entries into a shadow bank, swapped at an event boundary) and the telemetry-sample
 //! port (the software shard's samples of hit, miss, admit, reject and evict, by the same
-//! kinds mask and spatial sample, into an on-chip ring). Not in the pipeline yet:
-//! several tiers and their movement descriptors, prefetch, pins, quotas, the admission
-//! history and sketch aging (`software::check_scope` refuses tables that use them).
+//! kinds mask and spatial sample, into an on-chip ring). Optionally a second tier
+//! (`HwConfig::two_tier`, the RTL's `FRAMES1`): a tier-0 victim is demoted to tier 1 (decision
+//! DEMOTE, then a MoveDescriptor on the descriptor port), a tier-1 victim dropped; COMPLETE
+//! events finish the move (STALE for an id in flight nowhere; WAIT for an INSERT while the
+//! move is in flight). Limits of the second tier: one move in flight, no promotion (tier 1 is
+//! read in place), no tier-1 telemetry. Not in the pipeline: more than two tiers, prefetch,
+//! pins, quotas, the admission history and sketch aging (`software::check_scope_tiers`
+//! refuses tables that use them).
 
 #![warn(missing_docs)]
 

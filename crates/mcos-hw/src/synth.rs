@@ -57,6 +57,24 @@ pub fn ice40_config() -> HwConfig {
     }
 }
 
+/// The two-tier configuration placed on an iCE40 HX8K: [`ice40_config`] with a 64-frame tier
+/// 1 (global frame ids of 9 bits; 64 sets per directory bank, so each way RAM is still one
+/// 16-bit-wide block RAM).
+pub fn ice40_two_tier_config() -> HwConfig {
+    HwConfig {
+        frames1: 64,
+        frame_bits: 9,
+        set_bits: 6,
+        ..ice40_config()
+    }
+}
+
+/// The two-tier configuration of the generic synthesis: 256 + 64 frames at the
+/// software-checked widths.
+pub fn generic_two_tier_config() -> HwConfig {
+    HwConfig::two_tier(256, 64)
+}
+
 /// The configuration of the generic synthesis: the software-checked widths (64-bit tags,
 /// 4096-counter sketch rows) at 256 frames (yosys needs minutes per thousand frames of
 /// reference-bit logic on these machines).

@@ -257,3 +257,21 @@ fn rtl_equals_model_cycle_for_cycle_two_tiers() {
         rtl_equals_model(h, cfg, &format!("two-tier trace {replacement:?}"), &s);
     }
 }
+
+/// Long soak (`cargo test -p mcos-hw --release --test two_tier -- --ignored`): a million
+/// events per order and seed through software, model and RTL, decisions and descriptors.
+#[test]
+#[ignore = "minutes: run by hand"]
+fn soak_two_tiers_a_million_events() {
+    for replacement in [Replacement::Clock, Replacement::Aged] {
+        let cfg = HwConfig::two_tier(FRAMES, FRAMES1).with_replacement(replacement);
+        for seed in [61, 62] {
+            let s = stream::random_two_tier(replacement, FRAMES, FRAMES1, 1_000_000, seed, 5000)
+                .unwrap();
+            check(&format!("soak {replacement:?} {seed}"), cfg, &s);
+            if let Some(h) = harness(replacement) {
+                rtl_equals_model(h, cfg, &format!("soak {replacement:?} {seed}"), &s);
+            }
+        }
+    }
+}
