@@ -527,6 +527,19 @@ module mcos_hw_pipeline #(
   // lowest frame, the runner-up carried), a linear loop.
   logic found1;
   logic [3:0] kf1;
+  // CLOCK: the window is the reference bits shifted down by the hand (a barrel shifter, not
+  // 16 multiplexers over the tier), padded with set bits past the last frame so no position
+  // there is found; the bits a scan clears are a range compare per frame.
+  localparam int H1B = F1 > 1 ? $clog2(F1) : 1;
+  logic [F1+SCAN-1:0] win1;
+  logic [4:0] stop1;
+  logic [F1-1:0] clr1;
+  assign win1 = {{SCAN{1'b1}}, refb1} >> hand1[H1B-1:0];
+  assign stop1 = found1 ? {1'b0, kf1} : 5'd16;
+  always_comb
+    for (int i = 0; i < F1; i++)
+      clr1[i] = (FRAME_BITS + 1)'(i) >= {1'b0, hand1} &&
+          (FRAME_BITS + 1)'(i) - {1'b0, hand1} < (FRAME_BITS + 1)'(stop1);
   logic [FRAME_BITS:0] we1, idx1;
   logic [FRAME_BITS-1:0] victim1, dst1, best1_f, sec1_f;
   logic best1_v, sec1_v;
@@ -537,8 +550,7 @@ module mcos_hw_pipeline #(
     found1 = 1'b0;
     kf1 = '0;
     for (int k = SCAN - 1; k >= 0; k--) begin
-      idx1 = {1'b0, hand1} + (FRAME_BITS + 1)'(k);
-      if (idx1 < (FRAME_BITS + 1)'(FRAMES1) && !refb1[idx1[FRAME_BITS-1:0]]) begin
+      if (!win1[k]) begin
         found1 = 1'b1;
         kf1 = 4'(k);
       end
@@ -592,9 +604,8 @@ module mcos_hw_pipeline #(
   assign hit0_touch = hit_acc && (!TWO || (hit_frame < FRAME_BITS'(FRAMES) &&
       !(mv_busy && hit_frame == mv_src)));
   assign hit1_touch = TWO && hit_acc && hit_frame >= FRAME_BITS'(FRAMES);
-  logic [FRAME_BITS-1:0] hit1_f, hit1_f_c;
+  logic [FRAME_BITS-1:0] hit1_f;
   assign hit1_f = hit_frame - FRAME_BITS'(FRAMES);
-  assign hit1_f_c = mv_dst - FRAME_BITS'(FRAMES);
 
   logic need_scan, admit_ok, is_lru;
   logic [3:0] thresh;
@@ -740,21 +751,19 @@ module mcos_hw_pipeline #(
             carry1_v <= sec1_v;
             carry1_f <= sec1_f;
           end else begin
-            for (int k = 0; k < SCAN; k++)
-              if ((!found1 || 4'(k) < kf1) &&
-                  {1'b0, hand1} + (FRAME_BITS + 1)'(k) < (FRAME_BITS + 1)'(FRAMES1))
-                refb1[hand1 + FRAME_BITS'(k)] <= 1'b0;
+            refb1 <= refb1 & ~clr1;
             hand1 <= (victim1 == FRAME_BITS'(FRAMES1 - 1)) ? '0 : victim1 + 1'b1;
           end
-          // The dropped block's frame state is cleared (the software's release).
-          refb1[dst1] <= 1'b0;
-          stp1[dst1] <= '0;
+          // The dropped block's stamp is cleared (the software's release). Its reference
+          // bit needs no write: clear (found) or cleared with its window (forced).
+          if (AGED) stp1[dst1] <= '0;
         end else begin
           free1 <= free1 - 1'b1;
         end
       end
       if (completes) begin
-        refb1[hit1_f_c] <= 1'b0;
+        // The destination's reference bit is clear already (a demotion's victim or a frame
+        // never used; no directory entry led a hit to it meanwhile): no write.
         rel_v <= 1'b1;
         rel_f <= mv_src;
         mv_busy <= 1'b0;
