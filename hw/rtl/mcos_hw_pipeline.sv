@@ -534,12 +534,14 @@ module mcos_hw_pipeline #(
   logic [F1+SCAN-1:0] win1;
   logic [4:0] stop1;
   logic [F1-1:0] clr1;
+  logic [SCAN-1:0] clr1_win;
+  logic [F1+SCAN-1:0] clr1_sh;
   assign win1 = {{SCAN{1'b1}}, refb1} >> hand1[H1B-1:0];
   assign stop1 = found1 ? {1'b0, kf1} : 5'd16;
-  always_comb
-    for (int i = 0; i < F1; i++)
-      clr1[i] = (FRAME_BITS + 1)'(i) >= {1'b0, hand1} &&
-          (FRAME_BITS + 1)'(i) - {1'b0, hand1} < (FRAME_BITS + 1)'(stop1);
+  // The window positions below stop1, shifted up to the hand (past the last frame: dropped).
+  assign clr1_win = (stop1 == 5'd16) ? '1 : (SCAN'(1) << stop1[3:0]) - 1'b1;
+  assign clr1_sh = {{F1{1'b0}}, clr1_win} << hand1[H1B-1:0];
+  assign clr1 = clr1_sh[F1-1:0];
   logic [FRAME_BITS:0] we1, idx1;
   logic [FRAME_BITS-1:0] victim1, dst1, best1_f, sec1_f;
   logic best1_v, sec1_v;
