@@ -238,4 +238,17 @@ mod tests {
         assert!(big.bits().per_block_bytes(big.frames) <= 24.0);
         assert_eq!(HwConfig::for_frames(2000).set_bits, 8);
     }
+
+    #[test]
+    fn two_tiers_size_the_directory_for_both_and_the_sketch_for_tier_0() {
+        let c = HwConfig::two_tier(2000, 2000);
+        assert_eq!((c.tiers(), c.all_frames()), (2, 4000));
+        assert_eq!(c.frame_bits, 12, "global frame ids");
+        assert!(BANKS * WAYS * c.sets() >= 2 * c.all_frames());
+        assert_eq!(c.sketch_bits, HwConfig::for_frames(2000).sketch_bits);
+        assert_eq!(HwConfig::for_frames(2000).tiers(), 1);
+        let one = HwConfig::for_frames(300).bits();
+        let two = HwConfig::two_tier(300, 100).bits();
+        assert!(two.frame_table > one.frame_table && two.registers > one.registers);
+    }
 }
