@@ -566,7 +566,7 @@ module mcos_hw_pipeline #(
     for (int k = -1; k < SCAN; k++) begin
       if (k < 0) idx1 = {1'b0, carry1_f};
       else idx1 = {1'b0, hand1} + (FRAME_BITS + 1)'(k);
-      age1 = epoch1 - stp1[idx1[FRAME_BITS-1:0]];
+      age1 = epoch1 - stp1[idx1[H1B-1:0]];
       if ((k < 0) ? (carry1_v && !(idx1 >= {1'b0, hand1} && idx1 < we1)) : idx1 < we1) begin
         if (best1_v && age1 <= best1_a) begin
           if (!sec1_v || age1 > sec1_a) begin
@@ -594,9 +594,11 @@ module mcos_hw_pipeline #(
   logic [LOC_BITS-1:0] ft1_mem[F1];
   initial for (int i = 0; i < F1; i++) ft1_mem[i] = '0;
   logic completes;
+  logic [FRAME_BITS-1:0] dst1_c;  // the completing move's destination, local to tier 1
+  assign dst1_c = mv_dst - FRAME_BITS'(FRAMES);
   always_ff @(posedge clk) begin
-    if (completes) ft1_mem[mv_dst-FRAME_BITS'(FRAMES)] <= mv_loc;
-    ft1_q <= ft1_mem[dst1];
+    if (completes) ft1_mem[dst1_c[H1B-1:0]] <= mv_loc;
+    ft1_q <= ft1_mem[dst1[H1B-1:0]];
   end
 
   // A hit on tier 0 touches its frame unless the block is the one being demoted; a hit on
@@ -731,7 +733,7 @@ module mcos_hw_pipeline #(
       if (fill && !need_scan && rel_v) rel_v <= 1'b0;
       if (hit1_touch) begin
         if (AGED) begin
-          stp1[hit1_f] <= epoch1;
+          stp1[hit1_f[H1B-1:0]] <= epoch1;
           if (age_writes1 == (FRAME_BITS + 1)'(PER_EPOCH1 - 1)) begin
             age_writes1 <= '0;
             epoch1 <= epoch1 + 1'b1;
@@ -739,7 +741,7 @@ module mcos_hw_pipeline #(
             age_writes1 <= age_writes1 + 1'b1;
           end
         end else begin
-          refb1[hit1_f] <= 1'b1;
+          refb1[hit1_f[H1B-1:0]] <= 1'b1;
         end
       end
       if (demote) begin
@@ -758,7 +760,7 @@ module mcos_hw_pipeline #(
           end
           // The dropped block's stamp is cleared (the software's release). Its reference
           // bit needs no write: clear (found) or cleared with its window (forced).
-          if (AGED) stp1[dst1] <= '0;
+          if (AGED) stp1[dst1[H1B-1:0]] <= '0;
         end else begin
           free1 <= free1 - 1'b1;
         end
