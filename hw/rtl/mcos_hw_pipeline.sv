@@ -26,6 +26,19 @@
 // tel_we/tel_waddr/tel_wdata and reads a ring entry through tel_re/tel_raddr (data the next
 // cycle). A SWAP carries the installed table's kinds mask in in_entry[4:0] and advances the
 // table epoch. A side effect only: nothing waits on the ring, II and latency are unchanged.
+// Two tiers (FRAMES1 > 0; 0 is the one-tier design): one directory holds both tiers' blocks
+// (an entry's frame is a global id, tier 1's after tier 0's); tier 1 has its own frame table,
+// reference bits or stamps, hand, free count (aged: epoch, carried candidate), scanned in B
+// by a plain combinational loop (it is small). An INSERT that finds tier 0 full decides
+// DEMOTE: tier 0's victim moves to a tier-1 frame (never used, else tier 1's victim, dropped);
+// the block is not inserted (retry after the completion). C invalidates the tier-1 victim's
+// entry and reads the demoted block's entry through A's directory port (in_ready low: II 3);
+// D drives desc_* (move id, tag rebuilt from that entry and its set, frames, table epoch),
+// one cycle after the DEMOTE decision. One move in flight: an INSERT that finds tier 0 full
+// meanwhile decides WAIT; a hit on the block being demoted touches no reference bit or
+// stamp. COMPLETE (in_op 4, in_entry[31:0] the move id) of the move in flight rewrites its
+// entry to the tier-1 frame in B (in_ready low: II 2) and frees the tier-0 frame for the next
+// fill; any other id is STALE. No promotion; the telemetry port samples no tier-1 event.
 // Timing-only registers (not in the model, no effect on any output): the CLOCK window read in
 // A, the forward comparisons made in A, the deferred clears, the aged fill's deferred stamp
 // write. Datapath registers have no reset.
@@ -36,7 +49,8 @@
 
 module mcos_hw_pipeline #(
     parameter int FRAMES     = 2000,
-    parameter int FRAME_BITS = 11,
+    parameter int FRAMES1    = 0,     // tier 1's frames (0: one tier)
+    parameter int FRAME_BITS = 11,    // global frame ids: FRAMES + FRAMES1
     parameter int SET_BITS   = 9,
     parameter int SK_BITS    = 12,
     parameter int TAG_BITS   = 64,
@@ -49,7 +63,7 @@ module mcos_hw_pipeline #(
     input  logic                  rst,
     input  logic                  in_valid,
     output logic                  in_ready,
-    input  logic [1:0]            in_op,
+    input  logic [2:0]            in_op,
     input  logic [7:0]            in_class,
     input  logic [TAG_BITS-1:0]   in_tag,
     /* verilator lint_off UNUSEDSIGNAL */
@@ -59,8 +73,15 @@ module mcos_hw_pipeline #(
     /* verilator lint_on UNUSEDSIGNAL */
     input  logic [5:0]            in_sz,     // trailing zeros of the key's sample hash
     output logic                  out_valid,
-    output logic [2:0]            out_code,
+    output logic [3:0]            out_code,
     output logic [FRAME_BITS-1:0] out_frame,
+    // Movement descriptors (two tiers), valid one cycle after their DEMOTE decision.
+    output logic                  desc_valid,
+    output logic [31:0]           desc_move_id,
+    output logic [TAG_BITS-1:0]   desc_tag,
+    output logic [FRAME_BITS-1:0] desc_src,
+    output logic [FRAME_BITS-1:0] desc_dst,
+    output logic [15:0]           desc_epoch,
     // Telemetry port: register writes (address 0 tail, 1 shift), ring reads, registers.
     input  logic                      tel_we,
     input  logic                      tel_waddr,
@@ -79,17 +100,21 @@ module mcos_hw_pipeline #(
   localparam int LOC_BITS = 1 + WAY_BITS + SET_BITS;
   localparam int CNT_BITS = WAY_BITS + 1;
 
-  localparam logic [1:0] OP_ACCESS = 2'd0, OP_INSERT = 2'd1, OP_CLASS_WRITE = 2'd2;
-  localparam logic [1:0] OP_SWAP = 2'd3;
-  localparam logic [2:0] C_MISS = 3'd0, C_HIT = 3'd1, C_PRESENT = 3'd2, C_FILL = 3'd3;
-  localparam logic [2:0] C_FILL_EVICT = 3'd4, C_REJECT_ADMIT = 3'd5, C_REJECT_DIR = 3'd6;
-  localparam logic [2:0] C_ACK = 3'd7;
+  localparam bit TWO = FRAMES1 > 0;
+  localparam int F1 = FRAMES1 > 0 ? FRAMES1 : 1;  // array size of tier-1 state
+
+  localparam logic [2:0] OP_ACCESS = 3'd0, OP_INSERT = 3'd1, OP_CLASS_WRITE = 3'd2;
+  localparam logic [2:0] OP_SWAP = 3'd3, OP_COMPLETE = 3'd4;
+  localparam logic [3:0] C_MISS = 4'd0, C_HIT = 4'd1, C_PRESENT = 4'd2, C_FILL = 4'd3;
+  localparam logic [3:0] C_FILL_EVICT = 4'd4, C_REJECT_ADMIT = 4'd5, C_REJECT_DIR = 4'd6;
+  localparam logic [3:0] C_ACK = 4'd7, C_DEMOTE = 4'd8, C_WAIT = 4'd9, C_STALE = 4'd10;
 
   // ---------------------------------------------------------------- stage A
   logic accept;
   logic b_valid;
-  logic [1:0] b_op;
-  assign in_ready = !(b_valid && b_op == OP_INSERT);
+  logic [2:0] b_op;
+  logic c_demote;
+  assign in_ready = !(c_demote || (b_valid && (b_op == OP_INSERT || b_op == OP_COMPLETE)));
   assign accept = in_valid && in_ready;
 
   logic [SET_BITS-1:0] a_set[2];
@@ -118,6 +143,7 @@ module mcos_hw_pipeline #(
   logic [7:0] b_class;
   logic [SET_BITS-1:0] b_set[2];
   logic [SK_BITS-1:0] b_sk[4];
+  logic [31:0] b_move_id;
 
   logic c_valid, c_evict;
   logic [FRAME_BITS-1:0] c_frame;
@@ -134,13 +160,19 @@ module mcos_hw_pipeline #(
   logic dir_we[2][WAYS];
   logic [SET_BITS-1:0] dir_wa[2];
   logic [ENTRY_BITS-1:0] dir_wd[2];
+  // A demotion's C reads the demoted block's set (its location from tier 0's frame table)
+  // through A's port; no event is accepted then.
+  logic [SET_BITS-1:0] dir_ra[2];
+  logic [LOC_BITS-1:0] ft_q;
+  assign dir_ra[0] = c_demote ? ft_q[SET_BITS-1:0] : a_set[0];
+  assign dir_ra[1] = c_demote ? ft_q[SET_BITS-1:0] : a_set[1];
   for (genvar b = 0; b < 2; b++) begin : g_bank
     for (genvar w = 0; w < WAYS; w++) begin : g_way
       logic [ENTRY_BITS-1:0] mem[SETS];
       initial for (int i = 0; i < SETS; i++) mem[i] = '0;
       always_ff @(posedge clk) begin
         if (dir_we[b][w]) mem[dir_wa[b]] <= dir_wd[b];
-        dir_q[b][w] <= mem[a_set[b]];
+        dir_q[b][w] <= mem[dir_ra[b]];
       end
     end
   end
@@ -276,7 +308,6 @@ module mcos_hw_pipeline #(
   // Frame table RAM: per frame, where its block's directory entry sits: {bank, way, set}.
   // B reads the victim's (address: the frame B chose), C uses it.
   logic [LOC_BITS-1:0] ft_mem[FRAMES];
-  logic [LOC_BITS-1:0] ft_q;
   logic [FRAME_BITS-1:0] ft_ra;
   initial for (int i = 0; i < FRAMES; i++) ft_mem[i] = '0;
   always_ff @(posedge clk) begin
@@ -465,22 +496,139 @@ module mcos_hw_pipeline #(
   logic [FRAME_BITS-1:0] victim_sel;
   assign victim_sel = AGED ? t1f[LV-1][0] : victim;
 
+  // ---------------------------------------------------------------- two tiers
+  // The move in flight: busy, generation (move id {gen, 16'd0}), frames, the demoted block's
+  // directory location (C) and tag remainder (D), the table epoch when decided.
+  logic mv_busy;
+  logic [15:0] mv_gen;
+  logic [FRAME_BITS-1:0] mv_src, mv_dst;
+  logic [LOC_BITS-1:0] mv_loc;
+  logic [REM_BITS-1:0] mv_rem;
+  logic [15:0] mv_epoch, table_epoch;
+  // Tier 0's frame the last completion freed (the next fill's).
+  logic rel_v;
+  logic [FRAME_BITS-1:0] rel_f;
+  logic c_evict1, d_valid;
+  logic [LOC_BITS-1:0] ft1_q;
+  // Tier 1: reference bits or stamps (flip-flops), hand, never-used frames left, aged epoch,
+  // writes towards the next, carried candidate (local indices).
+  localparam int PER_EPOCH1 = (F1 / 32) > 1 ? F1 / 32 : 1;
+  logic [F1-1:0] refb1;
+  logic [AGE_BITS-1:0] stp1[F1];
+  initial for (int i = 0; i < F1; i++) stp1[i] = '0;
+  logic [FRAME_BITS-1:0] hand1;
+  logic [FRAME_BITS:0] free1;
+  logic [AGE_BITS-1:0] epoch1;
+  logic [FRAME_BITS:0] age_writes1;
+  logic carry1_v;
+  logic [FRAME_BITS-1:0] carry1_f;
+  // Tier 1's scan (CLOCK: the first unreferenced frame of the window, else the hand's; aged:
+  // the carried candidate and the window, oldest first, ties to the carried one and then the
+  // lowest frame, the runner-up carried), a linear loop.
+  logic found1;
+  logic [3:0] kf1;
+  // CLOCK: the window is the reference bits shifted down by the hand (a barrel shifter, not
+  // 16 multiplexers over the tier), padded with set bits past the last frame so no position
+  // there is found; the bits a scan clears are a range compare per frame.
+  localparam int H1B = F1 > 1 ? $clog2(F1) : 1;
+  logic [F1+SCAN-1:0] win1;
+  logic [4:0] stop1;
+  logic [F1-1:0] clr1;
+  logic [SCAN-1:0] clr1_win;
+  logic [F1+SCAN-1:0] clr1_sh;
+  assign win1 = {{SCAN{1'b1}}, refb1} >> hand1[H1B-1:0];
+  assign stop1 = found1 ? {1'b0, kf1} : 5'd16;
+  // The window positions below stop1, shifted up to the hand (past the last frame: dropped).
+  assign clr1_win = (stop1 == 5'd16) ? '1 : (SCAN'(1) << stop1[3:0]) - 1'b1;
+  assign clr1_sh = {{F1{1'b0}}, clr1_win} << hand1[H1B-1:0];
+  assign clr1 = clr1_sh[F1-1:0];
+  logic [FRAME_BITS:0] we1, idx1;
+  logic [FRAME_BITS-1:0] victim1, dst1, best1_f, sec1_f;
+  logic best1_v, sec1_v;
+  logic [AGE_BITS-1:0] best1_a, sec1_a, age1;
+  always_comb begin
+    we1 = ({1'b0, hand1} + (FRAME_BITS + 1)'(SCAN) < (FRAME_BITS + 1)'(FRAMES1)) ?
+        {1'b0, hand1} + (FRAME_BITS + 1)'(SCAN) : (FRAME_BITS + 1)'(FRAMES1);
+    found1 = 1'b0;
+    kf1 = '0;
+    for (int k = SCAN - 1; k >= 0; k--) begin
+      if (!win1[k]) begin
+        found1 = 1'b1;
+        kf1 = 4'(k);
+      end
+    end
+    best1_v = 1'b0;
+    best1_a = '0;
+    best1_f = '0;
+    sec1_v = 1'b0;
+    sec1_a = '0;
+    sec1_f = '0;
+    for (int k = -1; k < SCAN; k++) begin
+      if (k < 0) idx1 = {1'b0, carry1_f};
+      else idx1 = {1'b0, hand1} + (FRAME_BITS + 1)'(k);
+      age1 = epoch1 - stp1[idx1[H1B-1:0]];
+      if ((k < 0) ? (carry1_v && !(idx1 >= {1'b0, hand1} && idx1 < we1)) : idx1 < we1) begin
+        if (best1_v && age1 <= best1_a) begin
+          if (!sec1_v || age1 > sec1_a) begin
+            sec1_v = 1'b1;
+            sec1_a = age1;
+            sec1_f = idx1[FRAME_BITS-1:0];
+          end
+        end else begin
+          sec1_v = best1_v;
+          sec1_a = best1_a;
+          sec1_f = best1_f;
+          best1_v = 1'b1;
+          best1_a = age1;
+          best1_f = idx1[FRAME_BITS-1:0];
+        end
+      end
+    end
+    if (AGED) victim1 = best1_v ? best1_f : hand1;
+    else victim1 = hand1 + FRAME_BITS'(kf1);
+    dst1 = (free1 == '0) ? victim1 : free1[FRAME_BITS-1:0] - 1'b1;
+  end
+
+  // Tier 1's frame table: B reads the destination's (its victim's location), a completion
+  // writes the moved block's.
+  logic [LOC_BITS-1:0] ft1_mem[F1];
+  initial for (int i = 0; i < F1; i++) ft1_mem[i] = '0;
+  logic completes;
+  logic [FRAME_BITS-1:0] dst1_c;  // the completing move's destination, local to tier 1
+  assign dst1_c = mv_dst - FRAME_BITS'(FRAMES);
+  always_ff @(posedge clk) begin
+    if (completes) ft1_mem[dst1_c[H1B-1:0]] <= mv_loc;
+    ft1_q <= ft1_mem[dst1[H1B-1:0]];
+  end
+
+  // A hit on tier 0 touches its frame unless the block is the one being demoted; a hit on
+  // tier 1 touches tier 1's.
+  logic hit_acc, hit0_touch, hit1_touch;
+  assign hit_acc = b_valid && b_op == OP_ACCESS && hit;
+  assign hit0_touch = hit_acc && (!TWO || (hit_frame < FRAME_BITS'(FRAMES) &&
+      !(mv_busy && hit_frame == mv_src)));
+  assign hit1_touch = TWO && hit_acc && hit_frame >= FRAME_BITS'(FRAMES);
+  logic [FRAME_BITS-1:0] hit1_f;
+  assign hit1_f = hit_frame - FRAME_BITS'(FRAMES);
+
   logic need_scan, admit_ok, is_lru;
   logic [3:0] thresh;
-  logic [2:0] code;
+  logic [3:0] code;
   logic [FRAME_BITS-1:0] frame;
-  logic fill;
+  logic fill, demote;
   assign thresh = cls_q[3:0];
   assign is_lru = cls_q[4];
-  assign need_scan = free_cnt == '0;
+  assign need_scan = free_cnt == '0 && !rel_v;
   always_comb begin
     all_ge = 1'b1;
     for (int r = 0; r < 4; r++) if (sk_c[r] < thresh) all_ge = 1'b0;
   end
   assign admit_ok = thresh == 4'd0 || all_ge;
   always_comb begin
-    frame = need_scan ? victim_sel : free_cnt[FRAME_BITS-1:0] - 1'b1;
+    frame = need_scan ? victim_sel : rel_v ? rel_f : free_cnt[FRAME_BITS-1:0] - 1'b1;
     fill = 1'b0;
+    demote = 1'b0;
+    completes = 1'b0;
     case (b_op)
       OP_ACCESS: begin
         code = hit ? C_HIT : C_MISS;
@@ -490,11 +638,20 @@ module mcos_hw_pipeline #(
         if (hit) code = C_PRESENT;
         else if (!admit_ok) code = C_REJECT_ADMIT;
         else if (dir_full) code = C_REJECT_DIR;
-        else begin
+        else if (TWO && need_scan && mv_busy) code = C_WAIT;
+        else if (TWO && need_scan) begin
+          code = C_DEMOTE;
+          demote = 1'b1;
+        end else begin
           code = need_scan ? C_FILL_EVICT : C_FILL;
           fill = 1'b1;
         end
-        if (!fill) frame = hit ? hit_frame : '0;
+        if (!fill && !demote) frame = hit ? hit_frame : '0;
+      end
+      OP_COMPLETE: begin
+        completes = TWO && mv_busy && b_move_id == {mv_gen, 16'd0};
+        code = completes ? C_ACK : C_STALE;
+        frame = completes ? mv_dst : '0;
       end
       default: begin
         code = C_ACK;
@@ -502,15 +659,20 @@ module mcos_hw_pipeline #(
       end
     endcase
     fill = fill && b_valid;
+    demote = demote && b_valid;
+    completes = completes && b_valid;
   end
 
   // Directory write port per bank: B writes the new entry, C invalidates the victim's.
-  logic c_bank_v;
+  logic c_bank_v, c_inv;
   logic [WAY_BITS-1:0] c_way_v;
   logic [SET_BITS-1:0] c_set_v;
-  assign c_bank_v = ft_q[LOC_BITS-1];
-  assign c_way_v = ft_q[LOC_BITS-2-:WAY_BITS];
-  assign c_set_v = ft_q[SET_BITS-1:0];
+  logic [LOC_BITS-1:0] c_inv_loc;
+  assign c_inv = (c_valid && c_evict) || (c_demote && c_evict1);
+  assign c_inv_loc = c_demote ? ft1_q : ft_q;
+  assign c_bank_v = c_inv_loc[LOC_BITS-1];
+  assign c_way_v = c_inv_loc[LOC_BITS-2-:WAY_BITS];
+  assign c_set_v = c_inv_loc[SET_BITS-1:0];
   assign ft_ra = frame;
   always_comb begin
     for (int b = 0; b < 2; b++) begin
@@ -518,7 +680,13 @@ module mcos_hw_pipeline #(
       dir_wd[b] = {1'b1, rem[b], frame};
       for (int w = 0; w < WAYS; w++)
         dir_we[b][w] = fill && bank_n == b[0] && way_n == w[WAY_BITS-1:0];
-      if (c_valid && c_evict && c_bank_v == b[0]) begin
+      if (completes && mv_loc[LOC_BITS-1] == b[0]) begin
+        dir_wa[b] = mv_loc[SET_BITS-1:0];
+        dir_wd[b] = {1'b1, mv_rem, mv_dst};
+        for (int w = 0; w < WAYS; w++)
+          dir_we[b][w] = mv_loc[LOC_BITS-2-:WAY_BITS] == w[WAY_BITS-1:0];
+      end
+      if (c_inv && c_bank_v == b[0]) begin
         dir_wa[b] = c_set_v;
         dir_wd[b] = '0;
         for (int w = 0; w < WAYS; w++) dir_we[b][w] = c_way_v == w[WAY_BITS-1:0];
@@ -526,6 +694,87 @@ module mcos_hw_pipeline #(
     end
   end
   assign sk_we = b_valid && b_op == OP_ACCESS;
+
+  // D: the descriptor, from the entry C read (its tag: the remainder and the set).
+  logic [ENTRY_BITS-1:0] d_ent;
+  logic [REM_BITS-1:0] d_rem;
+  assign d_ent = dir_q[mv_loc[LOC_BITS-1]][mv_loc[LOC_BITS-2-:WAY_BITS]];
+  assign d_rem = d_ent[ENTRY_BITS-2-:REM_BITS];
+  assign desc_valid = d_valid;
+  assign desc_move_id = {mv_gen, 16'd0};
+  assign desc_tag = mv_loc[LOC_BITS-1] ? {mv_loc[SET_BITS-1:0], d_rem} :
+      {d_rem, mv_loc[SET_BITS-1:0]};
+  assign desc_src = mv_src;
+  assign desc_dst = mv_dst;
+  assign desc_epoch = mv_epoch;
+
+  always_ff @(posedge clk) begin
+    if (rst) begin
+      mv_busy <= 1'b0;
+      mv_gen <= '0;
+      rel_v <= 1'b0;
+      c_demote <= 1'b0;
+      c_evict1 <= 1'b0;
+      d_valid <= 1'b0;
+      table_epoch <= 16'd1;
+      refb1 <= '0;
+      hand1 <= '0;
+      free1 <= FRAMES1[FRAME_BITS:0];
+      epoch1 <= '0;
+      age_writes1 <= '0;
+      carry1_v <= 1'b0;
+    end else begin
+      if (accept && in_op == OP_SWAP) table_epoch <= table_epoch + 1'b1;
+      c_demote <= demote;
+      c_evict1 <= demote && free1 == '0;
+      d_valid <= c_demote;
+      if (c_demote) mv_loc <= ft_q;
+      if (d_valid) mv_rem <= d_rem;
+      if (fill && !need_scan && rel_v) rel_v <= 1'b0;
+      if (hit1_touch) begin
+        if (AGED) begin
+          stp1[hit1_f[H1B-1:0]] <= epoch1;
+          if (age_writes1 == (FRAME_BITS + 1)'(PER_EPOCH1 - 1)) begin
+            age_writes1 <= '0;
+            epoch1 <= epoch1 + 1'b1;
+          end else begin
+            age_writes1 <= age_writes1 + 1'b1;
+          end
+        end else begin
+          refb1[hit1_f[H1B-1:0]] <= 1'b1;
+        end
+      end
+      if (demote) begin
+        mv_busy <= 1'b1;
+        mv_src <= frame;
+        mv_dst <= dst1 + FRAME_BITS'(FRAMES);
+        mv_epoch <= table_epoch;
+        if (free1 == '0) begin
+          if (AGED) begin
+            hand1 <= (we1 >= (FRAME_BITS + 1)'(FRAMES1)) ? '0 : we1[FRAME_BITS-1:0];
+            carry1_v <= sec1_v;
+            carry1_f <= sec1_f;
+          end else begin
+            refb1 <= refb1 & ~clr1;
+            hand1 <= (victim1 == FRAME_BITS'(FRAMES1 - 1)) ? '0 : victim1 + 1'b1;
+          end
+          // The dropped block's stamp is cleared (the software's release). Its reference
+          // bit needs no write: clear (found) or cleared with its window (forced).
+          if (AGED) stp1[dst1[H1B-1:0]] <= '0;
+        end else begin
+          free1 <= free1 - 1'b1;
+        end
+      end
+      if (completes) begin
+        // The destination's reference bit is clear already (a demotion's victim or a frame
+        // never used; no directory entry led a hit to it meanwhile): no write.
+        rel_v <= 1'b1;
+        rel_f <= mv_src;
+        mv_busy <= 1'b0;
+        mv_gen <= mv_gen + 1'b1;
+      end
+    end
+  end
 
   // ---------------------------------------------------------------- sequential state
   // Control state is reset; the datapath registers below are not (each is read only with a
@@ -549,7 +798,7 @@ module mcos_hw_pipeline #(
       b_valid <= accept;
       if (accept && in_op == OP_SWAP) active_bank <= ~active_bank;
       out_valid <= b_valid;
-      if ((b_valid && b_op == OP_ACCESS && hit) || fill) begin
+      if (hit0_touch || fill) begin
         if (age_writes == (FRAME_BITS + 1)'(PER_EPOCH - 1)) begin
           age_writes <= '0;
           epoch <= epoch + 1'b1;
@@ -559,16 +808,18 @@ module mcos_hw_pipeline #(
       end
       // One stamp write port: the deferred fill stamp (B is empty that cycle) or a hit's.
       stw_q <= fill;
-      if (stw_q || (b_valid && b_op == OP_ACCESS && hit))
+      if (stw_q || hit0_touch)
         stp[stw_a[3:0]][stw_a[FRAME_BITS-1:4]] <= stw_q ? stw_v_q : epoch;
-      if (b_valid && b_op == OP_ACCESS && hit && carry_f == hit_frame) carry_st <= epoch;
+      if (hit0_touch && carry_f == hit_frame) carry_st <= epoch;
+      // A demotion moves the hand as an eviction does; the victim keeps its stamp.
+      if ((fill && need_scan) || demote) begin
+        hand <= last_in_q ? '0 : hand + FRAME_BITS'(SCAN);
+        carry_v <= sv;
+        carry_f <= sv ? t2f[LV-1][0] : cf[0];
+        carry_st <= cst[si];
+      end
       if (fill) begin
-        if (need_scan) begin
-          hand <= last_in_q ? '0 : hand + FRAME_BITS'(SCAN);
-          carry_v <= sv;
-          carry_f <= sv ? t2f[LV-1][0] : cf[0];
-          carry_st <= cst[si];
-        end else begin
+        if (!need_scan && !rel_v) begin
           free_cnt <= free_cnt - 1'b1;
         end
         // LRU-end insertion: stamped 64 epochs old and carried (the next victim).
@@ -581,28 +832,27 @@ module mcos_hw_pipeline #(
         end
       end
       c_valid <= fill;
-      hs_q <= b_valid && b_op == OP_ACCESS && hit;
+      hs_q <= hit0_touch;
     end else begin
       b_valid <= accept;
       if (accept && in_op == OP_SWAP) active_bank <= ~active_bank;
       out_valid <= b_valid;
-      if (b_valid && b_op == OP_ACCESS && hit)
-        refb[hit_frame[3:0]][hit_frame[FRAME_BITS-1:4]] <= 1'b1;
+      if (hit0_touch) refb[hit_frame[3:0]][hit_frame[FRAME_BITS-1:4]] <= 1'b1;
       // The new block's own bit needs no write: a victim's bit is clear (found) or cleared
       // with its window (forced), and a free frame's was never set.
-      clr_en_q <= fill && need_scan;
+      clr_en_q <= (fill && need_scan) || demote;
       if (clr_en_q) for (int j = 0; j < SCAN; j++) if (clr_q[j]) refb[j][clr_row_q[j]] <= 1'b0;
+      // A demotion moves the hand as an eviction does.
+      if ((fill && need_scan) || demote) hand <= victim_next;
       if (fill) begin
-        if (need_scan) begin
-          hand <= victim_next;
-        end else begin
+        if (!need_scan && !rel_v) begin
           free_cnt <= free_cnt - 1'b1;
         end
         // LRU-end insertion makes the new block the next victim.
         if (is_lru) hand <= frame;
       end
       c_valid <= fill;
-      hs_q <= b_valid && b_op == OP_ACCESS && hit;
+      hs_q <= hit0_touch;
     end
   end
 
@@ -617,6 +867,7 @@ module mcos_hw_pipeline #(
       b_set[1] <= a_set[1];
       for (int r = 0; r < 4; r++) b_sk[r] <= a_sk[r];
     end
+    if (accept) b_move_id <= in_entry[31:0];
     // B: decision out.
     out_code <= code;
     out_frame <= frame;
@@ -649,7 +900,7 @@ module mcos_hw_pipeline #(
     // C: the invalidation written this cycle, forwarded to the event entering B (only an
     // event accepted this cycle enters it; otherwise B is empty next cycle).
     for (int b = 0; b < 2; b++)
-      inv_hit_q[b] <= c_valid && c_evict && c_bank_v == b[0] && c_set_v == a_set[b];
+      inv_hit_q[b] <= c_inv && c_bank_v == b[0] && c_set_v == a_set[b];
     inv_way_q <= c_way_v;
   end
 

@@ -7,7 +7,9 @@
 // record as 4 x u32, low word first) to DRAINED. It stops once every event was accepted, the
 // consumer has caught up and five cycles passed without a decision, as
 // `telemetry::run_model_with_consumer` does.
-// Usage: harness EVENTS.bin OUTPUTS.bin REGS.bin DRAINED.bin SHIFT PERIOD DEPTH_BITS
+// Descriptors: one 32-byte record per cycle in which desc_valid is high (cycle u64, tag u64,
+// move id, src frame, dst frame, epoch as u32) to DESCS.
+// Usage: harness EVENTS.bin OUTPUTS.bin REGS.bin DRAINED.bin SHIFT PERIOD DEPTH_BITS DESCS.bin
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -40,9 +42,10 @@ static void put32(unsigned char* p, uint32_t v) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 8) {
+  if (argc != 9) {
     std::fprintf(stderr,
-                 "usage: %s EVENTS.bin OUTPUTS.bin REGS.bin DRAINED.bin SHIFT PERIOD DEPTH_BITS\n",
+                 "usage: %s EVENTS.bin OUTPUTS.bin REGS.bin DRAINED.bin SHIFT PERIOD DEPTH_BITS "
+                 "DESCS.bin\n",
                  argv[0]);
     return 2;
   }
@@ -81,6 +84,11 @@ int main(int argc, char** argv) {
     std::perror(argv[4]);
     return 2;
   }
+  FILE* descs_out = std::fopen(argv[8], "wb");
+  if (!descs_out) {
+    std::perror(argv[8]);
+    return 2;
+  }
 
   auto ctx = std::make_unique<VerilatedContext>();
   auto top = std::make_unique<Vmcos_hw_pipeline>(ctx.get());
@@ -104,7 +112,7 @@ int main(int argc, char** argv) {
   uint32_t countdown = 0, rd_next = 0, inflight_pos = 0;
   bool inflight = false;
   const uint64_t limit =
-      2 * (uint64_t)events + 16 + ((1ull << depth_bits) + 8) * (period > 0 ? period : 1) * 2;
+      3 * (uint64_t)events + 16 + ((1ull << depth_bits) + 8) * (period > 0 ? period : 1) * 2;
   for (; cycle < limit; cycle++) {
     if (next < events) {
       const unsigned char* r = &buf[next * REC];
@@ -183,6 +191,19 @@ int main(int argc, char** argv) {
       std::fwrite(rec, 1, 16, out);
       outputs++;
       idle_cycles = 0;
+    }
+    if (top->desc_valid) {
+      unsigned char rec[32];
+      const uint64_t tag = top->desc_tag;
+      const uint32_t w[4] = {(uint32_t)top->desc_move_id, (uint32_t)top->desc_src,
+                             (uint32_t)top->desc_dst, (uint32_t)top->desc_epoch};
+      for (int i = 0; i < 8; i++) rec[i] = (unsigned char)(cycle >> (8 * i));
+      for (int i = 0; i < 8; i++) rec[8 + i] = (unsigned char)(tag >> (8 * i));
+      for (int i = 0; i < 4; i++) put32(rec + 16 + 4 * i, w[i]);
+      std::fwrite(rec, 1, 32, descs_out);
+      idle_cycles = 0;
+    } else if (top->out_valid) {
+      // Counted above.
     } else if (!caught_up) {
       idle_cycles = 0;
     } else if (next >= events) {
@@ -198,6 +219,7 @@ int main(int argc, char** argv) {
   std::fclose(out);
   std::fclose(regs_out);
   std::fclose(drained_out);
+  std::fclose(descs_out);
   top->final();
   std::fprintf(stderr, "harness: %zu events, %llu outputs, %llu cycles\n", events,
                (unsigned long long)outputs, (unsigned long long)cycle);

@@ -601,8 +601,12 @@ fn out_of_range_counts_are_usage_errors() {
         "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n",
     );
     let t = trace.to_str().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["bench", "hw", "--no-synth", "--frames", "0"], "--frames"),
+        (
+            &["bench", "hw", "--no-synth", "--tier1-frames", "1048577"],
+            "--tier1-frames",
+        ),
         (
             &["bench", "hw", "--no-synth", "--frames", "1048577"],
             "--frames",

@@ -19,9 +19,12 @@ pub const CLASSES: u32 = 256;
 /// Geometry of one pipeline instance; the RTL takes the same values as parameters.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct HwConfig {
-    /// Frames of the one tier the pipeline manages (any count, not only powers of two).
+    /// Frames of tier 0, the tier blocks are inserted into (any count, not only powers of two).
     pub frames: u32,
-    /// Width of a frame index.
+    /// Frames of tier 1, which tier 0's victims are demoted to (0: one tier, the victim is
+    /// dropped). Tier-1 frames have the global ids `frames..frames + frames1`.
+    pub frames1: u32,
+    /// Width of a (global) frame index.
     pub frame_bits: u32,
     /// log2 of the sets per directory bank.
     pub set_bits: u32,
@@ -54,6 +57,7 @@ impl HwConfig {
             .clamp(SKETCH_WIDTH as u64, SKETCH_WIDTH_MAX as u64);
         HwConfig {
             frames,
+            frames1: 0,
             frame_bits: log2_ceil(u64::from(frames)).max(1),
             set_bits,
             sketch_bits: width.trailing_zeros(),
@@ -61,6 +65,31 @@ impl HwConfig {
             replacement: Replacement::Clock,
             tel_depth_bits: crate::telemetry::DEPTH_BITS_DEFAULT,
         }
+    }
+
+    /// Two tiers: `frames` in tier 0 and `frames1` (at least one) in tier 1, which tier 0's
+    /// victims are demoted to. One directory holds both tiers' blocks, so it is sized for all
+    /// of them, as the software's is; the sketch is sized for tier 0, as the software's is.
+    pub fn two_tier(frames: u32, frames1: u32) -> HwConfig {
+        assert!(frames1 >= 1, "a second tier needs at least one frame");
+        let all = frames + frames1;
+        let one = HwConfig::for_frames(frames);
+        HwConfig {
+            frames1,
+            frame_bits: log2_ceil(u64::from(all)).max(1),
+            set_bits: log2_ceil(u64::from(all).div_ceil(u64::from(WAYS))).max(1),
+            ..one
+        }
+    }
+
+    /// Tiers: 1 or 2.
+    pub fn tiers(&self) -> u32 {
+        if self.frames1 > 0 { 2 } else { 1 }
+    }
+
+    /// Frames of both tiers.
+    pub fn all_frames(&self) -> u32 {
+        self.frames + self.frames1
     }
 
     /// As [`HwConfig::for_frames`], executing `replacement`.
@@ -108,8 +137,8 @@ impl HwConfig {
                 * u64::from(crate::telemetry::record_bits(self)),
             telemetry_registers: crate::telemetry::register_bits(self),
             directory: u64::from(BANKS * WAYS * self.sets()) * u64::from(self.dir_entry_bits()),
-            frame_table: u64::from(self.frames) * u64::from(self.frame_entry_bits()),
-            reference_bits: u64::from(self.frames) * u64::from(self.replacement_bits()),
+            frame_table: u64::from(self.all_frames()) * u64::from(self.frame_entry_bits()),
+            reference_bits: u64::from(self.all_frames()) * u64::from(self.replacement_bits()),
             sketch: 4 * (1u64 << self.sketch_bits) * 4,
             class_table: 2 * u64::from(CLASSES) * 5,
             registers: u64::from(self.frame_bits) * 2
@@ -117,6 +146,26 @@ impl HwConfig {
                 + if self.replacement == Replacement::Aged {
                     // Carried candidate and its valid bit, epoch, writes in the epoch.
                     u64::from(self.frame_bits) * 2 + 1 + u64::from(AGE_BITS)
+                } else {
+                    0
+                }
+                + if self.frames1 > 0 {
+                    // Tier 1's hand, free count (and aged: carried candidate, epoch, writes);
+                    // the move in flight: busy, generation, source, destination, directory
+                    // location, entry remainder, epoch; tier 0's released frame.
+                    u64::from(self.frame_bits) * 2
+                        + if self.replacement == Replacement::Aged {
+                            u64::from(self.frame_bits) * 3 + 1 + u64::from(AGE_BITS)
+                        } else {
+                            0
+                        }
+                        + 1
+                        + 16
+                        + u64::from(self.frame_bits) * 3
+                        + u64::from(self.frame_entry_bits())
+                        + u64::from(self.tag_bits - self.set_bits)
+                        + 16
+                        + 1
                 } else {
                     0
                 },
@@ -129,9 +178,9 @@ impl HwConfig {
 pub struct TableBits {
     /// Directory: banks x ways x sets entries.
     pub directory: u64,
-    /// Frame table (directory location per frame).
+    /// Frame table (directory location per frame, both tiers).
     pub frame_table: u64,
-    /// CLOCK reference bits or aged stamps (flip-flops).
+    /// CLOCK reference bits or aged stamps (flip-flops, both tiers).
     pub reference_bits: u64,
     /// Count-min sketch: 4 rows of 4-bit counters.
     pub sketch: u64,
@@ -188,5 +237,18 @@ mod tests {
         assert_eq!(big.sketch_bits, 16);
         assert!(big.bits().per_block_bytes(big.frames) <= 24.0);
         assert_eq!(HwConfig::for_frames(2000).set_bits, 8);
+    }
+
+    #[test]
+    fn two_tiers_size_the_directory_for_both_and_the_sketch_for_tier_0() {
+        let c = HwConfig::two_tier(2000, 2000);
+        assert_eq!((c.tiers(), c.all_frames()), (2, 4000));
+        assert_eq!(c.frame_bits, 12, "global frame ids");
+        assert!(BANKS * WAYS * c.sets() >= 2 * c.all_frames());
+        assert_eq!(c.sketch_bits, HwConfig::for_frames(2000).sketch_bits);
+        assert_eq!(HwConfig::for_frames(2000).tiers(), 1);
+        let one = HwConfig::for_frames(300).bits();
+        let two = HwConfig::two_tier(300, 100).bits();
+        assert!(two.frame_table > one.frame_table && two.registers > one.registers);
     }
 }

@@ -15,6 +15,9 @@ pub enum Op {
     ClassWrite = 2,
     /// Table-install port: the shadow bank becomes active at this event boundary.
     Swap = 3,
+    /// A move engine finished the move whose id the event carries (the software's
+    /// `MoveCompletion`, status done); two tiers only.
+    Complete = 4,
 }
 
 /// One event.
@@ -72,6 +75,24 @@ impl Event {
             entry,
             sample_zeros: 0,
         }
+    }
+
+    /// COMPLETE of the move `move_id` (a `MoveDescriptor::move_id`, or any other value: a
+    /// stale completion).
+    pub fn complete(move_id: u32) -> Event {
+        Event {
+            op: Op::Complete,
+            class: 0,
+            key: BlockKey::NONE,
+            sketch_hash: 0,
+            entry: u128::from(move_id),
+            sample_zeros: 0,
+        }
+    }
+
+    /// The move id a COMPLETE carries.
+    pub fn move_id(&self) -> u32 {
+        self.entry as u32
     }
 
     /// SWAP of a table that samples every kind.
@@ -139,14 +160,28 @@ pub enum Code {
     /// INSERT: both of the key's directory sets are full (hardware only; the software's cuckoo
     /// directory would have placed it, so it counts as a mismatch).
     RejectDirectory = 6,
-    /// CLASS_WRITE or SWAP done.
+    /// CLASS_WRITE or SWAP done; COMPLETE of the move in flight (the frame names its
+    /// destination).
     Ack = 7,
+    /// INSERT (two tiers): tier 0 is full, its victim is being demoted to tier 1 (the frame
+    /// names the victim's tier-0 frame) and a descriptor follows; the block is not inserted
+    /// (the software's `Insert::Retry`: retry after the completion).
+    Demote = 8,
+    /// INSERT (two tiers): tier 0 is full and a demotion is already in flight: retry after
+    /// its completion (the software's `Insert::Retry` with no descriptor).
+    Wait = 9,
+    /// COMPLETE of an id that names no move in flight (the software counts a stale
+    /// completion and changes nothing).
+    Stale = 10,
 }
 
+/// Decision codes, in `Code as usize` order.
+pub const CODES: usize = 11;
+
 impl Code {
-    /// From the RTL's 3-bit code.
+    /// From the RTL's 4-bit code (values past the last code read as `Stale`).
     pub fn from_bits(v: u32) -> Code {
-        match v & 7 {
+        match v & 15 {
             0 => Code::Miss,
             1 => Code::Hit,
             2 => Code::Present,
@@ -154,8 +189,70 @@ impl Code {
             4 => Code::FillEvict,
             5 => Code::RejectAdmission,
             6 => Code::RejectDirectory,
-            _ => Code::Ack,
+            7 => Code::Ack,
+            8 => Code::Demote,
+            9 => Code::Wait,
+            _ => Code::Stale,
         }
+    }
+}
+
+/// A movement descriptor as the pipeline emits it on its `desc_*` port: the fields of the
+/// software's `MoveDescriptor` that vary (op demote, tier 0 to 1, urgency evict, engine 0 and
+/// length are fixed by the two-tier scope).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Descriptor {
+    /// Move id (generation in the high 16 bits, slot 0: one move in flight).
+    pub move_id: u32,
+    /// Directory tag of the demoted block.
+    pub tag: u64,
+    /// Source frame (tier 0, global id).
+    pub src_frame: u32,
+    /// Destination frame (tier 1, global id: tier-0 frames first).
+    pub dst_frame: u32,
+    /// Policy-table epoch when the move was decided.
+    pub epoch: u16,
+}
+
+impl Descriptor {
+    /// The fields the pipeline emits of a software descriptor.
+    pub fn of(d: &mcos_core::MoveDescriptor) -> Descriptor {
+        Descriptor {
+            move_id: d.move_id,
+            tag: d.key_tag,
+            src_frame: d.src_frame,
+            dst_frame: d.dst_frame,
+            epoch: d.epoch,
+        }
+    }
+
+    /// Bytes of one record in the harness's descriptor file: cycle u64, tag u64, move id
+    /// u32, src frame u32, dst frame u32, epoch u32 (little endian).
+    pub const RECORD_BYTES: usize = 32;
+
+    /// Decodes the harness's descriptor file into (cycle, descriptor).
+    pub fn decode_all(bytes: &[u8]) -> Vec<(u64, Descriptor)> {
+        bytes
+            .chunks_exact(Self::RECORD_BYTES)
+            .map(|r| {
+                let word = |a: usize, b: usize| {
+                    r[a..b]
+                        .iter()
+                        .rev()
+                        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
+                };
+                (
+                    word(0, 8),
+                    Descriptor {
+                        tag: word(8, 16),
+                        move_id: word(16, 20) as u32,
+                        src_frame: word(20, 24) as u32,
+                        dst_frame: word(24, 28) as u32,
+                        epoch: word(28, 32) as u16,
+                    },
+                )
+            })
+            .collect()
     }
 }
 
@@ -164,7 +261,8 @@ impl Code {
 pub struct Decision {
     /// What was decided.
     pub code: Code,
-    /// Frame (local index) of a hit, a present block or a fill.
+    /// Frame of a hit, a present block or a fill (with two tiers a global id: tier-1 frames
+    /// follow tier 0's), of a demoted victim, or of a completed move's destination.
     pub frame: u32,
 }
 

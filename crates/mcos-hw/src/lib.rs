@@ -2,7 +2,8 @@
 //!
 //! - `model`: the cycle-level model, the executable specification of `hw/rtl/*.sv`;
 //! - `software`: the same events through the software fast path (`mcos_fastpath::Shard`, one
-//!   tier, CLOCK or aged replacement), which the model must equal decision for decision;
+//!   or two tiers, CLOCK or aged replacement), which the model must equal decision for
+//!   decision and descriptor for descriptor;
 //! - `verilator`: builds the RTL with Verilator and runs it on an event file, for the
 //!   cycle-for-cycle comparison with the model;
 //! - `synth`: yosys statistics (generic and iCE40) and nextpnr-ice40 place and route;
@@ -18,9 +19,14 @@
 //! `HwConfig::replacement`), the table-install port
 //! (class entries into a shadow bank, swapped at an event boundary) and the telemetry-sample
 //! port (the software shard's samples of hit, miss, admit, reject and evict, by the same
-//! kinds mask and spatial sample, into an on-chip ring). Not in the pipeline yet:
-//! several tiers and their movement descriptors, prefetch, pins, quotas, the admission
-//! history and sketch aging (`software::check_scope` refuses tables that use them).
+//! kinds mask and spatial sample, into an on-chip ring). Optionally a second tier
+//! (`HwConfig::two_tier`, the RTL's `FRAMES1`): a tier-0 victim is demoted to tier 1 (decision
+//! DEMOTE, then a MoveDescriptor on the descriptor port), a tier-1 victim dropped; COMPLETE
+//! events finish the move (STALE for an id in flight nowhere; WAIT for an INSERT while the
+//! move is in flight). Limits of the second tier: one move in flight, no promotion (tier 1 is
+//! read in place), no tier-1 telemetry. Not in the pipeline: more than two tiers, prefetch,
+//! pins, quotas, the admission history and sketch aging (`software::check_scope_tiers`
+//! refuses tables that use them).
 
 #![warn(missing_docs)]
 
@@ -35,7 +41,7 @@ pub mod telemetry;
 pub mod verilator;
 
 pub use config::HwConfig;
-pub use event::{Code, Decision, Event, Op, Output};
+pub use event::{Code, Decision, Descriptor, Event, Op, Output};
 pub use model::{Cycle, Pipeline, PipelineStats};
 
 use thiserror::Error;
@@ -77,12 +83,31 @@ pub fn run_model(cfg: HwConfig, events: &[Event]) -> (Vec<Output>, PipelineStats
 /// As [`run_model`], also returning the cycle each event was accepted in (latency of event
 /// `i` is `outputs[i].cycle - accepted[i]`).
 pub fn run_model_timed(cfg: HwConfig, events: &[Event]) -> (Vec<Output>, PipelineStats, Vec<u64>) {
+    let r = run_model_full(cfg, events);
+    (r.outputs, r.stats, r.accepted)
+}
+
+/// Everything a model run produced.
+pub struct ModelRun {
+    /// Decisions as they left, with their cycles.
+    pub outputs: Vec<Output>,
+    /// Descriptors as they left (two tiers), with their cycles.
+    pub descriptors: Vec<(u64, Descriptor)>,
+    /// Counters.
+    pub stats: PipelineStats,
+    /// The cycle each event was accepted in.
+    pub accepted: Vec<u64>,
+}
+
+/// As [`run_model_timed`], also collecting the descriptors.
+pub fn run_model_full(cfg: HwConfig, events: &[Event]) -> ModelRun {
     let mut p = Pipeline::new(cfg);
     let mut out = Vec::with_capacity(events.len());
+    let mut descriptors = Vec::new();
     let mut accepted = Vec::with_capacity(events.len());
     let mut next = 0usize;
-    // Bounded: at most two cycles per event plus the drain.
-    for _ in 0..(2 * events.len() + 8) {
+    // Bounded: at most three cycles per event plus the drain.
+    for _ in 0..(3 * events.len() + 8) {
         let cycle = p.stats().cycles;
         let c = p.step(events.get(next));
         if c.accepted {
@@ -92,11 +117,19 @@ pub fn run_model_timed(cfg: HwConfig, events: &[Event]) -> (Vec<Output>, Pipelin
         if let Some(o) = c.output {
             out.push(o);
         }
+        if let Some(d) = c.descriptor {
+            descriptors.push((cycle, d));
+        }
         if next == events.len() && p.idle() {
             break;
         }
     }
-    (out, p.stats(), accepted)
+    ModelRun {
+        outputs: out,
+        descriptors,
+        stats: p.stats(),
+        accepted,
+    }
 }
 
 /// Counts positions where two decision sequences differ (and a length difference).

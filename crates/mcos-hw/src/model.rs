@@ -25,6 +25,20 @@
 //!   counter B writes in the cycle the next event's A reads it is forwarded to that event's B.
 //!   Reference bits are flip-flops, read and written in B only. Nothing stalls but the INSERT
 //!   slot.
+//! - Two tiers (`HwConfig::frames1 > 0`): one directory holds both tiers' blocks (an entry's
+//!   frame is a global id, tier 1's after tier 0's); each tier has its own frame table, hand,
+//!   free count and (aged) epoch and carried candidate. An INSERT that finds tier 0 full
+//!   decides DEMOTE in B: tier 0's victim (its scan as for an eviction) is to move to a tier-1
+//!   frame (a never-used one, else tier 1's own scan's victim, dropped); the block is not
+//!   inserted (the software's retry). C invalidates the tier-1 victim's entry and reads the
+//!   demoted block's entry through A's port (`in_ready` low: II 3); D emits the descriptor
+//!   (move id, tag rebuilt from the entry and its set, frames, table epoch), one cycle after
+//!   the decision. One move in flight: an INSERT that finds tier 0 full meanwhile decides
+//!   WAIT. The block stays readable in tier 0 (a hit touches no reference bit or stamp of
+//!   it). COMPLETE with the move's id (else STALE) repoints the entry to the tier-1 frame in
+//!   B, records it in tier 1's frame table and frees the tier-0 frame, the next fill's
+//!   (`in_ready` low while a COMPLETE is in B: II 2, the next A reads the written entry). No
+//!   promotion (tier 1 is read in place) and no telemetry of tier-1 events.
 //! - Telemetry port (`crate::telemetry`): a record decided in B (hit, miss, reject, evict) or
 //!   C (admit) is staged and written into the ring the next cycle, or dropped and counted when
 //!   the ring is full; B and C never share a cycle, so one staging register and one ring
@@ -35,7 +49,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::config::{HwConfig, SCAN, WAYS};
-use crate::event::{Code, Decision, Event, Op, Output};
+use crate::event::{CODES, Code, Decision, Descriptor, Event, Op, Output};
 use crate::telemetry::{self, PortIn, Record, Reg, Regs};
 use mcos_core::{AGE_BITS, AGE_EPOCHS_PER_TIER, Replacement, SampleKind};
 
@@ -60,11 +74,42 @@ pub struct PipelineStats {
     /// Cycles stepped.
     pub cycles: u64,
     /// Events accepted, per `Op as usize`.
-    pub accepted: [u64; 4],
+    pub accepted: [u64; 5],
     /// Cycles an event was offered but `in_ready` was low.
     pub stall_cycles: u64,
     /// Decisions per `Code as usize`.
-    pub decisions: [u64; 8],
+    pub decisions: [u64; CODES],
+    /// Descriptors emitted.
+    pub descriptors: u64,
+}
+
+/// The move in flight (two tiers; at most one).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+struct MoveReg {
+    busy: bool,
+    /// Generation: the move id is `gen << 16` (slot 0, as the software's move table numbers
+    /// its first slot).
+    generation: u16,
+    /// Source frame (tier 0) and destination frame (global id, tier 1).
+    src: u32,
+    dst: u32,
+    /// Where the block's directory entry sits (read from tier 0's frame table in C).
+    loc: Loc,
+    /// Table epoch when decided.
+    epoch: u16,
+}
+
+/// One tier's victim scan: what it found and where it leaves the hand.
+#[derive(Copy, Clone, Debug)]
+struct Scan {
+    /// CLOCK: offset from the hand of the first unreferenced frame in the window.
+    found: Option<u32>,
+    /// Victim (local index in the tier).
+    victim: u32,
+    /// One past the window's last frame (local).
+    window_end: u32,
+    /// Aged: the runner-up, carried to the next scan.
+    carry_next: Option<u32>,
 }
 
 /// One shard's decision pipeline.
@@ -74,6 +119,8 @@ pub struct Pipeline {
     // Memories.
     dir: Vec<DirEntry>,
     frame_table: Vec<Loc>,
+    // Tier 1's frame table (two tiers).
+    frame_table1: Vec<Loc>,
     sketch: [Vec<u8>; 4],
     classes: [u8; 512],
     // Memory read registers.
@@ -81,33 +128,46 @@ pub struct Pipeline {
     sk_q: [u8; 4],
     cls_q: u8,
     ft_q: Loc,
+    ft1_q: Loc,
     // Stage B.
     b_valid: bool,
     b_op: Op,
     b_tag: u64,
     b_set: [u32; 2],
     b_sk: [u32; 4],
+    b_move_id: u32,
     // Stage C.
     c_valid: bool,
     c_evict: bool,
     c_frame: u32,
     c_loc: Loc,
+    // Stage C of a demoting INSERT (tier 1's victim evicted with it), and stage D with the
+    // directory entry C read at the demoted block's location.
+    c_demote: bool,
+    c_evict1: bool,
+    d_valid: bool,
+    d_entry: DirEntry,
+    mv: MoveReg,
+    // Tier 0's frame released by the last completion (the software's free-list head).
+    rel: Option<u32>,
+    // Policy-table epoch (the descriptors' field): 1 out of reset, +1 per SWAP.
+    table_epoch: u16,
     // Forward registers.
     inv_q: bool,
     inv_loc_q: Loc,
     skw_q: bool,
     skw_addr_q: [u32; 4],
     skw_data_q: [u8; 4],
-    // State.
+    // State: per frame (global id) a reference bit or aged stamp; per tier the aged epoch,
+    // writes towards the next epoch, the candidate carried from the last scan (local), the
+    // hand and the never-used frames left.
     refbits: Vec<bool>,
-    // Aged replacement: per-frame stamps, the epoch, writes towards the next epoch, the
-    // candidate carried from the last scan.
     stamps: Vec<u8>,
-    epoch: u8,
-    age_writes: u32,
-    carry: Option<u32>,
-    hand: u32,
-    free_cnt: u32,
+    epoch: [u8; 2],
+    age_writes: [u32; 2],
+    carry: [Option<u32>; 2],
+    hand: [u32; 2],
+    free_cnt: [u32; 2],
     active_bank: bool,
     out: Option<Decision>,
     stats: PipelineStats,
@@ -151,6 +211,8 @@ pub struct Cycle {
     pub accepted: bool,
     /// `out_valid` was high this cycle with this decision.
     pub output: Option<Output>,
+    /// `desc_valid` was high this cycle with this descriptor.
+    pub descriptor: Option<Descriptor>,
 }
 
 impl Pipeline {
@@ -163,6 +225,7 @@ impl Pipeline {
             rem_bits: cfg.tag_bits - cfg.set_bits,
             dir: vec![DirEntry::default(); 2 * WAYS as usize * sets],
             frame_table: vec![Loc::default(); cfg.frames as usize],
+            frame_table1: vec![Loc::default(); cfg.frames1 as usize],
             sketch: [
                 vec![0; width],
                 vec![0; width],
@@ -174,27 +237,36 @@ impl Pipeline {
             sk_q: [0; 4],
             cls_q: 0,
             ft_q: Loc::default(),
+            ft1_q: Loc::default(),
             b_valid: false,
             b_op: Op::Access,
             b_tag: 0,
             b_set: [0; 2],
             b_sk: [0; 4],
+            b_move_id: 0,
             c_valid: false,
             c_evict: false,
             c_frame: 0,
             c_loc: Loc::default(),
+            c_demote: false,
+            c_evict1: false,
+            d_valid: false,
+            d_entry: DirEntry::default(),
+            mv: MoveReg::default(),
+            rel: None,
+            table_epoch: 1,
             inv_q: false,
             inv_loc_q: Loc::default(),
             skw_q: false,
             skw_addr_q: [0; 4],
             skw_data_q: [0; 4],
-            refbits: vec![false; cfg.frames as usize],
-            stamps: vec![0; cfg.frames as usize],
-            epoch: 0,
-            age_writes: 0,
-            carry: None,
-            hand: 0,
-            free_cnt: cfg.frames,
+            refbits: vec![false; cfg.all_frames() as usize],
+            stamps: vec![0; cfg.all_frames() as usize],
+            epoch: [0; 2],
+            age_writes: [0; 2],
+            carry: [None; 2],
+            hand: [0; 2],
+            free_cnt: [cfg.frames, cfg.frames1],
             active_bank: false,
             out: None,
             stats: PipelineStats::default(),
@@ -271,22 +343,122 @@ impl Pipeline {
 
     /// Whether the pipeline holds no event (every decision has left it).
     pub fn idle(&self) -> bool {
-        !self.b_valid && !self.c_valid && self.out.is_none()
+        !self.b_valid && !self.c_valid && !self.c_demote && !self.d_valid && self.out.is_none()
     }
 
-    /// Aged: writes frame `i`'s stamp (the epoch, or with `old` 64 epochs before it) and
-    /// counts the write towards the next epoch.
-    fn stamp(&mut self, i: u32, old: bool) {
-        let mask = (1u8 << AGE_BITS) - 1;
-        self.stamps[i as usize] = if old {
-            self.epoch.wrapping_sub(1 << (AGE_BITS - 1)) & mask
+    /// Whether a move is in flight (a descriptor emitted, its completion not yet seen).
+    pub fn move_in_flight(&self) -> bool {
+        self.mv.busy
+    }
+
+    /// Tier `t`'s first global frame id and its frame count.
+    fn tier_span(&self, t: usize) -> (u32, u32) {
+        if t == 0 {
+            (0, self.cfg.frames)
         } else {
-            self.epoch
+            (self.cfg.frames, self.cfg.frames1)
+        }
+    }
+
+    /// Aged: writes frame `i`'s stamp (global id; the epoch of its tier, or with `old` 64
+    /// epochs before it) and counts the write towards that tier's next epoch.
+    fn stamp(&mut self, i: u32, old: bool) {
+        let t = usize::from(i >= self.cfg.frames);
+        let mask = (1u8 << AGE_BITS) - 1;
+        let epoch = self.epoch[t];
+        self.stamps[i as usize] = if old {
+            epoch.wrapping_sub(1 << (AGE_BITS - 1)) & mask
+        } else {
+            epoch
         };
-        self.age_writes += 1;
-        if self.age_writes >= (self.cfg.frames / AGE_EPOCHS_PER_TIER).max(1) {
-            self.age_writes = 0;
-            self.epoch = self.epoch.wrapping_add(1) & mask;
+        self.age_writes[t] += 1;
+        if self.age_writes[t] >= (self.tier_span(t).1 / AGE_EPOCHS_PER_TIER).max(1) {
+            self.age_writes[t] = 0;
+            self.epoch[t] = epoch.wrapping_add(1) & mask;
+        }
+    }
+
+    /// Tier `t`'s bounded victim scan from its hand (CLOCK: the first unreferenced frame of
+    /// the window, else the hand's; aged: the carried candidate and the window, oldest first,
+    /// ties to the carried one and then the lowest frame, the runner-up carried on).
+    fn scan(&self, t: usize) -> Scan {
+        let (base, frames) = self.tier_span(t);
+        let hand = self.hand[t];
+        let window_end = (hand + SCAN).min(frames);
+        if self.cfg.replacement != Replacement::Aged {
+            let found =
+                (0..SCAN).find(|&k| hand + k < frames && !self.refbits[(base + hand + k) as usize]);
+            return Scan {
+                found,
+                victim: hand + found.unwrap_or(0),
+                window_end,
+                carry_next: None,
+            };
+        }
+        let mask = (1u8 << AGE_BITS) - 1;
+        let epoch = self.epoch[t];
+        let age = |i: u32| epoch.wrapping_sub(self.stamps[(base + i) as usize]) & mask;
+        let mut best: Option<(u8, u32)> = None;
+        let mut second: Option<(u8, u32)> = None;
+        let carried = self.carry[t].filter(|&c| !(hand..window_end).contains(&c));
+        for i in carried.into_iter().chain(hand..window_end) {
+            let a = age(i);
+            match best {
+                Some((b, _)) if a <= b => {
+                    if second.is_none_or(|(s, _)| a > s) {
+                        second = Some((a, i));
+                    }
+                }
+                _ => {
+                    second = best;
+                    best = Some((a, i));
+                }
+            }
+        }
+        Scan {
+            found: None,
+            victim: best.map_or(hand, |(_, i)| i),
+            window_end,
+            carry_next: second.map(|(_, i)| i),
+        }
+    }
+
+    /// The clock edge of an eviction by `s` from tier `t`: the hand moves on (aged: past the
+    /// window, the runner-up carried; CLOCK: past the victim, the window's reference bits
+    /// before it cleared).
+    fn advance(&mut self, t: usize, s: &Scan) {
+        let (base, frames) = self.tier_span(t);
+        if self.cfg.replacement == Replacement::Aged {
+            self.hand[t] = if s.window_end >= frames {
+                0
+            } else {
+                s.window_end
+            };
+            self.carry[t] = s.carry_next;
+            return;
+        }
+        let stop = s.found.unwrap_or(SCAN);
+        for k in 0..stop {
+            let idx = self.hand[t] + k;
+            if idx < frames {
+                self.refbits[(base + idx) as usize] = false;
+            }
+        }
+        self.hand[t] = if s.victim == frames - 1 {
+            0
+        } else {
+            s.victim + 1
+        };
+    }
+
+    /// The block tag a directory entry at `loc` stands for (the set index supplies the bits
+    /// the entry does not hold).
+    fn tag_at(&self, e: DirEntry, loc: Loc) -> u64 {
+        let s = self.cfg.set_bits;
+        if loc.bank == 0 {
+            (e.rem << s) | u64::from(loc.set)
+        } else {
+            (u64::from(loc.set) << (self.cfg.tag_bits - s)) | e.rem
         }
     }
 
@@ -301,7 +473,21 @@ impl Pipeline {
         let cycle = self.stats.cycles;
         self.stats.cycles += 1;
         let output = self.out.map(|decision| Output { cycle, decision });
-        let in_ready = !(self.b_valid && self.b_op == Op::Insert);
+        // Stage D of a demotion: the descriptor, from the entry C read.
+        let descriptor = self.d_valid.then(|| Descriptor {
+            move_id: u32::from(self.mv.generation) << 16,
+            tag: self.tag_at(self.d_entry, self.mv.loc),
+            src_frame: self.mv.src,
+            dst_frame: self.mv.dst,
+            epoch: self.mv.epoch,
+        });
+        if descriptor.is_some() {
+            self.stats.descriptors += 1;
+        }
+        // An INSERT in B holds the next event for its C; a COMPLETE in B writes the directory
+        // the next event's A would read; a demotion's C reads the directory through A's port.
+        let in_ready =
+            !(self.c_demote || self.b_valid && matches!(self.b_op, Op::Insert | Op::Complete));
         let accept = input.filter(|_| in_ready);
         if input.is_some() && !in_ready {
             self.stats.stall_cycles += 1;
@@ -347,57 +533,33 @@ impl Pipeline {
         let dir_full = cnt[bank_n] == WAYS;
         let way_n = (0..WAYS as usize).find(|&w| !valid[bank_n][w]).unwrap_or(0);
 
-        let frames = self.cfg.frames;
-        let mut found = None;
-        for k in 0..SCAN {
-            let idx = self.hand + k;
-            if idx < frames && !self.refbits[idx as usize] {
-                found = Some(k);
-                break;
-            }
-        }
         let aged = self.cfg.replacement == Replacement::Aged;
-        let mut victim = self.hand + found.unwrap_or(0);
-        // Aged: the carried candidate (when outside the window) and the window, oldest first,
-        // ties to the carried one and then the lowest frame; the runner-up is carried on.
-        let window_end = (self.hand + SCAN).min(frames);
-        let mut carry_next = None;
-        if aged {
-            let mask = (1u8 << AGE_BITS) - 1;
-            let age = |i: u32| self.epoch.wrapping_sub(self.stamps[i as usize]) & mask;
-            let mut best: Option<(u8, u32)> = None;
-            let mut second: Option<(u8, u32)> = None;
-            let carried = self
-                .carry
-                .filter(|&c| !(self.hand..window_end).contains(&c));
-            for i in carried.into_iter().chain(self.hand..window_end) {
-                let a = age(i);
-                match best {
-                    Some((b, _)) if a <= b => {
-                        if second.is_none_or(|(s, _)| a > s) {
-                            second = Some((a, i));
-                        }
-                    }
-                    _ => {
-                        second = best;
-                        best = Some((a, i));
-                    }
-                }
-            }
-            victim = best.map_or(self.hand, |(_, i)| i);
-            carry_next = second.map(|(_, i)| i);
-        }
+        let two = self.cfg.frames1 > 0;
+        let scan0 = self.scan(0);
+        let victim = scan0.victim;
+        // Tier 1's frame for a demotion: a never-used one, else its own scan's victim.
+        let evict1 = two && self.free_cnt[1] == 0;
+        let scan1 = if evict1 { Some(self.scan(1)) } else { None };
+        let dst1 = match scan1 {
+            Some(s) => s.victim,
+            None => self.free_cnt[1].wrapping_sub(1),
+        };
 
         let thresh = self.cls_q & 0xf;
         let is_lru = self.cls_q & 0x10 != 0;
-        let need_scan = self.free_cnt == 0;
+        let need_scan = self.free_cnt[0] == 0 && self.rel.is_none();
         let admit_ok = thresh == 0 || est >= thresh;
         let mut frame = if need_scan {
             victim
+        } else if let Some(r) = self.rel {
+            r
         } else {
-            self.free_cnt.wrapping_sub(1)
+            self.free_cnt[0].wrapping_sub(1)
         };
         let mut fill = false;
+        let mut demote = false;
+        // COMPLETE: the id names the move in flight.
+        let completes = self.mv.busy && self.b_move_id == u32::from(self.mv.generation) << 16;
         let code = match b_op {
             Op::Access => {
                 frame = if hit { hit_frame } else { 0 };
@@ -410,6 +572,14 @@ impl Pipeline {
                     Code::RejectAdmission
                 } else if dir_full {
                     Code::RejectDirectory
+                } else if need_scan && two {
+                    if self.mv.busy {
+                        frame = 0;
+                        Code::Wait
+                    } else {
+                        demote = true;
+                        Code::Demote
+                    }
                 } else {
                     fill = true;
                     if need_scan {
@@ -418,7 +588,7 @@ impl Pipeline {
                         Code::Fill
                     }
                 };
-                if !fill {
+                if !fill && !demote {
                     frame = if hit { hit_frame } else { 0 };
                 }
                 code
@@ -427,8 +597,19 @@ impl Pipeline {
                 frame = 0;
                 Code::Ack
             }
+            Op::Complete => {
+                if completes {
+                    frame = self.mv.dst;
+                    Code::Ack
+                } else {
+                    frame = 0;
+                    Code::Stale
+                }
+            }
         };
         let fill = fill && b_valid;
+        let demote = demote && b_valid;
+        let completes = completes && b_valid && b_op == Op::Complete;
         let sk_we = b_valid && b_op == Op::Access;
 
         // ---- telemetry (combinational): the record B or C decides this cycle.
@@ -493,8 +674,11 @@ impl Pipeline {
         });
 
         // ---- stage C (combinational): the victim's old directory location.
-        let c_inv = self.c_valid && self.c_evict;
-        let victim_loc = self.ft_q;
+        // A demotion's C invalidates tier 1's victim instead (and reads the demoted block's
+        // entry for D).
+        let c_inv = (self.c_valid && self.c_evict) || (self.c_demote && self.c_evict1);
+        let victim_loc = if self.c_demote { self.ft1_q } else { self.ft_q };
+        let epoch_now = self.table_epoch;
 
         let (b_set, b_sk) = (self.b_set, self.b_sk);
         // ---- clock edge, telemetry: the read port reads before the ring write lands; the
@@ -555,7 +739,9 @@ impl Pipeline {
             self.b_op = e.op;
             self.b_sz = e.sample_zeros;
             self.b_class = e.class;
+            self.b_move_id = e.move_id();
             if e.op == Op::Swap {
+                self.table_epoch = self.table_epoch.wrapping_add(1);
                 self.active_bank = !self.active_bank;
                 // The installed table's kinds mask and epoch, from the next event on.
                 self.tel_kinds = (e.entry as u8) & ((1 << telemetry::KINDS) - 1);
@@ -564,6 +750,17 @@ impl Pipeline {
             self.stats.accepted[e.op as usize] += 1;
         }
         let ft_read = self.frame_table.get(frame as usize).copied();
+        let ft1_read = if demote {
+            self.frame_table1.get(dst1 as usize).copied()
+        } else {
+            None
+        };
+        // Demotion's C: the demoted block's entry, read before this cycle's writes land.
+        if self.c_demote {
+            let loc = self.ft_q;
+            self.d_entry = self.dir[self.dir_index(loc.bank, loc.way, loc.set)];
+            self.mv.loc = loc;
+        }
 
         // ---- clock edge: writes.
         if fill {
@@ -581,6 +778,18 @@ impl Pipeline {
         if self.c_valid {
             self.frame_table[self.c_frame as usize] = self.c_loc;
         }
+        if completes {
+            // The entry stays where it is and names the tier-1 frame; tier 1's frame table
+            // records it.
+            let loc = self.mv.loc;
+            let i = self.dir_index(loc.bank, loc.way, loc.set);
+            self.dir[i] = DirEntry {
+                valid: true,
+                rem: self.d_entry.rem,
+                frame: self.mv.dst,
+            };
+            self.frame_table1[(self.mv.dst - self.cfg.frames) as usize] = loc;
+        }
         if sk_we {
             for r in 0..4 {
                 self.sketch[r][b_sk[r] as usize] = sk_wd[r];
@@ -592,45 +801,64 @@ impl Pipeline {
         self.skw_data_q = sk_wd;
         self.inv_q = c_inv;
         self.inv_loc_q = victim_loc;
-        // Reference bits, hand, free count.
-        if aged {
-            if b_valid && b_op == Op::Access && hit {
+        // Reference bits, hands, free counts. A hit on the block being demoted reads it where
+        // it is and leaves its frame alone (the software touches no moving frame).
+        let hit_moving = self.mv.busy && hit_frame == self.mv.src;
+        if b_valid && b_op == Op::Access && hit && !hit_moving {
+            if aged {
                 self.stamp(hit_frame, false);
+            } else {
+                self.refbits[hit_frame as usize] = true;
             }
-            if fill {
-                if need_scan {
-                    self.hand = if window_end >= frames { 0 } else { window_end };
-                    self.carry = carry_next;
-                } else {
-                    self.free_cnt -= 1;
-                }
+        }
+        if fill {
+            if need_scan {
+                self.advance(0, &scan0);
+            } else if self.rel.is_some() {
+                self.rel = None;
+            } else {
+                self.free_cnt[0] -= 1;
+            }
+            if aged {
                 // LRU-end insertion: stamped 64 epochs old and carried (the next victim).
                 self.stamp(frame, is_lru);
                 if is_lru {
-                    self.carry = Some(frame);
+                    self.carry[0] = Some(frame);
                 }
-            }
-        } else if b_valid && b_op == Op::Access && hit {
-            self.refbits[hit_frame as usize] = true;
-        }
-        if fill && !aged {
-            if need_scan {
-                let stop = found.unwrap_or(SCAN);
-                for k in 0..stop {
-                    let idx = self.hand + k;
-                    if idx < frames {
-                        self.refbits[idx as usize] = false;
-                    }
-                }
-                self.hand = if victim == frames - 1 { 0 } else { victim + 1 };
             } else {
-                self.free_cnt -= 1;
+                // A new block starts unreferenced; LRU-end insertion makes it the next victim.
+                self.refbits[frame as usize] = false;
+                if is_lru {
+                    self.hand[0] = frame;
+                }
             }
-            // A new block starts unreferenced; LRU-end insertion makes it the next victim.
-            self.refbits[frame as usize] = false;
-            if is_lru {
-                self.hand = frame;
+        }
+        if demote {
+            self.advance(0, &scan0);
+            let dst = self.cfg.frames + dst1;
+            match scan1 {
+                Some(s1) => {
+                    // Tier 1's victim is dropped: its frame's state is cleared, as the
+                    // software's release clears it.
+                    self.advance(1, &s1);
+                    self.refbits[dst as usize] = false;
+                    self.stamps[dst as usize] = 0;
+                }
+                None => self.free_cnt[1] -= 1,
             }
+            self.mv = MoveReg {
+                busy: true,
+                src: victim,
+                dst,
+                epoch: epoch_now,
+                ..self.mv
+            };
+        }
+        if completes {
+            self.refbits[self.mv.dst as usize] = false;
+            self.rel = Some(self.mv.src);
+            self.mv.busy = false;
+            self.mv.generation = self.mv.generation.wrapping_add(1);
         }
         // B -> C
         self.c_valid = fill;
@@ -644,6 +872,12 @@ impl Pipeline {
         if let Some(loc) = ft_read {
             self.ft_q = loc;
         }
+        if let Some(loc) = ft1_read {
+            self.ft1_q = loc;
+        }
+        self.d_valid = self.c_demote;
+        self.c_demote = demote;
+        self.c_evict1 = demote && evict1;
         // Output register.
         self.out = b_valid.then_some(Decision { code, frame });
         if b_valid {
@@ -653,6 +887,7 @@ impl Pipeline {
         Cycle {
             accepted: accept.is_some(),
             output,
+            descriptor,
         }
     }
 }

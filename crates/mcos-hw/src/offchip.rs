@@ -96,7 +96,8 @@ pub fn schedule(
             Op::Access => 1,
             Op::Insert if d.code == Code::FillEvict => 2,
             Op::Insert => 1,
-            Op::ClassWrite | Op::Swap => 0,
+            // A completion rewrites an entry whose location the move register holds.
+            Op::ClassWrite | Op::Swap | Op::Complete => 0,
         };
         // Decisions leave in order: an MSHR is free once the oldest in-flight decision left.
         while let Some(f) = inflight.front() {

@@ -47,6 +47,7 @@ pub struct PnrStats {
 pub fn ice40_config() -> HwConfig {
     HwConfig {
         frames: 256,
+        frames1: 0,
         frame_bits: 8,
         set_bits: 5,
         sketch_bits: 8,
@@ -54,6 +55,25 @@ pub fn ice40_config() -> HwConfig {
         replacement: mcos_core::Replacement::Clock,
         tel_depth_bits: crate::telemetry::DEPTH_BITS_DEFAULT,
     }
+}
+
+/// The two-tier configuration placed on an iCE40 HX8K: [`ice40_config`] with a 32-frame tier
+/// 1 (global frame ids of 9 bits; 64 sets per directory bank, so each way RAM is still one
+/// 16-bit-wide block RAM). With 64 tier-1 frames the first RTL needed 8,122 logic cells of
+/// the HX8K's 7,680.
+pub fn ice40_two_tier_config() -> HwConfig {
+    HwConfig {
+        frames1: 32,
+        frame_bits: 9,
+        set_bits: 6,
+        ..ice40_config()
+    }
+}
+
+/// The two-tier configuration of the generic synthesis: 256 + 32 frames at the
+/// software-checked widths.
+pub fn generic_two_tier_config() -> HwConfig {
+    HwConfig::two_tier(256, 32)
 }
 
 /// The configuration of the generic synthesis: the software-checked widths (64-bit tags,
@@ -68,10 +88,11 @@ pub fn generic_config() -> HwConfig {
 
 fn chparams(cfg: &HwConfig) -> String {
     format!(
-        "-chparam FRAMES {} -chparam FRAME_BITS {} -chparam SET_BITS {} -chparam SK_BITS {} \
+        "-chparam FRAMES {} -chparam FRAMES1 {} -chparam FRAME_BITS {} -chparam SET_BITS {} -chparam SK_BITS {} \
          -chparam TAG_BITS {} -chparam WAYS {} -chparam WAY_BITS {} -chparam AGED {} \
          -chparam TEL_DEPTH_BITS {}",
         cfg.frames,
+        cfg.frames1,
         cfg.frame_bits,
         cfg.set_bits,
         cfg.sketch_bits,

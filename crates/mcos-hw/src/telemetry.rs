@@ -241,6 +241,8 @@ pub struct PortRun {
     pub regs: Vec<Regs>,
     /// Records the consumer drained: the cycle each arrived and its bits.
     pub drained: Vec<(u64, u128)>,
+    /// Movement descriptors (two tiers), cycle stamped.
+    pub descriptors: Vec<(u64, crate::event::Descriptor)>,
 }
 
 impl PortRun {
@@ -268,7 +270,7 @@ pub fn run_model_with_consumer(cfg: HwConfig, events: &[Event], shift: u8, perio
     let mut run = PortRun::default();
     let mut next = 0usize;
     let mut idle = 0u32;
-    let limit = 2 * events.len() as u64 + 16 + drain_cycles(&cfg, period);
+    let limit = 3 * events.len() as u64 + 16 + drain_cycles(&cfg, period);
     for cycle in 0..limit {
         let regs = p.tel_regs();
         run.regs.push(regs);
@@ -283,8 +285,11 @@ pub fn run_model_with_consumer(cfg: HwConfig, events: &[Event], shift: u8, perio
         if let Some(o) = c.output {
             run.outputs.push(o);
         }
+        if let Some(d) = c.descriptor {
+            run.descriptors.push((cycle, d));
+        }
         // As the harness: `next` counts the events accepted before this cycle.
-        if c.output.is_some() || !consumer.caught_up(regs.head) {
+        if c.output.is_some() || c.descriptor.is_some() || !consumer.caught_up(regs.head) {
             idle = 0;
         } else if next >= events.len() {
             idle += 1;

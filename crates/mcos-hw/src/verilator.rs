@@ -2,7 +2,7 @@
 //! file. A build is reused while the sources and parameters are unchanged (a stamp file holds
 //! their hash), so tests and benchmarks pay the C++ compile once.
 
-use crate::event::{Event, Output};
+use crate::event::{Descriptor, Event, Output};
 use crate::telemetry::{PortRun, Regs};
 use crate::{HwConfig, HwError};
 use std::hash::{Hash, Hasher};
@@ -42,6 +42,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> HwError + '_ {
 pub fn params(cfg: &HwConfig) -> Vec<String> {
     vec![
         format!("-GFRAMES={}", cfg.frames),
+        format!("-GFRAMES1={}", cfg.frames1),
         format!("-GFRAME_BITS={}", cfg.frame_bits),
         format!("-GSET_BITS={}", cfg.set_bits),
         format!("-GSK_BITS={}", cfg.sketch_bits),
@@ -78,7 +79,14 @@ pub fn build(cfg: &HwConfig) -> Result<Harness, HwError> {
     std::fs::read(&tb).map_err(io(&tb))?.hash(&mut h);
     params(cfg).hash(&mut h);
     let stamp_value = format!("{:016x}", h.finish());
-    let dir = work_dir().join(format!("verilator-{}-{:?}", cfg.frames, cfg.replacement));
+    let dir = if cfg.frames1 > 0 {
+        work_dir().join(format!(
+            "verilator-{}+{}-{:?}",
+            cfg.frames, cfg.frames1, cfg.replacement
+        ))
+    } else {
+        work_dir().join(format!("verilator-{}-{:?}", cfg.frames, cfg.replacement))
+    };
     let exe = dir.join("harness");
     let stamp = dir.join("stamp");
     if exe.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&stamp_value) {
@@ -138,6 +146,7 @@ impl Harness {
         let output = self.dir.join(format!("{name}.outputs"));
         let regs = self.dir.join(format!("{name}.regs"));
         let drained = self.dir.join(format!("{name}.drained"));
+        let descs = self.dir.join(format!("{name}.descs"));
         let mut bytes = Vec::with_capacity(events.len() * Event::RECORD_BYTES);
         for e in events {
             e.encode(&mut bytes);
@@ -151,6 +160,7 @@ impl Harness {
             .arg(shift.to_string())
             .arg(period.to_string())
             .arg(self.tel_depth_bits.to_string())
+            .arg(&descs)
             .output()
             .map_err(io(&self.exe))?;
         if !out.status.success() {
@@ -166,7 +176,8 @@ impl Harness {
         let data = std::fs::read(&output).map_err(io(&output))?;
         let regs_data = std::fs::read(&regs).map_err(io(&regs))?;
         let drained_data = std::fs::read(&drained).map_err(io(&drained))?;
-        for f in [&input, &output, &regs, &drained] {
+        let descs_data = std::fs::read(&descs).map_err(io(&descs))?;
+        for f in [&input, &output, &regs, &drained, &descs] {
             let _ = std::fs::remove_file(f);
         }
         let word = |r: &[u8]| {
@@ -188,6 +199,7 @@ impl Harness {
                 .chunks_exact(24)
                 .map(|r| (word(&r[0..8]) as u64, word(&r[8..24])))
                 .collect(),
+            descriptors: Descriptor::decode_all(&descs_data),
         })
     }
 }
