@@ -179,9 +179,9 @@ pub enum Code {
 pub const CODES: usize = 11;
 
 impl Code {
-    /// From the RTL's 4-bit code (values past the last code read as `Stale`).
-    pub fn from_bits(v: u32) -> Code {
-        match v & 15 {
+    /// From the RTL's 4-bit code; None for a value no decision has (11 to 15, or wider).
+    pub fn from_bits(v: u32) -> Option<Code> {
+        Some(match v {
             0 => Code::Miss,
             1 => Code::Hit,
             2 => Code::Present,
@@ -192,8 +192,9 @@ impl Code {
             7 => Code::Ack,
             8 => Code::Demote,
             9 => Code::Wait,
-            _ => Code::Stale,
-        }
+            10 => Code::Stale,
+            _ => return None,
+        })
     }
 }
 
@@ -279,25 +280,69 @@ impl Output {
     /// Bytes of one record in the harness's output file: cycle u64, code u32, frame u32.
     pub const RECORD_BYTES: usize = 16;
 
-    /// Decodes the harness's output file.
-    pub fn decode_all(bytes: &[u8]) -> Vec<Output> {
+    /// Decodes the harness's output file; a code no decision has is an error naming the
+    /// record (the RTL drove a value the model cannot produce, or the file is damaged).
+    pub fn decode_all(bytes: &[u8]) -> Result<Vec<Output>, String> {
         bytes
             .chunks_exact(Self::RECORD_BYTES)
-            .map(|r| {
+            .enumerate()
+            .map(|(i, r)| {
                 let word = |a: usize, b: usize| {
                     r[a..b]
                         .iter()
                         .rev()
                         .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
                 };
-                Output {
+                let bits = word(8, 12) as u32;
+                let code = Code::from_bits(bits).ok_or_else(|| {
+                    format!(
+                        "output {i} (cycle {}): code {bits} is no decision",
+                        word(0, 8)
+                    )
+                })?;
+                Ok(Output {
                     cycle: word(0, 8),
                     decision: Decision {
-                        code: Code::from_bits(word(8, 12) as u32),
+                        code,
                         frame: word(12, 16) as u32,
                     },
-                }
+                })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_back_and_no_other_value_is_a_decision() {
+        for v in 0..=10u32 {
+            let c = Code::from_bits(v).expect("a decision");
+            assert_eq!(c as u32, v);
+        }
+        for v in [11, 12, 15, 16, 26, u32::MAX] {
+            assert_eq!(Code::from_bits(v), None, "{v}");
+        }
+        let record = |code: u32| {
+            let mut r = vec![0u8; Output::RECORD_BYTES];
+            r[0..8].copy_from_slice(&7u64.to_le_bytes());
+            r[8..12].copy_from_slice(&code.to_le_bytes());
+            r[12..16].copy_from_slice(&3u32.to_le_bytes());
+            r
+        };
+        let mut file = record(8);
+        let ok = Output::decode_all(&file).unwrap();
+        assert_eq!(
+            ok[0].decision,
+            Decision {
+                code: Code::Demote,
+                frame: 3
+            }
+        );
+        file.extend(record(12));
+        let e = Output::decode_all(&file).unwrap_err();
+        assert!(e.contains("output 1") && e.contains("code 12"), "{e}");
     }
 }

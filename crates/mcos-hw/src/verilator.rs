@@ -186,7 +186,10 @@ impl Harness {
                 .fold(0u128, |acc, &x| (acc << 8) | u128::from(x))
         };
         Ok(PortRun {
-            outputs: Output::decode_all(&data),
+            outputs: Output::decode_all(&data).map_err(|why| HwError::Tool {
+                tool: "harness",
+                why: format!("{}: {why}", output.display()),
+            })?,
             regs: regs_data
                 .chunks_exact(12)
                 .map(|r| Regs {
