@@ -162,7 +162,7 @@ impl BrainConfig {
             telemetry_shift,
             shadow_blocks: SHADOW_BLOCKS,
             decide_every: 256,
-            half_life: std::env::var("HL").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
+            half_life: 0,
             z: 4.0,
             min_gain: 0.003,
             table_ttl_ticks: 0,
