@@ -345,8 +345,19 @@ impl DaemonConfig {
         } else {
             toml::to_string(&table).map_err(|e| ConfigError::Invalid(e.to_string()))?
         };
-        let node =
-            NodeConfig::from_toml(&node_text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let node = NodeConfig::from_toml(&node_text).map_err(|e| {
+            let e = e.to_string();
+            if e.contains("missing field") {
+                // The node keys are all or nothing: say so where a partial set was given.
+                ConfigError::Invalid(format!(
+                    "{e}\na config that sets any node key (outside [server]) describes the whole \
+                     node: give `block_bytes` and at least one [[tiers]], or leave every node \
+                     key out for the default node (256 MiB of DRAM in 16 KiB blocks)"
+                ))
+            } else {
+                ConfigError::Invalid(e)
+            }
+        })?;
         server.validate(node.block_bytes)?;
         Ok(DaemonConfig { node, server })
     }
@@ -376,6 +387,23 @@ mod tests {
         assert_eq!(c.node.block_bytes, 16384);
         assert_eq!(c.server.max_batch_blocks, 1024);
         assert_eq!(c.server.effective_tenants()[0].name, "default");
+    }
+
+    #[test]
+    fn a_partial_node_says_the_node_keys_go_together() {
+        for text in [
+            "shards = 2\n[server]\nmax_clients = 4\n",
+            "block_bytes = 4096\n",
+        ] {
+            let e = DaemonConfig::from_toml(text).unwrap_err().to_string();
+            assert!(e.contains("missing field"), "{e}");
+            assert!(e.contains("leave every node key out"), "{e}");
+        }
+        // Other errors are left as they are.
+        let e = DaemonConfig::from_toml("shards = \"two\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("leave every node key out"), "{e}");
     }
 
     #[test]
