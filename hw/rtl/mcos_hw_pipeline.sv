@@ -382,18 +382,19 @@ module mcos_hw_pipeline #(
   // The left child always holds the lower indices, so a tie goes left; the best of the root
   // is then the first oldest candidate (the carried one, then the lowest window position)
   // and its second the first oldest of the rest, exactly what a linear scan picks. With no
-  // valid candidate the best is index 0 (invalid loses to valid only; left wins among
-  // invalid); a runner-up that is not valid is reported as index 0.
+  // valid candidate the best is the carried one (invalid loses to valid only; left wins
+  // among invalid); a runner-up that is not valid leaves the carried frame and stamp as they
+  // were. Each node carries its winners' frames and stamps (selected by the node's own
+  // compares), so no 17-way multiplexer follows the root.
   localparam int LV = $clog2(NC) + 1;  // tree levels, leaves included
   logic cv[NC];
   logic [AGE_BITS-1:0] cst[NC], cage[NC], wage[SCAN], hage;
   logic [FRAME_BITS-1:0] cf[NC];
-  logic carry_in, bv, sv;
-  logic [4:0] bi, si;
+  logic carry_in, sv;
   logic t1v[LV][NC], t2v[LV][NC];
   logic [AGE_BITS-1:0] t1a[LV][NC], t2a[LV][NC];
-  logic [4:0] t1i[LV][NC], t2i[LV][NC];
   logic [FRAME_BITS-1:0] t1f[LV][NC], t2f[LV][NC];
+  logic [AGE_BITS-1:0] t1s[LV][NC], t2s[LV][NC];  // stamps, carried as the frames are
   // Left wins: its best against the right's best, its best against the right's second, its
   // second against the right's best.
   logic l1r1, l1r2, l2r1;
@@ -417,18 +418,18 @@ module mcos_hw_pipeline #(
       for (int i = 0; i < NC; i++) begin
         t1v[l][i] = 1'b0;
         t1a[l][i] = '0;
-        t1i[l][i] = '0;
         t1f[l][i] = '0;
+        t1s[l][i] = '0;
         t2v[l][i] = 1'b0;
         t2a[l][i] = '0;
-        t2i[l][i] = '0;
         t2f[l][i] = '0;
+        t2s[l][i] = '0;
       end
     for (int i = 0; i < NC; i++) begin
       t1v[0][i] = cv[i];
       t1a[0][i] = cage[i];
-      t1i[0][i] = 5'(i);
       t1f[0][i] = cf[i];
+      t1s[0][i] = cst[i];
     end
     // Level l - 1 has ceil(NC / 2^(l-1)) = ((NC - 1) >> (l - 1)) + 1 nodes (constants once
     // the loops unroll).
@@ -445,53 +446,50 @@ module mcos_hw_pipeline #(
           if (l1r1) begin
             t1v[l][i] = t1v[l-1][2*i];
             t1a[l][i] = t1a[l-1][2*i];
-            t1i[l][i] = t1i[l-1][2*i];
             t1f[l][i] = t1f[l-1][2*i];
+            t1s[l][i] = t1s[l-1][2*i];
             if (l2r1) begin
               t2v[l][i] = t2v[l-1][2*i];
               t2a[l][i] = t2a[l-1][2*i];
-              t2i[l][i] = t2i[l-1][2*i];
               t2f[l][i] = t2f[l-1][2*i];
+              t2s[l][i] = t2s[l-1][2*i];
             end else begin
               t2v[l][i] = t1v[l-1][2*i+1];
               t2a[l][i] = t1a[l-1][2*i+1];
-              t2i[l][i] = t1i[l-1][2*i+1];
               t2f[l][i] = t1f[l-1][2*i+1];
+              t2s[l][i] = t1s[l-1][2*i+1];
             end
           end else begin
             t1v[l][i] = t1v[l-1][2*i+1];
             t1a[l][i] = t1a[l-1][2*i+1];
-            t1i[l][i] = t1i[l-1][2*i+1];
             t1f[l][i] = t1f[l-1][2*i+1];
+            t1s[l][i] = t1s[l-1][2*i+1];
             if (l1r2) begin
               t2v[l][i] = t1v[l-1][2*i];
               t2a[l][i] = t1a[l-1][2*i];
-              t2i[l][i] = t1i[l-1][2*i];
               t2f[l][i] = t1f[l-1][2*i];
+              t2s[l][i] = t1s[l-1][2*i];
             end else begin
               t2v[l][i] = t2v[l-1][2*i+1];
               t2a[l][i] = t2a[l-1][2*i+1];
-              t2i[l][i] = t2i[l-1][2*i+1];
               t2f[l][i] = t2f[l-1][2*i+1];
+              t2s[l][i] = t2s[l-1][2*i+1];
             end
           end
         end else if (i == (((NC - 1) >> (l - 1)) + 1) / 2 && (((NC - 1) >> (l - 1)) % 2) == 0) begin
           // The odd one out (the last child) passes up.
           t1v[l][i] = t1v[l-1][((NC - 1) >> (l - 1))];
           t1a[l][i] = t1a[l-1][((NC - 1) >> (l - 1))];
-          t1i[l][i] = t1i[l-1][((NC - 1) >> (l - 1))];
           t1f[l][i] = t1f[l-1][((NC - 1) >> (l - 1))];
+          t1s[l][i] = t1s[l-1][((NC - 1) >> (l - 1))];
           t2v[l][i] = t2v[l-1][((NC - 1) >> (l - 1))];
           t2a[l][i] = t2a[l-1][((NC - 1) >> (l - 1))];
-          t2i[l][i] = t2i[l-1][((NC - 1) >> (l - 1))];
           t2f[l][i] = t2f[l-1][((NC - 1) >> (l - 1))];
+          t2s[l][i] = t2s[l-1][((NC - 1) >> (l - 1))];
         end
       end
     end
-    bv = t1v[LV-1][0];
-    bi = t1i[LV-1][0];
     sv = t2v[LV-1][0];
-    si = sv ? t2i[LV-1][0] : '0;
   end
   logic [FRAME_BITS-1:0] victim_sel;
   assign victim_sel = AGED ? t1f[LV-1][0] : victim;
@@ -816,7 +814,7 @@ module mcos_hw_pipeline #(
         hand <= last_in_q ? '0 : hand + FRAME_BITS'(SCAN);
         carry_v <= sv;
         carry_f <= sv ? t2f[LV-1][0] : cf[0];
-        carry_st <= cst[si];
+        carry_st <= sv ? t2s[LV-1][0] : cst[0];
       end
       if (fill) begin
         if (!need_scan && !rel_v) begin
