@@ -384,17 +384,18 @@ module mcos_hw_pipeline #(
   // and its second the first oldest of the rest, exactly what a linear scan picks. With no
   // valid candidate the best is the carried one (invalid loses to valid only; left wins
   // among invalid); a runner-up that is not valid leaves the carried frame and stamp as they
-  // were. Each node carries its winners' frames and stamps (selected by the node's own
-  // compares), so no 17-way multiplexer follows the root.
+  // were. Each node carries its winners' frames; the runner-up's stamp is recovered from its
+  // age at the root (stamp = epoch - age, mod 128: every age is epoch minus the stamp it
+  // carries), so no 17-way multiplexer of stamps follows the root. Carrying the stamps
+  // through the tree instead cost 138 LUTs and no longer fit the HX8K.
   localparam int LV = $clog2(NC) + 1;  // tree levels, leaves included
   logic cv[NC];
-  logic [AGE_BITS-1:0] cst[NC], cage[NC], wage[SCAN], hage;
+  logic [AGE_BITS-1:0] cage[NC], wage[SCAN], hage;
   logic [FRAME_BITS-1:0] cf[NC];
   logic carry_in, sv;
   logic t1v[LV][NC], t2v[LV][NC];
   logic [AGE_BITS-1:0] t1a[LV][NC], t2a[LV][NC];
   logic [FRAME_BITS-1:0] t1f[LV][NC], t2f[LV][NC];
-  logic [AGE_BITS-1:0] t1s[LV][NC], t2s[LV][NC];  // stamps, carried as the frames are
   // Left wins: its best against the right's best, its best against the right's second, its
   // second against the right's best.
   logic l1r1, l1r2, l2r1;
@@ -402,7 +403,6 @@ module mcos_hw_pipeline #(
     carry_in = carry_f >= hand &&
         ({1'b0, carry_f} - {1'b0, hand}) < (FRAME_BITS + 1)'(SCAN);
     cv[0] = carry_v && !carry_in;
-    cst[0] = carry_st;
     cf[0] = carry_f;
     cage[0] = epoch - carry_st;
     // The ages are subtracted in parallel with the forward's compare, then selected.
@@ -410,7 +410,6 @@ module mcos_hw_pipeline #(
     for (int k = 0; k < SCAN; k++) begin
       cv[k+1] = wvalid_q[k];
       wage[k] = epoch - wst_q[k];
-      cst[k+1] = (hs_q && hs_frame_q == winf_q[k]) ? hs_st_q : wst_q[k];
       cage[k+1] = (hs_q && hs_frame_q == winf_q[k]) ? hage : wage[k];
       cf[k+1] = winf_q[k];
     end
@@ -419,17 +418,14 @@ module mcos_hw_pipeline #(
         t1v[l][i] = 1'b0;
         t1a[l][i] = '0;
         t1f[l][i] = '0;
-        t1s[l][i] = '0;
         t2v[l][i] = 1'b0;
         t2a[l][i] = '0;
         t2f[l][i] = '0;
-        t2s[l][i] = '0;
       end
     for (int i = 0; i < NC; i++) begin
       t1v[0][i] = cv[i];
       t1a[0][i] = cage[i];
       t1f[0][i] = cf[i];
-      t1s[0][i] = cst[i];
     end
     // Level l - 1 has ceil(NC / 2^(l-1)) = ((NC - 1) >> (l - 1)) + 1 nodes (constants once
     // the loops unroll).
@@ -447,33 +443,27 @@ module mcos_hw_pipeline #(
             t1v[l][i] = t1v[l-1][2*i];
             t1a[l][i] = t1a[l-1][2*i];
             t1f[l][i] = t1f[l-1][2*i];
-            t1s[l][i] = t1s[l-1][2*i];
             if (l2r1) begin
               t2v[l][i] = t2v[l-1][2*i];
               t2a[l][i] = t2a[l-1][2*i];
               t2f[l][i] = t2f[l-1][2*i];
-              t2s[l][i] = t2s[l-1][2*i];
             end else begin
               t2v[l][i] = t1v[l-1][2*i+1];
               t2a[l][i] = t1a[l-1][2*i+1];
               t2f[l][i] = t1f[l-1][2*i+1];
-              t2s[l][i] = t1s[l-1][2*i+1];
             end
           end else begin
             t1v[l][i] = t1v[l-1][2*i+1];
             t1a[l][i] = t1a[l-1][2*i+1];
             t1f[l][i] = t1f[l-1][2*i+1];
-            t1s[l][i] = t1s[l-1][2*i+1];
             if (l1r2) begin
               t2v[l][i] = t1v[l-1][2*i];
               t2a[l][i] = t1a[l-1][2*i];
               t2f[l][i] = t1f[l-1][2*i];
-              t2s[l][i] = t1s[l-1][2*i];
             end else begin
               t2v[l][i] = t2v[l-1][2*i+1];
               t2a[l][i] = t2a[l-1][2*i+1];
               t2f[l][i] = t2f[l-1][2*i+1];
-              t2s[l][i] = t2s[l-1][2*i+1];
             end
           end
         end else if (i == (((NC - 1) >> (l - 1)) + 1) / 2 && (((NC - 1) >> (l - 1)) % 2) == 0) begin
@@ -481,11 +471,9 @@ module mcos_hw_pipeline #(
           t1v[l][i] = t1v[l-1][((NC - 1) >> (l - 1))];
           t1a[l][i] = t1a[l-1][((NC - 1) >> (l - 1))];
           t1f[l][i] = t1f[l-1][((NC - 1) >> (l - 1))];
-          t1s[l][i] = t1s[l-1][((NC - 1) >> (l - 1))];
           t2v[l][i] = t2v[l-1][((NC - 1) >> (l - 1))];
           t2a[l][i] = t2a[l-1][((NC - 1) >> (l - 1))];
           t2f[l][i] = t2f[l-1][((NC - 1) >> (l - 1))];
-          t2s[l][i] = t2s[l-1][((NC - 1) >> (l - 1))];
         end
       end
     end
@@ -814,7 +802,7 @@ module mcos_hw_pipeline #(
         hand <= last_in_q ? '0 : hand + FRAME_BITS'(SCAN);
         carry_v <= sv;
         carry_f <= sv ? t2f[LV-1][0] : cf[0];
-        carry_st <= sv ? t2s[LV-1][0] : cst[0];
+        carry_st <= sv ? epoch - t2a[LV-1][0] : carry_st;
       end
       if (fill) begin
         if (!need_scan && !rel_v) begin
