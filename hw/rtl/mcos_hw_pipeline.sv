@@ -359,7 +359,12 @@ module mcos_hw_pipeline #(
   logic [FRAME_BITS:0] age_writes;
   logic carry_v;
   logic [FRAME_BITS-1:0] carry_f;
-  logic [AGE_BITS-1:0] carry_st;
+  // The carried candidate's age is kept as carry_age + carry_dl (mod 128): carry_age its age
+  // when it was carried (or 0 after a hit, 64 for an LRU-end insertion), carry_dl the epochs
+  // since. That is epoch minus its stamp, so the root's runner-up age is stored as it is,
+  // with no subtract after the tree.
+  logic [AGE_BITS-1:0] carry_age, carry_dl;
+  logic ep_inc;  // the epoch advances at this clock edge
   logic [AGE_BITS-1:0] stj[SCAN], wst[SCAN], wst_q[SCAN];
   logic [AGE_BITS-1:0] hs_st_q;  // the stamp the ACCESS in B wrote last cycle
   // A fill's stamp is written the cycle after its B (B is empty then: an INSERT holds A one
@@ -384,10 +389,9 @@ module mcos_hw_pipeline #(
   // and its second the first oldest of the rest, exactly what a linear scan picks. With no
   // valid candidate the best is the carried one (invalid loses to valid only; left wins
   // among invalid); a runner-up that is not valid leaves the carried frame and stamp as they
-  // were. Each node carries its winners' frames; the runner-up's stamp is recovered from its
-  // age at the root (stamp = epoch - age, mod 128: every age is epoch minus the stamp it
-  // carries), so no 17-way multiplexer of stamps follows the root. Carrying the stamps
-  // through the tree instead cost 138 LUTs and no longer fit the HX8K.
+  // were. Each node carries its winners' frames; the runner-up is carried on as its age
+  // (carry_age, carry_dl above), so no 17-way multiplexer of stamps follows the root.
+  // Carrying the stamps through the tree instead cost 138 LUTs and no longer fit the HX8K.
   localparam int LV = $clog2(NC) + 1;  // tree levels, leaves included
   logic cv[NC];
   logic [AGE_BITS-1:0] cage[NC], wage[SCAN], hage;
@@ -404,7 +408,7 @@ module mcos_hw_pipeline #(
         ({1'b0, carry_f} - {1'b0, hand}) < (FRAME_BITS + 1)'(SCAN);
     cv[0] = carry_v && !carry_in;
     cf[0] = carry_f;
-    cage[0] = epoch - carry_st;
+    cage[0] = carry_age + carry_dl;
     // The ages are subtracted in parallel with the forward's compare, then selected.
     hage = epoch - hs_st_q;
     for (int k = 0; k < SCAN; k++) begin
@@ -602,6 +606,7 @@ module mcos_hw_pipeline #(
   logic [3:0] code;
   logic [FRAME_BITS-1:0] frame;
   logic fill, demote;
+  assign ep_inc = (hit0_touch || fill) && age_writes == (FRAME_BITS + 1)'(PER_EPOCH - 1);
   assign thresh = cls_q[3:0];
   assign is_lru = cls_q[4];
   assign need_scan = free_cnt == '0 && !rel_v;
@@ -796,13 +801,24 @@ module mcos_hw_pipeline #(
       stw_q <= fill;
       if (stw_q || hit0_touch)
         stp[stw_a[3:0]][stw_a[FRAME_BITS-1:4]] <= stw_q ? stw_v_q : epoch;
-      if (hit0_touch && carry_f == hit_frame) carry_st <= epoch;
+      carry_dl <= carry_dl + AGE_BITS'(ep_inc);
+      if (hit0_touch && carry_f == hit_frame) begin
+        carry_age <= '0;
+        carry_dl <= AGE_BITS'(ep_inc);
+      end
       // A demotion moves the hand as an eviction does; the victim keeps its stamp.
       if ((fill && need_scan) || demote) begin
         hand <= last_in_q ? '0 : hand + FRAME_BITS'(SCAN);
         carry_v <= sv;
         carry_f <= sv ? t2f[LV-1][0] : cf[0];
-        carry_st <= sv ? epoch - t2a[LV-1][0] : carry_st;
+        if (sv) begin
+          carry_age <= t2a[LV-1][0];
+          carry_dl <= AGE_BITS'(ep_inc);
+        end else begin
+          // Kept as it was (a hit's update above is overridden; the candidate is invalid).
+          carry_age <= carry_age;
+          carry_dl <= carry_dl + AGE_BITS'(ep_inc);
+        end
       end
       if (fill) begin
         if (!need_scan && !rel_v) begin
@@ -814,7 +830,8 @@ module mcos_hw_pipeline #(
         if (is_lru) begin
           carry_v <= 1'b1;
           carry_f <= frame;
-          carry_st <= epoch - 7'd64;
+          carry_age <= 7'd64;
+          carry_dl <= AGE_BITS'(ep_inc);
         end
       end
       c_valid <= fill;
