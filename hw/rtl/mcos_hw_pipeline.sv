@@ -359,7 +359,12 @@ module mcos_hw_pipeline #(
   logic [FRAME_BITS:0] age_writes;
   logic carry_v;
   logic [FRAME_BITS-1:0] carry_f;
-  logic [AGE_BITS-1:0] carry_st;
+  // The carried candidate's age is kept as carry_age + carry_dl (mod 128): carry_age its age
+  // when it was carried (or 0 after a hit, 64 for an LRU-end insertion), carry_dl the epochs
+  // since. That is epoch minus its stamp, so the root's runner-up age is stored as it is,
+  // with no subtract after the tree.
+  logic [AGE_BITS-1:0] carry_age, carry_dl;
+  logic ep_inc;  // the epoch advances at this clock edge
   logic [AGE_BITS-1:0] stj[SCAN], wst[SCAN], wst_q[SCAN];
   logic [AGE_BITS-1:0] hs_st_q;  // the stamp the ACCESS in B wrote last cycle
   // A fill's stamp is written the cycle after its B (B is empty then: an INSERT holds A one
@@ -382,17 +387,18 @@ module mcos_hw_pipeline #(
   // The left child always holds the lower indices, so a tie goes left; the best of the root
   // is then the first oldest candidate (the carried one, then the lowest window position)
   // and its second the first oldest of the rest, exactly what a linear scan picks. With no
-  // valid candidate the best is index 0 (invalid loses to valid only; left wins among
-  // invalid); a runner-up that is not valid is reported as index 0.
+  // valid candidate the best is the carried one (invalid loses to valid only; left wins
+  // among invalid); a runner-up that is not valid leaves the carried frame and stamp as they
+  // were. Each node carries its winners' frames; the runner-up is carried on as its age
+  // (carry_age, carry_dl above), so no 17-way multiplexer of stamps follows the root.
+  // Carrying the stamps through the tree instead cost 138 LUTs and no longer fit the HX8K.
   localparam int LV = $clog2(NC) + 1;  // tree levels, leaves included
   logic cv[NC];
-  logic [AGE_BITS-1:0] cst[NC], cage[NC], wage[SCAN], hage;
+  logic [AGE_BITS-1:0] cage[NC], wage[SCAN], hage;
   logic [FRAME_BITS-1:0] cf[NC];
-  logic carry_in, bv, sv;
-  logic [4:0] bi, si;
+  logic carry_in, sv;
   logic t1v[LV][NC], t2v[LV][NC];
   logic [AGE_BITS-1:0] t1a[LV][NC], t2a[LV][NC];
-  logic [4:0] t1i[LV][NC], t2i[LV][NC];
   logic [FRAME_BITS-1:0] t1f[LV][NC], t2f[LV][NC];
   // Left wins: its best against the right's best, its best against the right's second, its
   // second against the right's best.
@@ -401,15 +407,13 @@ module mcos_hw_pipeline #(
     carry_in = carry_f >= hand &&
         ({1'b0, carry_f} - {1'b0, hand}) < (FRAME_BITS + 1)'(SCAN);
     cv[0] = carry_v && !carry_in;
-    cst[0] = carry_st;
     cf[0] = carry_f;
-    cage[0] = epoch - carry_st;
+    cage[0] = carry_age + carry_dl;
     // The ages are subtracted in parallel with the forward's compare, then selected.
     hage = epoch - hs_st_q;
     for (int k = 0; k < SCAN; k++) begin
       cv[k+1] = wvalid_q[k];
       wage[k] = epoch - wst_q[k];
-      cst[k+1] = (hs_q && hs_frame_q == winf_q[k]) ? hs_st_q : wst_q[k];
       cage[k+1] = (hs_q && hs_frame_q == winf_q[k]) ? hage : wage[k];
       cf[k+1] = winf_q[k];
     end
@@ -417,17 +421,14 @@ module mcos_hw_pipeline #(
       for (int i = 0; i < NC; i++) begin
         t1v[l][i] = 1'b0;
         t1a[l][i] = '0;
-        t1i[l][i] = '0;
         t1f[l][i] = '0;
         t2v[l][i] = 1'b0;
         t2a[l][i] = '0;
-        t2i[l][i] = '0;
         t2f[l][i] = '0;
       end
     for (int i = 0; i < NC; i++) begin
       t1v[0][i] = cv[i];
       t1a[0][i] = cage[i];
-      t1i[0][i] = 5'(i);
       t1f[0][i] = cf[i];
     end
     // Level l - 1 has ceil(NC / 2^(l-1)) = ((NC - 1) >> (l - 1)) + 1 nodes (constants once
@@ -445,33 +446,27 @@ module mcos_hw_pipeline #(
           if (l1r1) begin
             t1v[l][i] = t1v[l-1][2*i];
             t1a[l][i] = t1a[l-1][2*i];
-            t1i[l][i] = t1i[l-1][2*i];
             t1f[l][i] = t1f[l-1][2*i];
             if (l2r1) begin
               t2v[l][i] = t2v[l-1][2*i];
               t2a[l][i] = t2a[l-1][2*i];
-              t2i[l][i] = t2i[l-1][2*i];
               t2f[l][i] = t2f[l-1][2*i];
             end else begin
               t2v[l][i] = t1v[l-1][2*i+1];
               t2a[l][i] = t1a[l-1][2*i+1];
-              t2i[l][i] = t1i[l-1][2*i+1];
               t2f[l][i] = t1f[l-1][2*i+1];
             end
           end else begin
             t1v[l][i] = t1v[l-1][2*i+1];
             t1a[l][i] = t1a[l-1][2*i+1];
-            t1i[l][i] = t1i[l-1][2*i+1];
             t1f[l][i] = t1f[l-1][2*i+1];
             if (l1r2) begin
               t2v[l][i] = t1v[l-1][2*i];
               t2a[l][i] = t1a[l-1][2*i];
-              t2i[l][i] = t1i[l-1][2*i];
               t2f[l][i] = t1f[l-1][2*i];
             end else begin
               t2v[l][i] = t2v[l-1][2*i+1];
               t2a[l][i] = t2a[l-1][2*i+1];
-              t2i[l][i] = t2i[l-1][2*i+1];
               t2f[l][i] = t2f[l-1][2*i+1];
             end
           end
@@ -479,19 +474,14 @@ module mcos_hw_pipeline #(
           // The odd one out (the last child) passes up.
           t1v[l][i] = t1v[l-1][((NC - 1) >> (l - 1))];
           t1a[l][i] = t1a[l-1][((NC - 1) >> (l - 1))];
-          t1i[l][i] = t1i[l-1][((NC - 1) >> (l - 1))];
           t1f[l][i] = t1f[l-1][((NC - 1) >> (l - 1))];
           t2v[l][i] = t2v[l-1][((NC - 1) >> (l - 1))];
           t2a[l][i] = t2a[l-1][((NC - 1) >> (l - 1))];
-          t2i[l][i] = t2i[l-1][((NC - 1) >> (l - 1))];
           t2f[l][i] = t2f[l-1][((NC - 1) >> (l - 1))];
         end
       end
     end
-    bv = t1v[LV-1][0];
-    bi = t1i[LV-1][0];
     sv = t2v[LV-1][0];
-    si = sv ? t2i[LV-1][0] : '0;
   end
   logic [FRAME_BITS-1:0] victim_sel;
   assign victim_sel = AGED ? t1f[LV-1][0] : victim;
@@ -616,6 +606,7 @@ module mcos_hw_pipeline #(
   logic [3:0] code;
   logic [FRAME_BITS-1:0] frame;
   logic fill, demote;
+  assign ep_inc = (hit0_touch || fill) && age_writes == (FRAME_BITS + 1)'(PER_EPOCH - 1);
   assign thresh = cls_q[3:0];
   assign is_lru = cls_q[4];
   assign need_scan = free_cnt == '0 && !rel_v;
@@ -810,13 +801,24 @@ module mcos_hw_pipeline #(
       stw_q <= fill;
       if (stw_q || hit0_touch)
         stp[stw_a[3:0]][stw_a[FRAME_BITS-1:4]] <= stw_q ? stw_v_q : epoch;
-      if (hit0_touch && carry_f == hit_frame) carry_st <= epoch;
+      carry_dl <= carry_dl + AGE_BITS'(ep_inc);
+      if (hit0_touch && carry_f == hit_frame) begin
+        carry_age <= '0;
+        carry_dl <= AGE_BITS'(ep_inc);
+      end
       // A demotion moves the hand as an eviction does; the victim keeps its stamp.
       if ((fill && need_scan) || demote) begin
         hand <= last_in_q ? '0 : hand + FRAME_BITS'(SCAN);
         carry_v <= sv;
         carry_f <= sv ? t2f[LV-1][0] : cf[0];
-        carry_st <= cst[si];
+        if (sv) begin
+          carry_age <= t2a[LV-1][0];
+          carry_dl <= AGE_BITS'(ep_inc);
+        end else begin
+          // Kept as it was (a hit's update above is overridden; the candidate is invalid).
+          carry_age <= carry_age;
+          carry_dl <= carry_dl + AGE_BITS'(ep_inc);
+        end
       end
       if (fill) begin
         if (!need_scan && !rel_v) begin
@@ -828,7 +830,8 @@ module mcos_hw_pipeline #(
         if (is_lru) begin
           carry_v <= 1'b1;
           carry_f <= frame;
-          carry_st <= epoch - 7'd64;
+          carry_age <= 7'd64;
+          carry_dl <= AGE_BITS'(ep_inc);
         end
       end
       c_valid <= fill;
