@@ -33,6 +33,15 @@ fn mooncake() -> Option<PathBuf> {
     None
 }
 
+/// A valid trace line: one request of two 512-token blocks.
+const ONE_REQUEST: &str =
+    "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n";
+
+/// `t.jsonl` in `dir`, holding [`ONE_REQUEST`].
+fn one_request_trace(dir: &Path) -> PathBuf {
+    write(dir, "t.jsonl", ONE_REQUEST)
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -175,8 +184,7 @@ fn run_works_with_no_external_data() {
 #[test]
 fn bad_input_gets_a_clear_error_and_a_nonzero_exit() {
     let dir = tempfile::tempdir().unwrap();
-    let good =
-        "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n";
+    let good = ONE_REQUEST;
     let malformed = write(
         dir.path(),
         "bad.jsonl",
@@ -551,11 +559,7 @@ fn capacity_syntax_is_unambiguous_and_refusals_say_what_to_write() {
 #[test]
 fn oversize_requests_are_refused_naming_the_limit_and_the_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = write(
-        dir.path(),
-        "t.jsonl",
-        "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n",
-    );
+    let trace = one_request_trace(dir.path());
     let t = trace.to_str().unwrap();
     let cases: [(&[&str], &[&str]); 3] = [
         (
@@ -595,11 +599,7 @@ fn oversize_requests_are_refused_naming_the_limit_and_the_memory() {
 #[test]
 fn out_of_range_counts_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = write(
-        dir.path(),
-        "t.jsonl",
-        "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n",
-    );
+    let trace = one_request_trace(dir.path());
     let t = trace.to_str().unwrap();
     let cases: [(&[&str], &str); 5] = [
         (&["bench", "hw", "--no-synth", "--frames", "0"], "--frames"),
@@ -743,11 +743,7 @@ fn questionable_input_is_reported() {
 #[test]
 fn a_tier_path_naming_someone_elses_file_is_refused_and_left_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let trace = write(
-        dir.path(),
-        "t.jsonl",
-        "{\"timestamp\": 0, \"input_length\": 1024, \"output_length\": 1, \"hash_ids\": [1, 2]}\n",
-    );
+    let trace = one_request_trace(dir.path());
     let precious = write(dir.path(), "notes.txt", "my precious notes\n");
     let cfg = write(
         dir.path(),
