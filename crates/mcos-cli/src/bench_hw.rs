@@ -165,13 +165,11 @@ pub fn run(a: HwArgs) -> Result<()> {
     let model_decisions: Vec<_> = model.iter().map(|o| o.decision).collect();
     let (model_vs_sw, _) = mcos_hw::mismatches(&model_decisions, &s.software);
     // Descriptors, model vs software, field for field in order.
-    let desc_model_vs_sw = run
-        .descriptors
-        .iter()
-        .zip(&s.descriptors)
-        .filter(|((_, x), (_, y))| x != y)
-        .count()
-        + run.descriptors.len().abs_diff(s.descriptors.len());
+    fn fields<C>(v: &[(C, mcos_hw::event::Descriptor)]) -> Vec<mcos_hw::event::Descriptor> {
+        v.iter().map(|(_, d)| *d).collect()
+    }
+    let (desc_model_vs_sw, _) =
+        mcos_hw::mismatches(&fields(&run.descriptors), &fields(&s.descriptors));
     let demotes = stats.decisions[Code::Demote as usize];
     let mut lat_max = [0u64; 5];
     for ((e, o), acc) in s.events.iter().zip(model).zip(accepted) {
@@ -196,12 +194,7 @@ pub fn run(a: HwArgs) -> Result<()> {
     let tel_checked = !two;
     let tel_records = model_port.records(&cfg);
     let tel_expected = s.expected_records(&cfg);
-    let tel_model_vs_sw = tel_records
-        .iter()
-        .zip(&tel_expected)
-        .filter(|(x, y)| x != y)
-        .count()
-        + tel_records.len().abs_diff(tel_expected.len());
+    let (tel_model_vs_sw, _) = mcos_hw::mismatches(&tel_records, &tel_expected);
 
     // RTL vs model, cycle for cycle: decisions, and the telemetry port's registers every cycle
     // and drained records.
@@ -211,42 +204,11 @@ pub fn run(a: HwArgs) -> Result<()> {
             let t = Instant::now();
             let rtl = h.run_port(&s.events, "bench", tel_shift, 1)?;
             let secs = t.elapsed().as_secs_f64();
-            let differ = rtl
-                .outputs
-                .iter()
-                .zip(model)
-                .filter(|(x, y)| x != y)
-                .count()
-                + rtl.outputs.len().abs_diff(model.len());
-            desc_rtl_vs_model = Some(
-                (rtl.descriptors
-                    .iter()
-                    .zip(&run.descriptors)
-                    .filter(|(x, y)| x != y)
-                    .count()
-                    + rtl.descriptors.len().abs_diff(run.descriptors.len())) as u64,
-            );
-            let tel_differ = rtl
-                .regs
-                .iter()
-                .zip(&model_port.regs)
-                .filter(|(x, y)| x != y)
-                .count()
-                + rtl.regs.len().abs_diff(model_port.regs.len())
-                + rtl
-                    .drained
-                    .iter()
-                    .zip(&model_port.drained)
-                    .filter(|(x, y)| x != y)
-                    .count()
-                + rtl.drained.len().abs_diff(model_port.drained.len());
-            (
-                Some(differ as u64),
-                Some(tel_differ as u64),
-                None,
-                h.build_seconds,
-                secs,
-            )
+            let (differ, _) = mcos_hw::mismatches(&rtl.outputs, model);
+            desc_rtl_vs_model = Some(mcos_hw::mismatches(&rtl.descriptors, &run.descriptors).0);
+            let tel_differ = mcos_hw::mismatches(&rtl.regs, &model_port.regs).0
+                + mcos_hw::mismatches(&rtl.drained, &model_port.drained).0;
+            (Some(differ), Some(tel_differ), None, h.build_seconds, secs)
         }
         Err(e) => (None, None, Some(e.to_string()), 0.0, 0.0),
     };

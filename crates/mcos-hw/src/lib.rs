@@ -132,8 +132,9 @@ pub fn run_model_full(cfg: HwConfig, events: &[Event]) -> ModelRun {
     }
 }
 
-/// Counts positions where two decision sequences differ (and a length difference).
-pub fn mismatches(a: &[Decision], b: &[Decision]) -> (u64, Option<usize>) {
+/// Counts positions where two sequences (decisions, outputs, descriptors, telemetry records)
+/// differ, plus their length difference, and the first position that differs.
+pub fn mismatches<T: PartialEq>(a: &[T], b: &[T]) -> (u64, Option<usize>) {
     let mut n = a.len().abs_diff(b.len()) as u64;
     let mut first = (a.len() != b.len()).then_some(a.len().min(b.len()));
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
