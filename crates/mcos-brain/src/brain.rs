@@ -160,11 +160,7 @@ impl BrainConfig {
                 .map_or(1, |t| u64::from(t.capacity_blocks)),
             shards: shards.max(1),
             telemetry_shift,
-            // Experiment (issue 16, reverted): SHADOW_BLOCKS=<n> sets the smallest shadow.
-            shadow_blocks: std::env::var("SHADOW_BLOCKS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(SHADOW_BLOCKS),
+            shadow_blocks: SHADOW_BLOCKS,
             decide_every: 256,
             half_life: 0,
             z: 4.0,
@@ -403,11 +399,7 @@ impl Brain {
         let incumbent = cfg
             .candidates
             .iter()
-            // Experiment (issue 16, reverted): START=<label> starts at those knobs instead of LRU.
-            .position(|&k| match std::env::var("START") {
-                Ok(l) => k.label() == l,
-                Err(_) => k == Knobs::LRU,
-            })
+            .position(|&k| k == Knobs::LRU)
             .unwrap_or(0);
         let half_life = if cfg.half_life > 0 {
             f64::from(cfg.half_life)
@@ -976,13 +968,7 @@ impl Brain {
         t.weight *= self.decay;
         let gain = t.wins - t.losses;
         let bar = (self.cfg.z * t.squares.sqrt()).max(self.cfg.min_gain * t.weight);
-        // Experiment (issue 16, reverted): REVERT_Z=<z> takes a switch back at that z.
-        let revert_z = std::env::var("REVERT_Z")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(self.cfg.z);
-        let revert_bar = (revert_z * t.squares.sqrt()).max(self.cfg.min_gain * t.weight);
-        if -gain > revert_bar {
+        if -gain > bar {
             let (from, to) = (t.from, self.incumbent);
             self.trial = None;
             self.hold_len[to] = (self.hold_len[to] * 2).max(half_life);
