@@ -264,29 +264,8 @@ struct Trial {
     age: u64,
 }
 
-/// Experiment (issue 16, reverted): a fork is the mirror as it was at the start of an epoch
-/// (one half-life), run on under a filtered candidate's knobs: what switching to it then would
-/// have given. With FORK set, a switch from an unfiltered table to a filtered one also needs
-/// its fork to lead the mirror significantly, now or over the last whole epoch.
-#[derive(Clone)]
-struct Fork {
-    shadow: Shadow,
-    freq: Frequency,
-    wins: f64,
-    losses: f64,
-    squares: f64,
-    age: u64,
-    led_before: bool,
-}
-
-fn filtered(k: &Knobs) -> bool {
-    k.window_share > 0 || k.history_admit
-}
-
 /// The brain of one node.
 pub struct Brain {
-    forks: Vec<Option<Fork>>,
-    fork_on: bool,
     cfg: BrainConfig,
     topology: Topology,
     shift: u8,
@@ -459,8 +438,6 @@ impl Brain {
             mirror,
             mirror_freq,
             trial: None,
-            forks: Vec::new(),
-            fork_on: std::env::var("FORK").is_ok(),
             hold_until: vec![0; n],
             hold_len: vec![0; n],
             wins: vec![0.0; n],
@@ -880,53 +857,6 @@ impl Brain {
         self.mirror_freq.add(tag);
         let real = value(self.mirror.access(tag, &self.mirror_freq), &self.values);
         self.mirror.prefetch_next(next);
-        if self.fork_on {
-            if self.forks.is_empty() {
-                self.forks = vec![None; self.shadows.len()];
-            }
-            let epoch = self.half_life() as u64;
-            let (z, min_gain) = (self.cfg.z, self.cfg.min_gain);
-            for j in 0..self.forks.len() {
-                let k = self.shadows[j].knobs();
-                if !filtered(&k) {
-                    continue;
-                }
-                let refork = match &mut self.forks[j] {
-                    Some(f) => {
-                        f.freq.add(tag);
-                        let d = value(f.shadow.access(tag, &f.freq), &self.values) - real;
-                        if d > 0.0 {
-                            f.wins += d;
-                        } else {
-                            f.losses -= d;
-                        }
-                        f.squares += d * d;
-                        f.age += 1;
-                        f.age >= epoch
-                    }
-                    None => true,
-                };
-                if refork {
-                    let led_before = self.forks[j].as_ref().is_some_and(|f| {
-                        let g = f.wins - f.losses;
-                        g > z * f.squares.sqrt() && g > min_gain * f.age as f64
-                    });
-                    let mut shadow = self.mirror.clone();
-                    shadow.retarget(k);
-                    let mut freq = self.mirror_freq.clone();
-                    freq.set_window(u64::from(k.sketch_window_x) * u64::from(shadow.capacity()));
-                    self.forks[j] = Some(Fork {
-                        shadow,
-                        freq,
-                        wins: 0.0,
-                        losses: 0.0,
-                        squares: 0.0,
-                        age: 0,
-                        led_before,
-                    });
-                }
-            }
-        }
         if let Some(t) = &mut self.trial {
             t.stay_freq.add(tag);
             let d = real - value(t.stay.access(tag, &t.stay_freq), &self.values);
@@ -998,19 +928,6 @@ impl Brain {
         let (w, l) = (self.wins[best], self.losses[best]);
         let gain = w - l;
         if gain > self.cfg.z * self.squares[best].sqrt() && gain > self.cfg.min_gain * self.weight {
-            let kb = self.cfg.candidates[best];
-            if self.fork_on
-                && filtered(&kb)
-                && !filtered(&self.knobs())
-                && let Some(Some(f)) = self.forks.get(self.shadow_of[best])
-            {
-                let g = f.wins - f.losses;
-                let lead_now =
-                    g > self.cfg.z * f.squares.sqrt() && g > self.cfg.min_gain * f.age as f64;
-                if !(lead_now || f.led_before) {
-                    return;
-                }
-            }
             self.switch_on_trial(best);
         }
     }
