@@ -19,6 +19,19 @@
 //! out for a while (doubling on every revert), so a switch that lands on another table's cache
 //! contents and never recovers within the evidence horizon is not repeated at every decision.
 //!
+//! Forks (switches out of a table that keeps no admission state): a filtered candidate (an
+//! admission window or "seen before" admission) can lead in its shadow by blocks it has kept
+//! through phases the installed table let go, which a switch cannot bring back, and whose
+//! refusals then cost the real cache what the installed table would have admitted (CloudPhysics
+//! at 20-30 %, BENCHMARKS.md issue 16). While the installed knobs filter nothing and keep no
+//! history (LRU, a segmented LRU without history), the brain runs, per filtered behaviour, a
+//! fork: a copy of the mirror re-taken every half-life and run on under that candidate's knobs,
+//! which measures what switching to it at the fork would have given. A switch to a filtered
+//! candidate then also needs its fork to lead the mirror significantly, or not to trail it
+//! significantly when the previous fork led (or no fork had finished yet); otherwise the
+//! switch is held back (`BrainStats::fork_holds`). The forks stop while a filter or a history
+//! is installed (its admission state is warm, and the trial judges a switch from it).
+//!
 //! Replacement order (`BrainConfig::replacement`): under `list` (the default) every table uses
 //! the list order; under `aged` every table uses the aged order (`Replacement::Aged`, what the
 //! hardware pipeline of `mcos-hw` executes at 1.49 cycles per event with no list moves) and the
@@ -217,6 +230,9 @@ pub struct BrainStats {
     pub reverts: u64,
     /// Trials that confirmed a switch (the mirror measured it paying, or never losing).
     pub trials_confirmed: u64,
+    /// Decisions at which a switch to a filtered candidate passed the test and was held back
+    /// because its fork (the switch made at the start of the epoch) did not bear it out.
+    pub fork_holds: u64,
     /// Times measured link bandwidth moved the placement floor (`keep down to`).
     pub floor_moves: u64,
     /// Changes of the replacement order (list to aged or back) under `auto`.
@@ -264,6 +280,34 @@ struct Trial {
     age: u64,
 }
 
+/// A fork: the mirror as it was at the start of the current epoch (one evidence half-life), run
+/// on under a filtered candidate's knobs, against the mirror over the same sampled accesses.
+struct Fork {
+    shadow: Shadow,
+    freq: Frequency,
+    /// Sampled accesses (undecayed, since the fork was taken) on which the fork hit and the
+    /// mirror missed, the reverse, and the squared differences.
+    wins: f64,
+    losses: f64,
+    squares: f64,
+    /// Sampled accesses since the fork was taken.
+    age: u64,
+    /// The previous fork of this candidate led the mirror significantly over its epoch (true
+    /// for the first fork since the forks started: nothing was measured before it).
+    led_before: bool,
+}
+
+/// Knobs that refuse blocks at admission (a window with the frequency duel, or "seen before").
+fn filters(k: &Knobs) -> bool {
+    k.window_share > 0 || k.history_admit
+}
+
+/// Knobs that keep no admission state a filter could start from: no filter and no history
+/// (LRU, a segmented LRU without history). The fast path's sketch is not aged under them.
+fn keeps_no_admission_state(k: &Knobs) -> bool {
+    !filters(k) && k.behaviour().history_quarters == 0
+}
+
 /// The brain of one node.
 pub struct Brain {
     cfg: BrainConfig,
@@ -289,6 +333,9 @@ pub struct Brain {
     mirror: Shadow,
     mirror_freq: Frequency,
     trial: Option<Trial>,
+    /// Per shadow (distinct behaviour), the fork of a filtered one while the knobs in force keep
+    /// no admission state; empty otherwise.
+    forks: Vec<Option<Fork>>,
     /// Per candidate: the sampled access before which it may not be chosen again after a
     /// reverted switch to it, and the length of its next hold (doubling on every revert).
     hold_until: Vec<u64>,
@@ -438,6 +485,7 @@ impl Brain {
             mirror,
             mirror_freq,
             trial: None,
+            forks: Vec::new(),
             hold_until: vec![0; n],
             hold_len: vec![0; n],
             wins: vec![0.0; n],
@@ -831,6 +879,9 @@ impl Brain {
         if let Some(t) = &self.trial {
             t.stay.prefetch_next(Some(tag));
         }
+        for f in self.forks.iter().flatten() {
+            f.shadow.prefetch_next(Some(tag));
+        }
     }
 
     /// Replays sampled access `tag` through the shadows; `next` is the next sampled access, if
@@ -857,6 +908,7 @@ impl Brain {
         self.mirror_freq.add(tag);
         let real = value(self.mirror.access(tag, &self.mirror_freq), &self.values);
         self.mirror.prefetch_next(next);
+        self.fork_access(tag, next, real);
         if let Some(t) = &mut self.trial {
             t.stay_freq.add(tag);
             let d = real - value(t.stay.access(tag, &t.stay_freq), &self.values);
@@ -898,6 +950,77 @@ impl Brain {
         }
     }
 
+    /// Runs sampled access `tag` through the forks, against the mirror's value `real`; takes
+    /// each fork afresh from the mirror every half-life. Forks run only while the knobs in
+    /// force keep no admission state.
+    fn fork_access(&mut self, tag: u64, next: Option<u64>, real: f64) {
+        if !keeps_no_admission_state(&self.knobs()) {
+            self.forks.clear();
+            return;
+        }
+        if self.forks.is_empty() {
+            self.forks = self.shadows.iter().map(|_| None).collect();
+        }
+        let epoch = self.half_life() as u64;
+        let (z, min_gain) = (self.cfg.z, self.cfg.min_gain);
+        for j in 0..self.forks.len() {
+            let k = self.shadows[j].knobs();
+            if !filters(&k) {
+                continue;
+            }
+            let led_before = match &mut self.forks[j] {
+                Some(f) => {
+                    f.freq.add(tag);
+                    let hit = f.shadow.access(tag, &f.freq);
+                    f.shadow.prefetch_next(next);
+                    let v = hit.map_or(0.0, |t| {
+                        self.values.get(usize::from(t)).copied().unwrap_or(0.0)
+                    });
+                    let d = v - real;
+                    if d > 0.0 {
+                        f.wins += d;
+                    } else {
+                        f.losses -= d;
+                    }
+                    f.squares += d * d;
+                    f.age += 1;
+                    if f.age < epoch {
+                        continue;
+                    }
+                    let gain = f.wins - f.losses;
+                    gain > z * f.squares.sqrt() && gain > min_gain * f.age as f64
+                }
+                None => true,
+            };
+            let mut shadow = self.mirror.clone();
+            shadow.retarget(k);
+            let mut freq = self.mirror_freq.clone();
+            freq.set_window(u64::from(k.sketch_window_x) * u64::from(shadow.capacity()));
+            self.forks[j] = Some(Fork {
+                shadow,
+                freq,
+                wins: 0.0,
+                losses: 0.0,
+                squares: 0.0,
+                age: 0,
+                led_before,
+            });
+        }
+    }
+
+    /// Whether candidate `to`'s fork bears a switch to it out: it leads the mirror
+    /// significantly (the switch's test), or does not trail it significantly and the previous
+    /// fork led. True when `to` has no fork (it filters nothing, or forks are not running).
+    fn fork_bears_out(&self, to: usize) -> bool {
+        let Some(Some(f)) = self.forks.get(self.shadow_of[to]) else {
+            return true;
+        };
+        let gain = f.wins - f.losses;
+        let sd = self.cfg.z * f.squares.sqrt();
+        let leads = gain > sd && gain > self.cfg.min_gain * f.age as f64;
+        leads || (f.led_before && -gain <= sd)
+    }
+
     fn decide(&mut self) {
         self.since_decision = 0;
         self.stats.decisions += 1;
@@ -928,6 +1051,10 @@ impl Brain {
         let (w, l) = (self.wins[best], self.losses[best]);
         let gain = w - l;
         if gain > self.cfg.z * self.squares[best].sqrt() && gain > self.cfg.min_gain * self.weight {
+            if !self.fork_bears_out(best) {
+                self.stats.fork_holds += 1;
+                return;
+            }
             self.switch_on_trial(best);
         }
     }
@@ -1343,6 +1470,87 @@ mod tests {
         assert_ne!(brain.knobs(), Knobs::LRU, "{s:?}");
         assert!(s.trials_confirmed >= 1, "{s:?}");
         assert_eq!(s.reverts, 0, "{s:?}");
+    }
+
+    #[test]
+    fn a_switch_to_a_filter_its_fork_does_not_bear_out_is_held_back() {
+        let topo = topology(600);
+        let cfg = BrainConfig::for_node(&topo, 1, 0);
+        let mut brain = Brain::new(topo, cfg);
+        // Pairs read 250 blocks apart: LRU hits every second read, "seen before" admission
+        // refuses the first and admits the second, the block's last. Over three half-lives of
+        // it, the forks of `hadm*` taken from LRU's cache trail it over whole epochs (the last
+        // one, taken at sampled access 12,289, for about 1,000 of its 1,461).
+        for &t in &recency_pairs(250, 7_000, 1 << 40) {
+            brain.observe(&[sample(t, false)]);
+        }
+        assert_eq!(brain.knobs(), Knobs::LRU);
+        let hadm = brain
+            .cfg
+            .candidates
+            .iter()
+            .position(|k| k.history_admit)
+            .expect("the grid has history admission");
+        let f = brain.forks[brain.shadow_of[hadm]]
+            .as_ref()
+            .expect("a fork of each filter while LRU is installed");
+        assert!(
+            f.losses > f.wins && !f.led_before,
+            "the fork trails: wins {} losses {} age {} led before {}",
+            f.wins,
+            f.losses,
+            f.age,
+            f.led_before
+        );
+        assert!(!brain.fork_bears_out(hadm));
+        // Evidence as a shadow that kept what LRU let go would show it: `hadm` leads every
+        // other candidate by far more than the test asks.
+        let lead = |brain: &mut Brain| {
+            for i in 0..brain.wins.len() {
+                (brain.wins[i], brain.losses[i], brain.squares[i]) = (0.0, 100.0, 100.0);
+            }
+            (brain.wins[hadm], brain.losses[hadm], brain.squares[hadm]) = (1000.0, 0.0, 1000.0);
+        };
+        lead(&mut brain);
+        brain.decide();
+        assert_eq!(brain.knobs(), Knobs::LRU, "held back");
+        assert_eq!(brain.stats().fork_holds, 1);
+        // The same evidence without the forks switches: the fork is what held it back.
+        brain.forks.clear();
+        lead(&mut brain);
+        brain.decide();
+        assert_eq!(brain.knobs(), brain.cfg.candidates[hadm]);
+        assert_eq!(brain.stats().fork_holds, 1);
+    }
+
+    #[test]
+    fn forks_run_only_while_the_knobs_in_force_keep_no_admission_state() {
+        let topo = topology(600);
+        let cfg = BrainConfig::for_node(&topo, 1, 0);
+        let mut brain = Brain::new(topo, cfg);
+        for &t in &recency_pairs(250, 500, 1 << 40) {
+            brain.observe(&[sample(t, false)]);
+        }
+        let filtered = brain.forks.iter().flatten().count();
+        assert!(filtered > 0, "forks run under LRU");
+        assert_eq!(
+            filtered,
+            brain.shadows.iter().filter(|s| filters(&s.knobs())).count(),
+            "one per filtered behaviour"
+        );
+        let hadm = brain
+            .cfg
+            .candidates
+            .iter()
+            .position(|k| k.history_admit)
+            .expect("the grid has history admission");
+        brain.switch_to(hadm, None);
+        brain.observe(&[sample(tag(7), false)]);
+        assert!(brain.forks.is_empty(), "no forks under a filter");
+        assert!(
+            brain.fork_bears_out(hadm),
+            "nothing to hold back without forks"
+        );
     }
 
     /// A recency-friendly stream: a working set of `2 * frames` blocks sliding forward by one

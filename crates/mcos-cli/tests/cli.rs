@@ -1022,6 +1022,54 @@ fn object_traces_replay_at_byte_capacities() {
     assert!(stderr(&out).contains("oracleGeneral"), "{}", stderr(&out));
 }
 
+/// The brain never ends below LRU on the CloudPhysics sample at 20 % and 30 % of its objects,
+/// where switches to an admission filter used to land on a cache LRU had emptied of what the
+/// filter's shadow kept (issue 16; the forks hold such switches back: BENCHMARKS.md).
+#[test]
+fn brain_is_not_below_lru_on_cloudphysics() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/traces/libcachesim-cloudphysics/cloudPhysicsIO.oracleGeneral.bin");
+    if !p.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must have {}",
+            p.display()
+        );
+        eprintln!("skipped: {} not found", p.display());
+        return;
+    }
+    let out = mcos(&[
+        "replay",
+        "--trace",
+        p.to_str().unwrap(),
+        "--ignore-obj-size",
+        "--policy",
+        "mcos,lru",
+        "--capacity",
+        "20%,30%",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["results"].as_array().expect("results");
+    for cap in [9795u64, 14692] {
+        let misses = |policy: &str| {
+            results
+                .iter()
+                .find(|r| r["policy"] == policy && r["capacity_bytes"] == cap)
+                .and_then(|r| r["misses"].as_u64())
+                .unwrap_or_else(|| panic!("{policy} at {cap}: {v}"))
+        };
+        assert!(
+            misses("mcos") <= misses("lru"),
+            "mcos {} misses, LRU {} at {cap} objects",
+            misses("mcos"),
+            misses("lru")
+        );
+    }
+}
+
 /// `--compat libcachesim` on the CloudPhysics sample gives libCacheSim's LRU figure at 128 MiB
 /// with a bare byte count (the full reproduction is `mcos-workload`'s libcachesim_reference).
 #[test]

@@ -136,10 +136,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let (mh, ma) = b.mirror_counts();
     println!(
-        "mirror {:.4} (the installed knobs on the sampled accesses), reverts {}, trials confirmed {}",
+        "mirror {:.4} (the installed knobs on the sampled accesses), reverts {}, trials confirmed {}, held back by forks {}",
         mh as f64 / ma.max(1) as f64,
         b.stats().reverts,
-        b.stats().trials_confirmed
+        b.stats().trials_confirmed,
+        b.stats().fork_holds
     );
     // BRAIN_ONLY=1: the brain's run alone, without the fixed candidates.
     if std::env::var_os("BRAIN_ONLY").is_some() {
