@@ -284,7 +284,9 @@ struct Trial {
 /// on under a filtered candidate's knobs, against the mirror over the same sampled accesses.
 struct Fork {
     shadow: Shadow,
-    freq: Frequency,
+    /// Its sketch in `Brain::fork_freqs` (forks with the same aging window share one, as
+    /// they count the same accesses); None when it has no window to duel with.
+    freq: Option<usize>,
     /// Sampled accesses (undecayed, since the fork was taken) on which the fork hit and the
     /// mirror missed, the reverse, and the squared differences.
     wins: f64,
@@ -336,6 +338,8 @@ pub struct Brain {
     /// Per shadow (distinct behaviour), the fork of a filtered one while the knobs in force keep
     /// no admission state; empty otherwise.
     forks: Vec<Option<Fork>>,
+    /// The forks' sketches, one per aging window (in multiples of the shadow).
+    fork_freqs: Vec<(u8, Frequency)>,
     /// Per candidate: the sampled access before which it may not be chosen again after a
     /// reverted switch to it, and the length of its next hold (doubling on every revert).
     hold_until: Vec<u64>,
@@ -486,6 +490,7 @@ impl Brain {
             mirror_freq,
             trial: None,
             forks: Vec::new(),
+            fork_freqs: Vec::new(),
             hold_until: vec![0; n],
             hold_len: vec![0; n],
             wins: vec![0.0; n],
@@ -956,56 +961,92 @@ impl Brain {
     fn fork_access(&mut self, tag: u64, next: Option<u64>, real: f64) {
         if !keeps_no_admission_state(&self.knobs()) {
             self.forks.clear();
+            self.fork_freqs.clear();
             return;
         }
         if self.forks.is_empty() {
-            self.forks = self.shadows.iter().map(|_| None).collect();
+            // The first forks since they stopped: nothing measured before them.
+            self.take_forks(|_| true);
+            return;
         }
-        let epoch = self.half_life() as u64;
-        let (z, min_gain) = (self.cfg.z, self.cfg.min_gain);
-        for j in 0..self.forks.len() {
+        for (_, f) in &mut self.fork_freqs {
+            f.add(tag);
+        }
+        let mut age = 0;
+        for f in self.forks.iter_mut().flatten() {
+            let freq = f.freq.map_or(&self.mirror_freq, |i| &self.fork_freqs[i].1);
+            let hit = f.shadow.access(tag, freq);
+            f.shadow.prefetch_next(next);
+            let v = hit.map_or(0.0, |t| {
+                self.values.get(usize::from(t)).copied().unwrap_or(0.0)
+            });
+            let d = v - real;
+            if d > 0.0 {
+                f.wins += d;
+            } else {
+                f.losses -= d;
+            }
+            f.squares += d * d;
+            f.age += 1;
+            age = f.age;
+        }
+        if age >= self.half_life() as u64 {
+            let (z, min_gain) = (self.cfg.z, self.cfg.min_gain);
+            let led: Vec<bool> = self
+                .forks
+                .iter()
+                .map(|f| {
+                    f.as_ref().is_some_and(|f| {
+                        let gain = f.wins - f.losses;
+                        gain > z * f.squares.sqrt() && gain > min_gain * f.age as f64
+                    })
+                })
+                .collect();
+            self.take_forks(|j| led[j]);
+        }
+    }
+
+    /// Takes every filtered behaviour's fork afresh from the mirror (all forks share one age);
+    /// `led_before(j)` says whether shadow `j`'s previous fork led.
+    fn take_forks(&mut self, led_before: impl Fn(usize) -> bool) {
+        self.fork_freqs.clear();
+        let mut forks = Vec::with_capacity(self.shadows.len());
+        for j in 0..self.shadows.len() {
             let k = self.shadows[j].knobs();
             if !filters(&k) {
+                forks.push(None);
                 continue;
             }
-            let led_before = match &mut self.forks[j] {
-                Some(f) => {
-                    f.freq.add(tag);
-                    let hit = f.shadow.access(tag, &f.freq);
-                    f.shadow.prefetch_next(next);
-                    let v = hit.map_or(0.0, |t| {
-                        self.values.get(usize::from(t)).copied().unwrap_or(0.0)
-                    });
-                    let d = v - real;
-                    if d > 0.0 {
-                        f.wins += d;
-                    } else {
-                        f.losses -= d;
+            let freq = (k.window_share > 0).then(|| {
+                match self
+                    .fork_freqs
+                    .iter()
+                    .position(|(x, _)| *x == k.sketch_window_x)
+                {
+                    Some(i) => i,
+                    None => {
+                        let mut f = self.mirror_freq.clone();
+                        f.set_window(
+                            u64::from(k.sketch_window_x) * u64::from(self.mirror.capacity()),
+                        );
+                        self.fork_freqs.push((k.sketch_window_x, f));
+                        self.fork_freqs.len() - 1
                     }
-                    f.squares += d * d;
-                    f.age += 1;
-                    if f.age < epoch {
-                        continue;
-                    }
-                    let gain = f.wins - f.losses;
-                    gain > z * f.squares.sqrt() && gain > min_gain * f.age as f64
                 }
-                None => true,
-            };
+            });
             let mut shadow = self.mirror.clone();
             shadow.retarget(k);
-            let mut freq = self.mirror_freq.clone();
-            freq.set_window(u64::from(k.sketch_window_x) * u64::from(shadow.capacity()));
-            self.forks[j] = Some(Fork {
+            forks.push(Some(Fork {
                 shadow,
                 freq,
                 wins: 0.0,
                 losses: 0.0,
                 squares: 0.0,
                 age: 0,
-                led_before,
-            });
+                led_before: led_before(j),
+            }));
         }
+        self.forks = forks;
     }
 
     /// Whether candidate `to`'s fork bears a switch to it out: it leads the mirror
