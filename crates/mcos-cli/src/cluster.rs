@@ -240,7 +240,7 @@ fn up(a: UpArgs) -> Result<()> {
     }
     let mut cfg = MembershipConfig::new(vec![etcd_addr.clone()], a.cluster.clone());
     cfg.lease_ttl_s = a.lease_ttl_s;
-    let pool = PoolClient::connect(cfg, PoolOptions::default())?;
+    let mut pool = PoolClient::connect(cfg, PoolOptions::default())?;
     let want = a.nodes;
     let deadline = Duration::from_secs(a.lease_ttl_s + 20);
     if pool
@@ -253,6 +253,34 @@ fn up(a: UpArgs) -> Result<()> {
             pool.membership().view().members.len(),
             dir.display()
         );
+    }
+    // Up means every daemon sees the whole pool, not only this client: a daemon's view
+    // follows its own etcd watch, which can trail the registrations by a moment.
+    let started = Instant::now();
+    loop {
+        let lagging: Vec<String> = pool
+            .member_stats()
+            .into_iter()
+            .filter_map(|(m, stats)| {
+                let seen = stats
+                    .ok()
+                    .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+                    .and_then(|j| j["daemon"]["cluster"]["members"].as_u64())
+                    .unwrap_or(0);
+                (seen < want as u64).then(|| format!("{} sees {seen}", m.node_id))
+            })
+            .collect();
+        if lagging.is_empty() {
+            break;
+        }
+        if started.elapsed() > deadline || stop.load(Ordering::Acquire) {
+            bail!(
+                "not every daemon sees the {want} members within {deadline:?} ({}); their logs are in {}",
+                lagging.join(", "),
+                dir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     for m in &pool.membership().view().members {
         eprintln!(
