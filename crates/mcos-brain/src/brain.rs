@@ -340,8 +340,6 @@ pub struct Brain {
     forks: Vec<Option<Fork>>,
     /// The forks' sketches, one per aging window (in multiples of the shadow).
     fork_freqs: Vec<(u8, Frequency)>,
-    /// Sampled accesses since the forks were last taken.
-    fork_epoch_age: u64,
     /// Per candidate: the sampled access before which it may not be chosen again after a
     /// reverted switch to it, and the length of its next hold (doubling on every revert).
     hold_until: Vec<u64>,
@@ -493,7 +491,6 @@ impl Brain {
             trial: None,
             forks: Vec::new(),
             fork_freqs: Vec::new(),
-            fork_epoch_age: 0,
             hold_until: vec![0; n],
             hold_len: vec![0; n],
             wins: vec![0.0; n],
@@ -969,13 +966,13 @@ impl Brain {
         }
         if self.forks.is_empty() {
             // The first forks since they stopped: nothing measured before them.
-            self.take_forks(|_| true, false);
+            self.take_forks(|_| true);
             return;
         }
-        self.fork_epoch_age += 1;
         for (_, f) in &mut self.fork_freqs {
             f.add(tag);
         }
+        let mut age = 0;
         for f in self.forks.iter_mut().flatten() {
             let freq = f.freq.map_or(&self.mirror_freq, |i| &self.fork_freqs[i].1);
             let hit = f.shadow.access(tag, freq);
@@ -991,36 +988,32 @@ impl Brain {
             }
             f.squares += d * d;
             f.age += 1;
+            age = f.age;
         }
-        if self.fork_epoch_age >= self.half_life() as u64 {
+        if age >= self.half_life() as u64 {
             let (z, min_gain) = (self.cfg.z, self.cfg.min_gain);
             let led: Vec<bool> = self
                 .forks
                 .iter()
-                .map(|f| match f {
-                    Some(f) => {
+                .map(|f| {
+                    f.as_ref().is_some_and(|f| {
                         let gain = f.wins - f.losses;
                         gain > z * f.squares.sqrt() && gain > min_gain * f.age as f64
-                    }
-                    None => true,
+                    })
                 })
                 .collect();
-            let prune = std::env::var("PRUNE").is_ok();
-            self.take_forks(|j| led[j], prune);
+            self.take_forks(|j| led[j]);
         }
     }
 
     /// Takes every filtered behaviour's fork afresh from the mirror (all forks share one age);
     /// `led_before(j)` says whether shadow `j`'s previous fork led.
-    fn take_forks(&mut self, led_before: impl Fn(usize) -> bool, only_leading: bool) {
+    fn take_forks(&mut self, led_before: impl Fn(usize) -> bool) {
         self.fork_freqs.clear();
-        self.fork_epoch_age = 0;
         let mut forks = Vec::with_capacity(self.shadows.len());
         for j in 0..self.shadows.len() {
             let k = self.shadows[j].knobs();
-            let leading = (0..self.shadow_of.len())
-                .any(|i| self.shadow_of[i] == j && self.wins[i] > self.losses[i]);
-            if !filters(&k) || (only_leading && !leading) {
+            if !filters(&k) {
                 forks.push(None);
                 continue;
             }
@@ -1060,12 +1053,8 @@ impl Brain {
     /// significantly (the switch's test), or does not trail it significantly and the previous
     /// fork led. True when `to` has no fork (it filters nothing, or forks are not running).
     fn fork_bears_out(&self, to: usize) -> bool {
-        let f = match self.forks.get(self.shadow_of[to]) {
-            None => return true,
-            Some(None) => {
-                return !(std::env::var("PRUNE").is_ok() && filters(&self.cfg.candidates[to]));
-            }
-            Some(Some(f)) => f,
+        let Some(Some(f)) = self.forks.get(self.shadow_of[to]) else {
+            return true;
         };
         let gain = f.wins - f.losses;
         let sd = self.cfg.z * f.squares.sqrt();
