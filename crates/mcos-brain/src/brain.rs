@@ -299,6 +299,21 @@ struct Fork {
     led_before: bool,
 }
 
+/// What a shadow's answer to an access is worth: the value of a hit in the tier it names
+/// (`values`, tier 0 = 1), nothing for a miss.
+fn value(hit: Option<u8>, values: &[f64]) -> f64 {
+    hit.map_or(0.0, |t| values.get(usize::from(t)).copied().unwrap_or(0.0))
+}
+
+impl Fork {
+    /// The switch's test on the fork's sums: it leads the mirror by more than `z` standard
+    /// deviations and by at least `min_gain` of its accesses.
+    fn leads(&self, z: f64, min_gain: f64) -> bool {
+        let gain = self.wins - self.losses;
+        gain > z * self.squares.sqrt() && gain > min_gain * self.age as f64
+    }
+}
+
 /// Knobs that refuse blocks at admission (a window with the frequency duel, or "seen before").
 fn filters(k: &Knobs) -> bool {
     k.window_share > 0 || k.history_admit
@@ -898,10 +913,6 @@ impl Brain {
                 f.add(tag);
             }
         }
-        let value = |hit: Option<u8>, values: &[f64]| match hit {
-            Some(t) => values.get(usize::from(t)).copied().unwrap_or(0.0),
-            None => 0.0,
-        };
         for (j, s) in self.shadows.iter_mut().enumerate() {
             self.shadow_value[j] =
                 value(s.access(tag, &self.freqs[self.freq_of[j]].1), &self.values);
@@ -977,10 +988,7 @@ impl Brain {
             let freq = f.freq.map_or(&self.mirror_freq, |i| &self.fork_freqs[i].1);
             let hit = f.shadow.access(tag, freq);
             f.shadow.prefetch_next(next);
-            let v = hit.map_or(0.0, |t| {
-                self.values.get(usize::from(t)).copied().unwrap_or(0.0)
-            });
-            let d = v - real;
+            let d = value(hit, &self.values) - real;
             if d > 0.0 {
                 f.wins += d;
             } else {
@@ -995,12 +1003,7 @@ impl Brain {
             let led: Vec<bool> = self
                 .forks
                 .iter()
-                .map(|f| {
-                    f.as_ref().is_some_and(|f| {
-                        let gain = f.wins - f.losses;
-                        gain > z * f.squares.sqrt() && gain > min_gain * f.age as f64
-                    })
-                })
+                .map(|f| f.as_ref().is_some_and(|f| f.leads(z, min_gain)))
                 .collect();
             self.take_forks(|j| led[j]);
         }
@@ -1056,10 +1059,8 @@ impl Brain {
         let Some(Some(f)) = self.forks.get(self.shadow_of[to]) else {
             return true;
         };
-        let gain = f.wins - f.losses;
-        let sd = self.cfg.z * f.squares.sqrt();
-        let leads = gain > sd && gain > self.cfg.min_gain * f.age as f64;
-        leads || (f.led_before && -gain <= sd)
+        let trails = f.losses - f.wins > self.cfg.z * f.squares.sqrt();
+        f.leads(self.cfg.z, self.cfg.min_gain) || (f.led_before && !trails)
     }
 
     fn decide(&mut self) {
@@ -1314,6 +1315,23 @@ mod tests {
         }
     }
 
+    /// A brain with the defaults for one shard of `frames` tier-0 frames.
+    fn default_brain(frames: u32) -> Brain {
+        let topo = topology(frames);
+        let cfg = BrainConfig::for_node(&topo, 1, 0);
+        Brain::new(topo, cfg)
+    }
+
+    /// The first candidate of the grid with "seen before" admission.
+    fn history_admission(brain: &Brain) -> usize {
+        brain
+            .cfg
+            .candidates
+            .iter()
+            .position(|k| k.history_admit)
+            .expect("the grid has history admission")
+    }
+
     fn sample(tag: u64, hit: bool) -> TelemetrySample {
         TelemetrySample {
             key_tag: tag,
@@ -1350,9 +1368,7 @@ mod tests {
 
     #[test]
     fn switches_away_from_lru_when_the_evidence_is_clear_and_installs_it() {
-        let topo = topology(600);
-        let cfg = BrainConfig::for_node(&topo, 1, 0);
-        let mut brain = Brain::new(topo, cfg);
+        let mut brain = default_brain(600);
         let (mut installer, mut readers) = policy_cell(PolicyTable::builtin(1), 1);
         assert_eq!(brain.knobs(), Knobs::LRU);
         let stream = scan_resistant_stream(600, 40);
@@ -1408,9 +1424,7 @@ mod tests {
     /// Sampled accesses of phase B the brain needs to leave phase A's choice, after a phase A
     /// of `rounds` rounds of the scan-resistant stream.
     fn accesses_to_leave(rounds: u64) -> (Knobs, Option<u64>) {
-        let topo = topology(600);
-        let cfg = BrainConfig::for_node(&topo, 1, 0);
-        let mut brain = Brain::new(topo, cfg);
+        let mut brain = default_brain(600);
         for chunk in scan_resistant_stream(600, rounds).chunks(512) {
             let batch: Vec<TelemetrySample> = chunk.iter().map(|&t| sample(t, false)).collect();
             brain.observe(&batch);
@@ -1460,9 +1474,7 @@ mod tests {
 
     #[test]
     fn a_switch_the_mirror_measures_losing_is_taken_back_and_held() {
-        let topo = topology(600);
-        let cfg = BrainConfig::for_node(&topo, 1, 0);
-        let mut brain = Brain::new(topo, cfg);
+        let mut brain = default_brain(600);
         // Under LRU a stream of pairs read 250 blocks apart hits every second read.
         for &t in &recency_pairs(250, 5_000, 1 << 40) {
             brain.observe(&[sample(t, false)]);
@@ -1471,12 +1483,7 @@ mod tests {
         // A switch to "seen before" admission: it refuses every first read and admits the
         // second, which is the block's last, so the mirror stops hitting while staying with
         // LRU would have gone on hitting half the accesses.
-        let hadm = brain
-            .cfg
-            .candidates
-            .iter()
-            .position(|k| k.history_admit)
-            .expect("the grid has history admission");
+        let hadm = history_admission(&brain);
         brain.switch_on_trial(hadm);
         assert!(brain.trial.is_some());
         let mut back = None;
@@ -1500,9 +1507,7 @@ mod tests {
 
     #[test]
     fn a_switch_that_pays_is_confirmed() {
-        let topo = topology(600);
-        let cfg = BrainConfig::for_node(&topo, 1, 0);
-        let mut brain = Brain::new(topo, cfg);
+        let mut brain = default_brain(600);
         for chunk in scan_resistant_stream(600, 60).chunks(512) {
             let batch: Vec<TelemetrySample> = chunk.iter().map(|&t| sample(t, false)).collect();
             brain.observe(&batch);
@@ -1515,9 +1520,7 @@ mod tests {
 
     #[test]
     fn a_switch_to_a_filter_its_fork_does_not_bear_out_is_held_back() {
-        let topo = topology(600);
-        let cfg = BrainConfig::for_node(&topo, 1, 0);
-        let mut brain = Brain::new(topo, cfg);
+        let mut brain = default_brain(600);
         // Pairs read 250 blocks apart: LRU hits every second read, "seen before" admission
         // refuses the first and admits the second, the block's last. Over three half-lives of
         // it, the forks of `hadm*` taken from LRU's cache trail it over whole epochs (the last
@@ -1526,12 +1529,7 @@ mod tests {
             brain.observe(&[sample(t, false)]);
         }
         assert_eq!(brain.knobs(), Knobs::LRU);
-        let hadm = brain
-            .cfg
-            .candidates
-            .iter()
-            .position(|k| k.history_admit)
-            .expect("the grid has history admission");
+        let hadm = history_admission(&brain);
         let f = brain.forks[brain.shadow_of[hadm]]
             .as_ref()
             .expect("a fork of each filter while LRU is installed");
@@ -1566,9 +1564,7 @@ mod tests {
 
     #[test]
     fn forks_run_only_while_the_knobs_in_force_keep_no_admission_state() {
-        let topo = topology(600);
-        let cfg = BrainConfig::for_node(&topo, 1, 0);
-        let mut brain = Brain::new(topo, cfg);
+        let mut brain = default_brain(600);
         for &t in &recency_pairs(250, 500, 1 << 40) {
             brain.observe(&[sample(t, false)]);
         }
@@ -1579,12 +1575,7 @@ mod tests {
             brain.shadows.iter().filter(|s| filters(&s.knobs())).count(),
             "one per filtered behaviour"
         );
-        let hadm = brain
-            .cfg
-            .candidates
-            .iter()
-            .position(|k| k.history_admit)
-            .expect("the grid has history admission");
+        let hadm = history_admission(&brain);
         brain.switch_to(hadm, None);
         brain.observe(&[sample(tag(7), false)]);
         assert!(brain.forks.is_empty(), "no forks under a filter");
@@ -1860,9 +1851,7 @@ mod tests {
     #[test]
     fn stays_put_when_no_candidate_is_better() {
         // Everything fits: every candidate hits the same accesses, nothing to switch for.
-        let topo = topology(2000);
-        let cfg = BrainConfig::for_node(&topo, 1, 0);
-        let mut brain = Brain::new(topo, cfg);
+        let mut brain = default_brain(2000);
         let mut x = 1u64;
         let batch: Vec<TelemetrySample> = (0..200_000)
             .map(|_| {
