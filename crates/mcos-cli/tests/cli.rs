@@ -16,8 +16,19 @@ fn stderr(o: &Output) -> String {
 }
 
 fn mooncake() -> Option<PathBuf> {
+    shared_trace("mooncake-conversation/conversation_trace.jsonl")
+}
+
+fn cloudphysics() -> Option<PathBuf> {
+    shared_trace("libcachesim-cloudphysics/cloudPhysicsIO.oracleGeneral.bin")
+}
+
+/// `../shared/traces/<rel>` beside this clone; CI must have it, elsewhere a test without it
+/// is skipped with the reason printed.
+fn shared_trace(rel: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/traces/mooncake-conversation/conversation_trace.jsonl");
+        .join("../../../shared/traces")
+        .join(rel);
     if p.exists() {
         return Some(p);
     }
@@ -1027,17 +1038,7 @@ fn object_traces_replay_at_byte_capacities() {
 /// filter's shadow kept (issue 16; the forks hold such switches back: BENCHMARKS.md).
 #[test]
 fn brain_is_not_below_lru_on_cloudphysics() {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/traces/libcachesim-cloudphysics/cloudPhysicsIO.oracleGeneral.bin");
-    if !p.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must have {}",
-            p.display()
-        );
-        eprintln!("skipped: {} not found", p.display());
-        return;
-    }
+    let Some(p) = cloudphysics() else { return };
     let out = mcos(&[
         "replay",
         "--trace",
@@ -1074,17 +1075,7 @@ fn brain_is_not_below_lru_on_cloudphysics() {
 /// with a bare byte count (the full reproduction is `mcos-workload`'s libcachesim_reference).
 #[test]
 fn compat_libcachesim_reads_bare_bytes() {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/traces/libcachesim-cloudphysics/cloudPhysicsIO.oracleGeneral.bin");
-    if !p.exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must have {}",
-            p.display()
-        );
-        eprintln!("skipped: {} not found", p.display());
-        return;
-    }
+    let Some(p) = cloudphysics() else { return };
     let out = mcos(&[
         "replay",
         "--trace",
